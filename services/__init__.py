@@ -1,0 +1,1 @@
+"""The independent services; each meets the others only on NATS subjects."""

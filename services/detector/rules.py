@@ -1,0 +1,413 @@
+"""Detection rules: pure functions of an event and a session's state, no I/O.
+
+The service and the offline `detect` command run exactly this code, and all time rules use
+event time, so replaying a session's events always yields the same verdicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.contract import (
+    AgentEvent,
+    ErrorEvent,
+    Intervention,
+    RetryStats,
+    SessionEnded,
+    SessionStarted,
+    Task,
+    ToolCall,
+    ToolResult,
+    Trigger,
+    intervention_id_for,
+)
+from shared.settings import Settings
+
+__all__ = [
+    "BUILTIN_CRITICAL_PATTERNS",
+    "DetectionConfig",
+    "SessionState",
+    "call_signature",
+    "classify_critical",
+    "evaluate",
+    "failure_fingerprint",
+]
+
+# Checked in this order; the first blocker type whose pattern matches wins.
+BUILTIN_CRITICAL_PATTERNS: dict[str, tuple[str, ...]] = {
+    "prisma_schema_error": (
+        r"prisma schema validation",
+        r"error validating datasource",
+        r"\bP1012\b",
+        r'command "prisma" not found',
+    ),
+    "port_conflict": (
+        r"EADDRINUSE",
+        r"address already in use",
+        r"port \d+ (?:is )?already in use",
+        r"port is already allocated",
+    ),
+    "redis_unavailable": (
+        r"ECONNREFUSED\s+\S*:6379\b",
+        r"could not connect to redis",
+        r"redis (?:is )?not running",
+        r"redis connection (?:refused|failed)",
+    ),
+    "db_connection": (
+        r"ECONNREFUSED\s+\S*:5432\b",
+        r"\bP1001\b",
+        r"can't reach database server",
+        r"could not connect to server",
+        r"connection to server at .* failed",
+        r"database connection failed",
+    ),
+    "module_not_found": (
+        r"ModuleNotFoundError",
+        r"No module named",
+        r"Cannot find module",
+        r"ERR_MODULE_NOT_FOUND",
+        r"Module not found",
+    ),
+    "missing_dependency": (r"command not found",),
+}
+
+SUGGESTED_RECOVERY = {
+    "prisma_schema_error": "Fix the Prisma schema (run `prisma validate`) and regenerate the client.",
+    "port_conflict": "Stop the process holding the port, or configure the app to use a free port.",
+    "redis_unavailable": "Start Redis (redis-server) and check it answers PING.",
+    "db_connection": "Start or restart PostgreSQL and check the connection settings.",
+    "module_not_found": "Install the missing module into the project's environment.",
+    "missing_dependency": "Install the missing command-line tool or add it to PATH.",
+}
+
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:[T _]\d{2}(?::\d{2}:\d{2}|_\d{2}_\d{2})(?:[.,_]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{8,}")
+_DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
+_EXCERPT_LIMIT = 500
+_FAILURE_TEXT_LIMIT = 4000
+_ALTERNATION_LENGTH = 6
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """The slice of Settings the rules read."""
+
+    enabled: bool = True
+    max_retries: int = 3
+    detect_infrastructure_errors: bool = True
+    loop_repeat_threshold: int = 4
+    error_rate_threshold: float = 0.15
+    error_rate_window: int = 50
+    error_rate_min_results: int = 20
+    session_duration_limit: float = 600.0
+    critical_patterns: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = ()
+    auto_recovery_blockers: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DetectionConfig:
+        merged: dict[str, list[str]] = {k: list(v) for k, v in BUILTIN_CRITICAL_PATTERNS.items()}
+        for blocker, extra in settings.critical_patterns.items():
+            merged.setdefault(blocker, []).extend(extra)
+        compiled = tuple(
+            (blocker, tuple(re.compile(p, re.IGNORECASE) for p in patterns))
+            for blocker, patterns in merged.items()
+        )
+        return cls(
+            enabled=settings.enabled,
+            max_retries=settings.max_retries,
+            detect_infrastructure_errors=settings.detect_infrastructure_errors,
+            loop_repeat_threshold=settings.loop_repeat_threshold,
+            error_rate_threshold=settings.error_rate_threshold,
+            error_rate_window=settings.error_rate_window,
+            error_rate_min_results=settings.error_rate_min_results,
+            session_duration_limit=settings.session_duration_limit,
+            critical_patterns=compiled,
+            auto_recovery_blockers=frozenset(settings.auto_recovery_blockers),
+        )
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def call_signature(tool: str | None, tool_input: dict[str, Any] | None) -> str:
+    """Same tool, same input (whitespace-insensitive): same signature."""
+    canonical = json.dumps(
+        {"tool": tool, "input": _normalise(tool_input or {})}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def failure_fingerprint(text: str) -> str:
+    """The failure text with volatile parts (times, ids, durations) masked."""
+    text = _TIMESTAMP.sub("<ts>", text)
+    text = _UUID.sub("<uuid>", text)
+    text = _HEX_RUN.sub("<hex>", text)
+    text = _DURATION.sub("<dur>", text)
+    return " ".join(text.split())
+
+
+def classify_critical(text: str, config: DetectionConfig) -> str | None:
+    for blocker, patterns in config.critical_patterns:
+        if any(p.search(text) for p in patterns):
+            return blocker
+    return None
+
+
+def _label(tool: str | None, tool_input: dict[str, Any] | None) -> str:
+    tool_input = tool_input or {}
+    command = tool_input.get("command")
+    if isinstance(command, str):
+        return " ".join(command.split())
+    compact = json.dumps(tool_input, sort_keys=True, default=str)
+    label = f"{tool or 'tool'} {compact}"
+    return label if len(label) <= 120 else label[:117] + "..."
+
+
+@dataclass(frozen=True)
+class _Completed:
+    """A finished call, as the loop rule compares them."""
+
+    signature: str
+    ok: bool
+    exit_code: int | None
+    fingerprint: str
+
+
+@dataclass
+class _Streak:
+    fingerprint: str
+    count: int
+    text: str
+
+
+@dataclass
+class SessionState:
+    """What the detector remembers about one session (within one resume epoch)."""
+
+    project_id: str
+    session_id: str
+    loop_length: int
+    window: int
+    started_at: datetime | None = None
+    workspace: str | None = None
+    task: Task | None = None
+    intervened: str | None = None
+    # Service bookkeeping: the stream sequence this epoch began at (events before it are stale).
+    epoch_start: int = 1
+    seen_event_ids: set[str] = field(default_factory=set)
+    pending_calls: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    calls_per_signature: dict[str, int] = field(default_factory=dict)
+    streaks: dict[str, _Streak] = field(default_factory=dict)
+    unique_errors: set[str] = field(default_factory=set)
+    completed: deque[_Completed] = field(init=False)
+    results: deque[bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.completed = deque(maxlen=max(self.loop_length, _ALTERNATION_LENGTH))
+        self.results = deque(maxlen=self.window)
+
+    @classmethod
+    def new(cls, project_id: str, session_id: str, config: DetectionConfig) -> SessionState:
+        return cls(
+            project_id=project_id,
+            session_id=session_id,
+            loop_length=config.loop_repeat_threshold,
+            window=config.error_rate_window,
+        )
+
+    def retry_stats(self) -> RetryStats:
+        repeats = [n - 1 for n in self.calls_per_signature.values() if n > 1]
+        return RetryStats(
+            total_retries=sum(repeats),
+            max_retries_on_single_command=max(repeats, default=0),
+            unique_errors=len(self.unique_errors),
+        )
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    trigger: Trigger
+    reason: str
+    excerpt: str = ""
+    blocker_type: str | None = None
+
+
+def _excerpt(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= _EXCERPT_LIMIT else text[: _EXCERPT_LIMIT - 3] + "..."
+
+
+def _on_tool_call(state: SessionState, event: ToolCall, config: DetectionConfig) -> _Verdict | None:
+    signature = call_signature(event.tool, event.input)
+    state.labels.setdefault(signature, _label(event.tool, event.input))
+    if event.call_id is not None:
+        state.pending_calls[event.call_id] = signature
+    state.calls_per_signature[signature] = state.calls_per_signature.get(signature, 0) + 1
+    streak = state.streaks.get(signature)
+    if streak is not None and streak.count >= config.max_retries:
+        return _Verdict(
+            trigger="retry_limit",
+            reason=f"Command attempted {streak.count + 1} times: {state.labels[signature]}",
+            excerpt=_excerpt(streak.text),
+        )
+    return None
+
+
+def _critical(text: str, config: DetectionConfig) -> _Verdict | None:
+    if not config.detect_infrastructure_errors:
+        return None
+    blocker = classify_critical(text, config)
+    if blocker is None:
+        return None
+    return _Verdict(
+        trigger="critical_error",
+        reason=f"Critical infrastructure error ({blocker}): {_excerpt(text).splitlines()[0]}",
+        excerpt=_excerpt(text),
+        blocker_type=blocker,
+    )
+
+
+def _is_loop(state: SessionState, config: DetectionConfig) -> str | None:
+    calls = list(state.completed)
+    n = config.loop_repeat_threshold
+    if len(calls) >= n and len(set(calls[-n:])) == 1:
+        return f"Same call repeated {n} times with the same outcome: {state.labels.get(calls[-1].signature, '?')}"
+    if len(calls) >= _ALTERNATION_LENGTH:
+        tail = calls[-_ALTERNATION_LENGTH:]
+        a, b = tail[0], tail[1]
+        if a != b and all(c == (a if i % 2 == 0 else b) for i, c in enumerate(tail)):
+            return (
+                "Alternating between two calls without progress: "
+                f"{state.labels.get(a.signature, '?')} / {state.labels.get(b.signature, '?')}"
+            )
+    return None
+
+
+def _on_tool_result(
+    state: SessionState, event: ToolResult, config: DetectionConfig
+) -> _Verdict | None:
+    signature = None
+    if event.call_id is not None:
+        signature = state.pending_calls.pop(event.call_id, None)
+    if signature is None:
+        signature = call_signature(event.tool, None)
+        state.labels.setdefault(signature, event.tool or "tool")
+    result = event.result
+    text = result.failure_text[:_FAILURE_TEXT_LIMIT]
+    fingerprint = failure_fingerprint(text) if not result.ok else ""
+    if result.ok:
+        state.streaks.pop(signature, None)
+    else:
+        state.unique_errors.add(fingerprint)
+        streak = state.streaks.get(signature)
+        if streak is not None and streak.fingerprint == fingerprint:
+            streak.count += 1
+            streak.text = text
+        else:
+            state.streaks[signature] = _Streak(fingerprint, 1, text)
+    state.completed.append(_Completed(signature, result.ok, result.exit_code, fingerprint))
+    state.results.append(result.ok)
+
+    if not result.ok:
+        verdict = _critical(text, config)
+        if verdict is not None:
+            return verdict
+    loop = _is_loop(state, config)
+    if loop is not None:
+        return _Verdict(trigger="loop_pattern", reason=loop, excerpt=_excerpt(text))
+    total = len(state.results)
+    failed = total - sum(state.results)
+    if total >= config.error_rate_min_results and failed / total > config.error_rate_threshold:
+        return _Verdict(
+            trigger="error_rate",
+            reason=(
+                f"Error rate {failed / total:.1%} over the last {total} tool results "
+                f"(threshold {config.error_rate_threshold:.0%})"
+            ),
+            excerpt=_excerpt(text),
+        )
+    return None
+
+
+def _on_duration(state: SessionState, event: AgentEvent, config: DetectionConfig) -> _Verdict | None:
+    if state.started_at is None:
+        return None
+    elapsed = (event.ts - state.started_at).total_seconds()
+    if elapsed > config.session_duration_limit:
+        return _Verdict(
+            trigger="session_duration",
+            reason=(
+                f"Session running for {elapsed:.0f} s, over its "
+                f"{config.session_duration_limit:.0f} s budget"
+            ),
+        )
+    return None
+
+
+def evaluate(state: SessionState, event: AgentEvent, config: DetectionConfig) -> Intervention | None:
+    """Fold one event into the state; return the intervention it triggers, if any.
+
+    At most one intervention per session: once intervened, events are ignored until the
+    service starts a new epoch for the session (after a resume).
+    """
+    if state.intervened is not None or event.event_id in state.seen_event_ids:
+        return None
+    state.seen_event_ids.add(event.event_id)
+    if state.started_at is None or isinstance(event, SessionStarted):
+        state.started_at = event.ts
+    if event.task is not None:
+        state.task = event.task
+    if isinstance(event, SessionStarted) and event.workspace:
+        state.workspace = event.workspace
+    if not config.enabled:
+        return None
+
+    verdict: _Verdict | None = None
+    if isinstance(event, ToolCall):
+        verdict = _on_tool_call(state, event, config)
+    elif isinstance(event, ToolResult):
+        verdict = _on_tool_result(state, event, config)
+    elif isinstance(event, ErrorEvent):
+        verdict = _critical(event.message, config)
+    if verdict is None and not isinstance(event, SessionEnded):
+        verdict = _on_duration(state, event, config)
+    if verdict is None:
+        return None
+
+    intervention = Intervention(
+        intervention_id=intervention_id_for(event.project_id, event.session_id, event.event_id),
+        project_id=event.project_id,
+        session_id=event.session_id,
+        trigger=verdict.trigger,
+        blocker_type=verdict.blocker_type,
+        reason=verdict.reason,
+        error_excerpt=verdict.excerpt,
+        event_seq=event.seq,
+        event_id=event.event_id,
+        retry_stats=state.retry_stats(),
+        task=state.task,
+        detected_at=event.ts,
+        can_auto_resume=verdict.blocker_type in config.auto_recovery_blockers,
+        suggested_recovery=SUGGESTED_RECOVERY.get(verdict.blocker_type or ""),
+        workspace=state.workspace,
+    )
+    state.intervened = intervention.intervention_id
+    return intervention

@@ -1,0 +1,169 @@
+"""The detector's I/O around the pure rules: restore, publish, checkpoint.
+
+State lives in memory for speed. It survives a crash because it is a function of the
+session's events: a session the detector has no state for is rebuilt by replaying its events
+from the AGENT_EVENTS stream, starting at the epoch recorded in a small checkpoint (written only
+when an intervention is emitted or a session is resumed, so the hot path does no extra I/O).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+from shared.bus import publish_event
+from shared.contract import (
+    AGENT_EVENTS_STREAM,
+    AgentEvent,
+    ContractError,
+    Intervention,
+    InterventionResumed,
+    SessionStarted,
+    Subjects,
+    parse_agent_event,
+)
+
+from .rules import DetectionConfig, SessionState, evaluate
+from .sessions import SessionBook
+
+__all__ = ["Detector"]
+
+log = logging.getLogger(__name__)
+
+
+def _checkpoint_key(project_id: str, session_id: str) -> str:
+    return f"{project_id}.{session_id}"
+
+
+class Detector:
+    def __init__(self, config: DetectionConfig, js: JetStreamContext, checkpoints: KeyValue) -> None:
+        self.book = SessionBook(config)
+        self.js = js
+        self.checkpoints = checkpoints
+        self.interventions_emitted = 0
+
+    async def on_event(self, data: bytes, subject: str, stream_seq: int) -> Intervention | None:
+        event = parse_agent_event(data)
+        expected = Subjects.agent_events(event.project_id, event.session_id)
+        if subject != expected:
+            raise ContractError(f"published on {subject} but its ids say {expected}")
+        state = self.book.get(event.project_id, event.session_id)
+        if state is None:
+            state = await self._restore(event, stream_seq)
+        if stream_seq < state.epoch_start:
+            return None  # from before the session was resumed
+        intervention = self.book.feed(event)
+        if intervention is not None:
+            await publish_event(
+                self.js,
+                Subjects.detected(intervention.project_id),
+                intervention,
+                msg_id=intervention.intervention_id,
+            )
+            await self._save_checkpoint(state, intervention.intervention_id)
+            self.interventions_emitted += 1
+            log.info(
+                "intervention %s: %s %s/%s: %s",
+                intervention.intervention_id,
+                intervention.trigger,
+                intervention.project_id,
+                intervention.session_id,
+                intervention.reason,
+            )
+        return intervention
+
+    def forget(self, data: bytes) -> None:
+        """Drop a session's memory after a failed step; the next delivery rebuilds it."""
+        try:
+            event = parse_agent_event(data)
+        except ContractError:
+            return
+        self.book.drop(event.project_id, event.session_id)
+
+    async def on_resumed(self, resumed: InterventionResumed) -> None:
+        """A human (or recovery) resumed the session: start a fresh epoch of its state."""
+        subject = Subjects.agent_events(resumed.project_id, resumed.session_id)
+        try:
+            last = await self.js.get_last_msg(AGENT_EVENTS_STREAM.name, subject)
+            epoch_start = (last.seq or 0) + 1
+        except NotFoundError:
+            epoch_start = 1
+        state = self.book.start_epoch(resumed.project_id, resumed.session_id)
+        state.epoch_start = epoch_start
+        await self._save_checkpoint(state, None)
+
+    async def _save_checkpoint(self, state: SessionState, intervention_id: str | None) -> None:
+        value = json.dumps({"epoch_start": state.epoch_start, "intervention_id": intervention_id})
+        await self.checkpoints.put(
+            _checkpoint_key(state.project_id, state.session_id), value.encode()
+        )
+
+    async def _restore(self, event: AgentEvent, stream_seq: int) -> SessionState:
+        state = self.book.start_epoch(event.project_id, event.session_id)
+        if isinstance(event, SessionStarted):
+            return state  # nothing can precede a session's start
+        try:
+            entry = await self.checkpoints.get(_checkpoint_key(event.project_id, event.session_id))
+            checkpoint = json.loads(entry.value or b"{}")
+        except KeyNotFoundError:
+            checkpoint = {}
+        state.epoch_start = int(checkpoint.get("epoch_start", 1))
+        replayed = 0
+        for earlier in await self._history(event, state.epoch_start, stream_seq):
+            evaluate(state, earlier, self.book.config)
+            replayed += 1
+        if checkpoint.get("intervention_id"):
+            state.intervened = checkpoint["intervention_id"]
+        if replayed:
+            log.info(
+                "restored %s/%s from %d earlier events",
+                event.project_id,
+                event.session_id,
+                replayed,
+            )
+        return state
+
+    async def _history(self, event: AgentEvent, start: int, end: int) -> list[AgentEvent]:
+        """The session's events with stream sequence in [start, end)."""
+        if start >= end:
+            return []
+        subject = Subjects.agent_events(event.project_id, event.session_id)
+        sub = await self.js.pull_subscribe(
+            subject,
+            stream=AGENT_EVENTS_STREAM.name,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=30.0,
+            ),
+        )
+        events: list[AgentEvent] = []
+        try:
+            while True:
+                try:
+                    batch = await sub.fetch(256, timeout=1.0)
+                except (TimeoutError, asyncio.TimeoutError):
+                    break
+                done = False
+                for msg in batch:
+                    if msg.metadata.sequence.stream >= end:
+                        done = True
+                        break
+                    try:
+                        events.append(parse_agent_event(msg.data))
+                    except ContractError:
+                        pass  # it went to the dead-letter subject the first time
+                    if msg.metadata.num_pending == 0:
+                        done = True
+                if done:
+                    break
+        finally:
+            await sub.unsubscribe()
+        return events

@@ -1,0 +1,87 @@
+"""The detector's memory of live sessions, shared by the service and offline replays."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.contract import AgentEvent, ContractError, Intervention, SessionEnded, parse_agent_event
+
+from .rules import DetectionConfig, SessionState, evaluate
+
+__all__ = ["ReplayProblem", "SessionBook", "intervention_json", "read_event_file", "replay"]
+
+SessionKey = tuple[str, str]
+
+
+class SessionBook:
+    """Per-session state, keyed by (project_id, session_id)."""
+
+    def __init__(self, config: DetectionConfig) -> None:
+        self.config = config
+        self._states: dict[SessionKey, SessionState] = {}
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, project_id: str, session_id: str) -> SessionState | None:
+        return self._states.get((project_id, session_id))
+
+    def start_epoch(self, project_id: str, session_id: str) -> SessionState:
+        """A fresh state: for a new session, or after a human resumed an intervened one."""
+        state = SessionState.new(project_id, session_id, self.config)
+        self._states[(project_id, session_id)] = state
+        return state
+
+    def drop(self, project_id: str, session_id: str) -> None:
+        self._states.pop((project_id, session_id), None)
+
+    def feed(self, event: AgentEvent) -> Intervention | None:
+        key = (event.project_id, event.session_id)
+        state = self._states.get(key) or self.start_epoch(*key)
+        intervention = evaluate(state, event, self.config)
+        if isinstance(event, SessionEnded):
+            # The session is over: its memory goes with it (a resume starts a new session).
+            self._states.pop(key, None)
+        return intervention
+
+
+@dataclass(frozen=True)
+class ReplayProblem:
+    line: int
+    reason: str
+
+
+def read_event_file(path: Path) -> Iterator[AgentEvent | ReplayProblem]:
+    """Events of a JSONL file in order; a bad line becomes a ReplayProblem, not an exception."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield parse_agent_event(line)
+            except ContractError as exc:
+                yield ReplayProblem(number, exc.reason)
+
+
+def replay(
+    items: Iterable[AgentEvent | ReplayProblem], config: DetectionConfig
+) -> Iterator[Intervention]:
+    """Run events through exactly the service's rules; report bad lines on stderr."""
+    book = SessionBook(config)
+    for item in items:
+        if isinstance(item, ReplayProblem):
+            print(f"line {item.line}: skipped: {item.reason}", file=sys.stderr)
+            continue
+        intervention = book.feed(item)
+        if intervention is not None:
+            yield intervention
+
+
+def intervention_json(intervention: Intervention) -> str:
+    return json.dumps(intervention.model_dump(mode="json"), sort_keys=True)
+
+

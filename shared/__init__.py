@@ -1,0 +1,1 @@
+"""Shared ground floor: the contract, settings, database, bus and embedded infrastructure."""

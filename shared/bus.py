@@ -1,0 +1,107 @@
+"""NATS plumbing shared by the services: provisioning and idempotent publishing.
+
+Streams, durable consumers and KV buckets are created here once (by `up`, by the deploy
+provisioning job, by the test fixtures). Services bind to them and never re-declare them, so
+no service can silently change another's stream settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from pydantic import BaseModel
+
+from .contract import CONSUMERS, KV_BUCKETS, STREAMS, DeadLetter, StreamSpec
+
+__all__ = ["connect", "dead_letter", "provision", "publish_event"]
+
+log = logging.getLogger(__name__)
+
+
+async def connect(url: str, name: str) -> Client:
+    """A client that keeps reconnecting for as long as the process lives."""
+    return await nats.connect(
+        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+    )
+
+
+def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        description=spec.description,
+        storage=StorageType.FILE,
+        duplicate_window=spec.duplicate_window_s,
+        max_age=spec.max_age_s,
+        num_replicas=replicas,
+    )
+
+
+async def provision(nc: Client, replicas: int = 1) -> None:
+    """Create or update every stream, durable consumer and KV bucket. Safe to run again."""
+    js = nc.jetstream()
+    for spec in STREAMS:
+        config = _stream_config(spec, replicas)
+        try:
+            await js.stream_info(spec.name)
+            await js.update_stream(config)
+        except NotFoundError:
+            await js.add_stream(config)
+    for consumer in CONSUMERS.all():
+        await js.add_consumer(
+            consumer.stream,
+            ConsumerConfig(
+                durable_name=consumer.durable,
+                filter_subject=consumer.filter_subject,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=consumer.ack_wait_s,
+                max_deliver=consumer.max_deliver,
+                max_ack_pending=consumer.max_ack_pending,
+                num_replicas=replicas,
+            ),
+        )
+    for bucket in KV_BUCKETS:
+        try:
+            await js.key_value(bucket)
+        except (NotFoundError, BadRequestError):
+            await js.create_key_value(
+                KeyValueConfig(bucket=bucket, history=5, replicas=replicas)
+            )
+    log.info("provisioned %d streams, %d consumers, %d buckets",
+             len(STREAMS), len(CONSUMERS.all()), len(KV_BUCKETS))  # fmt: skip
+
+
+def _encode(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
+
+
+async def publish_event(
+    js: JetStreamContext, subject: str, model: BaseModel, msg_id: str, timeout: float = 5.0
+) -> None:
+    """Publish to JetStream with a Nats-Msg-Id, so a retry of the same step is dropped."""
+    await js.publish(subject, _encode(model), headers={"Nats-Msg-Id": msg_id}, timeout=timeout)
+
+
+async def dead_letter(
+    js: JetStreamContext, dlq_subject: str, original_subject: str, payload: bytes, reason: str
+) -> None:
+    """Park a message nobody can process, with the reason, where an operator can find it."""
+    letter = DeadLetter(
+        reason=reason,
+        original_subject=original_subject,
+        payload=payload.decode("utf-8", errors="replace")[:65536],
+    )
+    log.warning("dead letter from %s: %s", original_subject, reason)
+    await js.publish(dlq_subject, _encode(letter), timeout=5.0)

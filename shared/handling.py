@@ -1,0 +1,74 @@
+"""How every JetStream handler treats a message: the acknowledgement policy, in one place.
+
+Ack only after the work is durable. A message that breaks the contract goes to a dead-letter
+subject with the reason and is acked. A transient failure (NATS or PostgreSQL unreachable) is
+redelivered with backoff, for as long as it takes. Any other failure is retried a few times
+and then dead-lettered, so one poison message never blocks a consumer or crashes a service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import asyncpg
+import nats.errors
+from faststream import Context
+from faststream.nats.message import NatsBatchMessage
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from .bus import dead_letter
+from .contract import ContractError
+
+__all__ = ["MAX_ATTEMPTS", "TRANSIENT_ERRORS", "Batch", "handle_durably"]
+
+log = logging.getLogger(__name__)
+
+# A pull batch, handed to the handler whole so it can process the messages in order.
+Batch = Annotated[NatsBatchMessage, Context("message")]
+
+MAX_ATTEMPTS = 5
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    nats.errors.Error,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(0.25 * 2 ** max(attempt - 1, 0), 15.0))
+
+
+async def handle_durably(
+    msg: Msg,
+    js: JetStreamContext,
+    dlq_subject: str,
+    work: Callable[[], Awaitable[object]],
+    on_failure: Callable[[], None] | None = None,
+) -> None:
+    try:
+        await work()
+    except ContractError as exc:
+        await dead_letter(js, dlq_subject, msg.subject, msg.data, exc.reason)
+        await msg.ack()
+    except Exception as exc:
+        if on_failure is not None:
+            on_failure()
+        attempt = msg.metadata.num_delivered or 1
+        if isinstance(exc, TRANSIENT_ERRORS) or attempt < MAX_ATTEMPTS:
+            log.warning("%s: attempt %d failed, will retry: %r", msg.subject, attempt, exc)
+            await msg.nak(delay=_backoff(attempt))
+            return
+        log.exception("%s: giving up after %d attempts", msg.subject, attempt)
+        await dead_letter(js, dlq_subject, msg.subject, msg.data, f"failed {attempt} times: {exc!r}")
+        await msg.ack()
+    else:
+        await msg.ack()

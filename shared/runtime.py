@@ -1,0 +1,95 @@
+"""What every service process does at start: settings, JSON logs, where the servers are."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from faststream.nats import NatsBroker
+
+from .settings import Settings, load_settings
+
+__all__ = ["ServiceContext", "configure_logging", "service_context"]
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line; ids passed with `extra=` become fields."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("intervention_id", "session_id", "project_id"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("faststream").setLevel(logging.WARNING)
+
+
+class ServiceContext:
+    """Settings plus the resolved server URLs for one service process."""
+
+    def __init__(self, service: str, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.nats_url = settings.nats_url or _embedded_nats_url(settings.data_dir)
+        self.database_url = settings.database_url or os.environ.get("YOKEFLOW_EMBEDDED_DATABASE_URL")
+
+    def broker(self) -> NatsBroker:
+        return NatsBroker(
+            self.nats_url,
+            name=f"yokeflow-{self.service}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            # Per-message "Received/Processed" lines are debug noise; errors still show.
+            logger=logging.getLogger("faststream.nats"),
+            log_level=logging.DEBUG,
+        )
+
+    def require_database(self) -> str:
+        if not self.database_url:
+            raise SystemExit(
+                f"{self.service}: DATABASE_URL is not set; start everything with "
+                "`yokeflow-intervention up` or point DATABASE_URL at PostgreSQL"
+            )
+        return self.database_url
+
+
+def _embedded_nats_url(data_dir: Path) -> str:
+    state = data_dir / "nats" / "server.json"
+    try:
+        port = json.loads(state.read_text())["port"]
+    except (OSError, ValueError, KeyError):
+        raise SystemExit(
+            "NATS_URL is not set and no embedded NATS server is running; start everything with "
+            "`yokeflow-intervention up` or point NATS_URL at a NATS server"
+        ) from None
+    return f"nats://127.0.0.1:{port}"
+
+
+def service_context(service: str) -> ServiceContext:
+    settings = load_settings()
+    configure_logging(service, settings.log_level)
+    return ServiceContext(service, settings)

@@ -1,0 +1,207 @@
+"""Configuration, in one place: defaults < `.yokeflow.yaml` (`intervention:`) < environment.
+
+Per-project notification preferences stored in PostgreSQL sit above all of these; the notifier
+applies them. Every error names the key and the layer it came from, because a typo in a YAML
+file should never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["DEFAULT_CONFIG_FILE", "Settings", "SettingsError", "load_settings"]
+
+DEFAULT_CONFIG_FILE = Path(".yokeflow.yaml")
+
+
+class SettingsError(ValueError):
+    """A configuration problem; the message names the key and where it was set."""
+
+
+class Settings(BaseSettings):
+    """Every setting of every service. Field names are the YAML keys of `intervention:`."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    # Infrastructure: unset means "launch the embedded servers under data_dir".
+    nats_url: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Path(".yokeflow")
+
+    # Detection rules.
+    enabled: bool = True
+    max_retries: int = Field(default=3, ge=1)
+    detect_infrastructure_errors: bool = True
+    loop_repeat_threshold: int = Field(default=4, ge=2)
+    error_rate_threshold: float = Field(default=0.15, ge=0.0, le=1.0)
+    error_rate_window: int = Field(default=50, ge=1)
+    error_rate_min_results: int = Field(default=20, ge=1)
+    session_duration_limit: float = Field(default=600.0, gt=0)
+    # Extra regular expressions per blocker type, checked after the built-in ones.
+    critical_patterns: dict[str, list[str]] = Field(default_factory=dict)
+    # Blocker types the recovery service has an automatic action for.
+    auto_recovery_blockers: list[str] = Field(
+        default_factory=lambda: [
+            "port_conflict",
+            "redis_unavailable",
+            "db_connection",
+            "module_not_found",
+        ]
+    )
+
+    # Resume: the command that starts the agent's next session (an argument list, never a
+    # shell string). The resume brief is passed in a file named by YOKEFLOW_RESUME_CONTEXT_FILE.
+    agent_command: list[str] = Field(default_factory=list)
+
+    # API and dashboard.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8765, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    dashboard_url: str | None = None
+
+    # Logging.
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() merges the layers itself so each error can name its layer.
+        return (init_settings,)
+
+    @field_validator("critical_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for blocker, patterns in value.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", blocker):
+                raise ValueError(f"blocker type {blocker!r} must be snake_case")
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{blocker}: bad regular expression {pattern!r}: {exc}") from exc
+        return value
+
+    @field_validator("agent_command", mode="before")
+    @classmethod
+    def _command_is_a_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a list of arguments, not a shell string")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        return self.nats_url is None or self.database_url is None
+
+
+# Environment variables with names of their own; every field is also YOKEFLOW_<FIELD>.
+_NAMED_ENV = {
+    "NATS_URL": "nats_url",
+    "DATABASE_URL": "database_url",
+    "API_TOKEN": "api_token",
+}
+_LIST_FIELDS = {"auto_recovery_blockers", "agent_command"}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, environ: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise SettingsError(f"{where}: environment variable ${{{name}}} is not set")
+
+        return _VAR.sub(substitute, value)
+    if isinstance(value, list):
+        return [_expand(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand(v, environ, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+def _read_yaml(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise SettingsError(f"{path}: expected a mapping at the top level")
+    section = document.get("intervention") or {}
+    if not isinstance(section, dict):
+        raise SettingsError(f"{path}: intervention: expected a mapping")
+    expanded: dict[str, Any] = _expand(section, environ, f"{path}: intervention")
+    return expanded
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Field name -> (variable name, raw value)."""
+    found: dict[str, tuple[str, str]] = {}
+    for name in Settings.model_fields:
+        variable = f"YOKEFLOW_{name.upper()}"
+        if variable in environ:
+            found[name] = (variable, environ[variable])
+    for variable, name in _NAMED_ENV.items():
+        if environ.get(variable):
+            found[name] = (variable, environ[variable])
+    return found
+
+
+def _environment_value(name: str, raw: str) -> Any:
+    if name in _LIST_FIELDS:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if name == "critical_patterns":
+        return yaml.safe_load(raw)
+    return raw
+
+
+def load_settings(
+    config_file: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings from the layers. A missing default file is fine; a named one must exist."""
+    env = os.environ if environ is None else environ
+    origin: dict[str, str] = {}
+    values: dict[str, Any] = {}
+
+    explicit = config_file or env.get("YOKEFLOW_CONFIG")
+    path = Path(explicit) if explicit else DEFAULT_CONFIG_FILE
+    if explicit and not path.is_file():
+        raise SettingsError(f"{path}: configuration file not found")
+    if path.is_file():
+        for key, value in _read_yaml(path, env).items():
+            values[key] = value
+            origin[key] = f"{path}: intervention.{key}"
+    for name, (variable, raw) in _read_environment(env).items():
+        values[name] = _environment_value(name, raw)
+        origin[name] = f"environment {variable}"
+
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors(include_url=False):
+            key = str(item["loc"][0]) if item["loc"] else "?"
+            where = origin.get(key, f"intervention.{key}")
+            detail = ".".join(str(p) for p in item["loc"][1:])
+            message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+            problems.append(f"{where}{'.' + detail if detail else ''}: {message}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

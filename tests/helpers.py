@@ -1,0 +1,79 @@
+"""Small helpers the tests share: example sessions under fresh ids, waiting, collecting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from shared.contract import Subjects
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "contract" / "examples"
+T = TypeVar("T")
+
+
+def example_events(name: str, project: str, session: str) -> list[dict[str, Any]]:
+    """An example session from the public contract, renamed so no other test shares it."""
+    events = []
+    for line in (EXAMPLES / name).read_text().splitlines():
+        if line.strip():
+            event = json.loads(line)
+            event["project_id"], event["session_id"] = project, session
+            event["event_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session}/{event['seq']}"))
+            events.append(event)
+    return events
+
+
+async def publish_events(nc: Client, events: list[dict[str, Any]]) -> None:
+    js = nc.jetstream()
+    for event in events:
+        await js.publish(
+            Subjects.agent_events(event["project_id"], event["session_id"]),
+            json.dumps(event).encode(),
+            headers={"Nats-Msg-Id": event["event_id"]},
+        )
+
+
+class Collector:
+    """Every message on a subject, as parsed JSON, while the test runs."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.subjects: list[str] = []
+
+    async def receive(self, msg: Msg) -> None:
+        self.subjects.append(msg.subject)
+        self.messages.append(json.loads(msg.data))
+
+
+async def collect(nc: Client, subject: str) -> Collector:
+    collector = Collector()
+    await nc.subscribe(subject, cb=collector.receive)
+    await nc.flush()
+    return collector
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]] | Callable[[], T | None],
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll until check() returns something truthy; fail with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)

@@ -1,0 +1,81 @@
+"""The detector service against a real NATS server, as its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ..helpers import collect, eventually, example_events, publish_events
+
+pytestmark = pytest.mark.integration
+
+
+async def test_retry_loop_becomes_one_intervention(nc, services, unique):
+    project, session = unique("shop"), unique("sess")
+    detected = await collect(nc, f"intervention.detected.{project}")
+    services.start("detector")
+    await publish_events(nc, example_events("retry_limit.jsonl", project, session))
+
+    await eventually(lambda: detected.messages, what="an intervention")
+    await asyncio.sleep(0.5)
+    assert len(detected.messages) == 1, services.logs()
+    intervention = detected.messages[0]
+    assert intervention["session_id"] == session
+    assert intervention["trigger"] == "retry_limit"
+    assert intervention["event_seq"] == 10
+    assert intervention["reason"] == "Command attempted 4 times: node dist/server.js"
+
+
+async def test_malformed_events_go_to_the_dead_letter_subject(nc, services, unique):
+    project, session = unique("shop"), unique("sess")
+    dlq = await collect(nc, "agent.dlq")
+    services.start("detector")
+    js = nc.jetstream()
+    subject = f"agent.events.{project}.{session}"
+    await js.publish(subject, b"{not json")
+    await js.publish(subject, json.dumps({"v": 1, "type": "tool_call", "project_id": project}).encode())
+    bad_type = {
+        "v": 1, "event_id": "e1", "type": "tool_result", "project_id": project,
+        "session_id": session, "seq": "three", "ts": "2026-10-05T14:00:00Z",
+        "result": {"ok": False},
+    }  # fmt: skip
+    await js.publish(subject, json.dumps(bad_type).encode())
+
+    letters = await eventually(lambda: len(dlq.messages) >= 3 and dlq.messages, what="3 dead letters")
+    reasons = [letter["reason"] for letter in letters if letter["original_subject"] == subject]
+    assert any("not valid JSON" in r for r in reasons)
+    assert any("session_id" in r and "Field required" in r for r in reasons)
+    assert any(r.startswith("seq:") for r in reasons)
+    # The service keeps working after poison messages.
+    detected = await collect(nc, f"intervention.detected.{project}")
+    await publish_events(nc, example_events("critical_port_conflict.jsonl", project, session))
+    found = await eventually(lambda: detected.messages, what="an intervention after poison")
+    assert found[0]["blocker_type"] == "port_conflict"
+
+
+async def test_killed_detector_remembers_retry_counts_and_never_duplicates(nc, services, unique):
+    project, session = unique("shop"), unique("sess")
+    detected = await collect(nc, f"intervention.detected.{project}")
+    events = example_events("retry_limit.jsonl", project, session)
+    detector = services.start("detector")
+    # Three identical failures are counted, then the detector dies.
+    await publish_events(nc, events[:9])
+    await asyncio.sleep(1.5)
+    services.kill9(detector)
+    services.start("detector")
+    # The fourth attempt arrives at a fresh process: it must know about the first three.
+    await publish_events(nc, events[9:])
+    try:
+        await eventually(lambda: detected.messages, what="an intervention after restart")
+    except AssertionError:
+        print(services.logs())
+        raise
+    # And a second crash-restart replaying the same events makes no second intervention.
+    await asyncio.sleep(1.0)
+    services.kill9(services.running[-1])
+    services.start("detector")
+    await publish_events(nc, events)  # a re-published session is deduplicated by event_id
+    await asyncio.sleep(2.0)
+    assert [m["event_seq"] for m in detected.messages] == [10], services.logs()
