@@ -63,6 +63,8 @@ async def provision(nc: Client, replicas: int = 1) -> None:
             consumer.stream,
             ConsumerConfig(
                 durable_name=consumer.durable,
+                deliver_subject=consumer.deliver_subject,
+                deliver_group=consumer.group,
                 filter_subject=consumer.filter_subject,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
@@ -76,9 +78,7 @@ async def provision(nc: Client, replicas: int = 1) -> None:
         try:
             await js.key_value(bucket)
         except (NotFoundError, BadRequestError):
-            await js.create_key_value(
-                KeyValueConfig(bucket=bucket, history=5, replicas=replicas)
-            )
+            await js.create_key_value(KeyValueConfig(bucket=bucket, history=5, replicas=replicas))
     log.info("provisioned %d streams, %d consumers, %d buckets",
              len(STREAMS), len(CONSUMERS.all()), len(KV_BUCKETS))  # fmt: skip
 

@@ -265,6 +265,7 @@ class InterventionResumed(_Model):
     resolution_notes: str = ""
     resolved_at: datetime
     resume_context: str
+    workspace: str | None = None
 
 
 class DeadLetter(_Model):
@@ -351,12 +352,25 @@ class StreamSpec:
 
 @dataclass(frozen=True)
 class ConsumerSpec:
+    """A durable push consumer with a deliver group: replicas of a service share its work.
+
+    Each replica's subscription runs its handler one message at a time, in stream order.
+    """
+
     stream: str
     durable: str
     filter_subject: str
     max_deliver: int = -1
     ack_wait_s: float = 30.0
     max_ack_pending: int = 1000
+
+    @property
+    def group(self) -> str:
+        return self.durable
+
+    @property
+    def deliver_subject(self) -> str:
+        return f"_yokeflow.deliver.{self.durable}"
 
 
 AGENT_EVENTS_STREAM = StreamSpec(

@@ -53,7 +53,9 @@ async def migrate(url: str) -> list[str]:
                        name text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = {
+                r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")
+            }
             done = []
             for version, name, sql in _migration_files():
                 if version in applied:

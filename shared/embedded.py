@@ -85,7 +85,8 @@ class EmbeddedNats:
     def _state_file(self) -> Path:
         return self.data_dir / "server.json"
 
-    def _reuse(self) -> bool:
+    def attach(self) -> bool:
+        """Adopt a server this data folder already runs; False when there is none."""
         try:
             state = json.loads(self._state_file.read_text())
         except (OSError, ValueError):
@@ -98,7 +99,7 @@ class EmbeddedNats:
 
     def start(self, reuse: bool = True) -> EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if reuse and self._reuse():
+        if reuse and self.attach():
             log.info("reusing NATS server pid %s at %s", self.pid, self.url)
             return self
         self.port = self.port or free_port(self.host)
@@ -166,6 +167,10 @@ class EmbeddedPostgres:
             raise InfrastructureError("PostgreSQL is not started")
         return self._uri
 
+    @property
+    def running(self) -> bool:
+        return (self.pgdata / "postmaster.pid").exists()
+
     def _server(self):  # type: ignore[no-untyped-def]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -210,7 +215,7 @@ class EmbeddedPostgres:
         pg_ctl(list(args), pgdata=self.pgdata, user=server.system_user, timeout=30)
 
     def stop(self) -> None:
-        if (self.pgdata / "postmaster.pid").exists():
+        if self.running:
             with contextlib.suppress(subprocess.CalledProcessError):
                 self._pg_ctl("-w", "-m", "fast", "stop")
 

@@ -11,24 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated
 
 import asyncpg
 import nats.errors
-from faststream import Context
-from faststream.nats.message import NatsBatchMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from .bus import dead_letter
 from .contract import ContractError
 
-__all__ = ["MAX_ATTEMPTS", "TRANSIENT_ERRORS", "Batch", "handle_durably"]
+__all__ = ["MAX_ATTEMPTS", "TRANSIENT_ERRORS", "handle_durably"]
 
 log = logging.getLogger(__name__)
-
-# A pull batch, handed to the handler whole so it can process the messages in order.
-Batch = Annotated[NatsBatchMessage, Context("message")]
 
 MAX_ATTEMPTS = 5
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -68,7 +62,9 @@ async def handle_durably(
             await msg.nak(delay=_backoff(attempt))
             return
         log.exception("%s: giving up after %d attempts", msg.subject, attempt)
-        await dead_letter(js, dlq_subject, msg.subject, msg.data, f"failed {attempt} times: {exc!r}")
+        await dead_letter(
+            js, dlq_subject, msg.subject, msg.data, f"failed {attempt} times: {exc!r}"
+        )
         await msg.ack()
     else:
         await msg.ack()

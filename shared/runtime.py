@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from faststream.nats import NatsBroker
 
+from .embedded import EmbeddedPostgres
 from .settings import Settings, load_settings
 
 __all__ = ["ServiceContext", "configure_logging", "service_context"]
@@ -55,7 +55,7 @@ class ServiceContext:
         self.service = service
         self.settings = settings
         self.nats_url = settings.nats_url or _embedded_nats_url(settings.data_dir)
-        self.database_url = settings.database_url or os.environ.get("YOKEFLOW_EMBEDDED_DATABASE_URL")
+        self.database_url = settings.database_url or _embedded_database_url(settings.data_dir)
 
     def broker(self) -> NatsBroker:
         return NatsBroker(
@@ -87,6 +87,13 @@ def _embedded_nats_url(data_dir: Path) -> str:
             "`yokeflow-intervention up` or point NATS_URL at a NATS server"
         ) from None
     return f"nats://127.0.0.1:{port}"
+
+
+def _embedded_database_url(data_dir: Path) -> str | None:
+    pg = EmbeddedPostgres(data_dir / "postgres")
+    if not pg.running:
+        return None
+    return pg.start().url
 
 
 def service_context(service: str) -> ServiceContext:

@@ -92,7 +92,9 @@ class Settings(BaseSettings):
                 try:
                     re.compile(pattern)
                 except re.error as exc:
-                    raise ValueError(f"{blocker}: bad regular expression {pattern!r}: {exc}") from exc
+                    raise ValueError(
+                        f"{blocker}: bad regular expression {pattern!r}: {exc}"
+                    ) from exc
         return value
 
     @field_validator("agent_command", mode="before")

@@ -77,3 +77,18 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def stream_count(nc: Client, stream: str, subject: str) -> int:
+    """How many messages the stream stores on a subject: what a JetStream consumer receives."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    js = nc.jetstream()
+    sub = await js.pull_subscribe(
+        subject, stream=stream, config=ConsumerConfig(ack_policy=AckPolicy.NONE)
+    )
+    try:
+        info = await sub.consumer_info()
+        return int(info.num_pending or 0)
+    finally:
+        await sub.unsubscribe()

@@ -6,7 +6,7 @@ from functools import partial
 
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, PullSub
+from faststream.nats import JStream, NatsMessage
 
 from shared.contract import (
     AGENT_EVENTS_STREAM,
@@ -17,7 +17,7 @@ from shared.contract import (
     Subjects,
     parse_message,
 )
-from shared.handling import Batch, handle_durably
+from shared.handling import handle_durably
 from shared.runtime import ServiceContext, service_context
 
 from .rules import DetectionConfig
@@ -39,43 +39,44 @@ def create_app(context: ServiceContext) -> FastStream:
         checkpoints = await js.key_value(DETECTOR_CHECKPOINT_BUCKET)
         detector = Detector(DetectionConfig.from_settings(context.settings), js, checkpoints)
 
-    # A batch subscriber, processed in order: FastStream runs the messages of a plain pull
-    # batch concurrently, which would reorder a session's events.
+    events = CONSUMERS.detector_events
+
     @broker.subscriber(
-        CONSUMERS.detector_events.filter_subject,
+        events.filter_subject,
+        queue=events.group,
         stream=JStream(AGENT_EVENTS_STREAM.name, declare=False),
-        durable=CONSUMERS.detector_events.durable,
-        pull_sub=PullSub(batch_size=256, timeout=0.01, batch=True),
+        durable=events.durable,
         ack_policy=AckPolicy.MANUAL,
         description="Every agent event; emits intervention.detected.<project_id>.",
     )
-    async def on_agent_events(batch: Batch) -> None:
+    async def on_agent_event(msg: NatsMessage) -> None:
         assert detector is not None
-        for raw in batch.raw_message:
-            await handle_durably(
-                raw,
-                detector.js,
-                Subjects.AGENT_DLQ,
-                partial(detector.on_event, raw.data, raw.subject, raw.metadata.sequence.stream),
-                on_failure=partial(detector.forget, raw.data),
-            )
+        raw = msg.raw_message
+        await handle_durably(
+            raw,
+            detector.js,
+            Subjects.AGENT_DLQ,
+            partial(detector.on_event, raw.data, raw.subject, raw.metadata.sequence.stream),
+            on_failure=partial(detector.forget, raw.data),
+        )
+
+    resumes = CONSUMERS.detector_resumes
 
     @broker.subscriber(
-        CONSUMERS.detector_resumes.filter_subject,
+        resumes.filter_subject,
+        queue=resumes.group,
         stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
-        durable=CONSUMERS.detector_resumes.durable,
-        pull_sub=PullSub(batch_size=16, timeout=0.05, batch=True),
+        durable=resumes.durable,
         ack_policy=AckPolicy.MANUAL,
         description="Resumed sessions get a fresh epoch of detector state.",
     )
-    async def on_resumed(batch: Batch) -> None:
+    async def on_resumed(msg: NatsMessage) -> None:
         assert detector is not None
-        for raw in batch.raw_message:
 
-            async def work(data: bytes = raw.data) -> None:
-                await detector.on_resumed(parse_message(InterventionResumed, data))
+        async def work() -> None:
+            await detector.on_resumed(parse_message(InterventionResumed, msg.raw_message.data))
 
-            await handle_durably(raw, detector.js, Subjects.INTERVENTION_DLQ, work)
+        await handle_durably(msg.raw_message, detector.js, Subjects.INTERVENTION_DLQ, work)
 
     return app
 

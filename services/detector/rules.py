@@ -347,7 +347,9 @@ def _on_tool_result(
     return None
 
 
-def _on_duration(state: SessionState, event: AgentEvent, config: DetectionConfig) -> _Verdict | None:
+def _on_duration(
+    state: SessionState, event: AgentEvent, config: DetectionConfig
+) -> _Verdict | None:
     if state.started_at is None:
         return None
     elapsed = (event.ts - state.started_at).total_seconds()
@@ -362,7 +364,9 @@ def _on_duration(state: SessionState, event: AgentEvent, config: DetectionConfig
     return None
 
 
-def evaluate(state: SessionState, event: AgentEvent, config: DetectionConfig) -> Intervention | None:
+def evaluate(
+    state: SessionState, event: AgentEvent, config: DetectionConfig
+) -> Intervention | None:
     """Fold one event into the state; return the intervention it triggers, if any.
 
     At most one intervention per session: once intervened, events are ignored until the

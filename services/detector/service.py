@@ -42,7 +42,9 @@ def _checkpoint_key(project_id: str, session_id: str) -> str:
 
 
 class Detector:
-    def __init__(self, config: DetectionConfig, js: JetStreamContext, checkpoints: KeyValue) -> None:
+    def __init__(
+        self, config: DetectionConfig, js: JetStreamContext, checkpoints: KeyValue
+    ) -> None:
         self.book = SessionBook(config)
         self.js = js
         self.checkpoints = checkpoints

@@ -83,5 +83,3 @@ def replay(
 
 def intervention_json(intervention: Intervention) -> str:
     return json.dumps(intervention.model_dump(mode="json"), sort_keys=True)
-
-

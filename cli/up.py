@@ -1,0 +1,175 @@
+"""`yokeflow-intervention up`: infrastructure, provisioning, and every service, supervised."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+
+from shared.bus import provision
+from shared.db import migrate
+from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from shared.settings import Settings
+
+__all__ = ["Infrastructure", "ServiceSpec", "Supervisor", "prepare_infrastructure", "run_up"]
+
+SERVICES = ("detector", "pauser", "orchestrator")
+
+
+@dataclass
+class Infrastructure:
+    nats_url: str
+    database_url: str
+    started: list[EmbeddedNats | EmbeddedPostgres] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for server in reversed(self.started):
+            server.stop()
+
+
+def prepare_infrastructure(settings: Settings, report: bool = True) -> Infrastructure:
+    """Start what is not configured, then create streams, consumers, buckets and tables."""
+    started: list[EmbeddedNats | EmbeddedPostgres] = []
+    data_dir = settings.data_dir.resolve()
+    nats_url = settings.nats_url
+    if nats_url is None:
+        server = EmbeddedNats(data_dir / "nats")
+        was_running = server.attach()
+        server.start()
+        if not was_running:
+            started.append(server)
+        nats_url = server.url
+        _say(report, f"NATS (embedded, JetStream)  {nats_url}  data: {server.data_dir}")
+    else:
+        _say(report, f"NATS (configured)           {nats_url}")
+    database_url = settings.database_url
+    if database_url is None:
+        pg = EmbeddedPostgres(data_dir / "postgres")
+        was_running = pg.running
+        pg.start()
+        if not was_running:
+            started.append(pg)
+        database_url = pg.url
+        _say(report, f"PostgreSQL (embedded)       {pg.pgdata}")
+    else:
+        _say(report, "PostgreSQL (configured)     DATABASE_URL")
+
+    async def setup() -> list[str]:
+        nc = await nats.connect(nats_url, connect_timeout=5)
+        try:
+            await provision(nc)
+        finally:
+            await nc.close()
+        return await migrate(database_url)
+
+    applied = asyncio.run(setup())
+    _say(report, f"provisioned streams, consumers, buckets; migrations applied: {len(applied)}")
+    return Infrastructure(nats_url, database_url, started)
+
+
+def _say(report: bool, line: str) -> None:
+    if report:
+        print(f"  {line}", flush=True)
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Supervisor:
+    """Runs service processes, restarts one that dies (with backoff), stops all on exit."""
+
+    def __init__(self, base_env: dict[str, str], log_dir: Path) -> None:
+        self.base_env = base_env
+        self.log_dir = log_dir
+        self.processes: dict[str, tuple[ServiceSpec, subprocess.Popen[bytes], float]] = {}
+        self.restarts: dict[str, int] = {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, spec: ServiceSpec) -> None:
+        log = (self.log_dir / f"{spec.name}.log").open("ab")
+        process = subprocess.Popen(
+            spec.argv,
+            env={**self.base_env, **spec.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[spec.name] = (spec, process, time.monotonic())
+
+    def check(self) -> None:
+        for name, (spec, process, started) in list(self.processes.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            count = self.restarts.get(name, 0) + 1
+            self.restarts[name] = count
+            # Back off when a service keeps dying right after start.
+            if time.monotonic() - started < 5 and count > 3:
+                time.sleep(min(count, 10))
+            print(f"  ! {name} exited with {code}; restarting (see {self.log_dir}/{name}.log)")
+            self.start(spec)
+
+    def stop(self) -> None:
+        for _, process, _ in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, process, _ in self.processes.values():
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def service_argv(name: str) -> list[str]:
+    return [sys.executable, "-m", f"services.{name}"]
+
+
+def run_up(settings: Settings, demo: bool) -> int:
+    print("YokeFlow Intervention: starting", flush=True)
+    infra = prepare_infrastructure(settings)
+    env = {
+        **os.environ,
+        "NATS_URL": infra.nats_url,
+        "DATABASE_URL": infra.database_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
+    for name in SERVICES:
+        supervisor.start(ServiceSpec(name, service_argv(name)))
+    if demo:
+        supervisor.start(
+            ServiceSpec("demo-agent", [sys.executable, "-m", "cli.demo_agent", "--loop"])
+        )
+    print(f"  services: {', '.join(supervisor.processes)}  logs: {supervisor.log_dir}")
+    print("Running. Ctrl-C stops everything.", flush=True)
+
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stopping:
+            supervisor.check()
+            time.sleep(0.5)
+    finally:
+        print("\nstopping services...", flush=True)
+        supervisor.stop()
+        infra.stop()
+        print("stopped.", flush=True)
+    return 0

@@ -1,0 +1,160 @@
+"""Pauser service: intervention.detected in, durable pause out; serves the pause commands."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from faststream import FastStream
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsMessage
+from pydantic import BaseModel
+
+from shared.commands import IdRequest, ListRequest, NextSessionRequest, PauseRequest, ResumeRequest
+from shared.contract import (
+    AGENT_EVENTS_STREAM,
+    CONSUMERS,
+    CONTROL_BUCKET,
+    INTERVENTIONS_STREAM,
+    ContractError,
+    Intervention,
+    SessionEnded,
+    SessionStarted,
+    Subjects,
+    parse_agent_event,
+    parse_message,
+)
+from shared.db import create_pool
+from shared.handling import handle_durably
+from shared.runtime import ServiceContext, service_context
+
+from .commands import run_command
+from .manager import PausedSessionManager
+from .store import PausedSessionStore
+
+__all__ = ["create_app"]
+
+_LIFECYCLE_MARKERS = (b'"session_started"', b'"session_ended"')
+
+
+def create_app(context: ServiceContext) -> FastStream:
+    broker = context.broker()
+    app = FastStream(broker)
+    manager: PausedSessionManager | None = None
+
+    @app.on_startup
+    async def connect() -> None:
+        nonlocal manager
+        pool = await create_pool(context.require_database())
+        await broker.connect()
+        js = broker.connection.jetstream()
+        control = await js.key_value(CONTROL_BUCKET)
+        manager = PausedSessionManager(PausedSessionStore(pool), js, control)
+
+    @app.after_shutdown
+    async def close() -> None:
+        if manager is not None:
+            await manager.store.pool.close()
+
+    detected = CONSUMERS.pauser_detected
+
+    @broker.subscriber(
+        detected.filter_subject,
+        queue=detected.group,
+        stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
+        durable=detected.durable,
+        ack_policy=AckPolicy.MANUAL,
+        description="Records each detected intervention and pauses its session.",
+    )
+    async def on_detected(msg: NatsMessage) -> None:
+        assert manager is not None
+
+        async def work() -> None:
+            await manager.handle_detected(parse_message(Intervention, msg.raw_message.data))
+
+        await handle_durably(msg.raw_message, manager.js, Subjects.INTERVENTION_DLQ, work)
+
+    lifecycle = CONSUMERS.pauser_sessions
+
+    @broker.subscriber(
+        lifecycle.filter_subject,
+        queue=lifecycle.group,
+        stream=JStream(AGENT_EVENTS_STREAM.name, declare=False),
+        durable=lifecycle.durable,
+        ack_policy=AckPolicy.MANUAL,
+        description="Fills the projects and sessions tables from session_started/ended.",
+    )
+    async def on_session_lifecycle(msg: NatsMessage) -> None:
+        assert manager is not None
+        raw = msg.raw_message
+        if not any(marker in raw.data for marker in _LIFECYCLE_MARKERS):
+            await raw.ack()
+            return
+        await handle_durably(raw, manager.js, Subjects.AGENT_DLQ, partial(register, raw.data))
+
+    async def register(data: bytes) -> None:
+        assert manager is not None
+        try:
+            event = parse_agent_event(data)
+        except ContractError:
+            return  # the detector dead-letters malformed events; one letter is enough
+        if isinstance(event, SessionStarted):
+            await manager.store.session_started(event)
+        elif isinstance(event, SessionEnded):
+            await manager.store.session_ended(event)
+
+    def command(
+        name: str, model: type[BaseModel]
+    ) -> Callable[[Callable[..., Awaitable[Any]]], None]:
+        def register_command(operation: Callable[..., Awaitable[Any]]) -> None:
+            @broker.subscriber(Subjects.command(name), queue="pauser", title=f"command {name}")
+            async def serve(msg: NatsMessage) -> dict[str, Any]:
+                reply = await run_command(msg.raw_message.data, model, operation)
+                return reply.model_dump(mode="json")
+
+        return register_command
+
+    @command("pause_session", PauseRequest)
+    async def pause_session(request: PauseRequest) -> Any:
+        assert manager is not None
+        return await manager.pause_session(request)
+
+    @command("resume_session", ResumeRequest)
+    async def resume_session(request: ResumeRequest) -> Any:
+        assert manager is not None
+        return await manager.resume_session(request)
+
+    @command("get_active_pauses", ListRequest)
+    async def get_active_pauses(request: ListRequest) -> Any:
+        assert manager is not None
+        return await manager.list(request.project_id, True, request.limit, request.offset)
+
+    @command("get_intervention_history", ListRequest)
+    async def get_intervention_history(request: ListRequest) -> Any:
+        assert manager is not None
+        return await manager.list(request.project_id, False, request.limit, request.offset)
+
+    @command("get_intervention", IdRequest)
+    async def get_intervention(request: IdRequest) -> Any:
+        assert manager is not None
+        return await manager.get_intervention(request.intervention_id)
+
+    @command("can_auto_resume", IdRequest)
+    async def can_auto_resume(request: IdRequest) -> Any:
+        assert manager is not None
+        row = await manager.get_intervention(request.intervention_id)
+        return bool(row["can_auto_resume"]) and not row["resolved"]
+
+    @command("record_next_session", NextSessionRequest)
+    async def record_next_session(request: NextSessionRequest) -> Any:
+        assert manager is not None
+        return await manager.store.set_next_session(request.intervention_id, request.session_id)
+
+    return app
+
+
+def main() -> None:
+    import asyncio
+
+    asyncio.run(create_app(service_context("pauser")).run())

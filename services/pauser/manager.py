@@ -1,0 +1,180 @@
+"""PausedSessionManager: every pause and resume goes through here.
+
+Each step is idempotent (row keyed by intervention id, KV put of the same state, publish with a
+Nats-Msg-Id), so a redelivered message, or a pauser killed between any two steps, ends in the
+same state with nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from shared.bus import publish_event
+from shared.commands import PauseRequest, ResumeRequest
+from shared.contract import (
+    Intervention,
+    InterventionPaused,
+    InterventionResumed,
+    RetryStats,
+    SessionControl,
+    Subjects,
+    Task,
+)
+
+from .briefs import resume_brief
+from .store import PausedSessionStore, UnknownIntervention
+
+__all__ = ["PausedSessionManager", "resume_key"]
+
+log = logging.getLogger(__name__)
+
+
+def resume_key(project_id: str) -> str:
+    """KV key holding the latest resume brief of a project, for its next SessionStart hook."""
+    return f"resume.{project_id}"
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+class PausedSessionManager:
+    def __init__(self, store: PausedSessionStore, js: JetStreamContext, control: KeyValue) -> None:
+        self.store = store
+        self.js = js
+        self.control = control
+
+    async def handle_detected(self, intervention: Intervention) -> dict[str, Any] | None:
+        row, created = await self.store.record_pause(intervention, datetime.now(UTC))
+        if row is None:
+            log.info(
+                "session already paused by another intervention; %s not recorded",
+                intervention.intervention_id,
+                extra={"intervention_id": intervention.intervention_id,
+                       "session_id": intervention.session_id},
+            )  # fmt: skip
+            return None
+        if row["resolved"]:
+            return row  # resumed since; re-pausing now would undo the human's decision
+        await self.control.put(
+            intervention.session_id,
+            SessionControl(
+                state="paused",
+                intervention_id=intervention.intervention_id,
+                reason=intervention.reason,
+                trigger=intervention.trigger,
+                blocker_type=intervention.blocker_type,
+                error_excerpt=intervention.error_excerpt,
+                retry_stats=intervention.retry_stats,
+                task=intervention.task,
+                suggested_recovery=intervention.suggested_recovery,
+                updated_at=row["paused_at"],
+            )
+            .model_dump_json()
+            .encode(),
+        )
+        paused = InterventionPaused(**intervention.model_dump(), paused_at=row["paused_at"])
+        await publish_event(
+            self.js,
+            Subjects.paused(intervention.project_id),
+            paused,
+            msg_id=f"{intervention.intervention_id}:paused",
+        )
+        if created:
+            log.info(
+                "paused session %s: %s",
+                intervention.session_id,
+                intervention.reason,
+                extra={"intervention_id": intervention.intervention_id,
+                       "session_id": intervention.session_id},
+            )  # fmt: skip
+        return row
+
+    async def pause_session(self, request: PauseRequest) -> dict[str, Any]:
+        """A human's pause: published as an intervention like any other, then applied."""
+        project_id = await self.store.project_of_session(request.session_id)
+        existing = await self.store.active_for_session(request.session_id)
+        if existing is not None:
+            return _json_safe(existing)
+        session = await self.store.pool.fetchrow(
+            "SELECT workspace, task_id, task_description FROM sessions WHERE id = $1",
+            request.session_id,
+        )
+        now = datetime.now(UTC)
+        intervention = Intervention(
+            intervention_id=str(uuid.uuid4()),
+            project_id=project_id,
+            session_id=request.session_id,
+            trigger="manual",
+            reason=f"Paused by {request.paused_by}: {request.reason}",
+            retry_stats=RetryStats(),
+            task=Task(id=session["task_id"], description=session["task_description"] or "")
+            if session and session["task_id"]
+            else None,
+            detected_at=now,
+            workspace=session["workspace"] if session else None,
+        )
+        await publish_event(
+            self.js,
+            Subjects.detected(project_id),
+            intervention,
+            msg_id=intervention.intervention_id,
+        )
+        row = await self.handle_detected(intervention)
+        assert row is not None
+        return _json_safe(row)
+
+    async def resume_session(self, request: ResumeRequest) -> dict[str, Any]:
+        row = await self.store.get(request.intervention_id)
+        if row is None:
+            raise UnknownIntervention(f"unknown intervention {request.intervention_id!r}")
+        brief = resume_brief(row, request.resolved_by, request.resolution_notes)
+        resolved = await self.store.resolve(
+            request.intervention_id, request.resolved_by, request.resolution_notes, brief
+        )
+        await self.announce_resume(resolved)
+        return _json_safe(resolved)
+
+    async def announce_resume(self, row: dict[str, Any]) -> None:
+        """Set the session running and publish the resume (both idempotent)."""
+        resumed = InterventionResumed(
+            intervention_id=row["id"],
+            project_id=row["project_id"],
+            session_id=row["session_id"],
+            resolved_by=row["resolved_by"],
+            resolution_notes=row["resolution_notes"] or "",
+            resolved_at=row["resolved_at"],
+            resume_context=row["resume_context"] or "",
+            workspace=(row.get("blocker_info") or {}).get("workspace"),
+        )
+        await self.control.put(
+            row["session_id"],
+            SessionControl(
+                state="running", intervention_id=row["id"], updated_at=row["resolved_at"]
+            )
+            .model_dump_json()
+            .encode(),
+        )
+        await self.control.put(resume_key(row["project_id"]), resumed.model_dump_json().encode())
+        await publish_event(
+            self.js, Subjects.resumed(row["project_id"]), resumed, msg_id=f"{row['id']}:resumed"
+        )
+
+    async def list(
+        self, project_id: str | None, active_only: bool, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        rows = await self.store.list(project_id, active_only, limit, offset)
+        return [_json_safe(r) for r in rows]
+
+    async def get_intervention(self, intervention_id: str) -> dict[str, Any]:
+        row = await self.store.get(intervention_id)
+        if row is None:
+            raise UnknownIntervention(f"unknown intervention {intervention_id!r}")
+        actions = await self.store.actions(intervention_id)
+        return {**_json_safe(row), "actions": [_json_safe(a) for a in actions]}

@@ -1,0 +1,255 @@
+"""The pauser's tables: paused_sessions, intervention_actions, projects and sessions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.contract import Intervention, SessionEnded, SessionStarted
+
+__all__ = ["AlreadyResolved", "PausedSessionStore", "UnknownIntervention", "UnknownSession"]
+
+
+class UnknownIntervention(LookupError):
+    pass
+
+
+class UnknownSession(LookupError):
+    pass
+
+
+class AlreadyResolved(RuntimeError):
+    pass
+
+
+def _record(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    record = dict(row)
+    for key in ("blocker_info", "retry_stats", "intervention"):
+        if isinstance(record.get(key), str):
+            record[key] = json.loads(record[key])
+    return record
+
+
+_UPSERT_PROJECT = "INSERT INTO projects (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING"
+
+
+class PausedSessionStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def session_started(self, event: SessionStarted) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_UPSERT_PROJECT, event.project_id)
+            await conn.execute(
+                """INSERT INTO sessions (id, project_id, workspace, task_id, task_description,
+                                         started_at, resumed_from)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (id) DO UPDATE SET
+                       workspace = EXCLUDED.workspace,
+                       task_id = COALESCE(EXCLUDED.task_id, sessions.task_id),
+                       task_description = COALESCE(EXCLUDED.task_description,
+                                                   sessions.task_description),
+                       started_at = EXCLUDED.started_at,
+                       resumed_from = EXCLUDED.resumed_from""",
+                event.session_id,
+                event.project_id,
+                event.workspace,
+                event.task.id if event.task else None,
+                event.task.description if event.task else None,
+                event.ts,
+                event.resumed_from,
+            )
+
+    async def session_ended(self, event: SessionEnded) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_UPSERT_PROJECT, event.project_id)
+            await conn.execute(
+                """INSERT INTO sessions (id, project_id, ended_at, status, end_reason)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (id) DO UPDATE SET ended_at = EXCLUDED.ended_at,
+                       status = EXCLUDED.status, end_reason = EXCLUDED.end_reason""",
+                event.session_id,
+                event.project_id,
+                event.ts,
+                "paused" if event.reason == "paused" else "ended",
+                event.reason,
+            )
+
+    async def project_of_session(self, session_id: str) -> str:
+        project = await self.pool.fetchval(
+            "SELECT project_id FROM sessions WHERE id = $1", session_id
+        )
+        if project is None:
+            raise UnknownSession(f"unknown session {session_id!r}")
+        return str(project)
+
+    async def record_pause(
+        self, intervention: Intervention, paused_at: datetime
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Insert the paused row and its `paused` action once; return (row, created).
+
+        The row is None when the session already has another unresolved pause.
+        """
+        task = intervention.task
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_UPSERT_PROJECT, intervention.project_id)
+            await conn.execute(
+                """INSERT INTO sessions (id, project_id, workspace, task_id, task_description)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING""",
+                intervention.session_id,
+                intervention.project_id,
+                intervention.workspace,
+                task.id if task else None,
+                task.description if task else None,
+            )
+            inserted = await conn.fetchrow(
+                """INSERT INTO paused_sessions (
+                       id, session_id, project_id, pause_reason, pause_type, blocker_info,
+                       retry_stats, current_task_id, current_task_description, paused_at,
+                       can_auto_resume, blocker_type, event_seq, detected_at, intervention)
+                   VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12,
+                           $13, $14, $15::jsonb)
+                   ON CONFLICT DO NOTHING
+                   RETURNING *""",
+                intervention.intervention_id,
+                intervention.session_id,
+                intervention.project_id,
+                intervention.reason,
+                intervention.trigger,
+                json.dumps(
+                    {
+                        "blocker_type": intervention.blocker_type,
+                        "error_excerpt": intervention.error_excerpt,
+                        "suggested_recovery": intervention.suggested_recovery,
+                        "workspace": intervention.workspace,
+                    }
+                ),
+                intervention.retry_stats.model_dump_json(),
+                task.id if task else None,
+                task.description if task else None,
+                paused_at,
+                intervention.can_auto_resume,
+                intervention.blocker_type,
+                intervention.event_seq,
+                intervention.detected_at,
+                intervention.model_dump_json(),
+            )
+            if inserted is not None:
+                await self._action(conn, intervention.intervention_id, "paused", "succeeded",
+                                   {"trigger": intervention.trigger, "reason": intervention.reason})  # fmt: skip
+                return _record(inserted), True
+        existing = await self.get(intervention.intervention_id)
+        return existing, False
+
+    @staticmethod
+    async def _action(
+        conn: asyncpg.Connection,
+        intervention_id: str,
+        kind: str,
+        status: str,
+        details: dict[str, Any],
+    ) -> None:
+        await conn.execute(
+            """INSERT INTO intervention_actions (paused_session_id, action_type, action_status,
+                                                 action_details)
+               VALUES ($1, $2, $3, $4::jsonb)""",
+            intervention_id,
+            kind,
+            status,
+            json.dumps(details, default=str),
+        )
+
+    async def record_action(
+        self, intervention_id: str, kind: str, status: str, details: dict[str, Any]
+    ) -> None:
+        async with self.pool.acquire() as conn:
+            await self._action(conn, intervention_id, kind, status, details)
+
+    async def get(self, intervention_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM paused_sessions WHERE id = $1", intervention_id
+        )
+        return _record(row)
+
+    async def active_for_session(self, session_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM active_interventions WHERE session_id = $1", session_id
+        )
+        return _record(row)
+
+    async def resolve(
+        self, intervention_id: str, resolved_by: str, notes: str, resume_context: str
+    ) -> dict[str, Any]:
+        """Mark resolved exactly once: of two racing resumes, one wins, one is told why not."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """UPDATE paused_sessions
+                   SET resolved = true, resolved_at = now(), resolved_by = $2,
+                       resolution_notes = $3, resume_context = $4
+                   WHERE id = $1 AND NOT resolved
+                   RETURNING *""",
+                intervention_id,
+                resolved_by,
+                notes,
+                resume_context,
+            )
+            if row is None:
+                exists = await conn.fetchval(
+                    "SELECT resolved_by FROM paused_sessions WHERE id = $1", intervention_id
+                )
+                if exists is None:
+                    raise UnknownIntervention(f"unknown intervention {intervention_id!r}")
+                raise AlreadyResolved(
+                    f"intervention {intervention_id} is already resolved (by {exists})"
+                )
+            await self._action(conn, intervention_id, "resumed", "succeeded",
+                               {"resolved_by": resolved_by, "notes": notes})  # fmt: skip
+        resolved = _record(row)
+        assert resolved is not None
+        return resolved
+
+    async def set_next_session(self, intervention_id: str, session_id: str) -> bool:
+        """Record the session started to continue; False if one was recorded before."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                """UPDATE paused_sessions SET next_session_id = $2
+                   WHERE id = $1 AND next_session_id IS NULL RETURNING id""",
+                intervention_id,
+                session_id,
+            )
+            if updated is None:
+                if await conn.fetchval(
+                    "SELECT 1 FROM paused_sessions WHERE id = $1", intervention_id
+                ):
+                    return False
+                raise UnknownIntervention(f"unknown intervention {intervention_id!r}")
+            await self._action(conn, intervention_id, "next_session", "started",
+                               {"session_id": session_id})  # fmt: skip
+        return True
+
+    async def list(
+        self, project_id: str | None, active_only: bool, limit: int, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        view = "active_interventions" if active_only else "intervention_history"
+        rows = await self.pool.fetch(
+            f"""SELECT * FROM {view}
+                WHERE ($1::text IS NULL OR project_id = $1)
+                ORDER BY paused_at DESC, id LIMIT $2 OFFSET $3""",  # noqa: S608 - fixed names
+            project_id,
+            limit,
+            offset,
+        )
+        return [r for r in map(_record, rows) if r is not None]
+
+    async def actions(self, intervention_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT id, action_type, action_status, action_details, created_at
+               FROM intervention_actions WHERE paused_session_id = $1 ORDER BY created_at, id""",
+            intervention_id,
+        )
+        return [{**dict(r), "action_details": json.loads(r["action_details"])} for r in rows]

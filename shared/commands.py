@@ -1,0 +1,177 @@
+"""Commands the pauser serves over NATS request/reply, and the client the others call them with.
+
+The API, the CLI, the orchestrator and recovery never touch the pauser's tables for writes:
+they send one of these requests to `intervention.cmd.<name>` and get a CommandReply.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .contract import CommandReply, Identifier, Subjects
+
+__all__ = [
+    "AlreadyResolvedError",
+    "CommandFailed",
+    "IdRequest",
+    "InvalidRequestError",
+    "ListRequest",
+    "NextSessionRequest",
+    "NotFoundError",
+    "PauseRequest",
+    "PauserClient",
+    "PauserUnavailableError",
+    "ResumeRequest",
+    "describe_validation",
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PauseRequest(_Request):
+    session_id: Identifier
+    reason: str = Field(min_length=1, max_length=2000)
+    paused_by: str = "human"
+
+
+class ResumeRequest(_Request):
+    intervention_id: str = Field(min_length=1)
+    resolved_by: str
+    resolution_notes: str = Field(default="", max_length=20000)
+
+    @field_validator("resolved_by")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("resolved_by must name who resolved the blocker")
+        return value.strip()
+
+
+class ListRequest(_Request):
+    project_id: Identifier | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+class IdRequest(_Request):
+    intervention_id: str = Field(min_length=1)
+
+
+class NextSessionRequest(_Request):
+    intervention_id: str = Field(min_length=1)
+    session_id: Identifier
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """Pydantic's errors as one line, each naming its field."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
+
+
+class CommandFailed(RuntimeError):
+    code = "internal"
+
+
+class NotFoundError(CommandFailed):
+    code = "not_found"
+
+
+class AlreadyResolvedError(CommandFailed):
+    code = "already_resolved"
+
+
+class InvalidRequestError(CommandFailed):
+    code = "invalid"
+
+
+class PauserUnavailableError(CommandFailed):
+    code = "unavailable"
+
+
+_ERRORS: dict[str, type[CommandFailed]] = {
+    cls.code: cls
+    for cls in (NotFoundError, AlreadyResolvedError, InvalidRequestError, PauserUnavailableError)
+}
+
+
+class PauserClient:
+    """Typed calls to the pauser; a failed command raises the matching CommandFailed."""
+
+    def __init__(self, nc: Client, timeout: float = 10.0) -> None:
+        self.nc = nc
+        self.timeout = timeout
+
+    async def _call(self, name: str, model: type[_Request], **fields: Any) -> Any:
+        try:
+            request = model(**fields)
+        except ValidationError as exc:
+            raise InvalidRequestError(describe_validation(exc)) from None
+        try:
+            msg = await self.nc.request(
+                Subjects.command(name), request.model_dump_json().encode(), timeout=self.timeout
+            )
+        except NoRespondersError:
+            raise PauserUnavailableError("the pauser service is not running") from None
+        except NatsTimeout:
+            raise PauserUnavailableError(f"the pauser did not answer {name} in time") from None
+        reply = CommandReply.model_validate(json.loads(msg.data))
+        if reply.ok:
+            return reply.result
+        assert reply.error is not None
+        raise _ERRORS.get(reply.error.code, CommandFailed)(reply.error.message)
+
+    async def pause_session(self, session_id: str, reason: str, paused_by: str = "human") -> Any:
+        return await self._call(
+            "pause_session", PauseRequest, session_id=session_id, reason=reason, paused_by=paused_by
+        )
+
+    async def resume_session(
+        self, intervention_id: str, resolved_by: str, resolution_notes: str = ""
+    ) -> Any:
+        return await self._call(
+            "resume_session",
+            ResumeRequest,
+            intervention_id=intervention_id,
+            resolved_by=resolved_by,
+            resolution_notes=resolution_notes,
+        )
+
+    async def get_active_pauses(self, project_id: str | None = None) -> Any:
+        return await self._call("get_active_pauses", ListRequest, project_id=project_id, limit=500)
+
+    async def get_intervention_history(
+        self, project_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> Any:
+        return await self._call(
+            "get_intervention_history",
+            ListRequest,
+            project_id=project_id,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def get_intervention(self, intervention_id: str) -> Any:
+        return await self._call("get_intervention", IdRequest, intervention_id=intervention_id)
+
+    async def can_auto_resume(self, intervention_id: str) -> bool:
+        return bool(await self._call("can_auto_resume", IdRequest, intervention_id=intervention_id))
+
+    async def record_next_session(self, intervention_id: str, session_id: str) -> bool:
+        return bool(
+            await self._call(
+                "record_next_session",
+                NextSessionRequest,
+                intervention_id=intervention_id,
+                session_id=session_id,
+            )
+        )

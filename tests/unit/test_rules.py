@@ -1,0 +1,305 @@
+"""Every detection rule and its edges, on the pure functions (no servers)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.detector.rules import (
+    DetectionConfig,
+    call_signature,
+    classify_critical,
+    failure_fingerprint,
+)
+from services.detector.sessions import SessionBook
+from shared.contract import Intervention, parse_agent_event
+from shared.settings import Settings
+
+T0 = datetime(2026, 10, 5, 14, 0, tzinfo=UTC)
+
+
+def config(**overrides: Any) -> DetectionConfig:
+    return DetectionConfig.from_settings(Settings(**overrides))
+
+
+class Agent:
+    """Builds one session's events the way an agent publishes them."""
+
+    def __init__(self, session: str = "s1", project: str = "p1") -> None:
+        self.session, self.project = session, project
+        self.seq = itertools.count(1)
+        self.calls = itertools.count()
+        self.clock = T0
+
+    def event(self, type_: str, advance: float = 1.0, **fields: Any):
+        self.clock += timedelta(seconds=advance)
+        seq = next(self.seq)
+        payload = {
+            "v": 1, "event_id": f"{self.session}-{seq}", "type": type_,
+            "project_id": self.project, "session_id": self.session, "seq": seq,
+            "ts": self.clock.isoformat(), **fields,
+        }  # fmt: skip
+        return parse_agent_event(payload)
+
+    def start(self):
+        return self.event("session_started", workspace="/w", task={"id": "7", "description": "x"})
+
+    def run(self, command: str, ok: bool, error: str = "", output: str = "", exit_code: int | None = None):
+        call_id = f"c{next(self.calls)}"
+        call = self.event("tool_call", tool="Bash", input={"command": command}, call_id=call_id)
+        result = self.event(
+            "tool_result", call_id=call_id, tool="Bash",
+            result={"ok": ok, "exit_code": (0 if ok else 1) if exit_code is None else exit_code,
+                    "output": output, "error": error},
+        )  # fmt: skip
+        return [call, result]
+
+
+def feed(book: SessionBook, events) -> list[Intervention]:
+    return [i for e in events if (i := book.feed(e)) is not None]
+
+
+def test_fourth_attempt_of_the_same_failure_is_stopped_before_it_runs():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for _ in range(3):
+        events += agent.run("npm start", ok=False, error="Error: boom")
+    assert feed(book, events) == []
+    call = agent.event("tool_call", tool="Bash", input={"command": "npm   start "}, call_id="x")
+    intervention = book.feed(call)
+    assert intervention is not None
+    assert intervention.trigger == "retry_limit"
+    assert intervention.event_seq == call.seq
+    assert intervention.reason == "Command attempted 4 times: npm start"
+    assert intervention.retry_stats.total_retries == 3
+    assert intervention.retry_stats.max_retries_on_single_command == 3
+    assert intervention.retry_stats.unique_errors == 1
+    assert intervention.task is not None and intervention.task.id == "7"
+
+
+def test_max_retries_is_configurable_and_equality_triggers():
+    agent, book = Agent(), SessionBook(config(max_retries=2))
+    events = [agent.start(), *agent.run("make", False, "e"), *agent.run("make", False, "e")]
+    assert feed(book, events) == []
+    found = book.feed(agent.event("tool_call", tool="Bash", input={"command": "make"}))
+    assert found is not None and found.trigger == "retry_limit"
+
+
+def test_a_different_error_is_progress_and_a_success_resets():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    events += agent.run("pytest", False, "5 failed")
+    events += agent.run("pytest", False, "5 failed")
+    events += agent.run("pytest", False, "3 failed")  # different: count restarts at 1
+    events += agent.run("pytest", False, "3 failed")
+    events += agent.run("pytest", True)  # success: count 0
+    events += agent.run("pytest", False, "1 failed")
+    events += agent.run("pytest", False, "1 failed")
+    events += [agent.event("tool_call", tool="Bash", input={"command": "pytest"})]
+    assert feed(book, events) == []
+
+
+def test_calls_of_other_signatures_in_between_change_nothing():
+    agent, book = Agent(), SessionBook(config(loop_repeat_threshold=10))
+    events = [agent.start()]
+    for i in range(3):
+        events += agent.run("npm test", False, "Error: x")
+        events += agent.run(f"cat file{i}", True)
+    assert feed(book, events) == []
+    found = book.feed(agent.event("tool_call", tool="Bash", input={"command": "npm test"}))
+    assert found is not None and found.trigger == "retry_limit"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("failed at 2026-10-05T14:00:01.123Z", "failed at 2026-10-06 09:12:13"),
+        ("log 2026-10-05_14_00_01_55 x", "log 2026-11-01_01_02_03_99 x"),
+        ("req 9f1c2e4a-0b1d-4c9e-8f00-1234567890ab", "req 0a1b2c3d-0b1d-4c9e-8f00-ffffffffffff"),
+        ("object at 0xdeadbeef01", "object at 0x0123abcd99"),
+        ("timed out after 300ms", "timed out after 1.5 s"),
+        ("a   b\n c", "a b c"),
+    ],
+)
+def test_fingerprint_masks_volatile_parts(first, second):
+    assert failure_fingerprint(first) == failure_fingerprint(second)
+
+
+def test_fingerprint_keeps_other_numbers():
+    assert failure_fingerprint("5 failed") != failure_fingerprint("3 failed")
+    assert failure_fingerprint("exit code 2") != failure_fingerprint("exit code 3")
+
+
+def test_signature_ignores_whitespace_in_strings_only():
+    assert call_signature("Bash", {"command": " npm  start"}) == call_signature(
+        "Bash", {"command": "npm start "}
+    )
+    assert call_signature("Bash", {"command": "npm start"}) != call_signature(
+        "Bash", {"command": "npm test"}
+    )
+    assert call_signature("Read", {"path": "a"}) != call_signature("Write", {"path": "a"})
+
+
+@pytest.mark.parametrize(
+    ("text", "blocker"),
+    [
+        ("Error: Prisma schema validation - (get-config wasm)", "prisma_schema_error"),
+        ("error: Error validating datasource `db`", "prisma_schema_error"),
+        ("Error code: P1012", "prisma_schema_error"),
+        ('sh: Command "prisma" not found', "prisma_schema_error"),
+        ("Error: listen EADDRINUSE: address already in use :::3000", "port_conflict"),
+        ("Port 5173 is already in use", "port_conflict"),
+        ("Bind for 0.0.0.0:80 failed: port is already allocated", "port_conflict"),
+        ("Error: connect ECONNREFUSED 127.0.0.1:6379", "redis_unavailable"),
+        ("Could not connect to Redis at 127.0.0.1:6379", "redis_unavailable"),
+        ("redis connection refused", "redis_unavailable"),
+        ("Error: connect ECONNREFUSED 127.0.0.1:5432", "db_connection"),
+        ("Error: P1001: Can't reach database server at `localhost`:`5432`", "db_connection"),
+        ('connection to server at "localhost" (127.0.0.1), port 5432 failed', "db_connection"),
+        ("ModuleNotFoundError: No module named 'requests'", "module_not_found"),
+        ("Error: Cannot find module 'express'", "module_not_found"),
+        ("bash: rg: command not found", "missing_dependency"),
+        ("TypeError: x is undefined", None),
+    ],
+)
+def test_critical_patterns(text, blocker):
+    assert classify_critical(text, config()) == blocker
+
+
+def test_critical_error_triggers_immediately_on_failed_result_and_error_event():
+    agent, book = Agent(), SessionBook(config())
+    found = feed(book, [agent.start(), *agent.run("npm run dev", False, "EADDRINUSE :::3000")])
+    assert [(i.trigger, i.blocker_type, i.event_seq) for i in found] == [
+        ("critical_error", "port_conflict", 3)
+    ]
+    assert found[0].can_auto_resume and found[0].suggested_recovery
+    agent2, book2 = Agent("s2"), SessionBook(config())
+    found = feed(book2, [agent2.start(), agent2.event("error", message="No module named 'yaml'")])
+    assert found[0].blocker_type == "module_not_found"
+
+
+def test_a_successful_result_mentioning_an_error_is_not_a_failure():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start(), *agent.run("grep -r EADDRINUSE docs", True, output="EADDRINUSE")]
+    assert feed(book, events) == []
+
+
+def test_critical_detection_can_be_turned_off_and_extended():
+    agent, book = Agent(), SessionBook(config(detect_infrastructure_errors=False))
+    assert feed(book, [agent.start(), *agent.run("x", False, "EADDRINUSE")]) == []
+    custom = config(critical_patterns={"disk_full": [r"no space left on device"]})
+    agent, book = Agent(), SessionBook(custom)
+    found = feed(book, [agent.start(), *agent.run("x", False, "write: No space left on device")])
+    assert found[0].blocker_type == "disk_full" and not found[0].can_auto_resume
+
+
+def test_critical_wins_over_other_rules_on_the_same_event():
+    agent = Agent()
+    book = SessionBook(config(error_rate_min_results=1, error_rate_threshold=0.0))
+    found = feed(book, [agent.start(), *agent.run("x", False, "EADDRINUSE")])
+    assert found[0].trigger == "critical_error"
+
+
+def test_loop_of_identical_successful_calls():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for _ in range(3):
+        events += agent.run("cat README.md", True, output="same")
+    assert feed(book, events) == []
+    found = feed(book, agent.run("cat README.md", True, output="same"))
+    assert found[0].trigger == "loop_pattern"
+
+
+def test_loop_of_alternating_calls():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for _ in range(2):
+        events += agent.run("git stash", True) + agent.run("git stash pop", True)
+    events += agent.run("git stash", True)
+    assert feed(book, events) == []
+    found = feed(book, agent.run("git stash pop", True))
+    assert found[0].trigger == "loop_pattern" and "Alternating" in found[0].reason
+
+
+def test_error_rate_is_strictly_above_threshold():
+    agent, book = Agent(), SessionBook(config(loop_repeat_threshold=50, max_retries=50))
+    events = [agent.start()]
+    for i in range(17):
+        events += agent.run(f"ok {i}", True)
+    for i in range(3):
+        events += agent.run(f"bad {i}", False, f"error {i}")
+    assert feed(book, events) == []  # 3 of 20 = 0.15 does not trigger
+    found = feed(book, agent.run("bad 4", False, "error 4"))  # 4 of 21
+    assert found[0].trigger == "error_rate"
+
+
+def test_error_rate_needs_min_results():
+    agent = Agent()
+    book = SessionBook(config(error_rate_min_results=10, loop_repeat_threshold=50, max_retries=50))
+    events = [agent.start()]
+    for i in range(5):
+        events += agent.run(f"bad {i}", False, f"e{i}")
+    for i in range(4):
+        events += agent.run(f"ok {i}", True)
+    assert feed(book, events) == []  # 5 of 9 failed, but fewer than 10 results
+    found = feed(book, agent.run("ok 4", True))
+    assert found[0].trigger == "error_rate" and "50.0%" in found[0].reason
+
+
+def test_error_rate_counts_only_the_window():
+    agent = Agent()
+    quiet = {"loop_repeat_threshold": 50, "max_retries": 50, "error_rate_min_results": 10}
+    book = SessionBook(config(error_rate_window=10, error_rate_threshold=0.25, **quiet))
+    events = [agent.start()]
+    events += agent.run("bad 0", False, "e0") + agent.run("bad 1", False, "e1")
+    for i in range(8):
+        events += agent.run(f"ok {i}", True)
+    events += agent.run("bad 2", False, "e2") + agent.run("bad 3", False, "e3")
+    # 4 of 12 overall (33 %) but never more than 2 of the last 10 (20 %).
+    assert feed(book, events) == []
+
+
+def test_session_duration_uses_event_time():
+    agent, book = Agent(), SessionBook(config(session_duration_limit=60))
+    assert feed(book, [agent.start(), agent.event("heartbeat", advance=60)]) == []
+    found = feed(book, [agent.event("heartbeat", advance=1)])
+    assert found[0].trigger == "session_duration"
+
+
+def test_one_intervention_per_session_and_duplicates_ignored():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start(), *agent.run("a", False, "EADDRINUSE"), *agent.run("b", False, "EADDRINUSE")]
+    assert len(feed(book, events)) == 1
+    agent2, book2 = Agent("s9"), SessionBook(config())
+    start = agent2.start()
+    failure = agent2.run("npm start", False, "boom")
+    # The same failure re-published three times counts once.
+    assert feed(book2, [start, *failure, *failure, *failure]) == []
+    assert book2.get("p1", "s9").streaks  # type: ignore[union-attr]
+    assert list(book2.get("p1", "s9").streaks.values())[0].count == 1  # type: ignore[union-attr]
+
+
+def test_interleaved_sessions_are_independent():
+    a, b, book = Agent("a"), Agent("b"), SessionBook(config())
+    events = [a.start(), b.start()]
+    for _ in range(3):
+        events += a.run("npm start", False, "boom") + b.run("npm start", True)
+    assert feed(book, events) == []
+    assert book.feed(b.event("tool_call", tool="Bash", input={"command": "npm start"})) is None
+    assert book.feed(a.event("tool_call", tool="Bash", input={"command": "npm start"})) is not None
+
+
+def test_intervention_id_is_deterministic():
+    ids = []
+    for _ in range(2):
+        agent, book = Agent(), SessionBook(config())
+        ids += [i.intervention_id for i in feed(book, [agent.start(), *agent.run("x", False, "EADDRINUSE")])]
+    assert ids[0] == ids[1]
+
+
+def test_disabled_detection_emits_nothing():
+    agent, book = Agent(), SessionBook(config(enabled=False))
+    assert feed(book, [agent.start(), *agent.run("x", False, "EADDRINUSE")]) == []
