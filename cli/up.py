@@ -84,6 +84,7 @@ class ServiceSpec:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    restart: bool = True
 
 
 class Supervisor:
@@ -112,6 +113,9 @@ class Supervisor:
             code = process.poll()
             if code is None:
                 continue
+            if not spec.restart:
+                del self.processes[name]
+                continue
             count = self.restarts.get(name, 0) + 1
             self.restarts[name] = count
             # Back off when a service keeps dying right after start.
@@ -132,8 +136,12 @@ class Supervisor:
                 process.kill()
 
 
-def service_argv(name: str) -> list[str]:
-    return [sys.executable, "-m", f"services.{name}"]
+def service_specs(settings: Settings) -> list[ServiceSpec]:
+    """Every service process `up` runs; the demo agent continues sessions after a resume."""
+    specs = [ServiceSpec(name, [sys.executable, "-m", f"services.{name}"]) for name in SERVICES]
+    if not settings.agent_command:
+        specs[-1].env["YOKEFLOW_AGENT_COMMAND"] = f"{sys.executable},-m,cli.demo_agent"
+    return specs
 
 
 def run_up(settings: Settings, demo: bool) -> int:
@@ -146,11 +154,13 @@ def run_up(settings: Settings, demo: bool) -> int:
         "PYTHONUNBUFFERED": "1",
     }
     supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
-    for name in SERVICES:
-        supervisor.start(ServiceSpec(name, service_argv(name)))
+    for spec in service_specs(settings):
+        supervisor.start(spec)
     if demo:
         supervisor.start(
-            ServiceSpec("demo-agent", [sys.executable, "-m", "cli.demo_agent", "--loop"])
+            ServiceSpec(
+                "demo-agent", [sys.executable, "-m", "cli.demo_agent", "--loop"], restart=False
+            )
         )
     print(f"  services: {', '.join(supervisor.processes)}  logs: {supervisor.log_dir}")
     print("Running. Ctrl-C stops everything.", flush=True)

@@ -25,9 +25,11 @@ from nats.js.kv import KeyValue
 
 from .contract import CONTROL_BUCKET, SessionControl, Subjects, Task
 
-__all__ = ["PROGRESS_FILE", "AgentSession", "SessionPaused", "blocker_entry", "event_id_for"]
+__all__ = ["CONTEXT_ENV", "PROGRESS_FILE", "AgentSession", "SessionPaused", "blocker_entry", "event_id_for"]
 
 PROGRESS_FILE = "claude-progress.md"
+# Set for an agent session started after a resume: the file holding the resume brief.
+CONTEXT_ENV = "YOKEFLOW_RESUME_CONTEXT_FILE"
 
 
 class SessionPaused(RuntimeError):
@@ -149,12 +151,16 @@ class AgentSession:
         await self.raise_if_paused()
         self._calls += 1
         call_id = f"call-{self._calls}"
+        await self.announce_call(tool, tool_input, call_id)
+        return call_id
+
+    async def announce_call(self, tool: str, tool_input: dict[str, Any], call_id: str) -> None:
+        """Publish the call, then give the detector a moment to stop it before it runs."""
         await self._publish("tool_call", tool=tool, input=tool_input, call_id=call_id)
         deadline = time.monotonic() + self.pause_grace
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             await self.raise_if_paused()
-        return call_id
 
     async def tool_result(
         self,
@@ -179,15 +185,18 @@ class AgentSession:
     async def end(self, reason: str = "completed") -> None:
         await self._publish("session_ended", reason=reason)
 
+    def write_blocker(self, paused: SessionPaused) -> Path | None:
+        """Append the blocker entry to claude-progress.md in the workspace."""
+        if self.workspace is None:
+            return None
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        path = self.workspace / PROGRESS_FILE
+        with path.open("a", encoding="utf-8") as progress:
+            progress.write("\n" + blocker_entry(self.session_id, paused.control, datetime.now(UTC)))
+        return path
+
     async def stop_for_pause(self, paused: SessionPaused) -> Path | None:
-        """Write the blocker entry to claude-progress.md and end the session as paused."""
-        path = None
-        if self.workspace is not None:
-            path = self.workspace / PROGRESS_FILE
-            self.workspace.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as progress:
-                progress.write(
-                    "\n" + blocker_entry(self.session_id, paused.control, datetime.now(UTC))
-                )
+        """Write the blocker entry and end the session as paused."""
+        path = self.write_blocker(paused)
         await self.end("paused")
         return path

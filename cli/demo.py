@@ -1,0 +1,124 @@
+"""`yokeflow-intervention demo --json`: the whole flow once, unattended, with a JSON summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.agent_client import AgentSession
+from shared.bus import connect
+from shared.commands import CommandFailed, PauserClient
+from shared.contract import Task
+from shared.settings import Settings
+
+from .demo_agent import DEMO_PROJECT, retry_loop_session
+from .up import Supervisor, prepare_infrastructure, service_specs
+
+__all__ = ["run_demo"]
+
+
+def _progress(line: str) -> None:
+    print(f"demo: {line}", file=sys.stderr, flush=True)
+
+
+async def _until(check: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = await check()
+        except CommandFailed:
+            value = None
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def _flow(nats_url: str, workspace: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "intervention_id": None, "trigger": None, "paused_row": False, "agent_blocked": False,
+        "blocker_doc": None, "resumed": False, "new_session_started_with_context": False,
+    }  # fmt: skip
+    nc = await connect(nats_url, "yokeflow-demo")
+    try:
+        pauser = PauserClient(nc, timeout=5)
+        await _until(lambda: pauser.get_active_pauses(), 30)
+        _progress("services are up; the agent starts a session that retries a failing command")
+        session = AgentSession(
+            nc, DEMO_PROJECT, workspace=workspace, task=Task(id="42", description="Add checkout API")
+        )
+        paused = await retry_loop_session(session)
+        if paused is None:
+            return summary
+        summary["agent_blocked"] = True
+        summary["intervention_id"] = intervention_id = paused.control.intervention_id
+        summary["trigger"] = paused.control.trigger
+        blocker = await session.stop_for_pause(paused)
+        summary["blocker_doc"] = str(blocker) if blocker and blocker.exists() else None
+        _progress(f"paused by {summary['trigger']}; blocker entry in {blocker}")
+        row = await _until(lambda: pauser.get_intervention(intervention_id), 10)
+        summary["paused_row"] = bool(row)
+        starts: list[dict[str, Any]] = []
+
+        async def remember_start(msg: Any) -> None:
+            event = json.loads(msg.data)
+            if event.get("type") == "session_started":
+                starts.append(event)
+
+        await nc.subscribe(f"agent.events.{DEMO_PROJECT}.>", cb=remember_start)
+        resumed = await pauser.resume_session(
+            intervention_id, "demo", "The config now sets PORT; start with PORT=4000 npm start."
+        )
+        summary["resumed"] = bool(resumed.get("resolved"))
+        _progress("resumed with notes; waiting for the next session to start with the brief")
+
+        async def continued() -> bool:
+            detail = await pauser.get_intervention(intervention_id)
+            next_id = detail.get("next_session_id")
+            return any(
+                s["session_id"] == next_id and s.get("resumed_from") == intervention_id
+                for s in starts
+            )
+
+        summary["new_session_started_with_context"] = bool(await _until(continued, 30))
+    finally:
+        await nc.close()
+    return summary
+
+
+def run_demo(settings: Settings, as_json: bool) -> int:
+    """Run on a fresh embedded stack (or the configured servers) and report every step."""
+    workspace = settings.data_dir.resolve() / "demo-workspace"
+    with tempfile.TemporaryDirectory(prefix="yokeflow-demo-") as temp:
+        data_dir = Path(temp)
+        if settings.nats_url is None or settings.database_url is None:
+            settings = settings.model_copy(update={"data_dir": data_dir})
+        _progress("starting infrastructure")
+        infra = prepare_infrastructure(settings, report=False)
+        env = {**os.environ, "NATS_URL": infra.nats_url, "DATABASE_URL": infra.database_url,
+               "YOKEFLOW_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        supervisor = Supervisor(env, data_dir / "logs")
+        try:
+            for spec in service_specs(settings):
+                supervisor.start(spec)
+            summary = asyncio.run(_flow(infra.nats_url, workspace))
+        finally:
+            supervisor.stop()
+            infra.stop()
+    ok = all(summary[key] for key in (
+        "intervention_id", "paused_row", "agent_blocked", "blocker_doc", "resumed",
+        "new_session_started_with_context"))  # fmt: skip
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key, value in summary.items():
+            if key != "blocker_entry":
+                print(f"{key:34} {value}")
+    _progress("every step happened" if ok else "a step did not happen: see the summary")
+    return 0 if ok else 1

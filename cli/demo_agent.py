@@ -1,0 +1,101 @@
+"""A scripted agent that gets stuck, for `make run` and `demo`: no real commands are run.
+
+First session: a retry loop on `npm start`, stopped by the detector; with --loop a second
+session then hits a port conflict. Started by the orchestrator after a resume (the resume brief
+in $YOKEFLOW_RESUME_CONTEXT_FILE), it announces what it continues and finishes its task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+from shared.agent_client import CONTEXT_ENV, AgentSession, SessionPaused
+from shared.bus import connect
+from shared.contract import Task
+from shared.runtime import ServiceContext
+from shared.settings import load_settings
+
+__all__ = ["retry_loop_session", "run_resumed_session"]
+
+DEMO_PROJECT = "demo-shop"
+CRASH = "Error: Command failed: npm start\nTypeError: Cannot read properties of undefined (reading 'port')"
+
+
+async def retry_loop_session(session: AgentSession, attempts: int = 8) -> SessionPaused | None:
+    """The motivating failure: the same failing command again and again."""
+    await session.start()
+    try:
+        for _ in range(attempts):
+            call = await session.tool_call("Bash", {"command": "npm start"})
+            await session.tool_result(call, "Bash", ok=False, error=CRASH, exit_code=1)
+    except SessionPaused as paused:
+        return paused
+    await session.end("completed")
+    return None
+
+
+async def port_conflict_session(session: AgentSession) -> SessionPaused | None:
+    await session.start()
+    try:
+        call = await session.tool_call("Bash", {"command": "npm run dev"})
+        await session.tool_result(
+            call, "Bash", ok=False, error="Error: listen EADDRINUSE: address already in use :::5173"
+        )
+        await session.tool_call("Bash", {"command": "npm run dev"})
+    except SessionPaused as paused:
+        return paused
+    await session.end("completed")
+    return None
+
+
+async def run_resumed_session(session: AgentSession, context_file: Path, resumed_from: str) -> None:
+    brief = context_file.read_text(encoding="utf-8")
+    # Only a session that really received its brief says what it continues.
+    await session.start(resumed_from=resumed_from if resumed_from in brief else None)
+    call = await session.tool_call("Bash", {"command": "PORT=4000 npm start"})
+    await session.tool_result(call, "Bash", ok=True, output="listening on :4000", exit_code=0)
+    await session.end("completed")
+
+
+async def main_async(loop: bool) -> None:
+    settings = load_settings()
+    context = ServiceContext("demo-agent", settings)
+    nc = await connect(context.nats_url, "yokeflow-demo-agent")
+    project = os.environ.get("YOKEFLOW_PROJECT_ID", DEMO_PROJECT)
+    workspace = Path(os.environ.get("YOKEFLOW_WORKSPACE") or settings.data_dir / "demo-workspace")
+    task = Task(id="42", description="Add checkout API")
+    try:
+        context_file = os.environ.get(CONTEXT_ENV)
+        if context_file:
+            session = AgentSession(
+                nc, project, os.environ.get("YOKEFLOW_SESSION_ID") or str(uuid.uuid4()),
+                workspace=workspace.resolve(), task=task,
+            )  # fmt: skip
+            await run_resumed_session(session, Path(context_file), os.environ.get("YOKEFLOW_RESUMED_FROM", ""))
+            print(f"demo agent: session {session.session_id} continued after the resume")
+            return
+        scenarios = [retry_loop_session, port_conflict_session] if loop else [retry_loop_session]
+        for scenario in scenarios:
+            session = AgentSession(nc, project, workspace=workspace.resolve(), task=task)
+            paused = await scenario(session)
+            if paused is not None:
+                path = await session.stop_for_pause(paused)
+                print(f"demo agent: session {session.session_id} paused: {paused.control.reason}")
+                print(f"demo agent: blocker entry written to {path}")
+            await asyncio.sleep(2)
+    finally:
+        await nc.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--loop", action="store_true", help="also run the port-conflict session")
+    asyncio.run(main_async(parser.parse_args().loop))
+
+
+if __name__ == "__main__":
+    main()

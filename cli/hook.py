@@ -1,0 +1,160 @@
+"""`yokeflow-intervention hook`: the Claude Code hooks adapter.
+
+Claude Code runs one process per hook, so the session's `seq` and its call ids live in a small
+state file under the data folder, guarded by a file lock. The adapter fails open: if NATS is
+unreachable it warns on stderr and lets the agent work (exit 0), because an outage of the
+watcher must never stop the watched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from nats.js.errors import KeyNotFoundError
+
+from shared.agent_client import CONTEXT_ENV, AgentSession, SessionPaused
+from shared.bus import connect
+from shared.contract import CONTROL_BUCKET, InterventionResumed
+from shared.runtime import ServiceContext
+from shared.settings import Settings
+
+__all__ = ["BLOCK_EXIT_CODE", "run_hook"]
+
+BLOCK_EXIT_CODE = 2  # Claude Code blocks the tool call and shows stderr to the model
+_OUTPUT_LIMIT = 4000
+
+
+def _identifier(value: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", value).strip("-")
+    return cleaned[:128] or "unknown"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value[:_OUTPUT_LIMIT]
+    return json.dumps(value, default=str)[:_OUTPUT_LIMIT]
+
+
+@contextmanager
+def _session_state(folder: Path, session_id: str) -> Iterator[dict[str, Any]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{session_id}.json"
+    with (folder / f"{session_id}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(path.read_text()) if path.exists() else {"next_seq": 1}
+        yield state
+        path.write_text(json.dumps(state))
+
+
+async def _resume_brief(session: AgentSession) -> InterventionResumed | None:
+    """The brief for a session that continues after a resume: from the orchestrator's file,
+    or the latest one the pauser left for this project (taken once)."""
+    context_file = os.environ.get(CONTEXT_ENV)
+    resumed_from = os.environ.get("YOKEFLOW_RESUMED_FROM")
+    if context_file and resumed_from and Path(context_file).is_file():
+        text = Path(context_file).read_text(encoding="utf-8")
+        return InterventionResumed.model_validate(
+            {
+                "intervention_id": resumed_from,
+                "project_id": session.project_id,
+                "session_id": session.session_id,
+                "resolved_by": "",
+                "resolved_at": "1970-01-01T00:00:00Z",
+                "resume_context": text,
+            }
+        )
+    kv = await session.nc.jetstream().key_value(CONTROL_BUCKET)
+    key = f"resume.{session.project_id}"
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None
+    await kv.delete(key)
+    return InterventionResumed.model_validate_json(entry.value or b"{}")
+
+
+async def _handle(payload: dict[str, Any], settings: Settings) -> tuple[int, str, str]:
+    """Return (exit code, stdout, stderr) for one hook invocation."""
+    event = payload.get("hook_event_name", "")
+    session_id = _identifier(str(payload.get("session_id", "")))
+    cwd = Path(payload.get("cwd") or os.getcwd())
+    project_id = _identifier(os.environ.get("YOKEFLOW_PROJECT_ID") or cwd.name)
+    context = ServiceContext("hook", settings)
+    nc = await connect(context.nats_url, "yokeflow-hook")
+    try:
+        with _session_state(settings.data_dir.resolve() / "hooks", session_id) as state:
+            session = AgentSession(
+                nc, project_id, session_id, workspace=cwd, next_seq=state["next_seq"]
+            )
+            try:
+                return await _dispatch(event, payload, session, state)
+            finally:
+                state["next_seq"] = session.next_seq
+    finally:
+        await nc.close()
+
+
+async def _dispatch(
+    event: str, payload: dict[str, Any], session: AgentSession, state: dict[str, Any]
+) -> tuple[int, str, str]:
+    tool = str(payload.get("tool_name") or "tool")
+    call_id = str(payload.get("tool_use_id") or f"call-{session.next_seq}")
+    if event == "PreToolUse":
+        try:
+            await session.raise_if_paused()
+            await session.announce_call(tool, payload.get("tool_input") or {}, call_id)
+        except SessionPaused as paused:
+            if state.get("blocker_written") != paused.control.intervention_id:
+                session.write_blocker(paused)
+                state["blocker_written"] = paused.control.intervention_id
+            return BLOCK_EXIT_CODE, "", f"YokeFlow intervention: {paused}. Stop and wait for a human."
+    elif event in ("PostToolUse", "PostToolUseFailure"):
+        ok = event == "PostToolUse"
+        response = payload.get("tool_response")
+        await session.tool_result(
+            call_id,
+            tool,
+            ok=ok,
+            output=_text(response) if ok and response is not None else "",
+            error="" if ok else _text(payload.get("error") or response or "tool failed"),
+            exit_code=0 if ok else 1,
+        )
+    elif event == "SessionStart":
+        brief = await _resume_brief(session)
+        await session.start(resumed_from=brief.intervention_id if brief else None)
+        if brief is not None:
+            output = {"hookSpecificOutput": {"hookEventName": "SessionStart",
+                                             "additionalContext": brief.resume_context}}  # fmt: skip
+            return 0, json.dumps(output), ""
+    elif event == "SessionEnd":
+        await session.end(str(payload.get("reason") or "completed"))
+    return 0, "", ""
+
+
+def run_hook(settings: Settings, stdin: str) -> int:
+    try:
+        payload = json.loads(stdin)
+        if not isinstance(payload, dict):
+            raise ValueError("expected a JSON object")
+    except ValueError as exc:
+        print(f"yokeflow-intervention hook: bad hook input: {exc}", file=sys.stderr)
+        return 0
+    try:
+        code, out, err = asyncio.run(_handle(payload, settings))
+    except (Exception, SystemExit) as exc:  # fail open, and say why
+        print(f"yokeflow-intervention hook: not recorded ({exc!r})", file=sys.stderr)
+        return 0
+    if out:
+        print(out)
+    if err:
+        print(err, file=sys.stderr)
+    return code

@@ -1,0 +1,220 @@
+"""`yokeflow-intervention`: one command for operators, agents and CI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+
+def _detect(args: argparse.Namespace, settings: Settings) -> int:
+    from services.detector.rules import DetectionConfig
+    from services.detector.sessions import intervention_json, read_event_file, replay
+
+    path = Path(args.events)
+    if not path.is_file():
+        print(f"detect: {path}: no such file", file=sys.stderr)
+        return 2
+    try:
+        for intervention in replay(read_event_file(path), DetectionConfig.from_settings(settings)):
+            print(intervention_json(intervention))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"detect: {path}: cannot read: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _publish(path: Path, settings: Settings) -> int:
+    from services.detector.sessions import ReplayProblem, read_event_file
+    from shared.bus import connect
+    from shared.contract import Subjects
+    from shared.runtime import ServiceContext
+
+    nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli")
+    js = nc.jetstream()
+    published = skipped = 0
+    try:
+        for item in read_event_file(path):
+            if isinstance(item, ReplayProblem):
+                print(f"line {item.line}: skipped: {item.reason}", file=sys.stderr)
+                skipped += 1
+                continue
+            body = item.model_dump_json(exclude_none=True).encode()
+            subject = Subjects.agent_events(item.project_id, item.session_id)
+            await js.publish(subject, body, headers={"Nats-Msg-Id": item.event_id})
+            published += 1
+            if published % 1000 == 0:
+                print(f"published {published} events...", file=sys.stderr)
+    finally:
+        await nc.close()
+    print(f"published {published} events from {path} ({skipped} skipped)")
+    return 0 if published or not skipped else 1
+
+
+async def _status(settings: Settings) -> int:
+    from shared.bus import connect
+    from shared.commands import CommandFailed, PauserClient
+    from shared.contract import CONSUMERS, STREAMS
+    from shared.runtime import ServiceContext
+
+    context = ServiceContext("cli", settings)
+    nc = await connect(context.nats_url, "yokeflow-cli")
+    try:
+        js = nc.jetstream()
+        print(f"NATS      {context.nats_url}  (connected)")
+        for spec in STREAMS:
+            info = await js.stream_info(spec.name)
+            print(f"stream    {spec.name:14} {info.state.messages:>8} messages")
+        for consumer in CONSUMERS.all():
+            c = await js.consumer_info(consumer.stream, consumer.durable)
+            print(f"consumer  {consumer.durable:18} pending {c.num_pending:>6}  "
+                  f"unacked {c.num_ack_pending:>4}  delivered to: {'yes' if c.push_bound else 'no one'}")  # fmt: skip
+        try:
+            active = await PauserClient(nc, timeout=3).get_active_pauses()
+            print(f"pauser    answering; {len(active)} active intervention(s)")
+            for row in active[:10]:
+                print(f"  - {row['id']}  {row['project_id']}/{row['session_id']}  {row['pause_reason'][:70]}")
+        except CommandFailed as exc:
+            print(f"pauser    {exc}")
+    finally:
+        await nc.close()
+    return 0
+
+
+async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.bus import connect
+    from shared.commands import CommandFailed, PauserClient
+    from shared.runtime import ServiceContext
+
+    nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli")
+    client = PauserClient(nc)
+    try:
+        result: Any
+        if args.action == "list":
+            if args.history:
+                result = await client.get_intervention_history(args.project, args.limit)
+            else:
+                result = await client.get_active_pauses(args.project)
+            if args.json:
+                print(json.dumps(result, indent=2))
+            elif not result:
+                print("no interventions")
+            for row in [] if args.json else result:
+                state = f"resolved by {row['resolved_by']}" if row["resolved"] else "ACTIVE"
+                print(f"{row['id']}  {row['paused_at'][:19]}  {row['project_id']}/{row['session_id']}  "
+                      f"{row['pause_type']:16} {state}\n    {row['pause_reason']}")  # fmt: skip
+        elif args.action == "show":
+            print(json.dumps(await client.get_intervention(args.id), indent=2))
+        elif args.action == "resume":
+            row = await client.resume_session(args.id, args.by, args.notes)
+            print(f"resumed {row['id']} (session {row['session_id']}) by {row['resolved_by']}")
+        elif args.action == "pause":
+            row = await client.pause_session(args.session, args.reason, args.by)
+            print(f"paused session {row['session_id']}: intervention {row['id']}")
+    except CommandFailed as exc:
+        print(f"interventions {args.action}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await nc.close()
+    return 0
+
+
+def _provision(settings: Settings) -> int:
+    from .up import prepare_infrastructure
+
+    prepare_infrastructure(settings)
+    return 0
+
+
+def _service(name: str) -> int:
+    import importlib
+
+    importlib.import_module(f"services.{name}.main").main()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yokeflow-intervention",
+        description="Watch agent sessions, stop stuck ones, tell a human, resume with context.",
+    )
+    parser.add_argument("--config", help="configuration file (default: ./.yokeflow.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start infrastructure and every service (Ctrl-C stops all)")
+    up.add_argument("--demo", action="store_true", help="also run a demo agent that gets stuck")
+    sub.add_parser("provision", help="create streams, consumers, KV buckets and tables; exit")
+    detect = sub.add_parser("detect", help="replay a JSONL file of agent events offline")
+    detect.add_argument("events")
+    publish = sub.add_parser("publish", help="publish a JSONL file of agent events to NATS")
+    publish.add_argument("events")
+    sub.add_parser("status", help="streams, consumers and active interventions")
+    service = sub.add_parser("service", help="run one service in the foreground")
+    service.add_argument("name", choices=["detector", "pauser", "orchestrator"])
+    sub.add_parser("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
+    demo = sub.add_parser("demo", help="run the whole flow once, unattended")
+    demo.add_argument("--json", action="store_true", help="print one JSON summary")
+
+    interventions = sub.add_parser("interventions", help="list, show, resume or pause")
+    actions = interventions.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list")
+    listing.add_argument("--project")
+    listing.add_argument("--history", action="store_true")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    show = actions.add_parser("show")
+    show.add_argument("id")
+    resume = actions.add_parser("resume")
+    resume.add_argument("id")
+    resume.add_argument("--by", required=True, help="who resolved the blocker")
+    resume.add_argument("--notes", default="", help="what the next session should know")
+    pause = actions.add_parser("pause")
+    pause.add_argument("session")
+    pause.add_argument("--reason", required=True)
+    pause.add_argument("--by", default="human")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"yokeflow-intervention: {exc}", file=sys.stderr)
+        return 2
+    command = args.command
+    if command == "detect":
+        return _detect(args, settings)
+    if command == "hook":
+        from .hook import run_hook
+
+        return run_hook(settings, sys.stdin.read())
+    if command == "up":
+        from .up import run_up
+
+        return run_up(settings, demo=args.demo)
+    if command == "demo":
+        from .demo import run_demo
+
+        return run_demo(settings, args.json)
+    if command == "provision":
+        return _provision(settings)
+    if command == "service":
+        return _service(args.name)
+    runners = {
+        "publish": lambda: _publish(Path(args.events), settings),
+        "status": lambda: _status(settings),
+        "interventions": lambda: _interventions(args, settings),
+    }
+    return asyncio.run(runners[command]())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
