@@ -48,16 +48,21 @@ async def _flow(nats_url: str, workspace: Path) -> dict[str, Any]:
     nc = await connect(nats_url, "yokeflow-demo")
     try:
         pauser = PauserClient(nc, timeout=5)
-        await _until(lambda: pauser.get_active_pauses(), 30)
+        await _until(pauser.ready, 30)
         _progress("services are up; the agent starts a session that retries a failing command")
         session = AgentSession(
-            nc, DEMO_PROJECT, workspace=workspace, task=Task(id="42", description="Add checkout API")
+            nc,
+            DEMO_PROJECT,
+            workspace=workspace,
+            task=Task(id="42", description="Add checkout API"),
         )
         paused = await retry_loop_session(session)
         if paused is None:
             return summary
         summary["agent_blocked"] = True
-        summary["intervention_id"] = intervention_id = paused.control.intervention_id
+        intervention_id = paused.control.intervention_id
+        assert intervention_id is not None
+        summary["intervention_id"] = intervention_id
         summary["trigger"] = paused.control.trigger
         blocker = await session.stop_for_pause(paused)
         summary["blocker_doc"] = str(blocker) if blocker and blocker.exists() else None

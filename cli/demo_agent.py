@@ -75,7 +75,9 @@ async def main_async(loop: bool) -> None:
                 nc, project, os.environ.get("YOKEFLOW_SESSION_ID") or str(uuid.uuid4()),
                 workspace=workspace.resolve(), task=task,
             )  # fmt: skip
-            await run_resumed_session(session, Path(context_file), os.environ.get("YOKEFLOW_RESUMED_FROM", ""))
+            await run_resumed_session(
+                session, Path(context_file), os.environ.get("YOKEFLOW_RESUMED_FROM", "")
+            )
             print(f"demo agent: session {session.session_id} continued after the resume")
             return
         scenarios = [retry_loop_session, port_conflict_session] if loop else [retry_loop_session]

@@ -89,7 +89,7 @@ async def _handle(payload: dict[str, Any], settings: Settings) -> tuple[int, str
     cwd = Path(payload.get("cwd") or os.getcwd())
     project_id = _identifier(os.environ.get("YOKEFLOW_PROJECT_ID") or cwd.name)
     context = ServiceContext("hook", settings)
-    nc = await connect(context.nats_url, "yokeflow-hook")
+    nc = await connect(context.nats_url, "yokeflow-hook", persistent=False)
     try:
         with _session_state(settings.data_dir.resolve() / "hooks", session_id) as state:
             session = AgentSession(
@@ -116,7 +116,11 @@ async def _dispatch(
             if state.get("blocker_written") != paused.control.intervention_id:
                 session.write_blocker(paused)
                 state["blocker_written"] = paused.control.intervention_id
-            return BLOCK_EXIT_CODE, "", f"YokeFlow intervention: {paused}. Stop and wait for a human."
+            return (
+                BLOCK_EXIT_CODE,
+                "",
+                f"YokeFlow intervention: {paused}. Stop and wait for a human.",
+            )
     elif event in ("PostToolUse", "PostToolUseFailure"):
         ok = event == "PostToolUse"
         response = payload.get("tool_response")

@@ -37,7 +37,7 @@ async def _publish(path: Path, settings: Settings) -> int:
     from shared.contract import Subjects
     from shared.runtime import ServiceContext
 
-    nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli")
+    nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli", persistent=False)
     js = nc.jetstream()
     published = skipped = 0
     try:
@@ -65,7 +65,7 @@ async def _status(settings: Settings) -> int:
     from shared.runtime import ServiceContext
 
     context = ServiceContext("cli", settings)
-    nc = await connect(context.nats_url, "yokeflow-cli")
+    nc = await connect(context.nats_url, "yokeflow-cli", persistent=False)
     try:
         js = nc.jetstream()
         print(f"NATS      {context.nats_url}  (connected)")
@@ -80,7 +80,9 @@ async def _status(settings: Settings) -> int:
             active = await PauserClient(nc, timeout=3).get_active_pauses()
             print(f"pauser    answering; {len(active)} active intervention(s)")
             for row in active[:10]:
-                print(f"  - {row['id']}  {row['project_id']}/{row['session_id']}  {row['pause_reason'][:70]}")
+                print(
+                    f"  - {row['id']}  {row['project_id']}/{row['session_id']}  {row['pause_reason'][:70]}"
+                )
         except CommandFailed as exc:
             print(f"pauser    {exc}")
     finally:
@@ -93,7 +95,7 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
     from shared.commands import CommandFailed, PauserClient
     from shared.runtime import ServiceContext
 
-    nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli")
+    nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli", persistent=False)
     client = PauserClient(nc)
     try:
         result: Any

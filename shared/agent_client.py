@@ -25,7 +25,14 @@ from nats.js.kv import KeyValue
 
 from .contract import CONTROL_BUCKET, SessionControl, Subjects, Task
 
-__all__ = ["CONTEXT_ENV", "PROGRESS_FILE", "AgentSession", "SessionPaused", "blocker_entry", "event_id_for"]
+__all__ = [
+    "CONTEXT_ENV",
+    "PROGRESS_FILE",
+    "AgentSession",
+    "SessionPaused",
+    "blocker_entry",
+    "event_id_for",
+]
 
 PROGRESS_FILE = "claude-progress.md"
 # Set for an agent session started after a resume: the file holding the resume brief.
@@ -117,7 +124,7 @@ class AgentSession:
             try:
                 await js.publish(self.subject, payload, headers={"Nats-Msg-Id": event["event_id"]})
                 break
-            except (NatsError, TimeoutError, asyncio.TimeoutError):
+            except (NatsError, TimeoutError):
                 # Same id on every try: the stream keeps exactly one copy.
                 if time.monotonic() > deadline:
                     raise

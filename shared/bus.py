@@ -7,7 +7,9 @@ no service can silently change another's stream settings.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -29,11 +31,24 @@ __all__ = ["connect", "dead_letter", "provision", "publish_event"]
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, name: str) -> Client:
-    """A client that keeps reconnecting for as long as the process lives."""
-    return await nats.connect(
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
-    )
+async def connect(url: str, name: str, persistent: bool = True) -> Client:
+    """A service's client keeps reconnecting for as long as the process lives; a one-shot
+    command's (persistent=False) gives up after a couple of seconds with a clear error."""
+    if persistent:
+        return await nats.connect(
+            url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+        )
+
+    async def quiet(error: Exception) -> None:
+        log.debug("NATS: %r", error)
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(url, name=name, allow_reconnect=False, connect_timeout=2, error_cb=quiet),
+            timeout=3,
+        )
+    except TimeoutError:
+        raise ConnectionError(f"NATS at {url} is not reachable") from None
 
 
 def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:

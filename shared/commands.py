@@ -130,6 +130,11 @@ class PauserClient:
         assert reply.error is not None
         raise _ERRORS.get(reply.error.code, CommandFailed)(reply.error.message)
 
+    async def ready(self) -> bool:
+        """True once a pauser answers commands."""
+        await self.get_active_pauses()
+        return True
+
     async def pause_session(self, session_id: str, reason: str, paused_by: str = "human") -> Any:
         return await self._call(
             "pause_session", PauseRequest, session_id=session_id, reason=reason, paused_by=paused_by

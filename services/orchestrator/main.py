@@ -7,7 +7,13 @@ from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsMessage
 
 from shared.commands import PauserClient
-from shared.contract import CONSUMERS, INTERVENTIONS_STREAM, InterventionResumed, Subjects, parse_message
+from shared.contract import (
+    CONSUMERS,
+    INTERVENTIONS_STREAM,
+    InterventionResumed,
+    Subjects,
+    parse_message,
+)
 from shared.handling import handle_durably
 from shared.runtime import ServiceContext, service_context
 

@@ -169,7 +169,7 @@ class PausedSessionManager:
     async def list(
         self, project_id: str | None, active_only: bool, limit: int, offset: int
     ) -> list[dict[str, Any]]:
-        rows = await self.store.list(project_id, active_only, limit, offset)
+        rows = await self.store.list_interventions(project_id, active_only, limit, offset)
         return [_json_safe(r) for r in rows]
 
     async def get_intervention(self, intervention_id: str) -> dict[str, Any]:

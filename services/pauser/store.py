@@ -232,7 +232,7 @@ class PausedSessionStore:
                                {"session_id": session_id})  # fmt: skip
         return True
 
-    async def list(
+    async def list_interventions(
         self, project_id: str | None, active_only: bool, limit: int, offset: int = 0
     ) -> list[dict[str, Any]]:
         view = "active_interventions" if active_only else "intervention_history"

@@ -35,7 +35,9 @@ async def test_malformed_events_go_to_the_dead_letter_subject(nc, services, uniq
     js = nc.jetstream()
     subject = f"agent.events.{project}.{session}"
     await js.publish(subject, b"{not json")
-    await js.publish(subject, json.dumps({"v": 1, "type": "tool_call", "project_id": project}).encode())
+    await js.publish(
+        subject, json.dumps({"v": 1, "type": "tool_call", "project_id": project}).encode()
+    )
     bad_type = {
         "v": 1, "event_id": "e1", "type": "tool_result", "project_id": project,
         "session_id": session, "seq": "three", "ts": "2026-10-05T14:00:00Z",
@@ -43,7 +45,9 @@ async def test_malformed_events_go_to_the_dead_letter_subject(nc, services, uniq
     }  # fmt: skip
     await js.publish(subject, json.dumps(bad_type).encode())
 
-    letters = await eventually(lambda: len(dlq.messages) >= 3 and dlq.messages, what="3 dead letters")
+    letters = await eventually(
+        lambda: len(dlq.messages) >= 3 and dlq.messages, what="3 dead letters"
+    )
     reasons = [letter["reason"] for letter in letters if letter["original_subject"] == subject]
     assert any("not valid JSON" in r for r in reasons)
     assert any("session_id" in r and "Field required" in r for r in reasons)

@@ -45,8 +45,7 @@ async def wait_for_pauser(nc) -> PauserClient:
 
     async def ready():
         try:
-            await client.get_active_pauses()
-            return True
+            return await client.ready()
         except Exception:
             return False
 
@@ -62,7 +61,9 @@ async def test_agent_is_paused_blocked_documented_and_resumed(nc, db, services, 
     services.start("pauser")
     client = await wait_for_pauser(nc)
 
-    agent = AgentSession(nc, project, workspace=tmp_path / "ws", task=Task(id="7", description="build"))
+    agent = AgentSession(
+        nc, project, workspace=tmp_path / "ws", task=Task(id="7", description="build")
+    )
     await agent.start()
     with pytest.raises(SessionPaused) as stopped:
         for _ in range(6):
@@ -84,7 +85,9 @@ async def test_agent_is_paused_blocked_documented_and_resumed(nc, db, services, 
     await eventually(lambda: paused_events.messages, what="intervention.paused")
     assert paused_events.messages[0]["intervention_id"] == row["id"]
     session = await eventually(
-        lambda: db.fetchrow("SELECT * FROM sessions WHERE id = $1 AND status = 'paused'", agent.session_id),
+        lambda: db.fetchrow(
+            "SELECT * FROM sessions WHERE id = $1 AND status = 'paused'", agent.session_id
+        ),
         what="the session row marked paused",
     )
     assert session["workspace"] == str(tmp_path / "ws")
@@ -125,9 +128,13 @@ async def test_redelivered_and_duplicated_interventions_change_nothing(nc, db, s
         await publish_detected(nc, item)
     await eventually(lambda: paused_events.messages, what="intervention.paused")
     await asyncio.sleep(1.0)
-    assert await db.fetchval("SELECT count(*) FROM paused_sessions WHERE session_id = $1", session) == 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM paused_sessions WHERE session_id = $1", session)
+        == 1
+    )
     actions = await db.fetch(
-        "SELECT action_type FROM intervention_actions WHERE paused_session_id = $1", item.intervention_id
+        "SELECT action_type FROM intervention_actions WHERE paused_session_id = $1",
+        item.intervention_id,
     )
     assert [a["action_type"] for a in actions] == ["paused"]
     # Core subscribers see each publish; the stream, which consumers read, keeps one.
@@ -194,7 +201,9 @@ async def test_manual_pause_of_a_known_session(nc, services, unique, tmp_path):
 
     async def paused():
         try:
-            return await client.pause_session(agent.session_id, "reviewing the schema change", "ana")
+            return await client.pause_session(
+                agent.session_id, "reviewing the schema change", "ana"
+            )
         except NotFoundError:
             return None  # the session_started is still on its way to the sessions table
 

@@ -47,7 +47,14 @@ class Agent:
     def start(self):
         return self.event("session_started", workspace="/w", task={"id": "7", "description": "x"})
 
-    def run(self, command: str, ok: bool, error: str = "", output: str = "", exit_code: int | None = None):
+    def run(
+        self,
+        command: str,
+        ok: bool,
+        error: str = "",
+        output: str = "",
+        exit_code: int | None = None,
+    ):
         call_id = f"c{next(self.calls)}"
         call = self.event("tool_call", tool="Bash", input={"command": command}, call_id=call_id)
         result = self.event(
@@ -271,7 +278,11 @@ def test_session_duration_uses_event_time():
 
 def test_one_intervention_per_session_and_duplicates_ignored():
     agent, book = Agent(), SessionBook(config())
-    events = [agent.start(), *agent.run("a", False, "EADDRINUSE"), *agent.run("b", False, "EADDRINUSE")]
+    events = [
+        agent.start(),
+        *agent.run("a", False, "EADDRINUSE"),
+        *agent.run("b", False, "EADDRINUSE"),
+    ]
     assert len(feed(book, events)) == 1
     agent2, book2 = Agent("s9"), SessionBook(config())
     start = agent2.start()
@@ -279,7 +290,7 @@ def test_one_intervention_per_session_and_duplicates_ignored():
     # The same failure re-published three times counts once.
     assert feed(book2, [start, *failure, *failure, *failure]) == []
     assert book2.get("p1", "s9").streaks  # type: ignore[union-attr]
-    assert list(book2.get("p1", "s9").streaks.values())[0].count == 1  # type: ignore[union-attr]
+    assert next(iter(book2.get("p1", "s9").streaks.values())).count == 1  # type: ignore[union-attr]
 
 
 def test_interleaved_sessions_are_independent():
@@ -296,7 +307,10 @@ def test_intervention_id_is_deterministic():
     ids = []
     for _ in range(2):
         agent, book = Agent(), SessionBook(config())
-        ids += [i.intervention_id for i in feed(book, [agent.start(), *agent.run("x", False, "EADDRINUSE")])]
+        ids += [
+            i.intervention_id
+            for i in feed(book, [agent.start(), *agent.run("x", False, "EADDRINUSE")])
+        ]
     assert ids[0] == ids[1]
 
 
