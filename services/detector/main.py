@@ -7,9 +7,10 @@ from functools import partial
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsMessage
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from shared.contract import (
-    AGENT_EVENTS_STREAM,
     CONSUMERS,
     DETECTOR_CHECKPOINT_BUCKET,
     INTERVENTIONS_STREAM,
@@ -17,7 +18,7 @@ from shared.contract import (
     Subjects,
     parse_message,
 )
-from shared.handling import handle_durably
+from shared.handling import bind_in_order, handle_durably
 from shared.runtime import ServiceContext, service_context
 
 from .rules import DetectionConfig
@@ -40,18 +41,10 @@ def create_app(context: ServiceContext) -> FastStream:
         detector = Detector(DetectionConfig.from_settings(context.settings), js, checkpoints)
 
     events = CONSUMERS.detector_events
+    subscription: JetStreamContext.PushSubscription | None = None
 
-    @broker.subscriber(
-        events.filter_subject,
-        queue=events.group,
-        stream=JStream(AGENT_EVENTS_STREAM.name, declare=False),
-        durable=events.durable,
-        ack_policy=AckPolicy.MANUAL,
-        description="Every agent event; emits intervention.detected.<project_id>.",
-    )
-    async def on_agent_event(msg: NatsMessage) -> None:
+    async def on_agent_event(raw: Msg) -> None:
         assert detector is not None
-        raw = msg.raw_message
         await handle_durably(
             raw,
             detector.js,
@@ -59,6 +52,17 @@ def create_app(context: ServiceContext) -> FastStream:
             partial(detector.on_event, raw.data, raw.subject, raw.metadata.sequence.stream),
             on_failure=partial(detector.forget, raw.data),
         )
+
+    @app.after_startup
+    async def consume_events() -> None:
+        nonlocal subscription
+        assert detector is not None
+        subscription = await bind_in_order(detector.js, events, on_agent_event)
+
+    @app.on_shutdown
+    async def stop_consuming() -> None:
+        if subscription is not None:
+            await subscription.unsubscribe()
 
     resumes = CONSUMERS.detector_resumes
 

@@ -9,11 +9,12 @@ from typing import Any
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsMessage
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from shared.commands import IdRequest, ListRequest, NextSessionRequest, PauseRequest, ResumeRequest
 from shared.contract import (
-    AGENT_EVENTS_STREAM,
     CONSUMERS,
     CONTROL_BUCKET,
     INTERVENTIONS_STREAM,
@@ -26,7 +27,7 @@ from shared.contract import (
     parse_message,
 )
 from shared.db import create_pool
-from shared.handling import handle_durably
+from shared.handling import bind_in_order, handle_durably
 from shared.runtime import ServiceContext, service_context
 
 from .commands import run_command
@@ -76,22 +77,25 @@ def create_app(context: ServiceContext) -> FastStream:
         await handle_durably(msg.raw_message, manager.js, Subjects.INTERVENTION_DLQ, work)
 
     lifecycle = CONSUMERS.pauser_sessions
+    subscription: JetStreamContext.PushSubscription | None = None
 
-    @broker.subscriber(
-        lifecycle.filter_subject,
-        queue=lifecycle.group,
-        stream=JStream(AGENT_EVENTS_STREAM.name, declare=False),
-        durable=lifecycle.durable,
-        ack_policy=AckPolicy.MANUAL,
-        description="Fills the projects and sessions tables from session_started/ended.",
-    )
-    async def on_session_lifecycle(msg: NatsMessage) -> None:
+    async def on_session_lifecycle(raw: Msg) -> None:
         assert manager is not None
-        raw = msg.raw_message
         if not any(marker in raw.data for marker in _LIFECYCLE_MARKERS):
             await raw.ack()
             return
         await handle_durably(raw, manager.js, Subjects.AGENT_DLQ, partial(register, raw.data))
+
+    @app.after_startup
+    async def consume_lifecycle() -> None:
+        nonlocal subscription
+        assert manager is not None
+        subscription = await bind_in_order(manager.js, lifecycle, on_session_lifecycle)
+
+    @app.on_shutdown
+    async def stop_consuming() -> None:
+        if subscription is not None:
+            await subscription.unsubscribe()
 
     async def register(data: bytes) -> None:
         assert manager is not None

@@ -1,0 +1,249 @@
+"""Detector figures on the embedded stack (not a test): throughput ratio and latency.
+
+1. Throughput: 100k events across 1,000 sessions are published as a backlog; the detector
+   service (its own process) drains it. The baseline, measured in the same run on the same
+   server, is a raw nats-py JetStream pull-consume-and-ack of the same messages.
+2. Latency: while 2,000 events/s of background traffic flow, a triggering event is published
+   every 100 ms; the time from its publish to its intervention reaching a subscriber is recorded.
+
+Usage: python bench/detector.py [--events 100000] [--sessions 1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.bus import provision  # noqa: E402
+from shared.contract import CONSUMERS, Subjects  # noqa: E402
+from shared.embedded import EmbeddedNats  # noqa: E402
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def session_events(project: str, session: str, count: int) -> list[dict[str, Any]]:
+    """A busy, healthy session: varied commands that mostly succeed (no rule fires)."""
+    events: list[dict[str, Any]] = []
+
+    def add(kind: str, **fields: Any) -> None:
+        seq = len(events) + 1
+        events.append({
+            "v": 1, "event_id": f"{session}-{seq}", "type": kind, "project_id": project,
+            "session_id": session, "seq": seq,
+            "ts": (T0 + timedelta(seconds=seq)).isoformat().replace("+00:00", "Z"), **fields,
+        })  # fmt: skip
+
+    add("session_started", workspace="/w", task={"id": "1", "description": "bench"})
+    n = 0
+    while len(events) < count - 1:
+        call_id = f"c{n}"
+        add("tool_call", tool="Bash", input={"command": f"step {n}"}, call_id=call_id)
+        add("tool_result", call_id=call_id, tool="Bash",
+            result={"ok": n % 17 != 0, "exit_code": 0, "output": f"done {n}", "error": ""})  # fmt: skip
+        n += 1
+    add("heartbeat")
+    return events[:count]
+
+
+def interleave(sessions: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Round-robin across sessions: every session's order is kept."""
+    rng = random.Random(7)
+    queues = [list(reversed(s)) for s in sessions]
+    out = []
+    while queues:
+        queue = rng.choice(queues)
+        out.append(queue.pop())
+        if not queue:
+            queues.remove(queue)
+    return out
+
+
+async def publish_all(nc: Client, events: list[dict[str, Any]], subject_of: Any) -> None:
+    js = nc.jetstream()
+    window: list[Any] = []
+    for event in events:
+        window.append(js.publish(subject_of(event), json.dumps(event).encode(),
+                                 headers={"Nats-Msg-Id": event["event_id"]}))  # fmt: skip
+        if len(window) >= 500:
+            await asyncio.gather(*window)
+            window.clear()
+    await asyncio.gather(*window)
+
+
+async def raw_baseline(nc: Client, events: list[dict[str, Any]]) -> float:
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="BENCH_RAW", subjects=["bench.raw.>"]))
+    await publish_all(nc, events, lambda e: f"bench.raw.{e['project_id']}.{e['session_id']}")
+    sub = await js.pull_subscribe(
+        "bench.raw.>", durable="raw", stream="BENCH_RAW",
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000),
+    )  # fmt: skip
+    consumed = 0
+    start = time.perf_counter()
+    while consumed < len(events):
+        try:
+            batch = await sub.fetch(256, timeout=1.0)
+        except TimeoutError:
+            continue
+        for msg in batch:
+            json.loads(msg.data)
+            await msg.ack()
+        consumed += len(batch)
+    elapsed = time.perf_counter() - start
+    await js.delete_stream("BENCH_RAW")
+    return len(events) / elapsed
+
+
+def start_detector(url: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NATS_URL": url, "DATABASE_URL": "unused-by-the-detector"}
+    return subprocess.Popen(
+        [sys.executable, *os.environ.get("BENCH_PROFILE", "").split(), "-m", "services.detector"], env=env, cwd=ROOT,
+        stdout=(log_dir / "detector.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+async def drained(nc: Client) -> tuple[int, int]:
+    info = await nc.jetstream().consumer_info("AGENT_EVENTS", CONSUMERS.detector_events.durable)
+    return info.num_pending or 0, info.num_ack_pending or 0
+
+
+async def detector_throughput(
+    nc: Client, url: str, events: list[dict[str, Any]], log_dir: Path
+) -> float:
+    await publish_all(nc, events, lambda e: Subjects.agent_events(e["project_id"], e["session_id"]))
+    detector = start_detector(url, log_dir)
+    try:
+        start = None
+        while True:
+            pending, unacked = await drained(nc)
+            if start is None and pending < len(events):
+                start = time.perf_counter()
+            if start is not None and pending == 0 and unacked == 0:
+                return len(events) / (time.perf_counter() - start)
+            await asyncio.sleep(0.02)
+    finally:
+        detector.terminate()
+        detector.wait(10)
+
+
+async def latency(nc: Client, url: str, seconds: float, rate: int, log_dir: Path) -> list[float]:
+    detector = start_detector(url, log_dir)
+    arrivals: dict[str, float] = {}
+
+    async def arrived(msg: Any) -> None:
+        arrivals[json.loads(msg.data)["session_id"]] = time.perf_counter()
+
+    await nc.subscribe("intervention.detected.>", cb=arrived)
+    js = nc.jetstream()
+    await asyncio.sleep(2.0)  # the detector connects and binds
+    sent: dict[str, float] = {}
+    background = [session_events("bg", f"bg-{i}", 10_000) for i in range(50)]
+    cursors = [0] * len(background)
+
+    async def traffic() -> None:
+        tick = 0.01
+        per_tick = max(1, int(rate * tick))
+        end = time.perf_counter() + seconds
+        i = 0
+        while time.perf_counter() < end:
+            began = time.perf_counter()
+            batch = []
+            for _ in range(per_tick):
+                k = i % len(background)
+                event = background[k][cursors[k]]
+                cursors[k] += 1
+                i += 1
+                batch.append(js.publish(Subjects.agent_events("bg", event["session_id"]),
+                                        json.dumps(event).encode()))  # fmt: skip
+            await asyncio.gather(*batch)
+            await asyncio.sleep(max(0.0, tick - (time.perf_counter() - began)))
+
+    async def triggers() -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            session = f"trig-{uuid.uuid4().hex[:8]}"
+            start, call, _ = session_events("lat", session, 3)
+            result = {**call, "event_id": f"{session}-3", "type": "tool_result", "seq": 3,
+                      "result": {"ok": False, "error": "Error: listen EADDRINUSE :::3000"}}  # fmt: skip
+            for event in (start, call):
+                await js.publish(Subjects.agent_events("lat", session), json.dumps(event).encode())
+            sent[session] = time.perf_counter()
+            await js.publish(Subjects.agent_events("lat", session), json.dumps(result).encode())
+            await asyncio.sleep(0.1)
+
+    try:
+        await asyncio.gather(traffic(), triggers())
+        await asyncio.sleep(2.0)
+    finally:
+        detector.terminate()
+        detector.wait(10)
+    return [(arrivals[s] - t) * 1000 for s, t in sent.items() if s in arrivals]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="yokeflow-bench-") as temp:
+        server = EmbeddedNats(Path(temp) / "nats").start(reuse=False)
+        try:
+            nc = await nats.connect(server.url)
+            await provision(nc)
+            per_session = args.events // args.sessions
+            print(
+                f"generating {args.events} events across {args.sessions} sessions ...", flush=True
+            )
+            events = interleave(
+                [session_events("bench", f"s{i}", per_session) for i in range(args.sessions)]
+            )
+            raw = await raw_baseline(nc, events)
+            print(f"raw nats-py pull-consume-and-ack: {raw:,.0f} events/s", flush=True)
+            detected = await detector_throughput(nc, server.url, events, Path(temp))
+            print(f"detector service:                 {detected:,.0f} events/s", flush=True)
+            print(f"throughput ratio detector/raw:    {detected / raw:.2f}  (target >= 0.7)")
+            samples = await latency(nc, server.url, args.seconds, args.rate, Path(temp))
+            if samples:
+                print(f"latency trigger -> intervention with {args.rate} events/s background, "
+                      f"{len(samples)} samples: p50 {statistics.median(samples):.1f} ms, "
+                      f"p99 {percentile(samples, 0.99):.1f} ms  (target p99 < 50 ms)")  # fmt: skip
+            else:
+                print("latency: no intervention arrived; see the detector log")
+            await nc.close()
+        finally:
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sessions", type=int, default=1_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=int, default=2_000, help="background events per second")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
