@@ -21,9 +21,6 @@ from shared.db import migrate
 
 from .infra import TestInfra, test_infrastructure
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT.parent / "shared" / "contract" / "examples"
-
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestInfra]:

@@ -15,7 +15,13 @@ from nats.aio.msg import Msg
 
 from shared.contract import Subjects
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "contract" / "examples"
+# The contract's example sessions: the design folder beside the repository when it is there,
+# else the copy committed under docs/contract/examples.
+_ROOT = Path(__file__).resolve().parents[1]
+_BESIDE = _ROOT.parent / "shared" / "contract" / "examples"
+EXAMPLES = (
+    _BESIDE if (_BESIDE / "expected.json").is_file() else _ROOT / "docs" / "contract" / "examples"
+)
 T = TypeVar("T")
 
 
