@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start infrastructure and every service (Ctrl-C stops all)")
     up.add_argument("--demo", action="store_true", help="also run a demo agent that gets stuck")
+    up.add_argument("--notifier-replicas", type=int, default=1, metavar="N",
+                    help="notifier processes sharing the work (default 1)")  # fmt: skip
     sub.add_parser("provision", help="create streams, consumers, KV buckets and tables; exit")
     detect = sub.add_parser("detect", help="replay a JSONL file of agent events offline")
     detect.add_argument("events")
@@ -159,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("events")
     sub.add_parser("status", help="streams, consumers and active interventions")
     service = sub.add_parser("service", help="run one service in the foreground")
-    service.add_argument("name", choices=["detector", "pauser", "orchestrator"])
+    service.add_argument("name", choices=["detector", "pauser", "orchestrator", "notifier"])
     sub.add_parser("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
     demo = sub.add_parser("demo", help="run the whole flow once, unattended")
     demo.add_argument("--json", action="store_true", help="print one JSON summary")
@@ -201,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "up":
         from .up import run_up
 
-        return run_up(settings, demo=args.demo)
+        if args.notifier_replicas < 1:
+            print("up: --notifier-replicas must be at least 1", file=sys.stderr)
+            return 2
+        return run_up(settings, demo=args.demo, notifier_replicas=args.notifier_replicas)
     if command == "demo":
         from .demo import run_demo
 

@@ -20,7 +20,7 @@ from shared.settings import Settings
 
 __all__ = ["Infrastructure", "ServiceSpec", "Supervisor", "prepare_infrastructure", "run_up"]
 
-SERVICES = ("detector", "pauser", "orchestrator")
+SERVICES = ("detector", "pauser", "orchestrator", "notifier")
 
 
 @dataclass
@@ -136,15 +136,21 @@ class Supervisor:
                 process.kill()
 
 
-def service_specs(settings: Settings) -> list[ServiceSpec]:
+def service_specs(settings: Settings, notifier_replicas: int = 1) -> list[ServiceSpec]:
     """Every service process `up` runs; the demo agent continues sessions after a resume."""
-    specs = [ServiceSpec(name, [sys.executable, "-m", f"services.{name}"]) for name in SERVICES]
+    specs = []
+    for name in SERVICES:
+        copies = notifier_replicas if name == "notifier" else 1
+        for n in range(copies):
+            label = f"{name}-{n + 1}" if copies > 1 else name
+            specs.append(ServiceSpec(label, [sys.executable, "-m", f"services.{name}"]))
     if not settings.agent_command:
-        specs[-1].env["YOKEFLOW_AGENT_COMMAND"] = f"{sys.executable},-m,cli.demo_agent"
+        orchestrator = next(s for s in specs if s.name == "orchestrator")
+        orchestrator.env["YOKEFLOW_AGENT_COMMAND"] = f"{sys.executable},-m,cli.demo_agent"
     return specs
 
 
-def run_up(settings: Settings, demo: bool) -> int:
+def run_up(settings: Settings, demo: bool, notifier_replicas: int = 1) -> int:
     print("YokeFlow Intervention: starting", flush=True)
     infra = prepare_infrastructure(settings)
     env = {
@@ -154,7 +160,7 @@ def run_up(settings: Settings, demo: bool) -> int:
         "PYTHONUNBUFFERED": "1",
     }
     supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
-    for spec in service_specs(settings):
+    for spec in service_specs(settings, notifier_replicas):
         supervisor.start(spec)
     if demo:
         supervisor.start(

@@ -34,6 +34,7 @@ __all__ = [
     "STREAMS",
     "AgentEvent",
     "BlockerType",
+    "ChannelOutcome",
     "CommandError",
     "CommandReply",
     "ConsumerSpec",
@@ -44,6 +45,7 @@ __all__ = [
     "Heartbeat",
     "Identifier",
     "Intervention",
+    "InterventionNotified",
     "InterventionPaused",
     "InterventionResumed",
     "RetryStats",
@@ -268,6 +270,27 @@ class InterventionResumed(_Model):
     workspace: str | None = None
 
 
+class ChannelOutcome(_Model):
+    channel: Literal["slack", "discord", "webhook", "email", "sms"]
+    recipient: str  # redacted for webhooks: their URLs are secrets
+    status: Literal["sent", "failed", "suppressed", "unknown"]
+    detail: str = ""
+    attempts: int = 0
+
+
+class InterventionNotified(_Model):
+    """Published on intervention.notified.<project_id> once every channel has an outcome."""
+
+    v: Literal[1] = 1
+    intervention_id: str
+    project_id: Identifier
+    session_id: Identifier
+    decision: Literal["notify", "suppressed", "muted"]
+    suppressed_before: int = 0
+    outcomes: list[ChannelOutcome] = Field(default_factory=list)
+    notified_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
 class DeadLetter(_Model):
     """Published on a dead-letter subject: a message that could not be processed, and why."""
 
@@ -335,6 +358,10 @@ class Subjects:
     @staticmethod
     def resumed(project_id: str) -> str:
         return f"intervention.resumed.{project_id}"
+
+    @staticmethod
+    def notified(project_id: str) -> str:
+        return f"intervention.notified.{project_id}"
 
     @staticmethod
     def command(name: str) -> str:
@@ -424,6 +451,10 @@ class Consumers:
     orchestrator_resumes: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "orchestrator", Subjects.RESUMED_ALL)
     )
+    # Sends can outlast ack_wait (retries honouring Retry-After): the handler reports progress.
+    notifier_paused: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "notifier", Subjects.PAUSED_ALL, ack_wait_s=15.0)
+    )
 
     def all(self) -> tuple[ConsumerSpec, ...]:
         return (
@@ -432,6 +463,7 @@ class Consumers:
             self.pauser_detected,
             self.pauser_sessions,
             self.orchestrator_resumes,
+            self.notifier_paused,
         )
 
 

@@ -47,7 +47,11 @@ async def handle_durably(
     dlq_subject: str,
     work: Callable[[], Awaitable[object]],
     on_failure: Callable[[], None] | None = None,
+    keepalive: float | None = None,
 ) -> None:
+    """`keepalive` (seconds): tell the server the message is still in progress, for work that
+    can outlast the consumer's ack_wait."""
+    beat = asyncio.create_task(_keep_alive(msg, keepalive)) if keepalive else None
     try:
         await work()
     except ContractError as exc:
@@ -68,6 +72,15 @@ async def handle_durably(
         await msg.ack()
     else:
         await msg.ack()
+    finally:
+        if beat is not None:
+            beat.cancel()
+
+
+async def _keep_alive(msg: Msg, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        await msg.in_progress()
 
 
 async def bind_in_order(

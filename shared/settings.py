@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -60,6 +60,27 @@ class Settings(BaseSettings):
     # Resume: the command that starts the agent's next session (an argument list, never a
     # shell string). The resume brief is passed in a file named by YOKEFLOW_RESUME_CONTEXT_FILE.
     agent_command: list[str] = Field(default_factory=list)
+
+    # Notifications: what a project without preferences of its own gets.
+    webhook_url: str | None = None
+    webhook_kind: Literal["auto", "slack", "discord", "generic"] = "auto"
+    webhook_secret: SecretStr | None = None  # Standard Webhooks signing secret, "whsec_..."
+    allow_private_webhooks: bool = False  # loopback/private targets (tests, on-premise hooks)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    email_from: str = "yokeflow@localhost"
+    email_addresses: list[str] = Field(default_factory=list)
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str | None = None  # a local peer in tests; unset means Twilio itself
+    sms_numbers: list[str] = Field(default_factory=list)
+    min_notification_interval: int = Field(default=300, ge=0, le=86400)
+    notification_timeout: float = Field(default=10.0, gt=0)
+    notification_max_attempts: int = Field(default=4, ge=1, le=10)
 
     # API and dashboard.
     api_host: str = "127.0.0.1"
@@ -114,8 +135,19 @@ _NAMED_ENV = {
     "NATS_URL": "nats_url",
     "DATABASE_URL": "database_url",
     "API_TOKEN": "api_token",
+    "YOKEFLOW_WEBHOOK_URL": "webhook_url",
+    "INTERVENTION_WEBHOOK_URL": "webhook_url",
+    "SMTP_HOST": "smtp_host",
+    "SMTP_PORT": "smtp_port",
+    "SMTP_USERNAME": "smtp_username",
+    "SMTP_PASSWORD": "smtp_password",
+    "EMAIL_ADDRESSES": "email_addresses",
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TWILIO_FROM_NUMBER": "twilio_from_number",
+    "SMS_NUMBERS": "sms_numbers",
 }
-_LIST_FIELDS = {"auto_recovery_blockers", "agent_command"}
+_LIST_FIELDS = {"auto_recovery_blockers", "agent_command", "email_addresses", "sms_numbers"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

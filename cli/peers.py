@@ -1,0 +1,332 @@
+"""Local stand-ins for Slack, Discord, Twilio, a Standard Webhooks receiver and an SMTP server.
+
+Each checks a request the way the real service would (path, auth, content type, field names,
+lengths) and answers as it would, so the demo, the tests and the benchmarks exercise the real
+request path on loopback. Responses can be scripted (429 with Retry-After, 500 then 200, 400)
+and slowed down.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiosmtpd.controller import Controller
+
+from shared.embedded import free_port
+
+__all__ = ["HttpPeer", "Received", "ScriptedReply", "SmtpPeer"]
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    status: int
+    body: str = ""
+    retry_after: str | None = None
+
+
+@dataclass
+class Received:
+    kind: str  # slack, discord, webhook, twilio
+    path: str
+    headers: dict[str, str]
+    body: Any
+    accepted: bool
+    problem: str = ""
+
+
+def _discord_problems(payload: dict[str, Any]) -> list[str]:
+    problems = []
+    embeds = payload.get("embeds") or []
+    if not payload.get("content") and not embeds:
+        problems.append("content or embeds required")
+    if len(embeds) > 10:
+        problems.append("at most 10 embeds")
+    for embed in embeds:
+        total = 0
+        for key, limit in (("title", 256), ("description", 4096)):
+            total += len(embed.get(key) or "")
+            if len(embed.get(key) or "") > limit:
+                problems.append(f"embed.{key} longer than {limit}")
+        fields = embed.get("fields") or []
+        if len(fields) > 25:
+            problems.append("more than 25 fields")
+        for f in fields:
+            if not f.get("name") or not f.get("value"):
+                problems.append("field name and value must be non-empty")
+            if len(f.get("name", "")) > 256 or len(f.get("value", "")) > 1024:
+                problems.append("field name/value too long")
+            total += len(f.get("name", "")) + len(f.get("value", ""))
+        footer = (embed.get("footer") or {}).get("text", "")
+        total += len(footer)
+        if len(footer) > 2048:
+            problems.append("footer too long")
+        if total > 6000:
+            problems.append(f"embed total {total} > 6000")
+        if not isinstance(embed.get("color", 0), int):
+            problems.append("color must be an integer")
+    return problems
+
+
+def _slack_problems(payload: dict[str, Any]) -> list[str]:
+    problems = []
+    if not isinstance(payload.get("text"), str) and not payload.get("blocks"):
+        problems.append("text or blocks required")
+    for attachment in payload.get("attachments") or []:
+        for f in attachment.get("fields") or []:
+            if not isinstance(f.get("title"), str) or not isinstance(f.get("value"), str):
+                problems.append("attachment fields need string title and value")
+    return problems
+
+
+class HttpPeer:
+    """One HTTP server for every webhook kind and Twilio's Messages API."""
+
+    def __init__(
+        self,
+        twilio_sid: str = "AC00000000000000000000000000000000",
+        twilio_token: str = "test-token",  # noqa: S107 - a local stand-in's credential
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.twilio_sid, self.twilio_token = twilio_sid, twilio_token
+        self.webhook_secret = webhook_secret
+        self.received: list[Received] = []
+        self.scripts: dict[str, deque[ScriptedReply]] = defaultdict(deque)
+        self.delay: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.port = free_port()
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                peer._handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def slack_url(self) -> str:
+        return f"{self.base_url}/services/T0001/B0001/{uuid.uuid4().hex[:24]}"
+
+    def discord_url(self) -> str:
+        return f"{self.base_url}/api/webhooks/1234567890/{uuid.uuid4().hex}"
+
+    def webhook_url(self) -> str:
+        return f"{self.base_url}/hooks/{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self) -> HttpPeer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def script(self, kind: str, *replies: ScriptedReply) -> None:
+        with self.lock:
+            self.scripts[kind].extend(replies)
+
+    def accepted(self, kind: str | None = None) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.accepted and (kind is None or r.kind == kind)]
+
+    def _kind(self, path: str) -> str:
+        if path.startswith("/services/"):
+            return "slack"
+        if path.startswith("/api/webhooks/"):
+            return "discord"
+        if path.startswith("/2010-04-01/Accounts/"):
+            return "twilio"
+        return "webhook"
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        kind = self._kind(parts.path)
+        raw = request.rfile.read(int(request.headers.get("content-length") or 0))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        time.sleep(self.delay.get(kind, 0.0))
+        with self.lock:
+            scripted = self.scripts[kind].popleft() if self.scripts[kind] else None
+        status, reply, problem, body = self._check(kind, parts, headers, raw)
+        if scripted is not None and status < 300:
+            status, reply, problem = scripted.status, scripted.body, f"scripted {scripted.status}"
+        with self.lock:
+            self.received.append(Received(kind, parts.path, headers, body, status < 300, problem))
+        request.send_response(status)
+        if scripted is not None and scripted.retry_after is not None:
+            request.send_header("Retry-After", scripted.retry_after)
+        content_type = "application/json" if reply.startswith(("{", "[")) else "text/plain"
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", str(len(reply.encode())))
+        request.end_headers()
+        request.wfile.write(reply.encode())
+
+    def _check(
+        self, kind: str, parts: Any, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, str, str, Any]:
+        if kind == "twilio":
+            return self._check_twilio(parts.path, headers, raw)
+        if not headers.get("content-type", "").startswith("application/json"):
+            return 400, "invalid_payload", "content type is not JSON", raw.decode(errors="replace")
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return 400, "invalid_payload", "body is not JSON", raw.decode(errors="replace")
+        if kind == "slack":
+            problems = _slack_problems(payload)
+            return (
+                (400, "invalid_payload", "; ".join(problems), payload)
+                if problems
+                else (200, "ok", "", payload)
+            )
+        if kind == "discord":
+            if parse_qs(parts.query).get("wait") != ["true"]:
+                return (
+                    400,
+                    '{"message": "wait=true expected by this peer"}',
+                    "no wait=true",
+                    payload,
+                )
+            problems = _discord_problems(payload)
+            if problems:
+                return (
+                    400,
+                    json.dumps({"code": 50035, "message": "Invalid Form Body", "errors": problems}),
+                    "; ".join(problems),
+                    payload,
+                )
+            return (
+                200,
+                json.dumps({"id": str(uuid.uuid4().int)[:18], "embeds": payload.get("embeds")}),
+                "",
+                payload,
+            )
+        if self.webhook_secret is not None:
+            problem = self._check_signature(headers, raw)
+            if problem:
+                return 401, problem, problem, payload
+        return 200, "{}", "", payload
+
+    def _check_signature(self, headers: dict[str, str], raw: bytes) -> str:
+        msg_id, ts = headers.get("webhook-id"), headers.get("webhook-timestamp")
+        signatures = headers.get("webhook-signature", "").split()
+        if not (msg_id and ts and signatures):
+            return "missing Standard Webhooks headers"
+        if abs(time.time() - int(ts)) > 300:
+            return "timestamp too far from now"
+        assert self.webhook_secret is not None
+        key = base64.b64decode(self.webhook_secret.removeprefix("whsec_"))
+        expected = base64.b64encode(
+            hmac.new(key, f"{msg_id}.{ts}.".encode() + raw, hashlib.sha256).digest()
+        ).decode()
+        if not any(hmac.compare_digest(s.split(",", 1)[-1], expected) for s in signatures):
+            return "bad signature"
+        return ""
+
+    def _check_twilio(
+        self, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, str, str, Any]:
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        expected_path = f"/2010-04-01/Accounts/{self.twilio_sid}/Messages.json"
+        auth = base64.b64encode(f"{self.twilio_sid}:{self.twilio_token}".encode()).decode()
+        if path != expected_path:
+            return (
+                404,
+                json.dumps({"code": 20404, "message": "not found", "status": 404}),
+                "bad path",
+                form,
+            )
+        if headers.get("authorization") != f"Basic {auth}":
+            return (
+                401,
+                json.dumps({"code": 20003, "message": "Authenticate", "status": 401}),
+                "bad auth",
+                form,
+            )
+        if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return (
+                400,
+                json.dumps({"code": 20001, "message": "form expected", "status": 400}),
+                "not a form",
+                form,
+            )
+        to = form.get("To", "")
+        if not form.get("From") or not form.get("Body"):
+            return (
+                400,
+                json.dumps({"code": 21602, "message": "Body and From required", "status": 400}),
+                "missing field",
+                form,
+            )
+        digits = to[1:]
+        north_american_ok = not digits.startswith("1") or len(digits) == 11
+        if not (
+            to.startswith("+") and digits.isdigit() and 8 <= len(digits) <= 15 and north_american_ok
+        ):
+            return (
+                400,
+                json.dumps(
+                    {
+                        "code": 21211,
+                        "message": f"The 'To' number {to} is not a valid phone number.",
+                        "status": 400,
+                    }
+                ),
+                "21211",
+                form,
+            )
+        sid = "SM" + uuid.uuid4().hex
+        reply = {"sid": sid, "account_sid": self.twilio_sid, "to": to, "from": form["From"],
+                 "body": form["Body"], "status": "queued", "num_segments": "1",
+                 "uri": f"{expected_path[:-5]}/{sid}.json"}  # fmt: skip
+        return 201, json.dumps(reply), "", form
+
+
+@dataclass
+class _Mailbox:
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+
+class SmtpPeer:
+    """An aiosmtpd server on a free loopback port that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.mailbox = _Mailbox()
+        self.port = free_port()
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.mailbox.messages
+
+    def __enter__(self) -> SmtpPeer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()

@@ -1,0 +1,265 @@
+"""Senders for each channel, and the retry policy they share.
+
+429, 5xx, timeouts and connection errors are retried with exponential backoff and full jitter,
+honouring Retry-After, up to a bound; any other 4xx (and Twilio errors such as 21211) is a
+permanent failure, not retried. Secrets (webhook URLs, passwords, tokens) never reach a log line
+or an outcome's detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiosmtplib
+import httpx
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client as TwilioClient
+
+from shared.preferences import UnsafeWebhookError, check_webhook_target, webhook_kind_of
+from shared.settings import Settings
+
+from .messages import (
+    Notice,
+    canonical_json,
+    discord_payload,
+    email_message,
+    generic_payload,
+    slack_payload,
+    sms_text,
+)
+
+__all__ = [
+    "Delivery",
+    "Outcome",
+    "RetryPolicy",
+    "Senders",
+    "redact_url",
+    "sign_standard_webhook",
+    "webhook_delivery",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One (channel, recipient) a notice goes to; `recipient` is what the ledger may store."""
+
+    channel: str
+    recipient: str
+    target: str  # the real address: URL, email or phone number
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # sent, failed
+    detail: str
+    attempts: int
+
+
+class _Transient(Exception):
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class _Permanent(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))  # noqa: S311
+
+    async def run(self, send: Callable[[], Awaitable[str]]) -> Outcome:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return Outcome("sent", await send(), attempt)
+            except _Permanent as exc:
+                return Outcome("failed", str(exc), attempt)
+            except _Transient as exc:
+                if attempt == self.max_attempts:
+                    return Outcome("failed", f"gave up after {attempt} attempts: {exc}", attempt)
+                await asyncio.sleep(self.delay(attempt, exc.retry_after))
+        raise AssertionError("unreachable")
+
+
+def redact_url(url: str) -> str:
+    """Webhook URLs carry their secret in the path: keep the host and a short fingerprint."""
+    parts = urlsplit(url)
+    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}/…#{digest}"
+
+
+def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks `webhook-signature` value: v1,<base64 HMAC-SHA256>."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+        except (TypeError, ValueError):
+            return None
+
+
+def _classify(response: httpx.Response) -> str:
+    if response.status_code < 300:
+        return f"HTTP {response.status_code}"
+    detail = f"HTTP {response.status_code}: {response.text[:200]}"
+    if response.status_code == 429 or response.status_code >= 500:
+        raise _Transient(detail, _retry_after(response))
+    raise _Permanent(detail)
+
+
+class Senders:
+    """Holds the connections and settings each channel needs; one per notifier process."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.http = http
+        self.policy = RetryPolicy(max_attempts=settings.notification_max_attempts)
+        self._twilio_http = AsyncTwilioHttpClient(timeout=settings.notification_timeout)
+        self._twilio: TwilioClient | None = None
+
+    async def close(self) -> None:
+        await self._twilio_http.close()
+
+    async def send(self, delivery: Delivery, notice: Notice) -> Outcome:
+        senders: dict[str, Callable[[], Awaitable[str]]] = {
+            "slack": lambda: self._post(delivery.target, slack_payload(notice), notice),
+            "discord": lambda: self._post(
+                _wait_true(delivery.target), discord_payload(notice), notice
+            ),
+            "webhook": lambda: self._post(
+                delivery.target, generic_payload(notice), notice, sign=True
+            ),
+            "email": lambda: self._email(delivery.target, notice),
+            "sms": lambda: self._sms(delivery.target, notice),
+        }
+        if delivery.channel in ("slack", "discord", "webhook"):
+            try:
+                check_webhook_target(delivery.target, self.settings.allow_private_webhooks)
+            except (UnsafeWebhookError, ValueError) as exc:
+                return Outcome("failed", f"refused: {exc}", 0)
+        return await self.policy.run(senders[delivery.channel])
+
+    async def _post(
+        self, url: str, payload: dict[str, Any], notice: Notice, sign: bool = False
+    ) -> str:
+        body = canonical_json(payload)
+        delivery_id = f"{notice.intervention.intervention_id}"
+        headers = {"content-type": "application/json", "user-agent": "YokeFlow-Intervention/1"}
+        if sign:
+            timestamp = int(time.time())
+            headers["webhook-id"] = delivery_id
+            headers["webhook-timestamp"] = str(timestamp)
+            secret = self.settings.webhook_secret
+            if secret is not None:
+                headers["webhook-signature"] = sign_standard_webhook(
+                    secret.get_secret_value(), delivery_id, timestamp, body
+                )
+        try:
+            response = await self.http.post(
+                url, content=body, headers=headers, timeout=self.settings.notification_timeout
+            )
+        except httpx.TimeoutException:
+            raise _Transient("timed out") from None
+        except httpx.TransportError as exc:
+            raise _Transient(f"connection failed: {type(exc).__name__}") from None
+        return _classify(response)
+
+    async def _email(self, address: str, notice: Notice) -> str:
+        s = self.settings
+        if not s.smtp_host:
+            raise _Permanent("no SMTP server configured (SMTP_HOST)")
+        message = email_message(notice, s.email_from, [address])
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                use_tls=s.smtp_security == "tls",
+                start_tls=s.smtp_security == "starttls",
+                timeout=s.notification_timeout,
+            )
+        except aiosmtplib.SMTPResponseException as exc:
+            detail = f"SMTP {exc.code}: {exc.message[:200]}"
+            if 400 <= exc.code < 500:
+                raise _Transient(detail) from None
+            raise _Permanent(detail) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise _Transient(f"SMTP: {type(exc).__name__}") from None
+        return "accepted by the SMTP server"
+
+    def _twilio_client(self) -> TwilioClient:
+        s = self.settings
+        if not (s.twilio_account_sid and s.twilio_auth_token and s.twilio_from_number):
+            raise _Permanent(
+                "Twilio is not configured (TWILIO_ACCOUNT_SID, _AUTH_TOKEN, _FROM_NUMBER)"
+            )
+        if self._twilio is None:
+            self._twilio = TwilioClient(
+                s.twilio_account_sid, s.twilio_auth_token.get_secret_value(),
+                http_client=self._twilio_http,
+            )  # fmt: skip
+            if s.twilio_api_base_url:
+                self._twilio.api.base_url = s.twilio_api_base_url
+        return self._twilio
+
+    async def _sms(self, number: str, notice: Notice) -> str:
+        client = self._twilio_client()
+        try:
+            message = await client.messages.create_async(
+                to=number, from_=self.settings.twilio_from_number, body=sms_text(notice)
+            )
+        except TwilioRestException as exc:
+            detail = f"Twilio {exc.status} (code {exc.code}): {str(exc.msg)[:200]}"
+            if exc.status == 429 or exc.status >= 500:
+                raise _Transient(detail) from None
+            raise _Permanent(detail) from None
+        except (OSError, TimeoutError) as exc:
+            raise _Transient(f"Twilio: {type(exc).__name__}") from None
+        return f"Twilio message {message.sid}"
+
+
+def _wait_true(url: str) -> str:
+    """Discord answers with the created message (and real errors) only with ?wait=true."""
+    return url + ("&" if "?" in url else "?") + "wait=true"
+
+
+def webhook_delivery(url: str, kind: str) -> Delivery:
+    channel = {"slack": "slack", "discord": "discord", "generic": "webhook"}[
+        webhook_kind_of(url, kind)
+    ]
+    return Delivery(channel, redact_url(url), url)

@@ -1,0 +1,193 @@
+"""One notice, formatted for each medium (Slack, Discord, generic JSON, email, SMS)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from shared.contract import InterventionPaused
+
+__all__ = [
+    "DISCORD_LIMITS",
+    "Notice",
+    "canonical_json",
+    "discord_payload",
+    "email_message",
+    "generic_payload",
+    "slack_payload",
+    "sms_text",
+]
+
+TITLE = "YokeFlow Session Blocked"
+# Colours per trigger: red for infrastructure, orange for loops, yellow for budgets, blue manual.
+COLOURS = {
+    "critical_error": 0xD92D20,
+    "retry_limit": 0xF79009,
+    "loop_pattern": 0xF79009,
+    "error_rate": 0xF79009,
+    "session_duration": 0xEAAA08,
+    "manual": 0x2E90FA,
+}
+# Discord's documented embed limits.
+DISCORD_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024,
+                  "fields": 25, "footer": 2048, "total": 6000}  # fmt: skip
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Notice:
+    intervention: InterventionPaused
+    suppressed_before: int = 0
+    dashboard_url: str | None = None
+
+    @property
+    def colour(self) -> int:
+        return COLOURS.get(self.intervention.trigger, 0x667085)
+
+    @property
+    def link(self) -> str | None:
+        if not self.dashboard_url:
+            return None
+        return (
+            f"{self.dashboard_url.rstrip('/')}/#/interventions/{self.intervention.intervention_id}"
+        )
+
+    def facts(self) -> list[tuple[str, str]]:
+        """The original format's fields, in order."""
+        i = self.intervention
+        stats = i.retry_stats
+        facts = [
+            ("Project", i.project_id),
+            ("Session", i.session_id),
+            ("Time", i.paused_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+            ("Trigger", i.trigger),
+            ("Blocker Type", i.blocker_type or "none"),
+            ("Error", _clip(i.error_excerpt or i.reason, 900)),
+            ("Retry Statistics", f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one command, {stats.unique_errors} unique errors"),
+            ("Action Required", i.suggested_recovery or "Review the blocker and resume the session with notes."),
+            ("Where to Look", self.link or f"yokeflow-intervention interventions show {i.intervention_id}"),
+        ]  # fmt: skip
+        if i.task is not None:
+            facts.insert(2, ("Task", f"{i.task.id} - {i.task.description}"))
+        if self.suppressed_before:
+            facts.append(
+                (
+                    "Suppressed",
+                    f"{self.suppressed_before} more intervention(s) since the last notification",
+                )
+            )
+        return facts
+
+    def text(self) -> str:
+        lines = [TITLE, "", self.intervention.reason, ""]
+        lines += [f"{name}: {value}" for name, value in self.facts()]
+        return "\n".join(lines)
+
+
+def slack_payload(notice: Notice) -> dict[str, Any]:
+    """An incoming-webhook message with a colour-coded attachment."""
+    i = notice.intervention
+    short = {"Project", "Session", "Trigger", "Blocker Type", "Time", "Task"}
+    return {
+        "text": f":rotating_light: *{TITLE}*: {i.project_id}/{i.session_id}",
+        "attachments": [
+            {
+                "color": f"#{notice.colour:06x}",
+                "title": _clip(i.reason, 150),
+                "title_link": notice.link,
+                "fields": [
+                    {"title": name, "value": value, "short": name in short}
+                    for name, value in notice.facts()
+                ],
+                "footer": f"intervention {i.intervention_id}",
+                "ts": int(i.paused_at.timestamp()),
+            }
+        ],
+    }
+
+
+def discord_payload(notice: Notice) -> dict[str, Any]:
+    """An embed within Discord's length limits (6,000 characters in all)."""
+    i = notice.intervention
+    limits = DISCORD_LIMITS
+    embed: dict[str, Any] = {
+        "title": _clip(TITLE, limits["title"]),
+        "description": _clip(i.reason, limits["description"]),
+        "color": notice.colour,
+        "timestamp": i.paused_at.isoformat(),
+        "footer": {"text": _clip(f"intervention {i.intervention_id}", limits["footer"])},
+        "fields": [],
+    }
+    if notice.link:
+        embed["url"] = notice.link
+    budget = (
+        limits["total"]
+        - len(embed["title"])
+        - len(embed["description"])
+        - len(embed["footer"]["text"])
+    )
+    for name, value in notice.facts()[: limits["fields"]]:
+        field: dict[str, Any] = {"name": _clip(name, limits["field_name"]),
+                 "value": _clip(value or "-", min(limits["field_value"], max(budget - len(name), 1))),
+                 "inline": len(value) < 40}  # fmt: skip
+        budget -= len(field["name"]) + len(field["value"])
+        if budget < 0:
+            break
+        embed["fields"].append(field)
+    return {"username": "YokeFlow", "embeds": [embed]}
+
+
+def generic_payload(notice: Notice) -> dict[str, Any]:
+    """The full intervention record, for a team's own receiver."""
+    return {
+        "type": "intervention.paused",
+        "title": TITLE,
+        "suppressed_before": notice.suppressed_before,
+        "dashboard_url": notice.link,
+        "intervention": notice.intervention.model_dump(mode="json"),
+    }
+
+
+def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMessage:
+    """Multipart: plain text first, then HTML."""
+    i = notice.intervention
+    message = EmailMessage()
+    message["Subject"] = f"[YokeFlow] Session blocked: {i.project_id} ({i.trigger})"
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["X-YokeFlow-Intervention"] = i.intervention_id
+    message.set_content(notice.text())
+    rows = "".join(
+        f"<tr><th align='left' style='padding:4px 12px 4px 0'>{html.escape(k)}</th>"
+        f"<td style='padding:4px 0'>{html.escape(v)}</td></tr>"
+        for k, v in notice.facts()
+    )
+    message.add_alternative(
+        f"""<html><body style="font-family:sans-serif">
+<h2 style="color:#{notice.colour:06x}">{TITLE}</h2>
+<p>{html.escape(i.reason)}</p>
+<table>{rows}</table>
+</body></html>""",
+        subtype="html",
+    )
+    return message
+
+
+def sms_text(notice: Notice) -> str:
+    """Concise: one SMS segment where it can (160 characters)."""
+    i = notice.intervention
+    blocker = f" {i.blocker_type}" if i.blocker_type else ""
+    text = f"YokeFlow: session blocked in {i.project_id} ({i.trigger}{blocker}). {i.reason}"
+    if notice.suppressed_before:
+        text += f" (+{notice.suppressed_before} more)"
+    return _clip(text, 300)
+
+
+def canonical_json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()

@@ -1,0 +1,118 @@
+"""The notifier's work for one paused intervention: decide, deliver in parallel, record, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from nats.js import JetStreamContext
+
+from shared.bus import publish_event
+from shared.contract import ChannelOutcome, InterventionNotified, InterventionPaused, Subjects
+from shared.preferences import NotificationPreferences, load_preferences
+from shared.settings import Settings
+
+from .channels import Delivery, Outcome, Senders, webhook_delivery
+from .ledger import Ledger
+from .messages import Notice
+
+__all__ = ["Notifier", "deliveries_for"]
+
+log = logging.getLogger(__name__)
+
+
+def deliveries_for(preferences: NotificationPreferences) -> list[Delivery]:
+    found = []
+    if preferences.webhook_enabled and preferences.webhook_url:
+        found.append(webhook_delivery(preferences.webhook_url, preferences.webhook_kind))
+    if preferences.email_enabled:
+        found += [Delivery("email", address, address) for address in preferences.email_addresses]
+    if preferences.sms_enabled:
+        found += [Delivery("sms", number, number) for number in preferences.sms_numbers]
+    return found
+
+
+class Notifier:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        js: JetStreamContext,
+        senders: Senders,
+        replica: str,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.js = js
+        self.senders = senders
+        self.ledger = Ledger(pool, replica)
+
+    async def handle(self, paused: InterventionPaused) -> InterventionNotified:
+        preferences = await load_preferences(self.pool, paused.project_id)
+        if preferences is None:
+            preferences = NotificationPreferences.from_settings(self.settings)
+        decision, before = await self.ledger.decide(
+            paused.intervention_id,
+            paused.project_id,
+            preferences.min_notification_interval,
+            preferences.wants(paused.trigger),
+        )
+        outcomes: list[ChannelOutcome] = []
+        if decision == "notify":
+            notice = Notice(paused, before, self.settings.dashboard_url)
+            deliveries = deliveries_for(preferences)
+            results = await asyncio.gather(*(self._deliver(paused, d, notice) for d in deliveries))
+            outcomes = [
+                ChannelOutcome(channel=d.channel, recipient=d.recipient, status=o.status,
+                               detail=o.detail, attempts=o.attempts)
+                for d, o in zip(deliveries, results, strict=True)
+            ]  # fmt: skip
+        elif decision == "suppressed":
+            await self.ledger.record_suppressed(
+                paused.intervention_id,
+                paused.project_id,
+                f"rate limit: one notification per {preferences.min_notification_interval} s",
+            )
+        status = decision if decision != "notify" else (
+            "sent" if outcomes and all(o.status == "sent" for o in outcomes) else "failed"
+            if outcomes else "no_channels"
+        )  # fmt: skip
+        await self.ledger.audit(
+            paused.intervention_id,
+            status,
+            {
+                "decision": decision,
+                "suppressed_before": before,
+                "channels": [o.model_dump() for o in outcomes],
+            },
+        )
+        notified = InterventionNotified(
+            intervention_id=paused.intervention_id,
+            project_id=paused.project_id,
+            session_id=paused.session_id,
+            decision=decision,
+            suppressed_before=before,
+            outcomes=outcomes,
+        )
+        await publish_event(
+            self.js,
+            Subjects.notified(paused.project_id),
+            notified,
+            msg_id=f"{paused.intervention_id}:notified",
+        )
+        log.info(
+            "%s: %s", decision, ", ".join(f"{o.channel} {o.status}" for o in outcomes) or "no channels",
+            extra={"intervention_id": paused.intervention_id, "project_id": paused.project_id},
+        )  # fmt: skip
+        return notified
+
+    async def _deliver(
+        self, paused: InterventionPaused, delivery: Delivery, notice: Notice
+    ) -> Outcome:
+        recorded = await self.ledger.claim(paused.intervention_id, paused.project_id, delivery)
+        if recorded is not None:
+            return recorded
+        outcome = await self.senders.send(delivery, notice)
+        await self.ledger.finish(paused.intervention_id, delivery, outcome)
+        return outcome

@@ -1,0 +1,86 @@
+"""Preferences and settings refuse bad values with the field named."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.notifier.channels import redact_url, sign_standard_webhook
+from shared.preferences import (
+    NotificationPreferences,
+    UnsafeWebhookError,
+    check_webhook_target,
+    webhook_kind_of,
+)
+from shared.settings import SettingsError, load_settings
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("webhook_url", "ftp://example.com/hook", "http(s)"),
+        ("webhook_url", "https://user:pw@example.com/hook", "credentials"),
+        ("email_addresses", ["not-an-address"], "not an email address"),
+        ("sms_numbers", ["555-1234"], "E.164"),
+        ("min_notification_interval", -1, "greater than or equal to 0"),
+        ("webhook_kind", "teams", "slack"),
+        ("colour", "blue", "Extra inputs"),
+    ],
+)
+def test_bad_preferences_name_the_field(field, value, message):
+    with pytest.raises(ValidationError) as error:
+        NotificationPreferences(**{field: value})
+    text = str(error.value)
+    assert field in text and message in text
+
+
+def test_webhook_kind_is_detected_and_can_be_forced():
+    assert webhook_kind_of("https://hooks.slack.com/services/T/B/x") == "slack"
+    assert webhook_kind_of("https://discord.com/api/webhooks/1/abc") == "discord"
+    assert webhook_kind_of("https://example.com/yokeflow") == "generic"
+    assert webhook_kind_of("https://example.com/yokeflow", "slack") == "slack"
+
+
+def test_internal_webhook_targets_are_refused_unless_allowed():
+    for url in ("http://127.0.0.1:8080/x", "http://10.0.0.5/x", "http://169.254.169.254/latest"):
+        with pytest.raises(UnsafeWebhookError):
+            check_webhook_target(url, allow_private=False)
+        check_webhook_target(url, allow_private=True)
+    with pytest.raises(ValueError, match="http"):
+        check_webhook_target("file:///etc/passwd", allow_private=True)
+
+
+def test_standard_webhooks_signature_matches_the_spec_example():
+    # The example from the Standard Webhooks specification.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    signature = sign_standard_webhook(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_webhook_urls_are_redacted():
+    redacted = redact_url("https://hooks.slack.com/services/T0/B0/secret-token")
+    assert "secret-token" not in redacted and redacted.startswith("https://hooks.slack.com/")
+
+
+def test_settings_layers_and_errors(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "intervention:\n  max_retries: 5\n  webhook_url: ${HOOK}\n  min_notification_interval: 60\n"
+    )
+    settings = load_settings(config, {"HOOK": "https://example.com/h", "YOKEFLOW_MAX_RETRIES": "7",
+                                       "EMAIL_ADDRESSES": "a@x.io, b@x.io", "SMTP_PASSWORD": "pw"})  # fmt: skip
+    assert settings.max_retries == 7  # environment beats the file
+    assert settings.webhook_url == "https://example.com/h"
+    assert settings.email_addresses == ["a@x.io", "b@x.io"]
+    assert "pw" not in repr(settings)  # secrets are not printed
+    with pytest.raises(SettingsError, match=r"\$\{MISSING\} is not set"):
+        config.write_text("intervention:\n  webhook_url: ${MISSING}\n")
+        load_settings(config, {})
+    with pytest.raises(SettingsError, match="environment YOKEFLOW_ERROR_RATE_THRESHOLD"):
+        load_settings(None, {"YOKEFLOW_ERROR_RATE_THRESHOLD": "2"})
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "missing.yaml", {})
+    config.write_text('intervention:\n  agent_command: "python -m agent"\n')
+    with pytest.raises(SettingsError, match=r"intervention\.agent_command: .*not a shell string"):
+        load_settings(config, {})
