@@ -11,13 +11,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from shared.agent_client import AgentSession
 from shared.bus import connect
 from shared.commands import CommandFailed, PauserClient
 from shared.contract import Task
+from shared.preferences import NotificationPreferences, save_preferences
 from shared.settings import Settings
 
-from .demo_agent import DEMO_PROJECT, retry_loop_session
+from .demo_agent import DEMO_PROJECT, port_conflict_session, retry_loop_session
+from .peers import HttpPeer, SmtpPeer
 from .up import Supervisor, prepare_infrastructure, service_specs
 
 __all__ = ["run_demo"]
@@ -38,6 +42,46 @@ async def _until(check: Any, timeout: float) -> Any:
             return value
         await asyncio.sleep(0.1)
     return None
+
+
+TWILIO_SID, TWILIO_TOKEN, TWILIO_FROM = "AC" + "d" * 32, "demo-token", "+15550009999"
+
+
+def _peer_settings(http: HttpPeer, smtp: SmtpPeer) -> dict[str, str]:
+    """Point every channel at the local stand-ins the demo runs."""
+    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "YOKEFLOW_SMTP_SECURITY": "none",
+            "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_FROM_NUMBER": TWILIO_FROM, "YOKEFLOW_TWILIO_API_BASE_URL": http.base_url,
+            "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true"}  # fmt: skip
+
+
+async def _set_preferences(database_url: str, http: HttpPeer) -> dict[str, NotificationPreferences]:
+    chosen = {
+        DEMO_PROJECT: NotificationPreferences(
+            webhook_enabled=True, webhook_url=http.slack_url(), email_enabled=True,
+            email_addresses=["oncall@example.com"], sms_enabled=True, sms_numbers=["+15551230000"]),
+        "demo-discord": NotificationPreferences(webhook_enabled=True, webhook_url=http.discord_url()),
+        "demo-hooks": NotificationPreferences(webhook_enabled=True, webhook_url=http.webhook_url()),
+    }  # fmt: skip
+    conn = await asyncpg.connect(database_url)
+    try:
+        for project, preferences in chosen.items():
+            await save_preferences(conn, project, preferences)
+    finally:
+        await conn.close()
+    return chosen
+
+
+def _notification_counts(http: HttpPeer, smtp: SmtpPeer) -> dict[str, dict[str, int]]:
+    """What the peers received, per channel: deliveries and duplicates among them."""
+    keys: dict[str, list[str]] = {
+        "slack": [r.body["attachments"][0]["footer"] for r in http.accepted("slack")],
+        "discord": [r.body["embeds"][0]["footer"]["text"] for r in http.accepted("discord")],
+        "webhook": [r.body["intervention"]["intervention_id"] for r in http.accepted("webhook")],
+        "sms": [f"{r.body['To']}|{r.body['Body']}" for r in http.accepted("twilio")],
+        "email": [f"{m['To']}|{m['X-YokeFlow-Intervention']}" for m in smtp.messages],
+    }
+    return {c: {"sent": len(k), "duplicates": len(k) - len(set(k))} for c, k in keys.items()}
 
 
 async def _flow(nats_url: str, workspace: Path) -> dict[str, Any]:
@@ -92,12 +136,24 @@ async def _flow(nats_url: str, workspace: Path) -> dict[str, Any]:
             )
 
         summary["new_session_started_with_context"] = bool(await _until(continued, 30))
+
+        _progress("two more projects get stuck on a port conflict (Discord and a signed webhook)")
+        for project in ("demo-discord", "demo-hooks"):
+            other = AgentSession(nc, project, workspace=workspace)
+            stopped = await port_conflict_session(other)
+            if stopped is not None:
+                await other.stop_for_pause(stopped)
     finally:
         await nc.close()
     return summary
 
 
 def run_demo(settings: Settings, as_json: bool) -> int:
+    with HttpPeer(TWILIO_SID, TWILIO_TOKEN) as http, SmtpPeer() as smtp:
+        return _run_demo(settings, as_json, http, smtp)
+
+
+def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer) -> int:
     """Run on a fresh embedded stack (or the configured servers) and report every step."""
     workspace = settings.data_dir.resolve() / "demo-workspace"
     with tempfile.TemporaryDirectory(prefix="yokeflow-demo-") as temp:
@@ -107,18 +163,32 @@ def run_demo(settings: Settings, as_json: bool) -> int:
         _progress("starting infrastructure")
         infra = prepare_infrastructure(settings, report=False)
         env = {**os.environ, "NATS_URL": infra.nats_url, "DATABASE_URL": infra.database_url,
-               "YOKEFLOW_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+               "YOKEFLOW_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
+               **_peer_settings(http, smtp)}  # fmt: skip
+        asyncio.run(_set_preferences(infra.database_url, http))
         supervisor = Supervisor(env, data_dir / "logs")
         try:
             for spec in service_specs(settings):
                 supervisor.start(spec)
             summary = asyncio.run(_flow(infra.nats_url, workspace))
+            expected = {"slack": 1, "discord": 1, "webhook": 1, "email": 1, "sms": 1}
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                counts = _notification_counts(http, smtp)
+                if all(counts[c]["sent"] >= n for c, n in expected.items()):
+                    break
+                time.sleep(0.1)
+            time.sleep(0.5)  # anything sent twice would arrive now
+            summary["notifications"] = _notification_counts(http, smtp)
         finally:
             supervisor.stop()
             infra.stop()
+    notifications = summary.get("notifications", {})
     ok = all(summary[key] for key in (
         "intervention_id", "paused_row", "agent_blocked", "blocker_doc", "resumed",
-        "new_session_started_with_context"))  # fmt: skip
+        "new_session_started_with_context")) and all(
+        n["sent"] >= 1 and n["duplicates"] == 0 for n in notifications.values()
+    ) and len(notifications) == 5  # fmt: skip
     if as_json:
         print(json.dumps(summary, indent=2))
     else:

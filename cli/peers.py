@@ -45,6 +45,7 @@ class Received:
     body: Any
     accepted: bool
     problem: str = ""
+    at: float = field(default_factory=time.perf_counter)  # when the request arrived
 
 
 def _discord_problems(payload: dict[str, Any]) -> list[str]:
@@ -116,7 +117,10 @@ class HttpPeer:
             def do_POST(self) -> None:
                 peer._handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default backlog of 5 refuses bursts of webhooks
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -162,6 +166,7 @@ class HttpPeer:
         parts = urlsplit(request.path)
         kind = self._kind(parts.path)
         raw = request.rfile.read(int(request.headers.get("content-length") or 0))
+        arrived = time.perf_counter()
         headers = {k.lower(): v for k, v in request.headers.items()}
         time.sleep(self.delay.get(kind, 0.0))
         with self.lock:
@@ -170,7 +175,9 @@ class HttpPeer:
         if scripted is not None and status < 300:
             status, reply, problem = scripted.status, scripted.body, f"scripted {scripted.status}"
         with self.lock:
-            self.received.append(Received(kind, parts.path, headers, body, status < 300, problem))
+            self.received.append(
+                Received(kind, parts.path, headers, body, status < 300, problem, arrived)
+            )
         request.send_response(status)
         if scripted is not None and scripted.retry_after is not None:
             request.send_header("Retry-After", scripted.retry_after)

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     min_notification_interval: int = Field(default=300, ge=0, le=86400)
     notification_timeout: float = Field(default=10.0, gt=0)
     notification_max_attempts: int = Field(default=4, ge=1, le=10)
+    # Notifications one notifier replica sends at once (a slow webhook must not hold up others).
+    notifier_concurrency: int = Field(default=16, ge=1, le=256)
 
     # API and dashboard.
     api_host: str = "127.0.0.1"

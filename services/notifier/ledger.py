@@ -29,7 +29,8 @@ class Ledger:
         """notify / suppressed / muted, and how many were suppressed before this one.
 
         Serialised per project by a row lock, so any number of replicas agree; remembered per
-        intervention, so a redelivered message gets the same answer.
+        intervention, so a redelivered message gets the same answer. Times are clock_timestamp(),
+        not now(): now() is when the transaction began, before it waited for the lock.
         """
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
@@ -39,7 +40,7 @@ class Ledger:
             throttle = await conn.fetchrow(
                 """SELECT last_notified_at, suppressed_since,
                           last_notified_at IS NULL
-                          OR last_notified_at <= now() - make_interval(secs => $2) AS due
+                          OR last_notified_at <= clock_timestamp() - make_interval(secs => $2) AS due
                    FROM notification_throttle WHERE project_id = $1 FOR UPDATE""",
                 project_id,
                 float(interval_s),
@@ -56,7 +57,8 @@ class Ledger:
             elif throttle["due"]:
                 decision, before = "notify", int(throttle["suppressed_since"])
                 await conn.execute(
-                    """UPDATE notification_throttle SET last_notified_at = now(), suppressed_since = 0
+                    """UPDATE notification_throttle
+                       SET last_notified_at = clock_timestamp(), suppressed_since = 0
                        WHERE project_id = $1""",
                     project_id,
                 )

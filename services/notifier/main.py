@@ -39,7 +39,9 @@ def create_app(context: ServiceContext) -> FastStream:
     @app.on_startup
     async def connect() -> None:
         nonlocal notifier
-        pool = await create_pool(context.require_database())
+        pool = await create_pool(
+            context.require_database(), max_size=context.settings.notifier_concurrency + 2
+        )
         await broker.connect()
         http = httpx.AsyncClient(follow_redirects=False)
         senders = Senders(context.settings, http)
@@ -58,6 +60,7 @@ def create_app(context: ServiceContext) -> FastStream:
         queue=consumer.group,
         stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
         durable=consumer.durable,
+        max_workers=context.settings.notifier_concurrency,
         ack_policy=AckPolicy.MANUAL,
         description="Tells the project's humans about each paused session.",
     )

@@ -269,3 +269,30 @@ async def test_killed_replica_never_sends_twice(nc, db, services, unique, peers)
     assert sorted(per_project.values()) == [1, 1, 1, 1], per_project
     statuses = [r["status"] for item in items for r in await ledger(db, item.intervention_id)]
     assert len(statuses) == 4 and set(statuses) <= {"sent", "unknown"}, statuses
+
+
+async def test_interval_zero_never_suppresses_even_under_contention(
+    nc, db, services, unique, peers
+):
+    http, smtp = peers
+    services.start("pauser")
+    for _ in range(2):
+        services.start("notifier", **notifier_env(http, smtp))
+    project = unique("burst")
+    await save_preferences(db, project, NotificationPreferences(
+        webhook_enabled=True, webhook_url=http.slack_url(), min_notification_interval=0))  # fmt: skip
+    await asyncio.sleep(1.0)
+    burst = [intervention(project, unique(f"b{i}")) for i in range(40)]
+    for item in burst:
+        await detect(nc, item)
+
+    async def all_decided():
+        n = await db.fetchval(
+            "SELECT count(*) FROM notification_decisions WHERE project_id = $1", project
+        )
+        return n == len(burst)
+
+    await eventually(all_decided, timeout=30, what="40 decisions")
+    decisions = {r["decision"] for r in await db.fetch(
+        "SELECT decision FROM notification_decisions WHERE project_id = $1", project)}  # fmt: skip
+    assert decisions == {"notify"}
