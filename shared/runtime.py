@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +59,9 @@ class ServiceContext:
         self.database_url = settings.database_url or _embedded_database_url(settings.data_dir)
 
     def broker(self) -> NatsBroker:
+        # Services bind provisioned durable consumers that have a deliver group: FastStream's
+        # warning about scaling push consumers with `durable` does not apply.
+        warnings.filterwarnings("ignore", message="The JetStream Push consumer with the `durable`")
         return NatsBroker(
             self.nats_url,
             name=f"yokeflow-{self.service}",

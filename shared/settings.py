@@ -84,6 +84,27 @@ class Settings(BaseSettings):
     # Notifications one notifier replica sends at once (a slow webhook must not hold up others).
     notifier_concurrency: int = Field(default=16, ge=1, le=256)
 
+    # Recovery: safe automatic fixes. Nothing from an event ever becomes a shell string; event
+    # text only yields validated parameters (a port number, a package name).
+    recovery_enabled: bool = True
+    recovery_auto_resume: bool = True
+    recovery_dry_run: bool = False
+    recovery_max_attempts: int = Field(default=2, ge=1, le=10)
+    recovery_port_range: tuple[int, int] = (1024, 65535)
+    recovery_process_pattern: str = r"\b(node|npm|npx|vite|next|python[0-9.]*|uvicorn|gunicorn|flask|ruby|rails|java|deno|bun)\b"
+    recovery_process_users: list[str] = Field(default_factory=list)  # empty: this service's user
+    recovery_kill_grace: float = Field(default=3.0, gt=0)
+    recovery_redis_command: list[str] = Field(default_factory=list)  # "{port}" is substituted
+    recovery_postgres_command: list[str] = Field(default_factory=list)
+    recovery_postgres_url: str | None = None  # what "answers a query" means after a restart
+    recovery_python: str | None = None  # the agent's interpreter; default <workspace>/.venv
+    recovery_pip_options: list[str] = Field(default_factory=list)
+    recovery_npm_options: list[str] = Field(default_factory=list)
+    recovery_module_allowlist: list[str] = Field(default_factory=list)  # empty: any valid name
+    recovery_module_packages: dict[str, str] = Field(default_factory=dict)
+    recovery_commands: dict[str, list[str]] = Field(default_factory=dict)  # blocker -> argv
+    recovery_timeout: float = Field(default=120.0, gt=0)
+
     # API and dashboard.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8765, ge=0, le=65535)
@@ -120,7 +141,18 @@ class Settings(BaseSettings):
                     ) from exc
         return value
 
-    @field_validator("agent_command", mode="before")
+    @field_validator("recovery_process_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"bad regular expression: {exc}") from exc
+        return value
+
+    @field_validator(
+        "agent_command", "recovery_redis_command", "recovery_postgres_command", mode="before"
+    )
     @classmethod
     def _command_is_a_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -149,7 +181,20 @@ _NAMED_ENV = {
     "TWILIO_FROM_NUMBER": "twilio_from_number",
     "SMS_NUMBERS": "sms_numbers",
 }
-_LIST_FIELDS = {"auto_recovery_blockers", "agent_command", "email_addresses", "sms_numbers"}
+_LIST_FIELDS = {
+    "auto_recovery_blockers",
+    "agent_command",
+    "email_addresses",
+    "sms_numbers",
+    "recovery_process_users",
+    "recovery_redis_command",
+    "recovery_postgres_command",
+    "recovery_pip_options",
+    "recovery_npm_options",
+    "recovery_module_allowlist",
+    "recovery_port_range",
+}
+_MAPPING_FIELDS = {"critical_patterns", "recovery_module_packages", "recovery_commands"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -204,7 +249,7 @@ def _read_environment(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
 def _environment_value(name: str, raw: str) -> Any:
     if name in _LIST_FIELDS:
         return [item.strip() for item in raw.split(",") if item.strip()]
-    if name == "critical_patterns":
+    if name in _MAPPING_FIELDS:
         return yaml.safe_load(raw)
     return raw
 

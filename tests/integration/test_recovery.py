@@ -1,0 +1,253 @@
+"""Recovery acts on real things: a real listener, a real redis-server, a real PostgreSQL
+restart, a real package installed from a local wheel. Hostile inputs execute nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from services.recovery.actions import _redis_binary
+from shared.contract import CONTROL_BUCKET, Intervention, Subjects
+from shared.embedded import EmbeddedPostgres, free_port
+
+from ..helpers import collect, eventually
+
+pytestmark = pytest.mark.integration
+
+
+def stuck(project: str, session: str, blocker: str, error: str, workspace: str | None = None) -> Intervention:
+    return Intervention(
+        intervention_id=f"{session}-i", project_id=project, session_id=session,
+        trigger="critical_error", blocker_type=blocker, reason=f"Critical infrastructure error ({blocker})",
+        error_excerpt=error, detected_at=datetime.now(UTC), can_auto_resume=True, workspace=workspace,
+    )  # fmt: skip
+
+
+async def detect(nc, item: Intervention) -> None:
+    await nc.jetstream().publish(
+        Subjects.detected(item.project_id), item.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": item.intervention_id},
+    )  # fmt: skip
+
+
+async def recovery_rows(db, intervention_id: str) -> list[tuple[str, dict]]:
+    rows = await db.fetch(
+        """SELECT action_status, action_details FROM intervention_actions
+           WHERE paused_session_id = $1 AND action_type = 'recovery' ORDER BY id""",
+        intervention_id,
+    )
+    return [(r["action_status"], json.loads(r["action_details"])) for r in rows]
+
+
+async def resolved_by(db, intervention_id: str) -> str | None:
+    return await db.fetchval(
+        "SELECT resolved_by FROM paused_sessions WHERE id = $1 AND resolved", intervention_id
+    )
+
+
+def listener(port: int) -> subprocess.Popen[bytes]:
+    code = textwrap.dedent(f"""
+        import socket, time
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", {port})); s.listen(); time.sleep(300)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.05)
+    raise AssertionError("listener did not start")
+
+
+async def test_port_conflict_is_freed_verified_and_the_session_resumed(nc, db, services, unique):
+    services.start("pauser")
+    services.start("recovery")
+    port = free_port()
+    holder = listener(port)
+    item = stuck(unique("p"), unique("s"), "port_conflict",
+                 f"Error: listen EADDRINUSE: address already in use 127.0.0.1:{port}")  # fmt: skip
+    outcomes = await collect(nc, f"intervention.recovery.{item.project_id}")
+    await detect(nc, item)
+
+    assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=30,
+                            what="automatic resume") == "auto-recovery"  # fmt: skip
+    assert holder.wait(5) is not None  # the real process is gone
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # and the port is free
+    rows = await recovery_rows(db, item.intervention_id)
+    assert [status for status, _ in rows] == ["started", "succeeded"]
+    assert rows[1][1]["verification"] == f"port {port} is bindable"
+    kv = await nc.jetstream().key_value(CONTROL_BUCKET)
+    assert json.loads((await kv.get(item.session_id)).value)["state"] == "running"
+    await eventually(lambda: any(o["status"] == "succeeded" for o in outcomes.messages), what="outcome")
+    final = next(o for o in outcomes.messages if o["status"] == "succeeded")
+    assert final["action"] == "free_port" and final["auto_resumed"] is True
+    notes = await db.fetchval("SELECT resolution_notes FROM paused_sessions WHERE id = $1", item.intervention_id)
+    assert "Verified" in notes
+
+
+async def test_redis_is_started_and_answers_ping(nc, db, services, unique):
+    services.start("pauser")
+    services.start("recovery")
+    port = free_port()
+    # A real redis-server that then dies: the agent sees ECONNREFUSED.
+    first = subprocess.Popen([_redis_binary(), "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    first.kill()
+    first.wait(5)
+    item = stuck(unique("p"), unique("s"), "redis_unavailable", f"Error: connect ECONNREFUSED 127.0.0.1:{port}")
+    await detect(nc, item)
+    try:
+        assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=30,
+                                what="automatic resume") == "auto-recovery"  # fmt: skip
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(16).startswith(b"+PONG")
+        rows = await recovery_rows(db, item.intervention_id)
+        assert rows[-1] == ("succeeded", rows[-1][1]) and rows[-1][1]["verification"] == "PING -> PONG"
+    finally:
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                psutil.Process(conn.pid).kill()
+
+
+async def test_postgres_is_restarted_and_answers_a_query(nc, db, services, unique, tmp_path):
+    agents_db = EmbeddedPostgres(tmp_path / "agents-db").start()
+    url = agents_db.url
+    agents_db.stop()
+    services.start("pauser")
+    services.start(
+        "recovery",
+        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=f"{sys.executable},-m,cli,embedded-postgres,restart,{tmp_path / 'agents-db'}",
+        YOKEFLOW_RECOVERY_POSTGRES_URL=url,
+    )
+    item = stuck(unique("p"), unique("s"), "db_connection",
+                 "Error: P1001: Can't reach database server at `localhost`:`5432`")  # fmt: skip
+    await detect(nc, item)
+    try:
+        assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=60,
+                                what="automatic resume") == "auto-recovery"  # fmt: skip
+        conn = await asyncpg.connect(url)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+        rows = await recovery_rows(db, item.intervention_id)
+        assert rows[-1][0] == "succeeded" and rows[-1][1]["verification"] == "SELECT 1 -> 1"
+        assert rows[-1][1]["command"][-2:] == ["restart", str(tmp_path / "agents-db")]
+    finally:
+        agents_db.stop()
+
+
+def build_wheel(tmp: Path) -> Path:
+    """A real, minimal wheel written directly (a wheel is a zip with metadata and a RECORD)."""
+    wheels = tmp / "wheels"
+    wheels.mkdir()
+    info = "yokeflow_fixture_pkg-1.0.dist-info"
+    files = {
+        "yokeflow_fixture_pkg/__init__.py": "VALUE = 42\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: yokeflow-fixture-pkg\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(wheels / "yokeflow_fixture_pkg-1.0-py3-none-any.whl", "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return wheels
+
+
+async def test_missing_module_is_installed_from_a_local_wheel(nc, db, services, unique, tmp_path):
+    wheels = build_wheel(tmp_path)
+    venv = tmp_path / "agent-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    services.start("pauser")
+    services.start(
+        "recovery",
+        YOKEFLOW_RECOVERY_PYTHON=python,
+        YOKEFLOW_RECOVERY_PIP_OPTIONS=f"--no-index,--find-links,{wheels}",
+        YOKEFLOW_RECOVERY_MODULE_PACKAGES='{"yokeflow_fixture_pkg": "yokeflow-fixture-pkg"}',
+    )
+    item = stuck(unique("p"), unique("s"), "module_not_found",
+                 "ModuleNotFoundError: No module named 'yokeflow_fixture_pkg'")  # fmt: skip
+    await detect(nc, item)
+    assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=90,
+                            what="automatic resume") == "auto-recovery"  # fmt: skip
+    check = subprocess.run([python, "-c", "import yokeflow_fixture_pkg as p; print(p.VALUE)"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert check.stdout.strip() == "42"
+    rows = await recovery_rows(db, item.intervention_id)
+    assert rows[-1][1]["command"][-2:] == ["--", "yokeflow-fixture-pkg"]
+    assert rows[-1][1]["verification"] == "import yokeflow_fixture_pkg -> ok"
+
+
+@pytest.mark.parametrize(
+    ("blocker", "error", "reason"),
+    [
+        ("module_not_found", "No module named 'requests; rm -rf /'", "not a Python module name"),
+        ("module_not_found", "No module named '--index-url=http://x'", "not a Python module name"),
+        ("module_not_found", "Error: Cannot find module 'lodash; rm -rf /'", "not a valid npm package name"),
+        ("module_not_found", "Error: Cannot find module '../../etc/passwd'", "local path"),
+        ("port_conflict", "Error: listen EADDRINUSE: address already in use 0.0.0.0:80", "outside the allowed range"),
+    ],
+)
+async def test_hostile_inputs_are_refused_audited_and_nothing_runs(nc, db, services, unique, tmp_path, blocker, error, reason):
+    services.start("pauser")
+    services.start("recovery", YOKEFLOW_RECOVERY_PYTHON=sys.executable)
+    item = stuck(unique("p"), unique("s"), blocker, error, workspace=str(tmp_path))
+    outcomes = await collect(nc, f"intervention.recovery.{item.project_id}")
+    await detect(nc, item)
+    rows = await eventually(lambda: recovery_rows(db, item.intervention_id), timeout=20, what="an audit row")
+    assert [status for status, _ in rows] == ["refused"] and reason in rows[0][1]["reason"]
+    await eventually(lambda: outcomes.messages, what="the refused outcome")
+    assert outcomes.messages[0]["status"] == "refused"
+    assert await resolved_by(db, item.intervention_id) is None  # stays paused for a human
+
+
+async def test_a_process_off_the_allow_list_is_not_touched(nc, db, services, unique):
+    services.start("pauser")
+    services.start("recovery", YOKEFLOW_RECOVERY_PROCESS_PATTERN=r"\bnode\b")
+    port = free_port()
+    holder = listener(port)
+    try:
+        item = stuck(unique("p"), unique("s"), "port_conflict", f"EADDRINUSE 127.0.0.1:{port}")
+        await detect(nc, item)
+        await eventually(lambda: _has(db, item.intervention_id, "refused"), timeout=20, what="refusal")
+        rows = await recovery_rows(db, item.intervention_id)
+        assert rows[-1][0] == "refused" and "does not match recovery_process_pattern" in rows[-1][1]["reason"]
+        assert holder.poll() is None  # still running
+    finally:
+        holder.kill()
+
+
+async def _has(db, intervention_id: str, status: str) -> bool:
+    return any(s == status for s, _ in await recovery_rows(db, intervention_id))
+
+
+async def test_an_intervention_for_an_unknown_session_is_refused(nc, services, unique):
+    services.start("recovery")
+    project = unique("p")
+    outcomes = await collect(nc, f"intervention.recovery.{project}")
+    ghost = stuck(project, unique("ghost"), "port_conflict", "EADDRINUSE 127.0.0.1:3000")
+    paused = {**json.loads(ghost.model_dump_json()), "paused_at": datetime.now(UTC).isoformat()}
+    await nc.jetstream().publish(Subjects.paused(project), json.dumps(paused).encode())
+    await eventually(lambda: outcomes.messages, what="a refusal")
+    assert outcomes.messages[0]["status"] == "refused"
+    assert "unknown" in outcomes.messages[0]["detail"]
