@@ -95,13 +95,15 @@ async def _set_preferences(database_url: str, http: HttpPeer) -> dict[str, Notif
 
 def _notification_counts(http: HttpPeer, smtp: SmtpPeer) -> dict[str, dict[str, int]]:
     """What the peers received, per channel: deliveries and duplicates among them."""
+    # A message is identified by its intervention and its title: a recovery follow-up is not a
+    # duplicate of the notice that the session was blocked.
     keys: dict[str, list[str]] = {
-        "slack": [r.body["attachments"][0]["footer"] for r in http.accepted("slack")],
-        "discord": [r.body["embeds"][0]["footer"]["text"] for r in http.accepted("discord")],
-        "webhook": [r.body["intervention"]["intervention_id"] for r in http.accepted("webhook")],
+        "slack": [f"{r.body['text']}|{r.body['attachments'][0]['footer']}" for r in http.accepted("slack")],
+        "discord": [f"{e['title']}|{e['footer']['text']}" for r in http.accepted("discord") for e in r.body["embeds"]],
+        "webhook": [f"{r.body['type']}|{r.body['intervention']['intervention_id']}" for r in http.accepted("webhook")],
         "sms": [f"{r.body['To']}|{r.body['Body']}" for r in http.accepted("twilio")],
-        "email": [f"{m['To']}|{m['X-YokeFlow-Intervention']}" for m in smtp.messages],
-    }
+        "email": [f"{m['To']}|{m['Subject']}|{m['X-YokeFlow-Intervention']}" for m in smtp.messages],
+    }  # fmt: skip
     return {c: {"sent": len(k), "duplicates": len(k) - len(set(k))} for c, k in keys.items()}
 
 

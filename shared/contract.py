@@ -477,6 +477,11 @@ class Consumers:
     notifier_paused: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "notifier", Subjects.PAUSED_ALL, ack_wait_s=15.0)
     )
+    notifier_recovery: ConsumerSpec = field(
+        default=ConsumerSpec(
+            "INTERVENTIONS", "notifier-recovery", Subjects.RECOVERY_ALL, ack_wait_s=15.0
+        )
+    )
     recovery_paused: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "recovery", Subjects.PAUSED_ALL, ack_wait_s=15.0)
     )
@@ -489,6 +494,7 @@ class Consumers:
             self.pauser_sessions,
             self.orchestrator_resumes,
             self.notifier_paused,
+            self.notifier_recovery,
             self.recovery_paused,
         )
 

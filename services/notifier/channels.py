@@ -60,6 +60,11 @@ class Delivery:
     channel: str
     recipient: str
     target: str  # the real address: URL, email or phone number
+    purpose: str = "paused"  # or "recovery": a follow-up is a delivery of its own
+
+    @property
+    def ledger_channel(self) -> str:
+        return self.channel if self.purpose == "paused" else f"{self.channel}:{self.purpose}"
 
 
 @dataclass(frozen=True)

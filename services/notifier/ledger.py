@@ -92,7 +92,7 @@ class Ledger:
                    ON CONFLICT (intervention_id, channel, recipient) DO NOTHING RETURNING id""",
                 intervention_id,
                 project_id,
-                delivery.channel,
+                delivery.ledger_channel,
                 delivery.recipient,
                 self.replica,
             )
@@ -102,7 +102,7 @@ class Ledger:
                 """SELECT status, detail, attempts FROM notification_deliveries
                    WHERE intervention_id = $1 AND channel = $2 AND recipient = $3 FOR UPDATE""",
                 intervention_id,
-                delivery.channel,
+                delivery.ledger_channel,
                 delivery.recipient,
             )
             if row["status"] == "sending":
@@ -113,7 +113,7 @@ class Ledger:
                     """UPDATE notification_deliveries SET status = 'unknown', detail = $4, updated_at = now()
                        WHERE intervention_id = $1 AND channel = $2 AND recipient = $3""",
                     intervention_id,
-                    delivery.channel,
+                    delivery.ledger_channel,
                     delivery.recipient,
                     detail,
                 )
@@ -126,7 +126,7 @@ class Ledger:
                SET status = $4, detail = $5, attempts = $6, updated_at = now()
                WHERE intervention_id = $1 AND channel = $2 AND recipient = $3""",
             intervention_id,
-            delivery.channel,
+            delivery.ledger_channel,
             delivery.recipient,
             outcome.status,
             outcome.detail[:1000],
@@ -144,15 +144,18 @@ class Ledger:
             reason,
         )
 
-    async def audit(self, intervention_id: str, status: str, details: dict[str, Any]) -> None:
-        """One `notification` row in the intervention's audit trail, however often retried."""
+    async def audit(
+        self, intervention_id: str, status: str, details: dict[str, Any], kind: str = "notification"
+    ) -> None:
+        """One row of this kind in the intervention's audit trail, however often retried."""
         await self.pool.execute(
             """INSERT INTO intervention_actions (paused_session_id, action_type, action_status,
                                                  action_details)
-               SELECT $1, 'notification', $2, $3::jsonb
+               SELECT $1, $4, $2, $3::jsonb
                WHERE NOT EXISTS (SELECT 1 FROM intervention_actions
-                                 WHERE paused_session_id = $1 AND action_type = 'notification')""",
+                                 WHERE paused_session_id = $1 AND action_type = $4)""",
             intervention_id,
             status,
             json.dumps(details),
+            kind,
         )

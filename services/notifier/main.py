@@ -17,6 +17,7 @@ from shared.contract import (
     CONSUMERS,
     INTERVENTIONS_STREAM,
     InterventionPaused,
+    RecoveryOutcome,
     Subjects,
     parse_message,
 )
@@ -73,6 +74,28 @@ def create_app(context: ServiceContext) -> FastStream:
         await handle_durably(
             msg.raw_message, notifier.js, Subjects.INTERVENTION_DLQ, work,
             keepalive=consumer.ack_wait_s / 3,
+        )  # fmt: skip
+
+    follow_ups = CONSUMERS.notifier_recovery
+
+    @broker.subscriber(
+        follow_ups.filter_subject,
+        queue=follow_ups.group,
+        stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
+        durable=follow_ups.durable,
+        max_workers=context.settings.notifier_concurrency,
+        ack_policy=AckPolicy.MANUAL,
+        description="Tells the same people what automatic recovery did.",
+    )
+    async def on_recovery(msg: NatsMessage) -> None:
+        assert notifier is not None
+
+        async def work() -> None:
+            await notifier.follow_up(parse_message(RecoveryOutcome, msg.raw_message.data))
+
+        await handle_durably(
+            msg.raw_message, notifier.js, Subjects.INTERVENTION_DLQ, work,
+            keepalive=follow_ups.ack_wait_s / 3,
         )  # fmt: skip
 
     return app

@@ -45,6 +45,9 @@ class Notice:
     intervention: InterventionPaused
     suppressed_before: int = 0
     dashboard_url: str | None = None
+    # A follow-up (what automatic recovery did) replaces the title and leads with its outcome.
+    title: str = TITLE
+    follow_up: str | None = None
 
     @property
     def colour(self) -> int:
@@ -57,6 +60,10 @@ class Notice:
         return (
             f"{self.dashboard_url.rstrip('/')}/#/interventions/{self.intervention.intervention_id}"
         )
+
+    @property
+    def headline(self) -> str:
+        return self.follow_up or self.intervention.reason
 
     def facts(self) -> list[tuple[str, str]]:
         """The original format's fields, in order."""
@@ -85,7 +92,7 @@ class Notice:
         return facts
 
     def text(self) -> str:
-        lines = [TITLE, "", self.intervention.reason, ""]
+        lines = [self.title, "", self.headline, ""]
         lines += [f"{name}: {value}" for name, value in self.facts()]
         return "\n".join(lines)
 
@@ -95,11 +102,11 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
     i = notice.intervention
     short = {"Project", "Session", "Trigger", "Blocker Type", "Time", "Task"}
     return {
-        "text": f":rotating_light: *{TITLE}*: {i.project_id}/{i.session_id}",
+        "text": f":rotating_light: *{notice.title}*: {i.project_id}/{i.session_id}",
         "attachments": [
             {
                 "color": f"#{notice.colour:06x}",
-                "title": _clip(i.reason, 150),
+                "title": _clip(notice.headline, 150),
                 "title_link": notice.link,
                 "fields": [
                     {"title": name, "value": value, "short": name in short}
@@ -117,8 +124,8 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
     i = notice.intervention
     limits = DISCORD_LIMITS
     embed: dict[str, Any] = {
-        "title": _clip(TITLE, limits["title"]),
-        "description": _clip(i.reason, limits["description"]),
+        "title": _clip(notice.title, limits["title"]),
+        "description": _clip(notice.headline, limits["description"]),
         "color": notice.colour,
         "timestamp": i.paused_at.isoformat(),
         "footer": {"text": _clip(f"intervention {i.intervention_id}", limits["footer"])},
@@ -146,8 +153,9 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
 def generic_payload(notice: Notice) -> dict[str, Any]:
     """The full intervention record, for a team's own receiver."""
     return {
-        "type": "intervention.paused",
-        "title": TITLE,
+        "type": "intervention.recovery" if notice.follow_up else "intervention.paused",
+        "title": notice.title,
+        "follow_up": notice.follow_up,
         "suppressed_before": notice.suppressed_before,
         "dashboard_url": notice.link,
         "intervention": notice.intervention.model_dump(mode="json"),
@@ -158,7 +166,9 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     """Multipart: plain text first, then HTML."""
     i = notice.intervention
     message = EmailMessage()
-    message["Subject"] = f"[YokeFlow] Session blocked: {i.project_id} ({i.trigger})"
+    message["Subject"] = (
+        f"[YokeFlow] {notice.title.removeprefix('YokeFlow ')}: {i.project_id} ({i.trigger})"
+    )
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["X-YokeFlow-Intervention"] = i.intervention_id
@@ -170,8 +180,8 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     )
     message.add_alternative(
         f"""<html><body style="font-family:sans-serif">
-<h2 style="color:#{notice.colour:06x}">{TITLE}</h2>
-<p>{html.escape(i.reason)}</p>
+<h2 style="color:#{notice.colour:06x}">{html.escape(notice.title)}</h2>
+<p>{html.escape(notice.headline)}</p>
 <table>{rows}</table>
 </body></html>""",
         subtype="html",
@@ -183,6 +193,8 @@ def sms_text(notice: Notice) -> str:
     """Concise: one SMS segment where it can (160 characters)."""
     i = notice.intervention
     blocker = f" {i.blocker_type}" if i.blocker_type else ""
+    if notice.follow_up:
+        return _clip(f"YokeFlow: {i.project_id}: {notice.follow_up}", 300)
     text = f"YokeFlow: session blocked in {i.project_id} ({i.trigger}{blocker}). {i.reason}"
     if notice.suppressed_before:
         text += f" (+{notice.suppressed_before} more)"

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import asyncpg
 from nats.js import JetStreamContext
 
 from shared.bus import publish_event
-from shared.contract import ChannelOutcome, InterventionNotified, InterventionPaused, Subjects
+from shared.contract import (
+    ChannelOutcome,
+    InterventionNotified,
+    InterventionPaused,
+    RecoveryOutcome,
+    Subjects,
+)
 from shared.preferences import NotificationPreferences, load_preferences
 from shared.settings import Settings
 
@@ -17,19 +24,31 @@ from .channels import Delivery, Outcome, Senders, webhook_delivery
 from .ledger import Ledger
 from .messages import Notice
 
-__all__ = ["Notifier", "deliveries_for"]
+__all__ = ["NotDecidedYet", "Notifier", "deliveries_for"]
 
 log = logging.getLogger(__name__)
 
 
-def deliveries_for(preferences: NotificationPreferences) -> list[Delivery]:
+FOLLOW_UPS = {
+    "succeeded": "YokeFlow Session Resumed Automatically",
+    "failed": "YokeFlow Automatic Fix Failed",
+    "refused": "YokeFlow Automatic Fix Refused",
+}
+
+
+class NotDecidedYet(RuntimeError):
+    """A recovery outcome arrived before the first notification was decided: retry shortly."""
+
+
+def deliveries_for(preferences: NotificationPreferences, purpose: str = "paused") -> list[Delivery]:
     found = []
     if preferences.webhook_enabled and preferences.webhook_url:
-        found.append(webhook_delivery(preferences.webhook_url, preferences.webhook_kind))
+        hook = webhook_delivery(preferences.webhook_url, preferences.webhook_kind)
+        found.append(Delivery(hook.channel, hook.recipient, hook.target, purpose))
     if preferences.email_enabled:
-        found += [Delivery("email", address, address) for address in preferences.email_addresses]
+        found += [Delivery("email", a, a, purpose) for a in preferences.email_addresses]
     if preferences.sms_enabled:
-        found += [Delivery("sms", number, number) for number in preferences.sms_numbers]
+        found += [Delivery("sms", n, n, purpose) for n in preferences.sms_numbers]
     return found
 
 
@@ -106,6 +125,51 @@ class Notifier:
             extra={"intervention_id": paused.intervention_id, "project_id": paused.project_id},
         )  # fmt: skip
         return notified
+
+    async def follow_up(self, outcome: RecoveryOutcome) -> list[Outcome]:
+        """Tell the same people what automatic recovery did, once per channel and recipient."""
+        if outcome.status not in FOLLOW_UPS or outcome.dry_run:
+            return []
+        decision = await self.pool.fetchval(
+            "SELECT decision FROM notification_decisions WHERE intervention_id = $1",
+            outcome.intervention_id,
+        )
+        if decision is None:
+            raise NotDecidedYet(f"no notification decided yet for {outcome.intervention_id}")
+        if decision != "notify":
+            return []  # they were not told about the pause; do not start with its ending
+        row = await self.pool.fetchrow(
+            "SELECT intervention, paused_at FROM paused_sessions WHERE id = $1",
+            outcome.intervention_id,
+        )
+        paused = InterventionPaused(**json.loads(row["intervention"]), paused_at=row["paused_at"])
+        preferences = await load_preferences(self.pool, paused.project_id)
+        if preferences is None:
+            preferences = NotificationPreferences.from_settings(self.settings)
+        resumed = " and the session was resumed" if outcome.auto_resumed else ""
+        headline = f"Automatic recovery {outcome.status}{resumed}"
+        if outcome.detail:
+            headline += f": {outcome.detail}"
+        notice = Notice(
+            paused,
+            0,
+            self.settings.dashboard_url,
+            FOLLOW_UPS[outcome.status],
+            headline,
+        )
+        deliveries = deliveries_for(preferences, "recovery")
+        results = await asyncio.gather(*(self._deliver(paused, d, notice) for d in deliveries))
+        channels = [
+            {"channel": d.channel, "status": r.status}
+            for d, r in zip(deliveries, results, strict=True)
+        ]
+        await self.ledger.audit(
+            outcome.intervention_id,
+            "sent" if results and all(r.status == "sent" for r in results) else "failed",
+            {"recovery": outcome.status, "channels": channels},
+            kind="notification_followup",
+        )
+        return list(results)
 
     async def _deliver(
         self, paused: InterventionPaused, delivery: Delivery, notice: Notice

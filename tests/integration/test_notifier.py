@@ -128,7 +128,7 @@ async def test_every_channel_is_delivered_in_its_own_format(nc, db, services, un
     )
     assert len(smtp.messages) == 2
     mail = smtp.messages[0]
-    assert mail.is_multipart() and "Session blocked" in mail["Subject"]
+    assert mail.is_multipart() and "Session Blocked" in mail["Subject"]
     kinds = [part.get_content_type() for part in mail.walk()]
     assert "text/plain" in kinds and "text/html" in kinds
     # The audit trail and the public event.
@@ -296,3 +296,45 @@ async def test_interval_zero_never_suppresses_even_under_contention(
     decisions = {r["decision"] for r in await db.fetch(
         "SELECT decision FROM notification_decisions WHERE project_id = $1", project)}  # fmt: skip
     assert decisions == {"notify"}
+
+
+async def test_recovery_outcomes_are_followed_up_on_the_same_channels(
+    nc, db, services, unique, peers
+):
+    import subprocess
+    import sys
+
+    from shared.embedded import free_port
+
+    http, smtp = peers
+    services.start("pauser")
+    services.start("notifier", **notifier_env(http, smtp))
+    services.start("recovery")
+    port = free_port()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(120)")])  # fmt: skip
+    try:
+        await asyncio.sleep(0.5)
+        project = unique("follow")
+        await save_preferences(db, project, NotificationPreferences(
+            webhook_enabled=True, webhook_url=http.slack_url()))  # fmt: skip
+        item = intervention(project, unique("s"), "critical_error").model_copy(
+            update={
+                "error_excerpt": f"Error: listen EADDRINUSE: address already in use 127.0.0.1:{port}"
+            }
+        )
+        await detect(nc, item)
+        await eventually(
+            lambda: len(http.accepted("slack")) >= 2, timeout=30, what="two Slack messages"
+        )
+        texts = [r.body["text"] for r in http.accepted("slack")]
+        assert "YokeFlow Session Blocked" in texts[0]
+        assert "YokeFlow Session Resumed Automatically" in texts[1]
+        assert (
+            "succeeded and the session was resumed"
+            in http.accepted("slack")[1].body["attachments"][0]["title"]
+        )
+        rows = await ledger(db, item.intervention_id)
+        assert sorted(r["channel"] for r in rows) == ["slack", "slack:recovery"]
+    finally:
+        holder.kill()

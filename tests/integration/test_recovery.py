@@ -28,7 +28,9 @@ from ..helpers import collect, eventually
 pytestmark = pytest.mark.integration
 
 
-def stuck(project: str, session: str, blocker: str, error: str, workspace: str | None = None) -> Intervention:
+def stuck(
+    project: str, session: str, blocker: str, error: str, workspace: str | None = None
+) -> Intervention:
     return Intervention(
         intervention_id=f"{session}-i", project_id=project, session_id=session,
         trigger="critical_error", blocker_type=blocker, reason=f"Critical infrastructure error ({blocker})",
@@ -94,10 +96,14 @@ async def test_port_conflict_is_freed_verified_and_the_session_resumed(nc, db, s
     assert rows[1][1]["verification"] == f"port {port} is bindable"
     kv = await nc.jetstream().key_value(CONTROL_BUCKET)
     assert json.loads((await kv.get(item.session_id)).value)["state"] == "running"
-    await eventually(lambda: any(o["status"] == "succeeded" for o in outcomes.messages), what="outcome")
+    await eventually(
+        lambda: any(o["status"] == "succeeded" for o in outcomes.messages), what="outcome"
+    )
     final = next(o for o in outcomes.messages if o["status"] == "succeeded")
     assert final["action"] == "free_port" and final["auto_resumed"] is True
-    notes = await db.fetchval("SELECT resolution_notes FROM paused_sessions WHERE id = $1", item.intervention_id)
+    notes = await db.fetchval(
+        "SELECT resolution_notes FROM paused_sessions WHERE id = $1", item.intervention_id
+    )
     assert "Verified" in notes
 
 
@@ -106,11 +112,18 @@ async def test_redis_is_started_and_answers_ping(nc, db, services, unique):
     services.start("recovery")
     port = free_port()
     # A real redis-server that then dies: the agent sees ECONNREFUSED.
-    first = subprocess.Popen([_redis_binary(), "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [_redis_binary(), "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL
+    )
     time.sleep(0.3)
     first.kill()
     first.wait(5)
-    item = stuck(unique("p"), unique("s"), "redis_unavailable", f"Error: connect ECONNREFUSED 127.0.0.1:{port}")
+    item = stuck(
+        unique("p"),
+        unique("s"),
+        "redis_unavailable",
+        f"Error: connect ECONNREFUSED 127.0.0.1:{port}",
+    )
     await detect(nc, item)
     try:
         assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=30,
@@ -119,10 +132,17 @@ async def test_redis_is_started_and_answers_ping(nc, db, services, unique):
             sock.sendall(b"PING\r\n")
             assert sock.recv(16).startswith(b"+PONG")
         rows = await recovery_rows(db, item.intervention_id)
-        assert rows[-1] == ("succeeded", rows[-1][1]) and rows[-1][1]["verification"] == "PING -> PONG"
+        assert (
+            rows[-1] == ("succeeded", rows[-1][1]) and rows[-1][1]["verification"] == "PING -> PONG"
+        )
     finally:
         for conn in psutil.net_connections(kind="inet"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            if (
+                conn.laddr
+                and conn.laddr.port == port
+                and conn.status == psutil.CONN_LISTEN
+                and conn.pid
+            ):
                 psutil.Process(conn.pid).kill()
 
 
@@ -164,7 +184,9 @@ def build_wheel(tmp: Path) -> Path:
     }
     record = []
     for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        digest = (
+            base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        )
         record.append(f"{name},sha256={digest},{len(text.encode())}")
     files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
     with zipfile.ZipFile(wheels / "yokeflow_fixture_pkg-1.0-py3-none-any.whl", "w") as wheel:
@@ -203,18 +225,30 @@ async def test_missing_module_is_installed_from_a_local_wheel(nc, db, services, 
     [
         ("module_not_found", "No module named 'requests; rm -rf /'", "not a Python module name"),
         ("module_not_found", "No module named '--index-url=http://x'", "not a Python module name"),
-        ("module_not_found", "Error: Cannot find module 'lodash; rm -rf /'", "not a valid npm package name"),
+        (
+            "module_not_found",
+            "Error: Cannot find module 'lodash; rm -rf /'",
+            "not a valid npm package name",
+        ),
         ("module_not_found", "Error: Cannot find module '../../etc/passwd'", "local path"),
-        ("port_conflict", "Error: listen EADDRINUSE: address already in use 0.0.0.0:80", "outside the allowed range"),
+        (
+            "port_conflict",
+            "Error: listen EADDRINUSE: address already in use 0.0.0.0:80",
+            "outside the allowed range",
+        ),
     ],
 )
-async def test_hostile_inputs_are_refused_audited_and_nothing_runs(nc, db, services, unique, tmp_path, blocker, error, reason):
+async def test_hostile_inputs_are_refused_audited_and_nothing_runs(
+    nc, db, services, unique, tmp_path, blocker, error, reason
+):
     services.start("pauser")
     services.start("recovery", YOKEFLOW_RECOVERY_PYTHON=sys.executable)
     item = stuck(unique("p"), unique("s"), blocker, error, workspace=str(tmp_path))
     outcomes = await collect(nc, f"intervention.recovery.{item.project_id}")
     await detect(nc, item)
-    rows = await eventually(lambda: recovery_rows(db, item.intervention_id), timeout=20, what="an audit row")
+    rows = await eventually(
+        lambda: recovery_rows(db, item.intervention_id), timeout=20, what="an audit row"
+    )
     assert [status for status, _ in rows] == ["refused"] and reason in rows[0][1]["reason"]
     await eventually(lambda: outcomes.messages, what="the refused outcome")
     assert outcomes.messages[0]["status"] == "refused"
@@ -229,9 +263,14 @@ async def test_a_process_off_the_allow_list_is_not_touched(nc, db, services, uni
     try:
         item = stuck(unique("p"), unique("s"), "port_conflict", f"EADDRINUSE 127.0.0.1:{port}")
         await detect(nc, item)
-        await eventually(lambda: _has(db, item.intervention_id, "refused"), timeout=20, what="refusal")
+        await eventually(
+            lambda: _has(db, item.intervention_id, "refused"), timeout=20, what="refusal"
+        )
         rows = await recovery_rows(db, item.intervention_id)
-        assert rows[-1][0] == "refused" and "does not match recovery_process_pattern" in rows[-1][1]["reason"]
+        assert (
+            rows[-1][0] == "refused"
+            and "does not match recovery_process_pattern" in rows[-1][1]["reason"]
+        )
         assert holder.poll() is None  # still running
     finally:
         holder.kill()
