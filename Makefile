@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit demo bench lock clean
+.PHONY: run test lint typecheck unit demo bench lock clean openapi
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -49,3 +49,7 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
+
+## openapi: regenerate the committed OpenAPI document
+openapi: $(STAMP)
+	$(BIN)/python -c "import json; from services.api.app import create_api; from shared.settings import Settings; print(json.dumps(create_api(Settings(), 'nats://unused', 'postgresql://unused').openapi(), indent=2))" > docs/openapi.json

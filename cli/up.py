@@ -15,12 +15,12 @@ import nats
 
 from shared.bus import provision
 from shared.db import migrate
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from shared.settings import Settings
 
 __all__ = ["Infrastructure", "ServiceSpec", "Supervisor", "prepare_infrastructure", "run_up"]
 
-SERVICES = ("detector", "pauser", "orchestrator", "notifier", "recovery")
+SERVICES = ("detector", "pauser", "orchestrator", "notifier", "recovery", "api")
 
 
 @dataclass
@@ -159,6 +159,10 @@ def run_up(settings: Settings, demo: bool, notifier_replicas: int = 1) -> int:
         "DATABASE_URL": infra.database_url,
         "PYTHONUNBUFFERED": "1",
     }
+    port = settings.api_port or free_port(settings.api_host)
+    dashboard = f"http://{settings.api_host}:{port}/"
+    env["YOKEFLOW_API_PORT"] = str(port)
+    env.setdefault("YOKEFLOW_DASHBOARD_URL", dashboard.rstrip("/"))
     supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
     for spec in service_specs(settings, notifier_replicas):
         supervisor.start(spec)
@@ -169,6 +173,8 @@ def run_up(settings: Settings, demo: bool, notifier_replicas: int = 1) -> int:
             )
         )
     print(f"  services: {', '.join(supervisor.processes)}  logs: {supervisor.log_dir}")
+    print(f"\n  Dashboard: {dashboard}")
+    print(f"  API:       {dashboard}docs (OpenAPI)")
     print("Running. Ctrl-C stops everything.", flush=True)
 
     stopping = False

@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8765, ge=0, le=65535)
     api_token: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=list)  # CORS is off unless listed
     dashboard_url: str | None = None
 
     # Logging.
@@ -193,6 +194,7 @@ _LIST_FIELDS = {
     "recovery_npm_options",
     "recovery_module_allowlist",
     "recovery_port_range",
+    "cors_origins",
 }
 _MAPPING_FIELDS = {"critical_patterns", "recovery_module_packages", "recovery_commands"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

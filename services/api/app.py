@@ -1,0 +1,286 @@
+"""The REST API and the dashboard's server: reads from PostgreSQL, commands go to the pauser."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from nats.aio.client import Client
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from pydantic import BaseModel, Field
+
+from shared.bus import connect
+from shared.commands import (
+    AlreadyResolvedError,
+    CommandFailed,
+    InvalidRequestError,
+    NotFoundError,
+    PauserClient,
+    PauserUnavailableError,
+)
+from shared.contract import Identifier
+from shared.preferences import NotificationPreferences, load_preferences, save_preferences
+from shared.settings import Settings
+
+from .events import EventHub
+
+__all__ = ["WEB_DIST", "create_api"]
+
+WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+REQUESTS = Counter("yokeflow_api_requests_total", "API requests", ["method", "status"])
+
+
+class ResumeBody(BaseModel):
+    resolved_by: str = Field(min_length=1, max_length=200)
+    resolution_notes: str = Field(min_length=1, max_length=20000)
+
+
+class PauseBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    paused_by: str = Field(default="human", min_length=1, max_length=200)
+
+
+class State:
+    pool: asyncpg.Pool
+    nc: Client
+    pauser: PauserClient
+    hub: EventHub
+
+
+def _json_row(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in dict(row).items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif key in (
+            "blocker_info",
+            "retry_stats",
+            "intervention",
+            "action_details",
+        ) and isinstance(value, str):
+            value = json.loads(value)
+        out[key] = value
+    return out
+
+
+def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
+    state = State()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+        state.nc = await connect(nats_url, "yokeflow-api")
+        state.pauser = PauserClient(state.nc, timeout=10)
+        state.hub = EventHub(state.nc)
+        await state.hub.start()
+        yield
+        await state.hub.stop()
+        await state.nc.close()
+        await state.pool.close()
+
+    app = FastAPI(
+        title="YokeFlow Intervention API",
+        version="1.0.0",
+        description="Active and past interventions, resume with notes, notification preferences.",
+        lifespan=lifespan,
+    )
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        """Mutating requests need `Authorization: Bearer <API_TOKEN>` when a token is set."""
+        token = settings.api_token
+        if token is None:
+            return
+        if credentials is None or credentials.credentials != token.get_secret_value():
+            raise HTTPException(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+
+    mutating = [Depends(authorised)]
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        REQUESTS.labels(request.method, str(response.status_code)).inc()
+        return response
+
+    def _command_error(exc: CommandFailed) -> HTTPException:
+        if isinstance(exc, NotFoundError):
+            return HTTPException(404, str(exc))
+        if isinstance(exc, AlreadyResolvedError):
+            return HTTPException(409, str(exc))
+        if isinstance(exc, InvalidRequestError):
+            return HTTPException(422, str(exc))
+        if isinstance(exc, PauserUnavailableError):
+            return HTTPException(503, str(exc))
+        return HTTPException(500, "the pauser failed; see its log")
+
+    async def _query(sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            rows: list[asyncpg.Record] = await state.pool.fetch(sql, *args)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            raise HTTPException(503, f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+        return rows
+
+    @app.get("/api/interventions/active", tags=["interventions"])
+    async def active(project_id: Identifier | None = None) -> dict[str, Any]:
+        rows = await _query(
+            "SELECT * FROM active_interventions WHERE ($1::text IS NULL OR project_id = $1)",
+            project_id,
+        )
+        return {"interventions": [_json_row(r) for r in rows], "count": len(rows)}
+
+    @app.get("/api/interventions/history", tags=["interventions"])
+    async def history(
+        project_id: Identifier | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> dict[str, Any]:
+        rows = await _query(
+            """SELECT *, count(*) OVER () AS total FROM intervention_history
+               WHERE ($1::text IS NULL OR project_id = $1)
+               ORDER BY paused_at DESC, id LIMIT $2 OFFSET $3""",
+            project_id, limit, offset,
+        )  # fmt: skip
+        total = rows[0]["total"] if rows else 0
+        items = [{k: v for k, v in _json_row(r).items() if k != "total"} for r in rows]
+        return {"interventions": items, "total": total, "limit": limit, "offset": offset}
+
+    @app.get("/api/interventions/{intervention_id}", tags=["interventions"])
+    async def detail(intervention_id: Annotated[str, Field(max_length=200)]) -> dict[str, Any]:
+        rows = await _query("SELECT * FROM paused_sessions WHERE id = $1", intervention_id)
+        if not rows:
+            raise HTTPException(404, f"unknown intervention {intervention_id!r}")
+        actions = await _query(
+            """SELECT id, action_type, action_status, action_details, created_at
+               FROM intervention_actions WHERE paused_session_id = $1 ORDER BY created_at, id""",
+            intervention_id,
+        )
+        deliveries = await _query(
+            """SELECT channel, recipient, status, detail, attempts, updated_at
+               FROM notification_deliveries WHERE intervention_id = $1 ORDER BY id""",
+            intervention_id,
+        )
+        return {**_json_row(rows[0]), "actions": [_json_row(a) for a in actions],
+                "notifications": [_json_row(d) for d in deliveries]}  # fmt: skip
+
+    @app.post(
+        "/api/interventions/{intervention_id}/resume", tags=["interventions"], dependencies=mutating
+    )
+    async def resume(intervention_id: str, body: ResumeBody) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await state.pauser.resume_session(
+                intervention_id, body.resolved_by, body.resolution_notes
+            )
+        except CommandFailed as exc:
+            raise _command_error(exc) from None
+        return result
+
+    @app.post("/api/sessions/{session_id}/pause", tags=["sessions"], dependencies=mutating)
+    async def pause(session_id: Identifier, body: PauseBody) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await state.pauser.pause_session(
+                session_id, body.reason, body.paused_by
+            )
+        except CommandFailed as exc:
+            raise _command_error(exc) from None
+        return result
+
+    @app.get("/api/projects", tags=["projects"])
+    async def projects() -> dict[str, Any]:
+        rows = await _query(
+            """SELECT p.id, p.created_at,
+                      count(ps.id) FILTER (WHERE NOT ps.resolved) AS active,
+                      count(ps.id) AS interventions
+               FROM projects p LEFT JOIN paused_sessions ps ON ps.project_id = p.id
+               GROUP BY p.id ORDER BY p.id"""
+        )
+        return {"projects": [_json_row(r) for r in rows]}
+
+    @app.get("/api/projects/{project_id}/notifications/preferences", tags=["projects"])
+    async def get_preferences(project_id: Identifier) -> dict[str, Any]:
+        stored = await load_preferences(state.pool, project_id)
+        preferences = stored or NotificationPreferences.from_settings(settings)
+        return {"project_id": project_id, "source": "project" if stored else "defaults",
+                "preferences": preferences.model_dump()}  # fmt: skip
+
+    @app.post(
+        "/api/projects/{project_id}/notifications/preferences",
+        tags=["projects"],
+        dependencies=mutating,
+    )
+    async def set_preferences(
+        project_id: Identifier, preferences: NotificationPreferences
+    ) -> dict[str, Any]:
+        await save_preferences(state.pool, project_id, preferences)
+        return {
+            "project_id": project_id,
+            "source": "project",
+            "preferences": preferences.model_dump(),
+        }
+
+    @app.get("/api/events", tags=["events"], response_class=StreamingResponse)
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: every message on intervention.> as it happens."""
+        queue = state.hub.listen()
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield b": connected\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        subject, data = await asyncio.wait_for(queue.get(), timeout=15)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    kind = subject.split(".")[1]
+                    yield f"event: {kind}\ndata: {data}\n\n".encode()
+            finally:
+                state.hub.forget(queue)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(response: Response) -> dict[str, Any]:
+        checks = {"nats": state.nc.is_connected}
+        try:
+            await asyncio.wait_for(state.pool.fetchval("SELECT 1"), 2)
+            checks["postgres"] = True
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            checks["postgres"] = False
+        ready = all(checks.values())
+        response.status_code = 200 if ready else 503
+        return {"status": "ready" if ready else "unavailable", "checks": checks}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if WEB_DIST.is_dir():
+        app.mount("/assets", StaticFiles(directory=WEB_DIST / "assets"), name="assets")
+
+        @app.get("/", include_in_schema=False)
+        async def dashboard() -> FileResponse:
+            return FileResponse(WEB_DIST / "index.html")
+
+    return app

@@ -1,0 +1,165 @@
+"""The API as a real process against real PostgreSQL and NATS, with the pauser running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.api.app import create_api
+from shared.contract import Intervention, RetryStats, Subjects, Task
+from shared.embedded import free_port
+from shared.settings import Settings
+
+from ..helpers import eventually
+
+pytestmark = pytest.mark.integration
+TOKEN = "api-token-for-tests"
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+@pytest.fixture
+async def api(services):
+    port = free_port()
+    services.start("pauser")
+    services.start("api", YOKEFLOW_API_PORT=str(port), API_TOKEN=TOKEN)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+
+        async def up():
+            try:
+                return (await client.get("/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(up, timeout=30, what="the API to be ready")
+        yield client
+
+
+def stuck(project: str, session: str) -> Intervention:
+    return Intervention(
+        intervention_id=f"{session}-i", project_id=project, session_id=session, trigger="retry_limit",
+        reason="Command attempted 4 times: npm start", error_excerpt="Error: boom",
+        retry_stats=RetryStats(total_retries=3, max_retries_on_single_command=3, unique_errors=1),
+        task=Task(id="42", description="Add checkout API"), detected_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+async def detect(nc, item: Intervention) -> None:
+    await nc.jetstream().publish(Subjects.detected(item.project_id), item.model_dump_json().encode(),
+                                 headers={"Nats-Msg-Id": item.intervention_id})  # fmt: skip
+
+
+async def test_interventions_resume_and_errors(api, nc, unique):
+    project = unique("apiproj")
+    items = [stuck(project, unique(f"s{i}")) for i in range(3)]
+    for item in items:
+        await detect(nc, item)
+
+    async def all_active():
+        body = (await api.get("/api/interventions/active", params={"project_id": project})).json()
+        return body if body["count"] == 3 else None
+
+    body = await eventually(all_active, what="three active interventions")
+    assert {i["id"] for i in body["interventions"]} == {i.intervention_id for i in items}
+    target = items[0].intervention_id
+    detail = (await api.get(f"/api/interventions/{target}")).json()
+    assert detail["pause_type"] == "retry_limit" and detail["actions"][0]["action_type"] == "paused"
+
+    resume = {"resolved_by": "ana", "resolution_notes": "Fixed the config"}
+    assert (await api.post(f"/api/interventions/{target}/resume", json=resume)).status_code == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    done = await api.post(f"/api/interventions/{target}/resume", json=resume, headers=auth)
+    assert done.status_code == 200 and done.json()["resolved_by"] == "ana"
+    again = await api.post(f"/api/interventions/{target}/resume", json=resume, headers=auth)
+    assert again.status_code == 409 and "already resolved" in again.json()["detail"]
+    missing = await api.post("/api/interventions/nope/resume", json=resume, headers=auth)
+    assert missing.status_code == 404
+    assert (await api.get("/api/interventions/nope")).status_code == 404
+    bad = await api.post(f"/api/interventions/{items[1].intervention_id}/resume",
+                         json={"resolved_by": "ana", "resolution_notes": ""}, headers=auth)  # fmt: skip
+    problem = bad.json()["detail"][0]
+    assert (
+        bad.status_code == 422 and problem["loc"][-1] == "sms_numbers" and "E.164" in problem["msg"]
+    )
+
+    page = (
+        await api.get("/api/interventions/history", params={"project_id": project, "limit": 2})
+    ).json()
+    assert page["total"] == 3 and len(page["interventions"]) == 2
+    rest = (await api.get("/api/interventions/history",
+                          params={"project_id": project, "limit": 2, "offset": 2})).json()  # fmt: skip
+    assert len(rest["interventions"]) == 1
+    assert (await api.get("/api/interventions/active", params={"project_id": project})).json()[
+        "count"
+    ] == 2
+    projects = (await api.get("/api/projects")).json()["projects"]
+    assert any(p["id"] == project and p["active"] == 2 for p in projects)
+    unknown = await api.post(
+        f"/api/sessions/{unique('ghost')}/pause", json={"reason": "x"}, headers=auth
+    )
+    assert unknown.status_code == 404
+
+
+async def test_preferences_round_trip_and_validation(api, unique):
+    project = unique("prefs")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    defaults = (await api.get(f"/api/projects/{project}/notifications/preferences")).json()
+    assert defaults["source"] == "defaults"
+    bad = await api.post(f"/api/projects/{project}/notifications/preferences",
+                         json={"sms_enabled": True, "sms_numbers": ["12345"]}, headers=auth)  # fmt: skip
+    assert (
+        bad.status_code == 422
+        and bad.json()["detail"][0]["loc"][-2:] == ["sms_numbers"]
+        or "sms_numbers" in str(bad.json())
+    )
+    chosen = {"webhook_enabled": True, "webhook_url": "https://hooks.slack.com/services/T/B/x",
+              "email_enabled": True, "email_addresses": ["ana@example.com"], "min_notification_interval": 60,
+              "notify_on_manual_pause": True}  # fmt: skip
+    saved = await api.post(
+        f"/api/projects/{project}/notifications/preferences", json=chosen, headers=auth
+    )
+    assert saved.status_code == 200
+    read = (await api.get(f"/api/projects/{project}/notifications/preferences")).json()
+    assert read["source"] == "project"
+    assert {k: read["preferences"][k] for k in chosen} == chosen
+
+
+async def test_live_events_stream(api, nc, unique):
+    project = unique("live")
+    received: list[str] = []
+
+    async def listen():
+        async with api.stream("GET", "/api/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for line in response.aiter_lines():
+                if line.startswith("data:") and project in line:
+                    received.append(line)
+                    if len(received) >= 2:
+                        return
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.5)
+    await detect(nc, stuck(project, unique("s")))
+    await asyncio.wait_for(listener, 20)
+    kinds = [json.loads(line[5:])["project_id"] for line in received]
+    assert kinds == [project, project]  # detected, then paused
+
+
+async def test_health_readiness_and_metrics(api):
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = (await api.get("/readyz")).json()
+    assert ready["checks"] == {"nats": True, "postgres": True}
+    metrics = (await api.get("/metrics")).text
+    assert "yokeflow_api_requests_total" in metrics
+
+
+def test_committed_openapi_document_is_current():
+    document = create_api(Settings(), "nats://unused", "postgresql://unused").openapi()
+    committed = json.loads(OPENAPI.read_text()) if OPENAPI.exists() else None
+    assert committed == json.loads(json.dumps(document)), (
+        "docs/openapi.json is stale: run `make openapi` and commit it"
+    )
