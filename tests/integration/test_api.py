@@ -81,10 +81,7 @@ async def test_interventions_resume_and_errors(api, nc, unique):
     assert (await api.get("/api/interventions/nope")).status_code == 404
     bad = await api.post(f"/api/interventions/{items[1].intervention_id}/resume",
                          json={"resolved_by": "ana", "resolution_notes": ""}, headers=auth)  # fmt: skip
-    problem = bad.json()["detail"][0]
-    assert (
-        bad.status_code == 422 and problem["loc"][-1] == "sms_numbers" and "E.164" in problem["msg"]
-    )
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "resolution_notes"
 
     page = (
         await api.get("/api/interventions/history", params={"project_id": project, "limit": 2})
@@ -111,10 +108,9 @@ async def test_preferences_round_trip_and_validation(api, unique):
     assert defaults["source"] == "defaults"
     bad = await api.post(f"/api/projects/{project}/notifications/preferences",
                          json={"sms_enabled": True, "sms_numbers": ["12345"]}, headers=auth)  # fmt: skip
+    problem = bad.json()["detail"][0]
     assert (
-        bad.status_code == 422
-        and bad.json()["detail"][0]["loc"][-2:] == ["sms_numbers"]
-        or "sms_numbers" in str(bad.json())
+        bad.status_code == 422 and problem["loc"][-1] == "sms_numbers" and "E.164" in problem["msg"]
     )
     chosen = {"webhook_enabled": True, "webhook_url": "https://hooks.slack.com/services/T/B/x",
               "email_enabled": True, "email_addresses": ["ana@example.com"], "min_notification_interval": 60,
