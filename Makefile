@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit demo bench lock clean openapi
+WEB    := web/dist/index.html
+
+.PHONY: run test lint typecheck unit demo bench lock clean openapi browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -14,12 +16,27 @@ $(STAMP): requirements.lock pyproject.toml
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-## run: embedded NATS + PostgreSQL, every service, and a demo agent that gets stuck
-run: $(STAMP)
+# The dashboard, built with Vite from the committed package-lock.json; the API serves it.
+$(WEB): web/package.json web/package-lock.json web/index.html web/vite.config.ts $(wildcard web/src/*)
+	@if command -v npm >/dev/null; then \
+		echo "building the dashboard ..."; \
+		cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
+	else echo "npm not found: the API runs without the dashboard"; fi
+
+# Debian's Chromium for the browser tests (root installs it; elsewhere those tests are skipped).
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium for the browser tests ..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium is not installed: the browser tests will be skipped"; fi; }
+
+## run: embedded NATS + PostgreSQL, every service, the dashboard, and a demo agent that gets stuck
+run: $(STAMP) $(WEB)
 	$(BIN)/yokeflow-intervention up --demo
 
-## test: lint, type check, then the whole suite against real servers
-test: $(STAMP) lint typecheck
+## test: lint, type check, then the whole suite against real servers and a real browser
+test: $(STAMP) $(WEB) browser lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -1,0 +1,361 @@
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { api, ApiError, token, type Detail, type Intervention, type Preferences } from "./api";
+
+type Tab = "active" | "history" | "preferences";
+const REFRESH_MS = 30_000;
+const TRIGGER_COLOURS: Record<string, string> = {
+  critical_error: "#d92d20",
+  retry_limit: "#f79009",
+  loop_pattern: "#f79009",
+  error_rate: "#f79009",
+  session_duration: "#eaaa08",
+  manual: "#2e90fa",
+};
+
+function since(iso: string, now: number): string {
+  const seconds = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return h ? `${h}h ${m}m ${s}s` : m ? `${m}m ${s}s` : `${s}s`;
+}
+
+function useNow(): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  return now;
+}
+
+export function App() {
+  const [tab, setTab] = useState<Tab>("active");
+  const [project, setProject] = useState("");
+  const [projects, setProjects] = useState<string[]>([]);
+  const [items, setItems] = useState<Intervention[] | null>(null);
+  const [error, setError] = useState("");
+  const [live, setLive] = useState(false);
+  const [resuming, setResuming] = useState<Intervention | null>(null);
+  const [apiToken, setApiToken] = useState(token.get());
+  const now = useNow();
+
+  const load = useCallback(async () => {
+    if (tab === "preferences") return;
+    try {
+      const body = tab === "active" ? await api.active(project || undefined) : await api.history(project || undefined);
+      setItems(body.interventions);
+      setError("");
+      const list = await api.projects();
+      setProjects(list.projects.map((p) => p.id));
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : String(e));
+    }
+  }, [tab, project]);
+
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  useEffect(() => {
+    setItems(null);
+    void load();
+    const timer = setInterval(() => void loadRef.current(), REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [load]);
+
+  // Instant updates: every intervention event refreshes the list.
+  useEffect(() => {
+    const source = new EventSource("/api/events");
+    let pending: number | undefined;
+    const refresh = () => {
+      window.clearTimeout(pending);
+      pending = window.setTimeout(() => void loadRef.current(), 150);
+    };
+    for (const kind of ["detected", "paused", "resumed", "notified", "recovery"]) source.addEventListener(kind, refresh);
+    source.onopen = () => setLive(true);
+    source.onerror = () => setLive(false);
+    return () => source.close();
+  }, []);
+
+  const onResumed = (id: string) => {
+    setItems((current) => (tab === "active" && current ? current.filter((i) => i.id !== id) : current));
+    setResuming(null);
+    void load();
+  };
+
+  return (
+    <div className="page">
+      <header>
+        <h1>YokeFlow Intervention</h1>
+        <span className={live ? "live on" : "live"} data-testid="live">
+          {live ? "● live" : "○ reconnecting"}
+        </span>
+        <label className="token">
+          API token
+          <input
+            type="password"
+            value={apiToken}
+            placeholder="if the API needs one"
+            onChange={(e) => {
+              setApiToken(e.target.value);
+              token.set(e.target.value);
+            }}
+          />
+        </label>
+      </header>
+      <nav>
+        {(["active", "history", "preferences"] as Tab[]).map((t) => (
+          <button key={t} className={tab === t ? "tab current" : "tab"} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
+            {t === "active" ? "Active" : t === "history" ? "History" : "Notification preferences"}
+          </button>
+        ))}
+        <select value={project} onChange={(e) => setProject(e.target.value)} data-testid="project-filter">
+          <option value="">All projects</option>
+          {projects.map((p) => (
+            <option key={p} value={p}>
+              {p}
+            </option>
+          ))}
+        </select>
+      </nav>
+      <main>
+        {tab === "preferences" ? (
+          <PreferencesEditor project={project} projects={projects} />
+        ) : error ? (
+          <p className="state error" data-testid="error">
+            Could not load interventions: {error}
+          </p>
+        ) : items === null ? (
+          <p className="state">Loading…</p>
+        ) : items.length === 0 ? (
+          <p className="state" data-testid="empty">
+            {tab === "active" ? "No session is paused. Agents are working." : "No interventions yet."}
+          </p>
+        ) : (
+          items.map((item) => <Card key={item.id} item={item} now={now} onResume={() => setResuming(item)} />)
+        )}
+      </main>
+      {resuming && <ResumeDialog item={resuming} onClose={() => setResuming(null)} onResumed={onResumed} />}
+    </div>
+  );
+}
+
+function Card({ item, now, onResume }: { item: Intervention; now: number; onResume: () => void }) {
+  const [detail, setDetail] = useState<Detail | null>(null);
+  const [open, setOpen] = useState(false);
+  const colour = TRIGGER_COLOURS[item.pause_type] ?? "#667085";
+  const excerpt = item.blocker_info?.error_excerpt;
+  const toggle = async () => {
+    setOpen(!open);
+    if (!open) setDetail(await api.detail(item.id));
+  };
+  return (
+    <article className="card" style={{ borderLeftColor: colour }} data-testid="card" data-id={item.id}>
+      <div className="row">
+        <span className="badge" style={{ background: colour }}>
+          {item.pause_type}
+        </span>
+        {item.blocker_type && <span className="badge blocker">{item.blocker_type}</span>}
+        <strong>{item.project_id}</strong>
+        <span className="muted">session {item.session_id}</span>
+        <span className="muted right" data-testid="since">
+          {item.resolved ? `resolved by ${item.resolved_by}` : `paused ${since(item.paused_at, now)} ago`}
+        </span>
+      </div>
+      <p className="reason">{item.pause_reason}</p>
+      {excerpt && <pre>{excerpt}</pre>}
+      <div className="row muted">
+        <span>
+          retries {item.retry_stats.total_retries} · max on one command {item.retry_stats.max_retries_on_single_command} ·
+          unique errors {item.retry_stats.unique_errors}
+        </span>
+        {item.current_task_id && (
+          <span>
+            task {item.current_task_id}: {item.current_task_description}
+          </span>
+        )}
+      </div>
+      {item.resolution_notes && <p className="notes">Notes: {item.resolution_notes}</p>}
+      <div className="row">
+        <button onClick={() => void toggle()}>{open ? "Hide audit trail" : "Audit trail"}</button>
+        {!item.resolved && (
+          <button className="primary" onClick={onResume} data-testid="resume">
+            Resume…
+          </button>
+        )}
+      </div>
+      {open && detail && (
+        <ul className="trail" data-testid="trail">
+          {detail.actions.map((a) => (
+            <li key={a.id}>
+              <span className="muted">{new Date(a.created_at).toLocaleTimeString()}</span> {a.action_type}:{" "}
+              <strong>{a.action_status}</strong>{" "}
+              <span className="muted">{String(a.action_details.detail ?? a.action_details.reason ?? "")}</span>
+            </li>
+          ))}
+          {detail.notifications.map((n) => (
+            <li key={`${n.channel}-${n.recipient}`}>
+              notification {n.channel} → {n.recipient}: <strong>{n.status}</strong>{" "}
+              <span className="muted">
+                {n.attempts} attempt(s) {n.detail}
+              </span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </article>
+  );
+}
+
+function ResumeDialog({ item, onClose, onResumed }: { item: Intervention; onClose: () => void; onResumed: (id: string) => void }) {
+  const [by, setBy] = useState("");
+  const [notes, setNotes] = useState("");
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const valid = by.trim() && notes.trim();
+  const submit = async () => {
+    setBusy(true);
+    try {
+      await api.resume(item.id, by.trim(), notes.trim());
+      onResumed(item.id);
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : String(e));
+      setConfirming(false);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="backdrop" role="dialog" aria-label="Resume session">
+      <div className="dialog">
+        <h2>Resume {item.session_id}</h2>
+        <p className="muted">{item.pause_reason}</p>
+        <label>
+          Resolved by
+          <input value={by} onChange={(e) => setBy(e.target.value)} data-testid="resolved-by" />
+        </label>
+        <label>
+          Resolution notes (the agent's next session reads them)
+          <textarea rows={5} value={notes} onChange={(e) => setNotes(e.target.value)} data-testid="notes" />
+        </label>
+        {error && (
+          <p className="error" data-testid="resume-error">
+            {error}
+          </p>
+        )}
+        <div className="row">
+          <button onClick={onClose}>Cancel</button>
+          {!confirming ? (
+            <button className="primary" disabled={!valid} onClick={() => setConfirming(true)} data-testid="resume-submit">
+              Resume session
+            </button>
+          ) : (
+            <button className="primary" disabled={busy} onClick={() => void submit()} data-testid="resume-confirm">
+              Confirm: resume with these notes
+            </button>
+          )}
+        </div>
+      </div>
+    </div>
+  );
+}
+
+const BOOLEAN_FIELDS: [keyof Preferences, string][] = [
+  ["webhook_enabled", "Webhook (Slack, Discord or JSON)"],
+  ["email_enabled", "Email"],
+  ["sms_enabled", "SMS"],
+  ["notify_on_retry_limit", "Notify on retry limit and loops"],
+  ["notify_on_critical_error", "Notify on critical errors"],
+  ["notify_on_timeout", "Notify on session time budget"],
+  ["notify_on_manual_pause", "Notify on manual pauses"],
+];
+
+function PreferencesEditor({ project, projects }: { project: string; projects: string[] }) {
+  const [chosen, setChosen] = useState(project);
+  const [prefs, setPrefs] = useState<Preferences | null>(null);
+  const [source, setSource] = useState("");
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [message, setMessage] = useState("");
+  const options = useMemo(() => Array.from(new Set([project, ...projects].filter(Boolean))), [project, projects]);
+
+  useEffect(() => {
+    if (!chosen && options.length) setChosen(options[0]);
+  }, [chosen, options]);
+  useEffect(() => {
+    if (!chosen) return;
+    setPrefs(null);
+    api.preferences(chosen).then((body) => {
+      setPrefs(body.preferences);
+      setSource(body.source);
+    }, (e) => setMessage(String(e)));
+  }, [chosen]);
+
+  if (!chosen) return <p className="state">No project yet: preferences appear once an agent has started a session.</p>;
+  if (!prefs) return <p className="state">Loading…</p>;
+  const save = async () => {
+    setFields({});
+    setMessage("");
+    try {
+      const body = await api.savePreferences(chosen, prefs);
+      setPrefs(body.preferences);
+      setSource("project");
+      setMessage("Saved.");
+    } catch (e) {
+      if (e instanceof ApiError) {
+        setFields(e.fields);
+        setMessage(e.message);
+      }
+    }
+  };
+  const list = (key: "email_addresses" | "sms_numbers") => (
+    <label>
+      {key === "email_addresses" ? "Email addresses (comma separated)" : "SMS numbers, E.164 (comma separated)"}
+      <input
+        value={prefs[key].join(", ")}
+        onChange={(e) => setPrefs({ ...prefs, [key]: e.target.value.split(",").map((s) => s.trim()).filter(Boolean) })}
+        data-testid={key}
+      />
+      {fields[key] && <span className="error">{fields[key]}</span>}
+    </label>
+  );
+  return (
+    <section className="prefs" data-testid="preferences">
+      <label>
+        Project
+        <select value={chosen} onChange={(e) => setChosen(e.target.value)} data-testid="preferences-project">
+          {options.map((p) => (
+            <option key={p}>{p}</option>
+          ))}
+        </select>
+      </label>
+      <p className="muted">{source === "project" ? "This project's own preferences." : "Defaults from the configuration."}</p>
+      {BOOLEAN_FIELDS.map(([key, label]) => (
+        <label key={key} className="check">
+          <input type="checkbox" checked={Boolean(prefs[key])} onChange={(e) => setPrefs({ ...prefs, [key]: e.target.checked })} data-testid={key} />
+          {label}
+        </label>
+      ))}
+      <label>
+        Webhook URL
+        <input value={prefs.webhook_url ?? ""} onChange={(e) => setPrefs({ ...prefs, webhook_url: e.target.value || null })} data-testid="webhook_url" />
+        {fields.webhook_url && <span className="error">{fields.webhook_url}</span>}
+      </label>
+      {list("email_addresses")}
+      {list("sms_numbers")}
+      <label>
+        At most one notification every (seconds)
+        <input
+          type="number"
+          value={prefs.min_notification_interval}
+          onChange={(e) => setPrefs({ ...prefs, min_notification_interval: Number(e.target.value) })}
+          data-testid="min_notification_interval"
+        />
+        {fields.min_notification_interval && <span className="error">{fields.min_notification_interval}</span>}
+      </label>
+      <button className="primary" onClick={() => void save()} data-testid="save-preferences">
+        Save preferences
+      </button>
+      {message && <p data-testid="preferences-message">{message}</p>}
+    </section>
+  );
+}

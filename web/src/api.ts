@@ -1,0 +1,130 @@
+// Typed calls to the YokeFlow Intervention API (same origin: the API serves this dashboard).
+
+export interface RetryStats {
+  total_retries: number;
+  max_retries_on_single_command: number;
+  unique_errors: number;
+}
+
+export interface Intervention {
+  id: string;
+  project_id: string;
+  session_id: string;
+  pause_reason: string;
+  pause_type: string;
+  blocker_type: string | null;
+  blocker_info: { error_excerpt?: string; suggested_recovery?: string | null };
+  retry_stats: RetryStats;
+  current_task_id: string | null;
+  current_task_description: string | null;
+  paused_at: string;
+  resolved: boolean;
+  resolved_at: string | null;
+  resolved_by: string | null;
+  resolution_notes: string | null;
+  can_auto_resume: boolean;
+}
+
+export interface Action {
+  id: number;
+  action_type: string;
+  action_status: string;
+  action_details: Record<string, unknown>;
+  created_at: string;
+}
+
+export interface Delivery {
+  channel: string;
+  recipient: string;
+  status: string;
+  detail: string;
+  attempts: number;
+}
+
+export interface Detail extends Intervention {
+  actions: Action[];
+  notifications: Delivery[];
+}
+
+export interface Preferences {
+  webhook_enabled: boolean;
+  webhook_url: string | null;
+  webhook_kind: string;
+  email_enabled: boolean;
+  email_addresses: string[];
+  sms_enabled: boolean;
+  sms_numbers: string[];
+  notify_on_retry_limit: boolean;
+  notify_on_critical_error: boolean;
+  notify_on_timeout: boolean;
+  notify_on_manual_pause: boolean;
+  min_notification_interval: number;
+}
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly fields: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const TOKEN_KEY = "yokeflow.apiToken";
+export const token = {
+  get: () => localStorage.getItem(TOKEN_KEY) ?? "",
+  set: (value: string) => localStorage.setItem(TOKEN_KEY, value),
+};
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (token.get()) headers.Authorization = `Bearer ${token.get()}`;
+  let response: Response;
+  try {
+    response = await fetch(path, { ...init, headers });
+  } catch {
+    throw new ApiError("The API cannot be reached.", 0);
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = body?.detail;
+    if (Array.isArray(detail)) {
+      const fields: Record<string, string> = {};
+      for (const item of detail) fields[String(item.loc?.[item.loc.length - 1])] = item.msg;
+      throw new ApiError("Some values are not valid.", response.status, fields);
+    }
+    throw new ApiError(typeof detail === "string" ? detail : response.statusText, response.status);
+  }
+  return body as T;
+}
+
+const query = (params: Record<string, string | number | undefined>) => {
+  const pairs = Object.entries(params).filter(([, v]) => v !== undefined && v !== "");
+  return pairs.length ? "?" + new URLSearchParams(pairs.map(([k, v]) => [k, String(v)])) : "";
+};
+
+export const api = {
+  active: (project?: string) =>
+    call<{ interventions: Intervention[] }>(`/api/interventions/active${query({ project_id: project })}`),
+  history: (project?: string, limit = 50, offset = 0) =>
+    call<{ interventions: Intervention[]; total: number }>(
+      `/api/interventions/history${query({ project_id: project, limit, offset })}`,
+    ),
+  detail: (id: string) => call<Detail>(`/api/interventions/${encodeURIComponent(id)}`),
+  resume: (id: string, resolved_by: string, resolution_notes: string) =>
+    call<Intervention>(`/api/interventions/${encodeURIComponent(id)}/resume`, {
+      method: "POST",
+      body: JSON.stringify({ resolved_by, resolution_notes }),
+    }),
+  projects: () => call<{ projects: { id: string; active: number; interventions: number }[] }>("/api/projects"),
+  preferences: (project: string) =>
+    call<{ source: string; preferences: Preferences }>(
+      `/api/projects/${encodeURIComponent(project)}/notifications/preferences`,
+    ),
+  savePreferences: (project: string, preferences: Preferences) =>
+    call<{ preferences: Preferences }>(`/api/projects/${encodeURIComponent(project)}/notifications/preferences`, {
+      method: "POST",
+      body: JSON.stringify(preferences),
+    }),
+};
