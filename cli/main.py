@@ -11,7 +11,10 @@ from typing import Any
 
 from shared.settings import Settings, SettingsError, load_settings
 
-__all__ = ["main"]
+__all__ = ["SERVICE_ROLES", "build_parser", "main"]
+
+# Every role the one image can play (`service NAME`); deploy/ runs each of them.
+SERVICE_ROLES = ("detector", "pauser", "orchestrator", "notifier", "recovery", "api")
 
 
 def _detect(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,9 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("events")
     sub.add_parser("status", help="streams, consumers and active interventions")
     service = sub.add_parser("service", help="run one service in the foreground")
-    service.add_argument(
-        "name", choices=["detector", "pauser", "orchestrator", "notifier", "recovery"]
-    )
+    service.add_argument("name", choices=SERVICE_ROLES)
     sub.add_parser("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
     embedded = sub.add_parser(
         "embedded-postgres", help="start, stop or restart an embedded PostgreSQL"

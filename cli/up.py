@@ -11,16 +11,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nats
-
-from shared.bus import provision
+from shared.bus import connect, provision
 from shared.db import migrate
 from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from shared.settings import Settings
 
+from .main import SERVICE_ROLES
+
 __all__ = ["Infrastructure", "ServiceSpec", "Supervisor", "prepare_infrastructure", "run_up"]
 
-SERVICES = ("detector", "pauser", "orchestrator", "notifier", "recovery", "api")
+SERVICES = SERVICE_ROLES  # `up` supervises every role
 
 
 @dataclass
@@ -62,9 +62,9 @@ def prepare_infrastructure(settings: Settings, report: bool = True) -> Infrastru
         _say(report, "PostgreSQL (configured)     DATABASE_URL")
 
     async def setup() -> list[str]:
-        nc = await nats.connect(nats_url, connect_timeout=5)
+        nc = await connect(nats_url, "yokeflow-provision")
         try:
-            await provision(nc)
+            await provision(nc, replicas=settings.stream_replicas)
         finally:
             await nc.close()
         return await migrate(database_url)

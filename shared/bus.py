@@ -26,9 +26,14 @@ from pydantic import BaseModel
 
 from .contract import CONSUMERS, KV_BUCKETS, STREAMS, DeadLetter, StreamSpec
 
-__all__ = ["connect", "dead_letter", "provision", "publish_event"]
+__all__ = ["connect", "dead_letter", "provision", "publish_event", "server_list"]
 
 log = logging.getLogger(__name__)
+
+
+def server_list(url: str) -> list[str]:
+    """NATS_URL may name every node of a cluster: `nats://a:4222,nats://b:4222`."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 async def connect(url: str, name: str, persistent: bool = True) -> Client:
@@ -36,7 +41,11 @@ async def connect(url: str, name: str, persistent: bool = True) -> Client:
     command's (persistent=False) gives up after a couple of seconds with a clear error."""
     if persistent:
         return await nats.connect(
-            url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+            server_list(url),
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
         )
 
     async def quiet(error: Exception) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from faststream.nats import NatsBroker
 
+from .bus import server_list
 from .embedded import EmbeddedPostgres
 from .settings import Settings, load_settings
 
@@ -63,7 +64,7 @@ class ServiceContext:
         # warning about scaling push consumers with `durable` does not apply.
         warnings.filterwarnings("ignore", message="The JetStream Push consumer with the `durable`")
         return NatsBroker(
-            self.nats_url,
+            server_list(self.nats_url),
             name=f"yokeflow-{self.service}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     nats_url: str | None = None
     database_url: str | None = None
     data_dir: Path = Path(".yokeflow")
+    # Copies of every stream, consumer and bucket: 3 on a 3-node NATS cluster.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
 
     # Detection rules.
     enabled: bool = True

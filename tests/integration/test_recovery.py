@@ -79,6 +79,7 @@ def listener(port: int) -> subprocess.Popen[bytes]:
 async def test_port_conflict_is_freed_verified_and_the_session_resumed(nc, db, services, unique):
     services.start("pauser")
     services.start("recovery")
+    services.start("orchestrator", YOKEFLOW_AGENT_COMMAND=f"{sys.executable},-m,cli.demo_agent")
     port = free_port()
     holder = listener(port)
     item = stuck(unique("p"), unique("s"), "port_conflict",

@@ -1,0 +1,32 @@
+"""The compose file holds together without a Docker engine: roles, dependencies, provisioning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from cli.main import SERVICE_ROLES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_runs_every_role_after_provisioning():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"nats-1", "nats-2", "nats-3", "postgres", "provision"} <= set(services)
+    roles = {s["command"][1] for s in services.values() if s.get("command", [None])[0] == "service"}
+    assert roles == set(SERVICE_ROLES)  # every role the CLI knows is deployed, and nothing else
+    assert services["provision"]["command"] == ["provision"]
+    for name in roles:
+        assert (
+            services[name]["depends_on"]["provision"]["condition"]
+            == "service_completed_successfully"
+        )
+        assert "healthcheck" in services[name]
+    assert services["notifier"]["deploy"]["replicas"] == 3
+    env = services["detector"]["environment"]
+    assert env["YOKEFLOW_STREAM_REPLICAS"] == "3" and env["NATS_URL"].count("nats://") == 3
+    for node in ("nats-1", "nats-2", "nats-3"):
+        command = services[node]["command"]
+        assert "--jetstream" in command and "--cluster_name" in command
