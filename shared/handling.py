@@ -11,16 +11,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import nats.errors
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from pydantic import BaseModel
 
 from .bus import dead_letter
-from .contract import ConsumerSpec, ContractError
+from .contract import ConsumerSpec, ContractError, Subjects, parse_message
 
-__all__ = ["MAX_ATTEMPTS", "TRANSIENT_ERRORS", "bind_in_order", "handle_durably"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "TRANSIENT_ERRORS",
+    "bind_in_order",
+    "contract_handler",
+    "durable_subscriber",
+    "handle_durably",
+]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Handler = Callable[[NatsMessage], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +113,40 @@ async def bind_in_order(
         cb=callback,
         manual_ack=True,
     )
+
+
+def durable_subscriber(
+    broker: NatsBroker, spec: ConsumerSpec, description: str, max_workers: int | None = None
+) -> Callable[[Handler], Any]:
+    """A FastStream subscriber bound to a provisioned durable consumer (never declared here),
+    acknowledging by hand. `max_workers` > 1 runs that many messages at once per replica."""
+    extra: dict[str, Any] = {} if max_workers is None else {"max_workers": max_workers}
+    return broker.subscriber(  # type: ignore[no-any-return]
+        spec.filter_subject,
+        queue=spec.group,
+        stream=JStream(spec.stream, declare=False),
+        durable=spec.durable,
+        ack_policy=AckPolicy.MANUAL,
+        description=description,
+        **extra,
+    )
+
+
+def contract_handler(
+    model: type[ModelT],
+    jetstream: Callable[[], JetStreamContext],
+    handle: Callable[[ModelT], Awaitable[object]],
+    keepalive: float | None = None,
+    dlq_subject: str = Subjects.INTERVENTION_DLQ,
+) -> Handler:
+    """A handler that parses one contract message and handles it durably."""
+
+    async def handler(msg: NatsMessage) -> None:
+        raw = msg.raw_message
+
+        async def work() -> None:
+            await handle(parse_message(model, raw.data))
+
+        await handle_durably(raw, jetstream(), dlq_subject, work, keepalive=keepalive)
+
+    return handler

@@ -5,20 +5,16 @@ from __future__ import annotations
 from functools import partial
 
 from faststream import FastStream
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared.contract import (
     CONSUMERS,
     DETECTOR_CHECKPOINT_BUCKET,
-    INTERVENTIONS_STREAM,
     InterventionResumed,
     Subjects,
-    parse_message,
 )
-from shared.handling import bind_in_order, handle_durably
+from shared.handling import bind_in_order, contract_handler, durable_subscriber, handle_durably
 from shared.runtime import ServiceContext, service_context
 
 from .rules import DetectionConfig
@@ -64,23 +60,13 @@ def create_app(context: ServiceContext) -> FastStream:
         if subscription is not None:
             await subscription.unsubscribe()
 
-    resumes = CONSUMERS.detector_resumes
-
-    @broker.subscriber(
-        resumes.filter_subject,
-        queue=resumes.group,
-        stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
-        durable=resumes.durable,
-        ack_policy=AckPolicy.MANUAL,
-        description="Resumed sessions get a fresh epoch of detector state.",
-    )
-    async def on_resumed(msg: NatsMessage) -> None:
+    async def on_resumed(resumed: InterventionResumed) -> None:
         assert detector is not None
+        await detector.on_resumed(resumed)
 
-        async def work() -> None:
-            await detector.on_resumed(parse_message(InterventionResumed, msg.raw_message.data))
-
-        await handle_durably(msg.raw_message, detector.js, Subjects.INTERVENTION_DLQ, work)
+    durable_subscriber(
+        broker, CONSUMERS.detector_resumes, "Resumed sessions get a fresh epoch of detector state."
+    )(contract_handler(InterventionResumed, lambda: broker.connection.jetstream(), on_resumed))
 
     return app
 

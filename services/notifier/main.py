@@ -10,19 +10,14 @@ import socket
 
 import httpx
 from faststream import FastStream
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsMessage
 
 from shared.contract import (
     CONSUMERS,
-    INTERVENTIONS_STREAM,
     InterventionPaused,
     RecoveryOutcome,
-    Subjects,
-    parse_message,
 )
 from shared.db import create_pool
-from shared.handling import handle_durably
+from shared.handling import contract_handler, durable_subscriber
 from shared.runtime import ServiceContext, service_context
 
 from .channels import Senders
@@ -56,47 +51,25 @@ def create_app(context: ServiceContext) -> FastStream:
             await notifier.senders.http.aclose()
             await notifier.pool.close()
 
-    @broker.subscriber(
-        consumer.filter_subject,
-        queue=consumer.group,
-        stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
-        durable=consumer.durable,
-        max_workers=context.settings.notifier_concurrency,
-        ack_policy=AckPolicy.MANUAL,
-        description="Tells the project's humans about each paused session.",
-    )
-    async def on_paused(msg: NatsMessage) -> None:
+    concurrency = context.settings.notifier_concurrency
+
+    async def on_paused(paused: InterventionPaused) -> None:
         assert notifier is not None
+        await notifier.handle(paused)
 
-        async def work() -> None:
-            await notifier.handle(parse_message(InterventionPaused, msg.raw_message.data))
+    async def on_recovery(outcome: RecoveryOutcome) -> None:
+        assert notifier is not None
+        await notifier.follow_up(outcome)
 
-        await handle_durably(
-            msg.raw_message, notifier.js, Subjects.INTERVENTION_DLQ, work,
-            keepalive=consumer.ack_wait_s / 3,
-        )  # fmt: skip
-
+    durable_subscriber(
+        broker, consumer, "Tells the project's humans about each paused session.", concurrency
+    )(contract_handler(InterventionPaused, lambda: broker.connection.jetstream(), on_paused,
+                       keepalive=consumer.ack_wait_s / 3))  # fmt: skip
     follow_ups = CONSUMERS.notifier_recovery
-
-    @broker.subscriber(
-        follow_ups.filter_subject,
-        queue=follow_ups.group,
-        stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
-        durable=follow_ups.durable,
-        max_workers=context.settings.notifier_concurrency,
-        ack_policy=AckPolicy.MANUAL,
-        description="Tells the same people what automatic recovery did.",
-    )
-    async def on_recovery(msg: NatsMessage) -> None:
-        assert notifier is not None
-
-        async def work() -> None:
-            await notifier.follow_up(parse_message(RecoveryOutcome, msg.raw_message.data))
-
-        await handle_durably(
-            msg.raw_message, notifier.js, Subjects.INTERVENTION_DLQ, work,
-            keepalive=follow_ups.ack_wait_s / 3,
-        )  # fmt: skip
+    durable_subscriber(
+        broker, follow_ups, "Tells the same people what automatic recovery did.", concurrency
+    )(contract_handler(RecoveryOutcome, lambda: broker.connection.jetstream(), on_recovery,
+                       keepalive=follow_ups.ack_wait_s / 3))  # fmt: skip
 
     return app
 

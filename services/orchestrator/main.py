@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from faststream import FastStream
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsMessage
 
 from shared.commands import PauserClient
 from shared.contract import (
     CONSUMERS,
-    INTERVENTIONS_STREAM,
     InterventionResumed,
-    Subjects,
-    parse_message,
 )
-from shared.handling import handle_durably
+from shared.handling import contract_handler, durable_subscriber
 from shared.runtime import ServiceContext, service_context
 
 from .launcher import NextSessionLauncher
@@ -37,25 +32,15 @@ def create_app(context: ServiceContext) -> FastStream:
             PauserClient(broker.connection),
         )
 
-    resumes = CONSUMERS.orchestrator_resumes
-
-    @broker.subscriber(
-        resumes.filter_subject,
-        queue=resumes.group,
-        stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
-        durable=resumes.durable,
-        ack_policy=AckPolicy.MANUAL,
-        description="Starts the agent's next session with the resume brief.",
-    )
-    async def on_resumed(msg: NatsMessage) -> None:
+    async def on_resumed(resumed: InterventionResumed) -> None:
         assert launcher is not None
+        await launcher.on_resumed(resumed)
 
-        async def work() -> None:
-            await launcher.on_resumed(parse_message(InterventionResumed, msg.raw_message.data))
-
-        await handle_durably(
-            msg.raw_message, broker.connection.jetstream(), Subjects.INTERVENTION_DLQ, work
-        )
+    durable_subscriber(
+        broker,
+        CONSUMERS.orchestrator_resumes,
+        "Starts the agent's next session with the resume brief.",
+    )(contract_handler(InterventionResumed, lambda: broker.connection.jetstream(), on_resumed))
 
     return app
 

@@ -7,8 +7,7 @@ from functools import partial
 from typing import Any
 
 from faststream import FastStream
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsMessage
+from faststream.nats import NatsMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import BaseModel
@@ -17,17 +16,15 @@ from shared.commands import IdRequest, ListRequest, NextSessionRequest, PauseReq
 from shared.contract import (
     CONSUMERS,
     CONTROL_BUCKET,
-    INTERVENTIONS_STREAM,
     ContractError,
     Intervention,
     SessionEnded,
     SessionStarted,
     Subjects,
     parse_agent_event,
-    parse_message,
 )
 from shared.db import create_pool
-from shared.handling import bind_in_order, handle_durably
+from shared.handling import bind_in_order, contract_handler, durable_subscriber, handle_durably
 from shared.runtime import ServiceContext, service_context
 
 from .commands import run_command
@@ -58,23 +55,15 @@ def create_app(context: ServiceContext) -> FastStream:
         if manager is not None:
             await manager.store.pool.close()
 
-    detected = CONSUMERS.pauser_detected
-
-    @broker.subscriber(
-        detected.filter_subject,
-        queue=detected.group,
-        stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
-        durable=detected.durable,
-        ack_policy=AckPolicy.MANUAL,
-        description="Records each detected intervention and pauses its session.",
-    )
-    async def on_detected(msg: NatsMessage) -> None:
+    async def on_detected(intervention: Intervention) -> None:
         assert manager is not None
+        await manager.handle_detected(intervention)
 
-        async def work() -> None:
-            await manager.handle_detected(parse_message(Intervention, msg.raw_message.data))
-
-        await handle_durably(msg.raw_message, manager.js, Subjects.INTERVENTION_DLQ, work)
+    durable_subscriber(
+        broker,
+        CONSUMERS.pauser_detected,
+        "Records each detected intervention and pauses its session.",
+    )(contract_handler(Intervention, lambda: broker.connection.jetstream(), on_detected))
 
     lifecycle = CONSUMERS.pauser_sessions
     subscription: JetStreamContext.PushSubscription | None = None

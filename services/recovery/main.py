@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from faststream import FastStream
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsMessage
 
 from shared.commands import PauserClient
 from shared.contract import (
     CONSUMERS,
-    INTERVENTIONS_STREAM,
     InterventionPaused,
-    Subjects,
-    parse_message,
 )
 from shared.db import create_pool
-from shared.handling import handle_durably
+from shared.handling import contract_handler, durable_subscriber
 from shared.runtime import ServiceContext, service_context
 
 from .service import Recovery
@@ -45,27 +40,15 @@ def create_app(context: ServiceContext) -> FastStream:
         if recovery is not None:
             await recovery.pool.close()
 
-    @broker.subscriber(
-        consumer.filter_subject,
-        queue=consumer.group,
-        stream=JStream(INTERVENTIONS_STREAM.name, declare=False),
-        durable=consumer.durable,
-        ack_policy=AckPolicy.MANUAL,
-        description="Tries the allow-listed fix for each paused intervention.",
-    )
-    async def on_paused(msg: NatsMessage) -> None:
+    async def on_paused(paused: InterventionPaused) -> None:
         assert recovery is not None
-        if not context.settings.recovery_enabled:
-            await msg.raw_message.ack()
-            return
+        if context.settings.recovery_enabled:
+            await recovery.handle(paused)
 
-        async def work() -> None:
-            await recovery.handle(parse_message(InterventionPaused, msg.raw_message.data))
-
-        await handle_durably(
-            msg.raw_message, recovery.js, Subjects.INTERVENTION_DLQ, work,
-            keepalive=consumer.ack_wait_s / 3,
-        )  # fmt: skip
+    durable_subscriber(
+        broker, consumer, "Tries the allow-listed fix for each paused intervention."
+    )(contract_handler(InterventionPaused, lambda: broker.connection.jetstream(), on_paused,
+                       keepalive=consumer.ack_wait_s / 3))  # fmt: skip
 
     return app
 
