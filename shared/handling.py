@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import nats.errors
+from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage
 from nats.aio.msg import Msg
@@ -97,22 +98,36 @@ async def _keep_alive(msg: Msg, every: float) -> None:
         await msg.in_progress()
 
 
-async def bind_in_order(
-    js: JetStreamContext, spec: ConsumerSpec, callback: Callable[[Msg], Awaitable[None]]
-) -> JetStreamContext.PushSubscription:
-    """Bind a hot consumer (one that sees every agent event) with nats-py directly.
+def bind_in_order(
+    app: FastStream,
+    jetstream: Callable[[], JetStreamContext],
+    spec: ConsumerSpec,
+    callback: Callable[[Msg], Awaitable[None]],
+) -> None:
+    """Bind a hot consumer (one that sees every agent event) with nats-py, for the app's life.
 
     FastStream 0.7.8 resolves each handler's context through a thread pool, which measured
     about 20x slower than this; nats-py runs the callback one message at a time, in order.
     """
-    return await js.subscribe(
-        spec.filter_subject,
-        queue=spec.group,
-        durable=spec.durable,
-        stream=spec.stream,
-        cb=callback,
-        manual_ack=True,
-    )
+    bound: list[JetStreamContext.PushSubscription] = []
+
+    @app.after_startup
+    async def bind() -> None:
+        bound.append(
+            await jetstream().subscribe(
+                spec.filter_subject,
+                queue=spec.group,
+                durable=spec.durable,
+                stream=spec.stream,
+                cb=callback,
+                manual_ack=True,
+            )
+        )
+
+    @app.on_shutdown
+    async def unbind() -> None:
+        for subscription in bound:
+            await subscription.unsubscribe()
 
 
 def durable_subscriber(

@@ -6,7 +6,6 @@ from functools import partial
 
 from faststream import FastStream
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from shared.contract import (
     CONSUMERS,
@@ -37,7 +36,6 @@ def create_app(context: ServiceContext) -> FastStream:
         detector = Detector(DetectionConfig.from_settings(context.settings), js, checkpoints)
 
     events = CONSUMERS.detector_events
-    subscription: JetStreamContext.PushSubscription | None = None
 
     async def on_agent_event(raw: Msg) -> None:
         assert detector is not None
@@ -49,16 +47,7 @@ def create_app(context: ServiceContext) -> FastStream:
             on_failure=partial(detector.forget, raw.data),
         )
 
-    @app.after_startup
-    async def consume_events() -> None:
-        nonlocal subscription
-        assert detector is not None
-        subscription = await bind_in_order(detector.js, events, on_agent_event)
-
-    @app.on_shutdown
-    async def stop_consuming() -> None:
-        if subscription is not None:
-            await subscription.unsubscribe()
+    bind_in_order(app, lambda: broker.connection.jetstream(), events, on_agent_event)
 
     async def on_resumed(resumed: InterventionResumed) -> None:
         assert detector is not None

@@ -9,7 +9,6 @@ from typing import Any
 from faststream import FastStream
 from faststream.nats import NatsMessage
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from shared.commands import IdRequest, ListRequest, NextSessionRequest, PauseRequest, ResumeRequest
@@ -66,7 +65,6 @@ def create_app(context: ServiceContext) -> FastStream:
     )(contract_handler(Intervention, lambda: broker.connection.jetstream(), on_detected))
 
     lifecycle = CONSUMERS.pauser_sessions
-    subscription: JetStreamContext.PushSubscription | None = None
 
     async def on_session_lifecycle(raw: Msg) -> None:
         assert manager is not None
@@ -75,16 +73,7 @@ def create_app(context: ServiceContext) -> FastStream:
             return
         await handle_durably(raw, manager.js, Subjects.AGENT_DLQ, partial(register, raw.data))
 
-    @app.after_startup
-    async def consume_lifecycle() -> None:
-        nonlocal subscription
-        assert manager is not None
-        subscription = await bind_in_order(manager.js, lifecycle, on_session_lifecycle)
-
-    @app.on_shutdown
-    async def stop_consuming() -> None:
-        if subscription is not None:
-            await subscription.unsubscribe()
+    bind_in_order(app, lambda: broker.connection.jetstream(), lifecycle, on_session_lifecycle)
 
     async def register(data: bytes) -> None:
         assert manager is not None
