@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 WEB    := web/dist/index.html
 
-.PHONY: run test lint typecheck unit demo bench lock clean openapi browser
+.PHONY: run test lint typecheck unit demo bench lock clean openapi asyncapi browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -70,3 +70,7 @@ clean:
 ## openapi: regenerate the committed OpenAPI document
 openapi: $(STAMP)
 	$(BIN)/python -c "import json; from services.api.app import create_api; from shared.settings import Settings; print(json.dumps(create_api(Settings(), 'nats://unused', 'postgresql://unused').openapi(), indent=2))" > docs/openapi.json
+
+## asyncapi: regenerate the committed AsyncAPI document of the public contract
+asyncapi: $(STAMP)
+	$(BIN)/faststream docs gen shared.asyncapi:app --yaml --out docs/asyncapi.yaml

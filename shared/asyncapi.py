@@ -1,0 +1,77 @@
+"""The public contract as a FastStream application, for its AsyncAPI document only.
+
+It is never started: `make asyncapi` runs `faststream docs gen shared.asyncapi:app` over it and
+the result is committed as docs/asyncapi.yaml (a test fails when it is stale). Every schema comes
+from shared/contract.py, so the document cannot drift from what the services publish.
+"""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from faststream.specification import AsyncAPI
+
+from .contract import (
+    AgentEvent,
+    DeadLetter,
+    Intervention,
+    InterventionNotified,
+    InterventionPaused,
+    InterventionResumed,
+    RecoveryOutcome,
+)
+
+__all__ = ["app", "broker"]
+
+broker = NatsBroker(
+    "nats://localhost:4222",
+    description="NATS with JetStream (streams AGENT_EVENTS, INTERVENTIONS, DEAD_LETTERS)",
+)
+
+
+@broker.subscriber(
+    "agent.events.{project_id}.{session_id}",
+    title="agent.events",
+    description=(
+        "Every event of an agent session (stream AGENT_EVENTS). Publish with the header "
+        "Nats-Msg-Id = event_id: a re-published event is dropped. Consumed by the detector."
+    ),
+)
+async def agent_event(event: AgentEvent) -> None:
+    """Documentation only."""
+
+
+_LIFECYCLE = (
+    ("intervention.detected.{project_id}", Intervention,
+     "A session is stuck (detector, or a manual pause). Nats-Msg-Id = intervention_id."),
+    ("intervention.paused.{project_id}", InterventionPaused,
+     "The pause is durable: row written, session_control set to paused. Nats-Msg-Id = <id>:paused."),
+    ("intervention.resumed.{project_id}", InterventionResumed,
+     "A human or automatic recovery resumed the session; resume_context is the next session's brief."),
+    ("intervention.notified.{project_id}", InterventionNotified,
+     "Every channel has an outcome (or the notice was rate-limited or muted)."),
+    ("intervention.recovery.{project_id}", RecoveryOutcome,
+     "A step of an automatic fix: attempted, succeeded, failed or refused."),
+    ("agent.dlq", DeadLetter, "An agent event that breaks the contract, with the reason."),
+    ("intervention.dlq", DeadLetter, "An intervention message that could not be processed, with the reason."),
+)  # fmt: skip
+
+for _subject, _model, _description in _LIFECYCLE:
+    broker.publisher(
+        _subject,
+        schema=_model,
+        title=_subject.split(".{")[0],
+        description=_description,
+    )
+
+app = FastStream(
+    broker,
+    specification=AsyncAPI(
+        title="YokeFlow Intervention events",
+        version="1.0.0",
+        description=(
+            "Contract v1. Subscribe to intervention.> through a JetStream consumer on the "
+            "INTERVENTIONS stream; fields may be added (ignore unknown ones), never removed."
+        ),
+    ),
+)
