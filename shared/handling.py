@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 
 from .bus import dead_letter
 from .contract import ConsumerSpec, ContractError, Subjects, parse_message
+from .metrics import HANDLED, HANDLER_SECONDS
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -67,11 +69,15 @@ async def handle_durably(
     """`keepalive` (seconds): tell the server the message is still in progress, for work that
     can outlast the consumer's ack_wait."""
     beat = asyncio.create_task(_keep_alive(msg, keepalive)) if keepalive else None
+    consumer = (msg.metadata.consumer if msg.reply else None) or msg.subject
+    started = time.perf_counter()
+    outcome = "acked"
     try:
         await work()
     except ContractError as exc:
         await dead_letter(js, dlq_subject, msg.subject, msg.data, exc.reason)
         await msg.ack()
+        outcome = "dead_lettered"
     except Exception as exc:
         if on_failure is not None:
             on_failure()
@@ -79,17 +85,21 @@ async def handle_durably(
         if isinstance(exc, TRANSIENT_ERRORS) or attempt < MAX_ATTEMPTS:
             log.warning("%s: attempt %d failed, will retry: %r", msg.subject, attempt, exc)
             await msg.nak(delay=_backoff(attempt))
+            outcome = "retried"
             return
         log.exception("%s: giving up after %d attempts", msg.subject, attempt)
         await dead_letter(
             js, dlq_subject, msg.subject, msg.data, f"failed {attempt} times: {exc!r}"
         )
         await msg.ack()
+        outcome = "dead_lettered"
     else:
         await msg.ack()
     finally:
         if beat is not None:
             beat.cancel()
+        HANDLER_SECONDS.labels(consumer).observe(time.perf_counter() - started)
+        HANDLED.labels(consumer, outcome).inc()
 
 
 async def _keep_alive(msg: Msg, every: float) -> None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from faststream import FastStream
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
 
 from .bus import server_list
+from .contract import ConsumerSpec
 from .embedded import EmbeddedPostgres
+from .metrics import serve_metrics, watch_consumer_lag
 from .settings import Settings, load_settings
 
 __all__ = ["ServiceContext", "configure_logging", "service_context"]
@@ -72,6 +78,25 @@ class ServiceContext:
             logger=logging.getLogger("faststream.nats"),
             log_level=logging.DEBUG,
         )
+
+    def instrument(
+        self,
+        app: FastStream,
+        jetstream: Callable[[], JetStreamContext],
+        consumers: tuple[ConsumerSpec, ...],
+    ) -> None:
+        """Serve /metrics on `metrics_port` and keep this service's consumer-lag gauges current."""
+        watchers: list[asyncio.Task[None]] = []
+
+        @app.after_startup
+        async def start_metrics() -> None:
+            serve_metrics(self.settings.metrics_port)
+            watchers.append(asyncio.create_task(watch_consumer_lag(jetstream(), consumers)))
+
+        @app.on_shutdown
+        async def stop_metrics() -> None:
+            for watcher in watchers:
+                watcher.cancel()
 
     def require_database(self) -> str:
         if not self.database_url:

@@ -114,8 +114,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)  # CORS is off unless listed
     dashboard_url: str | None = None
 
-    # Logging.
+    # Logging and metrics (Prometheus /metrics on this port in every service; 0 = off).
     log_level: str = "INFO"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @classmethod
     def settings_customise_sources(

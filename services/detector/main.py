@@ -57,6 +57,14 @@ def create_app(context: ServiceContext) -> FastStream:
         broker, CONSUMERS.detector_resumes, "Resumed sessions get a fresh epoch of detector state."
     )(contract_handler(InterventionResumed, lambda: broker.connection.jetstream(), on_resumed))
 
+    context.instrument(
+        app,
+        lambda: broker.connection.jetstream(),
+        (
+            CONSUMERS.detector_events,
+            CONSUMERS.detector_resumes,
+        ),
+    )
     return app
 
 

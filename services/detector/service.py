@@ -27,6 +27,7 @@ from shared.contract import (
     Subjects,
     parse_agent_event,
 )
+from shared.metrics import INTERVENTIONS
 
 from .rules import DetectionConfig, SessionState, evaluate
 from .sessions import SessionBook
@@ -69,6 +70,7 @@ class Detector:
             )
             await self._save_checkpoint(state, intervention.intervention_id)
             self.interventions_emitted += 1
+            INTERVENTIONS.labels(intervention.trigger).inc()
             log.info(
                 "intervention %s: %s %s/%s: %s",
                 intervention.intervention_id,

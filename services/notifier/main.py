@@ -71,6 +71,14 @@ def create_app(context: ServiceContext) -> FastStream:
     )(contract_handler(RecoveryOutcome, lambda: broker.connection.jetstream(), on_recovery,
                        keepalive=follow_ups.ack_wait_s / 3))  # fmt: skip
 
+    context.instrument(
+        app,
+        lambda: broker.connection.jetstream(),
+        (
+            CONSUMERS.notifier_paused,
+            CONSUMERS.notifier_recovery,
+        ),
+    )
     return app
 
 

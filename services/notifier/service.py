@@ -17,6 +17,7 @@ from shared.contract import (
     RecoveryOutcome,
     Subjects,
 )
+from shared.metrics import NOTIFICATIONS
 from shared.preferences import NotificationPreferences, load_preferences
 from shared.settings import Settings
 
@@ -87,7 +88,9 @@ class Notifier:
                                detail=o.detail, attempts=o.attempts)
                 for d, o in zip(deliveries, results, strict=True)
             ]  # fmt: skip
-        elif decision == "suppressed":
+        else:
+            NOTIFICATIONS.labels("all", decision).inc()
+        if decision == "suppressed":
             await self.ledger.record_suppressed(
                 paused.intervention_id,
                 paused.project_id,
@@ -179,4 +182,5 @@ class Notifier:
             return recorded
         outcome = await self.senders.send(delivery, notice)
         await self.ledger.finish(paused.intervention_id, delivery, outcome)
+        NOTIFICATIONS.labels(delivery.ledger_channel, outcome.status).inc()
         return outcome

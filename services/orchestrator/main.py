@@ -42,6 +42,9 @@ def create_app(context: ServiceContext) -> FastStream:
         "Starts the agent's next session with the resume brief.",
     )(contract_handler(InterventionResumed, lambda: broker.connection.jetstream(), on_resumed))
 
+    context.instrument(
+        app, lambda: broker.connection.jetstream(), (CONSUMERS.orchestrator_resumes,)
+    )
     return app
 
 

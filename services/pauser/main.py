@@ -133,6 +133,14 @@ def create_app(context: ServiceContext) -> FastStream:
         assert manager is not None
         return await manager.store.set_next_session(request.intervention_id, request.session_id)
 
+    context.instrument(
+        app,
+        lambda: broker.connection.jetstream(),
+        (
+            CONSUMERS.pauser_detected,
+            CONSUMERS.pauser_sessions,
+        ),
+    )
     return app
 
 

@@ -50,6 +50,7 @@ def create_app(context: ServiceContext) -> FastStream:
     )(contract_handler(InterventionPaused, lambda: broker.connection.jetstream(), on_paused,
                        keepalive=consumer.ack_wait_s / 3))  # fmt: skip
 
+    context.instrument(app, lambda: broker.connection.jetstream(), (CONSUMERS.recovery_paused,))
     return app
 
 

@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 from shared.bus import publish_event
 from shared.commands import AlreadyResolvedError, PauserClient
 from shared.contract import InterventionPaused, RecoveryOutcome, Subjects
+from shared.metrics import RECOVERIES
 from shared.settings import Settings
 
 from .actions import NoAction, Plan, Refused, Result, plan_recovery, run_plan
@@ -150,6 +151,7 @@ class Recovery:
             command=plan.command if plan else [], verification=verification,
             dry_run=dry_run, auto_resumed=auto_resumed,
         )  # fmt: skip
+        RECOVERIES.labels(outcome.action or "none", status).inc()
         await publish_event(
             self.js, Subjects.recovery(paused.project_id), outcome,
             msg_id=f"{paused.intervention_id}:recovery:{status}",

@@ -83,3 +83,31 @@ async def test_killed_detector_remembers_retry_counts_and_never_duplicates(nc, s
     await publish_events(nc, events)  # a re-published session is deduplicated by event_id
     await asyncio.sleep(2.0)
     assert [m["event_seq"] for m in detected.messages] == [10], services.logs()
+
+
+async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
+    import httpx
+
+    from shared.embedded import free_port
+
+    port = free_port()
+    services.start("detector", YOKEFLOW_METRICS_PORT=str(port))
+    project, session = unique("shop"), unique("sess")
+    detected = await collect(nc, f"intervention.detected.{project}")
+    await publish_events(nc, example_events("critical_port_conflict.jsonl", project, session))
+    await eventually(lambda: detected.messages, what="an intervention")
+
+    async def scrape() -> str | None:
+        try:
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        except httpx.TransportError:
+            return None
+        ready = "yokeflow_consumer_pending{" in text and 'trigger="critical_error"' in text
+        return text if ready else None
+
+    text = await eventually(scrape, timeout=20, what="metrics")
+    assert 'yokeflow_interventions_total{trigger="critical_error"} 1.0' in text
+    assert 'yokeflow_messages_handled_total{consumer="detector",outcome="acked"}' in text
+    assert 'yokeflow_handler_seconds_count{consumer="detector"}' in text
+    assert 'yokeflow_consumer_ack_pending{consumer="detector"}' in text

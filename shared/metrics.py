@@ -1,0 +1,83 @@
+"""Prometheus metrics shared by every service, served on `metrics_port` when it is set.
+
+One set of names for all services (the `service` label tells them apart), so one dashboard and
+one alert rule cover a fleet: see docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from nats.js import JetStreamContext
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from .contract import ConsumerSpec
+
+__all__ = [
+    "CONSUMER_ACK_PENDING",
+    "CONSUMER_PENDING",
+    "HANDLED",
+    "HANDLER_SECONDS",
+    "INTERVENTIONS",
+    "NOTIFICATIONS",
+    "RECOVERIES",
+    "serve_metrics",
+    "watch_consumer_lag",
+]
+
+log = logging.getLogger(__name__)
+
+HANDLED = Counter(
+    "yokeflow_messages_handled_total",
+    "Messages a consumer finished with, by outcome (acked, dead_lettered, retried).",
+    ["consumer", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "yokeflow_handler_seconds",
+    "Time to handle one message, by consumer.",
+    ["consumer"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+INTERVENTIONS = Counter(
+    "yokeflow_interventions_total",
+    "Interventions emitted by the detector, by trigger.",
+    ["trigger"],
+)
+NOTIFICATIONS = Counter(
+    "yokeflow_notifications_total",
+    "Notification deliveries, by channel and outcome.",
+    ["channel", "status"],
+)
+RECOVERIES = Counter(
+    "yokeflow_recoveries_total",
+    "Automatic recovery steps, by action and outcome.",
+    ["action", "status"],
+)
+CONSUMER_PENDING = Gauge(
+    "yokeflow_consumer_pending", "Messages not yet delivered to a durable consumer.", ["consumer"]
+)
+CONSUMER_ACK_PENDING = Gauge(
+    "yokeflow_consumer_ack_pending", "Messages delivered but not yet acknowledged.", ["consumer"]
+)
+
+
+def serve_metrics(port: int) -> None:
+    """Expose /metrics on the port (0: off)."""
+    if port:
+        start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped from outside the container
+        log.info("metrics on :%d/metrics", port)
+
+
+async def watch_consumer_lag(
+    jetstream: JetStreamContext, consumers: tuple[ConsumerSpec, ...], every: float = 10.0
+) -> None:
+    """Keep the lag gauges of this service's consumers current (runs until cancelled)."""
+    while True:
+        for spec in consumers:
+            with contextlib.suppress(Exception):  # a lag reading must never hurt the service
+                info = await jetstream.consumer_info(spec.stream, spec.durable)
+                CONSUMER_PENDING.labels(spec.durable).set(info.num_pending or 0)
+                CONSUMER_ACK_PENDING.labels(spec.durable).set(info.num_ack_pending or 0)
+        await asyncio.sleep(every)
