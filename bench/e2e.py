@@ -1,0 +1,181 @@
+"""End-to-end figures on the embedded stack (not a test).
+
+1,000 concurrent sessions stream healthy tool calls through the whole pipeline (detector,
+pauser, notifier, each its own process); 1 session in 10 hits a critical error at a random
+point. Prints the sustained event rate the pipeline absorbed, p50/p99 latency from each
+triggering event's publish to (a) the session's KV control state showing `paused` and (b) the
+local webhook peer receiving the notification, and the peak memory (RSS) of every service.
+
+Usage: python bench/e2e.py [--sessions 1000] [--events 30] [--stuck-every 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cli.peers import HttpPeer  # noqa: E402
+from shared.bus import provision  # noqa: E402
+from shared.contract import CONSUMERS, Subjects  # noqa: E402
+from shared.db import migrate  # noqa: E402
+from shared.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+
+SERVICES = ("detector", "pauser", "notifier")
+
+
+def event(project: str, session: str, seq: int, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"v": 1, "event_id": f"{session}-{seq}", "type": kind, "project_id": project,
+            "session_id": session, "seq": seq,
+            "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **fields}  # fmt: skip
+
+
+async def run_session(js: Any, index: int, events: int, stuck: bool, sent: dict[str, float]) -> int:
+    project, session = f"e2e-p{index % 50}", f"e2e-s{index}"
+    subject = Subjects.agent_events(project, session)
+    trip_at = random.randint(3, events - 2) if stuck else -1
+    published = 0
+
+    async def publish(payload: dict[str, Any]) -> None:
+        nonlocal published
+        await js.publish(
+            subject, json.dumps(payload).encode(), headers={"Nats-Msg-Id": payload["event_id"]}
+        )
+        published += 1
+
+    await publish(event(project, session, 1, "session_started", workspace="/w"))
+    seq = 1
+    for n in range((events - 1) // 2):
+        await asyncio.sleep(random.uniform(0.2, 0.8))
+        seq += 1
+        await publish(event(project, session, seq, "tool_call", tool="Bash",
+                            input={"command": f"step {n}"}, call_id=f"c{n}"))  # fmt: skip
+        seq += 1
+        failing = seq >= trip_at > 0
+        result = {"ok": not failing, "exit_code": 1 if failing else 0, "output": f"done {n}",
+                  "error": "Error: connect ECONNREFUSED 127.0.0.1:6379" if failing else ""}  # fmt: skip
+        if failing:
+            sent[session] = time.perf_counter()
+        await publish(
+            event(project, session, seq, "tool_result", call_id=f"c{n}", tool="Bash", result=result)
+        )
+        if failing:
+            return published  # a stopped agent stops
+    return published
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return f"p50 {statistics.median(ordered):.0f} ms, p99 {p99:.0f} ms ({len(ordered)} samples)"
+
+
+async def measure(args: argparse.Namespace, nats_url: str, database_url: str, temp: Path) -> None:
+    nc = await nats.connect(nats_url)
+    await provision(nc)
+    await migrate(database_url)
+    paused_at: dict[str, float] = {}
+
+    async def on_control(msg: Any) -> None:
+        if msg.data and json.loads(msg.data).get("state") == "paused":
+            paused_at.setdefault(msg.subject.rsplit(".", 1)[-1], time.perf_counter())
+
+    await nc.subscribe("$KV.session_control.>", cb=on_control)
+    with HttpPeer() as peer:
+        env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url,
+               "YOKEFLOW_WEBHOOK_URL": peer.slack_url(), "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
+               "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0", "YOKEFLOW_LOG_LEVEL": "WARNING"}  # fmt: skip
+        processes = {
+            name: subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, cwd=ROOT,
+                                   stdout=(temp / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
+            for name in SERVICES
+        }  # fmt: skip
+        await asyncio.sleep(3.0)
+        peak = dict.fromkeys(SERVICES, 0)
+
+        async def sample_memory() -> None:
+            while True:
+                for name, process in processes.items():
+                    try:
+                        peak[name] = max(peak[name], psutil.Process(process.pid).memory_info().rss)
+                    except psutil.NoSuchProcess:
+                        pass
+                await asyncio.sleep(0.5)
+
+        sampler = asyncio.create_task(sample_memory())
+        sent: dict[str, float] = {}
+        js = nc.jetstream()
+        began = time.perf_counter()
+        counts = await asyncio.gather(*(
+            run_session(js, i, args.events, i % args.stuck_every == 0, sent) for i in range(args.sessions)
+        ))  # fmt: skip
+        published_in = time.perf_counter() - began
+        total = sum(counts)
+        while True:  # until the detector has handled every event
+            info = await js.consumer_info("AGENT_EVENTS", CONSUMERS.detector_events.durable)
+            if not info.num_pending and not info.num_ack_pending:
+                break
+            await asyncio.sleep(0.05)
+        absorbed_in = time.perf_counter() - began
+        deadline = time.perf_counter() + 30
+        while len(peer.accepted("slack")) < len(sent) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+        sampler.cancel()
+        to_pause = [(paused_at[s] - t) * 1000 for s, t in sent.items() if s in paused_at]
+        delivered = {}
+        for received in peer.accepted("slack"):
+            fields = {f["title"]: f["value"] for f in received.body["attachments"][0]["fields"]}
+            delivered.setdefault(fields["Session"], received.at)
+        to_peer = [(delivered[s] - t) * 1000 for s, t in sent.items() if s in delivered]
+        for process in processes.values():
+            process.terminate()
+            process.wait(10)
+    await nc.close()
+    print(f"{args.sessions} concurrent sessions, {total} events published in {published_in:.1f} s "
+          f"({total / published_in:,.0f} events/s offered); the detector absorbed them all "
+          f"{absorbed_in - published_in:.2f} s after the last publish")  # fmt: skip
+    print(f"{len(sent)} sessions got stuck")
+    print(f"triggering event -> KV state paused:        {percentiles(to_pause)}")
+    print(f"triggering event -> webhook peer received:  {percentiles(to_peer)}")
+    print("peak memory: " + ", ".join(f"{n} {peak[n] / 2**20:.0f} MiB" for n in SERVICES))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=30, help="events per healthy session")
+    parser.add_argument("--stuck-every", type=int, default=10, help="1 session in N gets stuck")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="yokeflow-e2e-") as folder:
+        temp = Path(folder)
+        server = EmbeddedNats(temp / "nats").start(reuse=False)
+        pg = EmbeddedPostgres(temp / "pg").start()
+        try:
+            asyncio.run(measure(args, server.url, pg.url, temp))
+        finally:
+            pg.stop()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
