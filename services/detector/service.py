@@ -48,7 +48,6 @@ class Detector:
         self.book = SessionBook(config)
         self.js = js
         self.checkpoints = checkpoints
-        self.interventions_emitted = 0
 
     async def on_event(self, data: bytes, subject: str, stream_seq: int) -> Intervention | None:
         event = parse_agent_event(data)
@@ -69,7 +68,6 @@ class Detector:
                 msg_id=intervention.intervention_id,
             )
             await self._save_checkpoint(state, intervention.intervention_id)
-            self.interventions_emitted += 1
             INTERVENTIONS.labels(intervention.trigger).inc()
             log.info(
                 "intervention %s: %s %s/%s: %s",

@@ -24,9 +24,6 @@ class SessionBook:
         self.config = config
         self._states: dict[SessionKey, SessionState] = {}
 
-    def __len__(self) -> int:
-        return len(self._states)
-
     def get(self, project_id: str, session_id: str) -> SessionState | None:
         return self._states.get((project_id, session_id))
 

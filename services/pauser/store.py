@@ -164,12 +164,6 @@ class PausedSessionStore:
             json.dumps(details, default=str),
         )
 
-    async def record_action(
-        self, intervention_id: str, kind: str, status: str, details: dict[str, Any]
-    ) -> None:
-        async with self.pool.acquire() as conn:
-            await self._action(conn, intervention_id, kind, status, details)
-
     async def get(self, intervention_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
             "SELECT * FROM paused_sessions WHERE id = $1", intervention_id
