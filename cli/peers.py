@@ -3,7 +3,8 @@
 Each checks a request the way the real service would (path, auth, content type, field names,
 lengths) and answers as it would, so the demo, the tests and the benchmarks exercise the real
 request path on loopback. Responses can be scripted (429 with Retry-After, 500 then 200, 400)
-and slowed down.
+and slowed down. The Standard Webhooks receiver deduplicates on `webhook-id`, as the spec asks
+of receivers: a repeat is answered 200 and kept apart (`repeats()`), never processed twice.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Received:
     accepted: bool
     problem: str = ""
     at: float = field(default_factory=time.perf_counter)  # when the request arrived
+    repeat: bool = False  # a webhook-id this receiver had already processed
 
 
 def _discord_problems(payload: dict[str, Any]) -> list[str]:
@@ -104,6 +106,7 @@ class HttpPeer:
         self.twilio_sid, self.twilio_token = twilio_sid, twilio_token
         self.webhook_secret = webhook_secret
         self.received: list[Received] = []
+        self.processed_ids: set[str] = set()
         self.scripts: dict[str, deque[ScriptedReply]] = defaultdict(deque)
         self.delay: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -150,8 +153,18 @@ class HttpPeer:
             self.scripts[kind].extend(replies)
 
     def accepted(self, kind: str | None = None) -> list[Received]:
+        """What the receivers processed: accepted requests, less deduplicated repeats."""
         with self.lock:
-            return [r for r in self.received if r.accepted and (kind is None or r.kind == kind)]
+            return [
+                r
+                for r in self.received
+                if r.accepted and not r.repeat and (kind is None or r.kind == kind)
+            ]
+
+    def repeats(self) -> list[Received]:
+        """Webhook messages received again under an id already processed (and dropped)."""
+        with self.lock:
+            return [r for r in self.received if r.repeat]
 
     def _kind(self, path: str) -> str:
         if path.startswith("/services/"):
@@ -175,8 +188,12 @@ class HttpPeer:
         if scripted is not None and status < 300:
             status, reply, problem = scripted.status, scripted.body, f"scripted {scripted.status}"
         with self.lock:
+            message_id = headers.get("webhook-id") if kind == "webhook" else None
+            repeat = status < 300 and message_id is not None and message_id in self.processed_ids
+            if status < 300 and message_id is not None:
+                self.processed_ids.add(message_id)
             self.received.append(
-                Received(kind, parts.path, headers, body, status < 300, problem, arrived)
+                Received(kind, parts.path, headers, body, status < 300, problem, arrived, repeat)
             )
         request.send_response(status)
         if scripted is not None and scripted.retry_after is not None:

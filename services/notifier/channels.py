@@ -66,6 +66,17 @@ class Delivery:
     def ledger_channel(self) -> str:
         return self.channel if self.purpose == "paused" else f"{self.channel}:{self.purpose}"
 
+    def message_id(self, intervention_id: str) -> str:
+        """Standard Webhooks' `webhook-id`: the same on every resend of this notice, so the
+        receiver can drop a repeat; different for the pause and its recovery follow-up."""
+        return intervention_id if self.purpose == "paused" else f"{intervention_id}:{self.purpose}"
+
+    @property
+    def resend_is_safe(self) -> bool:
+        """Only a Standard Webhooks receiver deduplicates on an id; Slack, Discord, SMTP and
+        Twilio would show a repeat to a person."""
+        return self.channel == "webhook"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -160,12 +171,12 @@ class Senders:
 
     async def send(self, delivery: Delivery, notice: Notice) -> Outcome:
         senders: dict[str, Callable[[], Awaitable[str]]] = {
-            "slack": lambda: self._post(delivery.target, slack_payload(notice), notice),
-            "discord": lambda: self._post(
-                _wait_true(delivery.target), discord_payload(notice), notice
-            ),
+            "slack": lambda: self._post(delivery.target, slack_payload(notice)),
+            "discord": lambda: self._post(_wait_true(delivery.target), discord_payload(notice)),
             "webhook": lambda: self._post(
-                delivery.target, generic_payload(notice), notice, sign=True
+                delivery.target,
+                generic_payload(notice),
+                message_id=delivery.message_id(notice.intervention.intervention_id),
             ),
             "email": lambda: self._email(delivery.target, notice),
             "sms": lambda: self._sms(delivery.target, notice),
@@ -177,20 +188,19 @@ class Senders:
                 return Outcome("failed", f"refused: {exc}", 0)
         return await self.policy.run(senders[delivery.channel])
 
-    async def _post(
-        self, url: str, payload: dict[str, Any], notice: Notice, sign: bool = False
-    ) -> str:
+    async def _post(self, url: str, payload: dict[str, Any], message_id: str | None = None) -> str:
+        """POST JSON; with a message_id, as a Standard Webhooks message (signed when a secret
+        is configured)."""
         body = canonical_json(payload)
-        delivery_id = f"{notice.intervention.intervention_id}"
         headers = {"content-type": "application/json", "user-agent": "YokeFlow-Intervention/1"}
-        if sign:
+        if message_id is not None:
             timestamp = int(time.time())
-            headers["webhook-id"] = delivery_id
+            headers["webhook-id"] = message_id
             headers["webhook-timestamp"] = str(timestamp)
             secret = self.settings.webhook_secret
             if secret is not None:
                 headers["webhook-signature"] = sign_standard_webhook(
-                    secret.get_secret_value(), delivery_id, timestamp, body
+                    secret.get_secret_value(), message_id, timestamp, body
                 )
         try:
             response = await self.http.post(

@@ -2,8 +2,10 @@
 
 Claims are rows with a unique (intervention, channel, recipient) key: whoever inserts the row
 sends; anyone else finds it. A row still `sending` when the message comes back means the replica
-that claimed it died mid-send: the notice may have reached the recipient, so it is marked
-`unknown` and not sent again (a duplicate page at 3 a.m. is worse than a visible gap).
+that claimed it died mid-send, and the notice may have reached the recipient. A generic webhook
+is sent again under the same `webhook-id`, which a Standard Webhooks receiver deduplicates on.
+Any other channel is marked `unknown` and not sent again: a person would see the repeat, and a
+duplicate page at 3 a.m. is worse than a visible gap.
 """
 
 from __future__ import annotations
@@ -105,6 +107,16 @@ class Ledger:
                 delivery.ledger_channel,
                 delivery.recipient,
             )
+            if row["status"] == "sending" and delivery.resend_is_safe:
+                await conn.execute(
+                    """UPDATE notification_deliveries SET claimed_by = $4, updated_at = now()
+                       WHERE intervention_id = $1 AND channel = $2 AND recipient = $3""",
+                    intervention_id,
+                    delivery.ledger_channel,
+                    delivery.recipient,
+                    self.replica,
+                )
+                return None
             if row["status"] == "sending":
                 detail = (
                     "the replica sending it stopped mid-send; not sent again to avoid a duplicate"

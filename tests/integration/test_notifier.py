@@ -251,16 +251,26 @@ async def test_transient_failures_are_retried_and_permanent_ones_are_not(
     assert (sms["status"], sms["attempts"]) == ("failed", 1) and "21211" in sms["detail"]
 
 
-async def test_killed_replica_never_sends_twice(nc, db, services, unique, peers):
+@pytest.mark.parametrize(
+    ("kind", "after_kill"),
+    [
+        ("slack", {"sent", "unknown"}),  # a person would see a repeat: at most once
+        ("webhook", {"sent"}),  # resent under the same webhook-id, which the receiver drops
+    ],
+)
+async def test_killed_replica_never_delivers_twice(
+    nc, db, services, unique, peers, kind, after_kill
+):
     http, smtp = peers
-    http.delay["slack"] = 1.0
+    http.delay[kind] = 1.0
     services.start("pauser")
     victim = services.start("notifier", **notifier_env(http, smtp))
     items = []
     for i in range(4):
         project = unique(f"k{i}")
+        url = http.slack_url() if kind == "slack" else http.webhook_url()
         await save_preferences(db, project, NotificationPreferences(
-            webhook_enabled=True, webhook_url=http.slack_url()))  # fmt: skip
+            webhook_enabled=True, webhook_url=url))  # fmt: skip
         items.append(intervention(project, unique(f"k{i}")))
     await asyncio.sleep(1.0)
     for item in items:
@@ -273,11 +283,15 @@ async def test_killed_replica_never_sends_twice(nc, db, services, unique, peers)
         await settled(db, item.intervention_id, 1)
     await asyncio.sleep(1.5)
     per_project: dict[str, int] = {}
-    for received in http.received:
+    for received in http.accepted(kind):
         per_project[received.path] = per_project.get(received.path, 0) + 1
     assert sorted(per_project.values()) == [1, 1, 1, 1], per_project
     statuses = [r["status"] for item in items for r in await ledger(db, item.intervention_id)]
-    assert len(statuses) == 4 and set(statuses) <= {"sent", "unknown"}, statuses
+    assert len(statuses) == 4 and set(statuses) <= after_kill, statuses
+    if kind == "webhook":
+        assert {r.headers["webhook-id"] for r in http.repeats()} <= {
+            item.intervention_id for item in items
+        }
 
 
 async def test_interval_zero_never_suppresses_even_under_contention(
