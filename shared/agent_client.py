@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ __all__ = [
     "blocker_entry",
     "event_id_for",
 ]
+
+log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "claude-progress.md"
 # Set for an agent session started after a resume: the file holding the resume brief.
@@ -133,11 +136,18 @@ class AgentSession:
         return event
 
     async def control(self) -> SessionControl | None:
-        if self._control is None:
-            self._control = await self.nc.jetstream().key_value(CONTROL_BUCKET)
+        """The session's pause state; None when there is none or NATS cannot say right now.
+
+        Failing open keeps the agent working through a NATS node failover: the detector still
+        sees its events, and the next check stops it once the pause is readable."""
         try:
+            if self._control is None:
+                self._control = await self.nc.jetstream().key_value(CONTROL_BUCKET)
             entry = await self._control.get(self.session_id)
         except KeyNotFoundError:
+            return None
+        except (NatsError, TimeoutError) as exc:
+            log.warning("pause state unreadable, carrying on: %r", exc)
             return None
         return SessionControl.model_validate_json(entry.value or b"{}")
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Iterable
 
 import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -24,9 +27,16 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import BaseModel
 
-from .contract import CONSUMERS, KV_BUCKETS, STREAMS, DeadLetter, StreamSpec
+from .contract import CONSUMERS, KV_BUCKETS, STREAMS, ConsumerSpec, DeadLetter, StreamSpec
 
-__all__ = ["connect", "dead_letter", "provision", "publish_event", "server_list"]
+__all__ = [
+    "connect",
+    "dead_letter",
+    "provision",
+    "publish_event",
+    "server_list",
+    "wait_until_ready",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +68,35 @@ async def connect(url: str, name: str, persistent: bool = True) -> Client:
         )
     except TimeoutError:
         raise ConnectionError(f"NATS at {url} is not reachable") from None
+
+
+async def wait_until_ready(
+    js: JetStreamContext, consumers: Iterable[ConsumerSpec], buckets: Iterable[str] = ()
+) -> None:
+    """Wait until JetStream answers for every consumer and KV bucket this service binds.
+
+    After a cluster restart the streams need a moment to elect leaders, and in a fresh deploy
+    the provisioning job may not have run yet: a service waits (saying why) instead of dying.
+    """
+    consumers, buckets = tuple(consumers), tuple(buckets)
+    said_at = 0.0
+    while True:
+        try:
+            for spec in consumers:
+                await js.consumer_info(spec.stream, spec.durable)
+            for bucket in buckets:
+                await js.stream_info(f"KV_{bucket}")
+            return
+        except (nats.errors.Error, TimeoutError) as exc:
+            if time.monotonic() - said_at > 5:
+                hint = (
+                    " (not provisioned yet? run `provision`)"
+                    if isinstance(exc, NotFoundError)
+                    else ""
+                )
+                log.warning("waiting for JetStream%s: %r", hint, exc)
+                said_at = time.monotonic()
+            await asyncio.sleep(0.5)
 
 
 def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
@@ -119,13 +158,22 @@ async def publish_event(
 
 
 async def dead_letter(
-    js: JetStreamContext, dlq_subject: str, original_subject: str, payload: bytes, reason: str
+    js: JetStreamContext,
+    dlq_subject: str,
+    original_subject: str,
+    payload: bytes,
+    reason: str,
+    consumer: str | None = None,
+    msg_id: str | None = None,
 ) -> None:
-    """Park a message nobody can process, with the reason, where an operator can find it."""
+    """Park a message nobody can process, with the reason, where an operator can find it.
+    `msg_id` names the original delivery, so a redelivery parks it only once."""
     letter = DeadLetter(
         reason=reason,
         original_subject=original_subject,
         payload=payload.decode("utf-8", errors="replace")[:65536],
+        consumer=consumer,
     )
     log.warning("dead letter from %s: %s", original_subject, reason)
-    await js.publish(dlq_subject, _encode(letter), timeout=5.0)
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+    await js.publish(dlq_subject, _encode(letter), timeout=5.0, headers=headers)

@@ -317,6 +317,7 @@ class DeadLetter(_Model):
     original_subject: str
     payload: str
     received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    consumer: str | None = None  # the durable consumer that gave up on it
 
 
 class SessionControl(_Model):

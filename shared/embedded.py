@@ -191,6 +191,7 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             server = self._server()
+            server.ensure_postgres_running()  # the server object is cached: started again
         except Exception as exc:
             raise InfrastructureError(f"embedded PostgreSQL failed to start: {exc}") from exc
         admin_uri: str = server.get_uri()

@@ -69,13 +69,18 @@ async def handle_durably(
     """`keepalive` (seconds): tell the server the message is still in progress, for work that
     can outlast the consumer's ack_wait."""
     beat = asyncio.create_task(_keep_alive(msg, keepalive)) if keepalive else None
-    consumer = (msg.metadata.consumer if msg.reply else None) or msg.subject
+    durable = msg.metadata.consumer if msg.reply else None
+    consumer = durable or msg.subject
+    # This consumer's copy of this stored message: a redelivery parks it only once.
+    letter_id = (
+        f"{durable}:{msg.metadata.stream}:{msg.metadata.sequence.stream}" if durable else None
+    )
     started = time.perf_counter()
     outcome = "acked"
     try:
         await work()
     except ContractError as exc:
-        await dead_letter(js, dlq_subject, msg.subject, msg.data, exc.reason)
+        await dead_letter(js, dlq_subject, msg.subject, msg.data, exc.reason, durable, letter_id)
         await msg.ack()
         outcome = "dead_lettered"
     except Exception as exc:
@@ -89,7 +94,13 @@ async def handle_durably(
             return
         log.exception("%s: giving up after %d attempts", msg.subject, attempt)
         await dead_letter(
-            js, dlq_subject, msg.subject, msg.data, f"failed {attempt} times: {exc!r}"
+            js,
+            dlq_subject,
+            msg.subject,
+            msg.data,
+            f"failed {attempt} times: {exc!r}",
+            durable,
+            letter_id,
         )
         await msg.ack()
         outcome = "dead_lettered"

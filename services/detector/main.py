@@ -7,6 +7,7 @@ from functools import partial
 from faststream import FastStream
 from nats.aio.msg import Msg
 
+from shared.bus import wait_until_ready
 from shared.contract import (
     CONSUMERS,
     DETECTOR_CHECKPOINT_BUCKET,
@@ -25,12 +26,16 @@ __all__ = ["create_app"]
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
+    consumers = (CONSUMERS.detector_events, CONSUMERS.detector_resumes)
     detector: Detector | None = None
 
     @app.on_startup
     async def connect() -> None:
         nonlocal detector
         await broker.connect()
+        await wait_until_ready(
+            broker.connection.jetstream(), consumers, (DETECTOR_CHECKPOINT_BUCKET,)
+        )
         js = broker.connection.jetstream()
         checkpoints = await js.key_value(DETECTOR_CHECKPOINT_BUCKET)
         detector = Detector(DetectionConfig.from_settings(context.settings), js, checkpoints)
@@ -57,14 +62,8 @@ def create_app(context: ServiceContext) -> FastStream:
         broker, CONSUMERS.detector_resumes, "Resumed sessions get a fresh epoch of detector state."
     )(contract_handler(InterventionResumed, lambda: broker.connection.jetstream(), on_resumed))
 
-    context.instrument(
-        app,
-        lambda: broker.connection.jetstream(),
-        (
-            CONSUMERS.detector_events,
-            CONSUMERS.detector_resumes,
-        ),
-    )
+    context.instrument(app, lambda: broker.connection.jetstream(), consumers)
+
     return app
 
 

@@ -11,6 +11,7 @@ import socket
 import httpx
 from faststream import FastStream
 
+from shared.bus import wait_until_ready
 from shared.contract import (
     CONSUMERS,
     InterventionPaused,
@@ -29,6 +30,7 @@ __all__ = ["create_app"]
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
+    consumers = (CONSUMERS.notifier_paused, CONSUMERS.notifier_recovery)
     notifier: Notifier | None = None
     consumer = CONSUMERS.notifier_paused
 
@@ -39,6 +41,7 @@ def create_app(context: ServiceContext) -> FastStream:
             context.require_database(), max_size=context.settings.notifier_concurrency + 2
         )
         await broker.connect()
+        await wait_until_ready(broker.connection.jetstream(), consumers)
         http = httpx.AsyncClient(follow_redirects=False)
         senders = Senders(context.settings, http)
         replica = f"{socket.gethostname()}:{os.getpid()}"
@@ -71,14 +74,8 @@ def create_app(context: ServiceContext) -> FastStream:
     )(contract_handler(RecoveryOutcome, lambda: broker.connection.jetstream(), on_recovery,
                        keepalive=follow_ups.ack_wait_s / 3))  # fmt: skip
 
-    context.instrument(
-        app,
-        lambda: broker.connection.jetstream(),
-        (
-            CONSUMERS.notifier_paused,
-            CONSUMERS.notifier_recovery,
-        ),
-    )
+    context.instrument(app, lambda: broker.connection.jetstream(), consumers)
+
     return app
 
 

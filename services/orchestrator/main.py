@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from shared.bus import wait_until_ready
 from shared.commands import PauserClient
 from shared.contract import (
     CONSUMERS,
@@ -20,12 +21,14 @@ __all__ = ["create_app"]
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
+    consumers = (CONSUMERS.orchestrator_resumes,)
     launcher: NextSessionLauncher | None = None
 
     @app.on_startup
     async def connect() -> None:
         nonlocal launcher
         await broker.connect()
+        await wait_until_ready(broker.connection.jetstream(), consumers)
         launcher = NextSessionLauncher(
             context.settings.agent_command,
             context.settings.data_dir.resolve() / "resume",
@@ -42,9 +45,8 @@ def create_app(context: ServiceContext) -> FastStream:
         "Starts the agent's next session with the resume brief.",
     )(contract_handler(InterventionResumed, lambda: broker.connection.jetstream(), on_resumed))
 
-    context.instrument(
-        app, lambda: broker.connection.jetstream(), (CONSUMERS.orchestrator_resumes,)
-    )
+    context.instrument(app, lambda: broker.connection.jetstream(), consumers)
+
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -11,6 +13,7 @@ from faststream.nats import NatsMessage
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
+from shared.bus import wait_until_ready
 from shared.commands import IdRequest, ListRequest, NextSessionRequest, PauseRequest, ResumeRequest
 from shared.contract import (
     CONSUMERS,
@@ -33,11 +36,15 @@ from .store import PausedSessionStore
 __all__ = ["create_app"]
 
 _LIFECYCLE_MARKERS = (b'"session_started"', b'"session_ended"')
+RESUME_OUTBOX_EVERY_S = 2.0
+
+log = logging.getLogger(__name__)
 
 
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
+    consumers = (CONSUMERS.pauser_detected, CONSUMERS.pauser_sessions)
     manager: PausedSessionManager | None = None
 
     @app.on_startup
@@ -45,9 +52,31 @@ def create_app(context: ServiceContext) -> FastStream:
         nonlocal manager
         pool = await create_pool(context.require_database())
         await broker.connect()
+        await wait_until_ready(broker.connection.jetstream(), consumers, (CONTROL_BUCKET,))
         js = broker.connection.jetstream()
         control = await js.key_value(CONTROL_BUCKET)
         manager = PausedSessionManager(PausedSessionStore(pool), js, control)
+
+    outbox: list[asyncio.Task[None]] = []
+
+    @app.after_startup
+    async def start_outbox() -> None:
+        outbox.append(asyncio.create_task(announce_missed_resumes()))
+
+    async def announce_missed_resumes() -> None:
+        """The resume outbox: see PausedSessionManager.announce_missed_resumes."""
+        while True:
+            await asyncio.sleep(RESUME_OUTBOX_EVERY_S)
+            try:
+                assert manager is not None
+                await manager.announce_missed_resumes()
+            except Exception as exc:  # the next round tries again
+                log.warning("announcing missed resumes failed: %r", exc)
+
+    @app.on_shutdown
+    async def stop_outbox() -> None:
+        for task in outbox:
+            task.cancel()
 
     @app.after_shutdown
     async def close() -> None:
@@ -133,14 +162,8 @@ def create_app(context: ServiceContext) -> FastStream:
         assert manager is not None
         return await manager.store.set_next_session(request.intervention_id, request.session_id)
 
-    context.instrument(
-        app,
-        lambda: broker.connection.jetstream(),
-        (
-            CONSUMERS.pauser_detected,
-            CONSUMERS.pauser_sessions,
-        ),
-    )
+    context.instrument(app, lambda: broker.connection.jetstream(), consumers)
+
     return app
 
 

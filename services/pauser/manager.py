@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -138,7 +139,14 @@ class PausedSessionManager:
         resolved = await self.store.resolve(
             request.intervention_id, request.resolved_by, request.resolution_notes, brief
         )
-        await self.announce_resume(resolved)
+        try:
+            await self.announce_resume(resolved)
+        except (NatsError, TimeoutError) as exc:
+            # Committed: the resume stands, and the outbox announces it once NATS answers.
+            log.warning(
+                "resume committed, announcing it failed (the outbox retries): %r", exc,
+                extra={"intervention_id": request.intervention_id},
+            )  # fmt: skip
         return _json_safe(resolved)
 
     async def announce_resume(self, row: dict[str, Any]) -> None:
@@ -165,6 +173,20 @@ class PausedSessionManager:
         await publish_event(
             self.js, Subjects.resumed(row["project_id"]), resumed, msg_id=f"{row['id']}:resumed"
         )
+        await self.store.mark_resume_announced(row["id"])
+
+    async def announce_missed_resumes(self, older_than_s: float = 5.0) -> int:
+        """Announce again the resumes committed but not announced (NATS failed over, or this
+        process died, between the commit and the publish). The publish's message id makes a
+        second announcement of the same resume a no-op for consumers."""
+        rows = await self.store.unannounced_resumes(older_than_s)
+        for row in rows:
+            await self.announce_resume(row)
+            log.info(
+                "announced a missed resume",
+                extra={"intervention_id": row["id"], "session_id": row["session_id"]},
+            )
+        return len(rows)
 
     async def list(
         self, project_id: str | None, active_only: bool, limit: int, offset: int

@@ -207,6 +207,24 @@ class PausedSessionStore:
         assert resolved is not None
         return resolved
 
+    async def mark_resume_announced(self, intervention_id: str) -> None:
+        await self.pool.execute(
+            """UPDATE paused_sessions SET resume_announced_at = now()
+               WHERE id = $1 AND resume_announced_at IS NULL""",
+            intervention_id,
+        )
+
+    async def unannounced_resumes(self, older_than_s: float) -> list[dict[str, Any]]:
+        """Resolved rows whose announcement has not been confirmed for a while: the outbox."""
+        rows = await self.pool.fetch(
+            """SELECT * FROM paused_sessions
+               WHERE resolved AND resume_announced_at IS NULL
+                 AND resolved_at < now() - make_interval(secs => $1)
+               ORDER BY resolved_at LIMIT 100""",
+            older_than_s,
+        )
+        return [r for r in map(_record, rows) if r is not None]
+
     async def set_next_session(self, intervention_id: str, session_id: str) -> bool:
         """Record the session started to continue; False if one was recorded before."""
         async with self.pool.acquire() as conn, conn.transaction():

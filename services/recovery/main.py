@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from shared.bus import wait_until_ready
 from shared.commands import PauserClient
 from shared.contract import (
     CONSUMERS,
@@ -21,6 +22,7 @@ __all__ = ["create_app"]
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
+    consumers = (CONSUMERS.recovery_paused,)
     recovery: Recovery | None = None
     consumer = CONSUMERS.recovery_paused
 
@@ -30,6 +32,7 @@ def create_app(context: ServiceContext) -> FastStream:
         database_url = context.require_database()
         pool = await create_pool(database_url)
         await broker.connect()
+        await wait_until_ready(broker.connection.jetstream(), consumers)
         recovery = Recovery(
             context.settings, pool, broker.connection.jetstream(),
             PauserClient(broker.connection, timeout=15), database_url,
@@ -50,7 +53,8 @@ def create_app(context: ServiceContext) -> FastStream:
     )(contract_handler(InterventionPaused, lambda: broker.connection.jetstream(), on_paused,
                        keepalive=consumer.ack_wait_s / 3))  # fmt: skip
 
-    context.instrument(app, lambda: broker.connection.jetstream(), (CONSUMERS.recovery_paused,))
+    context.instrument(app, lambda: broker.connection.jetstream(), consumers)
+
     return app
 
 

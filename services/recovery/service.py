@@ -22,6 +22,8 @@ __all__ = ["Recovery"]
 
 log = logging.getLogger(__name__)
 
+AUTO_RECOVERY = "auto-recovery"  # resolved_by of the resumes this service makes
+
 
 class Recovery:
     def __init__(
@@ -40,18 +42,19 @@ class Recovery:
 
     async def handle(self, paused: InterventionPaused) -> RecoveryOutcome | None:
         row = await self.pool.fetchrow(
-            "SELECT resolved, session_id FROM paused_sessions WHERE id = $1", paused.intervention_id
+            "SELECT resolved, resolved_by, session_id FROM paused_sessions WHERE id = $1",
+            paused.intervention_id,
         )
         if row is None or row["session_id"] != paused.session_id:
             # Nothing to attach an audit row to: the refusal is published and logged instead.
             return await self._publish(paused, "refused", detail="unknown intervention or session")
-        if row["resolved"]:
-            return None
         try:
             plan = plan_recovery(paused, self.settings, self.database_url)
         except NoAction:
             return None
         except Refused as exc:
+            if row["resolved"]:
+                return None
             await self._audit(paused.intervention_id, "refused", {"reason": str(exc)})
             return await self._publish(paused, "refused", detail=str(exc))
         earlier = await self.pool.fetch(
@@ -60,8 +63,17 @@ class Recovery:
             paused.intervention_id,
         )
         statuses = [r["action_status"] for r in earlier]
+        if "succeeded" in statuses and row["resolved"]:
+            # Redelivered after the fix and the resume (whose reply a failover may have lost):
+            # finish by publishing the outcome.
+            resumed = row["resolved_by"] == AUTO_RECOVERY
+            return await self._publish(
+                paused, "succeeded", plan, "fixed earlier", auto_resumed=resumed
+            )
         if "succeeded" in statuses:
             return await self._resume(paused, plan, None)  # redelivered after the fix: finish
+        if row["resolved"]:
+            return None
         if statuses.count("started") >= self.settings.recovery_max_attempts:
             return None
         details: dict[str, Any] = {"action": plan.action, "command": plan.command,
@@ -116,7 +128,7 @@ class Recovery:
             notes = (f"Automatic recovery: {plan.description}. {detail}. "
                      f"Verified: {verification or 'see the audit trail'}.")  # fmt: skip
             try:
-                await self.pauser.resume_session(paused.intervention_id, "auto-recovery", notes)
+                await self.pauser.resume_session(paused.intervention_id, AUTO_RECOVERY, notes)
                 resumed = True
             except AlreadyResolvedError:
                 resumed = False
@@ -125,10 +137,15 @@ class Recovery:
         )
 
     async def _audit(self, intervention_id: str, status: str, details: dict[str, Any]) -> None:
+        """One row per attempt for started/succeeded/failed; one in all for a refusal or a dry
+        run, which a redelivered message would otherwise record again."""
         await self.pool.execute(
             """INSERT INTO intervention_actions (paused_session_id, action_type, action_status,
                                                  action_details)
-               VALUES ($1, 'recovery', $2, $3::jsonb)""",
+               SELECT $1, 'recovery', $2, $3::jsonb
+               WHERE $2 NOT IN ('refused', 'dry_run') OR NOT EXISTS (
+                   SELECT 1 FROM intervention_actions WHERE paused_session_id = $1
+                   AND action_type = 'recovery' AND action_status = $2)""",
             intervention_id,
             status,
             json.dumps(details, default=str),

@@ -213,3 +213,35 @@ async def test_manual_pause_of_a_known_session(nc, services, unique, tmp_path):
         await agent.tool_call("Bash", {"command": "ls"})
     with pytest.raises(NotFoundError, match="unknown session"):
         await client.pause_session("no-such-session", "x")
+
+
+async def test_a_resume_committed_but_never_announced_is_announced_by_the_outbox(
+    nc, db, services, unique
+):
+    """NATS failing over (or the pauser dying) between the resume's commit and its publish."""
+    project, session = unique("outbox"), unique("s")
+    resumed_events = await collect(nc, f"intervention.resumed.{project}")
+    services.start("pauser")
+    await wait_for_pauser(nc)
+    item = intervention(project, session)
+    await publish_detected(nc, item, msg_id=item.intervention_id)
+    await eventually(
+        lambda: db.fetchval("SELECT 1 FROM paused_sessions WHERE id = $1", item.intervention_id),
+        what="the pause",
+    )
+    # What a resume that committed and then lost its publish leaves behind.
+    await db.execute(
+        """UPDATE paused_sessions SET resolved = true, resolved_at = now(), resolved_by = 'ops',
+           resolution_notes = 'freed the port' WHERE id = $1""",
+        item.intervention_id,
+    )
+    await eventually(lambda: resumed_events.messages, timeout=20, what="the resume announced")
+    assert resumed_events.messages[0]["resolved_by"] == "ops"
+    assert await db.fetchval(
+        "SELECT resume_announced_at IS NOT NULL FROM paused_sessions WHERE id = $1",
+        item.intervention_id,
+    )
+    kv = await nc.jetstream().key_value(CONTROL_BUCKET)
+    assert json.loads((await kv.get(session)).value)["state"] == "running"
+    await asyncio.sleep(3)  # another round of the outbox announces nothing more
+    assert len(resumed_events.messages) == 1
