@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 WEB    := web/dist/index.html
+SCHEMAS := deploy/schemas/node_modules/.package-lock.json
 
 .PHONY: run test lint typecheck unit demo bench lock clean openapi asyncapi browser
 
@@ -23,6 +24,12 @@ $(WEB): web/package.json web/package-lock.json web/index.html web/vite.config.ts
 		cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
 	else echo "npm not found: the API runs without the dashboard"; fi
 
+# The Compose Specification's JSON schema (an npm package) for the deployment tests.
+$(SCHEMAS): deploy/schemas/package.json deploy/schemas/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd deploy/schemas && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the Compose schema test will be skipped"; fi
+
 # Debian's Chromium for the browser tests (root installs it; elsewhere those tests are skipped).
 browser:
 	@command -v chromium >/dev/null || { \
@@ -36,7 +43,7 @@ run: $(STAMP) $(WEB)
 	$(BIN)/yokeflow-intervention up --demo
 
 ## test: lint, type check, then the whole suite against real servers and a real browser
-test: $(STAMP) $(WEB) browser lint typecheck
+test: $(STAMP) $(WEB) $(SCHEMAS) browser lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)

