@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -19,6 +15,7 @@ from nats.aio.client import Client
 from shared.bus import provision
 from shared.db import migrate
 
+from .helpers import FAULT_REPORT, ServiceProcesses
 from .infra import TestInfra, test_infrastructure
 
 
@@ -59,60 +56,32 @@ def unique() -> Callable[[str], str]:
     return lambda name: f"{name}-{suffix}"
 
 
-def service_env(infra: TestInfra, **extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS_", "DATABASE_"))
-    }
-    env.update(NATS_URL=infra.nats_url, DATABASE_URL=infra.database_url, PYTHONUNBUFFERED="1")
-    env["YOKEFLOW_DATA_DIR"] = str(infra.data_dir)
-    env.update(extra)
-    return env
-
-
-class ServiceProcesses:
-    """Real service processes, as `up` runs them; every one is killed at teardown."""
-
-    def __init__(self, infra: TestInfra, log_dir: Path) -> None:
-        self.infra = infra
-        self.log_dir = log_dir
-        self.running: list[subprocess.Popen[bytes]] = []
-
-    def start(self, service: str, **env: str) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{service}-{len(self.running)}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"],
-            env=service_env(self.infra, **env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.log_dir,
-        )
-        self.running.append(process)
-        return process
-
-    @staticmethod
-    def kill9(process: subprocess.Popen[bytes]) -> None:
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-
-    def stop_all(self) -> None:
-        for process in self.running:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.running:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-            for p in sorted(self.log_dir.glob("*.log"))
-        )
-
-
 @pytest.fixture
 def services(infra: TestInfra, tmp_path: Path) -> Iterator[ServiceProcesses]:
     procs = ServiceProcesses(infra, tmp_path)
     yield procs
     procs.stop_all()
+
+
+FAULT_TABLE_HEADER = (
+    "| fault | what was done | stuck sessions | paused | duplicate pauses | notices processed "
+    "| resends dropped by receiver | recovered | next sessions started | dead letters | seconds |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FAULT_REPORT] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault-injection counts, on screen and in test-output/faults.md."""
+    rows = terminalreporter.config.stash[FAULT_REPORT]
+    if not rows:
+        return
+    table = "\n".join([FAULT_TABLE_HEADER, *rows])
+    terminalreporter.write_sep("=", "faults on a 3-node NATS cluster")
+    terminalreporter.write_line(table)
+    report = Path(__file__).resolve().parents[1] / "test-output" / "faults.md"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(table + "\n")

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from shared.contract import Subjects
+
+from .infra import TestInfra
 
 # The contract's example sessions: the design folder beside the repository when it is there,
 # else the copy committed under docs/contract/examples.
@@ -23,6 +30,8 @@ EXAMPLES = (
     _BESIDE if (_BESIDE / "expected.json").is_file() else _ROOT / "docs" / "contract" / "examples"
 )
 T = TypeVar("T")
+# Rows of the fault-injection table, printed at the end of the run (tests/conftest.py).
+FAULT_REPORT = pytest.StashKey[list[str]]()
 
 
 def example_events(name: str, project: str, session: str) -> list[dict[str, Any]]:
@@ -98,3 +107,55 @@ async def stream_count(nc: Client, stream: str, subject: str) -> int:
         return int(info.num_pending or 0)
     finally:
         await sub.unsubscribe()
+
+
+def service_env(infra: TestInfra, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS_", "DATABASE_"))
+    }
+    env.update(NATS_URL=infra.nats_url, DATABASE_URL=infra.database_url, PYTHONUNBUFFERED="1")
+    env["YOKEFLOW_DATA_DIR"] = str(infra.data_dir)
+    env.update(extra)
+    return env
+
+
+class ServiceProcesses:
+    """Real service processes, as `up` runs them; every one is killed at teardown."""
+
+    def __init__(self, infra: TestInfra, log_dir: Path) -> None:
+        self.infra = infra
+        self.log_dir = log_dir
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, service: str, **env: str) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{service}-{len(self.running)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            env=service_env(self.infra, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.log_dir,
+        )
+        self.running.append(process)
+        return process
+
+    @staticmethod
+    def kill9(process: subprocess.Popen[bytes]) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.running:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.log_dir.glob("*.log"))
+        )

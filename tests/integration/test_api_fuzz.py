@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from shared.embedded import free_port
 
-from ..conftest import ServiceProcesses
+from ..helpers import ServiceProcesses
 
 pytestmark = pytest.mark.integration
 

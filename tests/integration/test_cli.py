@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import service_env
-from ..helpers import EXAMPLES
+from ..helpers import EXAMPLES, service_env
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
