@@ -62,7 +62,7 @@ async def _publish(path: Path, settings: Settings) -> int:
 
 
 async def _status(settings: Settings) -> int:
-    from shared.bus import connect
+    from shared.bus import connect, redact_credentials
     from shared.commands import CommandFailed, PauserClient
     from shared.contract import CONSUMERS, STREAMS
     from shared.runtime import ServiceContext
@@ -71,7 +71,7 @@ async def _status(settings: Settings) -> int:
     nc = await connect(context.nats_url, "yokeflow-cli", persistent=False)
     try:
         js = nc.jetstream()
-        print(f"NATS      {context.nats_url}  (connected)")
+        print(f"NATS      {redact_credentials(context.nats_url)}  (connected)")
         for spec in STREAMS:
             info = await js.stream_info(spec.name)
             print(f"stream    {spec.name:14} {info.state.messages:>8} messages")
@@ -201,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"yokeflow-intervention: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(args, settings)
+    except ConnectionError as exc:  # says which server and why, never its credentials
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command
     if command == "detect":
         return _detect(args, settings)

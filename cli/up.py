@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.bus import connect, provision
+from nats.aio.client import Client
+
+from shared.bus import NatsUnreachable, connect, provision, redact_credentials
 from shared.db import migrate
 from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from shared.settings import Settings
@@ -48,7 +50,7 @@ def prepare_infrastructure(settings: Settings, report: bool = True) -> Infrastru
         nats_url = server.url
         _say(report, f"NATS (embedded, JetStream)  {nats_url}  data: {server.data_dir}")
     else:
-        _say(report, f"NATS (configured)           {nats_url}")
+        _say(report, f"NATS (configured)           {redact_credentials(nats_url)}")
     database_url = settings.database_url
     if database_url is None:
         pg = EmbeddedPostgres(data_dir / "postgres")
@@ -62,7 +64,7 @@ def prepare_infrastructure(settings: Settings, report: bool = True) -> Infrastru
         _say(report, "PostgreSQL (configured)     DATABASE_URL")
 
     async def setup() -> list[str]:
-        nc = await connect(nats_url, "yokeflow-provision")
+        nc = await connect_patiently(nats_url, "yokeflow-provision")
         try:
             await provision(nc, replicas=settings.stream_replicas)
         finally:
@@ -72,6 +74,19 @@ def prepare_infrastructure(settings: Settings, report: bool = True) -> Infrastru
     applied = asyncio.run(setup())
     _say(report, f"provisioned streams, consumers, buckets; migrations applied: {len(applied)}")
     return Infrastructure(nats_url, database_url, started)
+
+
+async def connect_patiently(url: str, name: str, patience: float = 30.0) -> Client:
+    """Wait for a NATS that is still starting (compose, a fresh cluster), but not for one that
+    refuses us: bad credentials fail at once, with the reason."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return await connect(url, name, persistent=False)
+        except NatsUnreachable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
 
 
 def _say(report: bool, line: str) -> None:

@@ -30,10 +30,12 @@ from pydantic import BaseModel
 from .contract import CONSUMERS, KV_BUCKETS, STREAMS, ConsumerSpec, DeadLetter, StreamSpec
 
 __all__ = [
+    "NatsUnreachable",
     "connect",
     "dead_letter",
     "provision",
     "publish_event",
+    "redact_credentials",
     "server_list",
     "wait_until_ready",
 ]
@@ -46,9 +48,20 @@ def server_list(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
+def redact_credentials(url: str) -> str:
+    """A NATS or PostgreSQL URL fit to print: `nats://user:pass@host` becomes `nats://***@host`."""
+    shown = []
+    for part in server_list(url):
+        scheme, found, rest = part.rpartition("://")
+        userinfo, at, host = rest.rpartition("@")
+        shown.append(f"{scheme}{found}***@{host}" if at and userinfo else part)
+    return ",".join(shown)
+
+
 async def connect(url: str, name: str, persistent: bool = True) -> Client:
     """A service's client keeps reconnecting for as long as the process lives; a one-shot
-    command's (persistent=False) gives up after a couple of seconds with a clear error."""
+    command's (persistent=False) gives up after a couple of seconds with a clear error that
+    names the server (never its credentials) and why."""
     if persistent:
         return await nats.connect(
             server_list(url),
@@ -63,11 +76,24 @@ async def connect(url: str, name: str, persistent: bool = True) -> Client:
 
     try:
         return await asyncio.wait_for(
-            nats.connect(url, name=name, allow_reconnect=False, connect_timeout=2, error_cb=quiet),
+            nats.connect(
+                server_list(url),
+                name=name,
+                allow_reconnect=False,
+                connect_timeout=2,
+                error_cb=quiet,
+            ),
             timeout=3,
         )
-    except TimeoutError:
-        raise ConnectionError(f"NATS at {url} is not reachable") from None
+    except (TimeoutError, OSError, nats.errors.NoServersError):
+        raise NatsUnreachable(f"NATS at {redact_credentials(url)} is not reachable") from None
+    except nats.errors.Error as exc:
+        reason = str(exc).removeprefix("nats: ").strip("'") or type(exc).__name__
+        raise ConnectionError(f"NATS at {redact_credentials(url)} refused us: {reason}") from None
+
+
+class NatsUnreachable(ConnectionError):
+    """Nothing answered (yet): worth trying again, unlike a refusal such as bad credentials."""
 
 
 async def wait_until_ready(

@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,8 @@ class EmbeddedNats:
     server_name: str = "yokeflow"
     routes: tuple[str, ...] = ()
     cluster_port: int = 0
+    # Further nats-server flags, e.g. ("--user", "u", "--pass", "p"); kept out of repr().
+    options: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def url(self) -> str:
@@ -126,6 +128,7 @@ class EmbeddedNats:
             args += ["--cluster", f"nats://{self.host}:{self.cluster_port}"]
             if self.routes:
                 args += ["--routes", ",".join(self.routes)]
+        args += list(self.options)
         log_file = (self.data_dir / "nats.log").open("ab")
         process = subprocess.Popen(
             args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True

@@ -18,6 +18,8 @@ from shared.embedded import EmbeddedNats, EmbeddedPostgres
 
 @dataclass
 class TestInfra:
+    __test__ = False  # a fixture's value, not a test class
+
     nats_url: str
     database_url: str
     data_dir: Path

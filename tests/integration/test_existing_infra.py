@@ -1,0 +1,62 @@
+"""Pointing at an existing NATS that wants credentials: they work, and never show."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shared.embedded import EmbeddedNats
+
+from ..helpers import service_env
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "s3cret-not-to-print"
+
+
+@pytest.fixture(scope="module")
+def guarded_nats(tmp_path_factory):
+    server = EmbeddedNats(
+        tmp_path_factory.mktemp("guarded") / "nats", options=("--user", "yoke", "--pass", PASSWORD)
+    ).start(reuse=False)
+    yield server
+    server.stop()
+
+
+def cli(infra, nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=service_env(infra, NATS_URL=nats_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_credentials_in_the_url_work_and_are_never_printed(infra, guarded_nats):
+    url = f"nats://yoke:{PASSWORD}@127.0.0.1:{guarded_nats.port}"
+    provisioned = cli(infra, url, "provision")
+    assert provisioned.returncode == 0, provisioned.stderr
+    status = cli(infra, url, "status")
+    assert status.returncode == 0, status.stderr
+    assert f"nats://***@127.0.0.1:{guarded_nats.port}" in status.stdout
+    for result in (provisioned, status):
+        assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_wrong_credentials_fail_at_once_with_the_reason(infra, guarded_nats):
+    url = f"nats://yoke:wrong-{PASSWORD}@127.0.0.1:{guarded_nats.port}"
+    for command in ("status", "provision"):
+        result = cli(infra, url, command)
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"{command}: NATS at nats://***@127.0.0.1:"), result.stderr
+        assert "refused us: Authorization Violation" in result.stderr
+        assert "Traceback" not in result.stderr and PASSWORD not in result.stderr
+
+
+def test_an_unreachable_server_is_named_without_a_traceback(infra, guarded_nats):
+    result = cli(infra, "nats://yoke:pw@127.0.0.1:1", "status")
+    assert result.returncode == 1
+    assert result.stderr == "status: NATS at nats://***@127.0.0.1:1 is not reachable\n"
