@@ -2,8 +2,9 @@
 
 Ack only after the work is durable. A message that breaks the contract goes to a dead-letter
 subject with the reason and is acked. A transient failure (NATS or PostgreSQL unreachable) is
-redelivered with backoff, for as long as it takes. Any other failure is retried a few times
-and then dead-lettered, so one poison message never blocks a consumer or crashes a service.
+redelivered with backoff, for as long as it takes. Waiting on another consumer (NotReadyYet)
+is retried for about ten minutes. Any other failure is retried a few times and then
+dead-lettered, so one poison message never blocks a consumer or crashes a service.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from .metrics import HANDLED, HANDLER_SECONDS
 
 __all__ = [
     "MAX_ATTEMPTS",
+    "MAX_WAITS",
     "TRANSIENT_ERRORS",
+    "NotReadyYet",
     "bind_in_order",
     "contract_handler",
     "durable_subscriber",
@@ -42,6 +45,15 @@ Handler = Callable[[NatsMessage], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+MAX_WAITS = 50  # about ten minutes of backoff for NotReadyYet
+
+
+class NotReadyYet(Exception):
+    """Another consumer has not done its part yet (say, decided the notice a follow-up refers
+    to, while the replica holding it died): retried with backoff for about ten minutes, not
+    dead-lettered after a handful of quick attempts."""
+
+
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
@@ -87,7 +99,8 @@ async def handle_durably(
         if on_failure is not None:
             on_failure()
         attempt = msg.metadata.num_delivered or 1
-        if isinstance(exc, TRANSIENT_ERRORS) or attempt < MAX_ATTEMPTS:
+        waiting = isinstance(exc, NotReadyYet) and attempt < MAX_WAITS
+        if isinstance(exc, TRANSIENT_ERRORS) or attempt < MAX_ATTEMPTS or waiting:
             log.warning("%s: attempt %d failed, will retry: %r", msg.subject, attempt, exc)
             await msg.nak(delay=_backoff(attempt))
             outcome = "retried"

@@ -64,9 +64,10 @@ def services(infra: TestInfra, tmp_path: Path) -> Iterator[ServiceProcesses]:
 
 
 FAULT_TABLE_HEADER = (
-    "| fault | what was done | stuck sessions | paused | duplicate pauses | notices processed "
-    "| resends dropped by receiver | recovered | next sessions started | dead letters | seconds |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    "| fault | what was done | stuck sessions | paused | duplicate pauses | webhook notices "
+    "processed | resends dropped by receiver | emails | emails `unknown` | recovered "
+    "| next sessions started | dead letters | seconds |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 

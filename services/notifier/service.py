@@ -17,6 +17,7 @@ from shared.contract import (
     RecoveryOutcome,
     Subjects,
 )
+from shared.handling import NotReadyYet
 from shared.metrics import NOTIFICATIONS
 from shared.preferences import NotificationPreferences, load_preferences
 from shared.settings import Settings
@@ -37,7 +38,7 @@ FOLLOW_UPS = {
 }
 
 
-class NotDecidedYet(RuntimeError):
+class NotDecidedYet(NotReadyYet):
     """A recovery outcome arrived before the first notification was decided: retry shortly."""
 
 

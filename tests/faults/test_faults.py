@@ -32,7 +32,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from cli.peers import HttpPeer
+from cli.peers import HttpPeer, SmtpPeer
 from shared.agent_client import AgentSession, SessionPaused
 from shared.bus import provision
 from shared.contract import CONSUMERS, CONTROL_BUCKET, Subjects
@@ -83,6 +83,7 @@ class FaultStack:
         ]
         self.postgres = EmbeddedPostgres(folder / "postgres")
         self.peer = HttpPeer(webhook_secret=SECRET)
+        self.smtp = SmtpPeer()
         self.webhook_url = self.peer.webhook_url()  # one receiver, whichever replica sends
         self.next_sessions = folder / "next-sessions"
         self.next_sessions.mkdir()
@@ -109,6 +110,11 @@ class FaultStack:
         self.running[name] = self.processes.start(
             name.split("-")[0],
             YOKEFLOW_WEBHOOK_URL=self.webhook_url,
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(self.smtp.port),
+            SMTP_USERNAME="",
+            YOKEFLOW_SMTP_SECURITY="none",
+            EMAIL_ADDRESSES="oncall@example.com",
             YOKEFLOW_WEBHOOK_SECRET=SECRET,
             YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS="true",
             YOKEFLOW_MIN_NOTIFICATION_INTERVAL="0",
@@ -136,7 +142,7 @@ class FaultStack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     found = FaultStack(tmp_path_factory.mktemp("faults"))
     found.peer.delay["webhook"] = 0.3  # a receiver that takes its time: sends are in flight
-    with found.peer:
+    with found.peer, found.smtp:
         try:
             found.start_servers()
             asyncio.run(prepare(found))
@@ -352,7 +358,10 @@ class Tally:
     kv_paused: int
     processed: Counter[str]
     resends_dropped: int
-    ledger: Counter[str]
+    ledger: Counter[str]  # webhook deliveries by status
+    emails: Counter[tuple[str, bool]]  # (intervention, follow-up?) -> messages received
+    emails_unknown: int  # mid-send when the sender died: not sent again (at most once)
+    email_statuses: Counter[str]
     recovered: Counter[str]
     next_sessions: Counter[str]
     dead_letters: list[dict[str, object]]
@@ -378,8 +387,15 @@ async def count(stack: FaultStack, nc: Client, db: asyncpg.Pool, wave: Wave) -> 
         if r.accepted and r.body["intervention"]["project_id"] == wave.project
     ]
     ledger = await db.fetch(
-        "SELECT status FROM notification_deliveries WHERE intervention_id = ANY($1)", ids
+        "SELECT channel, status FROM notification_deliveries WHERE intervention_id = ANY($1)",
+        ids,
     )
+    emails = [
+        (str(m["X-YokeFlow-Intervention"]), "Automatically" in str(m["Subject"]))
+        for m in list(stack.smtp.messages)
+        if str(m["X-YokeFlow-Intervention"]) in ids
+    ]
+    email_statuses = Counter(r["status"] for r in ledger if r["channel"].startswith("email"))
     recovered = await db.fetch(
         """SELECT paused_session_id FROM intervention_actions WHERE paused_session_id = ANY($1)
            AND action_type = 'recovery' AND action_status = 'succeeded'""",
@@ -391,7 +407,10 @@ async def count(stack: FaultStack, nc: Client, db: asyncpg.Pool, wave: Wave) -> 
         kv_paused=kv_paused,
         processed=Counter(r.headers["webhook-id"] for r in mine if not r.repeat),
         resends_dropped=sum(r.repeat for r in mine),
-        ledger=Counter(r["status"] for r in ledger),
+        ledger=Counter(r["status"] for r in ledger if r["channel"].startswith("webhook")),
+        emails=Counter(emails),
+        emails_unknown=email_statuses["unknown"],
+        email_statuses=email_statuses,
         recovered=Counter(r["paused_session_id"] for r in recovered),
         next_sessions=Counter(
             {p.name: len(p.read_text().splitlines()) for p in stack.next_sessions.iterdir()}
@@ -429,6 +448,8 @@ def settled(tally: Tally, wave: Wave, ids: dict[str, str]) -> bool:
         and all(tally.resolved_by.get(s) == "auto-recovery" for s in wave.port_conflicts)
         and len(tally.dead_letters) >= 2
         and tally.ledger.get("sending", 0) == 0
+        and tally.email_statuses.get("sending", 0) == 0
+        and len(tally.emails) + tally.emails_unknown >= len(expected_messages)
     )
 
 
@@ -490,6 +511,7 @@ async def test_nothing_is_lost_or_duplicated(stack, cluster_nc, db, fault, reque
     request.config.stash[FAULT_REPORT].append(
         f"| {fault} | {what} | {len(wave.stuck)} | {len(tally.paused_rows)} | {duplicates} | "
         f"{sum(tally.processed.values())} | {tally.resends_dropped} | "
+        f"{sum(tally.emails.values())} | {tally.emails_unknown} | "
         f"{len(tally.recovered)} | {next_started} | {len(tally.dead_letters)} | {seconds:.1f} |"
     )
     assert set(tally.paused_rows) == wave.stuck, "healthy sessions paused or stuck ones missed"
@@ -497,6 +519,9 @@ async def test_nothing_is_lost_or_duplicated(stack, cluster_nc, db, fault, reque
     assert tally.kv_paused == len(wave.retry_loops)
     assert all(n == 1 for n in tally.processed.values()), tally.processed
     assert set(tally.ledger) == {"sent"}, tally.ledger
+    assert all(n == 1 for n in tally.emails.values()), tally.emails  # never twice
+    assert set(tally.email_statuses) <= {"sent", "unknown"}, tally.email_statuses
+    assert len(tally.emails) + tally.emails_unknown == len(ids) + len(port_ids)
     if fault == "none":
         assert tally.resends_dropped == 0
     assert set(tally.recovered) == port_ids and all(n == 1 for n in tally.recovered.values())
