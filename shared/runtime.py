@@ -23,6 +23,8 @@ from .settings import Settings, load_settings
 
 __all__ = ["ServiceContext", "configure_logging", "service_context"]
 
+log = logging.getLogger(__name__)
+
 
 class _JsonFormatter(logging.Formatter):
     """One JSON object a line; ids passed with `extra=` become fields."""
@@ -92,6 +94,7 @@ class ServiceContext:
         async def start_metrics() -> None:
             serve_metrics(self.settings.metrics_port)
             watchers.append(asyncio.create_task(watch_consumer_lag(jetstream(), consumers)))
+            log.info("ready: consuming %s", ", ".join(c.durable for c in consumers))
 
         @app.on_shutdown
         async def stop_metrics() -> None:

@@ -126,9 +126,11 @@ class ServiceProcesses:
         self.infra = infra
         self.log_dir = log_dir
         self.running: list[subprocess.Popen[bytes]] = []
+        self.log_of: dict[int, Path] = {}  # pid -> that process's log
 
     def start(self, service: str, **env: str) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{service}-{len(self.running)}.log").open("wb")
+        path = self.log_dir / f"{service}-{len(self.running)}.log"
+        log = path.open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"],
             env=service_env(self.infra, **env),
@@ -137,6 +139,7 @@ class ServiceProcesses:
             cwd=self.log_dir,
         )
         self.running.append(process)
+        self.log_of[process.pid] = path
         return process
 
     @staticmethod

@@ -124,6 +124,15 @@ class FaultStack:
             YOKEFLOW_API_PORT=str(self.api_port),
         )
 
+    def consuming(self) -> bool:
+        """Every consuming service has bound its consumers (it logs `ready` once it has)."""
+        assert self.processes is not None
+        return all(
+            '"msg": "ready' in self.processes.log_of[process.pid].read_text(errors="replace")
+            for name, process in self.running.items()
+            if name != "api"
+        )
+
     def kill_service(self, name: str) -> None:
         ServiceProcesses.kill9(self.running.pop(name))
 
@@ -189,7 +198,8 @@ async def cluster_nc(stack: FaultStack) -> AsyncIterator[Client]:
                 return False
         return True
 
-    await eventually(bound, timeout=60, interval=0.2, what="every service bound to its consumer")
+    await eventually(bound, timeout=60, interval=0.2, what="every consumer bound")
+    await eventually(stack.consuming, timeout=60, interval=0.2, what="every replica consuming")
     yield client
     await client.close()
 
@@ -476,6 +486,15 @@ async def test_nothing_is_lost_or_duplicated(stack, cluster_nc, db, fault, reque
         timeout=60,
         what="the wave's first pause",
     )
+    if fault.startswith("notifier"):  # strike while notices are on the wire
+
+        def sending() -> bool:
+            return any(
+                r.body["intervention"]["project_id"] == wave.project
+                for r in list(stack.peer.received)
+            )
+
+        await eventually(sending, timeout=30, interval=0.01, what="the first notice")
     what = await strike(stack, cluster_nc, fault)
     if fault in ("postgres", "whole stack"):
         await db.expire_connections()
