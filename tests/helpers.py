@@ -46,6 +46,20 @@ def example_events(name: str, project: str, session: str) -> list[dict[str, Any]
     return events
 
 
+def cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`yokeflow-intervention ARGS` as a user runs it, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True, text=True, env=env, input=stdin, timeout=timeout, cwd=cwd,
+    )  # fmt: skip
+
+
 async def publish_events(nc: Client, events: list[dict[str, Any]]) -> None:
     js = nc.jetstream()
     for event in events:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ..helpers import EXAMPLES, service_env
+from ..helpers import EXAMPLES, cli, service_env
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        capture_output=True, text=True, env=env, input=stdin, timeout=120, cwd=cwd,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(json.loads((EXAMPLES / "expected.json").read_text())))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 from shared.embedded import EmbeddedNats
 
-from ..helpers import service_env
+from ..helpers import cli, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -25,21 +24,15 @@ def guarded_nats(tmp_path_factory):
     server.stop()
 
 
-def cli(infra, nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=service_env(infra, NATS_URL=nats_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def cli_against(infra, nats_url: str, command: str) -> subprocess.CompletedProcess[str]:
+    return cli(command, env=service_env(infra, NATS_URL=nats_url), timeout=60)
 
 
 def test_credentials_in_the_url_work_and_are_never_printed(infra, guarded_nats):
     url = f"nats://yoke:{PASSWORD}@127.0.0.1:{guarded_nats.port}"
-    provisioned = cli(infra, url, "provision")
+    provisioned = cli_against(infra, url, "provision")
     assert provisioned.returncode == 0, provisioned.stderr
-    status = cli(infra, url, "status")
+    status = cli_against(infra, url, "status")
     assert status.returncode == 0, status.stderr
     assert f"nats://***@127.0.0.1:{guarded_nats.port}" in status.stdout
     for result in (provisioned, status):
@@ -49,7 +42,7 @@ def test_credentials_in_the_url_work_and_are_never_printed(infra, guarded_nats):
 def test_wrong_credentials_fail_at_once_with_the_reason(infra, guarded_nats):
     url = f"nats://yoke:wrong-{PASSWORD}@127.0.0.1:{guarded_nats.port}"
     for command in ("status", "provision"):
-        result = cli(infra, url, command)
+        result = cli_against(infra, url, command)
         assert result.returncode == 1
         assert result.stderr.startswith(f"{command}: NATS at nats://***@127.0.0.1:"), result.stderr
         assert "refused us: Authorization Violation" in result.stderr
@@ -57,6 +50,6 @@ def test_wrong_credentials_fail_at_once_with_the_reason(infra, guarded_nats):
 
 
 def test_an_unreachable_server_is_named_without_a_traceback(infra, guarded_nats):
-    result = cli(infra, "nats://yoke:pw@127.0.0.1:1", "status")
+    result = cli_against(infra, "nats://yoke:pw@127.0.0.1:1", "status")
     assert result.returncode == 1
     assert result.stderr == "status: NATS at nats://***@127.0.0.1:1 is not reachable\n"

@@ -78,6 +78,18 @@ async def ledger(db, intervention_id: str) -> list[dict]:
     return [dict(r) for r in rows]
 
 
+async def decisions_for(db, project: str, count: int) -> list[str]:
+    """The project's notification decisions, once all `count` of them are taken."""
+
+    async def taken():
+        rows = await db.fetch(
+            "SELECT decision FROM notification_decisions WHERE project_id = $1", project
+        )
+        return [r["decision"] for r in rows] if len(rows) == count else None
+
+    return await eventually(taken, timeout=30, what=f"{count} decisions")
+
+
 async def settled(db, intervention_id: str, count: int) -> list[dict]:
     async def check():
         rows = await ledger(db, intervention_id)
@@ -184,15 +196,7 @@ async def test_rate_limit_holds_across_three_replicas(nc, db, services, unique, 
     for item in storm:
         await detect(nc, item)
 
-    async def all_decided():
-        n = await db.fetchval(
-            "SELECT count(*) FROM notification_decisions WHERE project_id = $1", project
-        )
-        return n == len(storm)
-
-    await eventually(all_decided, timeout=30, what="9 decisions")
-    decisions = [r["decision"] for r in await db.fetch(
-        "SELECT decision FROM notification_decisions WHERE project_id = $1", project)]  # fmt: skip
+    decisions = await decisions_for(db, project, len(storm))
     assert decisions.count("notify") == 1 and decisions.count("suppressed") == 8
     await eventually(
         lambda: len(mine(http.accepted("slack"), project)) == 1, what="one notification"
@@ -309,16 +313,8 @@ async def test_interval_zero_never_suppresses_even_under_contention(
     for item in burst:
         await detect(nc, item)
 
-    async def all_decided():
-        n = await db.fetchval(
-            "SELECT count(*) FROM notification_decisions WHERE project_id = $1", project
-        )
-        return n == len(burst)
-
-    await eventually(all_decided, timeout=30, what="40 decisions")
-    decisions = {r["decision"] for r in await db.fetch(
-        "SELECT decision FROM notification_decisions WHERE project_id = $1", project)}  # fmt: skip
-    assert decisions == {"notify"}
+    decisions = await decisions_for(db, project, len(burst))
+    assert set(decisions) == {"notify"}
 
 
 async def test_recovery_outcomes_are_followed_up_on_the_same_channels(
