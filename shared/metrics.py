@@ -6,7 +6,6 @@ one alert rule cover a fleet: see docs/operations.md.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
@@ -23,8 +22,8 @@ __all__ = [
     "INTERVENTIONS",
     "NOTIFICATIONS",
     "RECOVERIES",
+    "read_consumer_lag",
     "serve_metrics",
-    "watch_consumer_lag",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,14 +69,12 @@ def serve_metrics(port: int) -> None:
         log.info("metrics on :%d/metrics", port)
 
 
-async def watch_consumer_lag(
-    jetstream: JetStreamContext, consumers: tuple[ConsumerSpec, ...], every: float = 10.0
+async def read_consumer_lag(
+    jetstream: JetStreamContext, consumers: tuple[ConsumerSpec, ...]
 ) -> None:
-    """Keep the lag gauges of this service's consumers current (runs until cancelled)."""
-    while True:
-        for spec in consumers:
-            with contextlib.suppress(Exception):  # a lag reading must never hurt the service
-                info = await jetstream.consumer_info(spec.stream, spec.durable)
-                CONSUMER_PENDING.labels(spec.durable).set(info.num_pending or 0)
-                CONSUMER_ACK_PENDING.labels(spec.durable).set(info.num_ack_pending or 0)
-        await asyncio.sleep(every)
+    """Set the lag gauges of this service's consumers from the server's consumer info."""
+    for spec in consumers:
+        with contextlib.suppress(Exception):  # a lag reading must never hurt the service
+            info = await jetstream.consumer_info(spec.stream, spec.durable)
+            CONSUMER_PENDING.labels(spec.durable).set(info.num_pending or 0)
+            CONSUMER_ACK_PENDING.labels(spec.durable).set(info.num_ack_pending or 0)

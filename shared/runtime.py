@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,10 +18,10 @@ from nats.js import JetStreamContext
 from .bus import server_list
 from .contract import ConsumerSpec
 from .embedded import EmbeddedPostgres
-from .metrics import serve_metrics, watch_consumer_lag
+from .metrics import read_consumer_lag, serve_metrics
 from .settings import Settings, load_settings
 
-__all__ = ["ServiceContext", "configure_logging", "service_context"]
+__all__ = ["ServiceContext", "configure_logging", "run_periodically", "service_context"]
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +88,13 @@ class ServiceContext:
         consumers: tuple[ConsumerSpec, ...],
     ) -> None:
         """Serve /metrics on `metrics_port` and keep this service's consumer-lag gauges current."""
-        watchers: list[asyncio.Task[None]] = []
 
         @app.after_startup
         async def start_metrics() -> None:
             serve_metrics(self.settings.metrics_port)
-            watchers.append(asyncio.create_task(watch_consumer_lag(jetstream(), consumers)))
             log.info("ready: consuming %s", ", ".join(c.durable for c in consumers))
 
-        @app.on_shutdown
-        async def stop_metrics() -> None:
-            for watcher in watchers:
-                watcher.cancel()
+        run_periodically(app, 10.0, lambda: read_consumer_lag(jetstream(), consumers), "lag")
 
     def require_database(self) -> str:
         if not self.database_url:
@@ -108,6 +103,31 @@ class ServiceContext:
                 "`yokeflow-intervention up` or point DATABASE_URL at PostgreSQL"
             )
         return self.database_url
+
+
+def run_periodically(
+    app: FastStream, every: float, work: Callable[[], Awaitable[object]], what: str
+) -> None:
+    """Run `work` now and every `every` seconds for the app's life, after it has started. A
+    failed round is logged; the next one tries again."""
+    running: list[asyncio.Task[None]] = []
+
+    async def rounds() -> None:
+        while True:
+            try:
+                await work()
+            except Exception as exc:
+                log.warning("%s failed, trying again in %s s: %r", what, every, exc)
+            await asyncio.sleep(every)
+
+    @app.after_startup
+    async def start() -> None:
+        running.append(asyncio.create_task(rounds()))
+
+    @app.on_shutdown
+    async def stop() -> None:
+        for task in running:
+            task.cancel()
 
 
 def _embedded_nats_url(data_dir: Path) -> str:

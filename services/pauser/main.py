@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -27,7 +25,7 @@ from shared.contract import (
 )
 from shared.db import create_pool
 from shared.handling import bind_in_order, contract_handler, durable_subscriber, handle_durably
-from shared.runtime import ServiceContext, service_context
+from shared.runtime import ServiceContext, run_periodically, service_context
 
 from .commands import run_command
 from .manager import PausedSessionManager
@@ -37,8 +35,6 @@ __all__ = ["create_app"]
 
 _LIFECYCLE_MARKERS = (b'"session_started"', b'"session_ended"')
 RESUME_OUTBOX_EVERY_S = 2.0
-
-log = logging.getLogger(__name__)
 
 
 def create_app(context: ServiceContext) -> FastStream:
@@ -57,26 +53,14 @@ def create_app(context: ServiceContext) -> FastStream:
         control = await js.key_value(CONTROL_BUCKET)
         manager = PausedSessionManager(PausedSessionStore(pool), js, control)
 
-    outbox: list[asyncio.Task[None]] = []
-
-    @app.after_startup
-    async def start_outbox() -> None:
-        outbox.append(asyncio.create_task(announce_missed_resumes()))
-
     async def announce_missed_resumes() -> None:
         """The resume outbox: see PausedSessionManager.announce_missed_resumes."""
-        while True:
-            await asyncio.sleep(RESUME_OUTBOX_EVERY_S)
-            try:
-                assert manager is not None
-                await manager.announce_missed_resumes()
-            except Exception as exc:  # the next round tries again
-                log.warning("announcing missed resumes failed: %r", exc)
+        assert manager is not None
+        await manager.announce_missed_resumes()
 
-    @app.on_shutdown
-    async def stop_outbox() -> None:
-        for task in outbox:
-            task.cancel()
+    run_periodically(
+        app, RESUME_OUTBOX_EVERY_S, announce_missed_resumes, "announcing missed resumes"
+    )
 
     @app.after_shutdown
     async def close() -> None:
