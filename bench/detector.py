@@ -33,9 +33,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared.bus import provision  # noqa: E402
-from shared.contract import CONSUMERS, Subjects  # noqa: E402
-from shared.embedded import EmbeddedNats  # noqa: E402
+from yokeflow_agent.contract import CONSUMERS, Subjects  # noqa: E402
+
+from yokeflow_intervention.shared.bus import provision  # noqa: E402
+from yokeflow_intervention.shared.embedded import EmbeddedNats  # noqa: E402
+from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -116,7 +118,7 @@ async def raw_baseline(nc: Client, events: list[dict[str, Any]]) -> float:
 def start_detector(url: str, log_dir: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NATS_URL": url, "DATABASE_URL": "unused-by-the-detector"}
     return subprocess.Popen(
-        [sys.executable, *os.environ.get("BENCH_PROFILE", "").split(), "-m", "services.detector"], env=env, cwd=ROOT,
+        [sys.executable, *os.environ.get("BENCH_PROFILE", "").split(), *product_command("services.detector")[1:]], env=env, cwd=ROOT,
         stdout=(log_dir / "detector.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
 

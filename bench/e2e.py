@@ -31,11 +31,13 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli.peers import HttpPeer  # noqa: E402
-from shared.bus import provision  # noqa: E402
-from shared.contract import CONSUMERS, Subjects  # noqa: E402
-from shared.db import migrate  # noqa: E402
-from shared.embedded import throwaway_stack  # noqa: E402
+from yokeflow_agent.contract import CONSUMERS, Subjects  # noqa: E402
+
+from tests.peers import HttpPeer  # noqa: E402
+from yokeflow_intervention.shared.bus import provision  # noqa: E402
+from yokeflow_intervention.shared.db import migrate  # noqa: E402
+from yokeflow_intervention.shared.embedded import throwaway_stack  # noqa: E402
+from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 SERVICES = ("detector", "pauser", "notifier")
 
@@ -104,7 +106,7 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
                "YOKEFLOW_WEBHOOK_URL": peer.slack_url(), "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
                "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0", "YOKEFLOW_LOG_LEVEL": "WARNING"}  # fmt: skip
         processes = {
-            name: subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, cwd=ROOT,
+            name: subprocess.Popen(product_command(f"services.{name}"), env=env, cwd=ROOT,
                                    stdout=(temp / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
             for name in SERVICES
         }  # fmt: skip

@@ -29,17 +29,19 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli.peers import HttpPeer  # noqa: E402
-from shared.bus import provision  # noqa: E402
-from shared.contract import Intervention, Subjects  # noqa: E402
-from shared.db import migrate  # noqa: E402
-from shared.embedded import throwaway_stack  # noqa: E402
-from shared.preferences import NotificationPreferences, save_preferences  # noqa: E402
+from yokeflow_agent.contract import Intervention, Subjects  # noqa: E402
+
+from tests.peers import HttpPeer  # noqa: E402
+from yokeflow_intervention.shared.bus import provision  # noqa: E402
+from yokeflow_intervention.shared.db import migrate  # noqa: E402
+from yokeflow_intervention.shared.embedded import throwaway_stack  # noqa: E402
+from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences  # noqa: E402
+from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 
 def start(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT,
+        product_command(f"services.{service}"), env=env, cwd=ROOT,
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
 

@@ -13,11 +13,12 @@ import os
 import uuid
 from pathlib import Path
 
-from shared.agent_client import CONTEXT_ENV, AgentSession, SessionPaused
-from shared.bus import connect
-from shared.contract import Task
-from shared.runtime import ServiceContext
-from shared.settings import load_settings
+from yokeflow_agent.client import CONTEXT_ENV, AgentSession, SessionPaused
+from yokeflow_agent.contract import Task
+
+from yokeflow_intervention.shared.bus import connect
+from yokeflow_intervention.shared.runtime import ServiceContext
+from yokeflow_intervention.shared.settings import load_settings
 
 __all__ = ["retry_loop_session", "run_resumed_session"]
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from nats.js.errors import KeyNotFoundError
+from yokeflow_agent.client import CONTEXT_ENV, AgentSession, SessionPaused
+from yokeflow_agent.contract import CONTROL_BUCKET, InterventionResumed
 
-from shared.agent_client import CONTEXT_ENV, AgentSession, SessionPaused
-from shared.bus import connect
-from shared.contract import CONTROL_BUCKET, InterventionResumed
-from shared.runtime import ServiceContext
-from shared.settings import Settings
+from yokeflow_intervention.shared.bus import connect
+from yokeflow_intervention.shared.runtime import ServiceContext
+from yokeflow_intervention.shared.settings import Settings
 
 __all__ = ["BLOCK_EXIT_CODE", "run_hook"]
 

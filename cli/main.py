@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from shared.settings import Settings, SettingsError, load_settings
+from yokeflow_intervention.shared.settings import (
+    Settings,
+    SettingsError,
+    config_file_in_use,
+    load_settings,
+)
 
 __all__ = ["SERVICE_ROLES", "build_parser", "main"]
 
@@ -18,8 +24,12 @@ SERVICE_ROLES = ("detector", "pauser", "orchestrator", "notifier", "recovery", "
 
 
 def _detect(args: argparse.Namespace, settings: Settings) -> int:
-    from services.detector.rules import DetectionConfig
-    from services.detector.sessions import intervention_json, read_event_file, replay
+    from yokeflow_intervention.services.detector.rules import DetectionConfig
+    from yokeflow_intervention.services.detector.sessions import (
+        intervention_json,
+        read_event_file,
+        replay,
+    )
 
     path = Path(args.events)
     if not path.is_file():
@@ -35,10 +45,11 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _publish(path: Path, settings: Settings) -> int:
-    from services.detector.sessions import ReplayProblem, read_event_file
-    from shared.bus import connect
-    from shared.contract import Subjects
-    from shared.runtime import ServiceContext
+    from yokeflow_agent.contract import Subjects
+
+    from yokeflow_intervention.services.detector.sessions import ReplayProblem, read_event_file
+    from yokeflow_intervention.shared.bus import connect
+    from yokeflow_intervention.shared.runtime import ServiceContext
 
     nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli", persistent=False)
     js = nc.jetstream()
@@ -62,10 +73,11 @@ async def _publish(path: Path, settings: Settings) -> int:
 
 
 async def _status(settings: Settings) -> int:
-    from shared.bus import connect, redact_credentials
-    from shared.commands import CommandFailed, PauserClient
-    from shared.contract import CONSUMERS, STREAMS
-    from shared.runtime import ServiceContext
+    from yokeflow_agent.contract import CONSUMERS, STREAMS
+
+    from yokeflow_intervention.shared.bus import connect, redact_credentials
+    from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
+    from yokeflow_intervention.shared.runtime import ServiceContext
 
     context = ServiceContext("cli", settings)
     nc = await connect(context.nats_url, "yokeflow-cli", persistent=False)
@@ -94,9 +106,9 @@ async def _status(settings: Settings) -> int:
 
 
 async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.bus import connect
-    from shared.commands import CommandFailed, PauserClient
-    from shared.runtime import ServiceContext
+    from yokeflow_intervention.shared.bus import connect
+    from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
+    from yokeflow_intervention.shared.runtime import ServiceContext
 
     nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli", persistent=False)
     client = PauserClient(nc)
@@ -141,7 +153,7 @@ def _provision(settings: Settings) -> int:
 def _service(name: str) -> int:
     import importlib
 
-    importlib.import_module(f"services.{name}.main").main()
+    importlib.import_module(f"yokeflow_intervention.services.{name}.main").main()
     return 0
 
 
@@ -150,44 +162,46 @@ def build_parser() -> argparse.ArgumentParser:
         prog="yokeflow-intervention",
         description="Watch agent sessions, stop stuck ones, tell a human, resume with context.",
     )
-    parser.add_argument("--config", help="configuration file (default: ./.yokeflow.yaml)")
+    config_help = "configuration file (default: $YOKEFLOW_CONFIG, else ./.yokeflow.yaml)"
+    parser.add_argument("--config", help=config_help)
+    # `--config F` is accepted after the command too (`detect --config F EVENTS.jsonl`); there
+    # its default is suppressed, so it never hides one given before the command.
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True)
+    command = functools.partial(sub.add_parser, parents=[config])
 
-    up = sub.add_parser("up", help="start infrastructure and every service (Ctrl-C stops all)")
+    up = command("up", help="start infrastructure and every service (Ctrl-C stops all)")
     up.add_argument("--demo", action="store_true", help="also run a demo agent that gets stuck")
     up.add_argument("--notifier-replicas", type=int, default=1, metavar="N",
                     help="notifier processes sharing the work (default 1)")  # fmt: skip
-    sub.add_parser("provision", help="create streams, consumers, KV buckets and tables; exit")
-    detect = sub.add_parser("detect", help="replay a JSONL file of agent events offline")
+    command("provision", help="create streams, consumers, KV buckets and tables; exit")
+    detect = command("detect", help="replay a JSONL file of agent events offline")
     detect.add_argument("events")
-    publish = sub.add_parser("publish", help="publish a JSONL file of agent events to NATS")
+    publish = command("publish", help="publish a JSONL file of agent events to NATS")
     publish.add_argument("events")
-    sub.add_parser("status", help="streams, consumers and active interventions")
-    service = sub.add_parser("service", help="run one service in the foreground")
+    command("status", help="streams, consumers and active interventions")
+    service = command("service", help="run one service in the foreground")
     service.add_argument("name", choices=SERVICE_ROLES)
-    sub.add_parser("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
-    embedded = sub.add_parser(
-        "embedded-postgres", help="start, stop or restart an embedded PostgreSQL"
-    )
+    command("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
+    embedded = command("embedded-postgres", help="start, stop or restart an embedded PostgreSQL")
     embedded.add_argument("action", choices=["start", "stop", "restart"])
     embedded.add_argument("folder", help="its data folder (the one holding pgdata/)")
-    demo = sub.add_parser("demo", help="run the whole flow once, unattended")
-    demo.add_argument("--json", action="store_true", help="print one JSON summary")
 
-    interventions = sub.add_parser("interventions", help="list, show, resume or pause")
+    interventions = command("interventions", help="list, show, resume or pause")
     actions = interventions.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list")
+    listing = actions.add_parser("list", parents=[config])
     listing.add_argument("--project")
     listing.add_argument("--history", action="store_true")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true")
-    show = actions.add_parser("show")
+    show = actions.add_parser("show", parents=[config])
     show.add_argument("id")
-    resume = actions.add_parser("resume")
+    resume = actions.add_parser("resume", parents=[config])
     resume.add_argument("id")
     resume.add_argument("--by", required=True, help="who resolved the blocker")
     resume.add_argument("--notes", default="", help="what the next session should know")
-    pause = actions.add_parser("pause")
+    pause = actions.add_parser("pause", parents=[config])
     pause.add_argument("session")
     pause.add_argument("--reason", required=True)
     pause.add_argument("--by", default="human")
@@ -197,18 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        config_file = config_file_in_use(args.config)
+        settings = load_settings(config_file)
     except SettingsError as exc:
         print(f"yokeflow-intervention: {exc}", file=sys.stderr)
         return 2
     try:
-        return _run(args, settings)
+        return _run(args, settings, config_file)
     except ConnectionError as exc:  # says which server and why, never its credentials
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 1
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _run(args: argparse.Namespace, settings: Settings, config_file: Path | None) -> int:
     command = args.command
     if command == "detect":
         return _detect(args, settings)
@@ -222,13 +237,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.notifier_replicas < 1:
             print("up: --notifier-replicas must be at least 1", file=sys.stderr)
             return 2
-        return run_up(settings, demo=args.demo, notifier_replicas=args.notifier_replicas)
-    if command == "demo":
-        from .demo import run_demo
-
-        return run_demo(settings, args.json)
+        return run_up(settings, args.demo, args.notifier_replicas, config_file)
     if command == "embedded-postgres":
-        from shared.embedded import EmbeddedPostgres
+        from yokeflow_intervention.shared.embedded import EmbeddedPostgres
 
         server = EmbeddedPostgres(Path(args.folder))
         {"start": server.start, "stop": server.stop, "restart": server.restart}[args.action]()

@@ -6,17 +6,17 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nats.aio.client import Client
 
-from shared.bus import NatsUnreachable, connect, provision, redact_credentials
-from shared.db import migrate
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
-from shared.settings import Settings
+from yokeflow_intervention.shared.bus import NatsUnreachable, connect, provision, redact_credentials
+from yokeflow_intervention.shared.db import migrate
+from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from yokeflow_intervention.shared.runtime import product_command
+from yokeflow_intervention.shared.settings import Settings
 
 from .main import SERVICE_ROLES
 
@@ -151,41 +151,52 @@ class Supervisor:
                 process.kill()
 
 
-def service_specs(settings: Settings, notifier_replicas: int = 1) -> list[ServiceSpec]:
-    """Every service process `up` runs; the demo agent continues sessions after a resume."""
+def service_specs(
+    settings: Settings, notifier_replicas: int = 1, demo: bool = False
+) -> list[ServiceSpec]:
+    """Every service process `up` runs. With `demo` and no `agent_command` of the user's, the
+    demo agent continues sessions after a resume; otherwise a resume with no `agent_command`
+    leaves the brief for the agent's next session and starts nothing."""
     specs = []
     for name in SERVICES:
         copies = notifier_replicas if name == "notifier" else 1
         for n in range(copies):
             label = f"{name}-{n + 1}" if copies > 1 else name
-            specs.append(ServiceSpec(label, [sys.executable, "-m", f"services.{name}"]))
-    if not settings.agent_command:
+            specs.append(ServiceSpec(label, product_command(f"services.{name}")))
+    if demo and not settings.agent_command:
         orchestrator = next(s for s in specs if s.name == "orchestrator")
-        orchestrator.env["YOKEFLOW_AGENT_COMMAND"] = f"{sys.executable},-m,cli.demo_agent"
+        orchestrator.env["YOKEFLOW_AGENT_COMMAND"] = ",".join(product_command("cli.demo_agent"))
     return specs
 
 
-def run_up(settings: Settings, demo: bool, notifier_replicas: int = 1) -> int:
+def run_up(
+    settings: Settings,
+    demo: bool,
+    notifier_replicas: int = 1,
+    config_file: Path | None = None,
+) -> int:
     print("YokeFlow Intervention: starting", flush=True)
     infra = prepare_infrastructure(settings)
     env = {
         **os.environ,
         "NATS_URL": infra.nats_url,
         "DATABASE_URL": infra.database_url,
+        # Every service reads exactly the configuration `up` was given, wherever it runs.
+        "YOKEFLOW_DATA_DIR": str(settings.data_dir.resolve()),
         "PYTHONUNBUFFERED": "1",
     }
+    if config_file is not None:
+        env["YOKEFLOW_CONFIG"] = str(config_file.resolve())
     port = settings.api_port or free_port(settings.api_host)
     dashboard = f"http://{settings.api_host}:{port}/"
     env["YOKEFLOW_API_PORT"] = str(port)
     env.setdefault("YOKEFLOW_DASHBOARD_URL", dashboard.rstrip("/"))
     supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
-    for spec in service_specs(settings, notifier_replicas):
+    for spec in service_specs(settings, notifier_replicas, demo):
         supervisor.start(spec)
     if demo:
         supervisor.start(
-            ServiceSpec(
-                "demo-agent", [sys.executable, "-m", "cli.demo_agent", "--loop"], restart=False
-            )
+            ServiceSpec("demo-agent", product_command("cli.demo_agent", "--loop"), restart=False)
         )
     print(f"  services: {', '.join(supervisor.processes)}  logs: {supervisor.log_dir}")
     print(f"\n  Dashboard: {dashboard}")

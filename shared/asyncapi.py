@@ -1,17 +1,19 @@
 """The public contract as a FastStream application, for its AsyncAPI document only.
 
-It is never started: `make asyncapi` runs `faststream docs gen shared.asyncapi:app` over it and
-the result is committed as docs/asyncapi.yaml (a test fails when it is stale). Every schema comes
-from shared/contract.py, so the document cannot drift from what the services publish.
+It is never started: `make asyncapi` runs `python -m yokeflow_intervention.shared.asyncapi`,
+which renders it with every mapping's keys sorted (FastStream's own order differs between two
+virtual environments built from the same lock), and the result is committed as
+docs/asyncapi.yaml; a test fails when it is stale. Every schema comes from the contract module
+(`yokeflow_agent.contract`), so the document cannot drift from what the services publish.
 """
 
 from __future__ import annotations
 
+import yaml
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
-
-from .contract import (
+from yokeflow_agent.contract import (
     AgentEvent,
     DeadLetter,
     Intervention,
@@ -21,7 +23,7 @@ from .contract import (
     RecoveryOutcome,
 )
 
-__all__ = ["app", "broker"]
+__all__ = ["app", "broker", "render"]
 
 broker = NatsBroker(
     "nats://localhost:4222",
@@ -75,3 +77,17 @@ app = FastStream(
         ),
     ),
 )
+
+
+def render() -> str:
+    """The AsyncAPI document as YAML, the same on every machine."""
+    return yaml.safe_dump(
+        app.schema.to_specification().to_jsonable(),
+        sort_keys=True,
+        allow_unicode=True,
+        width=100,
+    )
+
+
+if __name__ == "__main__":
+    print(render(), end="")

@@ -26,8 +26,14 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import BaseModel
-
-from .contract import CONSUMERS, KV_BUCKETS, STREAMS, ConsumerSpec, DeadLetter, StreamSpec
+from yokeflow_agent.contract import (
+    CONSUMERS,
+    KV_BUCKETS,
+    STREAMS,
+    ConsumerSpec,
+    DeadLetter,
+    StreamSpec,
+)
 
 __all__ = [
     "NatsUnreachable",

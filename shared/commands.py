@@ -13,8 +13,7 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from .contract import CommandReply, Identifier, Subjects
+from yokeflow_agent.contract import CommandReply, Identifier, Subjects
 
 __all__ = [
     "AlreadyResolvedError",

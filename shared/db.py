@@ -19,7 +19,7 @@ MIGRATION_LOCK_ID = 0x59F1_0001
 
 
 def _migration_files() -> list[tuple[int, str, str]]:
-    folder = resources.files("shared") / "migrations"
+    folder = resources.files("yokeflow_intervention.shared") / "migrations"
     found = []
     for entry in folder.iterdir():
         name = entry.name

@@ -23,9 +23,9 @@ from faststream.nats import JStream, NatsBroker, NatsMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import BaseModel
+from yokeflow_agent.contract import ConsumerSpec, ContractError, Subjects, parse_message
 
 from .bus import dead_letter
-from .contract import ConsumerSpec, ContractError, Subjects, parse_message
 from .metrics import HANDLED, HANDLER_SECONDS
 
 __all__ = [

@@ -11,8 +11,7 @@ import logging
 
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
-
-from .contract import ConsumerSpec
+from yokeflow_agent.contract import ConsumerSpec
 
 __all__ = [
     "CONSUMER_ACK_PENDING",

@@ -14,16 +14,29 @@ from pathlib import Path
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
+from yokeflow_agent.contract import ConsumerSpec
 
 from .bus import server_list
-from .contract import ConsumerSpec
 from .embedded import EmbeddedPostgres
 from .metrics import read_consumer_lag, serve_metrics
 from .settings import Settings, load_settings
 
-__all__ = ["ServiceContext", "configure_logging", "run_periodically", "service_context"]
+__all__ = [
+    "ServiceContext",
+    "configure_logging",
+    "product_command",
+    "run_periodically",
+    "service_context",
+]
 
 log = logging.getLogger(__name__)
+
+
+def product_command(module: str, *args: str) -> list[str]:
+    """The argv that runs one of the product's modules (`services.detector`, `cli.demo_agent`)
+    as its own process: this interpreter, the package's absolute module name, and `-P`, so the
+    current folder (a user's project, an agent's workspace) is never searched for code."""
+    return [sys.executable, "-P", "-m", f"yokeflow_intervention.{module}", *args]
 
 
 class _JsonFormatter(logging.Formatter):

@@ -17,7 +17,13 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["DEFAULT_CONFIG_FILE", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "Settings",
+    "SettingsError",
+    "config_file_in_use",
+    "load_settings",
+]
 
 DEFAULT_CONFIG_FILE = Path(".yokeflow.yaml")
 
@@ -259,6 +265,21 @@ def _environment_value(name: str, raw: str) -> Any:
     return raw
 
 
+def config_file_in_use(
+    config_file: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The file the settings come from: the one named (`--config`, else `YOKEFLOW_CONFIG`),
+    which must exist, or `./.yokeflow.yaml` if there is one."""
+    env = os.environ if environ is None else environ
+    explicit = config_file or env.get("YOKEFLOW_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise SettingsError(f"{path}: configuration file not found")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
 def load_settings(
     config_file: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -268,11 +289,8 @@ def load_settings(
     origin: dict[str, str] = {}
     values: dict[str, Any] = {}
 
-    explicit = config_file or env.get("YOKEFLOW_CONFIG")
-    path = Path(explicit) if explicit else DEFAULT_CONFIG_FILE
-    if explicit and not path.is_file():
-        raise SettingsError(f"{path}: configuration file not found")
-    if path.is_file():
+    path = config_file_in_use(config_file, env)
+    if path is not None:
         for key, value in _read_yaml(path, env).items():
             values[key] = value
             origin[key] = f"{path}: intervention.{key}"

@@ -12,8 +12,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from shared.bus import provision
-from shared.db import migrate
+from yokeflow_intervention.shared.bus import provision
+from yokeflow_intervention.shared.db import migrate
 
 from .helpers import FAULT_REPORT, ServiceProcesses
 from .infra import TestInfra, test_infrastructure

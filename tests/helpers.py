@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,8 +16,9 @@ from typing import Any, TypeVar
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from yokeflow_agent.contract import Subjects
 
-from shared.contract import Subjects
+from yokeflow_intervention.shared.runtime import product_command
 
 from .infra import TestInfra
 
@@ -55,7 +55,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     """`yokeflow-intervention ARGS` as a user runs it, in a process of its own."""
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
+        product_command("cli", *args),
         capture_output=True, text=True, env=env, input=stdin, timeout=timeout, cwd=cwd,
     )  # fmt: skip
 
@@ -146,7 +146,7 @@ class ServiceProcesses:
         path = self.log_dir / f"{service}-{len(self.running)}.log"
         log = path.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"],
+            product_command(f"services.{service}"),
             env=service_env(self.infra, **env),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres
 
 
 @dataclass

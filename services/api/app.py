@@ -5,6 +5,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,9 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, Field
+from yokeflow_agent.contract import Identifier
 
-from shared.bus import connect
-from shared.commands import (
+from yokeflow_intervention.shared.bus import connect
+from yokeflow_intervention.shared.commands import (
     AlreadyResolvedError,
     CommandFailed,
     InvalidRequestError,
@@ -27,15 +29,20 @@ from shared.commands import (
     PauserClient,
     PauserUnavailableError,
 )
-from shared.contract import Identifier
-from shared.preferences import NotificationPreferences, load_preferences, save_preferences
-from shared.settings import Settings
+from yokeflow_intervention.shared.preferences import (
+    NotificationPreferences,
+    load_preferences,
+    save_preferences,
+)
+from yokeflow_intervention.shared.settings import Settings
 
 from .events import EventHub
 
-__all__ = ["WEB_DIST", "create_api"]
+__all__ = ["DASHBOARD", "create_api"]
 
-WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+# The built dashboard ships inside this package (web/ builds into it), so an installed copy and
+# the container image serve it wherever they are installed.
+DASHBOARD = Path(str(resources.files(__package__ or __name__) / "dashboard"))
 REQUESTS = Counter("yokeflow_api_requests_total", "API requests", ["method", "status"])
 
 
@@ -276,11 +283,11 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    if WEB_DIST.is_dir():
-        app.mount("/assets", StaticFiles(directory=WEB_DIST / "assets"), name="assets")
+    if (DASHBOARD / "index.html").is_file():
+        app.mount("/assets", StaticFiles(directory=DASHBOARD / "assets"), name="assets")
 
         @app.get("/", include_in_schema=False)
         async def dashboard() -> FileResponse:
-            return FileResponse(WEB_DIST / "index.html")
+            return FileResponse(DASHBOARD / "index.html")
 
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from shared.runtime import service_context
+from yokeflow_intervention.shared.runtime import service_context
 
 from .app import create_api
 

@@ -6,16 +6,21 @@ from functools import partial
 
 from faststream import FastStream
 from nats.aio.msg import Msg
-
-from shared.bus import wait_until_ready
-from shared.contract import (
+from yokeflow_agent.contract import (
     CONSUMERS,
     DETECTOR_CHECKPOINT_BUCKET,
     InterventionResumed,
     Subjects,
 )
-from shared.handling import bind_in_order, contract_handler, durable_subscriber, handle_durably
-from shared.runtime import ServiceContext, service_context
+
+from yokeflow_intervention.shared.bus import wait_until_ready
+from yokeflow_intervention.shared.handling import (
+    bind_in_order,
+    contract_handler,
+    durable_subscriber,
+    handle_durably,
+)
+from yokeflow_intervention.shared.runtime import ServiceContext, service_context
 
 from .rules import DetectionConfig
 from .service import Detector

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.contract import (
+from yokeflow_agent.contract import (
     AgentEvent,
     ErrorEvent,
     Intervention,
@@ -27,7 +27,8 @@ from shared.contract import (
     Trigger,
     intervention_id_for,
 )
-from shared.settings import Settings
+
+from yokeflow_intervention.shared.settings import Settings
 
 __all__ = [
     "BUILTIN_CRITICAL_PATTERNS",

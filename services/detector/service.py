@@ -15,9 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
-
-from shared.bus import publish_event
-from shared.contract import (
+from yokeflow_agent.contract import (
     AGENT_EVENTS_STREAM,
     AgentEvent,
     ContractError,
@@ -27,7 +25,9 @@ from shared.contract import (
     Subjects,
     parse_agent_event,
 )
-from shared.metrics import INTERVENTIONS
+
+from yokeflow_intervention.shared.bus import publish_event
+from yokeflow_intervention.shared.metrics import INTERVENTIONS
 
 from .rules import DetectionConfig, SessionState, evaluate
 from .sessions import SessionBook

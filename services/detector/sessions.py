@@ -8,7 +8,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.contract import AgentEvent, ContractError, Intervention, SessionEnded, parse_agent_event
+from yokeflow_agent.contract import (
+    AgentEvent,
+    ContractError,
+    Intervention,
+    SessionEnded,
+    parse_agent_event,
+)
 
 from .rules import DetectionConfig, SessionState, evaluate
 

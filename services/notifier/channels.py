@@ -27,8 +27,12 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
-from shared.preferences import UnsafeWebhookError, check_webhook_target, webhook_kind_of
-from shared.settings import Settings
+from yokeflow_intervention.shared.preferences import (
+    UnsafeWebhookError,
+    check_webhook_target,
+    webhook_kind_of,
+)
+from yokeflow_intervention.shared.settings import Settings
 
 from .messages import (
     Notice,

@@ -10,16 +10,16 @@ import socket
 
 import httpx
 from faststream import FastStream
-
-from shared.bus import wait_until_ready
-from shared.contract import (
+from yokeflow_agent.contract import (
     CONSUMERS,
     InterventionPaused,
     RecoveryOutcome,
 )
-from shared.db import create_pool
-from shared.handling import contract_handler, durable_subscriber
-from shared.runtime import ServiceContext, service_context
+
+from yokeflow_intervention.shared.bus import wait_until_ready
+from yokeflow_intervention.shared.db import create_pool
+from yokeflow_intervention.shared.handling import contract_handler, durable_subscriber
+from yokeflow_intervention.shared.runtime import ServiceContext, service_context
 
 from .channels import Senders
 from .service import Notifier

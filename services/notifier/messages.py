@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from shared.contract import InterventionPaused
+from yokeflow_agent.contract import InterventionPaused
 
 __all__ = [
     "DISCORD_LIMITS",

@@ -8,19 +8,19 @@ import logging
 
 import asyncpg
 from nats.js import JetStreamContext
-
-from shared.bus import publish_event
-from shared.contract import (
+from yokeflow_agent.contract import (
     ChannelOutcome,
     InterventionNotified,
     InterventionPaused,
     RecoveryOutcome,
     Subjects,
 )
-from shared.handling import NotReadyYet
-from shared.metrics import NOTIFICATIONS
-from shared.preferences import NotificationPreferences, load_preferences
-from shared.settings import Settings
+
+from yokeflow_intervention.shared.bus import publish_event
+from yokeflow_intervention.shared.handling import NotReadyYet
+from yokeflow_intervention.shared.metrics import NOTIFICATIONS
+from yokeflow_intervention.shared.preferences import NotificationPreferences, load_preferences
+from yokeflow_intervention.shared.settings import Settings
 
 from .channels import Delivery, Outcome, Senders, webhook_delivery
 from .ledger import Ledger

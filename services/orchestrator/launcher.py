@@ -8,9 +8,10 @@ import os
 import uuid
 from pathlib import Path
 
-from shared.agent_client import CONTEXT_ENV
-from shared.commands import PauserClient
-from shared.contract import InterventionResumed
+from yokeflow_agent.client import CONTEXT_ENV
+from yokeflow_agent.contract import InterventionResumed
+
+from yokeflow_intervention.shared.commands import PauserClient
 
 __all__ = ["NextSessionLauncher"]
 

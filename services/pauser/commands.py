@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from yokeflow_agent.contract import CommandError, CommandReply
 
-from shared.commands import describe_validation
-from shared.contract import CommandError, CommandReply
-from shared.handling import TRANSIENT_ERRORS
+from yokeflow_intervention.shared.commands import describe_validation
+from yokeflow_intervention.shared.handling import TRANSIENT_ERRORS
 
 from .store import AlreadyResolved, UnknownIntervention, UnknownSession
 

@@ -10,10 +10,7 @@ from faststream import FastStream
 from faststream.nats import NatsMessage
 from nats.aio.msg import Msg
 from pydantic import BaseModel
-
-from shared.bus import wait_until_ready
-from shared.commands import IdRequest, ListRequest, NextSessionRequest, PauseRequest, ResumeRequest
-from shared.contract import (
+from yokeflow_agent.contract import (
     CONSUMERS,
     CONTROL_BUCKET,
     ContractError,
@@ -23,9 +20,23 @@ from shared.contract import (
     Subjects,
     parse_agent_event,
 )
-from shared.db import create_pool
-from shared.handling import bind_in_order, contract_handler, durable_subscriber, handle_durably
-from shared.runtime import ServiceContext, run_periodically, service_context
+
+from yokeflow_intervention.shared.bus import wait_until_ready
+from yokeflow_intervention.shared.commands import (
+    IdRequest,
+    ListRequest,
+    NextSessionRequest,
+    PauseRequest,
+    ResumeRequest,
+)
+from yokeflow_intervention.shared.db import create_pool
+from yokeflow_intervention.shared.handling import (
+    bind_in_order,
+    contract_handler,
+    durable_subscriber,
+    handle_durably,
+)
+from yokeflow_intervention.shared.runtime import ServiceContext, run_periodically, service_context
 
 from .commands import run_command
 from .manager import PausedSessionManager

@@ -15,10 +15,7 @@ from typing import Any
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
-
-from shared.bus import publish_event
-from shared.commands import PauseRequest, ResumeRequest
-from shared.contract import (
+from yokeflow_agent.contract import (
     Intervention,
     InterventionPaused,
     InterventionResumed,
@@ -27,6 +24,9 @@ from shared.contract import (
     Subjects,
     Task,
 )
+
+from yokeflow_intervention.shared.bus import publish_event
+from yokeflow_intervention.shared.commands import PauseRequest, ResumeRequest
 
 from .briefs import resume_brief
 from .store import PausedSessionStore, UnknownIntervention

@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-
-from shared.contract import Intervention, SessionEnded, SessionStarted
+from yokeflow_agent.contract import Intervention, SessionEnded, SessionStarted
 
 __all__ = ["AlreadyResolved", "PausedSessionStore", "UnknownIntervention", "UnknownSession"]
 

@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,10 @@ from typing import Any
 
 import asyncpg
 import psutil
+from yokeflow_agent.contract import InterventionPaused
 
-from shared.contract import InterventionPaused
-from shared.settings import Settings
+from yokeflow_intervention.shared.runtime import product_command
+from yokeflow_intervention.shared.settings import Settings
 
 __all__ = ["NoAction", "Plan", "Refused", "Result", "plan_recovery", "run_plan"]
 
@@ -172,9 +172,8 @@ def plan_recovery(
         return Plan("start_redis", f"redis:{port}", f"start Redis on port {port}",
                     _substitute(command, port=port), params={"port": port})  # fmt: skip
     if blocker == "db_connection":
-        command = settings.recovery_postgres_command or [
-            sys.executable, "-m", "cli", "embedded-postgres", "restart",
-            str(settings.data_dir.resolve() / "postgres")]  # fmt: skip
+        command = settings.recovery_postgres_command or product_command(
+            "cli", "embedded-postgres", "restart", str(settings.data_dir.resolve() / "postgres"))  # fmt: skip
         url = settings.recovery_postgres_url or database_url
         if not url:
             raise Refused("no PostgreSQL to verify: set recovery_postgres_url")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from faststream import FastStream
-
-from shared.bus import wait_until_ready
-from shared.commands import PauserClient
-from shared.contract import (
+from yokeflow_agent.contract import (
     CONSUMERS,
     InterventionPaused,
 )
-from shared.db import create_pool
-from shared.handling import contract_handler, durable_subscriber
-from shared.runtime import ServiceContext, service_context
+
+from yokeflow_intervention.shared.bus import wait_until_ready
+from yokeflow_intervention.shared.commands import PauserClient
+from yokeflow_intervention.shared.db import create_pool
+from yokeflow_intervention.shared.handling import contract_handler, durable_subscriber
+from yokeflow_intervention.shared.runtime import ServiceContext, service_context
 
 from .service import Recovery
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import asyncpg
 from nats.js import JetStreamContext
+from yokeflow_agent.contract import InterventionPaused, RecoveryOutcome, Subjects
 
-from shared.bus import publish_event
-from shared.commands import AlreadyResolvedError, PauserClient
-from shared.contract import InterventionPaused, RecoveryOutcome, Subjects
-from shared.metrics import RECOVERIES
-from shared.settings import Settings
+from yokeflow_intervention.shared.bus import publish_event
+from yokeflow_intervention.shared.commands import AlreadyResolvedError, PauserClient
+from yokeflow_intervention.shared.metrics import RECOVERIES
+from yokeflow_intervention.shared.settings import Settings
 
 from .actions import NoAction, Plan, Refused, Result, plan_recovery, run_plan
 

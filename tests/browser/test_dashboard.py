@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from yokeflow_agent.client import AgentSession, SessionPaused
 
-from services.api.app import WEB_DIST
-from shared.agent_client import AgentSession, SessionPaused
-from shared.embedded import free_port
+from yokeflow_intervention.services.api.app import DASHBOARD
+from yokeflow_intervention.shared.embedded import free_port
 
 from ..helpers import collect, eventually
 
@@ -25,7 +25,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-quic"]  # fmt: skip
 
-if not Path(CHROMIUM).exists() or not (WEB_DIST / "index.html").exists():
+if not Path(CHROMIUM).exists() or not (DASHBOARD / "index.html").exists():
     pytest.skip(
         "needs Debian's chromium and a built dashboard (make test provides both)",
         allow_module_level=True,

@@ -31,13 +31,13 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from yokeflow_agent.client import AgentSession, SessionPaused
+from yokeflow_agent.contract import CONSUMERS, CONTROL_BUCKET, Subjects
 
-from cli.peers import HttpPeer, SmtpPeer
-from shared.agent_client import AgentSession, SessionPaused
-from shared.bus import provision
-from shared.contract import CONSUMERS, CONTROL_BUCKET, Subjects
-from shared.db import migrate
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from tests.peers import HttpPeer, SmtpPeer
+from yokeflow_intervention.shared.bus import provision
+from yokeflow_intervention.shared.db import migrate
+from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 
 from ..helpers import FAULT_REPORT, ServiceProcesses, eventually
 from ..infra import TestInfra

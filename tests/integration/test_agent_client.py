@@ -7,10 +7,10 @@ import json
 
 import nats
 import pytest
+from yokeflow_agent.client import AgentSession
 
-from shared.agent_client import AgentSession
-from shared.bus import connect, provision
-from shared.embedded import EmbeddedNats
+from yokeflow_intervention.shared.bus import connect, provision
+from yokeflow_intervention.shared.embedded import EmbeddedNats
 
 pytestmark = pytest.mark.integration
 

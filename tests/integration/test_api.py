@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from yokeflow_agent.contract import Intervention, RetryStats, Subjects, Task
 
-from services.api.app import create_api
-from shared.contract import Intervention, RetryStats, Subjects, Task
-from shared.embedded import free_port
-from shared.settings import Settings
+from yokeflow_intervention.services.api.app import create_api
+from yokeflow_intervention.shared.embedded import free_port
+from yokeflow_intervention.shared.settings import Settings
 
 from ..helpers import eventually
 

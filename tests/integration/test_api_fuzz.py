@@ -10,7 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from shared.embedded import free_port
+from yokeflow_intervention.shared.embedded import free_port
 
 from ..helpers import ServiceProcesses
 

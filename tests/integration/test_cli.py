@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from ..helpers import EXAMPLES, cli, service_env
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", sorted(json.loads((EXAMPLES / "expected.json").read_text())))
@@ -58,6 +61,21 @@ def test_detect_uses_the_configured_thresholds(tmp_path):
     # With 10 retries allowed, the fourth identical failure is caught as a loop instead.
     found = json.loads(result.stdout)
     assert (found["trigger"], found["event_seq"]) == ("loop_pattern", 11)
+
+
+@pytest.mark.parametrize("where", ["after the command (as the README shows)", "before the command"])
+def test_detect_takes_config_before_or_after_the_command(tmp_path, where):
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text("intervention:\n  max_retries: 10\n")
+    events = str(EXAMPLES / "retry_limit.jsonl")
+    args = (
+        ("detect", "--config", str(config), events)
+        if where.startswith("after")
+        else ("--config", str(config), "detect", events)
+    )
+    result = cli(*args, env=service_env_plain(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["trigger"] == "loop_pattern"  # the file's limit applied
 
 
 def service_env_plain() -> dict[str, str]:
@@ -183,7 +201,8 @@ def test_publish_and_status(infra, nc, services, unique, tmp_path):
 
 def test_demo_runs_the_whole_flow_unattended(tmp_path):
     env = {**service_env_plain(), "YOKEFLOW_DATA_DIR": str(tmp_path)}
-    result = cli("demo", "--json", env=env, cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-m", "tests.demo", "--json"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=110)  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["trigger"] == "retry_limit"

@@ -88,7 +88,7 @@ async def test_killed_detector_remembers_retry_counts_and_never_duplicates(nc, s
 async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
     import httpx
 
-    from shared.embedded import free_port
+    from yokeflow_intervention.shared.embedded import free_port
 
     port = free_port()
     services.start("detector", YOKEFLOW_METRICS_PORT=str(port))

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from shared.embedded import EmbeddedNats
+from yokeflow_intervention.shared.embedded import EmbeddedNats
 
 from ..helpers import cli, service_env
 

@@ -9,10 +9,10 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from yokeflow_agent.contract import Intervention, RetryStats, Subjects, Task
 
-from cli.peers import HttpPeer, ScriptedReply, SmtpPeer
-from shared.contract import Intervention, RetryStats, Subjects, Task
-from shared.preferences import NotificationPreferences, save_preferences
+from tests.peers import HttpPeer, ScriptedReply, SmtpPeer
+from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
 
 from ..helpers import eventually
 
@@ -323,7 +323,7 @@ async def test_recovery_outcomes_are_followed_up_on_the_same_channels(
     import subprocess
     import sys
 
-    from shared.embedded import free_port
+    from yokeflow_intervention.shared.embedded import free_port
 
     http, smtp = peers
     services.start("pauser")

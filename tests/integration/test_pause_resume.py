@@ -7,10 +7,15 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from yokeflow_agent.client import AgentSession, SessionPaused
+from yokeflow_agent.contract import CONTROL_BUCKET, Intervention, RetryStats, Subjects, Task
 
-from shared.agent_client import AgentSession, SessionPaused
-from shared.commands import AlreadyResolvedError, InvalidRequestError, NotFoundError, PauserClient
-from shared.contract import CONTROL_BUCKET, Intervention, RetryStats, Subjects, Task
+from yokeflow_intervention.shared.commands import (
+    AlreadyResolvedError,
+    InvalidRequestError,
+    NotFoundError,
+    PauserClient,
+)
 
 from ..helpers import collect, eventually, stream_count
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import asyncpg
 import psutil
 import pytest
+from yokeflow_agent.contract import CONTROL_BUCKET, Intervention, Subjects
 
-from services.recovery.actions import _redis_binary
-from shared.contract import CONTROL_BUCKET, Intervention, Subjects
-from shared.embedded import EmbeddedPostgres, free_port
+from yokeflow_intervention.services.recovery.actions import _redis_binary
+from yokeflow_intervention.shared.embedded import EmbeddedPostgres, free_port
+from yokeflow_intervention.shared.runtime import product_command
 
 from ..helpers import collect, eventually
 
@@ -79,7 +80,9 @@ def listener(port: int) -> subprocess.Popen[bytes]:
 async def test_port_conflict_is_freed_verified_and_the_session_resumed(nc, db, services, unique):
     services.start("pauser")
     services.start("recovery")
-    services.start("orchestrator", YOKEFLOW_AGENT_COMMAND=f"{sys.executable},-m,cli.demo_agent")
+    services.start(
+        "orchestrator", YOKEFLOW_AGENT_COMMAND=",".join(product_command("cli.demo_agent"))
+    )
     port = free_port()
     holder = listener(port)
     item = stuck(unique("p"), unique("s"), "port_conflict",
@@ -154,7 +157,9 @@ async def test_postgres_is_restarted_and_answers_a_query(nc, db, services, uniqu
     services.start("pauser")
     services.start(
         "recovery",
-        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=f"{sys.executable},-m,cli,embedded-postgres,restart,{tmp_path / 'agents-db'}",
+        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=",".join(
+            product_command("cli", "embedded-postgres", "restart", str(tmp_path / "agents-db"))
+        ),
         YOKEFLOW_RECOVERY_POSTGRES_URL=url,
     )
     item = stuck(unique("p"), unique("s"), "db_connection",

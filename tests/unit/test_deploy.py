@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cli.main import SERVICE_ROLES
+from yokeflow_intervention.cli.main import SERVICE_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Compose Specification's schema, from the npm package pinned in deploy/schemas (make test

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.notifier.channels import redact_url, sign_standard_webhook
-from shared.preferences import (
+from yokeflow_intervention.services.notifier.channels import redact_url, sign_standard_webhook
+from yokeflow_intervention.shared.preferences import (
     NotificationPreferences,
     UnsafeWebhookError,
     check_webhook_target,
     webhook_kind_of,
 )
-from shared.settings import SettingsError, load_settings
+from yokeflow_intervention.shared.settings import SettingsError, load_settings
 
 
 @pytest.mark.parametrize(

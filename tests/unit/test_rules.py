@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from yokeflow_agent.contract import Intervention, parse_agent_event
 
-from services.detector.rules import (
+from yokeflow_intervention.services.detector.rules import (
     DetectionConfig,
     call_signature,
     classify_critical,
     failure_fingerprint,
 )
-from services.detector.sessions import SessionBook
-from shared.contract import Intervention, parse_agent_event
-from shared.settings import Settings
+from yokeflow_intervention.services.detector.sessions import SessionBook
+from yokeflow_intervention.shared.settings import Settings
 
 T0 = datetime(2026, 10, 5, 14, 0, tzinfo=UTC)
 

@@ -175,6 +175,13 @@ function Card({ item, now, onResume }: { item: Intervention; now: number; onResu
         )}
       </div>
       {item.resolution_notes && <p className="notes">Notes: {item.resolution_notes}</p>}
+      {item.resolved && (
+        <p className="muted" data-testid="next-session">
+          {item.next_session_id
+            ? `Next session ${item.next_session_id} started with the resume brief.`
+            : "No next session started here (no agent_command): the resume brief waits for the agent's next session."}
+        </p>
+      )}
       <div className="row">
         <button onClick={() => void toggle()}>{open ? "Hide audit trail" : "Audit trail"}</button>
         {!item.resolved && (

@@ -23,6 +23,7 @@ export interface Intervention {
   resolved_by: string | null;
   resolution_notes: string | null;
   can_auto_resume: boolean;
+  next_session_id: string | null;
 }
 
 export interface Action {

@@ -1,4 +1,7 @@
-"""`yokeflow-intervention demo --json`: the whole flow once, unattended, with a JSON summary."""
+"""`make demo` (`python -m tests.demo --json`): the whole flow once, unattended, against local
+stand-ins of Slack, Discord, Twilio and an SMTP server, with a JSON summary.
+
+It lives with the tests because the stand-ins are test tools, not part of the product."""
 
 from __future__ import annotations
 
@@ -15,18 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from yokeflow_agent.client import AgentSession
+from yokeflow_agent.contract import Task
 
-from shared.agent_client import AgentSession
-from shared.bus import connect
-from shared.commands import CommandFailed, PauserClient
-from shared.contract import Task
-from shared.embedded import free_port
-from shared.preferences import NotificationPreferences, save_preferences
-from shared.settings import Settings
+from yokeflow_intervention.cli.demo_agent import (
+    DEMO_PROJECT,
+    port_conflict_session,
+    retry_loop_session,
+)
+from yokeflow_intervention.cli.up import Supervisor, prepare_infrastructure, service_specs
+from yokeflow_intervention.shared.bus import connect
+from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
+from yokeflow_intervention.shared.embedded import free_port
+from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
+from yokeflow_intervention.shared.settings import Settings
 
-from .demo_agent import DEMO_PROJECT, port_conflict_session, retry_loop_session
 from .peers import HttpPeer, SmtpPeer
-from .up import Supervisor, prepare_infrastructure, service_specs
 
 __all__ = ["run_demo"]
 
@@ -214,7 +221,7 @@ def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer)
         asyncio.run(_set_preferences(infra.database_url, http))
         supervisor = Supervisor(env, data_dir / "logs")
         try:
-            for spec in service_specs(settings):
+            for spec in service_specs(settings, demo=True):
                 supervisor.start(spec)
             summary = asyncio.run(_flow(infra.nats_url, workspace))
             expected = {"slack": 1, "discord": 1, "webhook": 1, "email": 1, "sms": 1}
@@ -244,3 +251,9 @@ def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer)
                 print(f"{key:34} {value}")
     _progress("every step happened" if ok else "a step did not happen: see the summary")
     return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    from yokeflow_intervention.shared.settings import load_settings
+
+    sys.exit(run_demo(load_settings(), "--json" in sys.argv[1:]))

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 
-from shared.embedded import free_port
+from yokeflow_intervention.shared.embedded import free_port
 
 __all__ = ["HttpPeer", "Received", "ScriptedReply", "SmtpPeer"]
 
@@ -100,7 +100,7 @@ class HttpPeer:
     def __init__(
         self,
         twilio_sid: str = "AC00000000000000000000000000000000",
-        twilio_token: str = "test-token",  # noqa: S107 - a local stand-in's credential
+        twilio_token: str = "test-token",
         webhook_secret: str | None = None,
     ) -> None:
         self.twilio_sid, self.twilio_token = twilio_sid, twilio_token
