@@ -114,6 +114,9 @@ async def test_cards_appear_live_filter_resume_and_preferences(stack, page, nc, 
         .filter(has_text="resolved by ana")
         .wait_for(timeout=10_000)
     )
+    # No orchestrator with an agent_command runs here: the card says the brief is waiting.
+    note = page.locator(f"[data-id='{intervention_id}'] [data-testid='next-session']")
+    assert "brief waits for the agent's next session" in await note.inner_text()
     await page.screenshot(path=str(SHOTS / "04-history.png"))
 
     # Preferences: a bad value is refused with the field named, a good one is read back by the API.

@@ -124,3 +124,19 @@ def test_kubernetes_manifests_deploy_every_role_with_probes():
     assert hpa["spec"]["scaleTargetRef"]["name"] == "yokeflow-notifier"
     job = next(d for d in documents if d["kind"] == "Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["provision"]
+
+
+def test_plain_up_starts_no_demo_agent_and_up_demo_does():
+    from yokeflow_intervention.cli.up import service_specs
+    from yokeflow_intervention.shared.settings import Settings
+
+    plain = {s.name: s for s in service_specs(Settings())}
+    assert "YOKEFLOW_AGENT_COMMAND" not in plain["orchestrator"].env
+    demo = {s.name: s for s in service_specs(Settings(), demo=True)}
+    assert (
+        "yokeflow_intervention.cli.demo_agent" in demo["orchestrator"].env["YOKEFLOW_AGENT_COMMAND"]
+    )
+    own = {s.name: s for s in service_specs(Settings(agent_command=["my-agent"]), demo=True)}
+    assert "YOKEFLOW_AGENT_COMMAND" not in own["orchestrator"].env  # the user's command wins
+    for spec in plain.values():
+        assert spec.argv[1:3] == ["-P", "-m"] and spec.argv[3].startswith("yokeflow_intervention.")
