@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from yokeflow_agent.contract import CommandReply, Identifier, Subjects
+from yokeflow_agent.contract import CommandReply, Identifier, Subjects, Text
 
 __all__ = [
     "AlreadyResolvedError",
@@ -37,14 +37,14 @@ class _Request(BaseModel):
 
 class PauseRequest(_Request):
     session_id: Identifier
-    reason: str = Field(min_length=1, max_length=2000)
-    paused_by: str = "human"
+    reason: Text = Field(min_length=1, max_length=2000)
+    paused_by: Text = Field(default="human", min_length=1, max_length=200)
 
 
 class ResumeRequest(_Request):
-    intervention_id: str = Field(min_length=1)
-    resolved_by: str
-    resolution_notes: str = Field(default="", max_length=20000)
+    intervention_id: Identifier
+    resolved_by: Text = Field(max_length=200)
+    resolution_notes: Text = Field(default="", max_length=20000)
 
     @field_validator("resolved_by")
     @classmethod
@@ -61,11 +61,11 @@ class ListRequest(_Request):
 
 
 class IdRequest(_Request):
-    intervention_id: str = Field(min_length=1)
+    intervention_id: Identifier
 
 
 class NextSessionRequest(_Request):
-    intervention_id: str = Field(min_length=1)
+    intervention_id: Identifier
     session_id: Identifier
 
 

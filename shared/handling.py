@@ -10,6 +10,7 @@ dead-lettered, so one poison message never blocks a consumer or crashes a servic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -89,41 +90,51 @@ async def handle_durably(
     )
     started = time.perf_counter()
     outcome = "acked"
+    attempt = (msg.metadata.num_delivered or 1) if msg.reply else 1
+    reason = ""
     try:
-        await work()
-    except ContractError as exc:
-        await dead_letter(js, dlq_subject, msg.subject, msg.data, exc.reason, durable, letter_id)
+        try:
+            await work()
+        except ContractError as exc:
+            reason = exc.reason
+            outcome = "dead_lettered"
+        except Exception as exc:
+            if on_failure is not None:
+                on_failure()
+            waiting = isinstance(exc, NotReadyYet) and attempt < MAX_WAITS
+            if isinstance(exc, TRANSIENT_ERRORS) or attempt < MAX_ATTEMPTS or waiting:
+                log.warning(
+                    "%s: attempt %d failed, will retry: %s", msg.subject, attempt, _say(exc)
+                )
+                await msg.nak(delay=_backoff(attempt))
+                outcome = "retried"
+                return
+            log.error("%s: giving up after %d attempts: %s", msg.subject, attempt, _say(exc))
+            reason = f"failed {attempt} times: {_say(exc)}"
+            outcome = "dead_lettered"
+        if outcome == "dead_lettered":
+            await dead_letter(js, dlq_subject, msg.subject, msg.data, reason, durable, letter_id)
         await msg.ack()
-        outcome = "dead_lettered"
     except Exception as exc:
-        if on_failure is not None:
-            on_failure()
-        attempt = msg.metadata.num_delivered or 1
-        waiting = isinstance(exc, NotReadyYet) and attempt < MAX_WAITS
-        if isinstance(exc, TRANSIENT_ERRORS) or attempt < MAX_ATTEMPTS or waiting:
-            log.warning("%s: attempt %d failed, will retry: %r", msg.subject, attempt, exc)
+        # Whatever went wrong while failing (the dead-letter publish, the ack, a callback), the
+        # message must neither stall unacknowledged nor be lost: it comes back after a backoff
+        # (and after MAX_ATTEMPTS is dead-lettered by the branch above).
+        outcome = "retried"
+        log.warning("%s: could not settle the message, will retry: %s", msg.subject, _say(exc))
+        with contextlib.suppress(Exception):
             await msg.nak(delay=_backoff(attempt))
-            outcome = "retried"
-            return
-        log.exception("%s: giving up after %d attempts", msg.subject, attempt)
-        await dead_letter(
-            js,
-            dlq_subject,
-            msg.subject,
-            msg.data,
-            f"failed {attempt} times: {exc!r}",
-            durable,
-            letter_id,
-        )
-        await msg.ack()
-        outcome = "dead_lettered"
-    else:
-        await msg.ack()
     finally:
         if beat is not None:
             beat.cancel()
         HANDLER_SECONDS.labels(consumer).observe(time.perf_counter() - started)
         HANDLED.labels(consumer, outcome).inc()
+
+
+def _say(exc: BaseException) -> str:
+    """An exception in one bounded line: its type and the start of its message (a hostile
+    message can make an exception's text, or its traceback, enormous)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:500] + " …"
 
 
 async def _keep_alive(msg: Msg, every: float) -> None:

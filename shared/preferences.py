@@ -3,44 +3,43 @@ by the API and CLI. Where a project has no row, the configuration supplies the d
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import re
 import socket
+from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .settings import Settings
+from .commands import describe_validation
+from .settings import Settings, check_webhook_url
 
 __all__ = [
     "NotificationPreferences",
     "UnsafeWebhookError",
-    "check_webhook_target",
+    "WebhookTarget",
     "load_preferences",
+    "resolve_webhook_target",
     "save_preferences",
     "webhook_kind_of",
 ]
 
 WebhookKind = Literal["auto", "slack", "discord", "generic"]
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# One address: a dot-atom local part (no commas, spaces or quotes, so it can never become two
+# recipients) at a domain name.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class UnsafeWebhookError(ValueError):
     pass
-
-
-def _check_url_shape(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("webhook_url must be an http(s) URL")
-    if not parts.hostname:
-        raise ValueError("webhook_url has no host")
-    if parts.username or parts.password:
-        raise ValueError("webhook_url must not carry credentials")
-    return url
 
 
 class NotificationPreferences(BaseModel):
@@ -64,7 +63,7 @@ class NotificationPreferences(BaseModel):
     @field_validator("webhook_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if not value else _check_url_shape(value.strip())
+        return None if not value else check_webhook_url(value.strip())
 
     @field_validator("email_addresses")
     @classmethod
@@ -120,26 +119,47 @@ def webhook_kind_of(url: str, kind: str = "auto") -> Literal["slack", "discord",
     return "generic"
 
 
-def check_webhook_target(url: str, allow_private: bool) -> None:
-    """Refuse private, loopback, link-local and other internal targets unless allowed."""
-    _check_url_shape(url)
-    if allow_private:
-        return
-    host = urlsplit(url).hostname or ""
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A webhook URL pinned to the address that was checked: the request goes to `url` (the
+    address in place of the host name), with the original `host` header and TLS server name, so
+    DNS cannot answer differently between the check and the connection (rebinding)."""
+
+    url: str
+    host: str  # the Host header: the original host[:port]
+    server_name: str  # TLS SNI and certificate name
+
+
+async def resolve_webhook_target(url: str, allow_private: bool) -> WebhookTarget:
+    """Resolve once, refuse private, loopback, link-local and other internal addresses unless
+    allowed, and pin the request to the address that passed."""
+    check_webhook_url(url)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeWebhookError(f"webhook host {host!r} does not resolve") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise UnsafeWebhookError(
-                f"webhook host {host!r} resolves to the internal address {address}; "
-                "set allow_private_webhooks to send there"
-            )
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            if not address.is_global:
+                raise UnsafeWebhookError(
+                    f"webhook host {host!r} resolves to the internal address {address}; "
+                    "set allow_private_webhooks to send there"
+                )
+    if not addresses:
+        raise UnsafeWebhookError(f"webhook host {host!r} does not resolve")
+    pinned = sorted(addresses, key=lambda a: a.version)[0]  # IPv4 first, as most peers listen
+    literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return WebhookTarget(urlunsplit(parts._replace(netloc=netloc)), host_header, host)
 
 
 _COLUMNS = tuple(NotificationPreferences.model_fields)
+log = logging.getLogger(__name__)
 
 
 async def load_preferences(
@@ -149,7 +169,15 @@ async def load_preferences(
         f"SELECT {', '.join(_COLUMNS)} FROM notification_preferences WHERE project_id = $1",  # noqa: S608
         project_id,
     )
-    return None if row is None else NotificationPreferences(**dict(row))
+    if row is None:
+        return None
+    try:
+        return NotificationPreferences(**dict(row))
+    except ValidationError as exc:
+        # A row saved before a check existed: keep it as stored, so each channel is tried and a
+        # bad one fails alone, with its reason, instead of every channel of every notice.
+        log.warning("preferences of %s do not validate: %s", project_id, describe_validation(exc))
+        return NotificationPreferences.model_construct(**dict(row))
 
 
 async def save_preferences(

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_CONFIG_FILE",
     "Settings",
     "SettingsError",
+    "check_webhook_url",
     "config_file_in_use",
     "load_settings",
 ]
@@ -30,6 +32,27 @@ DEFAULT_CONFIG_FILE = Path(".yokeflow.yaml")
 
 class SettingsError(ValueError):
     """A configuration problem; the message names the key and where it was set."""
+
+
+def check_webhook_url(url: str) -> str:
+    """Everything about a webhook URL that can be known without the network, so a bad one is
+    refused when it is saved rather than failing every notice later."""
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise ValueError("webhook_url must not contain spaces or control characters (CR, LF, …)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("webhook_url must be an http(s) URL")
+    if not parts.hostname:
+        raise ValueError("webhook_url has no host")
+    if parts.username or parts.password:
+        raise ValueError("webhook_url must not carry credentials")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError("webhook_url has a port outside 1-65535") from None
+    if parts.port == 0:
+        raise ValueError("webhook_url has a port outside 1-65535")
+    return url
 
 
 class Settings(BaseSettings):
@@ -150,6 +173,11 @@ class Settings(BaseSettings):
                         f"{blocker}: bad regular expression {pattern!r}: {exc}"
                     ) from exc
         return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return None if not value else check_webhook_url(value.strip())
 
     @field_validator("recovery_process_pattern")
     @classmethod

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,6 +32,8 @@ __all__ = [
     "INTERVENTIONS_STREAM",
     "KNOWN_BLOCKER_TYPES",
     "KV_BUCKETS",
+    "MAX_EVENT_DEPTH",
+    "MAX_SEQ",
     "STREAMS",
     "AgentEvent",
     "BlockerType",
@@ -42,20 +45,25 @@ __all__ = [
     "ContractError",
     "DeadLetter",
     "ErrorEvent",
+    "ExcerptText",
     "Heartbeat",
     "Identifier",
     "Intervention",
     "InterventionNotified",
     "InterventionPaused",
     "InterventionResumed",
+    "PathText",
     "RecoveryOutcome",
     "RetryStats",
     "SessionControl",
     "SessionEnded",
     "SessionStarted",
+    "ShortText",
     "StreamSpec",
     "Subjects",
+    "SummaryText",
     "Task",
+    "Text",
     "ToolCall",
     "ToolResult",
     "ToolResultBody",
@@ -84,6 +92,46 @@ KNOWN_BLOCKER_TYPES = (
 )
 BlockerType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
+# `seq` and `event_seq` are stored as PostgreSQL integers.
+MAX_SEQ = 2**31 - 1
+# JSON nesting an agent event may have (a tool's input included); deeper is refused.
+MAX_EVENT_DEPTH = 64
+
+
+def _clean_text(value: str) -> str:
+    """Text that can be stored and shown anywhere: a NUL (binary tool output) or a lone UTF-16
+    surrogate (broken JSON escapes) becomes U+FFFD instead of failing in PostgreSQL later."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    return value
+
+
+def _clipper(limit: int) -> AfterValidator:
+    def clip(value: str) -> str:
+        value = _clean_text(value)
+        if len(value) <= limit:
+            return value
+        marker = f" … [{len(value) - limit} characters clipped]"
+        return value[: limit - len(marker)] + marker
+
+    return AfterValidator(clip)
+
+
+# Free text (much of it from agents): cleaned, and where it is copied into interventions and
+# notifications, clipped, so every message fits the server's max_payload and every store.
+Text = Annotated[str, AfterValidator(_clean_text)]
+
+
+# Clipped text: longer text is cut and says how much was cut.
+ShortText = Annotated[str, _clipper(200)]  # names, ids, tools
+SummaryText = Annotated[str, _clipper(2000)]  # reasons, task descriptions, suggestions
+ExcerptText = Annotated[str, _clipper(4000)]  # error excerpts
+PathText = Annotated[str, _clipper(4096)]  # workspace paths
+
 
 class ContractError(ValueError):
     """An incoming message that does not follow the contract; `reason` says why."""
@@ -99,16 +147,16 @@ class _Model(BaseModel):
 
 
 class Task(_Model):
-    id: str
-    description: str = ""
+    id: ShortText
+    description: SummaryText = ""
 
 
 class ToolResultBody(_Model):
     ok: bool
-    exit_code: int | None = None
-    output: str = ""
-    error: str = ""
-    duration_ms: int | None = None
+    exit_code: int | None = Field(default=None, ge=-(2**31), le=MAX_SEQ)
+    output: Text = ""
+    error: Text = ""
+    duration_ms: int | None = Field(default=None, ge=0, le=2**53)
 
     @property
     def failure_text(self) -> str:
@@ -121,7 +169,7 @@ class _EventBase(_Model):
     event_id: str = Field(min_length=1, max_length=200)
     project_id: Identifier
     session_id: Identifier
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     ts: datetime
     task: Task | None = None
 
@@ -135,28 +183,28 @@ class _EventBase(_Model):
 
 class SessionStarted(_EventBase):
     type: Literal["session_started"] = "session_started"
-    workspace: str | None = None
+    workspace: PathText | None = None
     # Set by an agent session started to continue after a resume.
-    resumed_from: str | None = None
+    resumed_from: ShortText | None = None
 
 
 class ToolCall(_EventBase):
     type: Literal["tool_call"] = "tool_call"
-    tool: str = Field(min_length=1)
+    tool: Annotated[ShortText, Field(min_length=1)]
     input: dict[str, Any] = Field(default_factory=dict)
-    call_id: str | None = None
+    call_id: ShortText | None = None
 
 
 class ToolResult(_EventBase):
     type: Literal["tool_result"] = "tool_result"
-    call_id: str | None = None
-    tool: str | None = None
+    call_id: ShortText | None = None
+    tool: ShortText | None = None
     result: ToolResultBody
 
 
 class ErrorEvent(_EventBase):
     type: Literal["error"] = "error"
-    message: str
+    message: Text
 
 
 class Heartbeat(_EventBase):
@@ -165,7 +213,7 @@ class Heartbeat(_EventBase):
 
 class SessionEnded(_EventBase):
     type: Literal["session_ended"] = "session_ended"
-    reason: str | None = None
+    reason: ShortText | None = None
 
 
 AgentEvent = Annotated[
@@ -186,6 +234,20 @@ def _describe(error: ValidationError, tag: object = None) -> str:
     return "; ".join(parts)
 
 
+def _too_deep(payload: Any, limit: int) -> bool:
+    """Whether JSON values nest deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            if depth > limit:
+                return True
+            stack.extend((item, depth + 1) for item in value)
+    return False
+
+
 def parse_agent_event(data: bytes | str | dict[str, Any]) -> AgentEvent:
     """Validate one agent event; raise ContractError naming what is wrong."""
     if isinstance(data, dict):
@@ -193,8 +255,15 @@ def parse_agent_event(data: bytes | str | dict[str, Any]) -> AgentEvent:
     else:
         try:
             payload = json.loads(data)
+        except RecursionError:
+            raise ContractError(f"JSON nested deeper than {MAX_EVENT_DEPTH} levels") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ContractError(f"not valid JSON: {exc}") from exc
+        # Fewer brackets than the limit cannot nest past it: most events skip the walk.
+        raw = data.encode() if isinstance(data, str) else data
+        brackets = raw.count(b"[") + raw.count(b"{")
+        if brackets > MAX_EVENT_DEPTH and _too_deep(payload, MAX_EVENT_DEPTH):
+            raise ContractError(f"JSON nested deeper than {MAX_EVENT_DEPTH} levels")
     if not isinstance(payload, dict):
         raise ContractError("an event must be a JSON object")
     if payload.get("v", 1) != CONTRACT_VERSION:
@@ -234,21 +303,21 @@ class Intervention(_Model):
     """Published on intervention.detected.<project_id>: a session is stuck."""
 
     v: Literal[1] = 1
-    intervention_id: str
+    intervention_id: Identifier
     project_id: Identifier
     session_id: Identifier
     trigger: Trigger
     blocker_type: BlockerType | None = None
-    reason: str
-    error_excerpt: str = ""
-    event_seq: int | None = None
-    event_id: str | None = None
+    reason: SummaryText
+    error_excerpt: ExcerptText = ""
+    event_seq: int | None = Field(default=None, ge=0, le=MAX_SEQ)
+    event_id: str | None = Field(default=None, max_length=200)
     retry_stats: RetryStats = Field(default_factory=RetryStats)
     task: Task | None = None
     detected_at: datetime
     can_auto_resume: bool = False
-    suggested_recovery: str | None = None
-    workspace: str | None = None
+    suggested_recovery: SummaryText | None = None
+    workspace: PathText | None = None
 
 
 class InterventionPaused(Intervention):
@@ -261,7 +330,7 @@ class InterventionResumed(_Model):
     """Published on intervention.resumed.<project_id>; carries the next session's brief."""
 
     v: Literal[1] = 1
-    intervention_id: str
+    intervention_id: Identifier
     project_id: Identifier
     session_id: Identifier
     resolved_by: str
@@ -283,7 +352,7 @@ class InterventionNotified(_Model):
     """Published on intervention.notified.<project_id> once every channel has an outcome."""
 
     v: Literal[1] = 1
-    intervention_id: str
+    intervention_id: Identifier
     project_id: Identifier
     session_id: Identifier
     decision: Literal["notify", "suppressed", "muted"]
@@ -296,7 +365,7 @@ class RecoveryOutcome(_Model):
     """Published on intervention.recovery.<project_id> for each step of an automatic fix."""
 
     v: Literal[1] = 1
-    intervention_id: str
+    intervention_id: Identifier
     project_id: Identifier
     session_id: Identifier
     status: Literal["attempted", "succeeded", "failed", "refused"]
@@ -324,7 +393,7 @@ class SessionControl(_Model):
     """Value of the session_control KV entry the agent watches (key = session id)."""
 
     state: Literal["running", "paused"]
-    intervention_id: str | None = None
+    intervention_id: Identifier | None = None
     reason: str = ""
     trigger: Trigger | None = None
     blocker_type: BlockerType | None = None

@@ -1,6 +1,7 @@
 """The REST API and the dashboard's server: reads from PostgreSQL, commands go to the pauser."""
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, Field
-from yokeflow_agent.contract import Identifier
+from yokeflow_agent.contract import Identifier, Text
 
 from yokeflow_intervention.shared.bus import connect
 from yokeflow_intervention.shared.commands import (
@@ -47,13 +48,13 @@ REQUESTS = Counter("yokeflow_api_requests_total", "API requests", ["method", "st
 
 
 class ResumeBody(BaseModel):
-    resolved_by: str = Field(min_length=1, max_length=200)
-    resolution_notes: str = Field(min_length=1, max_length=20000)
+    resolved_by: Text = Field(min_length=1, max_length=200)
+    resolution_notes: Text = Field(min_length=1, max_length=20000)
 
 
 class PauseBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
-    paused_by: str = Field(default="human", min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=2000)
+    paused_by: Text = Field(default="human", min_length=1, max_length=200)
 
 
 class State:
@@ -113,7 +114,8 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         token = settings.api_token
         if token is None:
             return
-        if credentials is None or credentials.credentials != token.get_secret_value():
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not hmac.compare_digest(given, token.get_secret_value().encode()):
             raise HTTPException(
                 401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
             )
@@ -169,7 +171,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         return {"interventions": items, "total": total, "limit": limit, "offset": offset}
 
     @app.get("/api/interventions/{intervention_id}", tags=["interventions"])
-    async def detail(intervention_id: Annotated[str, Field(max_length=200)]) -> dict[str, Any]:
+    async def detail(intervention_id: Identifier) -> dict[str, Any]:
         rows = await _query("SELECT * FROM paused_sessions WHERE id = $1", intervention_id)
         if not rows:
             raise HTTPException(404, f"unknown intervention {intervention_id!r}")
@@ -189,7 +191,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     @app.post(
         "/api/interventions/{intervention_id}/resume", tags=["interventions"], dependencies=mutating
     )
-    async def resume(intervention_id: str, body: ResumeBody) -> dict[str, Any]:
+    async def resume(intervention_id: Identifier, body: ResumeBody) -> dict[str, Any]:
         try:
             result: dict[str, Any] = await state.pauser.resume_session(
                 intervention_id, body.resolved_by, body.resolution_notes
@@ -244,21 +246,25 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     @app.get("/api/events", tags=["events"], response_class=StreamingResponse)
     async def events(request: Request) -> StreamingResponse:
         """Server-sent events: every message on intervention.> as it happens."""
-        queue = state.hub.listen()
+        listener = state.hub.listen()
 
         async def stream() -> AsyncIterator[bytes]:
             try:
                 yield b": connected\n\n"
                 while not await request.is_disconnected():
-                    try:
-                        subject, data = await asyncio.wait_for(queue.get(), timeout=15)
-                    except TimeoutError:
+                    item = await listener.next(timeout=15)
+                    if listener.dropped:
+                        # Fell behind: end the stream; the browser's EventSource reconnects.
+                        yield b"event: dropped\ndata: {}\n\n"
+                        return
+                    if item is None:
                         yield b": keep-alive\n\n"
                         continue
+                    subject, data = item
                     kind = subject.split(".")[1]
                     yield f"event: {kind}\ndata: {data}\n\n".encode()
             finally:
-                state.hub.forget(queue)
+                state.hub.forget(listener)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip

@@ -54,7 +54,7 @@ def create_app(context: ServiceContext) -> FastStream:
             detector.js,
             Subjects.AGENT_DLQ,
             partial(detector.on_event, raw.data, raw.subject, raw.metadata.sequence.stream),
-            on_failure=partial(detector.forget, raw.data),
+            on_failure=partial(detector.forget, raw.subject),
         )
 
     bind_in_order(app, lambda: broker.connection.jetstream(), events, on_agent_event)

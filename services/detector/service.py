@@ -79,13 +79,12 @@ class Detector:
             )
         return intervention
 
-    def forget(self, data: bytes) -> None:
-        """Drop a session's memory after a failed step; the next delivery rebuilds it."""
-        try:
-            event = parse_agent_event(data)
-        except ContractError:
-            return
-        self.book.drop(event.project_id, event.session_id)
+    def forget(self, subject: str) -> None:
+        """Drop a session's memory after a failed step; the next delivery rebuilds it. The ids
+        come from the subject, so a message that cannot be parsed cannot break this either."""
+        tokens = subject.split(".")
+        if len(tokens) == 4:
+            self.book.drop(tokens[2], tokens[3])
 
     async def on_resumed(self, resumed: InterventionResumed) -> None:
         """A human (or recovery) resumed the session: start a fresh epoch of its state."""
@@ -119,8 +118,10 @@ class Detector:
         for earlier in await self._history(event, state.epoch_start, stream_seq):
             evaluate(state, earlier, self.book.config)
             replayed += 1
-        if checkpoint.get("intervention_id"):
-            state.intervened = checkpoint["intervention_id"]
+        # Handled only if the intervention was published: the checkpoint is written after the
+        # publish. A replayed verdict that never went out (its event was dead-lettered) must not
+        # make the session look handled, or its later errors would be ignored.
+        state.intervened = checkpoint.get("intervention_id") or None
         if replayed:
             log.info(
                 "restored %s/%s from %d earlier events",

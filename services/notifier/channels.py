@@ -29,7 +29,7 @@ from twilio.rest import Client as TwilioClient
 
 from yokeflow_intervention.shared.preferences import (
     UnsafeWebhookError,
-    check_webhook_target,
+    resolve_webhook_target,
     webhook_kind_of,
 )
 from yokeflow_intervention.shared.settings import Settings
@@ -120,6 +120,10 @@ class RetryPolicy:
                 if attempt == self.max_attempts:
                     return Outcome("failed", f"gave up after {attempt} attempts: {exc}", attempt)
                 await asyncio.sleep(self.delay(attempt, exc.retry_after))
+            except Exception as exc:
+                # Unforeseen: a failure of this channel only, never of the other channels'
+                # deliveries of the same notice.
+                return Outcome("failed", f"error: {type(exc).__name__}: {exc}"[:300], attempt)
         raise AssertionError("unreachable")
 
 
@@ -127,8 +131,9 @@ def redact_url(url: str) -> str:
     """Webhook URLs carry their secret in the path: keep the host and a short fingerprint."""
     parts = urlsplit(url)
     digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}/…#{digest}"
+    # The netloc as written (a bad port must not break the redaction), without credentials.
+    host = parts.netloc.rsplit("@", 1)[-1][:100]
+    return f"{parts.scheme}://{host}/…#{digest}"
 
 
 def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -185,11 +190,6 @@ class Senders:
             "email": lambda: self._email(delivery.target, notice),
             "sms": lambda: self._sms(delivery.target, notice),
         }
-        if delivery.channel in ("slack", "discord", "webhook"):
-            try:
-                check_webhook_target(delivery.target, self.settings.allow_private_webhooks)
-            except (UnsafeWebhookError, ValueError) as exc:
-                return Outcome("failed", f"refused: {exc}", 0)
         return await self.policy.run(senders[delivery.channel])
 
     async def _post(self, url: str, payload: dict[str, Any], message_id: str | None = None) -> str:
@@ -207,8 +207,19 @@ class Senders:
                     secret.get_secret_value(), message_id, timestamp, body
                 )
         try:
+            target = await resolve_webhook_target(url, self.settings.allow_private_webhooks)
+        except UnsafeWebhookError as exc:
+            raise _Permanent(f"refused: {exc}") from None
+        except ValueError as exc:
+            raise _Permanent(f"refused: {exc}") from None
+        headers["host"] = target.host
+        try:
             response = await self.http.post(
-                url, content=body, headers=headers, timeout=self.settings.notification_timeout
+                target.url,
+                content=body,
+                headers=headers,
+                timeout=self.settings.notification_timeout,
+                extensions={"sni_hostname": target.server_name},
             )
         except httpx.TimeoutException:
             raise _Transient("timed out") from None

@@ -14,9 +14,11 @@ __all__ = [
     "DISCORD_LIMITS",
     "Notice",
     "canonical_json",
+    "discord_escape",
     "discord_payload",
     "email_message",
     "generic_payload",
+    "slack_escape",
     "slack_payload",
     "sms_text",
 ]
@@ -36,8 +38,28 @@ DISCORD_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_v
                   "fields": 25, "footer": 2048, "total": 6000}  # fmt: skip
 
 
+# Slack: no documented limit per attachment field, 40,000 characters per message; keep each
+# field readable and the whole message far below that.
+SLACK_FIELD_LIMIT = 1000
+LINK_FACT = "Where to Look"  # our own link, never agent text
+_DISCORD_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`|>[]()#"})
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_escape(text: str) -> str:
+    """Slack's own escaping for message text: `&`, `<` and `>`. Without it, agent text could
+    ping `<!channel>`, mention `<@U…>` or hide a link as `<https://evil|click>`."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def discord_escape(text: str) -> str:
+    """Backslash-escape Discord markdown, so agent text cannot format itself into a masked
+    link (`[click](https://evil)`), a code fence or a heading; mentions are disabled by
+    `allowed_mentions` on the whole message."""
+    return text.translate(_DISCORD_MARKDOWN)
 
 
 @dataclass(frozen=True)
@@ -78,7 +100,7 @@ class Notice:
             ("Error", _clip(i.error_excerpt or i.reason, 900)),
             ("Retry Statistics", f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one command, {stats.unique_errors} unique errors"),
             ("Action Required", i.suggested_recovery or "Review the blocker and resume the session with notes."),
-            ("Where to Look", self.link or f"yokeflow-intervention interventions show {i.intervention_id}"),
+            (LINK_FACT, self.link or f"yokeflow-intervention interventions show {i.intervention_id}"),
         ]  # fmt: skip
         if i.task is not None:
             facts.insert(2, ("Task", f"{i.task.id} - {i.task.description}"))
@@ -106,13 +128,17 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
         "attachments": [
             {
                 "color": f"#{notice.colour:06x}",
-                "title": _clip(notice.headline, 150),
+                "title": slack_escape(_clip(notice.headline, 150)),
                 "title_link": notice.link,
                 "fields": [
-                    {"title": name, "value": value, "short": name in short}
+                    {
+                        "title": name,
+                        "value": slack_escape(_clip(value, SLACK_FIELD_LIMIT)),
+                        "short": name in short,
+                    }
                     for name, value in notice.facts()
                 ],
-                "footer": f"intervention {i.intervention_id}",
+                "footer": slack_escape(f"intervention {i.intervention_id}"),
                 "ts": int(i.paused_at.timestamp()),
             }
         ],
@@ -125,7 +151,7 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
     limits = DISCORD_LIMITS
     embed: dict[str, Any] = {
         "title": _clip(notice.title, limits["title"]),
-        "description": _clip(notice.headline, limits["description"]),
+        "description": _clip(discord_escape(notice.headline), limits["description"]),
         "color": notice.colour,
         "timestamp": i.paused_at.isoformat(),
         "footer": {"text": _clip(f"intervention {i.intervention_id}", limits["footer"])},
@@ -141,13 +167,15 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
     )
     for name, value in notice.facts()[: limits["fields"]]:
         field: dict[str, Any] = {"name": _clip(name, limits["field_name"]),
-                 "value": _clip(value or "-", min(limits["field_value"], max(budget - len(name), 1))),
+                 "value": _clip((value if name == LINK_FACT else discord_escape(value)) or "-",
+                                min(limits["field_value"], max(budget - len(name), 1))),
                  "inline": len(value) < 40}  # fmt: skip
         budget -= len(field["name"]) + len(field["value"])
         if budget < 0:
             break
         embed["fields"].append(field)
-    return {"username": "YokeFlow", "embeds": [embed]}
+    # No @everyone, role or user pings, whatever the text says.
+    return {"username": "YokeFlow", "embeds": [embed], "allowed_mentions": {"parse": []}}
 
 
 def generic_payload(notice: Notice) -> dict[str, Any]:

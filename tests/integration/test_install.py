@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,6 +47,9 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
          "--no-deps", "--wheel-dir", str(out), "./agent", "."],
         check=True, capture_output=True, cwd=ROOT, timeout=300,
     )  # fmt: skip
+    for leftover in ("build", "agent/build", "yokeflow_intervention.egg-info",
+                     "agent/yokeflow_agent.egg-info"):  # fmt: skip
+        shutil.rmtree(ROOT / leftover, ignore_errors=True)  # setuptools builds in the tree
     found = {w.name.split("-")[0]: w for w in out.glob("*.whl")}
     assert set(found) == {"yokeflow_agent", "yokeflow_intervention"}, found
     return found

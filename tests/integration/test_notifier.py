@@ -243,7 +243,7 @@ async def test_transient_failures_are_retried_and_permanent_ones_are_not(
         await detect(nc, item)
 
     slack = (await settled(db, cases["slack"].intervention_id, 1))[0]
-    assert (slack["status"], slack["attempts"]) == ("sent", 2)
+    assert (slack["status"], slack["attempts"]) == ("sent", 2), slack
     assert asyncio.get_running_loop().time() - started >= 1.0  # Retry-After honoured
     discord = (await settled(db, cases["discord"].intervention_id, 1))[0]
     assert (discord["status"], discord["attempts"]) == ("sent", 3)

@@ -9,7 +9,7 @@ from yokeflow_intervention.services.notifier.channels import redact_url, sign_st
 from yokeflow_intervention.shared.preferences import (
     NotificationPreferences,
     UnsafeWebhookError,
-    check_webhook_target,
+    resolve_webhook_target,
     webhook_kind_of,
 )
 from yokeflow_intervention.shared.settings import SettingsError, load_settings
@@ -41,13 +41,46 @@ def test_webhook_kind_is_detected_and_can_be_forced():
     assert webhook_kind_of("https://example.com/yokeflow", "slack") == "slack"
 
 
-def test_internal_webhook_targets_are_refused_unless_allowed():
-    for url in ("http://127.0.0.1:8080/x", "http://10.0.0.5/x", "http://169.254.169.254/latest"):
+async def test_internal_webhook_targets_are_refused_unless_allowed():
+    for url in ("http://127.0.0.1:8080/x", "http://10.0.0.5/x", "http://169.254.169.254/latest",
+                "http://[::1]:9/x", "http://localhost:9/x"):  # fmt: skip
         with pytest.raises(UnsafeWebhookError):
-            check_webhook_target(url, allow_private=False)
-        check_webhook_target(url, allow_private=True)
+            await resolve_webhook_target(url, allow_private=False)
+        await resolve_webhook_target(url, allow_private=True)
     with pytest.raises(ValueError, match="http"):
-        check_webhook_target("file:///etc/passwd", allow_private=True)
+        await resolve_webhook_target("file:///etc/passwd", allow_private=True)
+
+
+async def test_a_webhook_is_sent_to_the_address_that_was_checked():
+    """The check and the connection use one resolution: no DNS-rebinding window."""
+    target = await resolve_webhook_target("http://localhost:8123/hook?x=1", allow_private=True)
+    assert target.url == "http://127.0.0.1:8123/hook?x=1"
+    assert (target.host, target.server_name) == ("localhost:8123", "localhost")
+    v6 = await resolve_webhook_target("https://[::1]/hook", allow_private=True)
+    assert (v6.url, v6.server_name) == ("https://[::1]/hook", "::1")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://example.com:99999/x", "port outside"),
+        ("https://example.com:0/x", "port outside"),
+        ("https://example.com/x\r\nX-Injected: 1", "control characters"),
+        ("https://example.com/a b", "spaces"),
+        ("https://user:pw@example.com/x", "credentials"),
+        ("ftp://example.com/x", "http"),
+    ],
+)
+def test_a_webhook_url_that_could_never_be_sent_is_refused_when_saved(url, problem):
+    with pytest.raises(ValidationError, match=problem):
+        NotificationPreferences(webhook_enabled=True, webhook_url=url)
+
+
+@pytest.mark.parametrize("address", ["a,b@c.d", "a b@c.d", "a@b", "<a@b.c>", "a@b.c\nBcc: x@y.z"])
+def test_one_email_entry_is_exactly_one_address(address):
+    with pytest.raises(ValidationError, match="not an email address"):
+        NotificationPreferences(email_enabled=True, email_addresses=[address])
+    NotificationPreferences(email_enabled=True, email_addresses=["ops.team+yf@mail.example.com"])
 
 
 def test_standard_webhooks_signature_matches_the_spec_example():
