@@ -18,11 +18,10 @@ from yokeflow_agent.contract import Task
 
 from yokeflow_intervention.shared.bus import connect
 from yokeflow_intervention.shared.runtime import ServiceContext
-from yokeflow_intervention.shared.settings import load_settings
+from yokeflow_intervention.shared.settings import DEMO_PROJECT, load_settings
 
 __all__ = ["retry_loop_session", "run_resumed_session"]
 
-DEMO_PROJECT = "demo-shop"
 CRASH = "Error: Command failed: npm start\nTypeError: Cannot read properties of undefined (reading 'port')"
 
 

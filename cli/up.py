@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nats.aio.client import Client
 
+from yokeflow_intervention.services.recovery.actions import stop_started_processes
 from yokeflow_intervention.shared.bus import NatsUnreachable, connect, provision, redact_credentials
 from yokeflow_intervention.shared.db import migrate
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
@@ -163,6 +164,9 @@ def service_specs(
         for n in range(copies):
             label = f"{name}-{n + 1}" if copies > 1 else name
             specs.append(ServiceSpec(label, product_command(f"services.{name}")))
+    if demo:
+        for spec in specs:
+            spec.env["YOKEFLOW_DEMO"] = "true"
     if demo and not settings.agent_command:
         orchestrator = next(s for s in specs if s.name == "orchestrator")
         orchestrator.env["YOKEFLOW_AGENT_COMMAND"] = ",".join(product_command("cli.demo_agent"))
@@ -192,6 +196,8 @@ def run_up(
     env["YOKEFLOW_API_PORT"] = str(port)
     env.setdefault("YOKEFLOW_DASHBOARD_URL", dashboard.rstrip("/"))
     supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
+    if demo:  # the registered workspace of the demo project
+        (settings.data_dir.resolve() / "demo-workspace").mkdir(parents=True, exist_ok=True)
     for spec in service_specs(settings, notifier_replicas, demo):
         supervisor.start(spec)
     if demo:
@@ -218,6 +224,8 @@ def run_up(
     finally:
         print("\nstopping services...", flush=True)
         supervisor.stop()
+        for pid in stop_started_processes(settings):
+            print(f"  stopped process {pid} that recovery had started", flush=True)
         infra.stop()
         print("stopped.", flush=True)
     return 0

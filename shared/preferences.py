@@ -4,6 +4,7 @@ by the API and CLI. Where a project has no row, the configuration supplies the d
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
 import re
@@ -23,6 +24,7 @@ __all__ = [
     "UnsafeWebhookError",
     "WebhookTarget",
     "load_preferences",
+    "redact_url",
     "resolve_webhook_target",
     "save_preferences",
     "webhook_kind_of",
@@ -156,6 +158,15 @@ async def resolve_webhook_target(url: str, allow_private: bool) -> WebhookTarget
     netloc = f"{literal}:{parts.port}" if parts.port else literal
     host_header = parts.netloc.rsplit("@", 1)[-1]
     return WebhookTarget(urlunsplit(parts._replace(netloc=netloc)), host_header, host)
+
+
+def redact_url(url: str) -> str:
+    """Webhook URLs carry their secret in the path: keep the host and a short fingerprint."""
+    parts = urlsplit(url)
+    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+    # The netloc as written (a bad port must not break the redaction), without credentials.
+    host = parts.netloc.rsplit("@", 1)[-1][:100]
+    return f"{parts.scheme}://{host}/…#{digest}"
 
 
 _COLUMNS = tuple(NotificationPreferences.model_fields)

@@ -15,11 +15,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
+    "DEMO_PROJECT",
+    "ProjectRegistration",
+    "RecoveryAction",
     "Settings",
     "SettingsError",
     "check_webhook_url",
@@ -28,6 +31,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_FILE = Path(".yokeflow.yaml")
+DEMO_PROJECT = "demo-shop"  # the project of the scripted demo agent (`up --demo`)
 
 
 class SettingsError(ValueError):
@@ -53,6 +57,50 @@ def check_webhook_url(url: str) -> str:
     if parts.port == 0:
         raise ValueError("webhook_url has a port outside 1-65535")
     return url
+
+
+RecoveryAction = Literal[
+    "free_port", "start_redis", "restart_postgres", "install_module", "run_command"
+]
+
+
+class ProjectRegistration(BaseModel):
+    """What an operator registered for one project. Recovery and the orchestrator act on these
+    facts only, never on what an agent's event claims (a workspace path, a port, a command)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Every workspace of the project's agents lies under this folder (checked with realpath).
+    workspace_root: Path
+    # The OS user the project's agents run as: workspace actions and next sessions run as this
+    # user, and only its processes may be stopped. Unset: this service's own user.
+    user: str | None = None
+    # The project's dev-server ports: the only ports whose listener may be stopped.
+    dev_ports: list[int] = Field(default_factory=list)
+    # The automatic fixes allowed for this project; none unless listed.
+    recovery_actions: list[RecoveryAction] = Field(default_factory=list)
+    # Ports on which recovery may start a Redis for this project.
+    redis_ports: list[int] = Field(default_factory=list)
+    # The interpreter pip runs with (the agent's own, named by the operator). Nothing found in
+    # a workspace runs unless it is named here.
+    python: str | None = None
+    # The NATS URL (with this project's agent credentials) handed to its next sessions.
+    agent_nats_url: SecretStr | None = None
+
+    @field_validator("workspace_root")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("workspace_root must be an absolute path")
+        return value
+
+    @field_validator("dev_ports", "redis_ports")
+    @classmethod
+    def _ports(cls, value: list[int]) -> list[int]:
+        for port in value:
+            if not 1024 <= port <= 65535:
+                raise ValueError(f"port {port} must be between 1024 and 65535")
+        return value
 
 
 class Settings(BaseSettings):
@@ -121,16 +169,23 @@ class Settings(BaseSettings):
     recovery_auto_resume: bool = True
     recovery_dry_run: bool = False
     recovery_max_attempts: int = Field(default=2, ge=1, le=10)
-    recovery_port_range: tuple[int, int] = (1024, 65535)
-    recovery_process_pattern: str = r"\b(node|npm|npx|vite|next|python[0-9.]*|uvicorn|gunicorn|flask|ruby|rails|java|deno|bun)\b"
-    recovery_process_users: list[str] = Field(default_factory=list)  # empty: this service's user
+    # Per project: what recovery and the orchestrator may act on (see ProjectRegistration).
+    projects: dict[str, ProjectRegistration] = Field(default_factory=dict)
+    # Set by `up --demo`: the demo project is registered, its workspace under data_dir.
+    demo: bool = False
+    # Process names (not command lines) a port's listener may have to be stopped.
+    recovery_process_pattern: str = (
+        r"^(node|npm|npx|vite|next|python[0-9.]*|uvicorn|gunicorn|flask|ruby|rails|java|deno|bun)$"
+    )
     recovery_kill_grace: float = Field(default=3.0, gt=0)
     recovery_redis_command: list[str] = Field(default_factory=list)  # "{port}" is substituted
     recovery_postgres_command: list[str] = Field(default_factory=list)
     recovery_postgres_url: str | None = None  # what "answers a query" means after a restart
-    recovery_python: str | None = None  # the agent's interpreter; default <workspace>/.venv
     recovery_pip_options: list[str] = Field(default_factory=list)
     recovery_npm_options: list[str] = Field(default_factory=list)
+    # npm installs use this registry (a workspace's .npmrc is overridden) and run no scripts.
+    recovery_npm_registry: str = "https://registry.npmjs.org/"
+    recovery_npm_scripts: bool = False
     recovery_module_allowlist: list[str] = Field(default_factory=list)  # empty: any valid name
     recovery_module_packages: dict[str, str] = Field(default_factory=dict)
     recovery_commands: dict[str, list[str]] = Field(default_factory=dict)  # blocker -> argv
@@ -179,6 +234,14 @@ class Settings(BaseSettings):
     def _webhook_url(cls, value: str | None) -> str | None:
         return None if not value else check_webhook_url(value.strip())
 
+    @field_validator("projects")
+    @classmethod
+    def _project_ids(cls, value: dict[str, ProjectRegistration]) -> dict[str, ProjectRegistration]:
+        for project in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", project):
+                raise ValueError(f"{project!r} is not a project id")
+        return value
+
     @field_validator("recovery_process_pattern")
     @classmethod
     def _pattern_compiles(cls, value: str) -> str:
@@ -196,6 +259,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             raise ValueError("must be a list of arguments, not a shell string")
         return value
+
+    def registration(self, project_id: str) -> ProjectRegistration | None:
+        """What the operator registered for a project (the demo's own, under `up --demo`)."""
+        found = self.projects.get(project_id)
+        if found is None and self.demo and project_id == DEMO_PROJECT:
+            return ProjectRegistration(
+                workspace_root=(self.data_dir / "demo-workspace").resolve(),
+                dev_ports=[5173],
+                recovery_actions=["free_port"],
+            )
+        return found
 
     @property
     def embedded(self) -> bool:
@@ -224,16 +298,14 @@ _LIST_FIELDS = {
     "agent_command",
     "email_addresses",
     "sms_numbers",
-    "recovery_process_users",
     "recovery_redis_command",
     "recovery_postgres_command",
     "recovery_pip_options",
     "recovery_npm_options",
     "recovery_module_allowlist",
-    "recovery_port_range",
     "cors_origins",
 }
-_MAPPING_FIELDS = {"critical_patterns", "recovery_module_packages", "recovery_commands"}
+_MAPPING_FIELDS = {"critical_patterns", "recovery_module_packages", "recovery_commands", "projects"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

@@ -21,17 +21,13 @@ import asyncpg
 from yokeflow_agent.client import AgentSession
 from yokeflow_agent.contract import Task
 
-from yokeflow_intervention.cli.demo_agent import (
-    DEMO_PROJECT,
-    port_conflict_session,
-    retry_loop_session,
-)
+from yokeflow_intervention.cli.demo_agent import port_conflict_session, retry_loop_session
 from yokeflow_intervention.cli.up import Supervisor, prepare_infrastructure, service_specs
 from yokeflow_intervention.shared.bus import connect
 from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
 from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
-from yokeflow_intervention.shared.settings import Settings
+from yokeflow_intervention.shared.settings import DEMO_PROJECT, Settings
 
 from .peers import HttpPeer, SmtpPeer
 
@@ -42,11 +38,11 @@ def _progress(line: str) -> None:
     print(f"demo: {line}", file=sys.stderr, flush=True)
 
 
-def _hold_port(port: int) -> subprocess.Popen[bytes]:
+def _hold_port(port: int, workspace: Path) -> subprocess.Popen[bytes]:
     """A real process listening on the port, as a forgotten dev server would."""
     code = (f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); "
             "time.sleep(600)")  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-c", code])
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=workspace)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket() as probe:
@@ -114,7 +110,7 @@ def _notification_counts(http: HttpPeer, smtp: SmtpPeer) -> dict[str, dict[str, 
     return {c: {"sent": len(k), "duplicates": len(k) - len(set(k))} for c, k in keys.items()}
 
 
-async def _flow(nats_url: str, workspace: Path) -> dict[str, Any]:
+async def _flow(nats_url: str, workspace: Path, port: int) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "intervention_id": None, "trigger": None, "paused_row": False, "agent_blocked": False,
         "blocker_doc": None, "resumed": False, "new_session_started_with_context": False,
@@ -174,8 +170,7 @@ async def _flow(nats_url: str, workspace: Path) -> dict[str, Any]:
             recoveries.append(json.loads(msg.data))
 
         await nc.subscribe("intervention.recovery.demo-hooks", cb=remember_recovery)
-        port = free_port()
-        holder = _hold_port(port)
+        holder = _hold_port(port, workspace)
         try:
             for project, busy in (("demo-discord", 5173), ("demo-hooks", port)):
                 other = AgentSession(nc, project, workspace=workspace)
@@ -209,6 +204,14 @@ def run_demo(settings: Settings, as_json: bool) -> int:
 def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer) -> int:
     """Run on a fresh embedded stack (or the configured servers) and report every step."""
     workspace = settings.data_dir.resolve() / "demo-workspace"
+    workspace.mkdir(parents=True, exist_ok=True)
+    port = free_port()  # held by a stale "dev server" in the workspace of demo-hooks
+    # What an operator registers: recovery may stop that project's dev server, nothing else.
+    registered = {
+        "demo-hooks": {"workspace_root": str(workspace), "dev_ports": [port],
+                       "recovery_actions": ["free_port"]},
+        DEMO_PROJECT: {"workspace_root": str(workspace)},  # its next session starts there
+    }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="yokeflow-demo-") as temp:
         data_dir = Path(temp)
         if settings.nats_url is None or settings.database_url is None:
@@ -217,13 +220,13 @@ def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer)
         infra = prepare_infrastructure(settings, report=False)
         env = {**os.environ, "NATS_URL": infra.nats_url, "DATABASE_URL": infra.database_url,
                "YOKEFLOW_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
-               **_peer_settings(http, smtp)}  # fmt: skip
+               "YOKEFLOW_PROJECTS": json.dumps(registered), **_peer_settings(http, smtp)}  # fmt: skip
         asyncio.run(_set_preferences(infra.database_url, http))
         supervisor = Supervisor(env, data_dir / "logs")
         try:
             for spec in service_specs(settings, demo=True):
                 supervisor.start(spec)
-            summary = asyncio.run(_flow(infra.nats_url, workspace))
+            summary = asyncio.run(_flow(infra.nats_url, workspace, port))
             expected = {"slack": 1, "discord": 1, "webhook": 1, "email": 1, "sms": 1}
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:

@@ -368,7 +368,8 @@ class RecoveryOutcome(_Model):
     intervention_id: Identifier
     project_id: Identifier
     session_id: Identifier
-    status: Literal["attempted", "succeeded", "failed", "refused"]
+    # nothing_to_do: the problem was already gone (say, the port was free); nothing was run.
+    status: Literal["attempted", "succeeded", "failed", "refused", "nothing_to_do"]
     action: str | None = None
     detail: str = ""
     command: list[str] = Field(default_factory=list)

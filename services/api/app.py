@@ -3,6 +3,8 @@
 import asyncio
 import hmac
 import json
+import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -33,6 +35,7 @@ from yokeflow_intervention.shared.commands import (
 from yokeflow_intervention.shared.preferences import (
     NotificationPreferences,
     load_preferences,
+    redact_url,
     save_preferences,
 )
 from yokeflow_intervention.shared.settings import Settings
@@ -80,6 +83,14 @@ def _json_row(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _masked(preferences: NotificationPreferences) -> dict[str, Any]:
+    """Preferences as shown: the webhook URL (a secret: whoever has it can post) masked."""
+    shown = preferences.model_dump()
+    if shown.get("webhook_url"):
+        shown["webhook_url"] = redact_url(shown["webhook_url"])
+    return shown
+
+
 def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     state = State()
 
@@ -110,7 +121,8 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     def authorised(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        """Mutating requests need `Authorization: Bearer <API_TOKEN>` when a token is set."""
+        """Every /api request needs `Authorization: Bearer <API_TOKEN>` when a token is set:
+        reads return agent output, addresses and phone numbers too."""
         token = settings.api_token
         if token is None:
             return
@@ -120,7 +132,10 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
                 401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
             )
 
-    mutating = [Depends(authorised)]
+    guarded = [Depends(authorised)]
+    # An EventSource cannot send a header: it presents a ticket, single-use and short-lived,
+    # that a request with the token obtained (never the long-lived token in a URL).
+    tickets: dict[str, float] = {}
 
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Response:
@@ -146,7 +161,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             raise HTTPException(503, f"PostgreSQL is unavailable: {type(exc).__name__}") from None
         return rows
 
-    @app.get("/api/interventions/active", tags=["interventions"])
+    @app.get("/api/interventions/active", tags=["interventions"], dependencies=guarded)
     async def active(project_id: Identifier | None = None) -> dict[str, Any]:
         rows = await _query(
             "SELECT * FROM active_interventions WHERE ($1::text IS NULL OR project_id = $1)",
@@ -154,7 +169,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         )
         return {"interventions": [_json_row(r) for r in rows], "count": len(rows)}
 
-    @app.get("/api/interventions/history", tags=["interventions"])
+    @app.get("/api/interventions/history", tags=["interventions"], dependencies=guarded)
     async def history(
         project_id: Identifier | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -170,7 +185,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         items = [{k: v for k, v in _json_row(r).items() if k != "total"} for r in rows]
         return {"interventions": items, "total": total, "limit": limit, "offset": offset}
 
-    @app.get("/api/interventions/{intervention_id}", tags=["interventions"])
+    @app.get("/api/interventions/{intervention_id}", tags=["interventions"], dependencies=guarded)
     async def detail(intervention_id: Identifier) -> dict[str, Any]:
         rows = await _query("SELECT * FROM paused_sessions WHERE id = $1", intervention_id)
         if not rows:
@@ -189,7 +204,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
                 "notifications": [_json_row(d) for d in deliveries]}  # fmt: skip
 
     @app.post(
-        "/api/interventions/{intervention_id}/resume", tags=["interventions"], dependencies=mutating
+        "/api/interventions/{intervention_id}/resume", tags=["interventions"], dependencies=guarded
     )
     async def resume(intervention_id: Identifier, body: ResumeBody) -> dict[str, Any]:
         try:
@@ -200,7 +215,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             raise _command_error(exc) from None
         return result
 
-    @app.post("/api/sessions/{session_id}/pause", tags=["sessions"], dependencies=mutating)
+    @app.post("/api/sessions/{session_id}/pause", tags=["sessions"], dependencies=guarded)
     async def pause(session_id: Identifier, body: PauseBody) -> dict[str, Any]:
         try:
             result: dict[str, Any] = await state.pauser.pause_session(
@@ -210,7 +225,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             raise _command_error(exc) from None
         return result
 
-    @app.get("/api/projects", tags=["projects"])
+    @app.get("/api/projects", tags=["projects"], dependencies=guarded)
     async def projects() -> dict[str, Any]:
         rows = await _query(
             """SELECT p.id, p.created_at,
@@ -221,31 +236,54 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         )
         return {"projects": [_json_row(r) for r in rows]}
 
-    @app.get("/api/projects/{project_id}/notifications/preferences", tags=["projects"])
+    @app.get(
+        "/api/projects/{project_id}/notifications/preferences",
+        tags=["projects"],
+        dependencies=guarded,
+    )
     async def get_preferences(project_id: Identifier) -> dict[str, Any]:
         stored = await load_preferences(state.pool, project_id)
         preferences = stored or NotificationPreferences.from_settings(settings)
         return {"project_id": project_id, "source": "project" if stored else "defaults",
-                "preferences": preferences.model_dump()}  # fmt: skip
+                "preferences": _masked(preferences)}  # fmt: skip
 
     @app.post(
         "/api/projects/{project_id}/notifications/preferences",
         tags=["projects"],
-        dependencies=mutating,
+        dependencies=guarded,
     )
     async def set_preferences(
         project_id: Identifier, preferences: NotificationPreferences
     ) -> dict[str, Any]:
+        stored = await load_preferences(state.pool, project_id)
+        if (
+            stored is not None
+            and stored.webhook_url
+            and preferences.webhook_url == redact_url(stored.webhook_url)
+        ):
+            # The form sent back the masked URL it was shown: keep the stored one.
+            preferences = preferences.model_copy(update={"webhook_url": stored.webhook_url})
         await save_preferences(state.pool, project_id, preferences)
-        return {
-            "project_id": project_id,
-            "source": "project",
-            "preferences": preferences.model_dump(),
-        }
+        return {"project_id": project_id, "source": "project", "preferences": _masked(preferences)}
+
+    @app.post("/api/events/ticket", tags=["events"], dependencies=guarded)
+    async def events_ticket() -> dict[str, Any]:
+        """A ticket for one connection to /api/events, valid for 60 seconds."""
+        now = time.monotonic()
+        for expired in [t for t, until in tickets.items() if until < now]:
+            del tickets[expired]
+        ticket = secrets.token_urlsafe(24)
+        tickets[ticket] = now + 60
+        return {"ticket": ticket, "expires_in": 60}
 
     @app.get("/api/events", tags=["events"], response_class=StreamingResponse)
-    async def events(request: Request) -> StreamingResponse:
-        """Server-sent events: every message on intervention.> as it happens."""
+    async def events(request: Request, ticket: str | None = None) -> StreamingResponse:
+        """Server-sent events: every message on intervention.> as it happens. With a token
+        configured, pass `?ticket=` from POST /api/events/ticket (or the bearer header)."""
+        if settings.api_token is not None:
+            until = tickets.pop(ticket, 0.0) if ticket else 0.0
+            if until < time.monotonic():
+                authorised(await bearer(request))
         listener = state.hub.listen()
 
         async def stream() -> AsyncIterator[bytes]:

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiosmtplib
 import httpx
@@ -29,6 +28,7 @@ from twilio.rest import Client as TwilioClient
 
 from yokeflow_intervention.shared.preferences import (
     UnsafeWebhookError,
+    redact_url,
     resolve_webhook_target,
     webhook_kind_of,
 )
@@ -49,7 +49,6 @@ __all__ = [
     "Outcome",
     "RetryPolicy",
     "Senders",
-    "redact_url",
     "sign_standard_webhook",
     "webhook_delivery",
 ]
@@ -125,15 +124,6 @@ class RetryPolicy:
                 # deliveries of the same notice.
                 return Outcome("failed", f"error: {type(exc).__name__}: {exc}"[:300], attempt)
         raise AssertionError("unreachable")
-
-
-def redact_url(url: str) -> str:
-    """Webhook URLs carry their secret in the path: keep the host and a short fingerprint."""
-    parts = urlsplit(url)
-    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-    # The netloc as written (a bad port must not break the redaction), without credentials.
-    host = parts.netloc.rsplit("@", 1)[-1][:100]
-    return f"{parts.scheme}://{host}/…#{digest}"
 
 
 def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

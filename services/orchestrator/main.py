@@ -30,7 +30,8 @@ def create_app(context: ServiceContext) -> FastStream:
         await broker.connect()
         await wait_until_ready(broker.connection.jetstream(), consumers)
         launcher = NextSessionLauncher(
-            context.settings.agent_command,
+            context.settings,
+            context.nats_url,
             context.settings.data_dir.resolve() / "resume",
             PauserClient(broker.connection),
         )

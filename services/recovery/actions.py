@@ -1,9 +1,12 @@
-"""Allow-listed recovery actions: plan (pure: validate what the event names), run, verify.
+"""Allow-listed recovery actions: plan (pure: validate what the record names), run, verify.
 
-Event text only ever yields validated parameters: a port number inside the configured range, a
-package name that passes its ecosystem's name rules. Commands are argument lists built from
-configuration plus those parameters, never a shell string; indexes and extra options come from
-configuration only.
+Agents are untrusted, so a plan is confined to what an operator registered for the project
+(`ProjectRegistration`): its workspace root, its OS user, its dev-server ports, its Redis ports,
+its interpreter and the actions it allows. The intervention's text only ever yields validated
+parameters (a port number that must be one of the project's, a package name that passes its
+ecosystem's rules); a workspace it names must resolve inside the registered root. Commands are
+argument lists from configuration plus those parameters, never a shell string; they run as the
+project's user with a scrubbed environment; indexes and registries come from configuration only.
 """
 
 from __future__ import annotations
@@ -24,12 +27,27 @@ from typing import Any
 
 import asyncpg
 import psutil
-from yokeflow_agent.contract import InterventionPaused
+from yokeflow_agent.contract import Intervention
 
+from yokeflow_intervention.shared.confine import (
+    ConfinementError,
+    run_as,
+    scrubbed_environment,
+    workspace_within,
+)
 from yokeflow_intervention.shared.runtime import product_command
-from yokeflow_intervention.shared.settings import Settings
+from yokeflow_intervention.shared.settings import ProjectRegistration, Settings
 
-__all__ = ["NoAction", "Plan", "Refused", "Result", "plan_recovery", "run_plan"]
+__all__ = [
+    "SHARED_ACTIONS",
+    "NoAction",
+    "Plan",
+    "Refused",
+    "Result",
+    "plan_recovery",
+    "run_plan",
+    "stop_started_processes",
+]
 
 _PORT = re.compile(
     r"(?:EADDRINUSE|address already in use)\D{0,40}?(?:[\w.\-\[\]]*:)?(\d{2,5})\b"
@@ -57,6 +75,12 @@ class NoAction(Refused):
     """Nothing is configured for this blocker: not an attempt, nothing to audit."""
 
 
+# Actions on infrastructure other projects may share: at most one run per intervention.
+SHARED_ACTIONS = ("start_redis", "restart_postgres")
+_ACTION_FOR = {"port_conflict": "free_port", "redis_unavailable": "start_redis",
+               "db_connection": "restart_postgres", "module_not_found": "install_module"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Plan:
     action: str  # free_port, start_redis, restart_postgres, install_module, run_command
@@ -65,6 +89,8 @@ class Plan:
     command: list[str] = field(default_factory=list)
     cwd: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    user: str | None = None  # who the command runs as: the project's user
+    env: dict[str, str] = field(default_factory=dict)  # the whole environment, scrubbed
 
 
 @dataclass
@@ -75,16 +101,16 @@ class Result:
     output: str = ""
     verification: str = ""
     duration_ms: int = 0
+    nothing_to_do: bool = False  # the problem was gone already: nothing was done
 
 
-def _port_from(text: str, settings: Settings) -> int:
+def _port_from(text: str, project: ProjectRegistration) -> int:
     match = _PORT.search(text)
     if match is None:
         raise Refused("the error names no port")
     port = int(match.group(1) or match.group(2))
-    low, high = settings.recovery_port_range
-    if not low <= port <= high:
-        raise Refused(f"port {port} is outside the allowed range {low}-{high}")
+    if port not in project.dev_ports:
+        raise Refused(f"port {port} is not one of the project's registered dev ports")
     return port
 
 
@@ -104,7 +130,9 @@ def _substitute(command: list[str], **values: object) -> list[str]:
     return [arg.format(**values) if "{" in arg else arg for arg in command]
 
 
-def _module_plan(text: str, workspace: str | None, settings: Settings) -> Plan:
+def _module_plan(
+    text: str, workspace: str, project: ProjectRegistration, settings: Settings
+) -> Plan:
     if match := _PY_MODULE.search(text):
         module = match.group(1).split(".")[0]
         if not module.isidentifier():
@@ -114,16 +142,17 @@ def _module_plan(text: str, workspace: str | None, settings: Settings) -> Plan:
         if not _PYPI_NAME.match(package):
             raise Refused(f"{package!r} is not a valid Python package name")
         _check_allowed(package, settings)
-        python = settings.recovery_python
-        if python is None and workspace:
-            candidate = Path(workspace) / ".venv" / "bin" / "python"
-            python = str(candidate) if candidate.exists() else None
+        python = project.python
         if python is None:
-            raise Refused("no agent interpreter: set recovery_python or give the workspace a .venv")
-        command = [python, "-m", "pip", "install", *settings.recovery_pip_options, "--", package]
+            raise Refused("no interpreter is registered for the project (projects.<id>.python)")
+        # --isolated: no PIP_* variables, no user configuration; options come from configuration.
+        # -I: neither the workspace (the current folder) nor PYTHON* variables reach pip.
+        command = [python, "-I", "-m", "pip", "--isolated", "install", "--no-input",
+                   *settings.recovery_pip_options, "--", package]  # fmt: skip
         return Plan("install_module", f"python:{python}", f"pip install {package}", command,
-                    params={"ecosystem": "python", "module": module, "package": package,
-                            "python": python})  # fmt: skip
+                    cwd=workspace, params={"ecosystem": "python", "module": module,
+                                           "package": package, "python": python},
+                    user=project.user, env=scrubbed_environment(project.user, PIP_NO_INPUT="1"))  # fmt: skip
     if match := _JS_MODULE.search(text):
         name = match.group(1)
         if name.startswith((".", "/")):
@@ -133,12 +162,18 @@ def _module_plan(text: str, workspace: str | None, settings: Settings) -> Plan:
         if len(package) > 214 or not _NPM_NAME.match(package):
             raise Refused(f"{package!r} is not a valid npm package name")
         _check_allowed(package, settings)
-        if not workspace or not Path(workspace).is_dir():
-            raise Refused("npm needs the agent's workspace, and it is unknown or missing")
-        npm = shutil.which("npm") or "npm"
-        command = [npm, "install", *settings.recovery_npm_options, "--", package]
+        if not Path(workspace).is_dir():
+            raise Refused("npm needs the agent's workspace, and it is missing")
+        npm = shutil.which("npm")
+        if npm is None:
+            raise Refused("npm is not installed for this service")
+        # The registry from configuration overrides a workspace .npmrc; no lifecycle scripts.
+        scripts = [] if settings.recovery_npm_scripts else ["--ignore-scripts"]
+        command = [npm, "install", f"--registry={settings.recovery_npm_registry}", *scripts,
+                   *settings.recovery_npm_options, "--", package]  # fmt: skip
         return Plan("install_module", f"npm:{workspace}", f"npm install {package}", command,
-                    cwd=workspace, params={"ecosystem": "npm", "package": package})  # fmt: skip
+                    cwd=workspace, params={"ecosystem": "npm", "package": package},
+                    user=project.user, env=scrubbed_environment(project.user, PIP_NO_INPUT="1"))  # fmt: skip
     raise Refused("the error names no module")
 
 
@@ -148,25 +183,42 @@ def _check_allowed(package: str, settings: Settings) -> None:
         raise Refused(f"{package!r} is not on recovery_module_allowlist")
 
 
-def plan_recovery(
-    intervention: InterventionPaused, settings: Settings, database_url: str | None
-) -> Plan:
-    """Decide what to do for this intervention, or raise Refused saying why not."""
+def plan_recovery(intervention: Intervention, settings: Settings, database_url: str | None) -> Plan:
+    """Decide what to do for this (stored) intervention, within what the operator registered
+    for its project, or raise Refused saying why not."""
     blocker = intervention.blocker_type
     text = intervention.error_excerpt or intervention.reason
     custom = settings.recovery_commands.get(blocker or "")
     if blocker is None or (blocker not in settings.auto_recovery_blockers and custom is None):
         raise NoAction(f"no automatic action for {blocker or intervention.trigger}")
+    action = "run_command" if custom is not None else _ACTION_FOR.get(blocker)
+    if action is None:
+        raise NoAction(f"no automatic action for {blocker}")
+    project = settings.registration(intervention.project_id)
+    if project is None:
+        raise Refused(f"project {intervention.project_id!r} is not registered for recovery")
+    if action not in project.recovery_actions:
+        raise Refused(f"{action} is not among the project's allowed recovery actions")
+    try:
+        workspace = workspace_within(intervention.workspace, project)
+    except ConfinementError as exc:
+        raise Refused(str(exc)) from None
+    if action in ("install_module", "run_command") and project.user is None:
+        raise Refused(f"{action} runs in the workspace: register the project's user for it")
     if custom is not None:
         return Plan("run_command", f"command:{blocker}", f"configured command for {blocker}",
-                    list(custom), cwd=intervention.workspace)  # fmt: skip
+                    list(custom), cwd=workspace, user=project.user,
+                    env=scrubbed_environment(project.user, PIP_NO_INPUT="1"))  # fmt: skip
     if blocker == "port_conflict":
-        port = _port_from(text, settings)
+        port = _port_from(text, project)
         return Plan("free_port", f"port:{port}", f"stop the process listening on port {port}",
-                    params={"port": port})  # fmt: skip
+                    params={"port": port, "workspace_root": os.path.realpath(project.workspace_root)},
+                    user=project.user)  # fmt: skip
     if blocker == "redis_unavailable":
         match = _REDIS_PORT.search(text)
         port = int(next(g for g in match.groups() if g)) if match else 6379
+        if port not in project.redis_ports:
+            raise Refused(f"port {port} is not one of the project's registered Redis ports")
         command = settings.recovery_redis_command or [
             _redis_binary(), "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]  # fmt: skip
         return Plan("start_redis", f"redis:{port}", f"start Redis on port {port}",
@@ -180,14 +232,23 @@ def plan_recovery(
         return Plan("restart_postgres", "postgres", "restart PostgreSQL", command,
                     params={"verify_url": url})  # fmt: skip
     if blocker == "module_not_found":
-        return _module_plan(text, intervention.workspace, settings)
+        return _module_plan(text, workspace, project, settings)
     raise NoAction(f"no automatic action for {blocker}")
 
 
-async def _run(command: list[str], cwd: str | None, timeout: float) -> tuple[int | None, str]:
+async def _run(
+    command: list[str], cwd: str | None, timeout: float, plan: Plan | None = None
+) -> tuple[int | None, str]:
+    """Run an argument list; with a plan, as its user and with its scrubbed environment."""
+    confined: dict[str, Any] = {}
+    if plan is not None and (plan.user is not None or plan.env):
+        try:
+            confined = {**run_as(plan.user), "env": plan.env or None}
+        except ConfinementError as exc:
+            raise Refused(str(exc)) from None
     process = await asyncio.create_subprocess_exec(
         *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL, **confined,
     )  # fmt: skip
     try:
         out, _ = await asyncio.wait_for(process.communicate(), timeout)
@@ -238,23 +299,31 @@ async def _free_port(plan: Plan, settings: Settings) -> Result:
     if process is None:
         if _bindable(port):
             return Result(
-                True,
-                f"nothing listens on port {port} any more",
+                False,
+                f"nothing to do: nothing listens on port {port}",
                 verification=f"port {port} is bindable",
+                nothing_to_do=True,
             )
         return Result(False, f"port {port} is taken but its process is not visible to this service")
     if process.pid in (os.getpid(), os.getppid()):
         raise Refused(f"port {port} belongs to this service")
-    with process.oneshot():
-        owner, cmdline = process.username(), " ".join(process.cmdline())
-    allowed_users = settings.recovery_process_users or [getpass.getuser()]
-    if owner not in allowed_users:
+    try:
+        with process.oneshot():
+            owner, name, cmdline = process.username(), process.name(), " ".join(process.cmdline())
+            cwd = os.path.realpath(process.cwd())
+    except psutil.Error as exc:
+        raise Refused(f"the process on port {port} cannot be inspected: {exc!r}") from None
+    user = plan.user or getpass.getuser()
+    if owner != user:
+        raise Refused(f"process {process.pid} on port {port} belongs to {owner!r}, not {user!r}")
+    root = plan.params["workspace_root"]
+    if os.path.commonpath([root, cwd]) != root:
         raise Refused(
-            f"process {process.pid} on port {port} belongs to {owner!r}, not {allowed_users}"
+            f"process {process.pid} on port {port} works in {cwd!r}, outside the project's workspace"
         )
-    if not re.search(settings.recovery_process_pattern, cmdline):
+    if not re.search(settings.recovery_process_pattern, name):
         raise Refused(
-            f"process {process.pid} on port {port} ({cmdline[:120]!r}) does not match recovery_process_pattern"
+            f"process {process.pid} on port {port} ({name!r}) does not match recovery_process_pattern"
         )
     process.send_signal(signal.SIGTERM)
     how = "SIGTERM"
@@ -294,6 +363,7 @@ async def _start_redis(plan: Plan, settings: Settings) -> Result:
         *plan.command, stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    _track(settings, f"redis-{port}", process.pid)
     for _ in range(100):
         if _ping_redis(port):
             return Result(
@@ -307,6 +377,36 @@ async def _start_redis(plan: Plan, settings: Settings) -> Result:
     return Result(
         False, f"Redis did not answer PING on port {port}; see {log}", exit_code=process.returncode
     )
+
+
+def _started_dir(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "recovery" / "started"
+
+
+def _track(settings: Settings, name: str, pid: int) -> None:
+    """Remember a process recovery started, so that `up` stops it with everything else."""
+    folder = _started_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.pid").write_text(f"{pid}\n{psutil.Process(pid).create_time()}\n")
+
+
+def stop_started_processes(settings: Settings) -> list[int]:
+    """Stop every process recovery started (and is still the same process); return their pids."""
+    stopped = []
+    folder = _started_dir(settings)
+    for entry in sorted(folder.glob("*.pid")) if folder.is_dir() else []:
+        with contextlib.suppress(ValueError, OSError, psutil.Error):
+            pid_text, created = entry.read_text().split()
+            process = psutil.Process(int(pid_text))
+            if abs(process.create_time() - float(created)) < 0.01:  # not a reused pid
+                process.terminate()
+                with contextlib.suppress(psutil.TimeoutExpired):
+                    process.wait(5)
+                if process.is_running():
+                    process.kill()
+                stopped.append(process.pid)
+        entry.unlink(missing_ok=True)
+    return stopped
 
 
 async def _query(url: str) -> str:
@@ -326,7 +426,7 @@ async def run_plan(plan: Plan, settings: Settings) -> Result:
     elif plan.action == "start_redis":
         result = await _start_redis(plan, settings)
     else:
-        code, output = await _run(plan.command, plan.cwd, settings.recovery_timeout)
+        code, output = await _run(plan.command, plan.cwd, settings.recovery_timeout, plan)
         result = Result(code == 0, f"exit code {code}", exit_code=code, output=output)
         if code == 0 and plan.action == "restart_postgres":
             try:
@@ -335,12 +435,16 @@ async def run_plan(plan: Plan, settings: Settings) -> Result:
                 result.succeeded, result.verification = False, f"query failed: {exc!r}"
         elif code == 0 and plan.action == "install_module" and plan.params["ecosystem"] == "python":
             module = plan.params["module"]
-            check, _ = await _run([plan.params["python"], "-c", f"import {module}"], None, 60)
+            check, _ = await _run(
+                [plan.params["python"], "-I", "-c", f"import {module}"], plan.cwd, 60, plan
+            )
             result.succeeded = check == 0
             result.verification = f"import {module} -> {'ok' if check == 0 else 'failed'}"
         elif code == 0 and plan.action == "install_module":
             package = plan.params["package"]
-            check, _ = await _run(["node", "-e", f"require.resolve({package!r})"], plan.cwd, 60)
+            check, _ = await _run(
+                ["node", "-e", f"require.resolve({package!r})"], plan.cwd, 60, plan
+            )
             result.succeeded = check == 0
             result.verification = (
                 f"require.resolve({package!r}) -> {'ok' if check == 0 else 'failed'}"

@@ -9,14 +9,14 @@ from typing import Any
 
 import asyncpg
 from nats.js import JetStreamContext
-from yokeflow_agent.contract import InterventionPaused, RecoveryOutcome, Subjects
+from yokeflow_agent.contract import Intervention, InterventionPaused, RecoveryOutcome, Subjects
 
 from yokeflow_intervention.shared.bus import publish_event
 from yokeflow_intervention.shared.commands import AlreadyResolvedError, PauserClient
 from yokeflow_intervention.shared.metrics import RECOVERIES
 from yokeflow_intervention.shared.settings import Settings
 
-from .actions import NoAction, Plan, Refused, Result, plan_recovery, run_plan
+from .actions import SHARED_ACTIONS, NoAction, Plan, Refused, Result, plan_recovery, run_plan
 
 __all__ = ["Recovery"]
 
@@ -42,14 +42,27 @@ class Recovery:
 
     async def handle(self, paused: InterventionPaused) -> RecoveryOutcome | None:
         row = await self.pool.fetchrow(
-            "SELECT resolved, resolved_by, session_id FROM paused_sessions WHERE id = $1",
+            """SELECT resolved, resolved_by, session_id, project_id, intervention
+               FROM paused_sessions WHERE id = $1""",
             paused.intervention_id,
         )
-        if row is None or row["session_id"] != paused.session_id:
+        if (
+            row is None
+            or row["session_id"] != paused.session_id
+            or row["project_id"] != paused.project_id
+        ):
             # Nothing to attach an audit row to: the refusal is published and logged instead.
             return await self._publish(paused, "refused", detail="unknown intervention or session")
+        # Plan from the pauser's record, never from the message: a forged or altered
+        # intervention.paused cannot choose the blocker, the port, the module or the workspace.
+        record = row["intervention"]
+        stored = (
+            Intervention.model_validate_json(record)
+            if isinstance(record, str)
+            else Intervention.model_validate(record)
+        )
         try:
-            plan = plan_recovery(paused, self.settings, self.database_url)
+            plan = plan_recovery(stored, self.settings, self.database_url)
         except NoAction:
             return None
         except Refused as exc:
@@ -74,7 +87,8 @@ class Recovery:
             return await self._resume(paused, plan, None)  # redelivered after the fix: finish
         if row["resolved"]:
             return None
-        if statuses.count("started") >= self.settings.recovery_max_attempts:
+        attempts = 1 if plan.action in SHARED_ACTIONS else self.settings.recovery_max_attempts
+        if statuses.count("started") >= attempts or "nothing_to_do" in statuses:
             return None
         details: dict[str, Any] = {"action": plan.action, "command": plan.command,
                                    "description": plan.description}  # fmt: skip
@@ -97,6 +111,17 @@ class Recovery:
                 return await self._publish(paused, "refused", plan, detail=str(exc))
             finally:
                 await lock.execute("SELECT pg_advisory_unlock(hashtext($1))", plan.resource)
+        if result.nothing_to_do and "started" in statuses:
+            # An earlier attempt (cut short: this service was killed, a failover) did the fix.
+            result.succeeded, result.nothing_to_do = True, False
+            result.detail = (
+                f"an earlier attempt fixed it: {result.detail.removeprefix('nothing to do: ')}"
+            )
+        if result.nothing_to_do:
+            await self._audit(paused.intervention_id, "nothing_to_do",
+                              {**details, "detail": result.detail})  # fmt: skip
+            return await self._publish(paused, "nothing_to_do", plan, result.detail,
+                                       result.verification)  # fmt: skip
         await self._audit(
             paused.intervention_id,
             "succeeded" if result.succeeded else "failed",
@@ -137,13 +162,13 @@ class Recovery:
         )
 
     async def _audit(self, intervention_id: str, status: str, details: dict[str, Any]) -> None:
-        """One row per attempt for started/succeeded/failed; one in all for a refusal or a dry
-        run, which a redelivered message would otherwise record again."""
+        """One row per attempt for started/succeeded/failed; one in all for a refusal, a dry run
+        or nothing to do, which a redelivered message would otherwise record again."""
         await self.pool.execute(
             """INSERT INTO intervention_actions (paused_session_id, action_type, action_status,
                                                  action_details)
                SELECT $1, 'recovery', $2, $3::jsonb
-               WHERE $2 NOT IN ('refused', 'dry_run') OR NOT EXISTS (
+               WHERE $2 NOT IN ('refused', 'dry_run', 'nothing_to_do') OR NOT EXISTS (
                    SELECT 1 FROM intervention_actions WHERE paused_session_id = $1
                    AND action_type = 'recovery' AND action_status = $2)""",
             intervention_id,

@@ -55,9 +55,10 @@ RETRY_LOOPS, PORT_CONFLICTS, HEALTHY = 12, 6, 10
 AT_MOST_ONCE_NEXT_SESSION = {"orchestrator", "whole stack"}
 FAULTS = ("none", "NATS node", *SERVICES, "postgres", "whole stack")
 # The agent's next session after a resume: records that it started, and with which brief.
+# (It gets only an allow-listed environment, so the folder is written into the script.)
 NEXT_SESSION = """\
 import os, pathlib
-folder = pathlib.Path(os.environ["FAULTS_NEXT_SESSIONS"])
+folder = pathlib.Path(NEXT_SESSIONS_FOLDER)
 brief = pathlib.Path(os.environ["YOKEFLOW_RESUME_CONTEXT_FILE"]).read_text()
 with (folder / os.environ["YOKEFLOW_RESUMED_FROM"]).open("a") as marker:
     marker.write(f"{os.environ['YOKEFLOW_SESSION_ID']} {len(brief)}\\n")
@@ -87,8 +88,20 @@ class FaultStack:
         self.webhook_url = self.peer.webhook_url()  # one receiver, whichever replica sends
         self.next_sessions = folder / "next-sessions"
         self.next_sessions.mkdir()
-        (folder / "next_session.py").write_text(NEXT_SESSION)
+        (folder / "next_session.py").write_text(
+            NEXT_SESSION.replace("NEXT_SESSIONS_FOLDER", repr(str(self.next_sessions)))
+        )
         self.api_port = free_port()
+        # Planned up front: recovery acts only on what the operator registered, so every
+        # wave's project is registered with its dev ports and a workspace its dev servers use.
+        self.waves = {fault: plan_wave(fault) for fault in FAULTS}
+        self.workspaces = folder / "workspaces"
+        self.workspaces.mkdir()
+        self.registered = json.dumps({
+            wave.project: {"workspace_root": str(self.workspaces), "recovery_actions": ["free_port"],
+                           "dev_ports": list(wave.port_conflicts.values())}
+            for wave in self.waves.values()
+        })  # fmt: skip
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.processes: ServiceProcesses | None = None
 
@@ -120,8 +133,8 @@ class FaultStack:
             YOKEFLOW_MIN_NOTIFICATION_INTERVAL="0",
             YOKEFLOW_NOTIFICATION_TIMEOUT="5",
             YOKEFLOW_AGENT_COMMAND=f"{sys.executable},{self.folder / 'next_session.py'}",
-            FAULTS_NEXT_SESSIONS=str(self.next_sessions),
             YOKEFLOW_API_PORT=str(self.api_port),
+            YOKEFLOW_PROJECTS=self.registered,
         )
 
     def consuming(self) -> bool:
@@ -269,13 +282,13 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def hold_ports(ports: list[int]) -> list[subprocess.Popen[bytes]]:
-    """A stale dev server on each port, as a process recovery may stop (its command matches
-    recovery_process_pattern)."""
+def hold_ports(ports: list[int], workspace: Path) -> list[subprocess.Popen[bytes]]:
+    """A stale dev server on each port, in the project's workspace, as a process recovery may
+    stop (its name matches recovery_process_pattern)."""
     holders = []
     for port in ports:
         stale_server = f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)"
-        holders.append(subprocess.Popen([sys.executable, "-c", stale_server]))
+        holders.append(subprocess.Popen([sys.executable, "-c", stale_server], cwd=workspace))
     deadline = time.monotonic() + 10
     while any(port_is_free(port) for port in ports) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -481,8 +494,8 @@ async def db(stack: FaultStack) -> AsyncIterator[asyncpg.Pool]:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("fault", FAULTS)
 async def test_nothing_is_lost_or_duplicated(stack, cluster_nc, db, fault, request):
-    wave = plan_wave(fault)
-    holders = hold_ports(list(wave.port_conflicts.values()))
+    wave = stack.waves[fault]
+    holders = hold_ports(list(wave.port_conflicts.values()), stack.workspaces)
     request.addfinalizer(lambda: [h.kill() for h in holders])
     started = time.monotonic()
     agents = run_agents(cluster_nc, wave)

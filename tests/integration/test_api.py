@@ -13,6 +13,7 @@ from yokeflow_agent.contract import Intervention, RetryStats, Subjects, Task
 
 from yokeflow_intervention.services.api.app import create_api
 from yokeflow_intervention.shared.embedded import free_port
+from yokeflow_intervention.shared.preferences import load_preferences
 from yokeflow_intervention.shared.settings import Settings
 
 from ..helpers import eventually
@@ -27,7 +28,11 @@ async def api(services):
     port = free_port()
     services.start("pauser")
     services.start("api", YOKEFLOW_API_PORT=str(port), API_TOKEN=TOKEN)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    # A token holder's client: every /api request carries the token.
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=10, headers=headers
+    ) as client:
 
         async def up():
             try:
@@ -70,7 +75,9 @@ async def test_interventions_resume_and_errors(api, nc, unique):
     assert detail["pause_type"] == "retry_limit" and detail["actions"][0]["action_type"] == "paused"
 
     resume = {"resolved_by": "ana", "resolution_notes": "Fixed the config"}
-    assert (await api.post(f"/api/interventions/{target}/resume", json=resume)).status_code == 401
+    no_token = {"Authorization": ""}
+    refused = await api.post(f"/api/interventions/{target}/resume", json=resume, headers=no_token)
+    assert refused.status_code == 401
     auth = {"Authorization": f"Bearer {TOKEN}"}
     done = await api.post(f"/api/interventions/{target}/resume", json=resume, headers=auth)
     assert done.status_code == 200 and done.json()["resolved_by"] == "ana"
@@ -101,7 +108,7 @@ async def test_interventions_resume_and_errors(api, nc, unique):
     assert unknown.status_code == 404
 
 
-async def test_preferences_round_trip_and_validation(api, unique):
+async def test_preferences_round_trip_and_validation(api, db, unique):
     project = unique("prefs")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     defaults = (await api.get(f"/api/projects/{project}/notifications/preferences")).json()
@@ -121,7 +128,43 @@ async def test_preferences_round_trip_and_validation(api, unique):
     assert saved.status_code == 200
     read = (await api.get(f"/api/projects/{project}/notifications/preferences")).json()
     assert read["source"] == "project"
-    assert {k: read["preferences"][k] for k in chosen} == chosen
+    shown = read["preferences"]
+    assert {k: shown[k] for k in chosen if k != "webhook_url"} == {
+        k: v for k, v in chosen.items() if k != "webhook_url"
+    }
+    # The webhook URL is a secret: shown masked, and sending the masked value back keeps it.
+    assert shown["webhook_url"].startswith("https://hooks.slack.com/…#")
+    assert "/services/T/B/x" not in json.dumps(read)
+    again = await api.post(f"/api/projects/{project}/notifications/preferences",
+                           json={**shown, "email_addresses": ["bo@example.com"]})  # fmt: skip
+    assert again.status_code == 200
+    stored = await load_preferences(db, project)
+    assert stored is not None and stored.webhook_url == chosen["webhook_url"]
+    assert stored.email_addresses == ["bo@example.com"]
+
+
+async def test_with_a_token_every_read_and_the_stream_need_it(api, unique):
+    """Reads return agent output, addresses and phone numbers: no token, no data."""
+    plain = httpx.AsyncClient(base_url=str(api.base_url), timeout=10)
+    async with plain:
+        for path in ("/api/interventions/active", "/api/interventions/history",
+                     f"/api/interventions/{unique('i')}", "/api/projects",
+                     f"/api/projects/{unique('p')}/notifications/preferences", "/api/events"):  # fmt: skip
+            response = await plain.get(path)
+            assert response.status_code == 401, path
+        wrong = await plain.get("/api/projects", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert (await plain.get("/api/events?ticket=made-up")).status_code == 401
+        assert (await plain.get("/healthz")).status_code == 200  # probes stay open
+    ticket = (await api.post("/api/events/ticket")).json()["ticket"]
+    async with httpx.AsyncClient(base_url=str(api.base_url), timeout=10) as browser:
+        async with browser.stream("GET", f"/api/events?ticket={ticket}") as stream:
+            assert stream.status_code == 200
+            async for line in stream.aiter_lines():
+                assert line == ": connected"
+                break
+        # Single use: the same ticket does not open a second stream.
+        assert (await browser.get(f"/api/events?ticket={ticket}")).status_code == 401
 
 
 async def test_live_events_stream(api, nc, unique):

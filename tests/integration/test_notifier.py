@@ -15,6 +15,7 @@ from tests.peers import HttpPeer, ScriptedReply, SmtpPeer
 from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
 
 from ..helpers import eventually
+from .test_recovery import registered
 
 pytestmark = pytest.mark.integration
 
@@ -318,7 +319,7 @@ async def test_interval_zero_never_suppresses_even_under_contention(
 
 
 async def test_recovery_outcomes_are_followed_up_on_the_same_channels(
-    nc, db, services, unique, peers
+    nc, db, services, unique, peers, tmp_path
 ):
     import subprocess
     import sys
@@ -326,15 +327,16 @@ async def test_recovery_outcomes_are_followed_up_on_the_same_channels(
     from yokeflow_intervention.shared.embedded import free_port
 
     http, smtp = peers
+    port, project = free_port(), unique("follow")
     services.start("pauser")
     services.start("notifier", **notifier_env(http, smtp))
-    services.start("recovery")
-    port = free_port()
+    services.start("recovery", **registered(project, tmp_path, dev_ports=[port],
+                                            recovery_actions=["free_port"]))  # fmt: skip
     holder = subprocess.Popen([sys.executable, "-c", (
-        f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(120)")])  # fmt: skip
+        f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(120)")],
+        cwd=tmp_path)  # fmt: skip
     try:
         await asyncio.sleep(0.5)
-        project = unique("follow")
         await save_preferences(db, project, NotificationPreferences(
             webhook_enabled=True, webhook_url=http.slack_url()))  # fmt: skip
         item = intervention(project, unique("s"), "critical_error").model_copy(

@@ -4,6 +4,7 @@ restart, a real package installed from a local wheel. Hostile inputs execute not
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import json
 import socket
@@ -20,9 +21,10 @@ import psutil
 import pytest
 from yokeflow_agent.contract import CONTROL_BUCKET, Intervention, Subjects
 
-from yokeflow_intervention.services.recovery.actions import _redis_binary
+from yokeflow_intervention.services.recovery.actions import _redis_binary, stop_started_processes
 from yokeflow_intervention.shared.embedded import EmbeddedPostgres, free_port
 from yokeflow_intervention.shared.runtime import product_command
+from yokeflow_intervention.shared.settings import Settings
 
 from ..helpers import collect, eventually
 
@@ -61,13 +63,19 @@ async def resolved_by(db, intervention_id: str) -> str | None:
     )
 
 
-def listener(port: int) -> subprocess.Popen[bytes]:
+def registered(project: str, workspace_root: Path, **fields: object) -> dict[str, str]:
+    """The environment that registers one project for recovery, as an operator would."""
+    return {"YOKEFLOW_PROJECTS": json.dumps({project: {"workspace_root": str(workspace_root),
+                                                       **fields}})}  # fmt: skip
+
+
+def listener(port: int, cwd: Path | None = None) -> subprocess.Popen[bytes]:
     code = textwrap.dedent(f"""
         import socket, time
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", {port})); s.listen(); time.sleep(300)
     """)
-    process = subprocess.Popen([sys.executable, "-c", code])
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=cwd)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket() as probe:
@@ -77,15 +85,18 @@ def listener(port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("listener did not start")
 
 
-async def test_port_conflict_is_freed_verified_and_the_session_resumed(nc, db, services, unique):
+async def test_port_conflict_is_freed_verified_and_the_session_resumed(
+    nc, db, services, unique, tmp_path
+):
+    port, project = free_port(), unique("p")
+    env = registered(project, tmp_path, dev_ports=[port], recovery_actions=["free_port"])
     services.start("pauser")
-    services.start("recovery")
+    services.start("recovery", **env)
     services.start(
-        "orchestrator", YOKEFLOW_AGENT_COMMAND=",".join(product_command("cli.demo_agent"))
+        "orchestrator", YOKEFLOW_AGENT_COMMAND=",".join(product_command("cli.demo_agent")), **env
     )
-    port = free_port()
-    holder = listener(port)
-    item = stuck(unique("p"), unique("s"), "port_conflict",
+    holder = listener(port, cwd=tmp_path)  # the project's stale dev server, in its workspace
+    item = stuck(project, unique("s"), "port_conflict",
                  f"Error: listen EADDRINUSE: address already in use 127.0.0.1:{port}")  # fmt: skip
     outcomes = await collect(nc, f"intervention.recovery.{item.project_id}")
     await detect(nc, item)
@@ -111,10 +122,11 @@ async def test_port_conflict_is_freed_verified_and_the_session_resumed(nc, db, s
     assert "Verified" in notes
 
 
-async def test_redis_is_started_and_answers_ping(nc, db, services, unique):
+async def test_redis_is_started_answers_ping_and_is_tracked(nc, db, services, unique, infra):
+    port, project = free_port(), unique("p")
     services.start("pauser")
-    services.start("recovery")
-    port = free_port()
+    services.start("recovery", **registered(project, infra.data_dir, redis_ports=[port],
+                                            recovery_actions=["start_redis"]))  # fmt: skip
     # A real redis-server that then dies: the agent sees ECONNREFUSED.
     first = subprocess.Popen(
         [_redis_binary(), "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL
@@ -123,7 +135,7 @@ async def test_redis_is_started_and_answers_ping(nc, db, services, unique):
     first.kill()
     first.wait(5)
     item = stuck(
-        unique("p"),
+        project,
         unique("s"),
         "redis_unavailable",
         f"Error: connect ECONNREFUSED 127.0.0.1:{port}",
@@ -139,6 +151,10 @@ async def test_redis_is_started_and_answers_ping(nc, db, services, unique):
         assert (
             rows[-1] == ("succeeded", rows[-1][1]) and rows[-1][1]["verification"] == "PING -> PONG"
         )
+        # What recovery started is tracked, and `up` stops it on exit.
+        assert (infra.data_dir / "recovery" / "started" / f"redis-{port}.pid").is_file()
+        stopped = stop_started_processes(Settings(data_dir=infra.data_dir))
+        assert stopped and not _ping(port)
     finally:
         for conn in psutil.net_connections(kind="inet"):
             if (
@@ -154,15 +170,17 @@ async def test_postgres_is_restarted_and_answers_a_query(nc, db, services, uniqu
     agents_db = EmbeddedPostgres(tmp_path / "agents-db").start()
     url = agents_db.url
     agents_db.stop()
+    project = unique("p")
     services.start("pauser")
     services.start(
         "recovery",
+        **registered(project, tmp_path, recovery_actions=["restart_postgres"]),
         YOKEFLOW_RECOVERY_POSTGRES_COMMAND=",".join(
             product_command("cli", "embedded-postgres", "restart", str(tmp_path / "agents-db"))
         ),
         YOKEFLOW_RECOVERY_POSTGRES_URL=url,
     )
-    item = stuck(unique("p"), unique("s"), "db_connection",
+    item = stuck(project, unique("s"), "db_connection",
                  "Error: P1001: Can't reach database server at `localhost`:`5432`")  # fmt: skip
     await detect(nc, item)
     try:
@@ -206,14 +224,21 @@ async def test_missing_module_is_installed_from_a_local_wheel(nc, db, services, 
     venv = tmp_path / "agent-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
+    project = unique("p")
     services.start("pauser")
     services.start(
         "recovery",
-        YOKEFLOW_RECOVERY_PYTHON=python,
+        **registered(
+            project,
+            tmp_path,
+            user=getpass.getuser(),
+            python=python,
+            recovery_actions=["install_module"],
+        ),
         YOKEFLOW_RECOVERY_PIP_OPTIONS=f"--no-index,--find-links,{wheels}",
         YOKEFLOW_RECOVERY_MODULE_PACKAGES='{"yokeflow_fixture_pkg": "yokeflow-fixture-pkg"}',
     )
-    item = stuck(unique("p"), unique("s"), "module_not_found",
+    item = stuck(project, unique("s"), "module_not_found",
                  "ModuleNotFoundError: No module named 'yokeflow_fixture_pkg'")  # fmt: skip
     await detect(nc, item)
     assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=90,
@@ -240,16 +265,19 @@ async def test_missing_module_is_installed_from_a_local_wheel(nc, db, services, 
         (
             "port_conflict",
             "Error: listen EADDRINUSE: address already in use 0.0.0.0:80",
-            "outside the allowed range",
+            "not one of the project's registered dev ports",
         ),
     ],
 )
 async def test_hostile_inputs_are_refused_audited_and_nothing_runs(
     nc, db, services, unique, tmp_path, blocker, error, reason
 ):
+    project = unique("p")
     services.start("pauser")
-    services.start("recovery", YOKEFLOW_RECOVERY_PYTHON=sys.executable)
-    item = stuck(unique("p"), unique("s"), blocker, error, workspace=str(tmp_path))
+    services.start("recovery", **registered(
+        project, tmp_path, user=getpass.getuser(), python=sys.executable, dev_ports=[3000],
+        recovery_actions=["free_port", "install_module"]))  # fmt: skip
+    item = stuck(project, unique("s"), blocker, error, workspace=str(tmp_path))
     outcomes = await collect(nc, f"intervention.recovery.{item.project_id}")
     await detect(nc, item)
     rows = await eventually(
@@ -261,13 +289,14 @@ async def test_hostile_inputs_are_refused_audited_and_nothing_runs(
     assert await resolved_by(db, item.intervention_id) is None  # stays paused for a human
 
 
-async def test_a_process_off_the_allow_list_is_not_touched(nc, db, services, unique):
+async def test_a_process_off_the_allow_list_is_not_touched(nc, db, services, unique, tmp_path):
+    port, project = free_port(), unique("p")
     services.start("pauser")
-    services.start("recovery", YOKEFLOW_RECOVERY_PROCESS_PATTERN=r"\bnode\b")
-    port = free_port()
-    holder = listener(port)
+    services.start("recovery", YOKEFLOW_RECOVERY_PROCESS_PATTERN=r"^node$", **registered(
+        project, tmp_path, dev_ports=[port], recovery_actions=["free_port"]))  # fmt: skip
+    holder = listener(port, cwd=tmp_path)
     try:
-        item = stuck(unique("p"), unique("s"), "port_conflict", f"EADDRINUSE 127.0.0.1:{port}")
+        item = stuck(project, unique("s"), "port_conflict", f"EADDRINUSE 127.0.0.1:{port}")
         await detect(nc, item)
         await eventually(
             lambda: _has(db, item.intervention_id, "refused"), timeout=20, what="refusal"
@@ -296,3 +325,12 @@ async def test_an_intervention_for_an_unknown_session_is_refused(nc, services, u
     await eventually(lambda: outcomes.messages, what="a refusal")
     assert outcomes.messages[0]["status"] == "refused"
     assert "unknown" in outcomes.messages[0]["detail"]
+
+
+def _ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from yokeflow_intervention.services.notifier.channels import redact_url, sign_standard_webhook
+from yokeflow_intervention.services.notifier.channels import sign_standard_webhook
 from yokeflow_intervention.shared.preferences import (
     NotificationPreferences,
     UnsafeWebhookError,
+    redact_url,
     resolve_webhook_target,
     webhook_kind_of,
 )

@@ -51,7 +51,7 @@ export function App() {
     } catch (e) {
       setError(e instanceof ApiError ? e.message : String(e));
     }
-  }, [tab, project]);
+  }, [tab, project, apiToken]);
 
   const loadRef = useRef(load);
   loadRef.current = load;
@@ -62,19 +62,43 @@ export function App() {
     return () => clearInterval(timer);
   }, [load]);
 
-  // Instant updates: every intervention event refreshes the list.
+  // Instant updates: every intervention event refreshes the list. Each connection presents a
+  // fresh single-use ticket, so a dropped stream reconnects with a new one.
   useEffect(() => {
-    const source = new EventSource("/api/events");
+    let source: EventSource | undefined;
+    let retry: number | undefined;
+    let closed = false;
     let pending: number | undefined;
     const refresh = () => {
       window.clearTimeout(pending);
       pending = window.setTimeout(() => void loadRef.current(), 150);
     };
-    for (const kind of ["detected", "paused", "resumed", "notified", "recovery"]) source.addEventListener(kind, refresh);
-    source.onopen = () => setLive(true);
-    source.onerror = () => setLive(false);
-    return () => source.close();
-  }, []);
+    const connect = async () => {
+      let url = "/api/events";
+      try {
+        url += `?ticket=${encodeURIComponent((await api.eventsTicket()).ticket)}`;
+      } catch {
+        setLive(false);
+        retry = window.setTimeout(() => void connect(), 3000);
+        return;
+      }
+      if (closed) return;
+      source = new EventSource(url);
+      for (const kind of ["detected", "paused", "resumed", "notified", "recovery"]) source.addEventListener(kind, refresh);
+      source.onopen = () => setLive(true);
+      source.onerror = () => {
+        setLive(false);
+        source?.close();
+        if (!closed) retry = window.setTimeout(() => void connect(), 2000);
+      };
+    };
+    void connect();
+    return () => {
+      closed = true;
+      window.clearTimeout(retry);
+      source?.close();
+    };
+  }, [apiToken]);
 
   const onResumed = (id: string) => {
     setItems((current) => (tab === "active" && current ? current.filter((i) => i.id !== id) : current));

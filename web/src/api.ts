@@ -106,6 +106,8 @@ const query = (params: Record<string, string | number | undefined>) => {
 };
 
 export const api = {
+  // A single-use ticket for the live stream: an EventSource cannot send the token as a header.
+  eventsTicket: () => call<{ ticket: string }>("/api/events/ticket", { method: "POST" }),
   active: (project?: string) =>
     call<{ interventions: Intervention[] }>(`/api/interventions/active${query({ project_id: project })}`),
   history: (project?: string, limit = 50, offset = 0) =>

@@ -1,0 +1,66 @@
+"""Acting for a project without trusting its agents: the workspace an operator registered, the
+project's OS user, and an environment with none of the services' secrets.
+
+Recovery and the orchestrator start processes for agents; an agent's event may name a workspace
+(a path it chose) and nothing else about where, how or as whom anything runs.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import pwd
+from typing import Any
+
+from .settings import ProjectRegistration
+
+__all__ = ["ConfinementError", "run_as", "scrubbed_environment", "workspace_within"]
+
+# What a process started for an agent may inherit from the service's environment.
+_INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
+
+
+class ConfinementError(ValueError):
+    """The action would leave what the operator registered; the message says how."""
+
+
+def workspace_within(claimed: str | None, project: ProjectRegistration) -> str:
+    """The workspace to act in: the one an agent reported if it resolves (links followed)
+    inside the registered root, the root itself when none was reported; anything else raises."""
+    root = os.path.realpath(project.workspace_root)
+    if not claimed:
+        return root
+    real = os.path.realpath(claimed)
+    if os.path.commonpath([root, real]) != root:
+        raise ConfinementError(
+            f"workspace {claimed[:200]!r} is outside the registered workspace root {root}"
+        )
+    return real
+
+
+def run_as(user: str | None) -> dict[str, Any]:
+    """`subprocess` arguments that run a command as `user` (only root can switch users)."""
+    if user is None:
+        return {}
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfinementError(f"the project's user {user!r} does not exist") from None
+    if entry.pw_uid == os.geteuid():
+        return {}
+    if os.geteuid() != 0:
+        raise ConfinementError(f"cannot run as {user!r}: this service is not root")
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def scrubbed_environment(user: str | None, **extra: str) -> dict[str, str]:
+    """An allow-listed environment: PATH and locale, the user's HOME, and `extra`; never the
+    services' secrets (API token, database URL, Twilio and SMTP credentials, NATS URL)."""
+    name = user or getpass.getuser()
+    try:
+        home = pwd.getpwnam(name).pw_dir
+    except KeyError:
+        home = os.path.expanduser("~")
+    env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    return {**env, "HOME": home, "USER": name, "LOGNAME": name, **extra}
