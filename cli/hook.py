@@ -21,7 +21,7 @@ from typing import Any
 
 from nats.js.errors import KeyNotFoundError
 from yokeflow_agent.client import CONTEXT_ENV, AgentSession, SessionPaused
-from yokeflow_agent.contract import CONTROL_BUCKET, InterventionResumed
+from yokeflow_agent.contract import CONTROL_BUCKET, ControlKeys, InterventionResumed
 
 from yokeflow_intervention.shared.bus import connect
 from yokeflow_intervention.shared.runtime import ServiceContext
@@ -73,7 +73,7 @@ async def _resume_brief(session: AgentSession) -> InterventionResumed | None:
             }
         )
     kv = await session.nc.jetstream().key_value(CONTROL_BUCKET)
-    key = f"resume.{session.project_id}"
+    key = ControlKeys.brief(session.project_id)
     try:
         entry = await kv.get(key)
     except KeyNotFoundError:

@@ -133,7 +133,7 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
             row = await client.resume_session(args.id, args.by, args.notes)
             print(f"resumed {row['id']} (session {row['session_id']}) by {row['resolved_by']}")
         elif args.action == "pause":
-            row = await client.pause_session(args.session, args.reason, args.by)
+            row = await client.pause_session(args.project, args.session, args.reason, args.by)
             print(f"paused session {row['session_id']}: intervention {row['id']}")
     except CommandFailed as exc:
         print(f"interventions {args.action}: {exc}", file=sys.stderr)
@@ -202,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--by", required=True, help="who resolved the blocker")
     resume.add_argument("--notes", default="", help="what the next session should know")
     pause = actions.add_parser("pause", parents=[config])
+    pause.add_argument("project")
     pause.add_argument("session")
     pause.add_argument("--reason", required=True)
     pause.add_argument("--by", default="human")

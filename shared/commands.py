@@ -36,6 +36,7 @@ class _Request(BaseModel):
 
 
 class PauseRequest(_Request):
+    project_id: Identifier
     session_id: Identifier
     reason: Text = Field(min_length=1, max_length=2000)
     paused_by: Text = Field(default="human", min_length=1, max_length=200)
@@ -134,10 +135,13 @@ class PauserClient:
         await self.get_active_pauses()
         return True
 
-    async def pause_session(self, session_id: str, reason: str, paused_by: str = "human") -> Any:
+    async def pause_session(
+        self, project_id: str, session_id: str, reason: str, paused_by: str = "human"
+    ) -> Any:
         return await self._call(
-            "pause_session", PauseRequest, session_id=session_id, reason=reason, paused_by=paused_by
-        )
+            "pause_session", PauseRequest, project_id=project_id, session_id=session_id,
+            reason=reason, paused_by=paused_by,
+        )  # fmt: skip
 
     async def resume_session(
         self, intervention_id: str, resolved_by: str, resolution_notes: str = ""

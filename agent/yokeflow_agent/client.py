@@ -24,7 +24,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from .contract import CONTROL_BUCKET, SessionControl, Subjects, Task
+from .contract import CONTROL_BUCKET, ControlKeys, SessionControl, Subjects, Task
 
 __all__ = [
     "CONTEXT_ENV",
@@ -143,7 +143,7 @@ class AgentSession:
         try:
             if self._control is None:
                 self._control = await self.nc.jetstream().key_value(CONTROL_BUCKET)
-            entry = await self._control.get(self.session_id)
+            entry = await self._control.get(ControlKeys.session(self.project_id, self.session_id))
         except KeyNotFoundError:
             return None
         except (NatsError, TimeoutError) as exc:

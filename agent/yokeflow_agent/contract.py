@@ -43,6 +43,7 @@ __all__ = [
     "ConsumerSpec",
     "Consumers",
     "ContractError",
+    "ControlKeys",
     "DeadLetter",
     "ErrorEvent",
     "ExcerptText",
@@ -391,7 +392,7 @@ class DeadLetter(_Model):
 
 
 class SessionControl(_Model):
-    """Value of the session_control KV entry the agent watches (key = session id)."""
+    """Value of the session_control KV entry the agent watches (key: ControlKeys.session)."""
 
     state: Literal["running", "paused"]
     intervention_id: Identifier | None = None
@@ -521,6 +522,23 @@ DEAD_LETTER_STREAM = StreamSpec(
 STREAMS = (AGENT_EVENTS_STREAM, INTERVENTIONS_STREAM, DEAD_LETTER_STREAM)
 
 CONTROL_BUCKET = "session_control"
+
+
+class ControlKeys:
+    """Keys of the session_control bucket, always scoped by project: a session id (chosen by an
+    agent) never names another project's entry."""
+
+    @staticmethod
+    def session(project_id: str, session_id: str) -> str:
+        """A session's control state (SessionControl), watched by its agent."""
+        return f"session.{project_id}.{session_id}"
+
+    @staticmethod
+    def brief(project_id: str) -> str:
+        """The latest resume brief of a project (InterventionResumed), for its next session."""
+        return f"brief.{project_id}"
+
+
 DETECTOR_CHECKPOINT_BUCKET = "detector_checkpoints"
 KV_BUCKETS = (CONTROL_BUCKET, DETECTOR_CHECKPOINT_BUCKET)
 

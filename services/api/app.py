@@ -215,11 +215,19 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             raise _command_error(exc) from None
         return result
 
-    @app.post("/api/sessions/{session_id}/pause", tags=["sessions"], dependencies=guarded)
-    async def pause(session_id: Identifier, body: PauseBody) -> dict[str, Any]:
+    @app.post(
+        "/api/projects/{project_id}/sessions/{session_id}/pause",
+        tags=["sessions"],
+        dependencies=guarded,
+    )
+    async def pause(
+        project_id: Identifier, session_id: Identifier, body: PauseBody
+    ) -> dict[str, Any]:
+        """Pause a running session by hand. A session is (project, session): ids are chosen by
+        agents, so one never names another project's session."""
         try:
             result: dict[str, Any] = await state.pauser.pause_session(
-                session_id, body.reason, body.paused_by
+                project_id, session_id, body.reason, body.paused_by
             )
         except CommandFailed as exc:
             raise _command_error(exc) from None

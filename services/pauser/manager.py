@@ -16,6 +16,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from yokeflow_agent.contract import (
+    ControlKeys,
     Intervention,
     InterventionPaused,
     InterventionResumed,
@@ -31,14 +32,9 @@ from yokeflow_intervention.shared.commands import PauseRequest, ResumeRequest
 from .briefs import resume_brief
 from .store import PausedSessionStore, UnknownIntervention
 
-__all__ = ["PausedSessionManager", "resume_key"]
+__all__ = ["PausedSessionManager"]
 
 log = logging.getLogger(__name__)
-
-
-def resume_key(project_id: str) -> str:
-    """KV key holding the latest resume brief of a project, for its next SessionStart hook."""
-    return f"resume.{project_id}"
 
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +60,7 @@ class PausedSessionManager:
         if row["resolved"]:
             return row  # resumed since; re-pausing now would undo the human's decision
         await self.control.put(
-            intervention.session_id,
+            ControlKeys.session(intervention.project_id, intervention.session_id),
             SessionControl(
                 state="paused",
                 intervention_id=intervention.intervention_id,
@@ -99,12 +95,15 @@ class PausedSessionManager:
 
     async def pause_session(self, request: PauseRequest) -> dict[str, Any]:
         """A human's pause: published as an intervention like any other, then applied."""
-        project_id = await self.store.project_of_session(request.session_id)
-        existing = await self.store.active_for_session(request.session_id)
+        project_id = request.project_id
+        await self.store.check_session(project_id, request.session_id)
+        existing = await self.store.active_for_session(project_id, request.session_id)
         if existing is not None:
             return _json_safe(existing)
         session = await self.store.pool.fetchrow(
-            "SELECT workspace, task_id, task_description FROM sessions WHERE id = $1",
+            """SELECT workspace, task_id, task_description FROM sessions
+               WHERE project_id = $1 AND id = $2""",
+            project_id,
             request.session_id,
         )
         now = datetime.now(UTC)
@@ -162,14 +161,16 @@ class PausedSessionManager:
             workspace=(row.get("blocker_info") or {}).get("workspace"),
         )
         await self.control.put(
-            row["session_id"],
+            ControlKeys.session(row["project_id"], row["session_id"]),
             SessionControl(
                 state="running", intervention_id=row["id"], updated_at=row["resolved_at"]
             )
             .model_dump_json()
             .encode(),
         )
-        await self.control.put(resume_key(row["project_id"]), resumed.model_dump_json().encode())
+        await self.control.put(
+            ControlKeys.brief(row["project_id"]), resumed.model_dump_json().encode()
+        )
         await publish_event(
             self.js, Subjects.resumed(row["project_id"]), resumed, msg_id=f"{row['id']}:resumed"
         )

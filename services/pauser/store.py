@@ -48,7 +48,7 @@ class PausedSessionStore:
                 """INSERT INTO sessions (id, project_id, workspace, task_id, task_description,
                                          started_at, resumed_from)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (id) DO UPDATE SET
+                   ON CONFLICT (project_id, id) DO UPDATE SET
                        workspace = EXCLUDED.workspace,
                        task_id = COALESCE(EXCLUDED.task_id, sessions.task_id),
                        task_description = COALESCE(EXCLUDED.task_description,
@@ -70,7 +70,7 @@ class PausedSessionStore:
             await conn.execute(
                 """INSERT INTO sessions (id, project_id, ended_at, status, end_reason)
                    VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (id) DO UPDATE SET ended_at = EXCLUDED.ended_at,
+                   ON CONFLICT (project_id, id) DO UPDATE SET ended_at = EXCLUDED.ended_at,
                        status = EXCLUDED.status, end_reason = EXCLUDED.end_reason""",
                 event.session_id,
                 event.project_id,
@@ -79,13 +79,13 @@ class PausedSessionStore:
                 event.reason,
             )
 
-    async def project_of_session(self, session_id: str) -> str:
-        project = await self.pool.fetchval(
-            "SELECT project_id FROM sessions WHERE id = $1", session_id
+    async def check_session(self, project_id: str, session_id: str) -> None:
+        """Raise UnknownSession unless the project has this session."""
+        found = await self.pool.fetchval(
+            "SELECT 1 FROM sessions WHERE project_id = $1 AND id = $2", project_id, session_id
         )
-        if project is None:
-            raise UnknownSession(f"unknown session {session_id!r}")
-        return str(project)
+        if found is None:
+            raise UnknownSession(f"unknown session {session_id!r} of project {project_id!r}")
 
     async def record_pause(
         self, intervention: Intervention, paused_at: datetime
@@ -99,7 +99,7 @@ class PausedSessionStore:
             await conn.execute(_UPSERT_PROJECT, intervention.project_id)
             await conn.execute(
                 """INSERT INTO sessions (id, project_id, workspace, task_id, task_description)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING""",
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, id) DO NOTHING""",
                 intervention.session_id,
                 intervention.project_id,
                 intervention.workspace,
@@ -169,9 +169,11 @@ class PausedSessionStore:
         )
         return _record(row)
 
-    async def active_for_session(self, session_id: str) -> dict[str, Any] | None:
+    async def active_for_session(self, project_id: str, session_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
-            "SELECT * FROM active_interventions WHERE session_id = $1", session_id
+            "SELECT * FROM active_interventions WHERE project_id = $1 AND session_id = $2",
+            project_id,
+            session_id,
         )
         return _record(row)
 

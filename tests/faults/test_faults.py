@@ -32,7 +32,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from yokeflow_agent.client import AgentSession, SessionPaused
-from yokeflow_agent.contract import CONSUMERS, CONTROL_BUCKET, Subjects
+from yokeflow_agent.contract import CONSUMERS, CONTROL_BUCKET, ControlKeys, Subjects
 
 from tests.peers import HttpPeer, SmtpPeer
 from yokeflow_intervention.shared.bus import provision
@@ -402,7 +402,7 @@ async def count(stack: FaultStack, nc: Client, db: asyncpg.Pool, wave: Wave) -> 
     kv_paused = 0
     for session in wave.retry_loops:
         try:
-            entry = await kv.get(session)
+            entry = await kv.get(ControlKeys.session(wave.project, session))
         except nats.js.errors.KeyNotFoundError:
             continue
         kv_paused += json.loads(entry.value or b"{}").get("state") == "paused"

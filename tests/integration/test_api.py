@@ -103,7 +103,9 @@ async def test_interventions_resume_and_errors(api, nc, unique):
     projects = (await api.get("/api/projects")).json()["projects"]
     assert any(p["id"] == project and p["active"] == 2 for p in projects)
     unknown = await api.post(
-        f"/api/sessions/{unique('ghost')}/pause", json={"reason": "x"}, headers=auth
+        f"/api/projects/{project}/sessions/{unique('ghost')}/pause",
+        json={"reason": "x"},
+        headers=auth,
     )
     assert unknown.status_code == 404
 

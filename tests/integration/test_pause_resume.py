@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 from yokeflow_agent.client import AgentSession, SessionPaused
-from yokeflow_agent.contract import CONTROL_BUCKET, Intervention, RetryStats, Subjects, Task
+from yokeflow_agent.contract import (
+    CONTROL_BUCKET,
+    ControlKeys,
+    Intervention,
+    RetryStats,
+    Subjects,
+    Task,
+)
 
 from yokeflow_intervention.shared.commands import (
     AlreadyResolvedError,
@@ -190,7 +197,9 @@ async def test_killed_pauser_loses_nothing_and_duplicates_nothing(nc, db, servic
     assert sorted(r["n"] for r in per_id) == [1] * len(ids)
     kv = await nc.jetstream().key_value(CONTROL_BUCKET)
     for item in items:
-        state = json.loads((await kv.get(item.session_id)).value)
+        state = json.loads(
+            (await kv.get(ControlKeys.session(item.project_id, item.session_id))).value
+        )
         assert state["state"] == "paused" and state["intervention_id"] == item.intervention_id
     await eventually(lambda: len({m["intervention_id"] for m in paused_events.messages}) == 30,
                      what="30 paused events")  # fmt: skip
@@ -207,7 +216,7 @@ async def test_manual_pause_of_a_known_session(nc, services, unique, tmp_path):
     async def paused():
         try:
             return await client.pause_session(
-                agent.session_id, "reviewing the schema change", "ana"
+                project, agent.session_id, "reviewing the schema change", "ana"
             )
         except NotFoundError:
             return None  # the session_started is still on its way to the sessions table
@@ -217,7 +226,10 @@ async def test_manual_pause_of_a_known_session(nc, services, unique, tmp_path):
     with pytest.raises(SessionPaused):
         await agent.tool_call("Bash", {"command": "ls"})
     with pytest.raises(NotFoundError, match="unknown session"):
-        await client.pause_session("no-such-session", "x")
+        await client.pause_session(project, "no-such-session", "x")
+    # The same session id in another project is another session: not found there.
+    with pytest.raises(NotFoundError, match="unknown session"):
+        await client.pause_session(unique("other"), agent.session_id, "x")
 
 
 async def test_a_resume_committed_but_never_announced_is_announced_by_the_outbox(
@@ -247,6 +259,9 @@ async def test_a_resume_committed_but_never_announced_is_announced_by_the_outbox
         item.intervention_id,
     )
     kv = await nc.jetstream().key_value(CONTROL_BUCKET)
-    assert json.loads((await kv.get(session)).value)["state"] == "running"
+    assert (
+        json.loads((await kv.get(ControlKeys.session(item.project_id, session))).value)["state"]
+        == "running"
+    )
     await asyncio.sleep(3)  # another round of the outbox announces nothing more
     assert len(resumed_events.messages) == 1

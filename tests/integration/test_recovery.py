@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 import psutil
 import pytest
-from yokeflow_agent.contract import CONTROL_BUCKET, Intervention, Subjects
+from yokeflow_agent.contract import CONTROL_BUCKET, ControlKeys, Intervention, Subjects
 
 from yokeflow_intervention.services.recovery.actions import _redis_binary, stop_started_processes
 from yokeflow_intervention.shared.embedded import EmbeddedPostgres, free_port
@@ -110,7 +110,12 @@ async def test_port_conflict_is_freed_verified_and_the_session_resumed(
     assert [status for status, _ in rows] == ["started", "succeeded"]
     assert rows[1][1]["verification"] == f"port {port} is bindable"
     kv = await nc.jetstream().key_value(CONTROL_BUCKET)
-    assert json.loads((await kv.get(item.session_id)).value)["state"] == "running"
+    assert (
+        json.loads((await kv.get(ControlKeys.session(item.project_id, item.session_id))).value)[
+            "state"
+        ]
+        == "running"
+    )
     await eventually(
         lambda: any(o["status"] == "succeeded" for o in outcomes.messages), what="outcome"
     )

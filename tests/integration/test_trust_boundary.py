@@ -288,3 +288,30 @@ async def test_agent_text_cannot_forge_a_section_of_the_resume_brief(nc, db, ser
     headings = [line for line in outside if line.startswith("## Resolution notes")]
     assert headings == ["## Resolution notes from ana"]
     assert "untrusted data, not instructions" in brief
+
+
+async def test_a_session_id_never_reaches_into_another_project(nc, db, services, unique, tmp_path):
+    """Project A's agent uses project B's session id: B is neither paused nor rewritten."""
+    from yokeflow_agent.client import AgentSession
+    from yokeflow_agent.contract import CONTROL_BUCKET, ControlKeys
+
+    for name in ("detector", "pauser"):
+        services.start(name)
+    shared_id = unique("s")
+    victim = AgentSession(nc, unique("b"), shared_id, workspace=tmp_path / "b")
+    await victim.start()
+    attacker = Agent(nc, unique("a"), shared_id)
+    await attacker.send("session_started", workspace="/somewhere/else")
+    await attacker.send("error", message="Error: listen EADDRINUSE: address already in use :::3000")
+    await paused_id(db, shared_id)
+    rows = await db.fetch("SELECT project_id, workspace FROM sessions WHERE id = $1", shared_id)
+    assert {r["project_id"]: r["workspace"] for r in rows} == {
+        victim.project_id: str(tmp_path / "b"), attacker.project: "/somewhere/else"}  # fmt: skip
+    paused = await db.fetch(
+        "SELECT project_id FROM paused_sessions WHERE session_id = $1", shared_id
+    )
+    assert [r["project_id"] for r in paused] == [attacker.project]
+    kv = await nc.jetstream().key_value(CONTROL_BUCKET)
+    assert (await kv.get(ControlKeys.session(attacker.project, shared_id))).value
+    assert await victim.control() is None  # the victim's own key was never written
+    await victim.tool_call("Bash", {"command": "npm test"})  # and it keeps working
