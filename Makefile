@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 WEB    := services/api/dashboard/index.html
 SCHEMAS := deploy/schemas/node_modules/.package-lock.json
 
-.PHONY: run test lint typecheck unit demo bench lock clean openapi asyncapi browser
+.PHONY: run test lint typecheck unit demo bench lock clean openapi asyncapi browser bus-config
 
 $(STAMP): requirements.lock pyproject.toml agent/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -78,6 +78,10 @@ clean:
 ## openapi: regenerate the committed OpenAPI document
 openapi: $(STAMP)
 	$(BIN)/python -c "import json; from yokeflow_intervention.services.api.app import create_api; from yokeflow_intervention.shared.settings import Settings; print(json.dumps(create_api(Settings(), 'nats://unused', 'postgresql://unused').openapi(), indent=2))" > docs/openapi.json
+
+## bus-config: regenerate the NATS users and permissions of every role for deployments
+bus-config: $(STAMP)
+	$(BIN)/python -m yokeflow_intervention.shared.roles > deploy/nats/auth.conf
 
 ## asyncapi: regenerate the committed AsyncAPI document of the public contract
 asyncapi: $(STAMP)

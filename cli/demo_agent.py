@@ -13,10 +13,9 @@ import os
 import uuid
 from pathlib import Path
 
-from yokeflow_agent.client import CONTEXT_ENV, AgentSession, SessionPaused
+from yokeflow_agent.client import CONTEXT_ENV, AgentSession, SessionPaused, connect
 from yokeflow_agent.contract import Task
 
-from yokeflow_intervention.shared.bus import connect
 from yokeflow_intervention.shared.runtime import ServiceContext
 from yokeflow_intervention.shared.settings import DEMO_PROJECT, load_settings
 
@@ -67,8 +66,8 @@ async def run_resumed_session(session: AgentSession, context_file: Path, resumed
 async def main_async(loop: bool) -> None:
     settings = load_settings()
     context = ServiceContext("demo-agent", settings)
-    nc = await connect(context.nats_url, "yokeflow-demo-agent")
     project = os.environ.get("YOKEFLOW_PROJECT_ID", DEMO_PROJECT)
+    nc = await connect(context.nats_url, project)  # as an agent of the project
     workspace = Path(os.environ.get("YOKEFLOW_WORKSPACE") or settings.data_dir / "demo-workspace")
     task = Task(id="42", description="Add checkout API")
     try:

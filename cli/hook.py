@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from nats.js.errors import KeyNotFoundError
-from yokeflow_agent.client import CONTEXT_ENV, AgentSession, SessionPaused
+from yokeflow_agent.client import CONTEXT_ENV, AgentSession, SessionPaused, connect
 from yokeflow_agent.contract import CONTROL_BUCKET, ControlKeys, InterventionResumed
 
-from yokeflow_intervention.shared.bus import connect
 from yokeflow_intervention.shared.runtime import ServiceContext
 from yokeflow_intervention.shared.settings import Settings
 
@@ -55,7 +54,7 @@ def _session_state(folder: Path, session_id: str) -> Iterator[dict[str, Any]]:
         path.write_text(json.dumps(state))
 
 
-async def _resume_brief(session: AgentSession) -> InterventionResumed | None:
+async def _resume_brief(session: AgentSession, delivered: set[str]) -> InterventionResumed | None:
     """The brief for a session that continues after a resume: from the orchestrator's file,
     or the latest one the pauser left for this project (taken once)."""
     context_file = os.environ.get(CONTEXT_ENV)
@@ -73,13 +72,16 @@ async def _resume_brief(session: AgentSession) -> InterventionResumed | None:
             }
         )
     kv = await session.nc.jetstream().key_value(CONTROL_BUCKET)
-    key = ControlKeys.brief(session.project_id)
     try:
-        entry = await kv.get(key)
+        entry = await kv.get(ControlKeys.brief(session.project_id))
     except KeyNotFoundError:
         return None
-    await kv.delete(key)
-    return InterventionResumed.model_validate_json(entry.value or b"{}")
+    brief = InterventionResumed.model_validate_json(entry.value or b"{}")
+    # Taken once: an agent may only read the bucket, so delivery is remembered on this side.
+    if brief.intervention_id in delivered:
+        return None
+    delivered.add(brief.intervention_id)
+    return brief
 
 
 async def _handle(payload: dict[str, Any], settings: Settings) -> tuple[int, str, str]:
@@ -89,14 +91,17 @@ async def _handle(payload: dict[str, Any], settings: Settings) -> tuple[int, str
     cwd = Path(payload.get("cwd") or os.getcwd())
     project_id = _identifier(os.environ.get("YOKEFLOW_PROJECT_ID") or cwd.name)
     context = ServiceContext("hook", settings)
-    nc = await connect(context.nats_url, "yokeflow-hook", persistent=False)
+    nc = await connect(context.nats_url, project_id, max_reconnect_attempts=1)
     try:
-        with _session_state(settings.data_dir.resolve() / "hooks", session_id) as state:
+        hooks = settings.data_dir.resolve() / "hooks"
+        with _session_state(hooks, session_id) as state:
             session = AgentSession(
                 nc, project_id, session_id, workspace=cwd, next_seq=state["next_seq"]
             )
             try:
-                return await _dispatch(event, payload, session, state)
+                return await _dispatch(
+                    event, payload, session, state, hooks / f"briefs-{project_id}.json"
+                )
             finally:
                 state["next_seq"] = session.next_seq
     finally:
@@ -104,7 +109,11 @@ async def _handle(payload: dict[str, Any], settings: Settings) -> tuple[int, str
 
 
 async def _dispatch(
-    event: str, payload: dict[str, Any], session: AgentSession, state: dict[str, Any]
+    event: str,
+    payload: dict[str, Any],
+    session: AgentSession,
+    state: dict[str, Any],
+    briefs_delivered: Path,
 ) -> tuple[int, str, str]:
     tool = str(payload.get("tool_name") or "tool")
     call_id = str(payload.get("tool_use_id") or f"call-{session.next_seq}")
@@ -133,7 +142,11 @@ async def _dispatch(
             exit_code=0 if ok else 1,
         )
     elif event == "SessionStart":
-        brief = await _resume_brief(session)
+        delivered = (
+            set(json.loads(briefs_delivered.read_text())) if briefs_delivered.exists() else set()
+        )
+        brief = await _resume_brief(session, delivered)
+        briefs_delivered.write_text(json.dumps(sorted(delivered)))
         await session.start(resumed_from=brief.intervention_id if brief else None)
         if brief is not None:
             output = {"hookSpecificOutput": {"hookEventName": "SessionStart",

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from yokeflow_intervention.shared.roles import SERVICE_ROLES
 from yokeflow_intervention.shared.settings import (
     Settings,
     SettingsError,
@@ -17,10 +18,7 @@ from yokeflow_intervention.shared.settings import (
     load_settings,
 )
 
-__all__ = ["SERVICE_ROLES", "build_parser", "main"]
-
-# Every role the one image can play (`service NAME`); deploy/ runs each of them.
-SERVICE_ROLES = ("detector", "pauser", "orchestrator", "notifier", "recovery", "api")
+__all__ = ["build_parser", "main"]
 
 
 def _detect(args: argparse.Namespace, settings: Settings) -> int:
@@ -143,6 +141,66 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _credentials(args: argparse.Namespace, settings: Settings) -> int:
+    """`agents add|list|revoke PROJECT` and `consumers add|list|revoke NAME`: users of the bus
+    with exactly their role's permissions (docs/security.md)."""
+    import re
+    import secrets
+
+    from yokeflow_intervention.shared.embedded import EmbeddedNats
+    from yokeflow_intervention.shared.roles import (
+        EmbeddedBus,
+        agent_permissions,
+        consumer_permissions,
+        with_credentials,
+    )
+
+    kind = args.command  # agents or consumers
+    name: str = getattr(args, "name", "")
+    if args.action != "list" and not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", name):
+        print(f"{kind}: {name!r} is not an id ([A-Za-z0-9_-], at most 128)", file=sys.stderr)
+        return 2
+    user = f"{kind[:-1]}-{name}"
+    permissions = agent_permissions if kind == "agents" else consumer_permissions
+    if settings.nats_url is not None:
+        # An existing NATS: its operators apply the user to the server's configuration.
+        if args.action != "add":
+            print(f"{kind} {args.action}: the configured NATS keeps its own users", file=sys.stderr)
+            return 2
+        password = secrets.token_urlsafe(24)
+        entry = {"user": user, "password": password, "permissions": permissions(name).as_config()}
+        print("# add to the server's `authorization { users = [...] }`, then reload it:")
+        print(json.dumps(entry, indent=2))
+        print(f"# {user} connects with: nats://{user}:{password}@<your NATS host>:4222")
+        return 0
+    folder = settings.data_dir.resolve() / "nats"
+    bus = EmbeddedBus(folder)
+    credentials = bus.credentials()
+    stored = credentials.agents if kind == "agents" else credentials.consumers
+    if args.action == "list":
+        for each in sorted(stored):
+            print(each)
+        return 0
+    server = EmbeddedNats(folder)
+    running = server.attach()
+    if args.action == "revoke":
+        if stored.pop(name, None) is None:
+            print(f"{kind} revoke: {name} has no credentials", file=sys.stderr)
+            return 1
+        bus.write(credentials)
+        if running:
+            server.reload()
+        print(f"revoked {user}: its connections are refused from now on")
+        return 0
+    password = credentials.add_agent(name) if kind == "agents" else credentials.add_consumer(name)
+    bus.write(credentials)
+    if running:
+        server.reload()
+    address = server.url if running else "nats://127.0.0.1:<port of `up`>"
+    print(with_credentials(address, user, password))
+    return 0
+
+
 def _provision(settings: Settings) -> int:
     from .up import prepare_infrastructure
 
@@ -187,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     embedded = command("embedded-postgres", help="start, stop or restart an embedded PostgreSQL")
     embedded.add_argument("action", choices=["start", "stop", "restart"])
     embedded.add_argument("folder", help="its data folder (the one holding pgdata/)")
+
+    for kind, what in (("agents", "a project's agents"), ("consumers", "a downstream consumer")):
+        users = command(kind, help=f"credentials on the bus for {what}")
+        choices = users.add_subparsers(dest="action", required=True)
+        for action in ("add", "revoke"):
+            choices.add_parser(action, parents=[config]).add_argument(
+                "name", help="the project id" if kind == "agents" else "the consumer's name"
+            )
+        choices.add_parser("list", parents=[config])
 
     interventions = command("interventions", help="list, show, resume or pause")
     actions = interventions.add_subparsers(dest="action", required=True)
@@ -250,6 +317,8 @@ def _run(args: argparse.Namespace, settings: Settings, config_file: Path | None)
         return _provision(settings)
     if command == "service":
         return _service(args.name)
+    if command in ("agents", "consumers"):
+        return _credentials(args, settings)
     runners = {
         "publish": lambda: _publish(Path(args.events), settings),
         "status": lambda: _status(settings),

@@ -16,10 +16,9 @@ from yokeflow_intervention.services.recovery.actions import stop_started_process
 from yokeflow_intervention.shared.bus import NatsUnreachable, connect, provision, redact_credentials
 from yokeflow_intervention.shared.db import migrate
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from yokeflow_intervention.shared.roles import SERVICE_ROLES, EmbeddedBus, with_credentials
 from yokeflow_intervention.shared.runtime import product_command
-from yokeflow_intervention.shared.settings import Settings
-
-from .main import SERVICE_ROLES
+from yokeflow_intervention.shared.settings import DEMO_PROJECT, Settings
 
 __all__ = ["Infrastructure", "ServiceSpec", "Supervisor", "prepare_infrastructure", "run_up"]
 
@@ -28,28 +27,50 @@ SERVICES = SERVICE_ROLES  # `up` supervises every role
 
 @dataclass
 class Infrastructure:
-    nats_url: str
+    nats_url: str  # the operators' (admin) URL
     database_url: str
     started: list[EmbeddedNats | EmbeddedPostgres] = field(default_factory=list)
+    # Each service's own URL (its role's credentials); empty for a configured NATS, whose
+    # operators give each service its URL (docs/security.md).
+    service_urls: dict[str, str] = field(default_factory=dict)
+    agent_urls: dict[str, str] = field(default_factory=dict)  # project -> its agents' URL
 
     def stop(self) -> None:
         for server in reversed(self.started):
             server.stop()
 
 
-def prepare_infrastructure(settings: Settings, report: bool = True) -> Infrastructure:
-    """Start what is not configured, then create streams, consumers, buckets and tables."""
+def prepare_infrastructure(
+    settings: Settings, report: bool = True, agents: tuple[str, ...] = ()
+) -> Infrastructure:
+    """Start what is not configured, then create streams, consumers, buckets and tables.
+    `agents`: projects whose agents get credentials on the embedded NATS (the demo's)."""
     started: list[EmbeddedNats | EmbeddedPostgres] = []
     data_dir = settings.data_dir.resolve()
     nats_url = settings.nats_url
+    service_urls: dict[str, str] = {}
+    agent_urls: dict[str, str] = {}
     if nats_url is None:
-        server = EmbeddedNats(data_dir / "nats")
+        # Roles on the bus: every service, agent project and consumer is a user of its own.
+        bus = EmbeddedBus(data_dir / "nats")
+        credentials = bus.credentials()
+        for project in agents:
+            credentials.add_agent(project)
+        config = bus.write(credentials)
+        server = EmbeddedNats(data_dir / "nats", include=config)
         was_running = server.attach()
         server.start()
-        if not was_running:
+        if was_running:
+            server.reload()
+        else:
             started.append(server)
-        nats_url = server.url
-        _say(report, f"NATS (embedded, JetStream)  {nats_url}  data: {server.data_dir}")
+        nats_url = with_credentials(server.url, "admin", credentials.roles["admin"])
+        service_urls = {role: with_credentials(server.url, role, credentials.roles[role])
+                        for role in SERVICE_ROLES}  # fmt: skip
+        agent_urls = {project: with_credentials(server.url, f"agent-{project}",
+                                                credentials.agents[project]) for project in agents}  # fmt: skip
+        _say(report, f"NATS (embedded, JetStream)  {server.url}  data: {server.data_dir}  "
+                     "(a user per service and agent project)")  # fmt: skip
     else:
         _say(report, f"NATS (configured)           {redact_credentials(nats_url)}")
     database_url = settings.database_url
@@ -74,7 +95,7 @@ def prepare_infrastructure(settings: Settings, report: bool = True) -> Infrastru
 
     applied = asyncio.run(setup())
     _say(report, f"provisioned streams, consumers, buckets; migrations applied: {len(applied)}")
-    return Infrastructure(nats_url, database_url, started)
+    return Infrastructure(nats_url, database_url, started, service_urls, agent_urls)
 
 
 async def connect_patiently(url: str, name: str, patience: float = 30.0) -> Client:
@@ -153,7 +174,10 @@ class Supervisor:
 
 
 def service_specs(
-    settings: Settings, notifier_replicas: int = 1, demo: bool = False
+    settings: Settings,
+    notifier_replicas: int = 1,
+    demo: bool = False,
+    service_urls: dict[str, str] | None = None,
 ) -> list[ServiceSpec]:
     """Every service process `up` runs. With `demo` and no `agent_command` of the user's, the
     demo agent continues sessions after a resume; otherwise a resume with no `agent_command`
@@ -163,7 +187,10 @@ def service_specs(
         copies = notifier_replicas if name == "notifier" else 1
         for n in range(copies):
             label = f"{name}-{n + 1}" if copies > 1 else name
-            specs.append(ServiceSpec(label, product_command(f"services.{name}")))
+            spec = ServiceSpec(label, product_command(f"services.{name}"))
+            if service_urls and name in service_urls:
+                spec.env["NATS_URL"] = service_urls[name]  # its role's credentials only
+            specs.append(spec)
     if demo:
         for spec in specs:
             spec.env["YOKEFLOW_DEMO"] = "true"
@@ -180,7 +207,7 @@ def run_up(
     config_file: Path | None = None,
 ) -> int:
     print("YokeFlow Intervention: starting", flush=True)
-    infra = prepare_infrastructure(settings)
+    infra = prepare_infrastructure(settings, agents=(DEMO_PROJECT,) if demo else ())
     env = {
         **os.environ,
         "NATS_URL": infra.nats_url,
@@ -196,13 +223,19 @@ def run_up(
     env["YOKEFLOW_API_PORT"] = str(port)
     env.setdefault("YOKEFLOW_DASHBOARD_URL", dashboard.rstrip("/"))
     supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
-    if demo:  # the registered workspace of the demo project
+    if demo:  # the registered workspace of the demo project, and its agents' credentials
         (settings.data_dir.resolve() / "demo-workspace").mkdir(parents=True, exist_ok=True)
-    for spec in service_specs(settings, notifier_replicas, demo):
+        env["YOKEFLOW_DEMO_AGENT_NATS_URL"] = infra.agent_urls.get(DEMO_PROJECT, infra.nats_url)
+    for spec in service_specs(settings, notifier_replicas, demo, infra.service_urls):
         supervisor.start(spec)
     if demo:
         supervisor.start(
-            ServiceSpec("demo-agent", product_command("cli.demo_agent", "--loop"), restart=False)
+            ServiceSpec(
+                "demo-agent",
+                product_command("cli.demo_agent", "--loop"),
+                {"NATS_URL": infra.agent_urls.get(DEMO_PROJECT, infra.nats_url)},
+                restart=False,
+            )
         )
     print(f"  services: {', '.join(supervisor.processes)}  logs: {supervisor.log_dir}")
     print(f"\n  Dashboard: {dashboard}")

@@ -24,7 +24,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 from yokeflow_agent.contract import (
     CONSUMERS,
@@ -170,10 +170,17 @@ async def provision(nc: Client, replicas: int = 1) -> None:
             ),
         )
     for bucket in KV_BUCKETS:
+        # Direct gets put the key in the request's subject, so a user's permissions can name
+        # the keys it may read (an agent: its own project's); a plain get carries it in the body.
         try:
-            await js.key_value(bucket)
-        except (NotFoundError, BadRequestError):
-            await js.create_key_value(KeyValueConfig(bucket=bucket, history=5, replicas=replicas))
+            info = await js.stream_info(f"KV_{bucket}")
+            if not info.config.allow_direct:
+                info.config.allow_direct = True
+                await js.update_stream(info.config)
+        except NotFoundError:
+            await js.create_key_value(
+                KeyValueConfig(bucket=bucket, history=5, replicas=replicas, direct=True)
+            )
     log.info("provisioned %d streams, %d consumers, %d buckets",
              len(STREAMS), len(CONSUMERS.all()), len(KV_BUCKETS))  # fmt: skip
 

@@ -87,6 +87,9 @@ class EmbeddedNats:
     cluster_port: int = 0
     # Further nats-server flags, e.g. ("--user", "u", "--pass", "p"); kept out of repr().
     options: tuple[str, ...] = field(default=(), repr=False)
+    # A configuration file to include (users and permissions): the server then runs from a
+    # file of its own (server.conf), so `reload()` can apply a changed include.
+    include: Path | None = None
 
     @property
     def url(self) -> str:
@@ -114,14 +117,23 @@ class EmbeddedNats:
             log.info("reusing NATS server pid %s at %s", self.pid, self.url)
             return self
         self.port = self.port or free_port(self.host)
-        args = [
-            _nats_binary(),
-            "--jetstream",
-            "--store_dir", str(self.data_dir / "jetstream"),
-            "--addr", self.host,
-            "--port", str(self.port),
-            "--server_name", self.server_name,
-        ]  # fmt: skip
+        if self.include is not None:
+            config = self.data_dir / "server.conf"
+            config.write_text(
+                f"server_name: {json.dumps(self.server_name)}\nhost: {json.dumps(self.host)}\n"
+                f"port: {self.port}\njetstream: {{store_dir: {json.dumps(str(self.data_dir / 'jetstream'))}}}\n"
+                f"include {json.dumps(os.path.relpath(self.include, self.data_dir))}\n"
+            )
+            args = [_nats_binary(), "--config", str(config)]
+        else:
+            args = [
+                _nats_binary(),
+                "--jetstream",
+                "--store_dir", str(self.data_dir / "jetstream"),
+                "--addr", self.host,
+                "--port", str(self.port),
+                "--server_name", self.server_name,
+            ]  # fmt: skip
         if self.cluster_name:
             self.cluster_port = self.cluster_port or free_port(self.host)
             args += ["--cluster_name", self.cluster_name]
@@ -146,6 +158,11 @@ class EmbeddedNats:
         self._state_file.write_text(json.dumps({"pid": self.pid, "port": self.port}))
         log.info("started NATS server pid %s at %s", self.pid, self.url)
         return self
+
+    def reload(self) -> None:
+        """Make the running server read its configuration file again (users, permissions)."""
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGHUP)
 
     def stop(self, kill: bool = False) -> None:
         if self.pid is None:

@@ -19,6 +19,7 @@ from yokeflow_agent.contract import ConsumerSpec
 from .bus import server_list
 from .embedded import EmbeddedPostgres
 from .metrics import read_consumer_lag, serve_metrics
+from .roles import Credentials, with_credentials
 from .settings import Settings, load_settings
 
 __all__ = [
@@ -77,7 +78,12 @@ class ServiceContext:
     def __init__(self, service: str, settings: Settings) -> None:
         self.service = service
         self.settings = settings
-        self.nats_url = settings.nats_url or _embedded_nats_url(settings.data_dir)
+        url = settings.nats_url or _embedded_nats_url(settings.data_dir)
+        if settings.nats_user and settings.nats_password:
+            url = with_credentials(
+                url, settings.nats_user, settings.nats_password.get_secret_value()
+            )
+        self.nats_url = url
         self.database_url = settings.database_url or _embedded_database_url(settings.data_dir)
 
     def broker(self) -> NatsBroker:
@@ -152,7 +158,11 @@ def _embedded_nats_url(data_dir: Path) -> str:
             "NATS_URL is not set and no embedded NATS server is running; start everything with "
             "`yokeflow-intervention up` or point NATS_URL at a NATS server"
         ) from None
-    return f"nats://127.0.0.1:{port}"
+    url = f"nats://127.0.0.1:{port}"
+    credentials = data_dir / "nats" / "credentials.json"
+    if credentials.is_file():  # the embedded server has users: this process is an operator's
+        return with_credentials(url, "admin", Credentials.load(credentials).roles["admin"])
+    return url
 
 
 def _embedded_database_url(data_dir: Path) -> str | None:

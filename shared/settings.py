@@ -110,6 +110,10 @@ class Settings(BaseSettings):
 
     # Infrastructure: unset means "launch the embedded servers under data_dir".
     nats_url: str | None = None
+    # This process's user on the bus (its role: detector, pauser, …; docs/security.md), when
+    # the credentials are not in nats_url itself (deployments keep them in a secret).
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
     database_url: str | None = None
     data_dir: Path = Path(".yokeflow")
     # Copies of every stream, consumer and bucket: 3 on a 3-node NATS cluster.
@@ -171,8 +175,10 @@ class Settings(BaseSettings):
     recovery_max_attempts: int = Field(default=2, ge=1, le=10)
     # Per project: what recovery and the orchestrator may act on (see ProjectRegistration).
     projects: dict[str, ProjectRegistration] = Field(default_factory=dict)
-    # Set by `up --demo`: the demo project is registered, its workspace under data_dir.
+    # Set by `up --demo`: the demo project is registered, its workspace under data_dir, and its
+    # next sessions get its agents' credentials.
     demo: bool = False
+    demo_agent_nats_url: SecretStr | None = None
     # Process names (not command lines) a port's listener may have to be stopped.
     recovery_process_pattern: str = (
         r"^(node|npm|npx|vite|next|python[0-9.]*|uvicorn|gunicorn|flask|ruby|rails|java|deno|bun)$"
@@ -268,6 +274,7 @@ class Settings(BaseSettings):
                 workspace_root=(self.data_dir / "demo-workspace").resolve(),
                 dev_ports=[5173],
                 recovery_actions=["free_port"],
+                agent_nats_url=self.demo_agent_nats_url,
             )
         return found
 
@@ -279,6 +286,8 @@ class Settings(BaseSettings):
 # Environment variables with names of their own; every field is also YOKEFLOW_<FIELD>.
 _NAMED_ENV = {
     "NATS_URL": "nats_url",
+    "NATS_USER": "nats_user",
+    "NATS_PASSWORD": "nats_password",
     "DATABASE_URL": "database_url",
     "API_TOKEN": "api_token",
     "YOKEFLOW_WEBHOOK_URL": "webhook_url",

@@ -207,24 +207,26 @@ def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer)
     workspace.mkdir(parents=True, exist_ok=True)
     port = free_port()  # held by a stale "dev server" in the workspace of demo-hooks
     # What an operator registers: recovery may stop that project's dev server, nothing else.
-    registered = {
-        "demo-hooks": {"workspace_root": str(workspace), "dev_ports": [port],
-                       "recovery_actions": ["free_port"]},
-        DEMO_PROJECT: {"workspace_root": str(workspace)},  # its next session starts there
-    }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="yokeflow-demo-") as temp:
         data_dir = Path(temp)
         if settings.nats_url is None or settings.database_url is None:
             settings = settings.model_copy(update={"data_dir": data_dir})
         _progress("starting infrastructure")
-        infra = prepare_infrastructure(settings, report=False)
+        infra = prepare_infrastructure(settings, report=False, agents=(DEMO_PROJECT,))
+        registered = {
+            "demo-hooks": {"workspace_root": str(workspace), "dev_ports": [port],
+                           "recovery_actions": ["free_port"]},
+            # Its next session starts there, with its agents' credentials.
+            DEMO_PROJECT: {"workspace_root": str(workspace),
+                           "agent_nats_url": infra.agent_urls.get(DEMO_PROJECT)},
+        }  # fmt: skip
         env = {**os.environ, "NATS_URL": infra.nats_url, "DATABASE_URL": infra.database_url,
                "YOKEFLOW_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
                "YOKEFLOW_PROJECTS": json.dumps(registered), **_peer_settings(http, smtp)}  # fmt: skip
         asyncio.run(_set_preferences(infra.database_url, http))
         supervisor = Supervisor(env, data_dir / "logs")
         try:
-            for spec in service_specs(settings, demo=True):
+            for spec in service_specs(settings, demo=True, service_urls=infra.service_urls):
                 supervisor.start(spec)
             summary = asyncio.run(_flow(infra.nats_url, workspace, port))
             expected = {"slack": 1, "discord": 1, "webhook": 1, "email": 1, "sms": 1}

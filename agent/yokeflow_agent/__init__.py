@@ -11,6 +11,7 @@ from .client import (
     AgentSession,
     SessionPaused,
     blocker_entry,
+    connect,
     event_id_for,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "AgentSession",
     "SessionPaused",
     "blocker_entry",
+    "connect",
     "event_id_for",
 ]

@@ -19,12 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from .contract import CONTROL_BUCKET, ControlKeys, SessionControl, Subjects, Task
+from .contract import (
+    CONTROL_BUCKET,
+    ControlKeys,
+    SessionControl,
+    Subjects,
+    Task,
+    agent_inbox_prefix,
+)
 
 __all__ = [
     "CONTEXT_ENV",
@@ -32,6 +40,7 @@ __all__ = [
     "AgentSession",
     "SessionPaused",
     "blocker_entry",
+    "connect",
     "event_id_for",
 ]
 
@@ -40,6 +49,20 @@ log = logging.getLogger(__name__)
 PROGRESS_FILE = "claude-progress.md"
 # Set for an agent session started after a resume: the file holding the resume brief.
 CONTEXT_ENV = "YOKEFLOW_RESUME_CONTEXT_FILE"
+
+
+async def connect(url: str, project_id: str, **options: Any) -> Client:
+    """Connect as an agent of `project_id`: with the inbox prefix its credentials allow, so
+    JetStream acknowledgements and control-state reads reach it. `url` carries the agent's
+    credentials (`yokeflow-intervention agents add PROJECT` prints it)."""
+    settings: dict[str, Any] = {"name": f"yokeflow-agent-{project_id}", "connect_timeout": 2,
+                                "max_reconnect_attempts": 5, "reconnect_time_wait": 0.5}  # fmt: skip
+    settings.update(options)
+    return await nats.connect(
+        servers=[s.strip() for s in url.split(",")],
+        inbox_prefix=agent_inbox_prefix(project_id),
+        **settings,
+    )
 
 
 class SessionPaused(RuntimeError):

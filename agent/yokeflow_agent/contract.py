@@ -69,6 +69,7 @@ __all__ = [
     "ToolResult",
     "ToolResultBody",
     "Trigger",
+    "agent_inbox_prefix",
     "intervention_id_for",
     "parse_agent_event",
     "parse_message",
@@ -522,6 +523,12 @@ DEAD_LETTER_STREAM = StreamSpec(
 STREAMS = (AGENT_EVENTS_STREAM, INTERVENTIONS_STREAM, DEAD_LETTER_STREAM)
 
 CONTROL_BUCKET = "session_control"
+
+
+def agent_inbox_prefix(project_id: str) -> str:
+    """The inbox prefix an agent of `project_id` connects with: its credentials let it receive
+    replies there and nowhere else (see the server's roles)."""
+    return f"_INBOX.agent-{project_id}"
 
 
 class ControlKeys:

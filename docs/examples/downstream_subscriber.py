@@ -23,7 +23,9 @@ async def follow(
     subject: str = "intervention.>",  # e.g. "intervention.*.my-project" for one project
     limit: int | None = None,
 ) -> list[dict]:
-    nc = await nats.connect(url)
+    # With credentials from `yokeflow-intervention consumers add NAME` (durable = NAME), replies
+    # arrive under the consumer's own inbox prefix: the only inbox its user may read.
+    nc = await nats.connect(url, inbox_prefix=f"_INBOX.consumer-{durable}")
     js = nc.jetstream()
     sub = await js.pull_subscribe(
         subject,

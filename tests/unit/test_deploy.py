@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from yokeflow_intervention.cli.main import SERVICE_ROLES
+from yokeflow_intervention.shared.roles import SERVICE_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Compose Specification's schema, from the npm package pinned in deploy/schemas (make test
@@ -140,3 +140,36 @@ def test_plain_up_starts_no_demo_agent_and_up_demo_does():
     assert "YOKEFLOW_AGENT_COMMAND" not in own["orchestrator"].env  # the user's command wins
     for spec in plain.values():
         assert spec.argv[1:3] == ["-P", "-m"] and spec.argv[3].startswith("yokeflow_intervention.")
+
+
+def test_the_deployment_nats_users_are_current_and_the_server_accepts_them(tmp_path):
+    from yokeflow_intervention.shared.embedded import _nats_binary
+    from yokeflow_intervention.shared.roles import render_deployment_config
+
+    committed = ROOT / "deploy" / "nats" / "auth.conf"
+    assert committed.read_text() == render_deployment_config(), "run `make bus-config`"
+    shutil.copy(committed, tmp_path / "auth.conf")  # an include is read beside its includer
+    (tmp_path / "server.conf").write_text('port: 4222\ninclude "auth.conf"\n')
+    env = {f"YOKEFLOW_NATS_PASSWORD_{r.upper()}": f"pw-{r}" for r in ("admin", *SERVICE_ROLES)}
+    check = __import__("subprocess").run(
+        [_nats_binary(), "-c", str(tmp_path / "server.conf"), "-t"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+
+
+def test_every_deployed_service_connects_as_its_own_role():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for role in SERVICE_ROLES:
+        assert compose["services"][role]["environment"]["NATS_USER"] == role
+    assert compose["services"]["provision"]["environment"]["NATS_USER"] == "admin"
+    for name in ("nats-1", "nats-2", "nats-3"):
+        assert "/etc/nats/roles/auth.conf" in compose["services"][name]["command"]
+    deployments = {
+        d["metadata"]["name"]: d for d in kubernetes_documents() if d["kind"] == "Deployment"
+    }
+    for role in SERVICE_ROLES:
+        container = deployments[f"yokeflow-{role}"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["NATS_USER"]["value"] == role
+        assert env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == role
