@@ -315,3 +315,100 @@ async def test_a_session_id_never_reaches_into_another_project(nc, db, services,
     assert (await kv.get(ControlKeys.session(attacker.project, shared_id))).value
     assert await victim.control() is None  # the victim's own key was never written
     await victim.tool_call("Bash", {"command": "npm test"})  # and it keeps working
+
+
+class _Recorder:
+    """A registry stand-in that answers 404 to everything and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.paths: list[str] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                recorder.paths.append(self.path)
+                self.send_response(404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"error": "Not found"}')
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("npm"), reason="npm is not installed")
+async def test_npm_uses_the_operators_registry_not_the_workspaces(
+    nc, db, services, unique, tmp_path
+):
+    """A workspace .npmrc (and an npm_config_registry in the environment) pointing at the
+    attacker's registry is never asked; the operator's registry is."""
+    operator, attacker = _Recorder(), _Recorder()
+    workspace, marker = tmp_path / "ws", tmp_path / "postinstall-ran"
+    workspace.mkdir()
+    (workspace / ".npmrc").write_text(f"registry={attacker.url}\n")
+    (workspace / "package.json").write_text(json.dumps({"name": "ws", "version": "1.0.0",
+        "scripts": {"postinstall": f"touch {marker}"}}))  # fmt: skip
+    project = unique("p")
+    try:
+        pipeline(services, YOKEFLOW_RECOVERY_NPM_REGISTRY=operator.url,
+                 npm_config_registry=attacker.url, **registered(
+                     project, workspace, user=getpass.getuser(), recovery_actions=["install_module"]))  # fmt: skip
+        agent = Agent(nc, project, unique("s"))
+        await agent.send("session_started", workspace=str(workspace))
+        await agent.send("error", message="Error: Cannot find module 'left-pad-fixture'")
+        intervention = await paused_id(db, agent.session)
+
+        async def finished() -> list | None:
+            rows = await recovery_rows(db, intervention)
+            return rows if rows and rows[-1][0] != "started" else None
+
+        rows = await eventually(finished, timeout=60, what="the install's outcome")
+        assert rows[-1][0] == "failed"  # the operator's registry has no such package
+        assert "--ignore-scripts" in rows[-1][1]["command"]
+        assert operator.paths and not attacker.paths
+        assert not marker.exists()
+    finally:
+        operator.close()
+        attacker.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+                    reason="switching users needs root and a system Python")  # fmt: skip
+async def test_the_next_session_runs_as_the_projects_user(nc, db, services, unique):
+    import pwd
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="yokeflow-runas-"))
+    folder.chmod(0o777)  # the project's user writes here
+    try:
+        probe = folder / "probe.py"
+        probe.write_text("import json, os\njson.dump({'uid': os.getuid(), 'cwd': os.getcwd()}, "
+                         "open('seen.json', 'w'))\n")  # fmt: skip
+        probe.chmod(0o755)
+        project = unique("p")
+        env = registered(project, folder, user="nobody")
+        for name in ("detector", "pauser"):
+            services.start(name, **env)
+        services.start("orchestrator", YOKEFLOW_AGENT_COMMAND=f"/usr/bin/python3,{probe}", **env)
+        agent = Agent(nc, project, unique("s"))
+        await agent.send(
+            "error", message="Error: listen EADDRINUSE: address already in use :::3000"
+        )
+        await PauserClient(nc).resume_session(await paused_id(db, agent.session), "ana", "go on")
+        seen_file = folder / "seen.json"
+        await eventually(seen_file.exists, timeout=30, what="the next session")
+        seen = json.loads(seen_file.read_text())
+        assert seen["uid"] == pwd.getpwnam("nobody").pw_uid and seen["cwd"] == str(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
