@@ -240,6 +240,10 @@ def run_up(
     print(f"  services: {', '.join(supervisor.processes)}  logs: {supervisor.log_dir}")
     print(f"\n  Dashboard: {dashboard}")
     print(f"  API:       {dashboard}docs (OpenAPI)")
+    if infra.service_urls:
+        print(
+            "  Agents:    `yokeflow-intervention agents add PROJECT` prints a project's agent URL"
+        )
     print("Running. Ctrl-C stops everything.", flush=True)
 
     stopping = False
