@@ -1,9 +1,13 @@
 """`yokeflow-intervention hook`: the Claude Code hooks adapter.
 
 Claude Code runs one process per hook, so the session's `seq` and its call ids live in a small
-state file under the data folder, guarded by a file lock. The adapter fails open: if NATS is
-unreachable it warns on stderr and lets the agent work (exit 0), because an outage of the
-watcher must never stop the watched.
+state file under the data folder, guarded by a file lock. The adapter fails open: on any error
+of its own (NATS unreachable, a bad configuration) it lets the agent work (exit 0) and says why
+in a `systemMessage`, which Claude Code shows the user (stderr of an exit-0 hook is not shown),
+because an outage of the watcher must never stop the watched.
+
+The project is the stable project root (`CLAUDE_PROJECT_DIR`), not the hook's `cwd`, which
+follows the agent's `cd`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from yokeflow_agent.contract import CONTROL_BUCKET, ControlKeys, InterventionRes
 from yokeflow_intervention.shared.runtime import ServiceContext
 from yokeflow_intervention.shared.settings import Settings
 
-__all__ = ["BLOCK_EXIT_CODE", "run_hook"]
+__all__ = ["BLOCK_EXIT_CODE", "fail_open", "run_hook"]
 
 BLOCK_EXIT_CODE = 2  # Claude Code blocks the tool call and shows stderr to the model
 _OUTPUT_LIMIT = 4000
@@ -35,6 +39,19 @@ _OUTPUT_LIMIT = 4000
 def _identifier(value: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", value).strip("-")
     return cleaned[:128] or "unknown"
+
+
+_EXIT_CODE = re.compile(r"\AExit code (\d+)\n?")
+
+
+def failure_of(error: Any) -> tuple[int, str]:
+    """(exit code, root cause) of a failed call: Claude Code reports a failing Bash call as
+    "Exit code N\n<stderr>"; anything else is exit code 1 with the text as it is."""
+    text = _text(error or "tool failed")
+    match = _EXIT_CODE.match(text)
+    if match is None:
+        return 1, text
+    return int(match.group(1)), text[match.end() :].strip() or text
 
 
 def _text(value: Any) -> str:
@@ -51,7 +68,10 @@ def _session_state(folder: Path, session_id: str) -> Iterator[dict[str, Any]]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = json.loads(path.read_text()) if path.exists() else {"next_seq": 1}
         yield state
-        path.write_text(json.dumps(state))
+        if state.get("ended"):  # SessionEnd: the session's state goes with it
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(json.dumps(state))
 
 
 async def _resume_brief(session: AgentSession, delivered: set[str]) -> InterventionResumed | None:
@@ -88,15 +108,15 @@ async def _handle(payload: dict[str, Any], settings: Settings) -> tuple[int, str
     """Return (exit code, stdout, stderr) for one hook invocation."""
     event = payload.get("hook_event_name", "")
     session_id = _identifier(str(payload.get("session_id", "")))
-    cwd = Path(payload.get("cwd") or os.getcwd())
-    project_id = _identifier(os.environ.get("YOKEFLOW_PROJECT_ID") or cwd.name)
+    root = Path(os.environ.get("CLAUDE_PROJECT_DIR") or payload.get("cwd") or os.getcwd())
+    project_id = _identifier(os.environ.get("YOKEFLOW_PROJECT_ID") or root.name)
     context = ServiceContext("hook", settings)
     nc = await connect(context.nats_url, project_id, max_reconnect_attempts=1)
     try:
         hooks = settings.data_dir.resolve() / "hooks"
         with _session_state(hooks, session_id) as state:
             session = AgentSession(
-                nc, project_id, session_id, workspace=cwd, next_seq=state["next_seq"]
+                nc, project_id, session_id, workspace=root, next_seq=state["next_seq"]
             )
             try:
                 return await _dispatch(
@@ -130,17 +150,24 @@ async def _dispatch(
                 "",
                 f"YokeFlow intervention: {paused}. Stop and wait for a human.",
             )
+    elif event == "PostToolUseFailure" and payload.get("is_interrupt"):
+        pass  # the user interrupted the call: not a failure of the tool
     elif event in ("PostToolUse", "PostToolUseFailure"):
         ok = event == "PostToolUse"
         response = payload.get("tool_response")
+        exit_code, error = (0, "") if ok else failure_of(payload.get("error") or response)
+        duration = payload.get("duration_ms")
         await session.tool_result(
             call_id,
             tool,
             ok=ok,
             output=_text(response) if ok and response is not None else "",
-            error="" if ok else _text(payload.get("error") or response or "tool failed"),
-            exit_code=0 if ok else 1,
+            error=error,
+            exit_code=exit_code,
+            duration_ms=duration if isinstance(duration, int) and duration >= 0 else None,
         )
+    elif event == "SessionStart" and payload.get("source") in ("compact", "clear"):
+        pass  # the same session goes on: no new start, and the brief is not taken here
     elif event == "SessionStart":
         delivered = (
             set(json.loads(briefs_delivered.read_text())) if briefs_delivered.exists() else set()
@@ -154,7 +181,16 @@ async def _dispatch(
             return 0, json.dumps(output), ""
     elif event == "SessionEnd":
         await session.end(str(payload.get("reason") or "completed"))
+        state["ended"] = True
     return 0, "", ""
+
+
+def fail_open(problem: str) -> int:
+    """Let the agent work, and tell the user why nothing was recorded."""
+    message = f"YokeFlow Intervention hook: not recorded: {problem}"
+    print(json.dumps({"systemMessage": message[:1000]}))
+    print(message, file=sys.stderr)
+    return 0
 
 
 def run_hook(settings: Settings, stdin: str) -> int:
@@ -163,13 +199,11 @@ def run_hook(settings: Settings, stdin: str) -> int:
         if not isinstance(payload, dict):
             raise ValueError("expected a JSON object")
     except ValueError as exc:
-        print(f"yokeflow-intervention hook: bad hook input: {exc}", file=sys.stderr)
-        return 0
+        return fail_open(f"bad hook input: {exc}")
     try:
         code, out, err = asyncio.run(_handle(payload, settings))
     except (Exception, SystemExit) as exc:  # fail open, and say why
-        print(f"yokeflow-intervention hook: not recorded ({exc!r})", file=sys.stderr)
-        return 0
+        return fail_open(repr(exc))
     if out:
         print(out)
     if err:

@@ -282,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         config_file = config_file_in_use(args.config)
         settings = load_settings(config_file)
     except SettingsError as exc:
+        if args.command == "hook":  # exit 2 would block every tool call of the agent
+            from .hook import fail_open
+
+            return fail_open(str(exc))
         print(f"yokeflow-intervention: {exc}", file=sys.stderr)
         return 2
     try:

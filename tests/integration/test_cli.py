@@ -214,3 +214,69 @@ def test_demo_runs_the_whole_flow_unattended(tmp_path):
     for channel in ("slack", "discord", "webhook", "sms", "email"):
         assert summary["notifications"][channel]["sent"] >= 1, channel
         assert summary["notifications"][channel]["duplicates"] == 0, channel
+
+
+@pytest.mark.parametrize("problem", ["unknown key in .yokeflow.yaml", "YOKEFLOW_MAX_RETRIES=abc"])
+def test_a_bad_configuration_never_blocks_the_agent(tmp_path, problem):
+    env = {**service_env_plain(), "NATS_URL": "nats://127.0.0.1:1"}
+    if problem.startswith("unknown"):
+        (tmp_path / ".yokeflow.yaml").write_text("intervention:\n  colour: blue\n")
+    else:
+        env["YOKEFLOW_MAX_RETRIES"] = "abc"
+    result = cli("hook", env=env, cwd=tmp_path, stdin=hook_payload("pre_tool_use", "s1", tmp_path))
+    assert result.returncode == 0  # exit 2 would block the call
+    shown = json.loads(result.stdout)["systemMessage"]  # what Claude Code shows the user
+    assert "not recorded" in shown and ("colour" in shown or "max_retries" in shown.lower())
+
+
+def test_claude_code_failures_keep_their_exit_code_and_root_cause():
+    from yokeflow_intervention.cli.hook import failure_of
+
+    assert failure_of("Exit code 127\nbash: pnpm: command not found") == (
+        127, "bash: pnpm: command not found")  # fmt: skip
+    assert failure_of("Exit code 2") == (2, "Exit code 2")
+    assert failure_of("File has not been read yet") == (1, "File has not been read yet")
+
+
+async def test_the_project_is_the_root_not_the_folder_the_agent_cd_to(
+    infra, nc, services, unique, tmp_path
+):
+    services.start("detector")
+    services.start("pauser")
+    root = tmp_path / unique("shop")
+    (root / "web").mkdir(parents=True)
+    session = unique("claude")
+    env = service_env(infra, CLAUDE_PROJECT_DIR=str(root), YOKEFLOW_DATA_DIR=str(tmp_path / "data"))
+
+    def hook(name: str, tool_use_id: str = "toolu_01", cwd=root / "web", session_id=session):
+        return cli("hook", env=env, stdin=hook_payload(name, session_id, cwd, tool_use_id))
+
+    assert hook("session_start", cwd=root).returncode == 0
+    for attempt in range(6):  # after `cd web`
+        if hook("pre_tool_use", f"toolu_{attempt}").returncode == 2:
+            break
+        hook("post_tool_use_failure", f"toolu_{attempt}")
+    assert attempt == 3
+    assert (root / "claude-progress.md").is_file() and not (
+        root / "web" / "claude-progress.md"
+    ).exists()
+    js = nc.jetstream()
+    last = json.loads(
+        (await js.get_last_msg("AGENT_EVENTS", f"agent.events.{root.name}.{session}")).data
+    )
+    assert last["type"] == "tool_call"  # recorded under the project root's name
+    failed = cli("interventions", "list", "--project", root.name, "--json", env=env)
+    intervention = json.loads(failed.stdout)[0]
+    assert intervention["blocker_info"]["error_excerpt"].startswith("Error: Command failed")
+    assert cli("interventions", "resume", intervention["id"], "--by", "ana", "--notes",
+               "Use PORT=4000", env=env).returncode == 0  # fmt: skip
+    # A compaction elsewhere in the project neither takes the brief nor starts a session...
+    payload = json.loads(hook_payload("session_start", unique("c"), root))
+    payload["source"] = "compact"
+    compact = cli("hook", env=env, stdin=json.dumps(payload))
+    assert compact.returncode == 0 and "Use PORT=4000" not in compact.stdout
+    # ...and the next session gets it, once.
+    first = hook("session_start", cwd=root, session_id=unique("next"))
+    assert "Use PORT=4000" in json.loads(first.stdout)["hookSpecificOutput"]["additionalContext"]
+    again = hook("session_start", cwd=root, session_id=unique("later"))
+    assert "Use PORT=4000" not in again.stdout
