@@ -145,14 +145,16 @@ def _module_plan(
         python = project.python
         if python is None:
             raise Refused("no interpreter is registered for the project (projects.<id>.python)")
-        # --isolated: no PIP_* variables, no user configuration; options come from configuration.
-        # -I: neither the workspace (the current folder) nor PYTHON* variables reach pip.
-        command = [python, "-I", "-m", "pip", "--isolated", "install", "--no-input",
+        # -I: neither the workspace (the current folder) nor PYTHON* variables reach pip, and
+        # PIP_CONFIG_FILE=/dev/null (below) means no pip.conf at all, not even the one in the
+        # interpreter's own environment; options come from configuration only.
+        command = [python, "-I", "-m", "pip", "install", "--no-input",
                    *settings.recovery_pip_options, "--", package]  # fmt: skip
         return Plan("install_module", f"python:{python}", f"pip install {package}", command,
                     cwd=workspace, params={"ecosystem": "python", "module": module,
                                            "package": package, "python": python},
-                    user=project.user, env=scrubbed_environment(project.user, PIP_NO_INPUT="1"))  # fmt: skip
+                    user=project.user, env=scrubbed_environment(
+                        project.user, PIP_NO_INPUT="1", PIP_CONFIG_FILE=os.devnull))  # fmt: skip
     if match := _JS_MODULE.search(text):
         name = match.group(1)
         if name.startswith((".", "/")):

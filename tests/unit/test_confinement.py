@@ -73,7 +73,8 @@ def test_pip_runs_only_the_registered_interpreter_isolated(tmp_path):
         tmp_path, recovery_actions=["install_module"], python="/opt/agent/python"
     )
     plan = plan_recovery(stuck("module_not_found", "No module named 'requests'"), settings, None)
-    assert plan.command[:6] == ["/opt/agent/python", "-I", "-m", "pip", "--isolated", "install"]
+    assert plan.command[:5] == ["/opt/agent/python", "-I", "-m", "pip", "install"]
+    assert plan.env["PIP_CONFIG_FILE"] == os.devnull  # no pip.conf, the venv's own included
     no_python = settings_for(tmp_path, recovery_actions=["install_module"])
     with pytest.raises(Refused, match="no interpreter is registered"):
         plan_recovery(stuck("module_not_found", "No module named 'requests'"), no_python, None)
