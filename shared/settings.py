@@ -124,6 +124,17 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=3, ge=1)
     detect_infrastructure_errors: bool = True
     loop_repeat_threshold: int = Field(default=4, ge=2)
+    # A failing call whose error text rotates between a few texts (each change of text counts as
+    # progress for max_retries) is still stopped after this many failures in a row.
+    max_retries_rotating: int = Field(default=5, ge=2)
+    # `command not found` pauses only when the same command is missing this many times: one
+    # typo followed by the corrected command is not an infrastructure blocker.
+    missing_dependency_repeats: int = Field(default=2, ge=1)
+    # Input keys that carry commentary or progress, not what the call does: left out of a call's
+    # signature, so two calls that differ only there count as the same call.
+    signature_ignore_keys: list[str] = Field(
+        default_factory=lambda: ["description", "task_progress", "explanation"]
+    )
     error_rate_threshold: float = Field(default=0.15, ge=0.0, le=1.0)
     error_rate_window: int = Field(default=50, ge=1)
     error_rate_min_results: int = Field(default=20, ge=1)
@@ -303,6 +314,7 @@ _NAMED_ENV = {
     "SMS_NUMBERS": "sms_numbers",
 }
 _LIST_FIELDS = {
+    "signature_ignore_keys",
     "auto_recovery_blockers",
     "agent_command",
     "email_addresses",

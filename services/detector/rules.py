@@ -97,6 +97,8 @@ _DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
 _EXCERPT_LIMIT = 500
 _FAILURE_TEXT_LIMIT = 4000
 _ALTERNATION_LENGTH = 6
+# A failure whose text keeps changing among at most this many texts is the same failure.
+_ROTATING_TEXTS = 3
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,11 @@ class DetectionConfig:
     max_retries: int = 3
     detect_infrastructure_errors: bool = True
     loop_repeat_threshold: int = 4
+    max_retries_rotating: int = 5
+    missing_dependency_repeats: int = 2
+    signature_ignore_keys: frozenset[str] = frozenset(
+        {"description", "task_progress", "explanation"}
+    )
     error_rate_threshold: float = 0.15
     error_rate_window: int = 50
     error_rate_min_results: int = 20
@@ -128,6 +135,9 @@ class DetectionConfig:
             max_retries=settings.max_retries,
             detect_infrastructure_errors=settings.detect_infrastructure_errors,
             loop_repeat_threshold=settings.loop_repeat_threshold,
+            max_retries_rotating=settings.max_retries_rotating,
+            missing_dependency_repeats=settings.missing_dependency_repeats,
+            signature_ignore_keys=frozenset(settings.signature_ignore_keys),
             error_rate_threshold=settings.error_rate_threshold,
             error_rate_window=settings.error_rate_window,
             error_rate_min_results=settings.error_rate_min_results,
@@ -147,12 +157,23 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def call_signature(tool: str | None, tool_input: dict[str, Any] | None) -> str:
-    """Same tool, same input (whitespace-insensitive): same signature."""
-    canonical = json.dumps(
-        {"tool": tool, "input": _normalise(tool_input or {})}, sort_keys=True, default=str
-    )
+def call_signature(
+    tool: str | None, tool_input: dict[str, Any] | None, ignore: frozenset[str] = frozenset()
+) -> str:
+    """Same tool, same input (whitespace-insensitive, top-level `ignore` keys left out): same
+    signature."""
+    kept = {k: v for k, v in (tool_input or {}).items() if k not in ignore}
+    canonical = json.dumps({"tool": tool, "input": _normalise(kept)}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def outcome_fingerprint(output: str) -> str:
+    """What a successful call produced, volatile parts masked: the same successful call is a
+    loop only when its outcome is the same too (polling a build whose output changes is not).
+    The head and the tail count, so a growing log tail changes it."""
+    head, tail = output[:2000], output[-2000:] if len(output) > 2000 else ""
+    masked = failure_fingerprint(head + "\n" + tail)
+    return hashlib.sha256(masked.encode()).hexdigest()[:16]
 
 
 def failure_fingerprint(text: str) -> str:
@@ -217,12 +238,18 @@ class SessionState:
     labels: dict[str, str] = field(default_factory=dict)
     calls_per_signature: dict[str, int] = field(default_factory=dict)
     streaks: dict[str, _Streak] = field(default_factory=dict)
+    # Per signature since its last success: failures in a row and their distinct texts.
+    failing: dict[str, tuple[int, frozenset[str]]] = field(default_factory=dict)
+    # Identical error events in a row: (fingerprint, count).
+    error_streak: tuple[str, int] = ("", 0)
+    # How often each missing command was reported (its fingerprint).
+    missing: dict[str, int] = field(default_factory=dict)
     unique_errors: set[str] = field(default_factory=set)
     completed: deque[_Completed] = field(init=False)
     results: deque[bool] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.completed = deque(maxlen=max(self.loop_length, _ALTERNATION_LENGTH))
+        self.completed = deque(maxlen=max(2 * self.loop_length, _ALTERNATION_LENGTH))
         self.results = deque(maxlen=self.window)
 
     @classmethod
@@ -257,7 +284,7 @@ def _excerpt(text: str) -> str:
 
 
 def _on_tool_call(state: SessionState, event: ToolCall, config: DetectionConfig) -> _Verdict | None:
-    signature = call_signature(event.tool, event.input)
+    signature = call_signature(event.tool, event.input, config.signature_ignore_keys)
     state.labels.setdefault(signature, _label(event.tool, event.input))
     if event.call_id is not None:
         state.pending_calls[event.call_id] = signature
@@ -269,15 +296,31 @@ def _on_tool_call(state: SessionState, event: ToolCall, config: DetectionConfig)
             reason=f"Command attempted {streak.count + 1} times: {state.labels[signature]}",
             excerpt=_excerpt(streak.text),
         )
+    failures, texts = state.failing.get(signature, (0, frozenset()))
+    if failures >= config.max_retries_rotating and len(texts) <= _ROTATING_TEXTS:
+        return _Verdict(
+            trigger="retry_limit",
+            reason=(
+                f"Command failed {failures} times in a row with {len(texts)} different "
+                f"errors, attempted again: {state.labels[signature]}"
+            ),
+            excerpt=_excerpt(streak.text if streak else ""),
+        )
     return None
 
 
-def _critical(text: str, config: DetectionConfig) -> _Verdict | None:
+def _critical(state: SessionState, text: str, config: DetectionConfig) -> _Verdict | None:
     if not config.detect_infrastructure_errors:
         return None
     blocker = classify_critical(text, config)
     if blocker is None:
         return None
+    if blocker == "missing_dependency":
+        # A typo is not a blocker: the same command must be missing again.
+        key = failure_fingerprint(_excerpt(text))
+        state.missing[key] = state.missing.get(key, 0) + 1
+        if state.missing[key] < config.missing_dependency_repeats:
+            return None
     return _Verdict(
         trigger="critical_error",
         reason=f"Critical infrastructure error ({blocker}): {_excerpt(text).splitlines()[0]}",
@@ -291,6 +334,12 @@ def _is_loop(state: SessionState, config: DetectionConfig) -> str | None:
     n = config.loop_repeat_threshold
     if len(calls) >= n and len(set(calls[-n:])) == 1:
         return f"Same call repeated {n} times with the same outcome: {state.labels.get(calls[-1].signature, '?')}"
+    # A loop that comes back after a short detour: the same call with the same outcome at
+    # least n + 2 times among the last 2n calls (an edit-and-test cycle reaches only n).
+    recent = calls[-2 * n :]
+    if recent and recent.count(recent[-1]) >= n + 2:
+        return (f"Same call repeated {recent.count(recent[-1])} times with the same outcome "
+                f"among the last {len(recent)} calls: {state.labels.get(recent[-1].signature, '?')}")  # fmt: skip
     if len(calls) >= _ALTERNATION_LENGTH:
         tail = calls[-_ALTERNATION_LENGTH:]
         a, b = tail[0], tail[1]
@@ -309,14 +358,17 @@ def _on_tool_result(
     if event.call_id is not None:
         signature = state.pending_calls.pop(event.call_id, None)
     if signature is None:
-        signature = call_signature(event.tool, None)
+        signature = call_signature(event.tool, None, config.signature_ignore_keys)
         state.labels.setdefault(signature, event.tool or "tool")
     result = event.result
     text = result.failure_text[:_FAILURE_TEXT_LIMIT]
-    fingerprint = failure_fingerprint(text) if not result.ok else ""
+    fingerprint = failure_fingerprint(text) if not result.ok else outcome_fingerprint(result.output)
     if result.ok:
         state.streaks.pop(signature, None)
+        state.failing.pop(signature, None)
     else:
+        failures, texts = state.failing.get(signature, (0, frozenset()))
+        state.failing[signature] = (failures + 1, texts | {fingerprint})
         state.unique_errors.add(fingerprint)
         streak = state.streaks.get(signature)
         if streak is not None and streak.fingerprint == fingerprint:
@@ -328,7 +380,7 @@ def _on_tool_result(
     state.results.append(result.ok)
 
     if not result.ok:
-        verdict = _critical(text, config)
+        verdict = _critical(state, text, config)
         if verdict is not None:
             return verdict
     loop = _is_loop(state, config)
@@ -344,6 +396,24 @@ def _on_tool_result(
                 f"(threshold {config.error_rate_threshold:.0%})"
             ),
             excerpt=_excerpt(text),
+        )
+    return None
+
+
+def _repeated_error(
+    state: SessionState, event: ErrorEvent, config: DetectionConfig
+) -> _Verdict | None:
+    """The same error event again and again (a context-window error, say) is a loop."""
+    fingerprint = failure_fingerprint(event.message[:_FAILURE_TEXT_LIMIT])
+    last, count = state.error_streak
+    count = count + 1 if fingerprint == last else 1
+    state.error_streak = (fingerprint, count)
+    state.unique_errors.add(fingerprint)
+    if count >= config.loop_repeat_threshold:
+        return _Verdict(
+            trigger="loop_pattern",
+            reason=f"The same error {count} times in a row: {_excerpt(event.message).splitlines()[0] if event.message.strip() else '(empty)'}",
+            excerpt=_excerpt(event.message),
         )
     return None
 
@@ -391,7 +461,7 @@ def evaluate(
     elif isinstance(event, ToolResult):
         verdict = _on_tool_result(state, event, config)
     elif isinstance(event, ErrorEvent):
-        verdict = _critical(event.message, config)
+        verdict = _critical(state, event.message, config) or _repeated_error(state, event, config)
     if verdict is None and not isinstance(event, SessionEnded):
         verdict = _on_duration(state, event, config)
     if verdict is None:

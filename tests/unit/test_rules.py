@@ -317,3 +317,106 @@ def test_intervention_id_is_deterministic():
 def test_disabled_detection_emits_nothing():
     agent, book = Agent(), SessionBook(config(enabled=False))
     assert feed(book, [agent.start(), *agent.run("x", False, "EADDRINUSE")]) == []
+
+
+# Classes from other projects' stuck detectors and real sessions (#17), each from both sides.
+
+
+def test_polling_a_build_whose_output_changes_is_progress_the_same_output_is_a_loop():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for step in range(8):  # a build polled for progress, its log tail growing
+        events += agent.run("tail -n 5 build.log", True, output=f"compiled {step * 10}/80 modules")
+    assert feed(book, events) == []
+    stuck, book2 = Agent("s2"), SessionBook(config())
+    events = [stuck.start()]
+    for _ in range(4):  # the same poll, the same answer: nothing moves
+        events += stuck.run("tail -n 5 build.log", True, output="waiting for lock at 12:00:01")
+    assert [i.trigger for i in feed(book2, events)] == ["loop_pattern"]
+
+
+def test_one_typo_is_not_a_missing_dependency_the_same_missing_command_again_is():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start(), *agent.run("pnpx vite", False, error="bash: pnpx: command not found"),
+              *agent.run("npx vite", True, output="ready")]  # fmt: skip
+    assert feed(book, events) == []
+    stuck, book2 = Agent("s2"), SessionBook(config())
+    events = [stuck.start(), *stuck.run("pnpm i", False, error="bash: pnpm: command not found"),
+              *stuck.run("pnpm install", False, error="bash: pnpm: command not found")]  # fmt: skip
+    found = feed(book2, events)
+    assert found[0].blocker_type == "missing_dependency"
+    once, typo = SessionBook(config(missing_dependency_repeats=1)), Agent("s3")  # at once again
+    assert feed(once, [typo.start(), *typo.run("x", False, error="bash: x: command not found")])
+
+
+def test_the_same_error_event_again_and_again_is_a_loop():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(3):  # different errors are not a loop
+        events.append(agent.event("error", message=f"API error {n}: overloaded"))
+    events.append(agent.event("error", message="prompt is too long: 210000 tokens > 200000"))
+    assert feed(book, events) == []
+    repeated = [agent.event("error", message="prompt is too long: 210000 tokens > 200000")
+                for _ in range(3)]  # fmt: skip
+    found = feed(book, repeated)
+    assert found[0].trigger == "loop_pattern" and "same error 4 times" in found[0].reason
+
+
+def test_commentary_fields_do_not_make_identical_calls_distinct():
+    def run(agent: Agent, description: str):
+        call_id = f"c{next(agent.calls)}"
+        return [
+            agent.event("tool_call", tool="Bash", call_id=call_id,
+                        input={"command": "npm start", "description": description}),
+            agent.event("tool_result", call_id=call_id, tool="Bash",
+                        result={"ok": False, "exit_code": 1, "error": "Error: boom"}),
+        ]  # fmt: skip
+
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(3):
+        events += run(agent, f"Try starting the server, attempt {n}")
+    found = feed(book, [*events, *run(agent, "One more time")[:1]])
+    assert found[0].trigger == "retry_limit"
+    kept = SessionBook(config(signature_ignore_keys=[]))  # configurable: every key counts
+    other = Agent("s2")
+    events = [other.start()]
+    for n in range(4):
+        events += run(other, f"attempt {n}")
+    assert [i.trigger for i in feed(kept, events)] != ["retry_limit"]
+
+
+def test_a_loop_that_comes_back_after_a_detour_is_caught_an_edit_test_cycle_is_not():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for _ in range(3):
+        events += agent.run("npm run lint", True, output="12 problems")
+    events += agent.run("git status", True, output="clean")
+    for _ in range(2):
+        events += agent.run("npm run lint", True, output="12 problems")
+    assert feed(book, events) == []
+    found = feed(book, agent.run("npm run lint", True, output="12 problems"))
+    assert found[0].trigger == "loop_pattern" and "among the last" in found[0].reason
+    cycle, book2 = Agent("s2"), SessionBook(config())
+    events = [cycle.start()]
+    for n in range(10):  # edit, test, edit, test...: progress
+        events += cycle.run(f"sed -i s/a{n}/b{n}/ app.py", True) + cycle.run(
+            "pytest -q", True, output="1 passed"
+        )
+    assert feed(book2, events) == []
+
+
+def test_a_failing_call_whose_error_text_rotates_is_still_stopped():
+    errors = ["Error: ETIMEDOUT", "Error: ECONNRESET", "Error: socket hang up"]
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(5):
+        events += agent.run("npm install", False, error=errors[n % 3])
+    assert feed(book, events) == []  # every change of text counts as progress for max_retries
+    found = feed(book, agent.run("npm install", False, error=errors[2])[:1])
+    assert found[0].trigger == "retry_limit" and "3 different errors" in found[0].reason
+    fixing, book2 = Agent("s2"), SessionBook(config())
+    events = [fixing.start()]
+    for n in range(8):  # fixing one compile error after another: every text new
+        events += fixing.run("npm run build", False, error=f"src/a.ts({n},1): error TS2304")
+    assert [i.trigger for i in feed(book2, events)] == []
