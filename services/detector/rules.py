@@ -244,6 +244,10 @@ class SessionState:
     error_streak: tuple[str, int] = ("", 0)
     # How often each missing command was reported (its fingerprint).
     missing: dict[str, int] = field(default_factory=dict)
+    # Parallel rounds: calls announced before any of their results; the last rounds closed.
+    round_calls: list[str] = field(default_factory=list)
+    round_open: bool = False
+    rounds: deque[frozenset[str]] = field(default_factory=lambda: deque(maxlen=8))
     unique_errors: set[str] = field(default_factory=set)
     completed: deque[_Completed] = field(init=False)
     results: deque[bool] = field(init=False)
@@ -286,6 +290,9 @@ def _excerpt(text: str) -> str:
 def _on_tool_call(state: SessionState, event: ToolCall, config: DetectionConfig) -> _Verdict | None:
     signature = call_signature(event.tool, event.input, config.signature_ignore_keys)
     state.labels.setdefault(signature, _label(event.tool, event.input))
+    if not state.round_open:  # results came in since the last call: a new round starts
+        state.round_calls, state.round_open = [], True
+    state.round_calls.append(signature)
     if event.call_id is not None:
         state.pending_calls[event.call_id] = signature
     state.calls_per_signature[signature] = state.calls_per_signature.get(signature, 0) + 1
@@ -351,6 +358,22 @@ def _is_loop(state: SessionState, config: DetectionConfig) -> str | None:
     return None
 
 
+def _close_round(state: SessionState, config: DetectionConfig) -> str | None:
+    """At a round's first result: the same set of parallel calls, round after round, is a loop."""
+    if not state.round_open:
+        return None
+    state.round_open = False
+    if len(state.round_calls) < 2:
+        return None
+    state.rounds.append(frozenset(state.round_calls))
+    n = config.loop_repeat_threshold
+    last = list(state.rounds)[-n:]
+    if len(last) == n and len(set(last)) == 1:
+        labels = ", ".join(sorted(state.labels.get(s, "?") for s in last[0]))
+        return f"The same {len(last[0])} parallel calls repeated {n} rounds in a row: {labels}"
+    return None
+
+
 def _on_tool_result(
     state: SessionState, event: ToolResult, config: DetectionConfig
 ) -> _Verdict | None:
@@ -360,6 +383,7 @@ def _on_tool_result(
     if signature is None:
         signature = call_signature(event.tool, None, config.signature_ignore_keys)
         state.labels.setdefault(signature, event.tool or "tool")
+    round_verdict = _close_round(state, config)
     result = event.result
     text = result.failure_text[:_FAILURE_TEXT_LIMIT]
     fingerprint = failure_fingerprint(text) if not result.ok else outcome_fingerprint(result.output)
@@ -383,7 +407,7 @@ def _on_tool_result(
         verdict = _critical(state, text, config)
         if verdict is not None:
             return verdict
-    loop = _is_loop(state, config)
+    loop = _is_loop(state, config) or round_verdict
     if loop is not None:
         return _Verdict(trigger="loop_pattern", reason=loop, excerpt=_excerpt(text))
     total = len(state.results)

@@ -420,3 +420,26 @@ def test_a_failing_call_whose_error_text_rotates_is_still_stopped():
     for n in range(8):  # fixing one compile error after another: every text new
         events += fixing.run("npm run build", False, error=f"src/a.ts({n},1): error TS2304")
     assert [i.trigger for i in feed(book2, events)] == []
+
+
+def test_the_same_parallel_round_again_and_again_is_a_loop_new_rounds_are_not():
+    def round_of(agent: Agent, paths: list[str]):
+        calls = [(f"c{next(agent.calls)}", p) for p in paths]
+        events = [agent.event("tool_call", tool="Read", call_id=c, input={"file_path": p})
+                  for c, p in calls]  # fmt: skip
+        events += [agent.event("tool_result", call_id=c, tool="Read",
+                               result={"ok": True, "output": f"contents {n}"})
+                   for n, (c, _) in enumerate(calls)]  # fmt: skip
+        return events
+
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(6):  # reading new files each round: progress
+        events += round_of(agent, [f"src/{n}/a.ts", f"src/{n}/b.ts", f"src/{n}/c.ts"])
+    assert feed(book, events) == []
+    stuck, book2 = Agent("s2"), SessionBook(config())
+    events = [stuck.start()]
+    for _ in range(4):  # the same three files, round after round
+        events += round_of(stuck, ["src/a.ts", "src/b.ts", "src/c.ts"])
+    found = feed(book2, events)
+    assert found and found[0].trigger == "loop_pattern" and "parallel" in found[0].reason
