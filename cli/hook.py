@@ -54,6 +54,43 @@ def failure_of(error: Any) -> tuple[int, str]:
     return int(match.group(1)), text[match.end() :].strip() or text
 
 
+def last_reply(payload: dict[str, Any], tail_bytes: int = 256 * 1024) -> str:
+    """The text of the agent's last turn: `last_assistant_message` where Claude Code sends it,
+    else the assistant text entries after the last user entry of the transcript (JSONL)."""
+    given = payload.get("last_assistant_message")
+    if isinstance(given, str):
+        return given[:_OUTPUT_LIMIT]
+    path = Path(str(payload.get("transcript_path") or ""))
+    try:
+        with path.open("rb") as transcript:
+            transcript.seek(max(transcript.seek(0, os.SEEK_END) - tail_bytes, 0))
+            lines = transcript.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    texts: list[str] = []
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or entry.get("type") == "user":
+            break
+        content = (
+            (entry.get("message") or {}).get("content")
+            if entry.get("type") == "assistant"
+            else None
+        )
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts += [
+                b.get("text", "")
+                for b in content
+                if isinstance(b, dict) and b.get("type") == "text"
+            ]
+    return "\n".join(reversed(texts)).strip()[:_OUTPUT_LIMIT]
+
+
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value[:_OUTPUT_LIMIT]
@@ -179,6 +216,8 @@ async def _dispatch(
             output = {"hookSpecificOutput": {"hookEventName": "SessionStart",
                                              "additionalContext": brief.resume_context}}  # fmt: skip
             return 0, json.dumps(output), ""
+    elif event == "Stop":  # the agent finished a turn: what it said, for the text-turn rules
+        await session.message(last_reply(payload))
     elif event == "SessionEnd":
         await session.end(str(payload.get("reason") or "completed"))
         state["ended"] = True

@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     # A failing call whose error text rotates between a few texts (each change of text counts as
     # progress for max_retries) is still stopped after this many failures in a row.
     max_retries_rotating: int = Field(default=5, ge=2)
+    # Agent text turns: this many messages in a row with no tool call, or empty, or the same.
+    monologue_limit: int = Field(default=8, ge=2)
+    empty_reply_limit: int = Field(default=3, ge=2)
+    repeated_message_limit: int = Field(default=3, ge=2)
     # `command not found` pauses only when the same command is missing this many times: one
     # typo followed by the corrected command is not an infrastructure blocker.
     missing_dependency_repeats: int = Field(default=2, ge=1)

@@ -219,6 +219,10 @@ class AgentSession:
     async def error(self, message: str) -> None:
         await self._publish("error", message=message)
 
+    async def message(self, text: str) -> None:
+        """What the agent said in a turn (its text, not its tool calls)."""
+        await self._publish("agent_message", text=text)
+
     async def heartbeat(self) -> None:
         await self._publish("heartbeat")
 

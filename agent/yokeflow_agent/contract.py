@@ -36,6 +36,7 @@ __all__ = [
     "MAX_SEQ",
     "STREAMS",
     "AgentEvent",
+    "AgentMessage",
     "BlockerType",
     "ChannelOutcome",
     "CommandError",
@@ -218,8 +219,17 @@ class SessionEnded(_EventBase):
     reason: ShortText | None = None
 
 
+class AgentMessage(_EventBase):
+    """What the agent said in a turn (its text, not its tool calls); added to v1: consumers that
+    do not know the type ignore it. The detector catches monologues, empty replies and the same
+    text again and again."""
+
+    type: Literal["agent_message"] = "agent_message"
+    text: Text = ""
+
+
 AgentEvent = Annotated[
-    SessionStarted | ToolCall | ToolResult | ErrorEvent | Heartbeat | SessionEnded,
+    SessionStarted | ToolCall | ToolResult | ErrorEvent | Heartbeat | SessionEnded | AgentMessage,
     Field(discriminator="type"),
 ]
 _agent_event_adapter: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)

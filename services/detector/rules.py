@@ -16,6 +16,7 @@ from typing import Any
 
 from yokeflow_agent.contract import (
     AgentEvent,
+    AgentMessage,
     ErrorEvent,
     Intervention,
     RetryStats,
@@ -110,6 +111,9 @@ class DetectionConfig:
     detect_infrastructure_errors: bool = True
     loop_repeat_threshold: int = 4
     max_retries_rotating: int = 5
+    monologue_limit: int = 8
+    empty_reply_limit: int = 3
+    repeated_message_limit: int = 3
     missing_dependency_repeats: int = 2
     signature_ignore_keys: frozenset[str] = frozenset(
         {"description", "task_progress", "explanation"}
@@ -136,6 +140,9 @@ class DetectionConfig:
             detect_infrastructure_errors=settings.detect_infrastructure_errors,
             loop_repeat_threshold=settings.loop_repeat_threshold,
             max_retries_rotating=settings.max_retries_rotating,
+            monologue_limit=settings.monologue_limit,
+            empty_reply_limit=settings.empty_reply_limit,
+            repeated_message_limit=settings.repeated_message_limit,
             missing_dependency_repeats=settings.missing_dependency_repeats,
             signature_ignore_keys=frozenset(settings.signature_ignore_keys),
             error_rate_threshold=settings.error_rate_threshold,
@@ -244,6 +251,11 @@ class SessionState:
     error_streak: tuple[str, int] = ("", 0)
     # How often each missing command was reported (its fingerprint).
     missing: dict[str, int] = field(default_factory=dict)
+    # Agent text turns since the last tool call: how many, how many empty in a row, and the
+    # same text in a row (fingerprint, count).
+    messages_since_call: int = 0
+    empty_replies: int = 0
+    message_streak: tuple[str, int] = ("", 0)
     # Parallel rounds: calls announced before any of their results; the last rounds closed.
     round_calls: list[str] = field(default_factory=list)
     round_open: bool = False
@@ -290,6 +302,7 @@ def _excerpt(text: str) -> str:
 def _on_tool_call(state: SessionState, event: ToolCall, config: DetectionConfig) -> _Verdict | None:
     signature = call_signature(event.tool, event.input, config.signature_ignore_keys)
     state.labels.setdefault(signature, _label(event.tool, event.input))
+    state.messages_since_call = 0
     if not state.round_open:  # results came in since the last call: a new round starts
         state.round_calls, state.round_open = [], True
     state.round_calls.append(signature)
@@ -424,6 +437,27 @@ def _on_tool_result(
     return None
 
 
+def _on_message(
+    state: SessionState, event: AgentMessage, config: DetectionConfig
+) -> _Verdict | None:
+    """Turns of text with no work: a monologue, empty replies, the same text again."""
+    text = event.text.strip()
+    state.messages_since_call += 1
+    state.empty_replies = state.empty_replies + 1 if not text else 0
+    fingerprint = failure_fingerprint(text[:_FAILURE_TEXT_LIMIT]) if text else ""
+    last, count = state.message_streak
+    count = count + 1 if text and fingerprint == last else (1 if text else 0)
+    state.message_streak = (fingerprint, count)
+    reason = None
+    if state.empty_replies >= config.empty_reply_limit:
+        reason = f"{state.empty_replies} empty replies in a row"
+    elif count >= config.repeated_message_limit:
+        reason = f"The same reply {count} times in a row: {_excerpt(text).splitlines()[0]}"
+    elif state.messages_since_call >= config.monologue_limit:
+        reason = f"{state.messages_since_call} replies in a row without a tool call"
+    return _Verdict("loop_pattern", reason, _excerpt(text)) if reason else None
+
+
 def _repeated_error(
     state: SessionState, event: ErrorEvent, config: DetectionConfig
 ) -> _Verdict | None:
@@ -486,6 +520,8 @@ def evaluate(
         verdict = _on_tool_result(state, event, config)
     elif isinstance(event, ErrorEvent):
         verdict = _critical(state, event.message, config) or _repeated_error(state, event, config)
+    elif isinstance(event, AgentMessage):
+        verdict = _on_message(state, event, config)
     if verdict is None and not isinstance(event, SessionEnded):
         verdict = _on_duration(state, event, config)
     if verdict is None:

@@ -280,3 +280,55 @@ async def test_the_project_is_the_root_not_the_folder_the_agent_cd_to(
     assert "Use PORT=4000" in json.loads(first.stdout)["hookSpecificOutput"]["additionalContext"]
     again = hook("session_start", cwd=root, session_id=unique("later"))
     assert "Use PORT=4000" not in again.stdout
+
+
+def test_the_stop_hook_reports_the_last_reply_from_the_transcript(tmp_path):
+    from yokeflow_intervention.cli.hook import last_reply
+
+    transcript = tmp_path / "t.jsonl"
+    entries = [
+        {"type": "user", "message": {"role": "user", "content": "fix the build"}},
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "Looking."},
+                                                      {"type": "tool_use", "id": "t1"}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1"}]}},
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "I will now run"}]}},
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "the tests."}]}},
+    ]  # fmt: skip
+    transcript.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
+    assert last_reply({"transcript_path": str(transcript)}) == "I will now run\nthe tests."
+    assert last_reply({"last_assistant_message": "Done."}) == "Done."
+    assert last_reply({"transcript_path": str(tmp_path / "missing.jsonl")}) == ""
+
+
+async def test_repeated_replies_through_the_stop_hook_pause_the_session(
+    infra, nc, services, unique, tmp_path
+):
+    services.start("detector")
+    services.start("pauser")
+    project, session = unique("talk"), unique("claude")
+    env = service_env(infra, YOKEFLOW_PROJECT_ID=project, YOKEFLOW_DATA_DIR=str(tmp_path / "data"))
+    assert (
+        cli("hook", env=env, stdin=hook_payload("session_start", session, tmp_path)).returncode == 0
+    )
+    for _ in range(3):
+        stop = {"session_id": session, "cwd": str(tmp_path), "hook_event_name": "Stop",
+                "stop_hook_active": False, "last_assistant_message": "I will now run the tests."}  # fmt: skip
+        assert cli("hook", env=env, stdin=json.dumps(stop)).returncode == 0
+    listing = await eventually_listing(env, project)
+    assert (
+        listing[0]["pause_type"] == "loop_pattern"
+        and "same reply 3 times" in listing[0]["pause_reason"]
+    )
+
+
+async def eventually_listing(env: dict[str, str], project: str) -> list[dict]:
+    import asyncio
+
+    for _ in range(100):
+        found = json.loads(
+            cli("interventions", "list", "--project", project, "--json", env=env).stdout
+        )
+        if found:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError("no intervention")

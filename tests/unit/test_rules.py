@@ -443,3 +443,30 @@ def test_the_same_parallel_round_again_and_again_is_a_loop_new_rounds_are_not():
         events += round_of(stuck, ["src/a.ts", "src/b.ts", "src/c.ts"])
     found = feed(book2, events)
     assert found and found[0].trigger == "loop_pattern" and "parallel" in found[0].reason
+
+
+def test_agent_text_turns_a_monologue_empty_replies_and_the_same_reply():
+    def says(agent: Agent, *texts: str):
+        return [agent.event("agent_message", text=t) for t in texts]
+
+    # Replies between tool calls, each different: progress.
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(6):
+        events += says(agent, f"Step {n}: reading the config.", f"Now editing file {n}.")
+        events += agent.run(f"cat f{n}", True, output=str(n))
+    assert feed(book, events) == []
+    cases = {
+        "monologue": [f"Let me think about it, part {n}." for n in range(8)],
+        "empty": ["", " ", ""],
+        "same": ["I will now run the tests."] * 3,
+    }
+    reasons = {}
+    for name, texts in cases.items():
+        stuck, book = Agent(name), SessionBook(config())
+        found = feed(book, [stuck.start(), *says(stuck, *texts)])
+        assert len(found) == 1 and found[0].trigger == "loop_pattern", name
+        assert found[0].event_seq == len(texts) + 1, name  # on the last reply, not before
+        reasons[name] = found[0].reason
+    assert "without a tool call" in reasons["monologue"]
+    assert "empty replies" in reasons["empty"] and "same reply 3 times" in reasons["same"]
