@@ -115,13 +115,20 @@ class Detector:
             checkpoint = {}
         state.epoch_start = int(checkpoint.get("epoch_start", 1))
         replayed = 0
+        verdict: Intervention | None = None
         for earlier in await self._history(event, state.epoch_start, stream_seq):
-            evaluate(state, earlier, self.book.config)
+            verdict = evaluate(state, earlier, self.book.config) or verdict
             replayed += 1
-        # Handled only if the intervention was published: the checkpoint is written after the
-        # publish. A replayed verdict that never went out (its event was dead-lettered) must not
-        # make the session look handled, or its later errors would be ignored.
-        state.intervened = checkpoint.get("intervention_id") or None
+        if checkpoint.get("intervention_id"):
+            state.intervened = checkpoint["intervention_id"]
+        elif verdict is not None:
+            # The replay says an earlier event stopped the session, but no checkpoint says its
+            # intervention went out (a failover between the publish and the checkpoint, or the
+            # event was dead-lettered). A session is handled only once its intervention is
+            # published, so publish it now: under its own id, a repeat is dropped by the stream.
+            await publish_event(self.js, Subjects.detected(verdict.project_id), verdict,
+                                msg_id=verdict.intervention_id)  # fmt: skip
+            await self._save_checkpoint(state, verdict.intervention_id)
         if replayed:
             log.info(
                 "restored %s/%s from %d earlier events",

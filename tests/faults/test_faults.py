@@ -316,11 +316,25 @@ async def publish_poison(nc: Client, subject: str) -> None:
                 await asyncio.sleep(0.2)
 
 
+def dev_port() -> int:
+    """A port for a wave's stale dev server, registered when the stack starts and used minutes
+    later: below the kernel's ephemeral range, so no process binding port 0 can take it first."""
+    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    while True:
+        port = random.randrange(max(1024, low - 12000), low)
+        if port not in _DEV_PORTS and port_is_free(port):
+            _DEV_PORTS.add(port)
+            return port
+
+
+_DEV_PORTS: set[int] = set()
+
+
 def plan_wave(fault: str) -> Wave:
     tag = fault.replace(" ", "-").lower()
     wave = Wave(project=f"faults-{tag}")
     wave.retry_loops = [f"{tag}-loop-{i}" for i in range(RETRY_LOOPS)]
-    wave.port_conflicts = {f"{tag}-port-{i}": free_port() for i in range(PORT_CONFLICTS)}
+    wave.port_conflicts = {f"{tag}-port-{i}": dev_port() for i in range(PORT_CONFLICTS)}
     wave.healthy = [f"{tag}-ok-{i}" for i in range(HEALTHY)]
     wave.poison_subject = Subjects.agent_events(wave.project, f"{tag}-poison")
     return wave

@@ -47,6 +47,12 @@ async def paused_id(db, session: str) -> str:
     return await eventually(row, timeout=30, what="the pause")
 
 
+async def settled_rows(db, intervention: str) -> list | None:
+    """The audit rows once the last one is an outcome (a `started` row comes first)."""
+    rows = await recovery_rows(db, intervention)
+    return rows if rows and rows[-1][0] != "started" else None
+
+
 def pipeline(services, **recovery_env: str) -> None:
     """Detector, pauser and recovery as processes; recovery with the operator's registration."""
     for name in ("detector", "pauser"):
@@ -78,7 +84,7 @@ async def test_an_event_cannot_make_recovery_run_code_from_a_workspace(
         await agent.send("session_started", workspace=str(workspace))
         await agent.send("error", message="ModuleNotFoundError: No module named 'requests'")
         intervention = await paused_id(db, agent.session)
-        rows = await eventually(lambda i=intervention: recovery_rows(db, i), what="an audit row")
+        rows = await eventually(lambda i=intervention: settled_rows(db, i), what="the outcome")
         reasons.append(rows[0])
     assert (
         reasons[0][0] == "refused"
@@ -137,7 +143,7 @@ async def test_recovery_stops_only_the_projects_own_dev_server(nc, db, services,
             "error", message=f"Error: listen EADDRINUSE: address already in use :::{port}"
         )
         intervention = await paused_id(db, agent.session)
-        rows = await eventually(lambda: recovery_rows(db, intervention), what="an audit row")
+        rows = await eventually(lambda: settled_rows(db, intervention), what="the outcome")
         assert (
             rows[-1][0] == "refused" and "outside the project's workspace" in rows[-1][1]["reason"]
         )
@@ -146,7 +152,7 @@ async def test_recovery_stops_only_the_projects_own_dev_server(nc, db, services,
         other = Agent(nc, project, unique("t"))
         await other.send("error", message="Error: listen EADDRINUSE: address already in use :::81")
         second = await paused_id(db, other.session)
-        rows = await eventually(lambda: recovery_rows(db, second), what="an audit row")
+        rows = await eventually(lambda: settled_rows(db, second), what="the outcome")
         assert "not one of the project's registered dev ports" in rows[-1][1]["reason"]
     finally:
         holder.kill()
@@ -184,7 +190,7 @@ async def test_shared_infrastructure_is_restarted_at_most_once(nc, db, services,
     other = Agent(nc, project, unique("r"))
     await other.send("error", message="Redis connection refused: connect ECONNREFUSED 127.0.0.1:81")
     second = await paused_id(db, other.session)
-    rows = await eventually(lambda: recovery_rows(db, second), what="an audit row")
+    rows = await eventually(lambda: settled_rows(db, second), what="the outcome")
     assert rows[-1][0] == "refused" and "registered Redis ports" in rows[-1][1]["reason"]
 
 
