@@ -13,8 +13,9 @@ import os
 import uuid
 from pathlib import Path
 
-from yokeflow_agent.client import CONTEXT_ENV, AgentSession, SessionPaused, connect
+from yokeflow_agent.client import AgentSession, SessionPaused, connect
 from yokeflow_agent.contract import Task
+from yokeflow_agent.names import CONTEXT_ENV, RESUMED_FROM_ENV
 
 from yokeflow_intervention.shared.runtime import ServiceContext
 from yokeflow_intervention.shared.settings import DEMO_PROJECT, load_settings
@@ -78,7 +79,7 @@ async def main_async(loop: bool) -> None:
                 workspace=workspace.resolve(), task=task,
             )  # fmt: skip
             await run_resumed_session(
-                session, Path(context_file), os.environ.get("YOKEFLOW_RESUMED_FROM", "")
+                session, Path(context_file), os.environ.get(RESUMED_FROM_ENV, "")
             )
             print(f"demo agent: session {session.session_id} continued after the resume")
             return

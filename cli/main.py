@@ -8,15 +8,10 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from yokeflow_intervention.shared.roles import SERVICE_ROLES
-from yokeflow_intervention.shared.settings import (
-    Settings,
-    SettingsError,
-    config_file_in_use,
-    load_settings,
-)
+if TYPE_CHECKING:
+    from yokeflow_intervention.shared.settings import Settings
 
 __all__ = ["build_parser", "main"]
 
@@ -216,6 +211,8 @@ def _service(name: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from yokeflow_intervention.shared.roles import SERVICE_ROLES
+
     parser = argparse.ArgumentParser(
         prog="yokeflow-intervention",
         description="Watch agent sessions, stop stuck ones, tell a human, resume with context.",
@@ -241,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("status", help="streams, consumers and active interventions")
     service = command("service", help="run one service in the foreground")
     service.add_argument("name", choices=SERVICE_ROLES)
-    command("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
+    hook = command("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
+    hook.add_argument("--check", nargs="?", const="", metavar="SESSION",
+                      help="tell whether this project's hooks are wired, and exit")  # fmt: skip
     embedded = command("embedded-postgres", help="start, stop or restart an embedded PostgreSQL")
     embedded.add_argument("action", choices=["start", "stop", "restart"])
     embedded.add_argument("folder", help="its data folder (the one holding pgdata/)")
@@ -277,15 +276,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hook"]:
+        # Claude Code runs this for every tool call: straight to the adapter, which reads only
+        # its environment and imports nothing of the server (yokeflow_agent.claude_code).
+        from yokeflow_agent.claude_code import main as hook
+
+        return hook(argv[1:])
+    from yokeflow_intervention.shared.settings import (
+        SettingsError,
+        config_file_in_use,
+        load_settings,
+    )
+
     args = build_parser().parse_args(argv)
+    if args.command == "hook":  # after other options: the same adapter, which needs no settings
+        from yokeflow_agent.claude_code import main as hook
+
+        return hook(["--check", args.check] if args.check is not None else [])
     try:
         config_file = config_file_in_use(args.config)
         settings = load_settings(config_file)
     except SettingsError as exc:
-        if args.command == "hook":  # exit 2 would block every tool call of the agent
-            from .hook import fail_open
-
-            return fail_open(str(exc))
         print(f"yokeflow-intervention: {exc}", file=sys.stderr)
         return 2
     try:
@@ -299,10 +311,6 @@ def _run(args: argparse.Namespace, settings: Settings, config_file: Path | None)
     command = args.command
     if command == "detect":
         return _detect(args, settings)
-    if command == "hook":
-        from .hook import run_hook
-
-        return run_hook(settings, sys.stdin.read())
     if command == "up":
         from .up import run_up
 

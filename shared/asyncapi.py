@@ -20,7 +20,9 @@ from yokeflow_agent.contract import (
     InterventionNotified,
     InterventionPaused,
     InterventionResumed,
+    InterventionWarned,
     RecoveryOutcome,
+    Verdict,
 )
 
 __all__ = ["app", "broker", "render"]
@@ -54,6 +56,12 @@ _LIFECYCLE = (
      "Every channel has an outcome (or the notice was rate-limited or muted)."),
     ("intervention.recovery.{project_id}", RecoveryOutcome,
      "A step of an automatic fix: attempted, succeeded, failed or refused."),
+    ("intervention.warned.{project_id}", InterventionWarned,
+     "A session one step from a stop was warned (its agent told what to try instead), once per "
+     "pattern, before any human is paged. Added to v1. Nats-Msg-Id = warning_id."),
+    ("agent.verdicts.{project_id}.{session_id}", Verdict,
+     "The detector's answer to each agent event, for the agent that published it (core NATS, "
+     "not stored): continue, warn, or stop with the pause. Added to v1."),
     ("agent.dlq", DeadLetter, "An agent event that breaks the contract, with the reason."),
     ("intervention.dlq", DeadLetter, "An intervention message that could not be processed, with the reason."),
 )  # fmt: skip

@@ -21,6 +21,7 @@ __all__ = [
     "INTERVENTIONS",
     "NOTIFICATIONS",
     "RECOVERIES",
+    "WARNINGS",
     "read_consumer_lag",
     "serve_metrics",
 ]
@@ -41,6 +42,11 @@ HANDLER_SECONDS = Histogram(
 INTERVENTIONS = Counter(
     "yokeflow_interventions_total",
     "Interventions emitted by the detector, by trigger.",
+    ["trigger"],
+)
+WARNINGS = Counter(
+    "yokeflow_warnings_total",
+    "Sessions warned one step before a stop, by the trigger they were warned of.",
     ["trigger"],
 )
 NOTIFICATIONS = Counter(

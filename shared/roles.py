@@ -90,11 +90,12 @@ def service_permissions(role: str) -> Permissions:
                    f"{_API}.STREAM.MSG.GET.AGENT_EVENTS")  # fmt: skip
         return Permissions(
             (*pub, *history, *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
-             "intervention.detected.>", *dead_letters),
+             "intervention.detected.>", "intervention.warned.>", "agent.verdicts.>",
+             *dead_letters),
             (*sub, *replies),
         )  # fmt: skip
     if role == "pauser":
-        pub, sub = _consuming(c.pauser_detected, c.pauser_sessions)
+        pub, sub = _consuming(c.pauser_detected, c.pauser_sessions, c.pauser_warnings)
         return Permissions(
             (*pub, *_bucket(CONTROL_BUCKET, write=True), "intervention.detected.>",
              "intervention.paused.>", "intervention.resumed.>", *dead_letters),
@@ -119,12 +120,13 @@ def service_permissions(role: str) -> Permissions:
 
 
 def agent_permissions(project_id: str) -> Permissions:
-    """An agent reports on its own project's sessions and reads its own control state."""
+    """An agent reports on its own project's sessions, reads its own control state and hears
+    the detector's verdicts on its own sessions."""
     get = f"{_API}.DIRECT.GET.KV_{CONTROL_BUCKET}.$KV.{CONTROL_BUCKET}"
     return Permissions(
         (f"agent.events.{project_id}.>", f"{_API}.STREAM.INFO.KV_{CONTROL_BUCKET}",
          f"{get}.session.{project_id}.>", f"{get}.brief.{project_id}"),
-        (f"{agent_inbox_prefix(project_id)}.>",),
+        (f"{agent_inbox_prefix(project_id)}.>", f"agent.verdicts.{project_id}.>"),
     )  # fmt: skip
 
 

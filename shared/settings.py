@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     error_rate_window: int = Field(default=50, ge=1)
     error_rate_min_results: int = Field(default=20, ge=1)
     session_duration_limit: float = Field(default=600.0, gt=0)
+    # Warn before the stop: a session one step from a stop is told so (in its agent's own
+    # context, through the hook or the SDK), once per pattern, and `intervention.warned` is
+    # published, so the agent gets one chance to change course before a human is paged.
+    warn_before_stop: bool = True
+    # The share of session_duration_limit after which the session is warned of its budget.
+    duration_warning_share: float = Field(default=0.8, gt=0.0, lt=1.0)
     # Extra regular expressions per blocker type, checked after the built-in ones.
     critical_patterns: dict[str, list[str]] = Field(default_factory=dict)
     # Blocker types the recovery service has an automatic action for.

@@ -2,18 +2,25 @@
 
 `AgentSession` streams a session's events to NATS and refuses a tool call once the session is
 paused; `yokeflow_agent.contract` is the public contract (events, subjects, buckets) that the
-server and every downstream consumer read too. It depends on nats-py and pydantic only.
+server and every downstream consumer read too; `yokeflow_agent.claude_code` is the Claude Code
+hooks adapter (`yokeflow-hook`) and `yokeflow_agent.claude_sdk` the in-process hooks for the
+Claude Agent SDK. It depends on nats-py and pydantic only (the SDK hooks: `[claude-sdk]`).
+
+The names below load on first use, so the hooks adapter, which imports only plain Python,
+starts in milliseconds.
 """
 
-from .client import (
-    CONTEXT_ENV,
-    PROGRESS_FILE,
-    AgentSession,
-    SessionPaused,
-    blocker_entry,
-    connect,
-    event_id_for,
-)
+from __future__ import annotations
+
+from importlib import import_module
+
+TYPE_CHECKING = False  # typing itself is not imported: it costs the hook milliseconds
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .client import AgentSession, SessionPaused, connect
+    from .events import PROGRESS_FILE, blocker_entry
+    from .names import CONTEXT_ENV, event_id_for
 
 __all__ = [
     "CONTEXT_ENV",
@@ -24,3 +31,19 @@ __all__ = [
     "connect",
     "event_id_for",
 ]
+
+_HOME = {
+    "CONTEXT_ENV": "names",
+    "AgentSession": "client",
+    "SessionPaused": "client",
+    "connect": "client",
+    "PROGRESS_FILE": "events",
+    "blocker_entry": "events",
+    "event_id_for": "names",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'yokeflow_agent' has no attribute {name!r}")
+    return getattr(import_module(f".{_HOME[name]}", __name__), name)

@@ -2,9 +2,10 @@
 
 Every event gets the next per-session `seq` and an `event_id` derived from it, and publishing
 retries with the same Nats-Msg-Id until the server stores it, so a NATS reconnect loses
-nothing and duplicates nothing. Before a tool call runs, the session's control state is checked,
-and after the call is announced the client waits a short grace period for a verdict on it, so a
-call that trips a rule is stopped before it runs.
+nothing and duplicates nothing. Before a tool call runs, the session's control state is checked;
+after the call is announced, the client waits for the detector's verdict on that very call
+(`agent.verdicts.<project>.<session>`, up to `verdict_timeout`), so a call that trips a rule is
+refused before it runs, and a healthy one goes on as soon as the detector has looked at it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
+from pydantic import ValidationError
 
 from .contract import (
     CONTROL_BUCKET,
@@ -31,24 +35,15 @@ from .contract import (
     SessionControl,
     Subjects,
     Task,
+    Verdict,
     agent_inbox_prefix,
 )
+from .events import PROGRESS_FILE, agent_event, blocker_entry, clip_input
+from .names import CONTEXT_ENV
 
-__all__ = [
-    "CONTEXT_ENV",
-    "PROGRESS_FILE",
-    "AgentSession",
-    "SessionPaused",
-    "blocker_entry",
-    "connect",
-    "event_id_for",
-]
+__all__ = ["CONTEXT_ENV", "AgentSession", "SessionPaused", "connect"]
 
 log = logging.getLogger(__name__)
-
-PROGRESS_FILE = "claude-progress.md"
-# Set for an agent session started after a resume: the file holding the resume brief.
-CONTEXT_ENV = "YOKEFLOW_RESUME_CONTEXT_FILE"
 
 
 async def connect(url: str, project_id: str, **options: Any) -> Client:
@@ -75,44 +70,6 @@ class SessionPaused(RuntimeError):
         self.control = control
 
 
-def event_id_for(project_id: str, session_id: str, seq: int) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"yokeflow:{project_id}/{session_id}/{seq}"))
-
-
-def blocker_entry(session_id: str, control: SessionControl, when: datetime) -> str:
-    """The blocker entry for claude-progress.md, in YokeFlow's original format."""
-    task = control.task
-    task_line = f"{task.id} - {task.description}" if task else "(no task recorded)"
-    root_cause = control.blocker_type or control.trigger or "unknown"
-    if control.error_excerpt:
-        root_cause += f": {control.error_excerpt.strip().splitlines()[0][:300]}"
-    requires = ["Human review of the blocker above"]
-    if control.suggested_recovery:
-        requires.append(control.suggested_recovery)
-    requires.append(
-        "Resume with notes: `yokeflow-intervention interventions resume "
-        f"{control.intervention_id} --by NAME --notes TEXT` (or from the dashboard)"
-    )
-    return "\n".join(
-        [
-            f"## BLOCKER - Session {session_id} - {when:%Y-%m-%d %H:%M:%S} UTC",
-            "",
-            f"**Task**: {task_line}",
-            f"**Issue**: {control.reason}",
-            f"**Root Cause**: {root_cause}",
-            f"**Intervention**: {control.intervention_id}",
-            "**Retry Statistics**:",
-            "```json",
-            json.dumps(control.retry_stats.model_dump(), indent=2),
-            "```",
-            "**Requires**:",
-            *[f"- [ ] {item}" for item in requires],
-            "**Impact**: The session is paused; no further tool calls run until it is resumed.",
-            "",
-        ]
-    )
-
-
 @dataclass
 class AgentSession:
     nc: Client
@@ -120,43 +77,71 @@ class AgentSession:
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     workspace: Path | None = None
     task: Task | None = None
-    pause_grace: float = 0.3
+    # How long to wait for the detector's verdict on an announced call before it runs (the
+    # detector answers in milliseconds; the wait ends as soon as it does).
+    verdict_timeout: float = 0.5
+    # How long to wait for a warning after a result (only the SDK hooks ask for it).
+    warning_wait: float = 0.2
+    # How long one publish may keep retrying (across a reconnect), and each try's wait for the
+    # server's acknowledgement.
     publish_deadline: float = 60.0
+    publish_timeout: float = 5.0
     next_seq: int = 1
     _calls: int = 0
     _control: KeyValue | None = None
+    _verdicts: Subscription | None = None
+    _waiting: dict[int, asyncio.Future[Verdict]] = field(default_factory=dict)
 
     @property
     def subject(self) -> str:
         return Subjects.agent_events(self.project_id, self.session_id)
 
-    async def _publish(self, type_: str, **fields: Any) -> dict[str, Any]:
+    async def _publish(self, type_: str, **fields: Any) -> int:
         seq = self.next_seq
-        event = {
-            "v": 1,
-            "event_id": event_id_for(self.project_id, self.session_id, seq),
-            "type": type_,
-            "project_id": self.project_id,
-            "session_id": self.session_id,
-            "seq": seq,
-            "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            **({"task": self.task.model_dump()} if self.task else {}),
-            **{k: v for k, v in fields.items() if v is not None},
-        }
+        task = self.task.model_dump() if self.task else None
+        event = agent_event(self.project_id, self.session_id, seq, type_, task, **fields)
         payload = json.dumps(event).encode()
         js = self.nc.jetstream()
         deadline = time.monotonic() + self.publish_deadline
         while True:
             try:
-                await js.publish(self.subject, payload, headers={"Nats-Msg-Id": event["event_id"]})
+                wait = max(0.05, min(self.publish_timeout, deadline - time.monotonic()))
+                await js.publish(self.subject, payload, timeout=wait,
+                                 headers={"Nats-Msg-Id": event["event_id"]})  # fmt: skip
                 break
             except (NatsError, TimeoutError):
-                # Same id on every try: the stream keeps exactly one copy.
-                if time.monotonic() > deadline:
+                # Same id on every try: the stream keeps exactly one copy. A closed connection
+                # (its reconnects given up) will not come back: no use trying again.
+                if time.monotonic() > deadline or self.nc.is_closed:
                     raise
                 await asyncio.sleep(0.2)
         self.next_seq = seq + 1
-        return event
+        return seq
+
+    async def _on_verdict(self, msg: Msg) -> None:
+        try:
+            verdict = Verdict.model_validate_json(msg.data)
+        except ValidationError:
+            return
+        waiting = self._waiting.pop(verdict.seq, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(verdict)
+
+    async def _publish_and_hear(self, wait: float, type_: str, **fields: Any) -> Verdict | None:
+        """Publish an event and wait up to `wait` for the detector's verdict on it."""
+        if self._verdicts is None:  # before the first event that waits, so none is missed
+            subject = Subjects.verdicts(self.project_id, self.session_id)
+            self._verdicts = await self.nc.subscribe(subject, cb=self._on_verdict)
+        heard: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self._waiting[self.next_seq] = heard
+        seq = self.next_seq
+        try:
+            await self._publish(type_, **fields)
+            return await asyncio.wait_for(heard, wait)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(seq, None)
 
     async def control(self) -> SessionControl | None:
         """The session's pause state; None when there is none or NATS cannot say right now.
@@ -194,13 +179,18 @@ class AgentSession:
         await self.announce_call(tool, tool_input, call_id)
         return call_id
 
-    async def announce_call(self, tool: str, tool_input: dict[str, Any], call_id: str) -> None:
-        """Publish the call, then give the detector a moment to stop it before it runs."""
-        await self._publish("tool_call", tool=tool, input=tool_input, call_id=call_id)
-        deadline = time.monotonic() + self.pause_grace
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+    async def announce_call(
+        self, tool: str, tool_input: dict[str, Any], call_id: str
+    ) -> Verdict | None:
+        """Publish the call and wait for the detector's verdict on it; raise SessionPaused if
+        it stops the call. Without a verdict in time the control state decides."""
+        verdict = await self._publish_and_hear(self.verdict_timeout, "tool_call", tool=tool,
+                                               input=clip_input(tool_input), call_id=call_id)  # fmt: skip
+        if verdict is None:
             await self.raise_if_paused()
+        elif verdict.decision == "stop" and verdict.control is not None:
+            raise SessionPaused(verdict.control)
+        return verdict
 
     async def tool_result(
         self,
@@ -211,10 +201,17 @@ class AgentSession:
         error: str = "",
         exit_code: int | None = None,
         duration_ms: int | None = None,
-    ) -> None:
+        hear: bool = False,
+    ) -> Verdict | None:
+        """Report a call's result. With `hear`, wait (up to `warning_wait`) for the detector's
+        verdict on it: a warning to pass on to the model, or a stop."""
         result = {"ok": ok, "exit_code": exit_code, "output": output, "error": error,
                   "duration_ms": duration_ms}  # fmt: skip
-        await self._publish("tool_result", call_id=call_id, tool=tool, result=result)
+        fields = {"call_id": call_id, "tool": tool, "result": result}
+        if hear:
+            return await self._publish_and_hear(self.warning_wait, "tool_result", **fields)
+        await self._publish("tool_result", **fields)
+        return None
 
     async def error(self, message: str) -> None:
         await self._publish("error", message=message)
@@ -228,6 +225,9 @@ class AgentSession:
 
     async def end(self, reason: str = "completed") -> None:
         await self._publish("session_ended", reason=reason)
+        if self._verdicts is not None:
+            await self._verdicts.unsubscribe()
+            self._verdicts = None
 
     def write_blocker(self, paused: SessionPaused) -> Path | None:
         """Append the blocker entry to claude-progress.md in the workspace."""
@@ -236,7 +236,10 @@ class AgentSession:
         self.workspace.mkdir(parents=True, exist_ok=True)
         path = self.workspace / PROGRESS_FILE
         with path.open("a", encoding="utf-8") as progress:
-            progress.write("\n" + blocker_entry(self.session_id, paused.control, datetime.now(UTC)))
+            entry = blocker_entry(
+                self.session_id, paused.control.model_dump(mode="json"), datetime.now(UTC)
+            )
+            progress.write("\n" + entry)
         return path
 
     async def stop_for_pause(self, paused: SessionPaused) -> Path | None:

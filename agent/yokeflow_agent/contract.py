@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from . import names
+
 __all__ = [
     "AGENT_EVENTS_STREAM",
     "CONSUMERS",
@@ -54,6 +56,7 @@ __all__ = [
     "InterventionNotified",
     "InterventionPaused",
     "InterventionResumed",
+    "InterventionWarned",
     "PathText",
     "RecoveryOutcome",
     "RetryStats",
@@ -70,10 +73,12 @@ __all__ = [
     "ToolResult",
     "ToolResultBody",
     "Trigger",
+    "Verdict",
     "agent_inbox_prefix",
     "intervention_id_for",
     "parse_agent_event",
     "parse_message",
+    "warning_id_for",
 ]
 
 CONTRACT_VERSION = 1
@@ -332,6 +337,29 @@ class Intervention(_Model):
     workspace: PathText | None = None
 
 
+class InterventionWarned(_Model):
+    """Published on intervention.warned.<project_id>: a session is one step from a stop, and its
+    agent was told so (what pattern it is in, what to try instead), once, before a human is
+    paged. Added to v1: consumers that do not read this subject are unaffected."""
+
+    v: Literal[1] = 1
+    warning_id: Identifier
+    project_id: Identifier
+    session_id: Identifier
+    trigger: Trigger  # the stop this warns of
+    reason: SummaryText  # what pattern the session is in
+    advice: SummaryText  # what the agent is told to try instead
+    event_seq: int = Field(ge=0, le=MAX_SEQ)
+    event_id: str = Field(max_length=200)
+    task: Task | None = None
+    detected_at: datetime
+
+
+def warning_id_for(project_id: str, session_id: str, event_id: str) -> str:
+    """Deterministic too: a replayed event never warns twice."""
+    return str(uuid.uuid5(_INTERVENTION_NAMESPACE, f"warning:{project_id}/{session_id}/{event_id}"))
+
+
 class InterventionPaused(Intervention):
     """Published on intervention.paused.<project_id> once the pause is durable."""
 
@@ -416,6 +444,35 @@ class SessionControl(_Model):
     suggested_recovery: str | None = None
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
+    @classmethod
+    def paused_by(cls, intervention: Intervention, at: datetime) -> SessionControl:
+        return cls(
+            state="paused",
+            intervention_id=intervention.intervention_id,
+            reason=intervention.reason,
+            trigger=intervention.trigger,
+            blocker_type=intervention.blocker_type,
+            error_excerpt=intervention.error_excerpt,
+            retry_stats=intervention.retry_stats,
+            task=intervention.task,
+            suggested_recovery=intervention.suggested_recovery,
+            updated_at=at,
+        )
+
+
+class Verdict(_Model):
+    """The detector's answer to one agent event, on agent.verdicts.<project>.<session> (core
+    NATS, not stored), sent as soon as the event is evaluated. An agent subscribes before it
+    announces a tool call and waits for the answer with a short deadline instead of sleeping: a
+    call that trips a rule is refused before it runs. With no answer by the deadline (the
+    detector is down or behind) the agent goes on; the control state still stops it later."""
+
+    v: Literal[1] = 1
+    seq: int = Field(ge=1, le=MAX_SEQ)
+    decision: Literal["continue", "warn", "stop"]
+    warning: SummaryText | None = None  # for warn: what the agent is told, in its own context
+    control: SessionControl | None = None  # for stop: the pause, as the control state will say
+
 
 class CommandError(_Model):
     code: Literal["not_found", "already_resolved", "invalid", "unavailable", "internal"]
@@ -441,12 +498,13 @@ class Subjects:
     RESUMED_ALL = "intervention.resumed.>"
     NOTIFIED_ALL = "intervention.notified.>"
     RECOVERY_ALL = "intervention.recovery.>"
+    WARNED_ALL = "intervention.warned.>"
+    VERDICTS_ALL = "agent.verdicts.>"
     # Request/reply commands served by the pauser (core NATS, queue group "pauser").
     COMMAND_PREFIX = "intervention.cmd"
 
-    @staticmethod
-    def agent_events(project_id: str, session_id: str) -> str:
-        return f"agent.events.{project_id}.{session_id}"
+    agent_events = staticmethod(names.agent_events_subject)
+    verdicts = staticmethod(names.verdicts_subject)
 
     @staticmethod
     def detected(project_id: str) -> str:
@@ -467,6 +525,10 @@ class Subjects:
     @staticmethod
     def recovery(project_id: str) -> str:
         return f"intervention.recovery.{project_id}"
+
+    @staticmethod
+    def warned(project_id: str) -> str:
+        return f"intervention.warned.{project_id}"
 
     @staticmethod
     def command(name: str) -> str:
@@ -519,6 +581,7 @@ INTERVENTIONS_STREAM = StreamSpec(
         Subjects.RESUMED_ALL,
         Subjects.NOTIFIED_ALL,
         Subjects.RECOVERY_ALL,
+        Subjects.WARNED_ALL,
     ),
     description="The public intervention lifecycle; Nats-Msg-Id keeps every step unique.",
     duplicate_window_s=3600.0,
@@ -532,28 +595,17 @@ DEAD_LETTER_STREAM = StreamSpec(
 )
 STREAMS = (AGENT_EVENTS_STREAM, INTERVENTIONS_STREAM, DEAD_LETTER_STREAM)
 
-CONTROL_BUCKET = "session_control"
-
-
-def agent_inbox_prefix(project_id: str) -> str:
-    """The inbox prefix an agent of `project_id` connects with: its credentials let it receive
-    replies there and nowhere else (see the server's roles)."""
-    return f"_INBOX.agent-{project_id}"
+CONTROL_BUCKET = names.CONTROL_BUCKET
+agent_inbox_prefix = names.agent_inbox_prefix
 
 
 class ControlKeys:
     """Keys of the session_control bucket, always scoped by project: a session id (chosen by an
-    agent) never names another project's entry."""
+    agent) never names another project's entry. `session` holds a SessionControl, `brief` the
+    project's latest InterventionResumed."""
 
-    @staticmethod
-    def session(project_id: str, session_id: str) -> str:
-        """A session's control state (SessionControl), watched by its agent."""
-        return f"session.{project_id}.{session_id}"
-
-    @staticmethod
-    def brief(project_id: str) -> str:
-        """The latest resume brief of a project (InterventionResumed), for its next session."""
-        return f"brief.{project_id}"
+    session = staticmethod(names.session_key)
+    brief = staticmethod(names.brief_key)
 
 
 DETECTOR_CHECKPOINT_BUCKET = "detector_checkpoints"
@@ -575,6 +627,9 @@ class Consumers:
     )
     pauser_sessions: ConsumerSpec = field(
         default=ConsumerSpec("AGENT_EVENTS", "pauser-sessions", Subjects.AGENT_EVENTS_ALL)
+    )
+    pauser_warnings: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "pauser-warnings", Subjects.WARNED_ALL)
     )
     orchestrator_resumes: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "orchestrator", Subjects.RESUMED_ALL)
@@ -598,6 +653,7 @@ class Consumers:
             self.detector_resumes,
             self.pauser_detected,
             self.pauser_sessions,
+            self.pauser_warnings,
             self.orchestrator_resumes,
             self.notifier_paused,
             self.notifier_recovery,

@@ -185,6 +185,26 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         items = [{k: v for k, v in _json_row(r).items() if k != "total"} for r in rows]
         return {"interventions": items, "total": total, "limit": limit, "offset": offset}
 
+    @app.get("/api/warnings", tags=["warnings"], dependencies=guarded)
+    async def warnings(
+        project_id: Identifier | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        """Warnings given sessions one step before a stop (newest first), with how many there
+        were in all and how many of those sessions were stopped afterwards anyway."""
+        rows = await _query(
+            """SELECT w.*, count(*) OVER () AS total,
+                      EXISTS (SELECT 1 FROM paused_sessions ps
+                              WHERE ps.project_id = w.project_id AND ps.session_id = w.session_id
+                                AND ps.paused_at >= w.detected_at) AS stopped_after
+               FROM session_warnings w WHERE ($1::text IS NULL OR w.project_id = $1)
+               ORDER BY w.detected_at DESC, w.warning_id LIMIT $2""",
+            project_id, limit,
+        )  # fmt: skip
+        total = rows[0]["total"] if rows else 0
+        items = [{k: v for k, v in _json_row(r).items() if k != "total"} for r in rows]
+        return {"warnings": items, "total": total}
+
     @app.get("/api/interventions/{intervention_id}", tags=["interventions"], dependencies=guarded)
     async def detail(intervention_id: Identifier) -> dict[str, Any]:
         rows = await _query("SELECT * FROM paused_sessions WHERE id = $1", intervention_id)

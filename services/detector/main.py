@@ -41,9 +41,10 @@ def create_app(context: ServiceContext) -> FastStream:
         await wait_until_ready(
             broker.connection.jetstream(), consumers, (DETECTOR_CHECKPOINT_BUCKET,)
         )
-        js = broker.connection.jetstream()
-        checkpoints = await js.key_value(DETECTOR_CHECKPOINT_BUCKET)
-        detector = Detector(DetectionConfig.from_settings(context.settings), js, checkpoints)
+        checkpoints = await broker.connection.jetstream().key_value(DETECTOR_CHECKPOINT_BUCKET)
+        detector = Detector(
+            DetectionConfig.from_settings(context.settings), broker.connection, checkpoints
+        )
 
     events = CONSUMERS.detector_events
 

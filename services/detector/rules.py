@@ -19,6 +19,7 @@ from yokeflow_agent.contract import (
     AgentMessage,
     ErrorEvent,
     Intervention,
+    InterventionWarned,
     RetryStats,
     SessionEnded,
     SessionStarted,
@@ -27,6 +28,7 @@ from yokeflow_agent.contract import (
     ToolResult,
     Trigger,
     intervention_id_for,
+    warning_id_for,
 )
 
 from yokeflow_intervention.shared.settings import Settings
@@ -39,6 +41,7 @@ __all__ = [
     "classify_critical",
     "evaluate",
     "failure_fingerprint",
+    "foresee",
 ]
 
 # Checked in this order; the first blocker type whose pattern matches wins.
@@ -122,6 +125,8 @@ class DetectionConfig:
     error_rate_window: int = 50
     error_rate_min_results: int = 20
     session_duration_limit: float = 600.0
+    warn_before_stop: bool = True
+    duration_warning_share: float = 0.8
     critical_patterns: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = ()
     auto_recovery_blockers: frozenset[str] = frozenset()
 
@@ -149,6 +154,8 @@ class DetectionConfig:
             error_rate_window=settings.error_rate_window,
             error_rate_min_results=settings.error_rate_min_results,
             session_duration_limit=settings.session_duration_limit,
+            warn_before_stop=settings.warn_before_stop,
+            duration_warning_share=settings.duration_warning_share,
             critical_patterns=compiled,
             auto_recovery_blockers=frozenset(settings.auto_recovery_blockers),
         )
@@ -261,6 +268,8 @@ class SessionState:
     round_open: bool = False
     rounds: deque[frozenset[str]] = field(default_factory=lambda: deque(maxlen=8))
     unique_errors: set[str] = field(default_factory=set)
+    # The patterns this epoch was already warned of (a warning is given once).
+    warned: set[str] = field(default_factory=set)
     completed: deque[_Completed] = field(init=False)
     results: deque[bool] = field(init=False)
 
@@ -546,3 +555,111 @@ def evaluate(
     )
     state.intervened = intervention.intervention_id
     return intervention
+
+
+_RETRY_ADVICE = (
+    "Do not run it again unchanged: read the error, fix its cause or take a different approach, "
+    "or stop and say what blocks you. Running it again pauses this session for a human."
+)
+_LOOP_ADVICE = (
+    "Its result will not change: use what it returned, or try something different. Doing it "
+    "again pauses this session for a human."
+)
+
+
+def _warning_of(
+    state: SessionState, event: AgentEvent, config: DetectionConfig
+) -> tuple[str, Trigger, str, str] | None:
+    """(key, trigger, reason, advice) when one more step of the same kind stops the session."""
+    if isinstance(event, ToolResult) and state.completed:
+        last = state.completed[-1]
+        label = state.labels.get(last.signature, "?")
+        streak = state.streaks.get(last.signature)
+        if not last.ok and streak is not None and streak.count == config.max_retries:
+            return (f"retry:{last.signature}:{last.fingerprint}", "retry_limit",
+                    f"This call failed {streak.count} times with the same error: {label}",
+                    _RETRY_ADVICE)  # fmt: skip
+        failures, texts = state.failing.get(last.signature, (0, frozenset()))
+        if (
+            not last.ok
+            and failures == config.max_retries_rotating
+            and len(texts) <= _ROTATING_TEXTS
+        ):
+            return (f"rotating:{last.signature}", "retry_limit",
+                    f"This call failed {failures} times in a row: {label}", _RETRY_ADVICE)  # fmt: skip
+        n = config.loop_repeat_threshold
+        tail = list(state.completed)[-(n - 1) :]
+        if len(tail) == n - 1 and len(set(tail)) == 1:
+            return (f"loop:{last.signature}:{last.fingerprint}", "loop_pattern",
+                    f"The same call returned the same result {n - 1} times: {label}",
+                    _LOOP_ADVICE)  # fmt: skip
+        total = len(state.results)
+        failed = total - sum(state.results)
+        # What one more failure would make of the window (the oldest result drops out of it).
+        after = list(state.results)[1:] if total == state.window else list(state.results)
+        after_total, after_failed = len(after) + 1, len(after) - sum(after) + 1
+        if (after_total >= config.error_rate_min_results
+                and after_failed / after_total > config.error_rate_threshold
+                and failed / max(total, 1) <= config.error_rate_threshold):  # fmt: skip
+            return ("error_rate", "error_rate",
+                    f"{failed} of the last {total} tool calls failed; one more failure is over "
+                    f"the {config.error_rate_threshold:.0%} limit",
+                    "Slow down and check why calls fail before trying more.")  # fmt: skip
+    if isinstance(event, ErrorEvent):
+        fingerprint, count = state.error_streak
+        if count == config.loop_repeat_threshold - 1:
+            return (f"error:{fingerprint}", "loop_pattern",
+                    f"The same error {count} times in a row: {_excerpt(event.message)[:200]}",
+                    "Change what leads to this error; the same error once more pauses this "
+                    "session for a human.")  # fmt: skip
+    if isinstance(event, AgentMessage):
+        if state.empty_replies == config.empty_reply_limit - 1:
+            return ("empty", "loop_pattern", f"{state.empty_replies} empty replies in a row",
+                    "Say what you are doing, or use a tool; another empty reply pauses this "
+                    "session for a human.")  # fmt: skip
+        fingerprint, count = state.message_streak
+        if count == config.repeated_message_limit - 1:
+            return (f"message:{fingerprint}", "loop_pattern",
+                    f"The same reply {count} times in a row",
+                    "Do something different; the same reply once more pauses this session for "
+                    "a human.")  # fmt: skip
+        if state.messages_since_call == config.monologue_limit - 1:
+            return ("monologue", "loop_pattern",
+                    f"{state.messages_since_call} replies in a row without a tool call",
+                    "Act (use a tool) or finish; another reply without one pauses this session "
+                    "for a human.")  # fmt: skip
+    if state.started_at is not None and not isinstance(event, SessionEnded):
+        elapsed = (event.ts - state.started_at).total_seconds()
+        budget = config.session_duration_limit
+        if budget * config.duration_warning_share <= elapsed <= budget:
+            return ("duration", "session_duration",
+                    f"{elapsed:.0f} s of this session's {budget:.0f} s budget used",
+                    "Wrap up: finish the current step and record where you are in "
+                    "claude-progress.md before the session is paused.")  # fmt: skip
+    return None
+
+
+def foresee(
+    state: SessionState, event: AgentEvent, config: DetectionConfig
+) -> InterventionWarned | None:
+    """After `evaluate` let `event` pass: the warning it earns when one more step of the same
+    kind would stop the session, once per pattern per epoch. Pure, like `evaluate`."""
+    if not (config.enabled and config.warn_before_stop) or state.intervened is not None:
+        return None
+    found = _warning_of(state, event, config)
+    if found is None or found[0] in state.warned:
+        return None
+    key, trigger, reason, advice = found
+    state.warned.add(key)
+    return InterventionWarned(
+        warning_id=warning_id_for(event.project_id, event.session_id, event.event_id),
+        project_id=event.project_id,
+        session_id=event.session_id,
+        trigger=trigger,
+        reason=reason,
+        advice=advice,
+        event_seq=event.seq,
+        event_id=event.event_id,
+        task=state.task,
+        detected_at=event.ts,
+    )

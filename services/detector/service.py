@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
@@ -21,15 +21,19 @@ from yokeflow_agent.contract import (
     ContractError,
     Intervention,
     InterventionResumed,
+    InterventionWarned,
+    SessionControl,
+    SessionEnded,
     SessionStarted,
     Subjects,
+    Verdict,
     parse_agent_event,
 )
 
 from yokeflow_intervention.shared.bus import publish_event
-from yokeflow_intervention.shared.metrics import INTERVENTIONS
+from yokeflow_intervention.shared.metrics import INTERVENTIONS, WARNINGS
 
-from .rules import DetectionConfig, SessionState, evaluate
+from .rules import DetectionConfig, SessionState, evaluate, foresee
 from .sessions import SessionBook
 
 __all__ = ["Detector"]
@@ -42,11 +46,10 @@ def _checkpoint_key(project_id: str, session_id: str) -> str:
 
 
 class Detector:
-    def __init__(
-        self, config: DetectionConfig, js: JetStreamContext, checkpoints: KeyValue
-    ) -> None:
+    def __init__(self, config: DetectionConfig, nc: Client, checkpoints: KeyValue) -> None:
         self.book = SessionBook(config)
-        self.js = js
+        self.nc = nc
+        self.js = nc.jetstream()
         self.checkpoints = checkpoints
 
     async def on_event(self, data: bytes, subject: str, stream_seq: int) -> Intervention | None:
@@ -59,7 +62,8 @@ class Detector:
             state = await self._restore(event, stream_seq)
         if stream_seq < state.epoch_start:
             return None  # from before the session was resumed
-        intervention = self.book.feed(event)
+        outcome = self.book.feed(event)
+        intervention, warning = outcome.intervention, outcome.warning
         if intervention is not None:
             await publish_event(
                 self.js,
@@ -77,7 +81,39 @@ class Detector:
                 intervention.session_id,
                 intervention.reason,
             )
+        if warning is not None:
+            await publish_event(self.js, Subjects.warned(warning.project_id), warning,
+                                msg_id=warning.warning_id)  # fmt: skip
+            WARNINGS.labels(warning.trigger).inc()
+            log.info("warned %s/%s: %s", warning.project_id, warning.session_id, warning.reason)
+        if not isinstance(event, SessionEnded):
+            await self._answer(event, state, intervention, warning)
         return intervention
+
+    async def _answer(
+        self,
+        event: AgentEvent,
+        state: SessionState,
+        intervention: Intervention | None,
+        warning: InterventionWarned | None,
+    ) -> None:
+        """Tell the agent at once what its event earned (it may be waiting before a call runs).
+        Only after what it announces is durable: a stop is published, a warning too."""
+        control: SessionControl | None = None
+        if intervention is not None:
+            control = SessionControl.paused_by(intervention, intervention.detected_at)
+        elif state.intervened is not None:  # stopped earlier; the pause may not be visible yet
+            control = SessionControl(state="paused", intervention_id=state.intervened,
+                                     reason=f"paused by intervention {state.intervened}")  # fmt: skip
+        if control is not None:
+            verdict = Verdict(seq=event.seq, decision="stop", control=control)
+        elif warning is not None:
+            verdict = Verdict(seq=event.seq, decision="warn",
+                              warning=f"YokeFlow: {warning.reason}. {warning.advice}")  # fmt: skip
+        else:
+            verdict = Verdict(seq=event.seq, decision="continue")
+        subject = Subjects.verdicts(event.project_id, event.session_id)
+        await self.nc.publish(subject, verdict.model_dump_json(exclude_none=True).encode())
 
     def forget(self, subject: str) -> None:
         """Drop a session's memory after a failed step; the next delivery rebuilds it. The ids
@@ -117,7 +153,10 @@ class Detector:
         replayed = 0
         verdict: Intervention | None = None
         for earlier in await self._history(event, state.epoch_start, stream_seq):
-            verdict = evaluate(state, earlier, self.book.config) or verdict
+            found = evaluate(state, earlier, self.book.config)
+            if found is None:
+                foresee(state, earlier, self.book.config)  # what it was warned of, warned once
+            verdict = found or verdict
             replayed += 1
         if checkpoint.get("intervention_id"):
             state.intervened = checkpoint["intervention_id"]

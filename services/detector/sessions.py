@@ -12,15 +12,32 @@ from yokeflow_agent.contract import (
     AgentEvent,
     ContractError,
     Intervention,
+    InterventionWarned,
     SessionEnded,
     parse_agent_event,
 )
 
-from .rules import DetectionConfig, SessionState, evaluate
+from .rules import DetectionConfig, SessionState, evaluate, foresee
 
-__all__ = ["ReplayProblem", "SessionBook", "intervention_json", "read_event_file", "replay"]
+__all__ = [
+    "Outcome",
+    "ReplayProblem",
+    "SessionBook",
+    "intervention_json",
+    "read_event_file",
+    "replay",
+]
 
 SessionKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event earned: a stop, a warning that the next step of its kind stops, or
+    neither."""
+
+    intervention: Intervention | None = None
+    warning: InterventionWarned | None = None
 
 
 class SessionBook:
@@ -42,14 +59,15 @@ class SessionBook:
     def drop(self, project_id: str, session_id: str) -> None:
         self._states.pop((project_id, session_id), None)
 
-    def feed(self, event: AgentEvent) -> Intervention | None:
+    def feed(self, event: AgentEvent) -> Outcome:
         key = (event.project_id, event.session_id)
         state = self._states.get(key) or self.start_epoch(*key)
         intervention = evaluate(state, event, self.config)
+        warning = None if intervention is not None else foresee(state, event, self.config)
         if isinstance(event, SessionEnded):
             # The session is over: its memory goes with it (a resume starts a new session).
             self._states.pop(key, None)
-        return intervention
+        return Outcome(intervention, warning)
 
 
 @dataclass(frozen=True)
@@ -79,7 +97,7 @@ def replay(
         if isinstance(item, ReplayProblem):
             print(f"line {item.line}: skipped: {item.reason}", file=sys.stderr)
             continue
-        intervention = book.feed(item)
+        intervention = book.feed(item).intervention
         if intervention is not None:
             yield intervention
 

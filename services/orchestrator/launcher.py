@@ -7,8 +7,8 @@ import logging
 import uuid
 from pathlib import Path
 
-from yokeflow_agent.client import CONTEXT_ENV
 from yokeflow_agent.contract import InterventionResumed
+from yokeflow_agent.names import CONTEXT_ENV, RESUMED_FROM_ENV
 
 from yokeflow_intervention.shared.commands import PauserClient
 from yokeflow_intervention.shared.confine import (
@@ -56,7 +56,7 @@ class NextSessionLauncher:
         project = self.settings.registration(resumed.project_id)
         extra = {
             CONTEXT_ENV: str(context_file),
-            "YOKEFLOW_RESUMED_FROM": resumed.intervention_id,
+            RESUMED_FROM_ENV: resumed.intervention_id,
             "YOKEFLOW_PROJECT_ID": resumed.project_id,
             "YOKEFLOW_SESSION_ID": session_id,
         }

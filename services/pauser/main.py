@@ -15,6 +15,7 @@ from yokeflow_agent.contract import (
     CONTROL_BUCKET,
     ContractError,
     Intervention,
+    InterventionWarned,
     SessionEnded,
     SessionStarted,
     Subjects,
@@ -51,7 +52,7 @@ RESUME_OUTBOX_EVERY_S = 2.0
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
-    consumers = (CONSUMERS.pauser_detected, CONSUMERS.pauser_sessions)
+    consumers = (CONSUMERS.pauser_detected, CONSUMERS.pauser_sessions, CONSUMERS.pauser_warnings)
     manager: PausedSessionManager | None = None
 
     @app.on_startup
@@ -87,6 +88,14 @@ def create_app(context: ServiceContext) -> FastStream:
         CONSUMERS.pauser_detected,
         "Records each detected intervention and pauses its session.",
     )(contract_handler(Intervention, lambda: broker.connection.jetstream(), on_detected))
+
+    async def on_warned(warning: InterventionWarned) -> None:
+        assert manager is not None
+        await manager.store.record_warning(warning)
+
+    durable_subscriber(
+        broker, CONSUMERS.pauser_warnings, "Records each warning given a session before a stop."
+    )(contract_handler(InterventionWarned, lambda: broker.connection.jetstream(), on_warned))
 
     lifecycle = CONSUMERS.pauser_sessions
 

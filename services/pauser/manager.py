@@ -61,20 +61,7 @@ class PausedSessionManager:
             return row  # resumed since; re-pausing now would undo the human's decision
         await self.control.put(
             ControlKeys.session(intervention.project_id, intervention.session_id),
-            SessionControl(
-                state="paused",
-                intervention_id=intervention.intervention_id,
-                reason=intervention.reason,
-                trigger=intervention.trigger,
-                blocker_type=intervention.blocker_type,
-                error_excerpt=intervention.error_excerpt,
-                retry_stats=intervention.retry_stats,
-                task=intervention.task,
-                suggested_recovery=intervention.suggested_recovery,
-                updated_at=row["paused_at"],
-            )
-            .model_dump_json()
-            .encode(),
+            SessionControl.paused_by(intervention, row["paused_at"]).model_dump_json().encode(),
         )
         paused = InterventionPaused(**intervention.model_dump(), paused_at=row["paused_at"])
         await publish_event(

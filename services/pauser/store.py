@@ -1,4 +1,5 @@
-"""The pauser's tables: paused_sessions, intervention_actions, projects and sessions."""
+"""The pauser's tables: paused_sessions, intervention_actions, projects, sessions and
+session_warnings."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from yokeflow_agent.contract import Intervention, SessionEnded, SessionStarted
+from yokeflow_agent.contract import Intervention, InterventionWarned, SessionEnded, SessionStarted
 
 __all__ = ["AlreadyResolved", "PausedSessionStore", "UnknownIntervention", "UnknownSession"]
 
@@ -78,6 +79,22 @@ class PausedSessionStore:
                 "paused" if event.reason == "paused" else "ended",
                 event.reason,
             )
+
+    async def record_warning(self, warning: InterventionWarned) -> None:
+        """Record a warning once (a redelivery finds its row)."""
+        await self.pool.execute(
+            """INSERT INTO session_warnings (warning_id, project_id, session_id, trigger, reason,
+                                             advice, event_seq, detected_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (warning_id) DO NOTHING""",
+            warning.warning_id,
+            warning.project_id,
+            warning.session_id,
+            warning.trigger,
+            warning.reason,
+            warning.advice,
+            warning.event_seq,
+            warning.detected_at,
+        )
 
     async def check_session(self, project_id: str, session_id: str) -> None:
         """Raise UnknownSession unless the project has this session."""

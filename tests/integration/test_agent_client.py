@@ -22,7 +22,7 @@ async def test_events_survive_a_server_restart_exactly_once(tmp_path):
         await provision(admin)
         await admin.close()
         client = await connect(server.url, "agent")
-        agent = AgentSession(client, "proj", "sess-restart", pause_grace=0.0)
+        agent = AgentSession(client, "proj", "sess-restart", verdict_timeout=0.0)
         await agent.start()
         for i in range(5):
             await agent.heartbeat() if i % 2 else await agent.error(f"warning {i}")

@@ -150,12 +150,16 @@ async def test_every_channel_is_delivered_in_its_own_format(nc, db, services, un
     assert mail.is_multipart() and "Session Blocked" in mail["Subject"]
     kinds = [part.get_content_type() for part in mail.walk()]
     assert "text/plain" in kinds and "text/html" in kinds
-    # The audit trail and the public event.
-    actions = await db.fetch(
-        "SELECT action_status FROM intervention_actions WHERE paused_session_id = $1 AND action_type = 'notification'",
-        items[0].intervention_id,
-    )
-    assert [a["action_status"] for a in actions] == ["sent"]
+
+    # The audit trail (written once every channel has an outcome) and the public event.
+    async def notification_actions() -> list[str]:
+        rows = await db.fetch(
+            "SELECT action_status FROM intervention_actions WHERE paused_session_id = $1 AND action_type = 'notification'",
+            items[0].intervention_id,
+        )
+        return [a["action_status"] for a in rows]
+
+    assert await eventually(notification_actions, what="the notification action") == ["sent"]
     # No secret reaches the ledger or a log.
     stored = " ".join([str(await ledger(db, item.intervention_id)) for item in items])
     assert TOKEN not in stored and SECRET not in stored and "/services/T0001" not in stored

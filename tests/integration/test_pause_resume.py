@@ -90,8 +90,14 @@ async def test_agent_is_paused_blocked_documented_and_resumed(nc, db, services, 
                     "**Root Cause**", "**Retry Statistics**", "**Requires**", "**Impact**"):  # fmt: skip
         assert heading in text
 
-    # The row, its audit trail and the public event.
-    row = await db.fetchrow("SELECT * FROM paused_sessions WHERE session_id = $1", agent.session_id)
+    # The row, its audit trail and the public event. The agent was stopped by the detector's
+    # verdict, which comes before the pauser has written the pause: it follows in milliseconds.
+    row = await eventually(
+        lambda: db.fetchrow(
+            "SELECT * FROM paused_sessions WHERE session_id = $1", agent.session_id
+        ),
+        what="the paused row",
+    )
     assert row["id"] == control.intervention_id and not row["resolved"]
     assert row["pause_type"] == "retry_limit" and row["current_task_id"] == "7"
     await eventually(lambda: paused_events.messages, what="intervention.paused")

@@ -66,7 +66,7 @@ class Agent:
 
 
 def feed(book: SessionBook, events) -> list[Intervention]:
-    return [i for e in events if (i := book.feed(e)) is not None]
+    return [i for e in events if (i := book.feed(e).intervention) is not None]
 
 
 def test_fourth_attempt_of_the_same_failure_is_stopped_before_it_runs():
@@ -76,7 +76,7 @@ def test_fourth_attempt_of_the_same_failure_is_stopped_before_it_runs():
         events += agent.run("npm start", ok=False, error="Error: boom")
     assert feed(book, events) == []
     call = agent.event("tool_call", tool="Bash", input={"command": "npm   start "}, call_id="x")
-    intervention = book.feed(call)
+    intervention = book.feed(call).intervention
     assert intervention is not None
     assert intervention.trigger == "retry_limit"
     assert intervention.event_seq == call.seq
@@ -91,7 +91,7 @@ def test_max_retries_is_configurable_and_equality_triggers():
     agent, book = Agent(), SessionBook(config(max_retries=2))
     events = [agent.start(), *agent.run("make", False, "e"), *agent.run("make", False, "e")]
     assert feed(book, events) == []
-    found = book.feed(agent.event("tool_call", tool="Bash", input={"command": "make"}))
+    found = book.feed(agent.event("tool_call", tool="Bash", input={"command": "make"})).intervention
     assert found is not None and found.trigger == "retry_limit"
 
 
@@ -116,7 +116,9 @@ def test_calls_of_other_signatures_in_between_change_nothing():
         events += agent.run("npm test", False, "Error: x")
         events += agent.run(f"cat file{i}", True)
     assert feed(book, events) == []
-    found = book.feed(agent.event("tool_call", tool="Bash", input={"command": "npm test"}))
+    found = book.feed(
+        agent.event("tool_call", tool="Bash", input={"command": "npm test"})
+    ).intervention
     assert found is not None and found.trigger == "retry_limit"
 
 
@@ -299,8 +301,14 @@ def test_interleaved_sessions_are_independent():
     for _ in range(3):
         events += a.run("npm start", False, "boom") + b.run("npm start", True)
     assert feed(book, events) == []
-    assert book.feed(b.event("tool_call", tool="Bash", input={"command": "npm start"})) is None
-    assert book.feed(a.event("tool_call", tool="Bash", input={"command": "npm start"})) is not None
+    assert (
+        book.feed(b.event("tool_call", tool="Bash", input={"command": "npm start"})).intervention
+        is None
+    )
+    assert (
+        book.feed(a.event("tool_call", tool="Bash", input={"command": "npm start"})).intervention
+        is not None
+    )
 
 
 def test_intervention_id_is_deterministic():
@@ -470,3 +478,106 @@ def test_agent_text_turns_a_monologue_empty_replies_and_the_same_reply():
         reasons[name] = found[0].reason
     assert "without a tool call" in reasons["monologue"]
     assert "empty replies" in reasons["empty"] and "same reply 3 times" in reasons["same"]
+
+
+# -- Warnings: one chance to change course, one step before the stop ---------------------------
+
+
+def warnings(book: SessionBook, events) -> list[tuple[int, str, str]]:
+    """(seq, trigger, reason) of every warning the events earned."""
+    return [(e.seq, w.trigger, w.reason) for e in events if (w := book.feed(e).warning) is not None]
+
+
+def test_the_third_identical_failure_warns_and_the_fourth_call_still_stops():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for _ in range(3):
+        events += agent.run("npm start", ok=False, error="Error: boom")
+    found = warnings(book, events)
+    assert len(found) == 1 and found[0][0] == events[-1].seq  # after the third result
+    assert found[0][1] == "retry_limit" and "failed 3 times with the same error" in found[0][2]
+    stop = book.feed(agent.event("tool_call", tool="Bash", input={"command": "npm start"}))
+    assert stop.intervention is not None and stop.intervention.trigger == "retry_limit"
+
+
+def test_an_agent_that_heeds_the_warning_is_not_stopped():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for _ in range(3):
+        events += agent.run("npm start", ok=False, error="Error: boom")
+    events += agent.run("npm install", ok=True, output="added 3 packages")
+    events += agent.run("npm start", ok=True, output="listening on :3000")
+    assert len(warnings(book, events)) == 1
+    assert feed(book, [agent.event("session_ended", reason="completed")]) == []
+
+
+def test_a_warning_is_given_once_per_pattern():
+    agent, book = Agent(), SessionBook(config(max_retries=10, max_retries_rotating=20))
+    events = [agent.start()]
+    for _ in range(6):
+        events += agent.run("npm start", ok=False, error="Error: boom")
+    assert len([w for w in warnings(book, events) if w[1] == "loop_pattern"]) == 1
+
+
+def test_the_same_successful_result_warns_one_step_before_the_loop():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for _ in range(3):
+        events += agent.run("git status", ok=True, output="nothing to commit")
+    found = warnings(book, events)
+    assert [w[1] for w in found] == ["loop_pattern"] and "3 times" in found[0][2]
+    assert feed(book, agent.run("git status", ok=True, output="nothing to commit"))
+
+
+def test_polling_with_changing_output_earns_no_warning():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(6):
+        events += agent.run("tail build.log", ok=True, output=f"step {n} of 9")
+    assert warnings(book, events) == [] and feed(book, events) == []
+
+
+def test_the_error_rate_warns_when_one_more_failure_is_over_the_limit():
+    agent, book = Agent(), SessionBook(config(max_retries=50, loop_repeat_threshold=50))
+    events = [agent.start()]
+    for n in range(19):
+        events += agent.run(f"step {n}", ok=n not in (2, 9), error="failed")
+    events += agent.run("step last", ok=False, error="failed")  # 3 of 20: exactly 15 %
+    found = [w for w in warnings(book, events) if w[1] == "error_rate"]
+    assert len(found) == 1 and "one more failure" in found[0][2]
+    assert feed(book, events) == []  # 15 % is not over the threshold yet
+
+
+def test_the_session_budget_warns_at_eighty_percent_and_not_before():
+    agent, book = Agent(), SessionBook(config(session_duration_limit=100))
+    assert warnings(book, [agent.start(), agent.event("heartbeat", advance=70)]) == []
+    found = warnings(book, [agent.event("heartbeat", advance=15)])
+    assert [w[1] for w in found] == ["session_duration"] and "85 s" in found[0][2]
+
+
+def test_text_turns_warn_one_reply_before_the_stop():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()] + [agent.event("agent_message", text="Working on it.")
+                                for _ in range(2)]  # fmt: skip
+    found = warnings(book, events)
+    assert [w[1] for w in found] == ["loop_pattern"] and "same reply 2 times" in found[0][2]
+
+
+def test_warnings_can_be_switched_off():
+    agent, book = Agent(), SessionBook(config(warn_before_stop=False))
+    events = [agent.start()]
+    for _ in range(3):
+        events += agent.run("npm start", ok=False, error="Error: boom")
+    assert warnings(book, events) == []
+    assert feed(book, [agent.event("tool_call", tool="Bash", input={"command": "npm start"})])
+
+
+def test_warnings_are_deterministic_for_a_replay():
+    def run() -> list[tuple[int, str, str]]:
+        agent, book = Agent(), SessionBook(config())
+        events = [agent.start()]
+        for _ in range(3):
+            events += agent.run("npm start", ok=False, error="Error: boom")
+        return warnings(book, events)
+
+    assert run() == run()
