@@ -164,6 +164,9 @@ async def test_the_agent_sdk_in_process_hooks_stop_the_fourth_call(
     assert marker.read_text().splitlines() == ["ran"] * 3
     assert len(api.tool_requests) == 4
     assert "failed 3 times with the same error" in text_of(api.tool_requests[3])
+    result = messages[-1]
+    assert isinstance(result, claude_agent_sdk.ResultMessage)
+    assert result.terminal_reason == "hook_stopped"  # the SDK session halted too
     assert (root / "claude-progress.md").read_text().count("## BLOCKER - Session") == 1
     env = service_env(infra)
 
