@@ -3,9 +3,11 @@
 Both paths, on the embedded NATS with the detector running, payloads captured from the real
 Claude Code (tests/fixtures/hooks):
 
-- the hook process, `yokeflow-hook`, one process per hook as Claude Code runs it, against a
-  no-op Python hook (`python -c` reading stdin) measured in the same run: the ratio is what the
-  adapter adds to Python's own start;
+- the hook process, `yokeflow-hook`, one process per hook as Claude Code runs it, from a copy
+  installed as a user installs it (`pip install ./agent` into a fresh venv: compiled, no
+  editable-install finders on the import path), against a no-op Python hook (`python -c`
+  reading stdin) of that venv measured in the same run: the ratio is what the adapter adds to
+  Python's own start;
 - the Agent SDK's in-process hooks (`ClaudeSdkHooks` callbacks), one connection per session.
 
 Cases: NATS up; NATS down (a refused port); the detector down (NATS up, no verdict comes: the
@@ -41,8 +43,18 @@ from yokeflow_intervention.shared.embedded import EmbeddedNats  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "hooks"
-HOOK = Path(sys.executable).parent / "yokeflow-hook"
-NOOP = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+
+
+def install_hook(venv: Path) -> tuple[Path, list[str]]:
+    """`yokeflow-hook` and a no-op hook, both from a fresh venv holding only the agent package
+    (the hook imports nothing else; `--no-deps` keeps the install offline but the build)."""
+    print("installing the agent package into a fresh venv ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+           "--disable-pip-version-check", "--no-deps", str(ROOT / "agent")]  # fmt: skip
+    subprocess.run(pip, check=True)
+    python = str(venv / "bin" / "python")
+    return venv / "bin" / "yokeflow-hook", [python, "-c", "import sys; sys.stdin.read()"]
 
 
 def payload(name: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
@@ -79,7 +91,7 @@ def free_port() -> int:
 
 
 def process_path(
-    url: str, runs: int, temp: Path, rows: list[str], baseline: float, label: str
+    hook: Path, url: str, runs: int, temp: Path, rows: list[str], baseline: float, label: str
 ) -> None:
     env = {**os.environ, "NATS_URL": url, "YOKEFLOW_HOOK_STATE_DIR": str(temp / "state"),
            "CLAUDE_PROJECT_DIR": str(temp / "shop")}  # fmt: skip
@@ -88,7 +100,7 @@ def process_path(
                         ("post_tool_use", "PostToolUse"),
                         ("post_tool_use_failure", "PostToolUseFailure")):  # fmt: skip
         count = runs if name != "session_start" else max(5, runs // 4)
-        samples = [time_process([str(HOOK)], json.dumps(payload(name, session, temp, n)), env)
+        samples = [time_process([str(hook)], json.dumps(payload(name, session, temp, n)), env)
                    for n in range(count)]  # fmt: skip
         rows.append(row("hook process", f"{label}: {event}", samples, baseline))
 
@@ -125,6 +137,7 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="yokeflow-bench-") as name:
         temp = Path(name)
         (temp / "shop").mkdir()
+        hook, noop_hook = install_hook(temp / "venv")
         server = EmbeddedNats(temp / "nats").start(reuse=False)
         try:
             nc = await nats.connect(server.url)
@@ -136,17 +149,17 @@ async def main_async(args: argparse.Namespace) -> None:
                                         stderr=subprocess.STDOUT)  # fmt: skip
             await asyncio.sleep(3)
             stdin = json.dumps(payload("pre_tool_use", "s", temp, 0))
-            noop = [time_process(NOOP, stdin, dict(os.environ)) for _ in range(args.runs)]
+            noop = [time_process(noop_hook, stdin, dict(os.environ)) for _ in range(args.runs)]
             baseline = statistics.median(noop)
             rows.append(row("no-op Python hook", "baseline", noop, baseline))
             print(f"measuring the hook process ({args.runs} hooks a case) ...", file=sys.stderr)
-            process_path(server.url, args.runs, temp, rows, baseline, "NATS up")
+            process_path(hook, server.url, args.runs, temp, rows, baseline, "NATS up")
             await in_process_path(server.url, args.runs * 5, temp, rows, "NATS up", None)
-            process_path(f"nats://127.0.0.1:{free_port()}", args.runs, temp, rows, baseline,
+            process_path(hook, f"nats://127.0.0.1:{free_port()}", args.runs, temp, rows, baseline,
                          "NATS down")  # fmt: skip
             detector.kill()
             detector.wait()
-            process_path(server.url, max(5, args.runs // 4), temp, rows, baseline,
+            process_path(hook, server.url, max(5, args.runs // 4), temp, rows, baseline,
                          "detector down")  # fmt: skip
             await in_process_path(server.url, 5, temp, rows, "NATS lost mid-session",
                                   server.stop)  # fmt: skip

@@ -12,8 +12,6 @@ starts in milliseconds.
 
 from __future__ import annotations
 
-from importlib import import_module
-
 TYPE_CHECKING = False  # typing itself is not imported: it costs the hook milliseconds
 if TYPE_CHECKING:
     from typing import Any
@@ -46,4 +44,6 @@ _HOME = {
 def __getattr__(name: str) -> Any:
     if name not in _HOME:
         raise AttributeError(f"module 'yokeflow_agent' has no attribute {name!r}")
+    from importlib import import_module  # here, not at the top: the hook never needs it
+
     return getattr(import_module(f".{_HOME[name]}", __name__), name)

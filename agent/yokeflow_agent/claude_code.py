@@ -33,7 +33,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 
 from .events import PROGRESS_FILE, agent_event, blocker_entry, clip_input
 from .names import (
@@ -291,6 +290,8 @@ class _Hook:
         """Block this call, halt the session, and write the blocker entry once."""
         intervention = str(control.get("intervention_id") or "")
         if self.state.first_time("blockers_written", intervention):
+            from datetime import UTC, datetime  # a pause only: not on every hook's path
+
             with open(os.path.join(self.root, PROGRESS_FILE), "a", encoding="utf-8") as progress:
                 progress.write("\n" + blocker_entry(self.session, control, datetime.now(UTC)))
         reason = (f"YokeFlow intervention: session paused by intervention {intervention}: "
@@ -434,7 +435,7 @@ def run_hook(stdin: str, config: HookConfig | None = None) -> Reply:
         return _fail_open(str(exc))
     except WireError as exc:
         where = mask_url(hook.config.nats_url) if hook and hook.config.nats_url else "NATS"
-        return _fail_open(f"{where}: {exc}")
+        return _fail_open(str(exc) if str(exc).startswith(where) else f"{where}: {exc}")
     except Exception as exc:  # fail open, and say why
         return _fail_open(repr(exc))
     finally:
@@ -442,9 +443,75 @@ def run_hook(stdin: str, config: HookConfig | None = None) -> Reply:
             hook.wire.close()
 
 
+_REQUIRED_HOOKS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
+_USEFUL_HOOKS = ("SessionStart", "Stop", "SessionEnd")
+
+
+def claude_settings(root: str) -> tuple[dict[str, str], dict[str, list[Any]], list[str]]:
+    """What Claude Code would give the hook in `root`: the `env` and `hooks` of the user's and
+    the project's settings files (later files win, as in Claude Code), and the files read."""
+    env: dict[str, str] = {}
+    hooks: dict[str, list[Any]] = {}
+    read: list[str] = []
+    for path in (os.path.join(os.path.expanduser("~"), ".claude", "settings.json"),
+                 os.path.join(root, ".claude", "settings.json"),
+                 os.path.join(root, ".claude", "settings.local.json")):  # fmt: skip
+        try:
+            with open(path, encoding="utf-8") as file:
+                data = json.load(file)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            print(f"settings       {path}: unreadable ({exc})")
+            continue
+        read.append(path)
+        if isinstance(data, dict):
+            if isinstance(data.get("env"), dict):
+                env.update({str(k): str(v) for k, v in data["env"].items()})
+            if isinstance(data.get("hooks"), dict):
+                for event, matchers in data["hooks"].items():
+                    if isinstance(matchers, list):
+                        hooks.setdefault(str(event), []).extend(matchers)
+    return env, hooks, read
+
+
+def _wired(matchers: list[Any]) -> dict[str, Any] | None:
+    """The first of our hooks among an event's matchers."""
+    for matcher in matchers:
+        for hook in matcher.get("hooks", []) if isinstance(matcher, dict) else []:
+            command = hook.get("command", "") if isinstance(hook, dict) else ""
+            if "yokeflow-hook" in command or "yokeflow-intervention hook" in command:
+                return dict(hook)
+    return None
+
+
+def report_settings(root: str) -> dict[str, str]:
+    """Prints which hook events the settings files wire to us; returns their `env`."""
+    env, hooks, read = claude_settings(root)
+    print("settings       " + (", ".join(read) if read else "no .claude/settings.json found"))
+    wired = {event: _wired(hooks.get(event, [])) for event in _REQUIRED_HOOKS + _USEFUL_HOOKS}
+    missing = [event for event in _REQUIRED_HOOKS if wired[event] is None]
+    print("hooks          " + " ".join(f"{e}{'' if h else ' (missing)'}" for e, h in wired.items()))
+    if missing:
+        print(f"               without {', '.join(missing)} failures go unseen (see the README)")
+    end = wired["SessionEnd"]
+    timeout = end.get("timeout") if end is not None else None
+    if end is not None and not (isinstance(timeout, int | float) and timeout >= 5):
+        print('               SessionEnd needs "timeout": 10, else Claude Code cancels it')
+    return env
+
+
 def check(config: HookConfig, session: str | None) -> int:
-    """`--check`: whether this machine's hooks are wired, step by step."""
+    """`--check`: whether this machine's hooks are wired, step by step, with the environment
+    Claude Code would give them (the settings files' `env` over the shell's)."""
     root = os.path.abspath(os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd())
+    settings_env = report_settings(root)
+    if settings_env:
+        try:
+            config = HookConfig({**os.environ, **settings_env})
+        except HookConfigError as exc:
+            print(f"settings       {exc}")
+            return 1
     project = _identifier(config.project_override or os.path.basename(root))
     print(f"project root   {root}")
     print(f"project id     {project}" + ("" if config.project_override else " (the root's name)"))

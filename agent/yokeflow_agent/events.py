@@ -6,13 +6,14 @@ the same messages.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import time
 
 from .names import event_id_for
 
 TYPE_CHECKING = False  # typing is not imported: it costs the hook milliseconds
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from datetime import datetime
     from typing import Any
 
 __all__ = [
@@ -66,6 +67,13 @@ def clip_input(tool_input: Mapping[str, Any]) -> dict[str, Any]:
     return {"clipped_input": text[: MAX_INPUT_BYTES // 2], "input_digest": hash_text(text)}
 
 
+def utc_now_iso() -> str:
+    """Now, as the contract's timestamps are written (ISO 8601, microseconds, `Z`), without
+    importing datetime."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+
+
 def agent_event(
     project_id: str,
     session_id: str,
@@ -82,7 +90,7 @@ def agent_event(
         "project_id": project_id,
         "session_id": session_id,
         "seq": seq,
-        "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "ts": utc_now_iso(),
         **({"task": dict(task)} if task else {}),
         **{k: v for k, v in fields.items() if v is not None},
     }

@@ -7,7 +7,14 @@ builds its `Subjects` and `ControlKeys` from these same functions: one definitio
 
 from __future__ import annotations
 
-import uuid
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hashlib import sha1
+else:
+    try:  # the builtin module: hashlib loads OpenSSL, and uuid enum and more, for one digest
+        from _sha1 import sha1
+    except ImportError:  # an interpreter built without it
+        from hashlib import sha1
 
 __all__ = [
     "CONTEXT_ENV",
@@ -56,4 +63,17 @@ def agent_inbox_prefix(project_id: str) -> str:
 def event_id_for(project_id: str, session_id: str, seq: int) -> str:
     """An event's id from its place in the session: a publish retried after a reconnect (or by
     a second hook process) carries the same id, and the stream keeps one copy."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"yokeflow:{project_id}/{session_id}/{seq}"))
+    return _uuid5_url(f"yokeflow:{project_id}/{session_id}/{seq}")
+
+
+# uuid.NAMESPACE_URL (RFC 4122, appendix C)
+_NAMESPACE_URL = bytes.fromhex("6ba7b8119dad11d180b400c04fd430c8")
+
+
+def _uuid5_url(name: str) -> str:
+    """`str(uuid.uuid5(uuid.NAMESPACE_URL, name))`, without importing uuid."""
+    digest = bytearray(sha1(_NAMESPACE_URL + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

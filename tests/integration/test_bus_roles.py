@@ -8,6 +8,7 @@ import json
 import os
 import runpy
 import subprocess
+import sys
 from pathlib import Path
 
 import nats
@@ -158,3 +159,38 @@ async def test_a_downstream_consumer_reads_the_interventions_and_nothing_more(bu
     finally:
         await bot.close()
         await admin.close()
+
+
+def test_hook_check_reads_the_projects_claude_settings_and_its_agent_credentials(
+    bus, unique, tmp_path
+):
+    """`yokeflow-hook --check` run by a user in the project, as Claude Code would run the hook:
+    the URL comes from `.claude/settings.json`, the credentials are the project's agent's."""
+    _, folder = bus
+    project = unique("shop")
+    agent_url = cli(folder, "agents", "add", project).stdout.strip()
+    root = tmp_path / project
+    (root / ".claude").mkdir(parents=True)
+    hook = [{"type": "command", "command": "yokeflow-hook"}]
+    settings = {"env": {"NATS_URL": agent_url},
+                "hooks": {"PreToolUse": [{"matcher": "*", "hooks": hook}],
+                          "PostToolUse": [{"matcher": "*", "hooks": hook}],
+                          "SessionEnd": [{"hooks": hook}]}}  # fmt: skip
+    (root / ".claude" / "settings.json").write_text(json.dumps(settings))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS_"))}
+    env["HOME"] = str(tmp_path)  # no user-level settings
+
+    def check(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.executable).parent / "yokeflow-hook"), "--check"],
+                              cwd=root, env={**env, **extra}, capture_output=True, text=True,
+                              timeout=30)  # fmt: skip
+
+    wired = check()
+    assert wired.returncode == 0, wired.stdout
+    assert f"may publish on agent.events.{project}.>" in wired.stdout
+    assert "PostToolUseFailure (missing)" in wired.stdout  # failures would go unseen
+    assert '"timeout": 10' in wired.stdout  # SessionEnd would be cancelled
+    assert agent_url.split("@")[0].split(":")[-1] not in wired.stdout  # the password is masked
+    # Another project's id with these credentials: refused, and said so.
+    other = check(YOKEFLOW_PROJECT_ID=unique("other"))
+    assert other.returncode == 1 and "permissions    refused" in other.stdout, other.stdout

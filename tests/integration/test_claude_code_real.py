@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent  # where `yokeflow-intervention` is installed
 
 def readme_settings(nats_url: str, **env: str) -> dict[str, Any]:
     """`.claude/settings.json` as the README shows it."""
-    hook = [{"type": "command", "command": "yokeflow-intervention hook"}]
+    hook = [{"type": "command", "command": "yokeflow-hook"}]
     return {
         "env": {"NATS_URL": nats_url, **env},
         "hooks": {
