@@ -114,8 +114,19 @@ async def test_an_agent_reports_and_is_paused_and_can_do_nothing_else(bus, uniqu
 
         await agent_nc.subscribe("intervention.>", cb=overhear)
         await admin.publish(Subjects.notified(project), b"{}")
+        # ...nor another project's verdicts; and it may not forge verdicts or warnings.
+        await agent_nc.subscribe(Subjects.verdicts(other, "s1"), cb=overhear)
+        await admin.publish(Subjects.verdicts(other, "s1"), b'{"decision": "continue"}')
+        await refused(js.publish(Subjects.warned(project), b"{}"))
+        forged: list[bytes] = []
+
+        async def forged_verdict(msg) -> None:
+            forged.append(msg.data)
+
+        await admin.subscribe(Subjects.verdicts(project, "s1"), cb=forged_verdict)
+        await agent_nc.publish(Subjects.verdicts(project, "s1"), b'{"decision": "continue"}')
         await asyncio.sleep(1)
-        assert heard == []
+        assert heard == [] and forged == []
 
         admin_kv = await admin_js.key_value(CONTROL_BUCKET)
         assert json.loads((await admin_kv.get(own)).value)["state"] == "paused"
