@@ -141,3 +141,31 @@ async def test_cards_appear_live_filter_resume_and_preferences(stack, page, nc, 
     assert stored["preferences"]["sms_numbers"] == ["+15550100200"]
     assert stored["preferences"]["min_notification_interval"] == 120
     await page.screenshot(path=str(SHOTS / "06-preferences-saved.png"))
+
+
+async def test_warnings_show_who_was_told_and_whether_it_was_stopped_anyway(
+    stack, page, nc, unique
+):
+    project = unique("warned")
+    await page.goto(stack)
+    await page.get_by_test_id("tab-warnings").click()
+    await page.get_by_test_id("live").filter(has_text="live").wait_for(timeout=10_000)
+    agent = AgentSession(nc, project)
+    await agent.start()
+    for _ in range(3):  # the 3rd identical failure is one step from a stop: a warning
+        call = await agent.tool_call("Bash", {"command": "npm test"})
+        await agent.tool_result(call, "Bash", ok=False, exit_code=1, error="FAIL src/app.test.ts")
+    row = page.get_by_test_id("warning").filter(has_text=project)
+    await row.wait_for(timeout=10_000)
+    assert "retry_limit" in await row.inner_text()
+    assert await row.get_by_test_id("warning-outcome").inner_text() == "not stopped"
+    await page.screenshot(path=str(SHOTS / "06-warnings.png"))
+    with pytest.raises(SessionPaused):  # it did not change course: the 4th attempt is stopped
+        await agent.tool_call("Bash", {"command": "npm test"})
+    await (
+        row.get_by_test_id("warning-outcome")
+        .filter(has_text="stopped anyway")
+        .wait_for(timeout=10_000)
+    )
+    summary = await page.get_by_test_id("warnings-summary").inner_text()
+    assert "0 not stopped since and 1 stopped anyway" in summary

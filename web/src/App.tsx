@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { api, ApiError, token, type Detail, type Intervention, type Preferences } from "./api";
+import { api, ApiError, token, type Detail, type Intervention, type Preferences, type Warning } from "./api";
 
-type Tab = "active" | "history" | "preferences";
+type Tab = "active" | "history" | "warnings" | "preferences";
 const REFRESH_MS = 30_000;
 const TRIGGER_COLOURS: Record<string, string> = {
   critical_error: "#d92d20",
@@ -34,6 +34,7 @@ export function App() {
   const [project, setProject] = useState("");
   const [projects, setProjects] = useState<string[]>([]);
   const [items, setItems] = useState<Intervention[] | null>(null);
+  const [warnings, setWarnings] = useState<{ warnings: Warning[]; total: number } | null>(null);
   const [error, setError] = useState("");
   const [live, setLive] = useState(false);
   const [resuming, setResuming] = useState<Intervention | null>(null);
@@ -43,8 +44,12 @@ export function App() {
   const load = useCallback(async () => {
     if (tab === "preferences") return;
     try {
-      const body = tab === "active" ? await api.active(project || undefined) : await api.history(project || undefined);
-      setItems(body.interventions);
+      if (tab === "warnings") {
+        setWarnings(await api.warnings(project || undefined));
+      } else {
+        const body = tab === "active" ? await api.active(project || undefined) : await api.history(project || undefined);
+        setItems(body.interventions);
+      }
       setError("");
       const list = await api.projects();
       setProjects(list.projects.map((p) => p.id));
@@ -57,6 +62,7 @@ export function App() {
   loadRef.current = load;
   useEffect(() => {
     setItems(null);
+    setWarnings(null);
     void load();
     const timer = setInterval(() => void loadRef.current(), REFRESH_MS);
     return () => clearInterval(timer);
@@ -84,7 +90,7 @@ export function App() {
       }
       if (closed) return;
       source = new EventSource(url);
-      for (const kind of ["detected", "paused", "resumed", "notified", "recovery"]) source.addEventListener(kind, refresh);
+      for (const kind of ["warned", "detected", "paused", "resumed", "notified", "recovery"]) source.addEventListener(kind, refresh);
       source.onopen = () => setLive(true);
       source.onerror = () => {
         setLive(false);
@@ -127,9 +133,9 @@ export function App() {
         </label>
       </header>
       <nav>
-        {(["active", "history", "preferences"] as Tab[]).map((t) => (
+        {(["active", "history", "warnings", "preferences"] as Tab[]).map((t) => (
           <button key={t} className={tab === t ? "tab current" : "tab"} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
-            {t === "active" ? "Active" : t === "history" ? "History" : "Notification preferences"}
+            {TAB_NAMES[t]}
           </button>
         ))}
         <select value={project} onChange={(e) => setProject(e.target.value)} data-testid="project-filter">
@@ -148,6 +154,8 @@ export function App() {
           <p className="state error" data-testid="error">
             Could not load interventions: {error}
           </p>
+        ) : tab === "warnings" ? (
+          <Warnings body={warnings} now={now} />
         ) : items === null ? (
           <p className="state">Loading…</p>
         ) : items.length === 0 ? (
@@ -160,6 +168,48 @@ export function App() {
       </main>
       {resuming && <ResumeDialog item={resuming} onClose={() => setResuming(null)} onResumed={onResumed} />}
     </div>
+  );
+}
+
+const TAB_NAMES: Record<Tab, string> = {
+  active: "Active",
+  history: "History",
+  warnings: "Warnings",
+  preferences: "Notification preferences",
+};
+
+/** Sessions told they were one step from a stop, and whether they changed course in time. */
+function Warnings({ body, now }: { body: { warnings: Warning[]; total: number } | null; now: number }) {
+  if (body === null) return <p className="state">Loading…</p>;
+  if (body.warnings.length === 0)
+    return (
+      <p className="state" data-testid="empty">
+        No warnings yet: no session has been one step from a stop.
+      </p>
+    );
+  const stopped = body.warnings.filter((w) => w.stopped_after).length;
+  return (
+    <>
+      <p className="summary" data-testid="warnings-summary">
+        {body.total} {body.total === 1 ? "warning" : "warnings"}; of the latest {body.warnings.length},{" "}
+        {body.warnings.length - stopped} not stopped since and {stopped} stopped anyway
+      </p>
+      {body.warnings.map((w) => (
+        <div className="card warning" key={w.warning_id} data-testid="warning" data-id={w.warning_id}>
+          <div className="row">
+            <span className="badge blocker">{w.trigger}</span>
+            <strong>{w.project_id}</strong>
+            <span className="muted">session {w.session_id}</span>
+            <span className={w.stopped_after ? "badge stopped" : "badge recovered"} data-testid="warning-outcome">
+              {w.stopped_after ? "stopped anyway" : "not stopped"}
+            </span>
+            <span className="muted right">warned {since(w.detected_at, now)} ago</span>
+          </div>
+          <p className="reason">{w.reason}</p>
+          <p className="muted">Told the agent: {w.advice}</p>
+        </div>
+      ))}
+    </>
   );
 }
 

@@ -62,6 +62,18 @@ export interface Preferences {
   min_notification_interval: number;
 }
 
+export interface Warning {
+  warning_id: string;
+  project_id: string;
+  session_id: string;
+  trigger: string;
+  reason: string;
+  advice: string;
+  event_seq: number;
+  detected_at: string;
+  stopped_after: boolean;
+}
+
 export class ApiError extends Error {
   constructor(
     message: string,
@@ -114,6 +126,8 @@ export const api = {
     call<{ interventions: Intervention[]; total: number }>(
       `/api/interventions/history${query({ project_id: project, limit, offset })}`,
     ),
+  warnings: (project?: string, limit = 50) =>
+    call<{ warnings: Warning[]; total: number }>(`/api/warnings${query({ project_id: project, limit })}`),
   detail: (id: string) => call<Detail>(`/api/interventions/${encodeURIComponent(id)}`),
   resume: (id: string, resolved_by: string, resolution_notes: string) =>
     call<Intervention>(`/api/interventions/${encodeURIComponent(id)}/resume`, {
