@@ -98,7 +98,25 @@ async def _status(settings: Settings) -> int:
     return 0
 
 
+async def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from yokeflow_intervention.shared.runtime import ServiceContext
+
+    from .watch import use_colour, watch
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    colour = use_colour(sys.stdout, args.colour)
+    await watch(ServiceContext("cli", settings).nats_url, sys.stdout, colour, stop)
+    return 0
+
+
 async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "watch":
+        return await _watch(args, settings)
     from yokeflow_intervention.shared.bus import connect
     from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
     from yokeflow_intervention.shared.runtime import ServiceContext
@@ -228,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = command("up", help="start infrastructure and every service (Ctrl-C stops all)")
     up.add_argument("--demo", action="store_true", help="also run a demo agent that gets stuck")
+    up.add_argument("--quiet", action="store_true",
+                    help="no line per intervention event on the terminal")  # fmt: skip
     up.add_argument("--notifier-replicas", type=int, default=1, metavar="N",
                     help="notifier processes sharing the work (default 1)")  # fmt: skip
     command("provision", help="create streams, consumers, KV buckets and tables; exit")
@@ -267,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("id")
     resume.add_argument("--by", required=True, help="who resolved the blocker")
     resume.add_argument("--notes", default="", help="what the next session should know")
+    watching = actions.add_parser(
+        "watch", parents=[config], help="a line per intervention event as it happens"
+    )
+    watching.add_argument("--colour", "--color", choices=["auto", "always", "never"],
+                          default="auto", help="auto: on a terminal, unless NO_COLOR is set")  # fmt: skip
     pause = actions.add_parser("pause", parents=[config])
     pause.add_argument("project")
     pause.add_argument("session")
@@ -317,7 +342,7 @@ def _run(args: argparse.Namespace, settings: Settings, config_file: Path | None)
         if args.notifier_replicas < 1:
             print("up: --notifier-replicas must be at least 1", file=sys.stderr)
             return 2
-        return run_up(settings, args.demo, args.notifier_replicas, config_file)
+        return run_up(settings, args.demo, args.notifier_replicas, config_file, args.quiet)
     if command == "embedded-postgres":
         from yokeflow_intervention.shared.embedded import EmbeddedPostgres
 

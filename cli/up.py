@@ -122,6 +122,7 @@ class ServiceSpec:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     restart: bool = True
+    console: bool = False  # writes to the terminal `up` runs in, not to a log file
 
 
 class Supervisor:
@@ -135,12 +136,12 @@ class Supervisor:
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, spec: ServiceSpec) -> None:
-        log = (self.log_dir / f"{spec.name}.log").open("ab")
+        log = None if spec.console else (self.log_dir / f"{spec.name}.log").open("ab")
         process = subprocess.Popen(
             spec.argv,
             env={**self.base_env, **spec.env},
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
         )
         self.processes[spec.name] = (spec, process, time.monotonic())
@@ -205,6 +206,7 @@ def run_up(
     demo: bool,
     notifier_replicas: int = 1,
     config_file: Path | None = None,
+    quiet: bool = False,
 ) -> int:
     print("YokeFlow Intervention: starting", flush=True)
     infra = prepare_infrastructure(settings, agents=(DEMO_PROJECT,) if demo else ())
@@ -244,7 +246,12 @@ def run_up(
         print(
             "  Agents:    `yokeflow-intervention agents add PROJECT` prints a project's agent URL"
         )
-    print("Running. Ctrl-C stops everything.", flush=True)
+    if not quiet:
+        # A line per intervention event, here, as it happens (the watcher inherits this
+        # terminal, so it colours its lines when this is one).
+        supervisor.start(ServiceSpec("watch", product_command("cli.watch"), console=True))
+    print("Running. Ctrl-C stops everything." + ("" if quiet else " Interventions as they happen:"),
+          flush=True)  # fmt: skip
 
     stopping = False
 

@@ -29,6 +29,8 @@ from pydantic import BaseModel
 from yokeflow_agent.contract import (
     CONSUMERS,
     KV_BUCKETS,
+    SESSION_SUMMARY_BUCKET,
+    SESSION_SUMMARY_TTL_S,
     STREAMS,
     ConsumerSpec,
     DeadLetter,
@@ -178,9 +180,13 @@ async def provision(nc: Client, replicas: int = 1) -> None:
                 info.config.allow_direct = True
                 await js.update_stream(info.config)
         except NotFoundError:
+            # Session summaries are a live view: one value a key, gone an hour after the
+            # session's last event.
+            summaries = bucket == SESSION_SUMMARY_BUCKET
             await js.create_key_value(
-                KeyValueConfig(bucket=bucket, history=5, replicas=replicas, direct=True)
-            )
+                KeyValueConfig(bucket=bucket, history=1 if summaries else 5, replicas=replicas,
+                               direct=True, ttl=SESSION_SUMMARY_TTL_S if summaries else None)
+            )  # fmt: skip
     log.info("provisioned %d streams, %d consumers, %d buckets",
              len(STREAMS), len(CONSUMERS.all()), len(KV_BUCKETS))  # fmt: skip
 

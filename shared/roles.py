@@ -22,6 +22,7 @@ from yokeflow_agent.contract import (
     CONSUMERS,
     CONTROL_BUCKET,
     DETECTOR_CHECKPOINT_BUCKET,
+    SESSION_SUMMARY_BUCKET,
     ConsumerSpec,
     agent_inbox_prefix,
 )
@@ -90,7 +91,7 @@ def service_permissions(role: str) -> Permissions:
                    f"{_API}.STREAM.MSG.GET.AGENT_EVENTS")  # fmt: skip
         return Permissions(
             (*pub, *history, *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
-             "intervention.detected.>", "intervention.warned.>", "agent.verdicts.>",
+             *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "agent.verdicts.>",
              *dead_letters),
             (*sub, *replies),
         )  # fmt: skip
@@ -115,7 +116,12 @@ def service_permissions(role: str) -> Permissions:
         pub, sub = _consuming(c.orchestrator_resumes)
         return Permissions((*pub, "intervention.cmd.>", *dead_letters), (*sub, *replies))
     if role == "api":
-        return Permissions(("intervention.cmd.>",), ("intervention.>", *replies))
+        # The fleet view: a watch of the session summaries (an ordered consumer of its own).
+        summaries = f"KV_{SESSION_SUMMARY_BUCKET}"
+        watch = (f"{_API}.STREAM.INFO.{summaries}", f"{_API}.CONSUMER.CREATE.{summaries}",
+                 f"{_API}.CONSUMER.CREATE.{summaries}.>", f"{_API}.CONSUMER.INFO.{summaries}.>",
+                 f"{_API}.CONSUMER.DELETE.{summaries}.>", f"$JS.FC.{summaries}.>")  # fmt: skip
+        return Permissions(("intervention.cmd.>", *watch), ("intervention.>", *replies))
     raise ValueError(f"unknown role {role!r}")
 
 

@@ -26,6 +26,7 @@ from . import names
 
 __all__ = [
     "AGENT_EVENTS_STREAM",
+    "AUTO_RECOVERY_RESOLVER",
     "CONSUMERS",
     "CONTRACT_VERSION",
     "CONTROL_BUCKET",
@@ -36,6 +37,8 @@ __all__ = [
     "KV_BUCKETS",
     "MAX_EVENT_DEPTH",
     "MAX_SEQ",
+    "SESSION_SUMMARY_BUCKET",
+    "SESSION_SUMMARY_TTL_S",
     "STREAMS",
     "AgentEvent",
     "AgentMessage",
@@ -60,9 +63,11 @@ __all__ = [
     "PathText",
     "RecoveryOutcome",
     "RetryStats",
+    "RiskKind",
     "SessionControl",
     "SessionEnded",
     "SessionStarted",
+    "SessionSummary",
     "ShortText",
     "StreamSpec",
     "Subjects",
@@ -366,6 +371,10 @@ class InterventionPaused(Intervention):
     paused_at: datetime
 
 
+# `resolved_by` of the resumes the recovery service makes after a fix it verified.
+AUTO_RECOVERY_RESOLVER = "auto-recovery"
+
+
 class InterventionResumed(_Model):
     """Published on intervention.resumed.<project_id>; carries the next session's brief."""
 
@@ -472,6 +481,38 @@ class Verdict(_Model):
     decision: Literal["continue", "warn", "stop"]
     warning: SummaryText | None = None  # for warn: what the agent is told, in its own context
     control: SessionControl | None = None  # for stop: the pause, as the control state will say
+
+
+RiskKind = Literal["retry_limit", "error_rate", "session_duration"]
+
+
+class SessionSummary(_Model):
+    """A running session as the detector sees it, for the operators' fleet view: its live risk
+    signals against the limits that would stop it. Put (at most about once a second per
+    session) in the KV bucket `session_summaries` under `<project>.<session>`; entries expire
+    an hour after a session's last event. `risk` is the largest share of a limit used (1.0: the
+    next step of that kind stops the session), so sorting by it puts the nearest stop first."""
+
+    v: Literal[1] = 1
+    project_id: Identifier
+    session_id: Identifier
+    state: Literal["running", "stopped", "ended"]
+    intervention_id: Identifier | None = None
+    task: Task | None = None
+    started_at: datetime | None = None
+    last_event_at: datetime
+    events: int = Field(ge=0)
+    retry_streak: int = Field(ge=0)  # identical failures in a row of one call
+    max_retries: int = Field(ge=0)
+    error_rate: float = Field(ge=0)  # failed share of the last `results` tool results
+    results: int = Field(ge=0)
+    error_rate_threshold: float = Field(ge=0)
+    error_rate_min_results: int = Field(ge=0)
+    elapsed_s: float = Field(ge=0)  # event time since the session (or its resume) started
+    duration_limit_s: float = Field(ge=0)
+    warnings: list[ShortText] = Field(default_factory=list)  # the stops it was warned of
+    risk: float = Field(ge=0)
+    nearest: RiskKind | None = None
 
 
 class CommandError(_Model):
@@ -609,7 +650,9 @@ class ControlKeys:
 
 
 DETECTOR_CHECKPOINT_BUCKET = "detector_checkpoints"
-KV_BUCKETS = (CONTROL_BUCKET, DETECTOR_CHECKPOINT_BUCKET)
+SESSION_SUMMARY_BUCKET = "session_summaries"
+SESSION_SUMMARY_TTL_S = 3600.0
+KV_BUCKETS = (CONTROL_BUCKET, DETECTOR_CHECKPOINT_BUCKET, SESSION_SUMMARY_BUCKET)
 
 
 @dataclass(frozen=True)

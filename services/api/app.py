@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, Field
-from yokeflow_agent.contract import Identifier, Text
+from yokeflow_agent.contract import SESSION_SUMMARY_BUCKET, Identifier, SessionSummary, Text
 
 from yokeflow_intervention.shared.bus import connect
 from yokeflow_intervention.shared.commands import (
@@ -41,6 +41,8 @@ from yokeflow_intervention.shared.preferences import (
 from yokeflow_intervention.shared.settings import Settings
 
 from .events import EventHub
+from .fleet import Fleet
+from .overview import Overview, overview
 
 __all__ = ["DASHBOARD", "create_api"]
 
@@ -60,11 +62,18 @@ class PauseBody(BaseModel):
     paused_by: Text = Field(default="human", min_length=1, max_length=200)
 
 
+class FleetView(BaseModel):
+    sessions: list[SessionSummary]
+    total: int  # sessions in the chosen states, before the limit
+    ready: bool  # False until the watch has read the bucket once (an empty list is not news)
+
+
 class State:
     pool: asyncpg.Pool
     nc: Client
     pauser: PauserClient
     hub: EventHub
+    fleet: Fleet
 
 
 def _json_row(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +110,11 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         state.pauser = PauserClient(state.nc, timeout=10)
         state.hub = EventHub(state.nc)
         await state.hub.start()
+        # The dashboards hear "the fleet changed" (at most once a second), then ask /api/fleet.
+        state.fleet = Fleet(lambda: state.hub.broadcast("intervention.fleet", "{}"))
+        state.fleet.start(await state.nc.jetstream().key_value(SESSION_SUMMARY_BUCKET))
         yield
+        await state.fleet.stop()
         await state.hub.stop()
         await state.nc.close()
         await state.pool.close()
@@ -204,6 +217,32 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         total = rows[0]["total"] if rows else 0
         items = [{k: v for k, v in _json_row(r).items() if k != "total"} for r in rows]
         return {"warnings": items, "total": total}
+
+    @app.get("/api/overview", tags=["overview"], dependencies=guarded, response_model=Overview)
+    async def get_overview(
+        project_id: Identifier | None = None,
+        days: Annotated[int, Query(ge=1, le=365)] = 7,
+    ) -> Overview:
+        """What the last `days` days of interventions cost: interventions over time by trigger,
+        time to resume (human and automatic), recovery outcomes, the projects and blockers that
+        kept sessions paused longest, notification outcomes by channel."""
+        try:
+            return await overview(state.pool, days, project_id)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            raise HTTPException(503, f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+
+    @app.get("/api/fleet", tags=["fleet"], dependencies=guarded, response_model=FleetView)
+    async def fleet(
+        project_id: Identifier | None = None,
+        include: Annotated[Literal["running", "all"], Query()] = "running",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> FleetView:
+        """Sessions the detector is watching, nearest to a stop first, with their risk signals
+        (from the detector's summaries: retry streak, error rate, time used, warnings).
+        `running` leaves out ended and stopped sessions."""
+        states = {"running"} if include == "running" else {"running", "stopped", "ended"}
+        found = state.fleet.running(project_id, states)
+        return FleetView(sessions=found[:limit], total=len(found), ready=state.fleet.ready)
 
     @app.get("/api/interventions/{intervention_id}", tags=["interventions"], dependencies=guarded)
     async def detail(intervention_id: Identifier) -> dict[str, Any]:

@@ -73,9 +73,12 @@ class EventHub:
     async def _fan_out(self, msg: Msg) -> None:
         if msg.subject.startswith("intervention.cmd."):
             return  # commands are not events
-        data = msg.data.decode(errors="replace")
+        self.broadcast(msg.subject, msg.data.decode(errors="replace"))
+
+    def broadcast(self, subject: str, data: str) -> None:
+        """Offer one event to every stream; its SSE event name is the subject's second token."""
         for listener in list(self.listeners):
-            if not listener.offer(msg.subject, data):
+            if not listener.offer(subject, data):
                 self.listeners.discard(listener)
 
     def listen(self) -> Listener:

@@ -9,6 +9,7 @@ from nats.aio.msg import Msg
 from yokeflow_agent.contract import (
     CONSUMERS,
     DETECTOR_CHECKPOINT_BUCKET,
+    SESSION_SUMMARY_BUCKET,
     InterventionResumed,
     Subjects,
 )
@@ -20,10 +21,14 @@ from yokeflow_intervention.shared.handling import (
     durable_subscriber,
     handle_durably,
 )
-from yokeflow_intervention.shared.runtime import ServiceContext, service_context
+from yokeflow_intervention.shared.runtime import (
+    ServiceContext,
+    run_periodically,
+    service_context,
+)
 
 from .rules import DetectionConfig
-from .service import Detector
+from .service import SUMMARY_INTERVAL_S, Detector
 
 __all__ = ["create_app"]
 
@@ -38,12 +43,13 @@ def create_app(context: ServiceContext) -> FastStream:
     async def connect() -> None:
         nonlocal detector
         await broker.connect()
-        await wait_until_ready(
-            broker.connection.jetstream(), consumers, (DETECTOR_CHECKPOINT_BUCKET,)
-        )
-        checkpoints = await broker.connection.jetstream().key_value(DETECTOR_CHECKPOINT_BUCKET)
+        js = broker.connection.jetstream()
+        await wait_until_ready(js, consumers, (DETECTOR_CHECKPOINT_BUCKET, SESSION_SUMMARY_BUCKET))
         detector = Detector(
-            DetectionConfig.from_settings(context.settings), broker.connection, checkpoints
+            DetectionConfig.from_settings(context.settings),
+            broker.connection,
+            await js.key_value(DETECTOR_CHECKPOINT_BUCKET),
+            await js.key_value(SESSION_SUMMARY_BUCKET),
         )
 
     events = CONSUMERS.detector_events
@@ -68,6 +74,11 @@ def create_app(context: ServiceContext) -> FastStream:
         broker, CONSUMERS.detector_resumes, "Resumed sessions get a fresh epoch of detector state."
     )(contract_handler(InterventionResumed, lambda: broker.connection.jetstream(), on_resumed))
 
+    async def publish_summaries() -> None:
+        if detector is not None:
+            await detector.publish_summaries()
+
+    run_periodically(app, SUMMARY_INTERVAL_S, publish_summaries, "publishing session summaries")
     context.instrument(app, lambda: broker.connection.jetstream(), consumers)
 
     return app

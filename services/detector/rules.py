@@ -21,8 +21,10 @@ from yokeflow_agent.contract import (
     Intervention,
     InterventionWarned,
     RetryStats,
+    RiskKind,
     SessionEnded,
     SessionStarted,
+    SessionSummary,
     Task,
     ToolCall,
     ToolResult,
@@ -42,6 +44,7 @@ __all__ = [
     "evaluate",
     "failure_fingerprint",
     "foresee",
+    "summarise",
 ]
 
 # Checked in this order; the first blocker type whose pattern matches wins.
@@ -242,6 +245,8 @@ class SessionState:
     loop_length: int
     window: int
     started_at: datetime | None = None
+    last_event_at: datetime | None = None
+    events: int = 0
     workspace: str | None = None
     task: Task | None = None
     intervened: str | None = None
@@ -513,6 +518,8 @@ def evaluate(
     if state.intervened is not None or event.event_id in state.seen_event_ids:
         return None
     state.seen_event_ids.add(event.event_id)
+    state.events += 1
+    state.last_event_at = max(event.ts, state.last_event_at or event.ts)
     if state.started_at is None or isinstance(event, SessionStarted):
         state.started_at = event.ts
     if event.task is not None:
@@ -662,4 +669,48 @@ def foresee(
         event_id=event.event_id,
         task=state.task,
         detected_at=event.ts,
+    )
+
+
+def summarise(state: SessionState, config: DetectionConfig, ended: bool = False) -> SessionSummary:
+    """The session's live risk signals against the limits that would stop it, for the fleet
+    view. Pure; each share is 1.0 when the next step of its kind stops the session."""
+    streak = max((s.count for s in state.streaks.values()), default=0)
+    total = len(state.results)
+    rate = (total - sum(state.results)) / total if total else 0.0
+    last = state.last_event_at or state.started_at
+    elapsed = (last - state.started_at).total_seconds() if last and state.started_at else 0.0
+    threshold = config.error_rate_threshold
+    shares: dict[RiskKind, float] = {
+        "retry_limit": streak / config.max_retries if config.max_retries else 0.0,
+        # Failures in the window against the most it may hold and not be over the threshold
+        # (counted over at least `error_rate_min_results`, as the rule counts).
+        "error_rate": (total - sum(state.results))
+        / max(int(threshold * max(total, config.error_rate_min_results)), 1),
+        "session_duration": elapsed / config.session_duration_limit
+        if config.session_duration_limit
+        else 0.0,
+    }
+    nearest = max(shares, key=lambda k: shares[k])
+    risk = shares[nearest]
+    return SessionSummary(
+        project_id=state.project_id,
+        session_id=state.session_id,
+        state="ended" if ended else "stopped" if state.intervened else "running",
+        intervention_id=state.intervened,
+        task=state.task,
+        started_at=state.started_at,
+        last_event_at=last or datetime.now().astimezone(),
+        events=state.events,
+        retry_streak=streak,
+        max_retries=config.max_retries,
+        error_rate=round(rate, 4),
+        results=total,
+        error_rate_threshold=threshold,
+        error_rate_min_results=config.error_rate_min_results,
+        elapsed_s=round(max(elapsed, 0.0), 3),
+        duration_limit_s=config.session_duration_limit,
+        warnings=sorted({key.split(":", 1)[0] for key in state.warned}),
+        risk=round(risk, 4),
+        nearest=nearest if risk > 0 else None,
     )

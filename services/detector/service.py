@@ -8,6 +8,7 @@ when an intervention is emitted or a session is resumed, so the hot path does no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -33,7 +34,7 @@ from yokeflow_agent.contract import (
 from yokeflow_intervention.shared.bus import publish_event
 from yokeflow_intervention.shared.metrics import INTERVENTIONS, WARNINGS
 
-from .rules import DetectionConfig, SessionState, evaluate, foresee
+from .rules import DetectionConfig, SessionState, evaluate, foresee, summarise
 from .sessions import SessionBook
 
 __all__ = ["Detector"]
@@ -45,12 +46,26 @@ def _checkpoint_key(project_id: str, session_id: str) -> str:
     return f"{project_id}.{session_id}"
 
 
+# Session summaries for the fleet view go out at most this often per session, in batches, off
+# the hot path: an event only marks its session as changed.
+SUMMARY_INTERVAL_S = 1.0
+_SUMMARY_PUTS_IN_FLIGHT = 256
+
+
 class Detector:
-    def __init__(self, config: DetectionConfig, nc: Client, checkpoints: KeyValue) -> None:
+    def __init__(
+        self,
+        config: DetectionConfig,
+        nc: Client,
+        checkpoints: KeyValue,
+        summaries: KeyValue | None = None,
+    ) -> None:
         self.book = SessionBook(config)
         self.nc = nc
         self.js = nc.jetstream()
         self.checkpoints = checkpoints
+        self.summaries = summaries
+        self._changed: dict[tuple[str, str], tuple[SessionState, bool]] = {}
 
     async def on_event(self, data: bytes, subject: str, stream_seq: int) -> Intervention | None:
         event = parse_agent_event(data)
@@ -64,6 +79,10 @@ class Detector:
             return None  # from before the session was resumed
         outcome = self.book.feed(event)
         intervention, warning = outcome.intervention, outcome.warning
+        self._changed[(event.project_id, event.session_id)] = (
+            state,
+            isinstance(event, SessionEnded),
+        )
         if intervention is not None:
             await publish_event(
                 self.js,
@@ -133,6 +152,33 @@ class Detector:
         state = self.book.start_epoch(resumed.project_id, resumed.session_id)
         state.epoch_start = epoch_start
         await self._save_checkpoint(state, None)
+        self._changed[(resumed.project_id, resumed.session_id)] = (state, False)
+
+    async def publish_summaries(self) -> int:
+        """Put the summary of every session that changed since the last round (the fleet view
+        reads them); returns how many. A failed put is logged and retried with the session's
+        next change: a summary is a view, never a decision."""
+        if self.summaries is None or not self._changed:
+            return 0
+        changed, self._changed = self._changed, {}
+        config = self.book.config
+        items = list(changed.items())
+        for start in range(0, len(items), _SUMMARY_PUTS_IN_FLIGHT):
+            batch = items[start : start + _SUMMARY_PUTS_IN_FLIGHT]
+            results = await asyncio.gather(
+                *(
+                    self.summaries.put(
+                        _checkpoint_key(*key),
+                        summarise(state, config, ended).model_dump_json().encode(),
+                    )
+                    for key, (state, ended) in batch
+                ),
+                return_exceptions=True,
+            )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                log.warning("%d session summaries not published: %r", len(failed), failed[0])
+        return len(items)
 
     async def _save_checkpoint(self, state: SessionState, intervention_id: str | None) -> None:
         value = json.dumps({"epoch_start": state.epoch_start, "intervention_id": intervention_id})

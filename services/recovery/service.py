@@ -9,7 +9,13 @@ from typing import Any
 
 import asyncpg
 from nats.js import JetStreamContext
-from yokeflow_agent.contract import Intervention, InterventionPaused, RecoveryOutcome, Subjects
+from yokeflow_agent.contract import (
+    AUTO_RECOVERY_RESOLVER,
+    Intervention,
+    InterventionPaused,
+    RecoveryOutcome,
+    Subjects,
+)
 
 from yokeflow_intervention.shared.bus import publish_event
 from yokeflow_intervention.shared.commands import AlreadyResolvedError, PauserClient
@@ -21,8 +27,6 @@ from .actions import SHARED_ACTIONS, NoAction, Plan, Refused, Result, plan_recov
 __all__ = ["Recovery"]
 
 log = logging.getLogger(__name__)
-
-AUTO_RECOVERY = "auto-recovery"  # resolved_by of the resumes this service makes
 
 
 class Recovery:
@@ -79,7 +83,7 @@ class Recovery:
         if "succeeded" in statuses and row["resolved"]:
             # Redelivered after the fix and the resume (whose reply a failover may have lost):
             # finish by publishing the outcome.
-            resumed = row["resolved_by"] == AUTO_RECOVERY
+            resumed = row["resolved_by"] == AUTO_RECOVERY_RESOLVER
             return await self._publish(
                 paused, "succeeded", plan, "fixed earlier", auto_resumed=resumed
             )
@@ -153,7 +157,9 @@ class Recovery:
             notes = (f"Automatic recovery: {plan.description}. {detail}. "
                      f"Verified: {verification or 'see the audit trail'}.")  # fmt: skip
             try:
-                await self.pauser.resume_session(paused.intervention_id, AUTO_RECOVERY, notes)
+                await self.pauser.resume_session(
+                    paused.intervention_id, AUTO_RECOVERY_RESOLVER, notes
+                )
                 resumed = True
             except AlreadyResolvedError:
                 resumed = False

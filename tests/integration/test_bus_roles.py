@@ -11,19 +11,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import nats
 import nats.errors
 import pytest
 from nats.js.errors import NotFoundError
 from yokeflow_agent import AgentSession, SessionPaused, connect
-from yokeflow_agent.contract import CONTROL_BUCKET, ControlKeys, Subjects
+from yokeflow_agent.contract import (
+    CONTROL_BUCKET,
+    SESSION_SUMMARY_BUCKET,
+    ControlKeys,
+    Subjects,
+)
 
 from yokeflow_intervention.cli.up import prepare_infrastructure
 from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
+from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.runtime import product_command
 from yokeflow_intervention.shared.settings import Settings
 
-from ..helpers import ServiceProcesses
+from ..helpers import ServiceProcesses, eventually
 from ..infra import TestInfra
 
 pytestmark = pytest.mark.integration
@@ -40,6 +47,9 @@ def bus(infra, tmp_path_factory):
     processes = ServiceProcesses(TestInfra(stack.nats_url, infra.database_url, folder), folder)
     for role in ("detector", "pauser"):
         processes.start(role, NATS_URL=stack.service_urls[role])
+    port = free_port()
+    processes.start("api", NATS_URL=stack.service_urls["api"], YOKEFLOW_API_PORT=str(port))
+    stack.api_base = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     yield stack, folder
     processes.stop_all()
     stack.stop()
@@ -140,6 +150,43 @@ async def test_an_agent_reports_and_is_paused_and_can_do_nothing_else(bus, uniqu
     finally:
         await agent_nc.close()
         await admin.close()
+
+
+async def test_the_fleet_view_works_as_the_roles_and_an_agent_can_neither_read_nor_forge_it(
+    bus, unique
+):
+    """The detector (as its role) puts session summaries, the API (as its role) watches them; an
+    agent's credentials reach neither its own summary nor another project's."""
+    stack, folder = bus
+    project = unique("fleetrole")
+    added = cli(folder, "agents", "add", project)
+    assert added.returncode == 0, added.stderr
+    agent_nc = await connect(added.stdout.strip(), project, error_cb=quiet)
+    try:
+        session = AgentSession(agent_nc, project)
+        await session.start()
+        call = await session.tool_call("Bash", {"command": "make"})
+        await session.tool_result(call, "Bash", ok=False, exit_code=2, error="make: *** Error 2")
+
+        async def seen():
+            try:
+                async with httpx.AsyncClient(base_url=stack.api_base) as api:
+                    body = (await api.get("/api/fleet", params={"project_id": project})).json()
+            except httpx.TransportError:
+                return None
+            found = [s for s in body["sessions"] if s["session_id"] == session.session_id]
+            return found and found[0]["retry_streak"] == 1
+
+        await eventually(seen, timeout=30, what="the agent's session in the fleet view")
+        js = agent_nc.jetstream(timeout=1)
+        forged = f"$KV.{SESSION_SUMMARY_BUCKET}.{project}.{session.session_id}"
+        with pytest.raises(REFUSED):
+            await js.publish(forged, b'{"risk": 0}')
+        with pytest.raises(REFUSED):
+            kv = await js.key_value(SESSION_SUMMARY_BUCKET)
+            await kv.get(f"{project}.{session.session_id}")
+    finally:
+        await agent_nc.close()
 
 
 async def test_a_downstream_consumer_reads_the_interventions_and_nothing_more(bus, unique):

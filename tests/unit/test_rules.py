@@ -14,6 +14,7 @@ from yokeflow_intervention.services.detector.rules import (
     call_signature,
     classify_critical,
     failure_fingerprint,
+    summarise,
 )
 from yokeflow_intervention.services.detector.sessions import SessionBook
 from yokeflow_intervention.shared.settings import Settings
@@ -581,3 +582,57 @@ def test_warnings_are_deterministic_for_a_replay():
         return warnings(book, events)
 
     assert run() == run()
+
+
+# The fleet view's summary: each share is 1.0 when the next step of its kind stops the session.
+
+
+def test_a_session_summary_says_how_close_each_limit_is_and_which_is_nearest():
+    cfg = config(session_duration_limit=100)
+    agent, book = Agent(), SessionBook(cfg)
+    feed(book, [agent.start(), *agent.run("npm test", ok=True, output="ok")])
+    state = book.get("p1", "s1")
+    assert state is not None
+    calm = summarise(state, cfg)
+    assert (calm.state, calm.retry_streak, calm.error_rate, calm.events) == ("running", 0, 0.0, 3)
+    assert calm.nearest == "session_duration" and calm.risk == pytest.approx(0.02)  # 2 s of 100
+
+    feed(book, agent.run("npm start", ok=False, error="Error: boom"))
+    feed(book, agent.run("npm start", ok=False, error="Error: boom"))
+    near = summarise(state, cfg)
+    assert near.retry_streak == 2 and near.max_retries == 3
+    assert near.nearest == "retry_limit" and near.risk == pytest.approx(2 / 3, abs=1e-3)
+    assert near.error_rate == pytest.approx(2 / 3, abs=1e-3) and near.results == 3
+    # 2 failures of the 3 the window may hold (15 % of 20) before the rate is over: a tie,
+    # which names the retry limit.
+    assert near.risk < 1.0
+
+    feed(book, agent.run("npm start", ok=False, error="Error: boom"))
+    warned = summarise(state, cfg)
+    assert warned.retry_streak == 3 and warned.risk == pytest.approx(1.0)
+    assert "retry" in warned.warnings
+
+    stop = book.feed(agent.event("tool_call", tool="Bash", input={"command": "npm start"}))
+    assert stop.intervention is not None
+    stopped = summarise(state, cfg)
+    assert (
+        stopped.state == "stopped" and stopped.intervention_id == stop.intervention.intervention_id
+    )
+    assert summarise(state, cfg, ended=True).state == "ended"
+
+
+def test_a_success_ends_the_retry_streak_in_the_summary():
+    cfg = config()
+    agent, book = Agent(), SessionBook(cfg)
+    feed(
+        book,
+        [
+            agent.start(),
+            *agent.run("make", ok=False, error="E1"),
+            *agent.run("make", ok=False, error="E1"),
+        ],
+    )
+    state = book.get("p1", "s1")
+    assert state is not None and summarise(state, cfg).retry_streak == 2
+    feed(book, agent.run("make", ok=True, output="built"))
+    assert summarise(state, cfg).retry_streak == 0

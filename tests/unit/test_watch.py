@@ -1,0 +1,75 @@
+"""What the live terminal says for each lifecycle event, plain and coloured (no servers)."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+
+from yokeflow_intervention.cli.watch import Line, describe, render, use_colour
+
+AT = datetime(2026, 12, 5, 9, 30, 15)
+IDS = {"project_id": "shop", "session_id": "s-1", "intervention_id": "0a1b2c3d-4e5f"}
+
+
+def said(subject: str, body: object, colour: bool = False) -> str:
+    line = describe(subject, json.dumps(body).encode())
+    assert line is not None, subject
+    return render(line, colour, AT)
+
+
+def test_each_lifecycle_event_is_one_readable_line():
+    assert said("intervention.detected.shop", {**IDS, "trigger": "critical_error",
+                "blocker_type": "port_conflict", "reason": "Port 3000 in use"}) == (
+        "09:30:15 detected     shop/s-1  critical_error [port_conflict]: Port 3000 in use"
+    )  # fmt: skip
+    assert said("intervention.warned.shop", {**IDS, "trigger": "retry_limit",
+                "reason": "This call failed 3 times"}).endswith("retry_limit: This call failed 3 times")  # fmt: skip
+    assert said("intervention.paused.shop", {**IDS, "blocker_type": "port_conflict"}) == (
+        "09:30:15 paused       shop/s-1  intervention 0a1b2c3d [port_conflict]"
+    )
+    notified = said("intervention.notified.shop", {**IDS, "decision": "notify", "outcomes": [
+        {"channel": "slack", "status": "sent"}, {"channel": "sms", "status": "failed"}]})  # fmt: skip
+    assert notified.endswith("0a1b2c3d: slack sent, sms failed")
+    assert said("intervention.notified.shop", {**IDS, "decision": "suppressed"}).endswith(
+        "suppressed (rate limit or preferences)"
+    )
+    assert said("intervention.recovery.shop", {**IDS, "status": "succeeded", "action": "free_port",
+                "detail": "stopped pid 42", "auto_resumed": True}).endswith(
+        "0a1b2c3d free_port succeeded: stopped pid 42, session resumed")  # fmt: skip
+    assert said("intervention.resumed.shop", {**IDS, "resolved_by": "ana",
+                "resolution_notes": "Use PORT=4000"}).endswith("0a1b2c3d by ana: Use PORT=4000")  # fmt: skip
+    assert said("intervention.cmd.record_next_session", {"intervention_id": "0a1b2c3d-4e5f",
+                "session_id": "s-2"}).endswith("0a1b2c3d  session s-2 started with the resume brief")  # fmt: skip
+    assert said("agent.dlq", {"reason": "seq: must be at least 1", "original_subject":
+                "agent.events.shop.s-1", "consumer": "detector"}) == (
+        "09:30:15 dead letter  agent.events.shop.s-1  seq: must be at least 1 (detector)"
+    )  # fmt: skip
+
+
+def test_agent_text_stays_on_one_line_and_is_clipped():
+    text = said("intervention.detected.shop", {**IDS, "trigger": "loop_pattern",
+                "reason": "line one\nline two\x1b[31m" + "x" * 500})  # fmt: skip
+    assert "\n" not in text and "\x1b" not in text and len(text) < 260 and text.endswith("…")
+
+
+def test_what_is_not_a_lifecycle_event_prints_nothing():
+    assert describe("intervention.cmd.get_active_pauses", b"{}") is None
+    assert describe("intervention.detected.shop", b"not json") is None
+    assert describe("agent.dlq", b"\xff") == Line(
+        "dead letter", "bad", "agent.dlq", "unreadable message"
+    )
+
+
+def test_colour_on_a_terminal_plain_when_piped():
+    line = Line("paused", "bad", "shop/s-1", "intervention 0a1b2c3d")
+    coloured = render(line, True, AT)
+    assert "\x1b[1;31mpaused" in coloured and coloured.endswith("intervention 0a1b2c3d")
+    assert "\x1b" not in render(line, False, AT)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert use_colour(Terminal()) and not use_colour(io.StringIO())
+    assert use_colour(io.StringIO(), "always") and not use_colour(Terminal(), "never")
