@@ -6,19 +6,27 @@ Screenshots go to test-output/screenshots/.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
+import re
 import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from yokeflow_agent.client import AgentSession, SessionPaused
 
+from tests.peers import HttpPeer
 from yokeflow_intervention.services.api.app import DASHBOARD
 from yokeflow_intervention.shared.embedded import free_port
 
 from ..helpers import collect, eventually
 
 pytestmark = pytest.mark.integration
+SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
@@ -78,6 +86,7 @@ async def stuck_session(nc, project: str) -> str:
 async def test_cards_appear_live_filter_resume_and_preferences(stack, page, nc, unique):
     project, other = unique("web"), unique("other")
     await page.goto(stack)
+    await page.get_by_test_id("tab-active").click()
     await page.get_by_test_id("live").filter(has_text="live").wait_for(timeout=10_000)
     await page.screenshot(path=str(SHOTS / "01-empty.png"))
 
@@ -169,3 +178,115 @@ async def test_warnings_show_who_was_told_and_whether_it_was_stopped_anyway(
     )
     summary = await page.get_by_test_id("warnings-summary").inner_text()
     assert "0 not stopped since and 1 stopped anyway" in summary
+
+
+async def test_the_fleet_view_follows_a_session_toward_its_stop_without_a_reload(
+    stack, page, nc, unique
+):
+    project = unique("fleet")
+    await page.goto(stack)
+    await page.get_by_test_id("tab-fleet").click()
+    await page.get_by_test_id("live").filter(has_text="live").wait_for(timeout=10_000)
+    calm, agent = AgentSession(nc, project), AgentSession(nc, project)
+    await calm.start()
+    await agent.start()
+    call = await calm.tool_call("Bash", {"command": "ls"})
+    await calm.tool_result(call, "Bash", ok=True, output="src")
+    row = page.locator(f"[data-session='{agent.session_id}']")
+    await row.wait_for(timeout=10_000)
+    for n in (1, 2, 3):
+        call = await agent.tool_call("Bash", {"command": "npm test"})
+        await agent.tool_result(call, "Bash", ok=False, exit_code=1, error="FAIL src/app.test.ts")
+        await row.get_by_test_id("retry").filter(has_text=f"{n} of 3").wait_for(timeout=10_000)
+    # One step from its stop: first in the list, red, and it was warned.
+    await row.get_by_test_id("warned").filter(has_text="retry").wait_for(timeout=10_000)
+    assert await row.get_attribute("class") == "stop"
+    first = page.get_by_test_id("fleet-row").first
+    assert await first.get_attribute("data-session") == agent.session_id
+    assert "100 %" in await row.get_by_test_id("nearest").inner_text()
+    await page.screenshot(path=str(SHOTS / "07-fleet.png"), full_page=True)
+    with pytest.raises(SessionPaused):
+        await agent.tool_call("Bash", {"command": "npm test"})
+    await row.wait_for(state="detached", timeout=10_000)  # stopped: no longer running
+    assert await page.locator(f"[data-session='{calm.session_id}']").count() == 1
+
+
+async def seed_costs(db, project: str) -> None:
+    """A week of a project's interventions, as the services would have recorded them."""
+    now = datetime.now(UTC)
+    await db.execute("INSERT INTO projects (id, name) VALUES ($1, $1)", project)
+    plan = [  # (trigger, blocker, days ago, resolved after s or None, resolver, recovery, notices)
+        ("critical_error", "port_conflict", 6.2, 45, "auto-recovery", "succeeded", 2),
+        ("retry_limit", None, 5.5, 1500, "ana", None, 3),
+        ("critical_error", "redis_unavailable", 4.8, 80, "auto-recovery", "succeeded", 2),
+        ("loop_pattern", None, 4.1, 2400, "ben", None, 3),
+        ("critical_error", "port_conflict", 3.3, 30, "auto-recovery", "succeeded", 2),
+        ("error_rate", None, 2.9, 3600, "ana", None, 3),
+        ("critical_error", "prisma_schema_error", 2.2, 5400, "ben", "refused", 3),
+        ("critical_error", "module_not_found", 1.6, 120, "auto-recovery", "succeeded", 2),
+        ("session_duration", None, 1.1, 900, "ana", None, 3),
+        ("critical_error", "db_connection", 0.7, None, None, "failed", 3),
+        ("retry_limit", None, 0.3, None, None, None, 3),
+    ]
+    channels = [("slack", "sent"), ("email", "sent"), ("sms", "failed")]
+    for n, (trigger, blocker, ago, after, by, recovery, notices) in enumerate(plan):
+        ident, session = str(uuid.uuid4()), f"session-{n}"
+        paused_at = now - timedelta(days=ago)
+        await db.execute("INSERT INTO sessions (id, project_id) VALUES ($1, $2)", session, project)
+        await db.execute(
+            """INSERT INTO paused_sessions (id, session_id, project_id, pause_reason, pause_type,
+                   blocker_type, paused_at, resolved, resolved_at, resolved_by, intervention)
+               VALUES ($1, $2, $3, 'r', $4, $5, $6, $7, $8, $9, '{}')""",
+            ident, session, project, trigger, blocker, paused_at, after is not None,
+            paused_at + timedelta(seconds=after) if after else None, by,
+        )  # fmt: skip
+        if recovery:
+            await db.execute("""INSERT INTO intervention_actions (paused_session_id, action_type,
+                                action_status) VALUES ($1, 'recovery', $2)""", ident, recovery)  # fmt: skip
+        for channel, status in channels[:notices]:
+            await db.execute("""INSERT INTO notification_deliveries (intervention_id, project_id,
+                                channel, recipient, status, created_at) VALUES ($1, $2, $3, 'x', $4, $5)""",
+                             ident, project, channel, status, paused_at)  # fmt: skip
+
+
+async def test_the_overview_charts_what_interventions_cost(stack, page, db, unique):
+    project = unique("overview")
+    await seed_costs(db, project)
+    await page.goto(stack)
+    overview = page.get_by_test_id("overview")
+    await overview.wait_for(timeout=10_000)  # the page opens on it
+    await page.get_by_test_id("project-filter").select_option(project)
+    tile = page.get_by_test_id("tile-interventions")
+    await tile.locator("strong").filter(has_text=re.compile(r"^11$")).wait_for(timeout=10_000)
+    assert "2 active" in await tile.inner_text()
+    assert "80 %" in await page.get_by_test_id("tile-auto-recovery").inner_text()
+    for chart in ("over-time", "resume", "recovery", "notifications", "projects", "blockers"):
+        box = await page.get_by_test_id(f"chart-{chart}").locator("canvas").bounding_box()
+        assert box is not None and box["width"] > 100 and box["height"] > 100, chart
+    await page.screenshot(path=str(SHOTS / "08-overview.png"), full_page=True)
+    await page.get_by_test_id("days-1").click()
+    last_day = tile.locator("strong").filter(has_text=re.compile(r"^2$"))
+    await last_day.wait_for(timeout=10_000)  # the last 24 hours: two, both still paused
+
+
+async def test_a_notification_links_to_its_intervention(stack, services, page, nc, unique):
+    project = unique("linked")
+    with HttpPeer(webhook_secret=SECRET) as peer:
+        services.start(
+            "notifier", YOKEFLOW_DASHBOARD_URL=stack, YOKEFLOW_WEBHOOK_URL=peer.webhook_url(),
+            YOKEFLOW_WEBHOOK_SECRET=SECRET, YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS="true",
+            YOKEFLOW_MIN_NOTIFICATION_INTERVAL="0",
+        )  # fmt: skip
+        intervention_id = await stuck_session(nc, project)
+
+        def notice():
+            return [r.body for r in peer.accepted("webhook") if project in json.dumps(r.body)]
+
+        link = (await eventually(notice, timeout=30, what="the webhook notice"))[0]["dashboard_url"]
+    assert link == f"{stack}/#/interventions/{intervention_id}"
+    await page.goto(link)
+    linked = page.get_by_test_id("linked")
+    await linked.locator(f"[data-id='{intervention_id}']").wait_for(timeout=10_000)
+    assert "port_conflict" in await linked.inner_text()
+    await linked.get_by_test_id("trail").filter(has_text="paused").wait_for(timeout=10_000)
+    await page.screenshot(path=str(SHOTS / "09-linked.png"), full_page=True)

@@ -1,24 +1,23 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { api, ApiError, token, type Detail, type Intervention, type Preferences, type Warning } from "./api";
+import {
+  api,
+  ApiError,
+  token,
+  type Detail,
+  type Intervention,
+  type Overview as OverviewData,
+  type Preferences,
+  type SessionSummary,
+  type Warning,
+} from "./api";
+import { Fleet } from "./Fleet";
+import { TRIGGER_COLOURS, since } from "./format";
+import { Overview } from "./Overview";
 
-type Tab = "active" | "history" | "warnings" | "preferences";
+type Tab = "overview" | "fleet" | "active" | "history" | "warnings" | "preferences";
+type FleetBody = { sessions: SessionSummary[]; total: number; ready: boolean };
 const REFRESH_MS = 30_000;
-const TRIGGER_COLOURS: Record<string, string> = {
-  critical_error: "#d92d20",
-  retry_limit: "#f79009",
-  loop_pattern: "#f79009",
-  error_rate: "#f79009",
-  session_duration: "#eaaa08",
-  manual: "#2e90fa",
-};
-
-function since(iso: string, now: number): string {
-  const seconds = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = seconds % 60;
-  return h ? `${h}h ${m}m ${s}s` : m ? `${m}m ${s}s` : `${s}s`;
-}
+const INTERVENTION_LINK = /^#\/interventions\/([^/]+)$/;
 
 function useNow(): number {
   const [now, setNow] = useState(Date.now());
@@ -29,12 +28,28 @@ function useNow(): number {
   return now;
 }
 
+/** The location's hash: notifications link to `#/interventions/<id>`. */
+function useHash(): string {
+  const [hash, setHash] = useState(window.location.hash);
+  useEffect(() => {
+    const changed = () => setHash(window.location.hash);
+    window.addEventListener("hashchange", changed);
+    return () => window.removeEventListener("hashchange", changed);
+  }, []);
+  return hash;
+}
+
 export function App() {
-  const [tab, setTab] = useState<Tab>("active");
+  const [tab, setTab] = useState<Tab>("overview");
   const [project, setProject] = useState("");
   const [projects, setProjects] = useState<string[]>([]);
   const [items, setItems] = useState<Intervention[] | null>(null);
   const [warnings, setWarnings] = useState<{ warnings: Warning[]; total: number } | null>(null);
+  const [overview, setOverview] = useState<OverviewData | null>(null);
+  const [days, setDays] = useState(7);
+  const [fleet, setFleet] = useState<FleetBody | null>(null);
+  const [version, setVersion] = useState(0); // bumped by every live event: the linked view reloads
+  const linked = INTERVENTION_LINK.exec(useHash())?.[1];
   const [error, setError] = useState("");
   const [live, setLive] = useState(false);
   const [resuming, setResuming] = useState<Intervention | null>(null);
@@ -46,6 +61,10 @@ export function App() {
     try {
       if (tab === "warnings") {
         setWarnings(await api.warnings(project || undefined));
+      } else if (tab === "overview") {
+        setOverview(await api.overview(project || undefined, days));
+      } else if (tab === "fleet") {
+        setFleet(await api.fleet(project || undefined));
       } else {
         const body = tab === "active" ? await api.active(project || undefined) : await api.history(project || undefined);
         setItems(body.interventions);
@@ -56,13 +75,16 @@ export function App() {
     } catch (e) {
       setError(e instanceof ApiError ? e.message : String(e));
     }
-  }, [tab, project, apiToken]);
+  }, [tab, project, apiToken, days]);
 
   const loadRef = useRef(load);
   loadRef.current = load;
+  const tabRef = useRef(tab);
+  tabRef.current = tab;
   useEffect(() => {
     setItems(null);
     setWarnings(null);
+    setFleet(null);
     void load();
     const timer = setInterval(() => void loadRef.current(), REFRESH_MS);
     return () => clearInterval(timer);
@@ -75,7 +97,10 @@ export function App() {
     let retry: number | undefined;
     let closed = false;
     let pending: number | undefined;
-    const refresh = () => {
+    const refresh = (event: Event) => {
+      // "fleet" (at most once a second while agents work) matters only to the fleet view.
+      if (event.type === "fleet" && tabRef.current !== "fleet") return;
+      if (event.type !== "fleet") setVersion((v) => v + 1);
       window.clearTimeout(pending);
       pending = window.setTimeout(() => void loadRef.current(), 150);
     };
@@ -90,7 +115,7 @@ export function App() {
       }
       if (closed) return;
       source = new EventSource(url);
-      for (const kind of ["warned", "detected", "paused", "resumed", "notified", "recovery"]) source.addEventListener(kind, refresh);
+      for (const kind of ["warned", "detected", "paused", "resumed", "notified", "recovery", "fleet"]) source.addEventListener(kind, refresh);
       source.onopen = () => setLive(true);
       source.onerror = () => {
         setLive(false);
@@ -109,6 +134,7 @@ export function App() {
   const onResumed = (id: string) => {
     setItems((current) => (tab === "active" && current ? current.filter((i) => i.id !== id) : current));
     setResuming(null);
+    setVersion((v) => v + 1);
     void load();
   };
 
@@ -133,8 +159,16 @@ export function App() {
         </label>
       </header>
       <nav>
-        {(["active", "history", "warnings", "preferences"] as Tab[]).map((t) => (
-          <button key={t} className={tab === t ? "tab current" : "tab"} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
+        {(["overview", "fleet", "active", "history", "warnings", "preferences"] as Tab[]).map((t) => (
+          <button
+            key={t}
+            className={tab === t && !linked ? "tab current" : "tab"}
+            onClick={() => {
+              if (linked) window.location.hash = "";
+              setTab(t);
+            }}
+            data-testid={`tab-${t}`}
+          >
             {TAB_NAMES[t]}
           </button>
         ))}
@@ -148,12 +182,18 @@ export function App() {
         </select>
       </nav>
       <main>
-        {tab === "preferences" ? (
+        {linked ? (
+          <Linked id={decodeURIComponent(linked)} now={now} version={version} onResume={setResuming} />
+        ) : tab === "preferences" ? (
           <PreferencesEditor project={project} projects={projects} />
         ) : error ? (
           <p className="state error" data-testid="error">
             Could not load interventions: {error}
           </p>
+        ) : tab === "overview" ? (
+          <Overview data={overview} days={days} onDays={setDays} />
+        ) : tab === "fleet" ? (
+          <Fleet body={fleet} now={now} />
         ) : tab === "warnings" ? (
           <Warnings body={warnings} now={now} />
         ) : items === null ? (
@@ -172,6 +212,8 @@ export function App() {
 }
 
 const TAB_NAMES: Record<Tab, string> = {
+  overview: "Overview",
+  fleet: "Fleet",
   active: "Active",
   history: "History",
   warnings: "Warnings",
@@ -213,9 +255,40 @@ function Warnings({ body, now }: { body: { warnings: Warning[]; total: number } 
   );
 }
 
-function Card({ item, now, onResume }: { item: Intervention; now: number; onResume: () => void }) {
+/** One intervention on a page of its own: where a notification's link leads. */
+function Linked({ id, now, version, onResume }: { id: string; now: number; version: number; onResume: (i: Intervention) => void }) {
   const [detail, setDetail] = useState<Detail | null>(null);
-  const [open, setOpen] = useState(false);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    api.detail(id).then(
+      (found) => {
+        setDetail(found);
+        setError("");
+      },
+      (e) => setError(e instanceof ApiError ? e.message : String(e)),
+    );
+  }, [id, version]);
+  return (
+    <section data-testid="linked">
+      <p>
+        <a href="#/">← all interventions</a>
+      </p>
+      {error ? (
+        <p className="state error" data-testid="error">
+          Could not load intervention {id}: {error}
+        </p>
+      ) : detail === null ? (
+        <p className="state">Loading…</p>
+      ) : (
+        <Card key={`${detail.id}-${version}`} item={detail} now={now} onResume={() => onResume(detail)} initial={detail} />
+      )}
+    </section>
+  );
+}
+
+function Card({ item, now, onResume, initial = null }: { item: Intervention; now: number; onResume: () => void; initial?: Detail | null }) {
+  const [detail, setDetail] = useState<Detail | null>(initial);
+  const [open, setOpen] = useState(initial !== null);
   const colour = TRIGGER_COLOURS[item.pause_type] ?? "#667085";
   const excerpt = item.blocker_info?.error_excerpt;
   const toggle = async () => {
@@ -231,6 +304,9 @@ function Card({ item, now, onResume }: { item: Intervention; now: number; onResu
         {item.blocker_type && <span className="badge blocker">{item.blocker_type}</span>}
         <strong>{item.project_id}</strong>
         <span className="muted">session {item.session_id}</span>
+        <a className="muted" href={`#/interventions/${encodeURIComponent(item.id)}`} title="a link to this intervention">
+          #{item.id.slice(0, 8)}
+        </a>
         <span className="muted right" data-testid="since">
           {item.resolved ? `resolved by ${item.resolved_by}` : `paused ${since(item.paused_at, now)} ago`}
         </span>

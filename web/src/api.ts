@@ -74,6 +74,54 @@ export interface Warning {
   stopped_after: boolean;
 }
 
+/** A running session as the detector sees it (KV session_summaries, via /api/fleet). */
+export interface SessionSummary {
+  project_id: string;
+  session_id: string;
+  state: "running" | "stopped" | "ended";
+  intervention_id: string | null;
+  task: { id: string; description: string } | null;
+  started_at: string | null;
+  last_event_at: string;
+  events: number;
+  retry_streak: number;
+  max_retries: number;
+  error_rate: number;
+  results: number;
+  error_rate_threshold: number;
+  error_rate_min_results: number;
+  elapsed_s: number;
+  duration_limit_s: number;
+  warnings: string[];
+  risk: number;
+  nearest: "retry_limit" | "error_rate" | "session_duration" | null;
+}
+
+export interface Cost {
+  name: string;
+  interventions: number;
+  paused_s: number;
+}
+
+export interface Overview {
+  since: string;
+  bucket: "hour" | "day";
+  totals: { interventions: number; active: number; resolved: number; warnings: number };
+  over_time: { bucket: string; trigger: string; count: number }[];
+  time_to_resume: { kind: "human" | "automatic"; count: number; p50_s: number; p90_s: number }[];
+  recovery: {
+    succeeded: number;
+    failed: number;
+    refused: number;
+    nothing_to_do: number;
+    attempted: number;
+    success_rate: number | null;
+  };
+  projects: Cost[];
+  blockers: Cost[];
+  notifications: { channel: string; status: string; count: number }[];
+}
+
 export class ApiError extends Error {
   constructor(
     message: string,
@@ -128,6 +176,12 @@ export const api = {
     ),
   warnings: (project?: string, limit = 50) =>
     call<{ warnings: Warning[]; total: number }>(`/api/warnings${query({ project_id: project, limit })}`),
+  overview: (project?: string, days = 7) =>
+    call<Overview>(`/api/overview${query({ project_id: project, days })}`),
+  fleet: (project?: string, include: "running" | "all" = "running") =>
+    call<{ sessions: SessionSummary[]; total: number; ready: boolean }>(
+      `/api/fleet${query({ project_id: project, include })}`,
+    ),
   detail: (id: string) => call<Detail>(`/api/interventions/${encodeURIComponent(id)}`),
   resume: (id: string, resolved_by: string, resolution_notes: string) =>
     call<Intervention>(`/api/interventions/${encodeURIComponent(id)}/resume`, {

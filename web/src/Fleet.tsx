@@ -1,0 +1,86 @@
+import type { SessionSummary } from "./api";
+import { duration, since } from "./format";
+
+const LIMIT_NAMES: Record<string, string> = {
+  retry_limit: "retry limit",
+  error_rate: "error rate",
+  session_duration: "time budget",
+};
+
+function level(risk: number): "stop" | "near" | "ok" {
+  return risk >= 1 ? "stop" : risk >= 0.6 ? "near" : "ok";
+}
+
+function Meter({ share, label }: { share: number; label: string }) {
+  return (
+    <span className="meter" title={label}>
+      <span className={`fill ${level(share)}`} style={{ width: `${Math.min(share, 1) * 100}%` }} />
+      <span className="meter-label">{label}</span>
+    </span>
+  );
+}
+
+/** Running sessions and how close each is to a stop (the detector's summaries, live). */
+export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total: number; ready: boolean } | null; now: number }) {
+  if (body === null) return <p className="state">Loading…</p>;
+  if (body.sessions.length === 0)
+    return (
+      <p className="state" data-testid="empty">
+        {body.ready ? "No session is running: agents report here as soon as they start." : "Reading the detector's summaries…"}
+      </p>
+    );
+  return (
+    <>
+      <p className="summary" data-testid="fleet-summary">
+        {body.total} running {body.total === 1 ? "session" : "sessions"}, nearest to a stop first
+        {body.total > body.sessions.length ? ` (the first ${body.sessions.length})` : ""}
+      </p>
+      <table className="fleet" data-testid="fleet">
+        <thead>
+          <tr>
+            <th>session</th>
+            <th>nearest stop</th>
+            <th>retry streak</th>
+            <th>error rate</th>
+            <th>time used</th>
+            <th>warned of</th>
+            <th>last event</th>
+          </tr>
+        </thead>
+        <tbody>
+          {body.sessions.map((s) => {
+            const failuresAllowed = Math.max(Math.floor(s.error_rate_threshold * Math.max(s.results, s.error_rate_min_results)), 1);
+            const failures = Math.round(s.error_rate * s.results);
+            return (
+              <tr key={`${s.project_id}/${s.session_id}`} className={level(s.risk)} data-testid="fleet-row" data-session={s.session_id}>
+                <td>
+                  <strong>{s.project_id}</strong>
+                  <div className="muted">{s.session_id}</div>
+                  {s.task && <div className="muted">task {s.task.id}: {s.task.description}</div>}
+                </td>
+                <td data-testid="nearest">
+                  <span className={`badge risk ${level(s.risk)}`}>{Math.round(s.risk * 100)} %</span>{" "}
+                  {s.nearest ? LIMIT_NAMES[s.nearest] : "—"}
+                </td>
+                <td data-testid="retry">
+                  <Meter share={s.max_retries ? s.retry_streak / s.max_retries : 0} label={`${s.retry_streak} of ${s.max_retries}`} />
+                </td>
+                <td>
+                  <Meter
+                    share={failures / failuresAllowed}
+                    label={`${Math.round(s.error_rate * 100)} % of ${s.results} (limit ${Math.round(s.error_rate_threshold * 100)} %)`}
+                  />
+                </td>
+                <td>
+                  <Meter share={s.duration_limit_s ? s.elapsed_s / s.duration_limit_s : 0} label={`${duration(s.elapsed_s)} of ${duration(s.duration_limit_s)}`} />
+                </td>
+                <td data-testid="warned">{s.warnings.length ? s.warnings.join(", ") : <span className="muted">—</span>}</td>
+                <td className="muted">{since(s.last_event_at, now)} ago</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </>
+  );
+}
