@@ -1,7 +1,8 @@
-"""A scripted agent that gets stuck, for `make run` and `demo`: no real commands are run.
+"""A scripted agent that gets stuck, for `make run` and `demo`: it runs no real commands.
 
 First session: a retry loop on `npm start`, stopped by the detector; with --loop a second
-session then hits a port conflict. Started by the orchestrator after a resume (the resume brief
+session then hits a port conflict on a port a stale dev server really holds (so recovery really
+frees it and resumes the session). Started by the orchestrator after a resume (the resume brief
 in $YOKEFLOW_RESUME_CONTEXT_FILE), it announces what it continues and finishes its task.
 """
 
@@ -10,6 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -36,6 +40,20 @@ async def retry_loop_session(session: AgentSession, attempts: int = 8) -> Sessio
         return paused
     await session.end("completed")
     return None
+
+
+def _stale_dev_server(workspace: Path, port: int) -> subprocess.Popen[bytes] | None:
+    """A forgotten dev server holding the port, in the demo project's registered workspace:
+    what recovery may stop (its process, its user, its workspace, a registered port). None when
+    something else already holds the port: recovery then refuses to touch it, as it should."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    hold = (f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); "
+            "s.listen(); time.sleep(600)")  # fmt: skip
+    return subprocess.Popen([sys.executable, "-c", hold], cwd=workspace, start_new_session=True)
 
 
 async def port_conflict_session(session: AgentSession, port: int = 5173) -> SessionPaused | None:
@@ -86,12 +104,25 @@ async def main_async(loop: bool) -> None:
         scenarios = [retry_loop_session, port_conflict_session] if loop else [retry_loop_session]
         for scenario in scenarios:
             session = AgentSession(nc, project, workspace=workspace.resolve(), task=task)
-            paused = await scenario(session)
-            if paused is not None:
-                path = await session.stop_for_pause(paused)
-                print(f"demo agent: session {session.session_id} paused: {paused.control.reason}")
-                print(f"demo agent: blocker entry written to {path}")
-            await asyncio.sleep(2)
+            stale = None
+            if scenario is port_conflict_session:
+                workspace.mkdir(parents=True, exist_ok=True)
+                stale = _stale_dev_server(workspace, 5173)
+            try:
+                paused = await scenario(session)
+                if paused is not None:
+                    path = await session.stop_for_pause(paused)
+                    print(
+                        f"demo agent: session {session.session_id} paused: {paused.control.reason}"
+                    )
+                    print(f"demo agent: blocker entry written to {path}")
+                for _ in range(150 if stale else 20):  # recovery stops the stale server
+                    if stale is not None and stale.poll() is not None:
+                        break
+                    await asyncio.sleep(0.1)
+            finally:
+                if stale is not None and stale.poll() is None:
+                    stale.kill()
     finally:
         await nc.close()
 

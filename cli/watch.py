@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TextIO
@@ -52,8 +53,14 @@ def _clip(value: object, limit: int = _TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _session(session_id: object) -> str:
+    """Session ids are UUIDs in practice: their first 8 characters tell them apart on screen."""
+    text = str(session_id or "?")
+    return text[:8] if len(text) > 12 else text
+
+
 def _where(body: dict[str, Any]) -> str:
-    return _clip(f"{body.get('project_id', '?')}/{body.get('session_id', '?')}", 80)
+    return _clip(f"{body.get('project_id', '?')}/{_session(body.get('session_id'))}", 80)
 
 
 def _short(intervention_id: object) -> str:
@@ -76,7 +83,7 @@ def describe(subject: str, data: bytes) -> Line | None:
                     f"{_clip(body.get('reason', ''))}{consumer}")  # fmt: skip
     if subject == Subjects.command("record_next_session"):
         return Line("next session", "good", _short(body.get("intervention_id")),
-                    f"session {body.get('session_id', '?')} started with the resume brief")  # fmt: skip
+                    f"session {_session(body.get('session_id'))} started with the resume brief")  # fmt: skip
     kind = subject.split(".")[1] if subject.count(".") >= 2 else ""
     blocker = f" [{body['blocker_type']}]" if body.get("blocker_type") else ""
     ref = _short(body.get("intervention_id"))
@@ -135,8 +142,15 @@ async def watch(nats_url: str, out: TextIO, colour: bool, stop: asyncio.Event) -
 
     nc = await connect(nats_url, "yokeflow-watch")
 
+    # A redelivered resume makes the orchestrator ask again; the pauser records only the first.
+    next_sessions: deque[str] = deque(maxlen=1000)
+
     async def show(msg: Msg) -> None:
         line = describe(msg.subject, msg.data)
+        if line is not None and line.kind == "next session":
+            if line.where in next_sessions:
+                return
+            next_sessions.append(line.where)
         if line is not None:
             out.write(render(line, colour) + "\n")
             out.flush()

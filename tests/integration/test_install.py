@@ -151,11 +151,20 @@ async def test_an_installed_copy_runs_every_service_and_the_dashboard_with_up_co
     status, _ = _get(f"{base}/api/interventions/nope/resume", token=token, method="POST")
     assert status == 422  # past the token check: the (empty) body is what is wrong
 
+    # The API, as its role on the bus, watches the detector's session summaries.
+    def fleet_ready() -> bool:
+        status, body = _get(f"{base}/api/fleet", token=token)
+        return status == 200 and json.loads(body)["ready"] is True
+
+    await eventually(fleet_ready, timeout=30, what="the fleet view's watch")
+
     os.killpg(up.pid, signal.SIGINT)
     assert up.wait(60) == 0
     assert not marker.exists(), f"a decoy package ran: {marker.read_text()}"
     log = (tmp_path / "up.log").read_text()
     assert "Dashboard:" in log and "stopped." in log
+    # Piped, the live terminal's lines are plain text.
+    assert "watching     all projects" in log and "\x1b[" not in log
 
 
 @pytest.mark.timeout(300)

@@ -10,6 +10,7 @@ from yokeflow_intervention.cli.watch import Line, describe, render, use_colour
 
 AT = datetime(2026, 12, 5, 9, 30, 15)
 IDS = {"project_id": "shop", "session_id": "s-1", "intervention_id": "0a1b2c3d-4e5f"}
+UUID = "2c95890a-4172-4c35-9ba8-ac45f1ab672f"
 
 
 def said(subject: str, body: object, colour: bool = False) -> str:
@@ -40,11 +41,16 @@ def test_each_lifecycle_event_is_one_readable_line():
     assert said("intervention.resumed.shop", {**IDS, "resolved_by": "ana",
                 "resolution_notes": "Use PORT=4000"}).endswith("0a1b2c3d by ana: Use PORT=4000")  # fmt: skip
     assert said("intervention.cmd.record_next_session", {"intervention_id": "0a1b2c3d-4e5f",
-                "session_id": "s-2"}).endswith("0a1b2c3d  session s-2 started with the resume brief")  # fmt: skip
+                "session_id": UUID}).endswith("0a1b2c3d  session 2c95890a started with the resume brief")  # fmt: skip
     assert said("agent.dlq", {"reason": "seq: must be at least 1", "original_subject":
                 "agent.events.shop.s-1", "consumer": "detector"}) == (
         "09:30:15 dead letter  agent.events.shop.s-1  seq: must be at least 1 (detector)"
     )  # fmt: skip
+
+
+def test_a_uuid_session_is_shown_by_its_first_eight_characters():
+    body = {**IDS, "session_id": UUID}
+    assert " shop/2c95890a  intervention" in said("intervention.paused.shop", body)
 
 
 def test_agent_text_stays_on_one_line_and_is_clipped():
