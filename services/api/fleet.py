@@ -68,7 +68,7 @@ class Fleet:
             finally:
                 if watcher is not None:
                     with contextlib.suppress(Exception):
-                        await watcher.stop()
+                        await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py
 
     def _apply(self, key: str, value: bytes | None, operation: str | None) -> None:
         if operation in (KV_DEL, KV_PURGE) or not value:
