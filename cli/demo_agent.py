@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -53,7 +54,13 @@ def _stale_dev_server(workspace: Path, port: int) -> subprocess.Popen[bytes] | N
             return None
     hold = (f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); "
             "s.listen(); time.sleep(600)")  # fmt: skip
-    return subprocess.Popen([sys.executable, "-c", hold], cwd=workspace, start_new_session=True)
+    server = subprocess.Popen([sys.executable, "-c", hold], cwd=workspace, start_new_session=True)
+    for _ in range(100):  # until it listens: the conflict the agent reports is real
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return server
 
 
 async def port_conflict_session(session: AgentSession, port: int = 5173) -> SessionPaused | None:
