@@ -48,7 +48,9 @@ def event(project: str, session: str, seq: int, kind: str, **fields: Any) -> dic
             "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **fields}  # fmt: skip
 
 
-async def run_session(js: Any, index: int, events: int, stuck: bool, sent: dict[str, float]) -> int:
+async def run_session(
+    js: Any, index: int, events: int, stuck: bool, sent: dict[str, float], gap: float = 0.5
+) -> int:
     project, session = f"e2e-p{index % 50}", f"e2e-s{index}"
     subject = Subjects.agent_events(project, session)
     trip_at = random.randint(3, events - 2) if stuck else -1
@@ -64,7 +66,7 @@ async def run_session(js: Any, index: int, events: int, stuck: bool, sent: dict[
     await publish(event(project, session, 1, "session_started", workspace="/w"))
     seq = 1
     for n in range((events - 1) // 2):
-        await asyncio.sleep(random.uniform(0.2, 0.8))
+        await asyncio.sleep(random.uniform(0.4 * gap, 1.6 * gap))
         seq += 1
         await publish(event(project, session, seq, "tool_call", tool="Bash",
                             input={"command": f"step {n}"}, call_id=f"c{n}"))  # fmt: skip
@@ -127,7 +129,8 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
         js = nc.jetstream()
         began = time.perf_counter()
         counts = await asyncio.gather(*(
-            run_session(js, i, args.events, i % args.stuck_every == 0, sent) for i in range(args.sessions)
+            run_session(js, i, args.events, i % args.stuck_every == 0, sent, args.gap)
+            for i in range(args.sessions)
         ))  # fmt: skip
         published_in = time.perf_counter() - began
         total = sum(counts)
@@ -167,6 +170,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--events", type=int, default=30, help="events per healthy session")
     parser.add_argument("--stuck-every", type=int, default=10, help="1 session in N gets stuck")
+    parser.add_argument("--gap", type=float, default=0.5, help="mean seconds between tool calls")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="yokeflow-e2e-") as folder:
         temp = Path(folder)

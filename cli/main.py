@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="no line per intervention event on the terminal")  # fmt: skip
     up.add_argument("--notifier-replicas", type=int, default=1, metavar="N",
                     help="notifier processes sharing the work (default 1)")  # fmt: skip
+    up.add_argument("--pauser-replicas", type=int, default=1, metavar="N",
+                    help="pauser processes sharing the work (default 1)")  # fmt: skip
     command("provision", help="create streams, consumers, KV buckets and tables; exit")
     detect = command("detect", help="replay a JSONL file of agent events offline")
     detect.add_argument("events")
@@ -339,10 +341,12 @@ def _run(args: argparse.Namespace, settings: Settings, config_file: Path | None)
     if command == "up":
         from .up import run_up
 
-        if args.notifier_replicas < 1:
-            print("up: --notifier-replicas must be at least 1", file=sys.stderr)
-            return 2
-        return run_up(settings, args.demo, args.notifier_replicas, config_file, args.quiet)
+        replicas = {"notifier": args.notifier_replicas, "pauser": args.pauser_replicas}
+        for role, count in replicas.items():
+            if count < 1:
+                print(f"up: --{role}-replicas must be at least 1", file=sys.stderr)
+                return 2
+        return run_up(settings, args.demo, replicas, config_file, args.quiet)
     if command == "embedded-postgres":
         from yokeflow_intervention.shared.embedded import EmbeddedPostgres
 

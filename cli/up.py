@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,18 +175,25 @@ class Supervisor:
                 process.kill()
 
 
+# The roles that may run as several replicas: they share their durable consumers through
+# deliver groups and every step they take is idempotent (docs/architecture.md). The detector
+# keeps per-session state in memory and runs as one.
+SCALABLE = ("pauser", "notifier")
+
+
 def service_specs(
     settings: Settings,
-    notifier_replicas: int = 1,
+    replicas: Mapping[str, int] | None = None,
     demo: bool = False,
     service_urls: dict[str, str] | None = None,
 ) -> list[ServiceSpec]:
-    """Every service process `up` runs. With `demo` and no `agent_command` of the user's, the
-    demo agent continues sessions after a resume; otherwise a resume with no `agent_command`
-    leaves the brief for the agent's next session and starts nothing."""
+    """Every service process `up` runs (`replicas`: how many of each scalable role). With
+    `demo` and no `agent_command` of the user's, the demo agent continues sessions after a
+    resume; otherwise a resume with no `agent_command` leaves the brief for the agent's next
+    session and starts nothing."""
     specs = []
     for name in SERVICES:
-        copies = notifier_replicas if name == "notifier" else 1
+        copies = (replicas or {}).get(name, 1) if name in SCALABLE else 1
         for n in range(copies):
             label = f"{name}-{n + 1}" if copies > 1 else name
             spec = ServiceSpec(label, product_command(f"services.{name}"))
@@ -204,7 +212,7 @@ def service_specs(
 def run_up(
     settings: Settings,
     demo: bool,
-    notifier_replicas: int = 1,
+    replicas: Mapping[str, int] | None = None,
     config_file: Path | None = None,
     quiet: bool = False,
 ) -> int:
@@ -228,7 +236,7 @@ def run_up(
     if demo:  # the registered workspace of the demo project, and its agents' credentials
         (settings.data_dir.resolve() / "demo-workspace").mkdir(parents=True, exist_ok=True)
         env["YOKEFLOW_DEMO_AGENT_NATS_URL"] = infra.agent_urls.get(DEMO_PROJECT, infra.nats_url)
-    for spec in service_specs(settings, notifier_replicas, demo, infra.service_urls):
+    for spec in service_specs(settings, replicas, demo, infra.service_urls):
         supervisor.start(spec)
     if demo:
         supervisor.start(

@@ -45,7 +45,8 @@ from ..infra import TestInfra
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-SERVICES = ("detector", "pauser", "notifier-1", "notifier-2", "recovery", "orchestrator", "api")
+SERVICES = ("detector", "pauser-1", "pauser-2", "notifier-1", "notifier-2", "recovery", "orchestrator",
+            "api")  # fmt: skip
 RETRY_LOOPS, PORT_CONFLICTS, HEALTHY = 12, 6, 10
 # A notice whose sender died, lost PostgreSQL, or had its message redelivered mid-send (a
 # consumer leader moving) is sent again under the same webhook-id, and the receiver drops the

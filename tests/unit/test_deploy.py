@@ -87,6 +87,7 @@ def test_compose_runs_every_role_after_provisioning():
         )
         assert "healthcheck" in services[name]
     assert services["notifier"]["deploy"]["replicas"] == 3
+    assert services["pauser"]["deploy"]["replicas"] == 2
     env = services["detector"]["environment"]
     assert env["YOKEFLOW_STREAM_REPLICAS"] == "3" and env["NATS_URL"].count("nats://") == 3
     for node in ("nats-1", "nats-2", "nats-3"):
@@ -120,6 +121,8 @@ def test_kubernetes_manifests_deploy_every_role_with_probes():
     api = deployments["yokeflow-api"]["spec"]["template"]["spec"]["containers"][0]
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert deployments["yokeflow-pauser"]["spec"]["replicas"] >= 2
+    assert deployments["yokeflow-detector"]["spec"]["replicas"] == 1  # per-session state
     hpa = next(d for d in documents if d["kind"] == "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "yokeflow-notifier"
     job = next(d for d in documents if d["kind"] == "Job")
@@ -140,6 +143,28 @@ def test_plain_up_starts_no_demo_agent_and_up_demo_does():
     assert "YOKEFLOW_AGENT_COMMAND" not in own["orchestrator"].env  # the user's command wins
     for spec in plain.values():
         assert spec.argv[1:3] == ["-P", "-m"] and spec.argv[3].startswith("yokeflow_intervention.")
+
+
+def test_up_runs_pausers_and_notifiers_as_replicas_each_with_its_roles_url():
+    from yokeflow_intervention.cli.up import service_specs
+    from yokeflow_intervention.shared.settings import Settings
+
+    urls = {role: f"nats://{role}:x@127.0.0.1:4222" for role in ("pauser", "notifier", "detector")}
+    specs = service_specs(
+        Settings(), {"pauser": 2, "notifier": 3, "detector": 5}, service_urls=urls
+    )
+    names = [s.name for s in specs]
+    assert names.count("detector") == 1  # per-session state in memory: one replica
+    assert [n for n in names if n.startswith("pauser")] == ["pauser-1", "pauser-2"]
+    assert [n for n in names if n.startswith("notifier")] == [
+        "notifier-1",
+        "notifier-2",
+        "notifier-3",
+    ]
+    for spec in specs:
+        role = spec.name.split("-")[0]
+        if role in urls:
+            assert spec.env["NATS_URL"] == urls[role]
 
 
 def test_the_deployment_nats_users_are_current_and_the_server_accepts_them(tmp_path):

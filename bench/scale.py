@@ -1,0 +1,124 @@
+"""Scale figures on the embedded stack (not a test).
+
+1. Pauses per second with 1 and 2 pauser replicas, in the same run: a burst of interventions
+   (distinct sessions) is published to `intervention.detected`; the time from the first publish
+   until every session's KV control state says `paused`.
+2. Many concurrent sessions (`--sessions`, default 100,000) through detector, pauser and
+   notifier with realistic gaps between events (bench/e2e.py's load: a tool call about every
+   20 s per session, 1 session in 1,000 stuck):
+   peak memory (RSS) per service and the latency from a triggering event to KV `paused`.
+
+Usage: python bench/scale.py [--pauses 3000] [--sessions 100000] [--events 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from e2e import measure  # noqa: E402  (bench/ is this script's folder)
+from yokeflow_agent.contract import Intervention, Subjects  # noqa: E402
+
+from yokeflow_intervention.shared.bus import provision  # noqa: E402
+from yokeflow_intervention.shared.db import migrate  # noqa: E402
+from yokeflow_intervention.shared.embedded import throwaway_stack  # noqa: E402
+from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
+
+
+async def pause_rate(
+    nats_url: str, database_url: str, temp: Path, replicas: int, count: int
+) -> float:
+    """Pauses per second that `replicas` pausers sustain on a burst of `count` interventions."""
+    nc = await nats.connect(nats_url)
+    project = f"scale-{replicas}"
+    paused: set[str] = set()
+    done = asyncio.Event()
+
+    async def on_control(msg: nats.aio.msg.Msg) -> None:
+        if msg.data and json.loads(msg.data).get("state") == "paused":
+            paused.add(msg.subject)
+            if len(paused) >= count:
+                done.set()
+
+    await nc.subscribe(f"$KV.session_control.session.{project}.>", cb=on_control)
+    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url}
+    logs = [temp / f"pauser-{replicas}-{n}.log" for n in range(replicas)]
+    processes = [
+        subprocess.Popen(product_command("services.pauser"), env=env, cwd=ROOT,
+                         stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        for log in logs
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not all(b'"msg": "ready' in log.read_bytes() for log in logs):  # bound its consumers
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the pausers did not start; see {temp}")
+            await asyncio.sleep(0.1)
+        js = nc.jetstream()
+        now = datetime.now(UTC)
+        began = time.perf_counter()
+        for start in range(0, count, 500):
+            await asyncio.gather(*(
+                js.publish(Subjects.detected(project), Intervention(
+                    intervention_id=f"{project}-i{n}", project_id=project, session_id=f"s{n}",
+                    trigger="retry_limit", reason="Command attempted 4 times: npm test",
+                    detected_at=now).model_dump_json().encode(),
+                    headers={"Nats-Msg-Id": f"{project}-i{n}"})
+                for n in range(start, min(start + 500, count))
+            ))  # fmt: skip
+        await asyncio.wait_for(done.wait(), 300)
+        return count / (time.perf_counter() - began)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+        await nc.close()
+
+
+async def pauser_figures(
+    args: argparse.Namespace, nats_url: str, database_url: str, temp: Path
+) -> None:
+    nc = await nats.connect(nats_url)
+    await provision(nc)
+    await nc.close()
+    await migrate(database_url)
+    one = await pause_rate(nats_url, database_url, temp, 1, args.pauses)
+    two = await pause_rate(nats_url, database_url, temp, 2, args.pauses)
+    print(f"pauses per second, {args.pauses} interventions: 1 pauser {one:,.0f}/s, "
+          f"2 pausers {two:,.0f}/s (x{two / one:.2f})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pauses", type=int, default=3000)
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=5, help="events per healthy session")
+    parser.add_argument("--stuck-every", type=int, default=1000, help="1 session in N gets stuck")
+    parser.add_argument("--gap", type=float, default=20.0, help="mean seconds between tool calls")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="yokeflow-scale-") as folder:
+        temp = Path(folder)
+        with throwaway_stack(temp / "pausers") as (nats_url, database_url):
+            asyncio.run(pauser_figures(args, nats_url, database_url, temp))
+        if args.sessions:
+            with throwaway_stack(temp / "sessions") as (nats_url, database_url):
+                asyncio.run(measure(args, nats_url, database_url, temp))
+
+
+if __name__ == "__main__":
+    main()
