@@ -21,6 +21,8 @@ __all__ = [
     "INTERVENTIONS",
     "NOTIFICATIONS",
     "RECOVERIES",
+    "SESSIONS_EVICTED",
+    "SESSIONS_IN_MEMORY",
     "WARNINGS",
     "read_consumer_lag",
     "serve_metrics",
@@ -58,6 +60,14 @@ RECOVERIES = Counter(
     "yokeflow_recoveries_total",
     "Automatic recovery steps, by action and outcome.",
     ["action", "status"],
+)
+SESSIONS_IN_MEMORY = Gauge(
+    "yokeflow_detector_sessions_in_memory",
+    "Sessions the detector holds in memory (idle ones are evicted)",
+)
+SESSIONS_EVICTED = Counter(
+    "yokeflow_detector_sessions_evicted_total",
+    "Idle sessions moved from memory to their checkpoint",
 )
 CONSUMER_PENDING = Gauge(
     "yokeflow_consumer_pending", "Messages not yet delivered to a durable consumer.", ["consumer"]

@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     warn_before_stop: bool = True
     # The share of session_duration_limit after which the session is warned of its budget.
     duration_warning_share: float = Field(default=0.8, gt=0.0, lt=1.0)
+    # A session with no event for this long (seconds, wall clock) leaves the detector's memory:
+    # its state goes to its checkpoint and comes back, exactly, with its next event.
+    detector_idle_evict_s: float = Field(default=600.0, gt=0)
     # Extra regular expressions per blocker type, checked after the built-in ones.
     critical_patterns: dict[str, list[str]] = Field(default_factory=dict)
     # Blocker types the recovery service has an automatic action for.

@@ -28,7 +28,7 @@ from yokeflow_intervention.shared.runtime import (
 )
 
 from .rules import DetectionConfig
-from .service import SUMMARY_INTERVAL_S, Detector
+from .service import EVICTION_INTERVAL_S, SUMMARY_INTERVAL_S, Detector
 
 __all__ = ["create_app"]
 
@@ -79,6 +79,13 @@ def create_app(context: ServiceContext) -> FastStream:
             await detector.publish_summaries()
 
     run_periodically(app, SUMMARY_INTERVAL_S, publish_summaries, "publishing session summaries")
+
+    async def evict_idle() -> None:
+        if detector is not None:
+            await detector.evict_idle(context.settings.detector_idle_evict_s)
+
+    sweep = min(EVICTION_INTERVAL_S, max(context.settings.detector_idle_evict_s / 2, 0.5))
+    run_periodically(app, sweep, evict_idle, "evicting idle sessions")
     context.instrument(app, lambda: broker.connection.jetstream(), consumers)
 
     return app

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from yokeflow_agent.contract import (
     AgentEvent,
@@ -106,6 +106,18 @@ _FAILURE_TEXT_LIMIT = 4000
 _ALTERNATION_LENGTH = 6
 # A failure whose text keeps changing among at most this many texts is the same failure.
 _ROTATING_TEXTS = 3
+T = TypeVar("T")
+_SEEN_IDS = 64
+_ROUNDS = 8
+_SIGNATURES = 512  # distinct calls (and error texts) a session remembers
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -219,7 +231,35 @@ def _label(tool: str | None, tool_input: dict[str, Any] | None) -> str:
     return label if len(label) <= 120 else label[:117] + "..."
 
 
-@dataclass(frozen=True)
+class RecentIds:
+    """The last `size` ids added (a dict keeps their order, and looks them up)."""
+
+    __slots__ = ("_ids", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._ids: dict[str, None] = {}
+        self._size = size
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def add(self, item: str) -> None:
+        self._ids[item] = None
+        if len(self._ids) > self._size:
+            del self._ids[next(iter(self._ids))]
+
+
+def _push(items: list[T], item: T, limit: int) -> None:
+    """Append, forgetting the oldest past `limit` (a short list is smaller than a deque)."""
+    items.append(item)
+    if len(items) > limit:
+        del items[0]
+
+
+@dataclass(frozen=True, slots=True)
 class _Completed:
     """A finished call, as the loop rule compares them."""
 
@@ -229,14 +269,14 @@ class _Completed:
     fingerprint: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _Streak:
     fingerprint: str
     count: int
     text: str
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionState:
     """What the detector remembers about one session (within one resume epoch)."""
 
@@ -252,7 +292,9 @@ class SessionState:
     intervened: str | None = None
     # Service bookkeeping: the stream sequence this epoch began at (events before it are stale).
     epoch_start: int = 1
-    seen_event_ids: set[str] = field(default_factory=set)
+    # The latest event ids, to drop a redelivered or replayed event (the stream drops an event
+    # published again within its duplicate window); bounded, so a long session stays small.
+    seen_event_ids: RecentIds = field(default_factory=lambda: RecentIds(_SEEN_IDS))
     pending_calls: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     calls_per_signature: dict[str, int] = field(default_factory=dict)
@@ -271,16 +313,13 @@ class SessionState:
     # Parallel rounds: calls announced before any of their results; the last rounds closed.
     round_calls: list[str] = field(default_factory=list)
     round_open: bool = False
-    rounds: deque[frozenset[str]] = field(default_factory=lambda: deque(maxlen=8))
+    rounds: list[frozenset[str]] = field(default_factory=list)  # the last 8
     unique_errors: set[str] = field(default_factory=set)
     # The patterns this epoch was already warned of (a warning is given once).
     warned: set[str] = field(default_factory=set)
-    completed: deque[_Completed] = field(init=False)
-    results: deque[bool] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.completed = deque(maxlen=max(2 * self.loop_length, _ALTERNATION_LENGTH))
-        self.results = deque(maxlen=self.window)
+    # The last max(2 * loop_length, 6) finished calls, and the last `window` outcomes.
+    completed: list[_Completed] = field(default_factory=list)
+    results: list[bool] = field(default_factory=list)
 
     @classmethod
     def new(cls, project_id: str, session_id: str, config: DetectionConfig) -> SessionState:
@@ -290,6 +329,55 @@ class SessionState:
             loop_length=config.loop_repeat_threshold,
             window=config.error_rate_window,
         )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the rules remember, as JSON-able data: a session evicted from memory is
+        restored from it exactly (`from_snapshot`), without replaying its events."""
+        return {
+            "project_id": self.project_id, "session_id": self.session_id,
+            "loop_length": self.loop_length, "window": self.window,
+            "started_at": _iso(self.started_at), "last_event_at": _iso(self.last_event_at),
+            "events": self.events, "workspace": self.workspace,
+            "task": self.task.model_dump() if self.task else None,
+            "intervened": self.intervened, "epoch_start": self.epoch_start,
+            "seen_event_ids": list(self.seen_event_ids), "pending_calls": self.pending_calls,
+            "labels": self.labels, "calls_per_signature": self.calls_per_signature,
+            "streaks": {k: [v.fingerprint, v.count, v.text] for k, v in self.streaks.items()},
+            "failing": {k: [n, sorted(texts)] for k, (n, texts) in self.failing.items()},
+            "error_streak": list(self.error_streak), "missing": self.missing,
+            "messages_since_call": self.messages_since_call, "empty_replies": self.empty_replies,
+            "message_streak": list(self.message_streak), "round_calls": self.round_calls,
+            "round_open": self.round_open, "rounds": [sorted(r) for r in self.rounds],
+            "unique_errors": sorted(self.unique_errors), "warned": sorted(self.warned),
+            "completed": [[c.signature, c.ok, c.exit_code, c.fingerprint] for c in self.completed],
+            "results": list(self.results),
+        }  # fmt: skip
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> SessionState:
+        state = cls(
+            project_id=data["project_id"], session_id=data["session_id"],
+            loop_length=data["loop_length"], window=data["window"],
+            started_at=_from_iso(data["started_at"]), last_event_at=_from_iso(data["last_event_at"]),
+            events=data["events"], workspace=data["workspace"],
+            task=Task.model_validate(data["task"]) if data["task"] else None,
+            intervened=data["intervened"], epoch_start=data["epoch_start"],
+            pending_calls=data["pending_calls"], labels=data["labels"],
+            calls_per_signature=data["calls_per_signature"],
+            streaks={k: _Streak(f, n, t) for k, (f, n, t) in data["streaks"].items()},
+            failing={k: (n, frozenset(t)) for k, (n, t) in data["failing"].items()},
+            error_streak=(data["error_streak"][0], data["error_streak"][1]), missing=data["missing"],
+            messages_since_call=data["messages_since_call"], empty_replies=data["empty_replies"],
+            message_streak=(data["message_streak"][0], data["message_streak"][1]),
+            round_calls=data["round_calls"], round_open=data["round_open"],
+            unique_errors=set(data["unique_errors"]), warned=set(data["warned"]),
+        )  # fmt: skip
+        for event_id in data["seen_event_ids"]:
+            state.seen_event_ids.add(event_id)
+        state.rounds = [frozenset(r) for r in data["rounds"]]
+        state.completed = [_Completed(*c) for c in data["completed"]]
+        state.results = list(data["results"])
+        return state
 
     def retry_stats(self) -> RetryStats:
         repeats = [n - 1 for n in self.calls_per_signature.values() if n > 1]
@@ -315,14 +403,24 @@ def _excerpt(text: str) -> str:
 
 def _on_tool_call(state: SessionState, event: ToolCall, config: DetectionConfig) -> _Verdict | None:
     signature = call_signature(event.tool, event.input, config.signature_ignore_keys)
-    state.labels.setdefault(signature, _label(event.tool, event.input))
     state.messages_since_call = 0
     if not state.round_open:  # results came in since the last call: a new round starts
         state.round_calls, state.round_open = [], True
     state.round_calls.append(signature)
     if event.call_id is not None:
         state.pending_calls[event.call_id] = signature
-    state.calls_per_signature[signature] = state.calls_per_signature.get(signature, 0) + 1
+        if len(state.pending_calls) > _SIGNATURES:  # calls whose results never came
+            del state.pending_calls[next(iter(state.pending_calls))]
+    # Counts per call, most recently used last; past _SIGNATURES distinct calls the least
+    # recently used is forgotten (a long session's memory stays bounded; retry_stats then
+    # count the recent calls).
+    count = state.calls_per_signature.pop(signature, 0) + 1
+    state.calls_per_signature[signature] = count
+    state.labels[signature] = state.labels.pop(signature, "") or _label(event.tool, event.input)
+    if len(state.calls_per_signature) > _SIGNATURES:
+        oldest = next(iter(state.calls_per_signature))
+        del state.calls_per_signature[oldest]
+        state.labels.pop(oldest, None)
     streak = state.streaks.get(signature)
     if streak is not None and streak.count >= config.max_retries:
         return _Verdict(
@@ -392,7 +490,7 @@ def _close_round(state: SessionState, config: DetectionConfig) -> str | None:
     state.round_open = False
     if len(state.round_calls) < 2:
         return None
-    state.rounds.append(frozenset(state.round_calls))
+    _push(state.rounds, frozenset(state.round_calls), _ROUNDS)
     n = config.loop_repeat_threshold
     last = list(state.rounds)[-n:]
     if len(last) == n and len(set(last)) == 1:
@@ -420,15 +518,17 @@ def _on_tool_result(
     else:
         failures, texts = state.failing.get(signature, (0, frozenset()))
         state.failing[signature] = (failures + 1, texts | {fingerprint})
-        state.unique_errors.add(fingerprint)
+        if len(state.unique_errors) < _SIGNATURES:  # "at least N" past that
+            state.unique_errors.add(fingerprint)
         streak = state.streaks.get(signature)
         if streak is not None and streak.fingerprint == fingerprint:
             streak.count += 1
-            streak.text = text
+            streak.text = _excerpt(text)  # what an intervention quotes; all a streak keeps
         else:
-            state.streaks[signature] = _Streak(fingerprint, 1, text)
-    state.completed.append(_Completed(signature, result.ok, result.exit_code, fingerprint))
-    state.results.append(result.ok)
+            state.streaks[signature] = _Streak(fingerprint, 1, _excerpt(text))
+    _push(state.completed, _Completed(signature, result.ok, result.exit_code, fingerprint),
+          max(2 * state.loop_length, _ALTERNATION_LENGTH))  # fmt: skip
+    _push(state.results, result.ok, state.window)
 
     if not result.ok:
         verdict = _critical(state, text, config)
@@ -480,7 +580,8 @@ def _repeated_error(
     last, count = state.error_streak
     count = count + 1 if fingerprint == last else 1
     state.error_streak = (fingerprint, count)
-    state.unique_errors.add(fingerprint)
+    if len(state.unique_errors) < _SIGNATURES:
+        state.unique_errors.add(fingerprint)
     if count >= config.loop_repeat_threshold:
         return _Verdict(
             trigger="loop_pattern",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -32,7 +33,12 @@ from yokeflow_agent.contract import (
 )
 
 from yokeflow_intervention.shared.bus import publish_event
-from yokeflow_intervention.shared.metrics import INTERVENTIONS, WARNINGS
+from yokeflow_intervention.shared.metrics import (
+    INTERVENTIONS,
+    SESSIONS_EVICTED,
+    SESSIONS_IN_MEMORY,
+    WARNINGS,
+)
 
 from .rules import DetectionConfig, SessionState, evaluate, foresee, summarise
 from .sessions import SessionBook
@@ -50,6 +56,7 @@ def _checkpoint_key(project_id: str, session_id: str) -> str:
 # the hot path: an event only marks its session as changed.
 SUMMARY_INTERVAL_S = 1.0
 _SUMMARY_PUTS_IN_FLIGHT = 256
+EVICTION_INTERVAL_S = 30.0  # how often idle sessions are looked for (detector_idle_evict_s)
 
 
 class Detector:
@@ -180,21 +187,61 @@ class Detector:
                 log.warning("%d session summaries not published: %r", len(failed), failed[0])
         return len(items)
 
-    async def _save_checkpoint(self, state: SessionState, intervention_id: str | None) -> None:
-        value = json.dumps({"epoch_start": state.epoch_start, "intervention_id": intervention_id})
+    async def _save_checkpoint(
+        self, state: SessionState, intervention_id: str | None, snapshot: bool = False
+    ) -> None:
+        """The session's epoch and intervention; with `snapshot`, its whole state too (when it
+        leaves memory). Any other write replaces a snapshot: a snapshot is valid only while the
+        session is out of memory, so a crash never restores a state older than its events."""
+        checkpoint: dict[str, object] = {"epoch_start": state.epoch_start,
+                                         "intervention_id": intervention_id}  # fmt: skip
+        if snapshot:
+            checkpoint["state"] = state.snapshot()
         await self.checkpoints.put(
-            _checkpoint_key(state.project_id, state.session_id), value.encode()
+            _checkpoint_key(state.project_id, state.session_id), json.dumps(checkpoint).encode()
         )
 
+    async def evict_idle(self, idle_s: float) -> int:
+        """Move every session idle for `idle_s` seconds from memory to its checkpoint (a
+        snapshot of its state, restored exactly by its next event, with no replay). Returns how
+        many left memory."""
+        evicted = 0
+        for state in self.book.idle(time.monotonic() - idle_s):
+            events = state.events
+            try:
+                await self._save_checkpoint(state, state.intervened, snapshot=True)
+            except Exception as exc:  # too large, NATS away: it stays in memory for now
+                log.warning(
+                    "session %s/%s not evicted: %r", state.project_id, state.session_id, exc
+                )
+                continue
+            if state.events != events:  # an event came in meanwhile: keep it, drop the snapshot
+                await self._save_checkpoint(state, state.intervened)
+                continue
+            self.book.drop(state.project_id, state.session_id)
+            self._changed.pop((state.project_id, state.session_id), None)
+            evicted += 1
+        SESSIONS_EVICTED.inc(evicted)
+        SESSIONS_IN_MEMORY.set(len(self.book))
+        if evicted:
+            log.info("evicted %d idle sessions; %d in memory", evicted, len(self.book))
+        return evicted
+
     async def _restore(self, event: AgentEvent, stream_seq: int) -> SessionState:
-        state = self.book.start_epoch(event.project_id, event.session_id)
-        if isinstance(event, SessionStarted):
-            return state  # nothing can precede a session's start
+        if isinstance(event, SessionStarted):  # nothing can precede a session's start
+            return self.book.start_epoch(event.project_id, event.session_id)
         try:
             entry = await self.checkpoints.get(_checkpoint_key(event.project_id, event.session_id))
             checkpoint = json.loads(entry.value or b"{}")
         except KeyNotFoundError:
             checkpoint = {}
+        if "state" in checkpoint:
+            # Evicted while idle: its state, exactly as it left memory. The snapshot is spent
+            # at once (a crash later must replay, not go back to it).
+            state = self.book.adopt(SessionState.from_snapshot(checkpoint["state"]))
+            await self._save_checkpoint(state, state.intervened)
+            return state
+        state = self.book.start_epoch(event.project_id, event.session_id)
         state.epoch_start = int(checkpoint.get("epoch_start", 1))
         replayed = 0
         verdict: Intervention | None = None

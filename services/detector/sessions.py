@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,27 +43,49 @@ class Outcome:
 
 
 class SessionBook:
-    """Per-session state, keyed by (project_id, session_id)."""
+    """Per-session state, keyed by (project_id, session_id), least recently fed first (so the
+    service finds idle sessions without scanning them all)."""
 
-    def __init__(self, config: DetectionConfig) -> None:
+    def __init__(
+        self, config: DetectionConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
-        self._states: dict[SessionKey, SessionState] = {}
+        self._states: OrderedDict[SessionKey, tuple[SessionState, float]] = OrderedDict()
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._states)
 
     def get(self, project_id: str, session_id: str) -> SessionState | None:
-        return self._states.get((project_id, session_id))
+        found = self._states.get((project_id, session_id))
+        return found[0] if found else None
+
+    def adopt(self, state: SessionState) -> SessionState:
+        """Hold a state restored from elsewhere (an evicted session's snapshot)."""
+        self._states[(state.project_id, state.session_id)] = (state, self._clock())
+        return state
 
     def start_epoch(self, project_id: str, session_id: str) -> SessionState:
         """A fresh state: for a new session, or after a human resumed an intervened one."""
-        state = SessionState.new(project_id, session_id, self.config)
-        self._states[(project_id, session_id)] = state
-        return state
+        return self.adopt(SessionState.new(project_id, session_id, self.config))
 
     def drop(self, project_id: str, session_id: str) -> None:
         self._states.pop((project_id, session_id), None)
 
+    def idle(self, older_than: float) -> list[SessionState]:
+        """The sessions last fed before the clock read `older_than`, oldest first."""
+        found = []
+        for state, touched in self._states.values():
+            if touched >= older_than:
+                break
+            found.append(state)
+        return found
+
     def feed(self, event: AgentEvent) -> Outcome:
         key = (event.project_id, event.session_id)
-        state = self._states.get(key) or self.start_epoch(*key)
+        held = self._states.pop(key, None)
+        state = held[0] if held else SessionState.new(*key, self.config)
+        self._states[key] = (state, self._clock())
         intervention = evaluate(state, event, self.config)
         warning = None if intervention is not None else foresee(state, event, self.config)
         if isinstance(event, SessionEnded):

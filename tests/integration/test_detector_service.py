@@ -111,3 +111,38 @@ async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
     assert 'yokeflow_messages_handled_total{consumer="detector",outcome="acked"}' in text
     assert 'yokeflow_handler_seconds_count{consumer="detector"}' in text
     assert 'yokeflow_consumer_ack_pending{consumer="detector"}' in text
+
+
+async def test_an_idle_session_leaves_memory_and_comes_back_exactly_without_a_replay(
+    nc, services, unique
+):
+    """Evicted after a second of silence, the session's retry count survives in its snapshot:
+    the 4th identical failing call is still stopped, and no consumer was made to replay it."""
+    from yokeflow_agent.client import AgentSession, SessionPaused
+
+    project = unique("idle")
+    detector = services.start("detector", YOKEFLOW_DETECTOR_IDLE_EVICT_S="1")
+    agent = AgentSession(nc, project)
+    await agent.start()
+    for _ in range(2):
+        call = await agent.tool_call("Bash", {"command": "npm test"})
+        await agent.tool_result(call, "Bash", ok=False, exit_code=1, error="FAIL src/a.test.ts")
+    log = services.log_of[detector.pid]
+    await eventually(lambda: "evicted 1 idle sessions" in log.read_text(), timeout=15,
+                     what="the idle session evicted")  # fmt: skip
+    kv = await nc.jetstream().key_value("detector_checkpoints")
+    checkpoint = json.loads((await kv.get(f"{project}.{agent.session_id}")).value)
+    assert checkpoint["state"]["events"] == 5
+    consumers_before = (await nc.jetstream().stream_info("AGENT_EVENTS")).state.consumer_count
+
+    call = await agent.tool_call("Bash", {"command": "npm test"})
+    await agent.tool_result(call, "Bash", ok=False, exit_code=1, error="FAIL src/a.test.ts")
+    with pytest.raises(SessionPaused) as paused:
+        await agent.tool_call("Bash", {"command": "npm test"})
+    assert paused.value.control.trigger == "retry_limit"
+    assert "restored" not in log.read_text()  # from the snapshot, not by replaying the stream
+    assert (await nc.jetstream().stream_info("AGENT_EVENTS")).state.consumer_count == (
+        consumers_before
+    )
+    spent = json.loads((await kv.get(f"{project}.{agent.session_id}")).value)
+    assert "state" not in spent  # used once: a crash from now on replays instead

@@ -636,3 +636,58 @@ def test_a_success_ends_the_retry_streak_in_the_summary():
     assert state is not None and summarise(state, cfg).retry_streak == 2
     feed(book, agent.run("make", ok=True, output="built"))
     assert summarise(state, cfg).retry_streak == 0
+
+
+def test_a_snapshot_restores_a_session_exactly():
+    """An idle session leaves the detector's memory as a snapshot; restored, it goes on exactly
+    as if it had never left (the same warnings, the same stop at the same event)."""
+    import json
+
+    from yokeflow_intervention.services.detector.rules import SessionState
+
+    cfg = config()
+    agent, book = Agent(), SessionBook(cfg)
+    events = [agent.start(), *agent.run("npm test", ok=True, output="3 passed")]
+    events += [
+        agent.event("agent_message", text="Now the build."),
+        *agent.run("ls", ok=True, output="a"),
+    ]
+    for _ in range(2):
+        events += agent.run("npm start", ok=False, error="Error: boom")
+    feed(book, events)
+    kept = book.get("p1", "s1")
+    assert kept is not None
+    restored = SessionState.from_snapshot(json.loads(json.dumps(kept.snapshot())))
+    assert restored.snapshot() == kept.snapshot()
+    other = SessionBook(cfg)
+    other.adopt(restored)
+    rest = [*agent.run("npm start", ok=False, error="Error: boom"),
+            agent.event("tool_call", tool="Bash", input={"command": "npm start"})]  # fmt: skip
+    outcomes = [book.feed(e) for e in rest]
+    again = [other.feed(e) for e in rest]
+    assert [o.warning is not None for o in outcomes] == [o.warning is not None for o in again]
+    assert outcomes[-1].intervention is not None
+    assert outcomes[-1].intervention == again[-1].intervention
+
+
+def test_a_long_session_remembers_a_bounded_number_of_event_ids():
+    cfg = config(loop_repeat_threshold=10_000, max_retries=10_000)
+    agent, book = Agent(), SessionBook(cfg)
+    feed(book, [agent.start()])
+    for n in range(600):
+        feed(book, agent.run(f"step {n}", ok=True, output=str(n)))
+    state = book.get("p1", "s1")
+    assert state is not None and len(list(state.seen_event_ids)) == 64
+
+
+def test_the_book_finds_idle_sessions_least_recently_fed_first():
+    now = [0.0]
+    book = SessionBook(config(), clock=lambda: now[0])
+    a, b = Agent("a"), Agent("b")
+    book.feed(a.start())
+    now[0] = 5
+    book.feed(b.start())
+    now[0] = 10
+    book.feed(a.event("heartbeat"))
+    assert [s.session_id for s in book.idle(6)] == ["b"]
+    assert [s.session_id for s in book.idle(11)] == ["b", "a"]
