@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -176,3 +177,32 @@ class ServiceProcesses:
             f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
             for p in sorted(self.log_dir.glob("*.log"))
         )
+
+
+async def recorded_intervention(
+    db: Any,
+    project: str,
+    session: str,
+    trigger: str,
+    blocker: str | None,
+    paused_at: datetime,
+    resolved_after_s: float | None = None,
+    resolved_by: str | None = None,
+) -> str:
+    """An intervention as the pauser records it (its project and session rows too), for tests of
+    what reads them: the overview's figures and the dashboard's charts. Returns its id."""
+    ident = str(uuid.uuid4())
+    await db.execute("INSERT INTO projects (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
+                     project)  # fmt: skip
+    await db.execute("INSERT INTO sessions (id, project_id) VALUES ($1, $2)", session, project)
+    resolved_at = (
+        None if resolved_after_s is None else paused_at + timedelta(seconds=resolved_after_s)
+    )
+    await db.execute(
+        """INSERT INTO paused_sessions (id, session_id, project_id, pause_reason, pause_type,
+               blocker_type, paused_at, resolved, resolved_at, resolved_by, intervention)
+           VALUES ($1, $2, $3, 'r', $4, $5, $6, $7, $8, $9, '{}')""",
+        ident, session, project, trigger, blocker, paused_at, resolved_at is not None,
+        resolved_at, resolved_by,
+    )  # fmt: skip
+    return ident

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tests.peers import HttpPeer
 from yokeflow_intervention.services.api.app import DASHBOARD
 from yokeflow_intervention.shared.embedded import free_port
 
-from ..helpers import collect, eventually
+from ..helpers import collect, eventually, recorded_intervention
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
@@ -214,7 +213,6 @@ async def test_the_fleet_view_follows_a_session_toward_its_stop_without_a_reload
 async def seed_costs(db, project: str) -> None:
     """A week of a project's interventions, as the services would have recorded them."""
     now = datetime.now(UTC)
-    await db.execute("INSERT INTO projects (id, name) VALUES ($1, $1)", project)
     plan = [  # (trigger, blocker, days ago, resolved after s or None, resolver, recovery, notices)
         ("critical_error", "port_conflict", 6.2, 45, "auto-recovery", "succeeded", 2),
         ("retry_limit", None, 5.5, 1500, "ana", None, 3),
@@ -230,16 +228,9 @@ async def seed_costs(db, project: str) -> None:
     ]
     channels = [("slack", "sent"), ("email", "sent"), ("sms", "failed")]
     for n, (trigger, blocker, ago, after, by, recovery, notices) in enumerate(plan):
-        ident, session = str(uuid.uuid4()), f"session-{n}"
         paused_at = now - timedelta(days=ago)
-        await db.execute("INSERT INTO sessions (id, project_id) VALUES ($1, $2)", session, project)
-        await db.execute(
-            """INSERT INTO paused_sessions (id, session_id, project_id, pause_reason, pause_type,
-                   blocker_type, paused_at, resolved, resolved_at, resolved_by, intervention)
-               VALUES ($1, $2, $3, 'r', $4, $5, $6, $7, $8, $9, '{}')""",
-            ident, session, project, trigger, blocker, paused_at, after is not None,
-            paused_at + timedelta(seconds=after) if after else None, by,
-        )  # fmt: skip
+        ident = await recorded_intervention(db, project, f"session-{n}", trigger, blocker,
+                                            paused_at, after, by)  # fmt: skip
         if recovery:
             await db.execute("""INSERT INTO intervention_actions (paused_session_id, action_type,
                                 action_status) VALUES ($1, 'recovery', $2)""", ident, recovery)  # fmt: skip

@@ -9,7 +9,6 @@ import os
 import select
 import subprocess
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -20,7 +19,7 @@ from yokeflow_agent.contract import Subjects
 from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.runtime import product_command
 
-from ..helpers import eventually, service_env
+from ..helpers import eventually, recorded_intervention, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -178,20 +177,12 @@ async def test_the_overview_aggregates_what_interventions_cost(api, db, unique):
         ("retry_limit", None, 30, 600, "ana"),
         ("critical_error", "prisma_schema_error", 20, None, None),
     ]
-    await db.execute("INSERT INTO projects (id, name) VALUES ($1, $1)", project)
-    ids = []
-    for n, (trigger, blocker, ago, after, by) in enumerate(rows):
-        session, ident = f"s{n}", str(uuid.uuid4())
-        paused_at = now - timedelta(minutes=ago)
-        await db.execute("INSERT INTO sessions (id, project_id) VALUES ($1, $2)", session, project)
-        await db.execute(
-            """INSERT INTO paused_sessions (id, session_id, project_id, pause_reason, pause_type,
-                   blocker_type, paused_at, resolved, resolved_at, resolved_by, intervention)
-               VALUES ($1, $2, $3, 'r', $4, $5, $6, $7, $8, $9, '{}')""",
-            ident, session, project, trigger, blocker, paused_at, after is not None,
-            paused_at + timedelta(seconds=after) if after else None, by,
-        )  # fmt: skip
-        ids.append(ident)
+    ids = [
+        await recorded_intervention(
+            db, project, f"s{n}", trigger, blocker, now - timedelta(minutes=ago), after, by
+        )
+        for n, (trigger, blocker, ago, after, by) in enumerate(rows)
+    ]
     actions = [
         (ids[0], "failed"),
         (ids[0], "succeeded"),

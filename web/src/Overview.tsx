@@ -97,7 +97,15 @@ export function Overview({ data, days, onDays }: { data: OverviewData | null; da
     ["time to resume (automatic)", automatic ? duration(automatic.p50_s) : "—", automatic ? `median of ${automatic.count}` : "none yet"],
     ["auto-recovery success", rate === null ? "—" : `${Math.round(rate * 100)} %`, `${data.recovery.succeeded} fixed · ${data.recovery.failed} failed`],
   ];
-  const empty = (rows: unknown[], text: string) => (rows.length === 0 ? <p className="muted empty-chart">{text}</p> : null);
+  // (title, chart, test id, the rows it draws, what to say when there are none)
+  const boxes: [string, ChartConfiguration, string, unknown[], string][] = [
+    ["Interventions over time, by trigger", charts.overTime, "chart-over-time", data.over_time, "No interventions in this period."],
+    ["Time to resume", charts.resume, "chart-resume", data.time_to_resume, "Nothing resumed in this period."],
+    ["Automatic recovery outcomes", charts.recovery, "chart-recovery", outcomesOf(data), "Recovery has not acted in this period."],
+    ["Notifications by channel", charts.notifications, "chart-notifications", data.notifications, "No notifications in this period."],
+    ["Projects that cost the most (hours paused)", charts.projects, "chart-projects", data.projects, "No project was paused."],
+    ["Blockers that cost the most (hours paused)", charts.blockers, "chart-blockers", data.blockers, "No blockers."],
+  ];
   return (
     <section data-testid="overview">
       <div className="row">
@@ -119,30 +127,12 @@ export function Overview({ data, days, onDays }: { data: OverviewData | null; da
         ))}
       </div>
       <div className="charts">
-        <div>
-          <ChartBox title="Interventions over time, by trigger" config={charts.overTime} testid="chart-over-time" />
-          {empty(data.over_time, "No interventions in this period.")}
-        </div>
-        <div>
-          <ChartBox title="Time to resume" config={charts.resume} testid="chart-resume" />
-          {empty(data.time_to_resume, "Nothing resumed in this period.")}
-        </div>
-        <div>
-          <ChartBox title="Automatic recovery outcomes" config={charts.recovery} testid="chart-recovery" />
-          {empty(outcomesOf(data), "Recovery has not acted in this period.")}
-        </div>
-        <div>
-          <ChartBox title="Notifications by channel" config={charts.notifications} testid="chart-notifications" />
-          {empty(data.notifications, "No notifications in this period.")}
-        </div>
-        <div>
-          <ChartBox title="Projects that cost the most (hours paused)" config={charts.projects} testid="chart-projects" />
-          {empty(data.projects, "No project was paused.")}
-        </div>
-        <div>
-          <ChartBox title="Blockers that cost the most (hours paused)" config={charts.blockers} testid="chart-blockers" />
-          {empty(data.blockers, "No blockers.")}
-        </div>
+        {boxes.map(([title, config, testid, rows, none]) => (
+          <div key={testid}>
+            <ChartBox title={title} config={config} testid={testid} />
+            {rows.length === 0 && <p className="muted empty-chart">{none}</p>}
+          </div>
+        ))}
       </div>
     </section>
   );
