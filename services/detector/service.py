@@ -9,8 +9,10 @@ when an intervention is emitted or a session is resumed, so the hot path does no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import secrets
 import time
 
 from nats.aio.client import Client
@@ -275,16 +277,22 @@ class Detector:
         if start >= end:
             return []
         subject = Subjects.agent_events(event.project_id, event.session_id)
-        sub = await self.js.pull_subscribe(
-            subject,
-            stream=AGENT_EVENTS_STREAM.name,
+        # Named, so it is deleted the moment the replay is done: restoring thousands of sessions
+        # after a restart holds one consumer at a time, never the server's consumer limit.
+        name = f"detector-restore-{secrets.token_hex(8)}"
+        stream = AGENT_EVENTS_STREAM.name
+        await self.js.add_consumer(
+            stream,
             config=ConsumerConfig(
+                name=name,
+                filter_subject=subject,
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=start,
                 ack_policy=AckPolicy.NONE,
-                inactive_threshold=30.0,
+                inactive_threshold=30.0,  # should the delete below fail
             ),
         )
+        sub = await self.js.pull_subscribe_bind(name=name, stream=stream)
         events: list[AgentEvent] = []
         try:
             while True:
@@ -307,4 +315,6 @@ class Detector:
                     break
         finally:
             await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await self.js.delete_consumer(stream, name)
         return events

@@ -146,3 +146,29 @@ async def test_an_idle_session_leaves_memory_and_comes_back_exactly_without_a_re
     )
     spent = json.loads((await kv.get(f"{project}.{agent.session_id}")).value)
     assert "state" not in spent  # used once: a crash from now on replays instead
+
+
+async def test_restoring_many_sessions_after_a_restart_holds_no_consumers(nc, services, unique):
+    """Sessions live when the detector died are replayed on their next event; each replay's
+    consumer is deleted at once, so thousands of restores never reach the consumer limit."""
+    from yokeflow_agent.client import AgentSession
+
+    project = unique("many")
+    js = nc.jetstream()
+    detector = services.start("detector")
+    agents = [AgentSession(nc, project) for _ in range(30)]
+    for agent in agents:
+        await agent.start()
+        call = await agent.tool_call("Bash", {"command": "make"})
+        await agent.tool_result(call, "Bash", ok=False, exit_code=2, error="make: *** Error 2")
+    await asyncio.sleep(1.0)
+    services.kill9(detector)
+    baseline = (await js.stream_info("AGENT_EVENTS")).state.consumer_count
+    restarted = services.start("detector")
+    for agent in agents:  # each next event makes the fresh detector replay that session
+        call = await agent.tool_call("Bash", {"command": "make"})
+        await agent.tool_result(call, "Bash", ok=False, exit_code=2, error="make: *** Error 2")
+    log = services.log_of[restarted.pid]
+    await eventually(lambda: log.read_text().count("restored ") >= 30, timeout=30,
+                     what="30 sessions restored")  # fmt: skip
+    assert (await js.stream_info("AGENT_EVENTS")).state.consumer_count <= baseline
