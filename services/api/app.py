@@ -241,8 +241,8 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         (from the detector's summaries: retry streak, error rate, time used, warnings).
         `running` leaves out ended and stopped sessions."""
         states = {"running"} if include == "running" else {"running", "stopped", "ended"}
-        found = state.fleet.running(project_id, states)
-        return FleetView(sessions=found[:limit], total=len(found), ready=state.fleet.ready)
+        shown, total = state.fleet.running(project_id, states, limit)
+        return FleetView(sessions=shown, total=total, ready=state.fleet.ready)
 
     @app.get("/api/interventions/{intervention_id}", tags=["interventions"], dependencies=guarded)
     async def detail(intervention_id: Identifier) -> dict[str, Any]:

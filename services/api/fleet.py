@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import ValidationError
@@ -22,9 +23,22 @@ log = logging.getLogger(__name__)
 CHANGE_NOTICE_INTERVAL_S = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """One session's summary as held: what sorting and filtering need, and the JSON as it came
+    (validated on arrival). A parsed model costs ~3.6 KB, this ~0.7 KB: 100,000 sessions fit in
+    about 70 MB of the API."""
+
+    risk: float
+    project_id: str
+    session_id: str
+    state: str
+    raw: bytes
+
+
 class Fleet:
     def __init__(self, on_change: Callable[[], None]) -> None:
-        self.sessions: dict[str, SessionSummary] = {}
+        self.sessions: dict[str, _Held] = {}
         self.ready = False  # the watch has delivered what the bucket held when it started
         self._on_change = on_change
         self._changed = False
@@ -41,12 +55,16 @@ class Fleet:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def running(self, project_id: str | None, states: set[str]) -> list[SessionSummary]:
-        """Sessions in `states`, nearest to a stop first."""
+    def running(
+        self, project_id: str | None, states: set[str], limit: int
+    ) -> tuple[list[SessionSummary], int]:
+        """The first `limit` sessions in `states`, nearest to a stop first, and how many there
+        are in all."""
         found = [s for s in self.sessions.values()
                  if s.state in states and (project_id is None or s.project_id == project_id)]  # fmt: skip
         found.sort(key=lambda s: (-s.risk, s.project_id, s.session_id))
-        return found
+        shown = [SessionSummary.model_validate_json(s.raw) for s in found[:limit]]
+        return shown, len(found)
 
     async def _watch(self, bucket: KeyValue) -> None:
         while True:
@@ -75,7 +93,9 @@ class Fleet:
             self.sessions.pop(key, None)
         else:
             try:
-                self.sessions[key] = SessionSummary.model_validate_json(value)
+                summary = SessionSummary.model_validate_json(value)
+                self.sessions[key] = _Held(summary.risk, summary.project_id,
+                                           summary.session_id, summary.state, value)  # fmt: skip
             except ValidationError as exc:
                 log.warning("ignored a session summary under %s: %s", key, exc.errors()[:1])
                 return
