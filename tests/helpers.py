@@ -206,3 +206,25 @@ async def recorded_intervention(
         resolved_at, resolved_by,
     )  # fmt: skip
     return ident
+
+
+async def start_api(services: ServiceProcesses, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """The API as its own process on a free port: its base URL, once `/readyz` says 200, and
+    the process."""
+    import httpx
+
+    from yokeflow_intervention.shared.embedded import free_port
+
+    port = free_port()
+    process = services.start("api", YOKEFLOW_API_PORT=str(port), **env)
+    base = f"http://127.0.0.1:{port}"
+
+    async def ready() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(f"{base}/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(ready, timeout=30, what="the API to be ready")
+    return base, process

@@ -20,9 +20,8 @@ from yokeflow_agent.client import AgentSession, SessionPaused
 
 from tests.peers import HttpPeer
 from yokeflow_intervention.services.api.app import DASHBOARD
-from yokeflow_intervention.shared.embedded import free_port
 
-from ..helpers import collect, eventually, recorded_intervention
+from ..helpers import collect, eventually, recorded_intervention, start_api
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
@@ -41,20 +40,9 @@ if not Path(CHROMIUM).exists() or not (DASHBOARD / "index.html").exists():
 
 @pytest.fixture
 async def stack(services, nc):
-    port = free_port()
     for name in ("detector", "pauser"):
         services.start(name)
-    services.start("api", YOKEFLOW_API_PORT=str(port))
-    base = f"http://127.0.0.1:{port}"
-
-    async def ready():
-        try:
-            async with httpx.AsyncClient() as client:
-                return (await client.get(f"{base}/readyz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await eventually(ready, timeout=30, what="the API")
+    base, _ = await start_api(services)
     yield base
 
 
@@ -175,7 +163,11 @@ async def test_warnings_show_who_was_told_and_whether_it_was_stopped_anyway(
         .filter(has_text="stopped anyway")
         .wait_for(timeout=10_000)
     )
-    summary = await page.get_by_test_id("warnings-summary").inner_text()
+    # The summary of this project's warnings alone (other tests' sessions are warned too).
+    await page.get_by_test_id("project-filter").select_option(project)
+    summary_line = page.get_by_test_id("warnings-summary").filter(has_text="1 warning;")
+    await summary_line.wait_for(timeout=10_000)
+    summary = await summary_line.inner_text()
     assert "0 not stopped since and 1 stopped anyway" in summary
 
 

@@ -12,11 +12,10 @@ import pytest
 from yokeflow_agent.contract import Intervention, RetryStats, Subjects, Task
 
 from yokeflow_intervention.services.api.app import create_api
-from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.preferences import load_preferences
 from yokeflow_intervention.shared.settings import Settings
 
-from ..helpers import eventually
+from ..helpers import eventually, start_api
 
 pytestmark = pytest.mark.integration
 TOKEN = "api-token-for-tests"
@@ -25,22 +24,11 @@ OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 @pytest.fixture
 async def api(services):
-    port = free_port()
     services.start("pauser")
-    services.start("api", YOKEFLOW_API_PORT=str(port), API_TOKEN=TOKEN)
+    base, _ = await start_api(services, API_TOKEN=TOKEN)
     # A token holder's client: every /api request carries the token.
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", timeout=10, headers=headers
-    ) as client:
-
-        async def up():
-            try:
-                return (await client.get("/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(up, timeout=30, what="the API to be ready")
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
         yield client
 
 

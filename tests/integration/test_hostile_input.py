@@ -13,10 +13,9 @@ import psutil
 import pytest
 
 from tests.peers import HttpPeer, SmtpPeer
-from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
 
-from ..helpers import collect, eventually, publish_events
+from ..helpers import collect, eventually, publish_events, start_api
 
 pytestmark = pytest.mark.integration
 TS = "2026-11-01T10:00:00Z"
@@ -103,11 +102,8 @@ async def test_extreme_values_are_refused_or_cleaned_at_the_contract(nc, db, ser
 
 
 async def test_a_live_reader_that_never_reads_is_dropped_not_buffered(nc, infra, services):
-    port = free_port()
-    api = services.start("api", YOKEFLOW_API_PORT=str(port))
-    base = f"http://127.0.0.1:{port}"
-    await eventually(lambda: _ready(base), timeout=30, what="the API")
-    stalled = socket.create_connection(("127.0.0.1", port))
+    base, api = await start_api(services)
+    stalled = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
     stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
     await asyncio.sleep(0.5)
     process = psutil.Process(api.pid)
@@ -139,19 +135,8 @@ async def test_a_live_reader_that_never_reads_is_dropped_not_buffered(nc, infra,
                     break
 
 
-async def _ready(base: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            return (await client.get(f"{base}/readyz")).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 async def test_bad_preferences_and_ids_are_refused_with_the_field_named(services, unique):
-    port = free_port()
-    services.start("api", YOKEFLOW_API_PORT=str(port))
-    base = f"http://127.0.0.1:{port}"
-    await eventually(lambda: _ready(base), timeout=30, what="the API")
+    base, _ = await start_api(services)
     project = unique("prefs")
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         for url in ("https://example.com:99999/hook", "https://example.com/x\r\nX-Evil: 1"):

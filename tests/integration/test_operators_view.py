@@ -16,29 +16,19 @@ import pytest
 from yokeflow_agent.client import AgentSession, SessionPaused
 from yokeflow_agent.contract import Subjects
 
-from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.runtime import product_command
 
-from ..helpers import eventually, recorded_intervention, service_env
+from ..helpers import eventually, recorded_intervention, service_env, start_api
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def api(services, infra):
-    port = free_port()
     for name in ("detector", "pauser"):
         services.start(name)
-    services.start("api", YOKEFLOW_API_PORT=str(port))
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-
-        async def ready():
-            try:
-                return (await client.get("/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, timeout=30, what="the API")
+    base, _ = await start_api(services)
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         yield client
 
 
