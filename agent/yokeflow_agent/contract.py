@@ -500,7 +500,7 @@ class SessionSummary(_Model):
     intervention_id: Identifier | None = None
     task: Task | None = None
     started_at: datetime | None = None
-    last_event_at: datetime
+    last_event_at: datetime | None = None  # None for an epoch that has had no event yet
     events: int = Field(ge=0)
     retry_streak: int = Field(ge=0)  # identical failures in a row of one call
     max_retries: int = Field(ge=0)
@@ -511,6 +511,9 @@ class SessionSummary(_Model):
     elapsed_s: float = Field(ge=0)  # event time since the session (or its resume) started
     duration_limit_s: float = Field(ge=0)
     warnings: list[ShortText] = Field(default_factory=list)  # the stops it was warned of
+    # How much of each limit is used (1.0: the next step of that kind stops the session);
+    # `risk` is the largest and `nearest` its kind.
+    shares: dict[RiskKind, float] = Field(default_factory=dict)
     risk: float = Field(ge=0)
     nearest: RiskKind | None = None
 

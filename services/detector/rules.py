@@ -778,17 +778,16 @@ def summarise(state: SessionState, config: DetectionConfig, ended: bool = False)
     view. Pure; each share is 1.0 when the next step of its kind stops the session."""
     streak = max((s.count for s in state.streaks.values()), default=0)
     total = len(state.results)
-    rate = (total - sum(state.results)) / total if total else 0.0
-    last = state.last_event_at or state.started_at
+    failed = total - sum(state.results)
+    last = state.last_event_at
     elapsed = (last - state.started_at).total_seconds() if last and state.started_at else 0.0
     threshold = config.error_rate_threshold
     shares: dict[RiskKind, float] = {
         "retry_limit": streak / config.max_retries if config.max_retries else 0.0,
         # Failures in the window against the most it may hold and not be over the threshold
         # (counted over at least `error_rate_min_results`, as the rule counts).
-        "error_rate": (total - sum(state.results))
-        / max(int(threshold * max(total, config.error_rate_min_results)), 1),
-        "session_duration": elapsed / config.session_duration_limit
+        "error_rate": failed / max(int(threshold * max(total, config.error_rate_min_results)), 1),
+        "session_duration": max(elapsed, 0.0) / config.session_duration_limit
         if config.session_duration_limit
         else 0.0,
     }
@@ -801,17 +800,18 @@ def summarise(state: SessionState, config: DetectionConfig, ended: bool = False)
         intervention_id=state.intervened,
         task=state.task,
         started_at=state.started_at,
-        last_event_at=last or datetime.now().astimezone(),
+        last_event_at=last,
         events=state.events,
         retry_streak=streak,
         max_retries=config.max_retries,
-        error_rate=round(rate, 4),
+        error_rate=round(failed / total, 4) if total else 0.0,
         results=total,
         error_rate_threshold=threshold,
         error_rate_min_results=config.error_rate_min_results,
         elapsed_s=round(max(elapsed, 0.0), 3),
         duration_limit_s=config.session_duration_limit,
         warnings=sorted({key.split(":", 1)[0] for key in state.warned}),
+        shares={kind: round(share, 4) for kind, share in shares.items()},
         risk=round(risk, 4),
         nearest=nearest if risk > 0 else None,
     )

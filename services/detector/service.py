@@ -67,7 +67,7 @@ class Detector:
         config: DetectionConfig,
         nc: Client,
         checkpoints: KeyValue,
-        summaries: KeyValue | None = None,
+        summaries: KeyValue,
     ) -> None:
         self.book = SessionBook(config)
         self.nc = nc
@@ -167,7 +167,7 @@ class Detector:
         """Put the summary of every session that changed since the last round (the fleet view
         reads them); returns how many. A failed put is logged and retried with the session's
         next change: a summary is a view, never a decision."""
-        if self.summaries is None or not self._changed:
+        if not self._changed:
             return 0
         changed, self._changed = self._changed, {}
         config = self.book.config

@@ -602,6 +602,9 @@ def test_a_session_summary_says_how_close_each_limit_is_and_which_is_nearest():
     near = summarise(state, cfg)
     assert near.retry_streak == 2 and near.max_retries == 3
     assert near.nearest == "retry_limit" and near.risk == pytest.approx(2 / 3, abs=1e-3)
+    assert near.shares == pytest.approx(
+        {"retry_limit": 2 / 3, "error_rate": 2 / 3, "session_duration": 0.06}, abs=1e-3
+    )
     assert near.error_rate == pytest.approx(2 / 3, abs=1e-3) and near.results == 3
     # 2 failures of the 3 the window may hold (15 % of 20) before the rate is over: a tie,
     # which names the retry limit.

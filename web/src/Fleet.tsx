@@ -1,4 +1,4 @@
-import type { SessionSummary } from "./api";
+import type { RiskKind, SessionSummary } from "./api";
 import { duration, since } from "./format";
 
 const LIMIT_NAMES: Record<string, string> = {
@@ -49,8 +49,7 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
         </thead>
         <tbody>
           {body.sessions.map((s) => {
-            const failuresAllowed = Math.max(Math.floor(s.error_rate_threshold * Math.max(s.results, s.error_rate_min_results)), 1);
-            const failures = Math.round(s.error_rate * s.results);
+            const share = (kind: RiskKind) => s.shares[kind] ?? 0; // the detector's figures
             return (
               <tr key={`${s.project_id}/${s.session_id}`} className={level(s.risk)} data-testid="fleet-row" data-session={s.session_id}>
                 <td>
@@ -63,19 +62,19 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                   {s.nearest ? LIMIT_NAMES[s.nearest] : "—"}
                 </td>
                 <td data-testid="retry">
-                  <Meter share={s.max_retries ? s.retry_streak / s.max_retries : 0} label={`${s.retry_streak} of ${s.max_retries}`} />
+                  <Meter share={share("retry_limit")} label={`${s.retry_streak} of ${s.max_retries}`} />
                 </td>
                 <td>
                   <Meter
-                    share={failures / failuresAllowed}
+                    share={share("error_rate")}
                     label={`${Math.round(s.error_rate * 100)} % of ${s.results} (limit ${Math.round(s.error_rate_threshold * 100)} %)`}
                   />
                 </td>
                 <td>
-                  <Meter share={s.duration_limit_s ? s.elapsed_s / s.duration_limit_s : 0} label={`${duration(s.elapsed_s)} of ${duration(s.duration_limit_s)}`} />
+                  <Meter share={share("session_duration")} label={`${duration(s.elapsed_s)} of ${duration(s.duration_limit_s)}`} />
                 </td>
                 <td data-testid="warned">{s.warnings.length ? s.warnings.join(", ") : <span className="muted">—</span>}</td>
-                <td className="muted">{since(s.last_event_at, now)} ago</td>
+                <td className="muted">{s.last_event_at ? `${since(s.last_event_at, now)} ago` : "—"}</td>
               </tr>
             );
           })}

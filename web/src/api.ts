@@ -74,6 +74,8 @@ export interface Warning {
   stopped_after: boolean;
 }
 
+export type RiskKind = "retry_limit" | "error_rate" | "session_duration";
+
 /** A running session as the detector sees it (KV session_summaries, via /api/fleet). */
 export interface SessionSummary {
   project_id: string;
@@ -82,7 +84,7 @@ export interface SessionSummary {
   intervention_id: string | null;
   task: { id: string; description: string } | null;
   started_at: string | null;
-  last_event_at: string;
+  last_event_at: string | null;
   events: number;
   retry_streak: number;
   max_retries: number;
@@ -93,8 +95,9 @@ export interface SessionSummary {
   elapsed_s: number;
   duration_limit_s: number;
   warnings: string[];
+  shares: Partial<Record<RiskKind, number>>; // how much of each limit is used (1: the next step stops)
   risk: number;
-  nearest: "retry_limit" | "error_rate" | "session_duration" | null;
+  nearest: RiskKind | null;
 }
 
 export interface Cost {
