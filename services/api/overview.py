@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Literal
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 from yokeflow_agent.contract import AUTO_RECOVERY_RESOLVER
 
 __all__ = ["Overview", "overview"]
@@ -35,7 +35,13 @@ class RecoveryOutcomes(BaseModel):
     refused: int = 0
     nothing_to_do: int = 0
     attempted: int = 0
-    success_rate: float | None = None  # succeeded / (succeeded + failed); None before any
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form
+    @property
+    def success_rate(self) -> float | None:
+        """succeeded / (succeeded + failed); None before any fix was tried to its end."""
+        decided = self.succeeded + self.failed
+        return round(self.succeeded / decided, 4) if decided else None
 
 
 class Cost(BaseModel):
@@ -137,9 +143,4 @@ async def overview(pool: asyncpg.Pool, days: int, project_id: str | None) -> Ove
     """The last `days` days (by pause time), of one project or of all."""
     bucket = "hour" if days <= 2 else "day"
     document = await pool.fetchval(_OVERVIEW, days, project_id, bucket, AUTO_RECOVERY_RESOLVER)
-    result = Overview.model_validate_json(document)
-    outcomes = result.recovery
-    decided = outcomes.succeeded + outcomes.failed
-    if decided:
-        outcomes.success_rate = round(outcomes.succeeded / decided, 4)
-    return result
+    return Overview.model_validate_json(document)
