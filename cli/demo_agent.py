@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -123,10 +124,11 @@ async def main_async(loop: bool) -> None:
                         f"demo agent: session {session.session_id} paused: {paused.control.reason}"
                     )
                     print(f"demo agent: blocker entry written to {path}")
-                for _ in range(150 if stale else 20):  # recovery stops the stale server
-                    if stale is not None and stale.poll() is not None:
-                        break
-                    await asyncio.sleep(0.1)
+                if stale is None:
+                    await asyncio.sleep(2)
+                else:  # recovery stops the stale server (within 15 s), then the next session
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        await asyncio.to_thread(stale.wait, 15)
             finally:
                 if stale is not None and stale.poll() is None:
                     stale.kill()

@@ -147,13 +147,14 @@ async def watch(nats_url: str, out: TextIO, colour: bool, stop: asyncio.Event) -
 
     async def show(msg: Msg) -> None:
         line = describe(msg.subject, msg.data)
-        if line is not None and line.kind == "next session":
+        if line is None:
+            return
+        if line.kind == "next session":
             if line.where in next_sessions:
                 return
             next_sessions.append(line.where)
-        if line is not None:
-            out.write(render(line, colour) + "\n")
-            out.flush()
+        out.write(render(line, colour) + "\n")
+        out.flush()
 
     try:
         for subject in WATCHED:
@@ -173,9 +174,8 @@ def main() -> None:
     from yokeflow_intervention.shared.settings import load_settings
 
     url = ServiceContext("watch", load_settings()).nats_url
-    colour = use_colour(sys.stdout, os.environ.get("YOKEFLOW_WATCH_COLOUR", "auto"))
     try:
-        asyncio.run(watch(url, sys.stdout, colour, asyncio.Event()))
+        asyncio.run(watch(url, sys.stdout, use_colour(sys.stdout), asyncio.Event()))
     except KeyboardInterrupt:
         pass
 
