@@ -248,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--demo", action="store_true", help="also run a demo agent that gets stuck")
     up.add_argument("--quiet", action="store_true",
                     help="no line per intervention event on the terminal")  # fmt: skip
+    up.add_argument("--detector-replicas", type=int, default=1, metavar="N",
+                    help="detector processes sharing the sessions' partitions, each standing by "
+                         "for the others (default 1)")  # fmt: skip
     up.add_argument("--notifier-replicas", type=int, default=1, metavar="N",
                     help="notifier processes sharing the work (default 1)")  # fmt: skip
     up.add_argument("--pauser-replicas", type=int, default=1, metavar="N",
@@ -339,13 +342,20 @@ def _run(args: argparse.Namespace, settings: Settings, config_file: Path | None)
     if command == "detect":
         return _detect(args, settings)
     if command == "up":
+        from yokeflow_agent.contract import DETECTOR_PARTITIONS
+
         from .up import run_up
 
-        replicas = {"notifier": args.notifier_replicas, "pauser": args.pauser_replicas}
+        replicas = {"detector": args.detector_replicas, "notifier": args.notifier_replicas,
+                    "pauser": args.pauser_replicas}  # fmt: skip
         for role, count in replicas.items():
             if count < 1:
                 print(f"up: --{role}-replicas must be at least 1", file=sys.stderr)
                 return 2
+        if args.detector_replicas > DETECTOR_PARTITIONS:
+            print(f"up: --detector-replicas is at most {DETECTOR_PARTITIONS}, the number of "
+                  "partitions (a further replica would own none)", file=sys.stderr)  # fmt: skip
+            return 2
         return run_up(settings, args.demo, replicas, config_file, args.quiet)
     if command == "embedded-postgres":
         from yokeflow_intervention.shared.embedded import EmbeddedPostgres

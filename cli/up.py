@@ -175,10 +175,10 @@ class Supervisor:
                 process.kill()
 
 
-# The roles that may run as several replicas: they share their durable consumers through
-# deliver groups and every step they take is idempotent (docs/architecture.md). The detector
-# keeps per-session state in memory and runs as one.
-SCALABLE = ("pauser", "notifier")
+# The roles that may run as several replicas (docs/architecture.md): the pauser and notifier
+# share their durable consumers through deliver groups and every step they take is idempotent;
+# detector replicas share the partitions of sessions, one owner per partition at a time.
+SCALABLE = ("detector", "pauser", "notifier")
 
 
 def service_specs(
@@ -197,6 +197,9 @@ def service_specs(
         for n in range(copies):
             label = f"{name}-{n + 1}" if copies > 1 else name
             spec = ServiceSpec(label, product_command(f"services.{name}"))
+            if name == "detector":
+                spec.env["YOKEFLOW_DETECTOR_REPLICA"] = str(n)
+                spec.env["YOKEFLOW_DETECTOR_REPLICAS"] = str(copies)
             if service_urls and name in service_urls:
                 spec.env["NATS_URL"] = service_urls[name]  # its role's credentials only
             specs.append(spec)

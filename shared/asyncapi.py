@@ -38,7 +38,10 @@ broker = NatsBroker(
     title="agent.events",
     description=(
         "Every event of an agent session (stream AGENT_EVENTS). Publish with the header "
-        "Nats-Msg-Id = event_id: a re-published event is dropped. Consumed by the detector."
+        "Nats-Msg-Id = event_id: a re-published event is dropped. The stream stores it as "
+        "agent.events.{project_id}.{session_id}.{partition} (the detector partition of the "
+        "session, 0-15): read a session's events with the filter "
+        "agent.events.{project_id}.{session_id}.*. Consumed by the detector."
     ),
 )
 async def agent_event(event: AgentEvent) -> None:

@@ -8,6 +8,8 @@ no service can silently change another's stream settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -23,6 +25,7 @@ from nats.js.api import (
     KeyValueConfig,
     StorageType,
     StreamConfig,
+    SubjectTransform,
 )
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel
@@ -134,6 +137,7 @@ async def wait_until_ready(
 
 
 def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
+    transform = spec.subject_transform
     return StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
@@ -142,21 +146,19 @@ def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
         duplicate_window=spec.duplicate_window_s,
         max_age=spec.max_age_s,
         num_replicas=replicas,
+        subject_transform=SubjectTransform(src=transform[0], dest=transform[1])
+        if transform
+        else None,
     )
 
 
-async def provision(nc: Client, replicas: int = 1) -> None:
-    """Create or update every stream, durable consumer and KV bucket. Safe to run again."""
-    js = nc.jetstream()
-    for spec in STREAMS:
-        config = _stream_config(spec, replicas)
-        try:
-            await js.stream_info(spec.name)
-            await js.update_stream(config)
-        except NotFoundError:
-            await js.add_stream(config)
-    for consumer in CONSUMERS.all():
-        await js.add_consumer(
+# Durable consumers earlier versions created and nothing binds any more.
+_RETIRED_CONSUMERS = (("AGENT_EVENTS", "detector"),)
+
+
+async def _add_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> None:
+    if consumer.priority_group is None:
+        await nc.jetstream().add_consumer(
             consumer.stream,
             ConsumerConfig(
                 durable_name=consumer.durable,
@@ -171,6 +173,44 @@ async def provision(nc: Client, replicas: int = 1) -> None:
                 num_replicas=replicas,
             ),
         )
+        return
+    # nats-py 2.16's ConsumerConfig has no priority groups: the server's API, as documented
+    # (ADR-42, "Pull Consumer Priority Groups").
+    config = {
+        "durable_name": consumer.durable,
+        "filter_subject": consumer.filter_subject,
+        "ack_policy": "explicit",
+        "deliver_policy": "all",
+        "ack_wait": int(consumer.ack_wait_s * 1e9),
+        "max_deliver": consumer.max_deliver,
+        "max_ack_pending": consumer.max_ack_pending,
+        "num_replicas": replicas,
+        "priority_groups": [consumer.priority_group],
+        "priority_policy": "pinned_client",
+        "priority_timeout": int(consumer.priority_timeout_s * 1e9),
+    }
+    subject = f"$JS.API.CONSUMER.CREATE.{consumer.stream}.{consumer.durable}"
+    request = {"stream_name": consumer.stream, "config": config}
+    reply = json.loads((await nc.request(subject, json.dumps(request).encode(), 5.0)).data)
+    if "error" in reply:
+        raise nats.errors.Error(f"consumer {consumer.durable}: {reply['error']}")
+
+
+async def provision(nc: Client, replicas: int = 1) -> None:
+    """Create or update every stream, durable consumer and KV bucket. Safe to run again."""
+    js = nc.jetstream()
+    for spec in STREAMS:
+        config = _stream_config(spec, replicas)
+        try:
+            await js.stream_info(spec.name)
+            await js.update_stream(config)
+        except NotFoundError:
+            await js.add_stream(config)
+    for stream, durable in _RETIRED_CONSUMERS:
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(stream, durable)
+    for consumer in CONSUMERS.all():
+        await _add_consumer(nc, consumer, replicas)
     for bucket in KV_BUCKETS:
         # Direct gets put the key in the request's subject, so a user's permissions can name
         # the keys it may read (an agent: its own project's); a plain get carries it in the body.

@@ -16,6 +16,7 @@ from yokeflow_agent.contract import ConsumerSpec
 __all__ = [
     "CONSUMER_ACK_PENDING",
     "CONSUMER_PENDING",
+    "CONSUMER_PINNED",
     "HANDLED",
     "HANDLER_SECONDS",
     "INTERVENTIONS",
@@ -74,6 +75,11 @@ CONSUMER_PENDING = Gauge(
 )
 CONSUMER_ACK_PENDING = Gauge(
     "yokeflow_consumer_ack_pending", "Messages delivered but not yet acknowledged.", ["consumer"]
+)
+CONSUMER_PINNED = Gauge(
+    "yokeflow_consumer_pinned",
+    "1 while this replica owns a pinned-client consumer (a detector partition), else 0.",
+    ["consumer"],
 )
 
 

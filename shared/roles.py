@@ -62,13 +62,18 @@ class Permissions:
 
 
 def _consuming(*specs: ConsumerSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(publish, subscribe) to bind provisioned push consumers, ack, and read their lag."""
+    """(publish, subscribe) to bind provisioned consumers, ack, and read their lag: a push
+    consumer's deliveries; a pinned pull consumer's pulls and unpin (answers come to _INBOX)."""
     publish: list[str] = []
     subscribe: list[str] = []
     for spec in specs:
         publish += [f"{_API}.CONSUMER.INFO.{spec.stream}.{spec.durable}",
                     f"$JS.ACK.{spec.stream}.{spec.durable}.>"]  # fmt: skip
-        subscribe.append(spec.deliver_subject)
+        if spec.priority_group is None:
+            subscribe.append(spec.deliver_subject)
+        else:
+            publish += [f"{_API}.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}",
+                        f"{_API}.CONSUMER.UNPIN.{spec.stream}.{spec.durable}"]  # fmt: skip
     return tuple(publish), tuple(subscribe)
 
 
@@ -85,7 +90,7 @@ def service_permissions(role: str) -> Permissions:
     replies = ("_INBOX.>",)  # JetStream API answers and publish acknowledgements
     dead_letters = ("agent.dlq", "intervention.dlq")
     if role == "detector":
-        pub, sub = _consuming(c.detector_events, c.detector_resumes)
+        pub, sub = _consuming(*c.detector_events, c.detector_resumes)
         history = (f"{_API}.CONSUMER.CREATE.AGENT_EVENTS", f"{_API}.CONSUMER.CREATE.AGENT_EVENTS.>",
                    f"{_API}.CONSUMER.MSG.NEXT.AGENT_EVENTS.>", f"{_API}.CONSUMER.DELETE.AGENT_EVENTS.>",
                    f"{_API}.STREAM.MSG.GET.AGENT_EVENTS")  # fmt: skip
@@ -127,10 +132,11 @@ def service_permissions(role: str) -> Permissions:
 
 def agent_permissions(project_id: str) -> Permissions:
     """An agent reports on its own project's sessions, reads its own control state and hears
-    the detector's verdicts on its own sessions."""
+    the detector's verdicts on its own sessions. It publishes `agent.events.<project>.<session>`
+    and nothing longer: the stream appends the partition, so an agent cannot choose one."""
     get = f"{_API}.DIRECT.GET.KV_{CONTROL_BUCKET}.$KV.{CONTROL_BUCKET}"
     return Permissions(
-        (f"agent.events.{project_id}.>", f"{_API}.STREAM.INFO.KV_{CONTROL_BUCKET}",
+        (f"agent.events.{project_id}.*", f"{_API}.STREAM.INFO.KV_{CONTROL_BUCKET}",
          f"{get}.session.{project_id}.>", f"{get}.brief.{project_id}"),
         (f"{agent_inbox_prefix(project_id)}.>", f"agent.verdicts.{project_id}.>"),
     )  # fmt: skip

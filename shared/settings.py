@@ -15,8 +15,17 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from yokeflow_agent.contract import DETECTOR_PARTITIONS
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -152,6 +161,11 @@ class Settings(BaseSettings):
     # A session with no event for this long (seconds, wall clock) leaves the detector's memory:
     # its state goes to its checkpoint and comes back, exactly, with its next event.
     detector_idle_evict_s: float = Field(default=600.0, gt=0)
+    # Detector replicas share the partitions of agent sessions: replica i of n owns the
+    # partitions whose index is i mod n and stands by for the others (taking one over when its
+    # owner stops). Any count works without them; they balance the work.
+    detector_replicas: int = Field(default=1, ge=1, le=DETECTOR_PARTITIONS)
+    detector_replica: int = Field(default=0, ge=0)
     # Extra regular expressions per blocker type, checked after the built-in ones.
     critical_patterns: dict[str, list[str]] = Field(default_factory=dict)
     # Blocker types the recovery service has an automatic action for.
@@ -243,6 +257,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # load_settings() merges the layers itself so each error can name its layer.
         return (init_settings,)
+
+    @model_validator(mode="after")
+    def _replica_in_range(self) -> Settings:
+        if self.detector_replica >= self.detector_replicas:
+            raise ValueError(
+                f"detector_replica {self.detector_replica} is not one of detector_replicas "
+                f"{self.detector_replicas} (0 to {self.detector_replicas - 1})"
+            )
+        return self
 
     @field_validator("critical_patterns")
     @classmethod

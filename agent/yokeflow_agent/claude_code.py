@@ -539,7 +539,7 @@ def check(config: HookConfig, session: str | None) -> int:
                 f"events         no stream stores {subject}: run `yokeflow-intervention provision`"
             )
             return 1
-        print(f"events         may publish on agent.events.{project}.>")
+        print(f"events         may publish on agent.events.{project}.*")
         key = session_key(project, session or "yokeflow-check")
         control = wire.kv_get(CONTROL_BUCKET, key, deadline)
         print("control state  readable" + (f": {control.decode()}" if session and control else ""))

@@ -32,6 +32,7 @@ __all__ = [
     "CONTROL_BUCKET",
     "DEAD_LETTER_STREAM",
     "DETECTOR_CHECKPOINT_BUCKET",
+    "DETECTOR_PARTITIONS",
     "INTERVENTIONS_STREAM",
     "KNOWN_BLOCKER_TYPES",
     "KV_BUCKETS",
@@ -535,6 +536,8 @@ class Subjects:
     """Subject names. Ids are validated tokens, so formatting them in is safe."""
 
     AGENT_EVENTS_ALL = "agent.events.>"
+    # What an agent publishes; the stream stores it one token longer, with its partition.
+    AGENT_EVENTS_PUBLISHED = "agent.events.*.*"
     AGENT_DLQ = "agent.dlq"
     INTERVENTION_DLQ = "intervention.dlq"
     DETECTED_ALL = "intervention.detected.>"
@@ -549,6 +552,17 @@ class Subjects:
 
     agent_events = staticmethod(names.agent_events_subject)
     verdicts = staticmethod(names.verdicts_subject)
+
+    @staticmethod
+    def agent_events_stored(project_id: str, session_id: str) -> str:
+        """A session's events as the AGENT_EVENTS stream stores them (any partition: a
+        session's events all land in one)."""
+        return f"{names.agent_events_subject(project_id, session_id)}.*"
+
+    @staticmethod
+    def partition(index: int) -> str:
+        """The stored agent events of every session in one detector partition."""
+        return f"agent.events.*.*.{index}"
 
     @staticmethod
     def detected(project_id: str) -> str:
@@ -586,13 +600,18 @@ class StreamSpec:
     description: str
     duplicate_window_s: float = 120.0
     max_age_s: float = 7 * 24 * 3600.0
+    # (source, destination): how the stream rewrites a subject as it stores the message.
+    subject_transform: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
 class ConsumerSpec:
     """A durable push consumer with a deliver group: replicas of a service share its work.
-
     Each replica's subscription runs its handler one message at a time, in stream order.
+
+    With a `priority_group`, a pull consumer with JetStream's pinned-client policy instead: one
+    replica at a time (the pinned one) receives all its messages, in order; when it stops
+    pulling for `priority_timeout_s`, the server pins another (takeover).
     """
 
     stream: str
@@ -601,6 +620,8 @@ class ConsumerSpec:
     max_deliver: int = -1
     ack_wait_s: float = 30.0
     max_ack_pending: int = 1000
+    priority_group: str | None = None
+    priority_timeout_s: float = 0.0
 
     @property
     def group(self) -> str:
@@ -611,11 +632,22 @@ class ConsumerSpec:
         return f"_yokeflow.deliver.{self.durable}"
 
 
+# Agent sessions are spread over this many detector partitions by the server's own hash of
+# (project, session): a session's events all land in one partition, in order. Each partition
+# has one owner at a time among the detector replicas, so at most this many replicas share
+# the work. Changing it re-partitions sessions (docs/architecture.md, "Detector replicas").
+DETECTOR_PARTITIONS = 16
+
 AGENT_EVENTS_STREAM = StreamSpec(
     name="AGENT_EVENTS",
     subjects=(Subjects.AGENT_EVENTS_ALL,),
     description="Every agent event; Nats-Msg-Id = event_id, so a re-published event is dropped.",
     duplicate_window_s=600.0,
+    subject_transform=(
+        Subjects.AGENT_EVENTS_PUBLISHED,
+        "agent.events.{{wildcard(1)}}.{{wildcard(2)}}"
+        f".{{{{partition({DETECTOR_PARTITIONS},1,2)}}}}",
+    ),
 )
 INTERVENTIONS_STREAM = StreamSpec(
     name="INTERVENTIONS",
@@ -662,8 +694,21 @@ KV_BUCKETS = (CONTROL_BUCKET, DETECTOR_CHECKPOINT_BUCKET, SESSION_SUMMARY_BUCKET
 class Consumers:
     """Durable consumers; created by provisioning, bound (never re-declared) by services."""
 
-    detector_events: ConsumerSpec = field(
-        default=ConsumerSpec("AGENT_EVENTS", "detector", Subjects.AGENT_EVENTS_ALL)
+    # One per partition; a takeover needs priority_timeout_s, and the dead owner's unfinished
+    # messages come back after ack_wait_s.
+    detector_events: tuple[ConsumerSpec, ...] = field(
+        default=tuple(
+            ConsumerSpec(
+                "AGENT_EVENTS",
+                f"detector-{index}",
+                Subjects.partition(index),
+                ack_wait_s=10.0,
+                max_ack_pending=1024,
+                priority_group="detector",
+                priority_timeout_s=5.0,
+            )
+            for index in range(DETECTOR_PARTITIONS)
+        )
     )
     detector_resumes: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "detector-resumes", Subjects.RESUMED_ALL)
@@ -695,7 +740,7 @@ class Consumers:
 
     def all(self) -> tuple[ConsumerSpec, ...]:
         return (
-            self.detector_events,
+            *self.detector_events,
             self.detector_resumes,
             self.pauser_detected,
             self.pauser_sessions,

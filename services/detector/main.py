@@ -16,11 +16,11 @@ from yokeflow_agent.contract import (
 
 from yokeflow_intervention.shared.bus import wait_until_ready
 from yokeflow_intervention.shared.handling import (
-    bind_in_order,
     contract_handler,
     durable_subscriber,
     handle_durably,
 )
+from yokeflow_intervention.shared.pinned import PinnedConsumer
 from yokeflow_intervention.shared.runtime import (
     ServiceContext,
     run_periodically,
@@ -36,8 +36,10 @@ __all__ = ["create_app"]
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
-    consumers = (CONSUMERS.detector_events, CONSUMERS.detector_resumes)
+    consumers = (*CONSUMERS.detector_events, CONSUMERS.detector_resumes)
+    replica, replicas = context.settings.detector_replica, context.settings.detector_replicas
     detector: Detector | None = None
+    partitions: list[PinnedConsumer] = []
 
     @app.on_startup
     async def connect() -> None:
@@ -52,8 +54,6 @@ def create_app(context: ServiceContext) -> FastStream:
             await js.key_value(SESSION_SUMMARY_BUCKET),
         )
 
-    events = CONSUMERS.detector_events
-
     async def on_agent_event(raw: Msg) -> None:
         assert detector is not None
         await handle_durably(
@@ -64,7 +64,25 @@ def create_app(context: ServiceContext) -> FastStream:
             on_failure=partial(detector.forget, raw.subject),
         )
 
-    bind_in_order(app, lambda: broker.connection.jetstream(), events, on_agent_event)
+    @app.after_startup
+    async def own_partitions() -> None:
+        """Pull every partition: this replica's share (index mod replicas) at once, the others
+        as a standby, taking one over when its owner stops pulling."""
+        assert detector is not None
+        for index, spec in enumerate(CONSUMERS.detector_events):
+            partition = PinnedConsumer(
+                broker.connection, spec, on_agent_event,
+                partial(detector.forget_partition, index),
+                preferred=index % replicas == replica,
+            )  # fmt: skip
+            partitions.append(partition)
+            await partition.start()
+        detector.owns = lambda index: partitions[index].owned
+
+    @app.on_shutdown
+    async def release_partitions() -> None:
+        for partition in partitions:
+            await partition.stop()
 
     async def on_resumed(resumed: InterventionResumed) -> None:
         assert detector is not None

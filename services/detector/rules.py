@@ -290,8 +290,11 @@ class SessionState:
     workspace: str | None = None
     task: Task | None = None
     intervened: str | None = None
-    # Service bookkeeping: the stream sequence this epoch began at (events before it are stale).
+    # Service bookkeeping: the stream sequence this epoch began at (events before it are stale),
+    # the last one applied (a redelivery after a takeover is older), the session's partition.
     epoch_start: int = 1
+    last_seq: int = 0
+    partition: int | None = None
     # The latest event ids, to drop a redelivered or replayed event (the stream drops an event
     # published again within its duplicate window); bounded, so a long session stays small.
     seen_event_ids: RecentIds = field(default_factory=lambda: RecentIds(_SEEN_IDS))
@@ -340,8 +343,9 @@ class SessionState:
             "events": self.events, "workspace": self.workspace,
             "task": self.task.model_dump() if self.task else None,
             "intervened": self.intervened, "epoch_start": self.epoch_start,
-            "seen_event_ids": list(self.seen_event_ids), "pending_calls": self.pending_calls,
-            "labels": self.labels, "calls_per_signature": self.calls_per_signature,
+            "last_seq": self.last_seq, "seen_event_ids": list(self.seen_event_ids),
+            "pending_calls": self.pending_calls, "labels": self.labels,
+            "calls_per_signature": self.calls_per_signature,
             "streaks": {k: [v.fingerprint, v.count, v.text] for k, v in self.streaks.items()},
             "failing": {k: [n, sorted(texts)] for k, (n, texts) in self.failing.items()},
             "error_streak": list(self.error_streak), "missing": self.missing,
@@ -362,6 +366,7 @@ class SessionState:
             events=data["events"], workspace=data["workspace"],
             task=Task.model_validate(data["task"]) if data["task"] else None,
             intervened=data["intervened"], epoch_start=data["epoch_start"],
+            last_seq=data.get("last_seq", 0),
             pending_calls=data["pending_calls"], labels=data["labels"],
             calls_per_signature=data["calls_per_signature"],
             streaks={k: _Streak(f, n, t) for k, (f, n, t) in data["streaks"].items()},

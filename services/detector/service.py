@@ -4,6 +4,12 @@ State lives in memory for speed. It survives a crash because it is a function of
 session's events: a session the detector has no state for is rebuilt by replaying its events
 from the AGENT_EVENTS stream, starting at the epoch recorded in a small checkpoint (written only
 when an intervention is emitted or a session is resumed, so the hot path does no extra I/O).
+An idle session leaves memory as a snapshot in its checkpoint and comes back from it.
+
+Sessions are spread over partitions, each owned by one detector replica at a time; a replica
+that loses a partition forgets its sessions, and the new owner rebuilds each from the stream on
+its next event. Events the old owner had not finished are redelivered: older than what the
+rebuild applied, they are answered and skipped (`SessionState.last_seq`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -75,18 +83,30 @@ class Detector:
         self.checkpoints = checkpoints
         self.summaries = summaries
         self._changed: dict[tuple[str, str], tuple[SessionState, bool]] = {}
+        # Whether this replica owns a partition now (one replica: all of them, always).
+        self.owns: Callable[[int], bool] = lambda partition: True
 
     async def on_event(self, data: bytes, subject: str, stream_seq: int) -> Intervention | None:
+        """One stored agent event (`subject` ends with its partition)."""
         event = parse_agent_event(data)
+        published, _, partition = subject.rpartition(".")
         expected = Subjects.agent_events(event.project_id, event.session_id)
-        if subject != expected:
-            raise ContractError(f"published on {subject} but its ids say {expected}")
+        if published != expected:
+            raise ContractError(f"published on {published} but its ids say {expected}")
         state = self.book.get(event.project_id, event.session_id)
         if state is None:
             state = await self._restore(event, stream_seq)
+        elif state.intervened is not None:
+            state = await self._resumed_elsewhere(state)
+        state.partition = int(partition)
         if stream_seq < state.epoch_start:
             return None  # from before the session was resumed
+        if stream_seq <= state.last_seq:  # applied already (redelivered after a takeover)
+            if not isinstance(event, SessionEnded):
+                await self._answer(event, state, None, None)
+            return None
         outcome = self.book.feed(event)
+        state.last_seq = stream_seq
         intervention, warning = outcome.intervention, outcome.warning
         self._changed[(event.project_id, event.session_id)] = (
             state,
@@ -147,21 +167,42 @@ class Detector:
         """Drop a session's memory after a failed step; the next delivery rebuilds it. The ids
         come from the subject, so a message that cannot be parsed cannot break this either."""
         tokens = subject.split(".")
-        if len(tokens) == 4:
+        if len(tokens) == 5:
             self.book.drop(tokens[2], tokens[3])
 
+    def forget_partition(self, partition: int) -> None:
+        """Another replica owns the partition now: its sessions are rebuilt there."""
+        dropped = self.book.drop_if(lambda state: state.partition == partition)
+        SESSIONS_IN_MEMORY.set(len(self.book))
+        log.info("partition %d handed over: %d sessions forgotten here", partition, dropped)
+
     async def on_resumed(self, resumed: InterventionResumed) -> None:
-        """A human (or recovery) resumed the session: start a fresh epoch of its state."""
-        subject = Subjects.agent_events(resumed.project_id, resumed.session_id)
+        """A human (or recovery) resumed the session: start a fresh epoch of its state. Any
+        replica may hear it: the checkpoint tells the partition's owner, whose memory of the
+        stopped session gives way to it on the session's next event (`_resumed_elsewhere`)."""
+        key = (resumed.project_id, resumed.session_id)
+        subject = Subjects.agent_events_stored(*key)
         try:
             last = await self.js.get_last_msg(AGENT_EVENTS_STREAM.name, subject)
             epoch_start = (last.seq or 0) + 1
         except NotFoundError:
             epoch_start = 1
-        state = self.book.start_epoch(resumed.project_id, resumed.session_id)
+        held = self.book.get(*key)
+        state = (self.book.start_epoch(*key) if held is not None
+                 else SessionState.new(*key, self.book.config))  # fmt: skip
         state.epoch_start = epoch_start
         await self._save_checkpoint(state, None)
-        self._changed[(resumed.project_id, resumed.session_id)] = (state, False)
+        self._changed[key] = (state, False)
+
+    async def _resumed_elsewhere(self, state: SessionState) -> SessionState:
+        """A stopped session's memory, or a fresh epoch if another replica heard its resume."""
+        checkpoint = await self._checkpoint(state.project_id, state.session_id)
+        epoch_start = int(checkpoint.get("epoch_start", 1))
+        if epoch_start <= state.epoch_start:
+            return state
+        fresh = self.book.start_epoch(state.project_id, state.session_id)
+        fresh.epoch_start = epoch_start
+        return fresh
 
     async def publish_summaries(self) -> int:
         """Put the summary of every session that changed since the last round (the fleet view
@@ -209,6 +250,9 @@ class Detector:
         many left memory."""
         evicted = 0
         for state in self.book.idle(time.monotonic() - idle_s):
+            if state.partition is not None and not self.owns(state.partition):
+                self.book.drop(state.project_id, state.session_id)  # its new owner rebuilds it
+                continue
             events = state.events
             try:
                 await self._save_checkpoint(state, state.intervened, snapshot=True)
@@ -229,32 +273,64 @@ class Detector:
             log.info("evicted %d idle sessions; %d in memory", evicted, len(self.book))
         return evicted
 
+    async def _checkpoint(self, project_id: str, session_id: str) -> dict[str, Any]:
+        try:
+            entry = await self.checkpoints.get(_checkpoint_key(project_id, session_id))
+        except KeyNotFoundError:
+            return {}
+        found: dict[str, Any] = json.loads(entry.value or b"{}")
+        return found
+
     async def _restore(self, event: AgentEvent, stream_seq: int) -> SessionState:
         if isinstance(event, SessionStarted):  # nothing can precede a session's start
             return self.book.start_epoch(event.project_id, event.session_id)
-        try:
-            entry = await self.checkpoints.get(_checkpoint_key(event.project_id, event.session_id))
-            checkpoint = json.loads(entry.value or b"{}")
-        except KeyNotFoundError:
-            checkpoint = {}
+        checkpoint = await self._checkpoint(event.project_id, event.session_id)
         if "state" in checkpoint:
             # Evicted while idle: its state, exactly as it left memory. The snapshot is spent
-            # at once (a crash later must replay, not go back to it).
+            # at once (a crash later must replay, not go back to it). Events it lacks (written
+            # by a replica as it lost the partition) are replayed onto it.
             state = self.book.adopt(SessionState.from_snapshot(checkpoint["state"]))
             await self._save_checkpoint(state, state.intervened)
+            start = max(state.last_seq + 1, state.epoch_start)
+            if state.last_seq and await self._next_seq(event, start) < stream_seq:
+                await self._replay(state, event, start, stream_seq, state.intervened)
             return state
         state = self.book.start_epoch(event.project_id, event.session_id)
         state.epoch_start = int(checkpoint.get("epoch_start", 1))
+        await self._replay(
+            state, event, state.epoch_start, stream_seq, checkpoint.get("intervention_id")
+        )
+        return state
+
+    async def _next_seq(self, event: AgentEvent, start: int) -> int:
+        """The stream sequence of the session's first event at or after `start`: one direct
+        request, no consumer."""
+        subject = Subjects.agent_events_stored(event.project_id, event.session_id)
+        try:
+            found = await self.js.get_msg(AGENT_EVENTS_STREAM.name, start, subject, next=True)
+        except NotFoundError:
+            return 2**63
+        return found.seq or 2**63
+
+    async def _replay(
+        self,
+        state: SessionState,
+        event: AgentEvent,
+        start: int,
+        end: int,
+        intervention_id: str | None,
+    ) -> None:
+        """Apply the session's events with stream sequence in [start, end) to `state`."""
         replayed = 0
         verdict: Intervention | None = None
-        for earlier in await self._history(event, state.epoch_start, stream_seq):
+        for earlier in await self._history(event, start, end):
             found = evaluate(state, earlier, self.book.config)
             if found is None:
                 foresee(state, earlier, self.book.config)  # what it was warned of, warned once
             verdict = found or verdict
             replayed += 1
-        if checkpoint.get("intervention_id"):
-            state.intervened = checkpoint["intervention_id"]
+        if intervention_id:
+            state.intervened = intervention_id
         elif verdict is not None:
             # The replay says an earlier event stopped the session, but no checkpoint says its
             # intervention went out (a failover between the publish and the checkpoint, or the
@@ -270,13 +346,12 @@ class Detector:
                 event.session_id,
                 replayed,
             )
-        return state
 
     async def _history(self, event: AgentEvent, start: int, end: int) -> list[AgentEvent]:
         """The session's events with stream sequence in [start, end)."""
         if start >= end:
             return []
-        subject = Subjects.agent_events(event.project_id, event.session_id)
+        subject = Subjects.agent_events_stored(event.project_id, event.session_id)
         # Named, so it is deleted the moment the replay is done: restoring thousands of sessions
         # after a restart holds one consumer at a time, never the server's consumer limit.
         name = f"detector-restore-{secrets.token_hex(8)}"

@@ -72,6 +72,13 @@ class SessionBook:
     def drop(self, project_id: str, session_id: str) -> None:
         self._states.pop((project_id, session_id), None)
 
+    def drop_if(self, doomed: Callable[[SessionState], bool]) -> int:
+        """Drop every session `doomed` says so of; returns how many."""
+        keys = [key for key, (state, _) in self._states.items() if doomed(state)]
+        for key in keys:
+            del self._states[key]
+        return len(keys)
+
     def idle(self, older_than: float) -> list[SessionState]:
         """The sessions last fed before the clock read `older_than`, oldest first."""
         found = []

@@ -45,8 +45,12 @@ from ..infra import TestInfra
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-SERVICES = ("detector", "pauser-1", "pauser-2", "notifier-1", "notifier-2", "recovery", "orchestrator",
-            "api")  # fmt: skip
+SERVICES = ("detector-1", "detector-2", "pauser-1", "pauser-2", "notifier-1", "notifier-2",
+            "recovery", "orchestrator", "api")  # fmt: skip
+# One replica of each replicated stage at once, left dead for longer than a detector takeover
+# takes (the consumers' priority_timeout): the survivors do all the work meanwhile.
+PAIR_FAULT = "detector-1 and pauser-1"
+PAIR_DOWN_S = 8.0
 RETRY_LOOPS, PORT_CONFLICTS, HEALTHY = 12, 6, 10
 # A notice whose sender died, lost PostgreSQL, or had its message redelivered mid-send (a
 # consumer leader moving) is sent again under the same webhook-id, and the receiver drops the
@@ -54,7 +58,7 @@ RETRY_LOOPS, PORT_CONFLICTS, HEALTHY = 12, 6, 10
 # The orchestrator records a next session before starting it (at most once): killed between
 # the two, that one next session is not started.
 AT_MOST_ONCE_NEXT_SESSION = {"orchestrator", "whole stack"}
-FAULTS = ("none", "NATS node", *SERVICES, "postgres", "whole stack")
+FAULTS = ("none", "NATS node", *SERVICES, PAIR_FAULT, "postgres", "whole stack")
 # The agent's next session after a resume: records that it started, and with which brief.
 # (It gets only an allow-listed environment, so the folder is written into the script.)
 NEXT_SESSION = """\
@@ -121,8 +125,12 @@ class FaultStack:
 
     def start_service(self, name: str) -> None:
         assert self.processes is not None
+        role, _, number = name.partition("-")
+        replica = ({"YOKEFLOW_DETECTOR_REPLICA": str(int(number) - 1),
+                    "YOKEFLOW_DETECTOR_REPLICAS": "2"} if role == "detector" else {})  # fmt: skip
         self.running[name] = self.processes.start(
-            name.split("-")[0],
+            role,
+            **replica,
             YOKEFLOW_WEBHOOK_URL=self.webhook_url,
             SMTP_HOST="127.0.0.1",
             SMTP_PORT=str(self.smtp.port),
@@ -208,8 +216,8 @@ async def cluster_nc(stack: FaultStack) -> AsyncIterator[Client]:
     async def bound() -> bool:
         for spec in CONSUMERS.all():
             info = await js.consumer_info(spec.stream, spec.durable)
-            if not info.push_bound:
-                return False
+            if spec.priority_group is None and not info.push_bound:
+                return False  # (a pinned pull consumer is owned at its first message)
         return True
 
     await eventually(bound, timeout=60, interval=0.2, what="every consumer bound")
@@ -383,6 +391,14 @@ async def strike(stack: FaultStack, nc: Client, fault: str, note: str = "") -> s
         for name in SERVICES:
             stack.start_service(name)
         return "kill -9 every service and NATS node, stopped PostgreSQL; started all again"
+    if fault == PAIR_FAULT:
+        names = fault.split(" and ")
+        for name in names:
+            stack.kill_service(name)
+        await asyncio.sleep(PAIR_DOWN_S)
+        for name in names:
+            stack.start_service(name)
+        return f"kill -9 {fault}{note}, restarted after {PAIR_DOWN_S:.0f} s"
     stack.kill_service(fault)
     await asyncio.sleep(1)
     stack.start_service(fault)
@@ -480,7 +496,9 @@ async def dead_letters(nc: Client, original_subject: str) -> list[dict[str, obje
             letters += [json.loads(m.data) for m in batch]
     finally:
         await sub.unsubscribe()
-    return [letter for letter in letters if letter["original_subject"] == original_subject]
+    # Stored subjects end with the session's partition.
+    return [letter for letter in letters
+            if str(letter["original_subject"]).rpartition(".")[0] == original_subject]  # fmt: skip
 
 
 def settled(tally: Tally, wave: Wave, ids: dict[str, str]) -> bool:
@@ -597,6 +615,6 @@ async def test_nothing_is_lost_or_duplicated(stack, cluster_nc, db, fault, reque
         assert next_started == len(port_ids)
     reasons = sorted(str(letter["reason"]) for letter in tally.dead_letters)
     assert len(reasons) == 2 and all(
-        letter["consumer"] == "detector" for letter in tally.dead_letters
+        str(letter["consumer"]).startswith("detector-") for letter in tally.dead_letters
     )
     assert any("JSON" in r or "json" in r for r in reasons), reasons

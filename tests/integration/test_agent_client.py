@@ -8,6 +8,7 @@ import json
 import nats
 import pytest
 from yokeflow_agent.client import AgentSession
+from yokeflow_agent.contract import Subjects
 
 from yokeflow_intervention.shared.bus import connect, provision
 from yokeflow_intervention.shared.embedded import EmbeddedNats
@@ -41,7 +42,7 @@ async def test_events_survive_a_server_restart_exactly_once(tmp_path):
 
         reader = await nats.connect(server.url)
         sub = await reader.jetstream().pull_subscribe(
-            "agent.events.proj.sess-restart", stream="AGENT_EVENTS"
+            Subjects.agent_events_stored("proj", "sess-restart"), stream="AGENT_EVENTS"
         )
         messages = await sub.fetch(50, timeout=2)
         seqs = [json.loads(m.data)["seq"] for m in messages]

@@ -100,8 +100,15 @@ async def test_an_agent_reports_and_is_paused_and_can_do_nothing_else(bus, uniqu
         await refused(js.publish(Subjects.agent_events(other, "s1"), b"{}"))
         await refused(js.publish(Subjects.detected(project), b"{}"))
         await refused(js.publish(Subjects.paused(project), b"{}"))
-        for subject in (Subjects.agent_events(other, "s1"), Subjects.detected(project),
-                        Subjects.paused(project)):  # fmt: skip
+        # choosing its session's partition (the stream appends it), or taking a detector
+        # partition over: pulling from it, unpinning its owner;
+        await refused(js.publish(f"{Subjects.agent_events(project, 'chosen')}.3", b"{}"))
+        await refused(agent_nc.request("$JS.API.CONSUMER.UNPIN.AGENT_EVENTS.detector-3",
+                                       b'{"group": "detector"}', timeout=1))  # fmt: skip
+        await refused(agent_nc.request("$JS.API.CONSUMER.MSG.NEXT.AGENT_EVENTS.detector-3",
+                                       b'{"batch": 1, "group": "detector"}', timeout=1))  # fmt: skip
+        for subject in (Subjects.agent_events_stored(other, "s1"), Subjects.detected(project),
+                        Subjects.paused(project), f"{Subjects.agent_events(project, 'chosen')}.3"):  # fmt: skip
             stream = "AGENT_EVENTS" if subject.startswith("agent.") else "INTERVENTIONS"
             try:
                 stored = await admin_js.get_last_msg(stream, subject)
@@ -245,7 +252,7 @@ def test_hook_check_reads_the_projects_claude_settings_and_its_agent_credentials
 
     wired = check()
     assert wired.returncode == 0, wired.stdout
-    assert f"may publish on agent.events.{project}.>" in wired.stdout
+    assert f"may publish on agent.events.{project}.*" in wired.stdout
     assert "PostToolUseFailure (missing)" in wired.stdout  # failures would go unseen
     assert '"timeout": 10' in wired.stdout  # SessionEnd would be cancelled
     assert agent_url.split("@")[0].split(":")[-1] not in wired.stdout  # the password is masked

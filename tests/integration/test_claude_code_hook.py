@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from yokeflow_agent.claude_code import failure_of, last_reply
+from yokeflow_agent.contract import Subjects
 
 from ..helpers import cli, service_env
 
@@ -98,7 +99,7 @@ async def test_the_fourth_identical_failing_call_is_refused_and_the_session_halt
     # Stored events: one per hook call that reports something, nothing duplicated, and the
     # session ended as paused.
     last = json.loads((await nc.jetstream().get_last_msg(
-        "AGENT_EVENTS", f"agent.events.{project}.{session}")).data)  # fmt: skip
+        "AGENT_EVENTS", Subjects.agent_events_stored(project, session))).data)  # fmt: skip
     assert last["type"] == "session_ended" and last["reason"] == "paused"
     assert last["seq"] == 1 + 4 + 3 + 1
 
@@ -135,7 +136,9 @@ async def test_parallel_calls_do_not_wait_for_one_another(infra, nc, services, u
     assert all(p.wait(timeout=30) == 0 for p in procs)
     js = nc.jetstream()
     info = await js.stream_info("AGENT_EVENTS", subjects_filter=f"agent.events.{project}.>")
-    assert info.state.subjects == {f"agent.events.{project}.{session}": 4}
+    # Stored with the session's partition appended.
+    assert [(s.rpartition(".")[0], n) for s, n in (info.state.subjects or {}).items()] == [
+        (f"agent.events.{project}.{session}", 4)]  # fmt: skip
 
 
 def test_nats_down_lets_the_agent_work_and_says_why(tmp_path):
@@ -183,7 +186,7 @@ def test_check_tells_whether_the_hooks_are_wired(infra, unique, tmp_path):
     wired = cli("hook", "--check", env=env)
     assert wired.returncode == 0, wired.stdout
     assert "project id     shop" in wired.stdout and "ok: the hooks" in wired.stdout
-    assert "may publish on agent.events.shop.>" in wired.stdout
+    assert "may publish on agent.events.shop.*" in wired.stdout
     unset = cli("hook", "--check", env={k: v for k, v in env.items() if k != "NATS_URL"})
     assert unset.returncode == 1 and "NATS_URL       not set" in unset.stdout
     down = cli("hook", "--check", env={**env, "NATS_URL": "nats://127.0.0.1:1"})
@@ -221,7 +224,7 @@ async def test_the_project_is_the_root_not_the_folder_the_agent_cd_to(
     assert not (root / "web" / "claude-progress.md").exists()
     js = nc.jetstream()
     last = json.loads(
-        (await js.get_last_msg("AGENT_EVENTS", f"agent.events.{root.name}.{session}")).data
+        (await js.get_last_msg("AGENT_EVENTS", f"agent.events.{root.name}.{session}.*")).data
     )
     assert last["type"] == "tool_call"  # recorded under the project root's name
     failed = cli("interventions", "list", "--project", root.name, "--json", env=env)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
+from yokeflow_agent.contract import DETECTOR_PARTITIONS
 
 from ..helpers import collect, eventually, example_events, publish_events
 
@@ -48,7 +50,9 @@ async def test_malformed_events_go_to_the_dead_letter_subject(nc, services, uniq
     letters = await eventually(
         lambda: len(dlq.messages) >= 3 and dlq.messages, what="3 dead letters"
     )
-    reasons = [letter["reason"] for letter in letters if letter["original_subject"] == subject]
+    # Named as stored: the subject published on, and the session's partition.
+    reasons = [letter["reason"] for letter in letters
+               if letter["original_subject"].rpartition(".")[0] == subject]  # fmt: skip
     assert any("not valid JSON" in r for r in reasons)
     assert any("session_id" in r and "Field required" in r for r in reasons)
     assert any(r.startswith("seq:") for r in reasons)
@@ -108,9 +112,14 @@ async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
 
     text = await eventually(scrape, timeout=20, what="metrics")
     assert 'yokeflow_interventions_total{trigger="critical_error"} 1.0' in text
-    assert 'yokeflow_messages_handled_total{consumer="detector",outcome="acked"}' in text
-    assert 'yokeflow_handler_seconds_count{consumer="detector"}' in text
-    assert 'yokeflow_consumer_ack_pending{consumer="detector"}' in text
+    # Per partition: which one a session's events went to, and which this replica owns.
+    assert re.search(r'yokeflow_messages_handled_total\{consumer="detector-\d+",outcome="acked"\}',
+                     text)  # fmt: skip
+    assert text.count("yokeflow_consumer_pinned{") == DETECTOR_PARTITIONS
+    # The server pins a partition's consumer to a replica with its first message.
+    assert re.search(r'yokeflow_consumer_pinned\{consumer="detector-\d+"\} 1.0', text)
+    assert re.search(r'yokeflow_handler_seconds_count\{consumer="detector-\d+"\}', text)
+    assert 'yokeflow_consumer_ack_pending{consumer="detector-15"}' in text
 
 
 async def test_an_idle_session_leaves_memory_and_comes_back_exactly_without_a_replay(
@@ -172,3 +181,55 @@ async def test_restoring_many_sessions_after_a_restart_holds_no_consumers(nc, se
     await eventually(lambda: log.read_text().count("restored ") >= 30, timeout=30,
                      what="30 sessions restored")  # fmt: skip
     assert (await js.stream_info("AGENT_EVENTS")).state.consumer_count <= baseline
+
+
+async def test_two_replicas_share_the_partitions_and_take_over_a_dead_ones(nc, services, unique):
+    """Sessions spread over two detector replicas; one is killed mid-session: the other takes
+    its partitions over within seconds and every session is stopped exactly once. Restarted,
+    the replica takes its own partitions back."""
+    project = unique("pair")
+    detected = await collect(nc, f"intervention.detected.{project}")
+    sessions = [unique(f"s{n}") for n in range(24)]
+    events = {s: example_events("retry_limit.jsonl", project, s) for s in sessions}
+    pair = {"YOKEFLOW_DETECTOR_REPLICAS": "2"}
+    first = services.start("detector", YOKEFLOW_DETECTOR_REPLICA="0", **pair)
+    second = services.start("detector", YOKEFLOW_DETECTOR_REPLICA="1", **pair)
+    logs = [services.log_of[first.pid], services.log_of[second.pid]]
+    for session in sessions:  # three identical failures each: one short of the limit
+        await publish_events(nc, events[session][:9])
+
+    def pinned(log: object) -> int:
+        return logs[log].read_text().count("pinned here") if isinstance(log, int) else 0
+
+    await eventually(lambda: pinned(0) and pinned(1), what="both replicas owning partitions")
+    assert pinned(0) + pinned(1) <= DETECTOR_PARTITIONS  # one owner per partition
+    await asyncio.sleep(1.0)
+    services.kill9(first)
+    killed_at = asyncio.get_running_loop().time()
+    for session in sessions:  # the fourth attempt: the survivor must know the first three
+        await publish_events(nc, events[session][9:])
+    try:
+        await eventually(lambda: len(detected.messages) >= len(sessions), timeout=30,
+                         what="every session stopped")  # fmt: skip
+    except AssertionError:
+        print(services.logs())
+        raise
+    took = asyncio.get_running_loop().time() - killed_at
+    await asyncio.sleep(2.0)
+    assert sorted(m["session_id"] for m in detected.messages) == sorted(sessions)  # once each
+    assert all(m["event_seq"] == 10 for m in detected.messages)
+    assert "restored " in logs[1].read_text()
+    print(f"takeover: every session stopped {took:.1f} s after the kill")
+
+    # Back again, replica 0 unpins its share and owns it at its next message; the survivor
+    # hands it over.
+    again = services.start("detector", YOKEFLOW_DETECTOR_REPLICA="0", **pair)
+    back = services.log_of[again.pid]
+    await eventually(lambda: "ready: consuming" in back.read_text(), what="replica 0 back")
+    later = [unique(f"later{n}") for n in range(16)]
+    for session in later:
+        await publish_events(nc, example_events("retry_limit.jsonl", project, session))
+    await eventually(lambda: len(detected.messages) >= len(sessions) + len(later), timeout=30,
+                     what="the later sessions stopped")  # fmt: skip
+    assert "pinned here" in back.read_text()
+    assert "handed over" in logs[1].read_text()

@@ -20,7 +20,7 @@ import nats
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from yokeflow_agent.contract import ContractError, Subjects, parse_agent_event
+from yokeflow_agent.contract import CONSUMERS, ContractError, Subjects, parse_agent_event
 
 from yokeflow_intervention.shared.commands import PauserClient
 
@@ -128,12 +128,14 @@ def agent_message(draw: st.DrawFn, project: str) -> tuple[str, bytes, str | None
 
 
 def _refused(subject: str, body: bytes) -> bool:
-    """Whether the contract refuses the message (what the detector must dead-letter)."""
+    """Whether the contract refuses the message (what the detector must dead-letter), published
+    on `subject` (or stored there, with its partition)."""
     try:
         event = parse_agent_event(body)
     except ContractError:
         return True
-    return subject != Subjects.agent_events(event.project_id, event.session_id)
+    published = subject if subject.count(".") == 3 else subject.rpartition(".")[0]
+    return published != Subjects.agent_events(event.project_id, event.session_id)
 
 
 async def _settled(js: Any, durables: tuple[str, ...], timeout: float = 60) -> None:
@@ -178,11 +180,12 @@ async def _run_batch(nats_url: str, database_url: str, project: str,
             await js.publish(subject, body, headers=headers)
             expected_refused += _refused(subject, body)
             COUNTS["messages"] += 1
-        await _settled(js, (("AGENT_EVENTS", "detector"), ("AGENT_EVENTS", "pauser-sessions"),
-                            ("INTERVENTIONS", "pauser")))  # fmt: skip
+        await _settled(js, (*((c.stream, c.durable) for c in CONSUMERS.detector_events),
+                            ("AGENT_EVENTS", "pauser-sessions"), ("INTERVENTIONS", "pauser")))  # fmt: skip
         await asyncio.sleep(0.3)
         mine = [m for m in letters
-                if m.get("consumer") == "detector" and f".{project}." in m["original_subject"]]  # fmt: skip
+                if str(m.get("consumer")).startswith("detector-")
+                and f".{project}." in m["original_subject"]]  # fmt: skip
         assert len(mine) == expected_refused, (len(mine), expected_refused)
         assert all(m["reason"] for m in mine)
         assert not [m for m in pauser_letters if project in m["original_subject"]], pauser_letters

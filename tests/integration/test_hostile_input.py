@@ -11,6 +11,7 @@ import uuid
 import httpx
 import psutil
 import pytest
+from yokeflow_agent.contract import CONSUMERS
 
 from tests.peers import HttpPeer, SmtpPeer
 from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
@@ -56,8 +57,9 @@ async def test_deeply_nested_events_never_stall_the_detector(nc, db, services, u
     mine = lambda: [m for m in dlq.messages if f".{project}." in m["original_subject"]]  # noqa: E731
     await eventually(lambda: len(mine()) == 1000, timeout=60, what="1,000 dead letters")
     assert all("nested deeper than 64 levels" in m["reason"] for m in mine())
-    info = await js.consumer_info("AGENT_EVENTS", "detector")
-    assert info.num_ack_pending == 0 and info.num_pending == 0
+    for partition in CONSUMERS.detector_events:
+        info = await js.consumer_info(partition.stream, partition.durable)
+        assert info.num_ack_pending == 0 and info.num_pending == 0, partition.durable
 
 
 async def test_an_intervention_from_a_huge_event_is_clipped_and_the_session_paused(

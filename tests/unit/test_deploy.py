@@ -77,19 +77,21 @@ def test_compose_runs_every_role_after_provisioning():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"nats-1", "nats-2", "nats-3", "postgres", "provision"} <= set(services)
-    roles = {s["command"][1] for s in services.values() if s.get("command", [None])[0] == "service"}
+    workers = {n: s for n, s in services.items() if s.get("command", [None])[0] == "service"}
+    roles = {s["command"][1] for s in workers.values()}
     assert roles == set(SERVICE_ROLES)  # every role the CLI knows is deployed, and nothing else
     assert services["provision"]["command"] == ["provision"]
-    for name in roles:
-        assert (
-            services[name]["depends_on"]["provision"]["condition"]
-            == "service_completed_successfully"
-        )
-        assert "healthcheck" in services[name]
+    for service in workers.values():
+        assert service["depends_on"]["provision"]["condition"] == "service_completed_successfully"
+        assert "healthcheck" in service
     assert services["notifier"]["deploy"]["replicas"] == 3
     assert services["pauser"]["deploy"]["replicas"] == 2
-    env = services["detector"]["environment"]
-    assert env["YOKEFLOW_STREAM_REPLICAS"] == "3" and env["NATS_URL"].count("nats://") == 3
+    detectors = [s["environment"] for s in workers.values() if s["command"][1] == "detector"]
+    assert [(e["YOKEFLOW_DETECTOR_REPLICA"], e["YOKEFLOW_DETECTOR_REPLICAS"]) for e in detectors] == [
+        ("0", "2"), ("1", "2")]  # fmt: skip
+    for env in detectors:
+        assert env["YOKEFLOW_STREAM_REPLICAS"] == "3" and env["NATS_URL"].count("nats://") == 3
+        assert env["NATS_USER"] == "detector"
     for node in ("nats-1", "nats-2", "nats-3"):
         command = services[node]["command"]
         assert "--jetstream" in command and "--cluster_name" in command
@@ -106,7 +108,8 @@ def test_kubernetes_manifests_deploy_every_role_with_probes():
         "Service",
         "HorizontalPodAutoscaler",
     } <= set(kinds)
-    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    deployments = {d["metadata"]["name"]: d for d in documents
+                   if d["kind"] in ("Deployment", "StatefulSet")}  # fmt: skip
     assert set(deployments) == {f"yokeflow-{role}" for role in SERVICE_ROLES}
     for name, deployment in deployments.items():
         spec = deployment["spec"]["template"]["spec"]
@@ -122,7 +125,12 @@ def test_kubernetes_manifests_deploy_every_role_with_probes():
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert deployments["yokeflow-pauser"]["spec"]["replicas"] >= 2
-    assert deployments["yokeflow-detector"]["spec"]["replicas"] == 1  # per-session state
+    detector = deployments["yokeflow-detector"]
+    # A StatefulSet: each pod knows its index, so its share of the sessions' partitions.
+    assert detector["kind"] == "StatefulSet" and detector["spec"]["replicas"] >= 2
+    env = {e["name"]: e for e in detector["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["YOKEFLOW_DETECTOR_REPLICAS"]["value"] == str(detector["spec"]["replicas"])
+    assert "pod-index" in env["YOKEFLOW_DETECTOR_REPLICA"]["valueFrom"]["fieldRef"]["fieldPath"]
     hpa = next(d for d in documents if d["kind"] == "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "yokeflow-notifier"
     job = next(d for d in documents if d["kind"] == "Job")
@@ -145,16 +153,20 @@ def test_plain_up_starts_no_demo_agent_and_up_demo_does():
         assert spec.argv[1:3] == ["-P", "-m"] and spec.argv[3].startswith("yokeflow_intervention.")
 
 
-def test_up_runs_pausers_and_notifiers_as_replicas_each_with_its_roles_url():
+def test_up_runs_detectors_pausers_and_notifiers_as_replicas_each_with_its_roles_url():
     from yokeflow_intervention.cli.up import service_specs
     from yokeflow_intervention.shared.settings import Settings
 
     urls = {role: f"nats://{role}:x@127.0.0.1:4222" for role in ("pauser", "notifier", "detector")}
     specs = service_specs(
-        Settings(), {"pauser": 2, "notifier": 3, "detector": 5}, service_urls=urls
+        Settings(), {"pauser": 2, "notifier": 3, "detector": 3}, service_urls=urls
     )
     names = [s.name for s in specs]
-    assert names.count("detector") == 1  # per-session state in memory: one replica
+    detectors = [s for s in specs if s.name.startswith("detector")]
+    # Each detector knows its share of the partitions: replica i of n.
+    assert [(s.name, s.env["YOKEFLOW_DETECTOR_REPLICA"], s.env["YOKEFLOW_DETECTOR_REPLICAS"])
+            for s in detectors] == [("detector-1", "0", "3"), ("detector-2", "1", "3"),
+                                    ("detector-3", "2", "3")]  # fmt: skip
     assert [n for n in names if n.startswith("pauser")] == ["pauser-1", "pauser-2"]
     assert [n for n in names if n.startswith("notifier")] == [
         "notifier-1",
@@ -185,14 +197,14 @@ def test_the_deployment_nats_users_are_current_and_the_server_accepts_them(tmp_p
 
 def test_every_deployed_service_connects_as_its_own_role():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    for role in SERVICE_ROLES:
-        assert compose["services"][role]["environment"]["NATS_USER"] == role
+    for service in compose["services"].values():
+        if service.get("command", [None])[0] == "service":
+            assert service["environment"]["NATS_USER"] == service["command"][1]
     assert compose["services"]["provision"]["environment"]["NATS_USER"] == "admin"
     for name in ("nats-1", "nats-2", "nats-3"):
         assert "/etc/nats/roles/auth.conf" in compose["services"][name]["command"]
-    deployments = {
-        d["metadata"]["name"]: d for d in kubernetes_documents() if d["kind"] == "Deployment"
-    }
+    deployments = {d["metadata"]["name"]: d for d in kubernetes_documents()
+                   if d["kind"] in ("Deployment", "StatefulSet")}  # fmt: skip
     for role in SERVICE_ROLES:
         container = deployments[f"yokeflow-{role}"]["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e for e in container["env"]}
