@@ -115,24 +115,35 @@ async def raw_baseline(nc: Client, events: list[dict[str, Any]]) -> float:
     return len(events) / elapsed
 
 
-def start_detector(url: str, log_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NATS_URL": url, "DATABASE_URL": "unused-by-the-detector"}
+def start_detector(
+    url: str, log_dir: Path, replica: int = 0, replicas: int = 1
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "NATS_URL": url,
+        "DATABASE_URL": "unused-by-the-detector",
+        "YOKEFLOW_DETECTOR_REPLICA": str(replica),
+        "YOKEFLOW_DETECTOR_REPLICAS": str(replicas),
+    }
     return subprocess.Popen(
         [sys.executable, *os.environ.get("BENCH_PROFILE", "").split(), *product_command("services.detector")[1:]], env=env, cwd=ROOT,
-        stdout=(log_dir / "detector.log").open("wb"), stderr=subprocess.STDOUT,
+        stdout=(log_dir / f"detector-{replica}-of-{replicas}.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
 
 
 async def drained(nc: Client) -> tuple[int, int]:
-    info = await nc.jetstream().consumer_info("AGENT_EVENTS", CONSUMERS.detector_events.durable)
-    return info.num_pending or 0, info.num_ack_pending or 0
+    """(pending, unacknowledged) over every detector partition."""
+    js = nc.jetstream()
+    infos = [await js.consumer_info(c.stream, c.durable) for c in CONSUMERS.detector_events]
+    return sum(i.num_pending or 0 for i in infos), sum(i.num_ack_pending or 0 for i in infos)
 
 
 async def detector_throughput(
-    nc: Client, url: str, events: list[dict[str, Any]], log_dir: Path
+    nc: Client, url: str, events: list[dict[str, Any]], log_dir: Path, replicas: int = 1
 ) -> float:
+    """Events per second `replicas` detector processes drain from a backlog of `events`."""
     await publish_all(nc, events, lambda e: Subjects.agent_events(e["project_id"], e["session_id"]))
-    detector = start_detector(url, log_dir)
+    detectors = [start_detector(url, log_dir, n, replicas) for n in range(replicas)]
     try:
         start = None
         while True:
@@ -143,8 +154,9 @@ async def detector_throughput(
                 return len(events) / (time.perf_counter() - start)
             await asyncio.sleep(0.02)
     finally:
-        detector.terminate()
-        detector.wait(10)
+        for detector in detectors:
+            detector.terminate()
+            detector.wait(10)
 
 
 async def latency(nc: Client, url: str, seconds: float, rate: int, log_dir: Path) -> list[float]:

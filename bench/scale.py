@@ -3,12 +3,16 @@
 1. Pauses per second with 1 and 2 pauser replicas, in the same run: a burst of interventions
    (distinct sessions) is published to `intervention.detected`; the time from the first publish
    until every session's KV control state says `paused`.
-2. Many concurrent sessions (`--sessions`, default 100,000) through detector, pauser and
+2. Detector throughput with 1 and 2 replicas, in the same run: a backlog of busy sessions'
+   events (bench/detector.py's load) drained by that many detector processes sharing the
+   partitions.
+3. Many concurrent sessions (`--sessions`, default 100,000) through detector, pauser and
    notifier with realistic gaps between events (bench/e2e.py's load: a tool call about every
    20 s per session, 1 session in 1,000 stuck):
    peak memory (RSS) per service and the latency from a triggering event to KV `paused`.
 
-Usage: python bench/scale.py [--pauses 3000] [--sessions 100000] [--events 5]
+Usage: python bench/scale.py [--pauses 3000] [--detector-events 60000] [--sessions 100000]
+                             [--events 5]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from detector import detector_throughput, interleave, session_events  # noqa: E402
 from e2e import measure  # noqa: E402  (bench/ is this script's folder)
 from yokeflow_agent.contract import Intervention, Subjects  # noqa: E402
 
@@ -98,7 +103,23 @@ async def pauser_figures(
     one = await pause_rate(nats_url, database_url, temp, 1, args.pauses)
     two = await pause_rate(nats_url, database_url, temp, 2, args.pauses)
     print(f"pauses per second, {args.pauses} interventions: 1 pauser {one:,.0f}/s, "
-          f"2 pausers {two:,.0f}/s (x{two / one:.2f})")  # fmt: skip
+          f"2 pausers {two:,.0f}/s (x{two / one:.2f})", flush=True)  # fmt: skip
+
+
+async def detector_figures(args: argparse.Namespace, nats_url: str, temp: Path) -> None:
+    nc = await nats.connect(nats_url)
+    rates = {}
+    for replicas in (1, 2):
+        # Sessions of their own per run (event ids too: the stream would drop repeats).
+        events = interleave([
+            session_events("bench", f"r{replicas}-s{n}", args.detector_events // 1000)
+            for n in range(1000)
+        ])  # fmt: skip
+        rates[replicas] = await detector_throughput(nc, nats_url, events, temp, replicas)
+    await nc.close()
+    print(f"detector events per second, {args.detector_events} events of 1,000 sessions: "
+          f"1 replica {rates[1]:,.0f}/s, 2 replicas {rates[2]:,.0f}/s "
+          f"(x{rates[2] / rates[1]:.2f})", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -106,6 +127,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pauses", type=int, default=3000)
+    parser.add_argument("--detector-events", type=int, default=60_000)
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=5, help="events per healthy session")
     parser.add_argument("--stuck-every", type=int, default=1000, help="1 session in N gets stuck")
@@ -115,6 +137,8 @@ def main() -> None:
         temp = Path(folder)
         with throwaway_stack(temp / "pausers") as (nats_url, database_url):
             asyncio.run(pauser_figures(args, nats_url, database_url, temp))
+            if args.detector_events:
+                asyncio.run(detector_figures(args, nats_url, temp))
         if args.sessions:
             with throwaway_stack(temp / "sessions") as (nats_url, database_url):
                 asyncio.run(measure(args, nats_url, database_url, temp))
