@@ -7,6 +7,7 @@ triggering event's publish to (a) the session's KV control state showing `paused
 local webhook peer receiving the notification, and the peak memory (RSS) of every service.
 
 Usage: python bench/e2e.py [--sessions 1000] [--events 30] [--stuck-every 10]
+                           [--detector-replicas 1]
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ from yokeflow_intervention.shared.embedded import throwaway_stack  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 SERVICES = ("detector", "pauser", "notifier")
+
+
+def service_processes(replicas: int) -> list[tuple[str, str, dict[str, str]]]:
+    """(name, role, extra environment) of every process: `replicas` detectors sharing the
+    partitions, one pauser, one notifier."""
+    detectors = [
+        (f"detector-{n + 1}" if replicas > 1 else "detector", "detector",
+         {"YOKEFLOW_DETECTOR_REPLICA": str(n), "YOKEFLOW_DETECTOR_REPLICAS": str(replicas)})
+        for n in range(replicas)
+    ]  # fmt: skip
+    return [*detectors, *((role, role, {}) for role in SERVICES if role != "detector")]
 
 
 def event(project: str, session: str, seq: int, kind: str, **fields: Any) -> dict[str, Any]:
@@ -112,12 +124,13 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
                "YOKEFLOW_WEBHOOK_URL": peer.slack_url(), "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
                "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0", "YOKEFLOW_LOG_LEVEL": "WARNING"}  # fmt: skip
         processes = {
-            name: subprocess.Popen(product_command(f"services.{name}"), env=env, cwd=ROOT,
-                                   stdout=(temp / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
-            for name in SERVICES
+            name: subprocess.Popen(product_command(f"services.{role}"), env={**env, **extra},
+                                   cwd=ROOT, stdout=(temp / f"{name}.log").open("wb"),
+                                   stderr=subprocess.STDOUT)
+            for name, role, extra in service_processes(getattr(args, "detector_replicas", 1))
         }  # fmt: skip
         await asyncio.sleep(3.0)
-        peak = dict.fromkeys(SERVICES, 0)
+        peak = dict.fromkeys(processes, 0)
 
         async def sample_memory() -> None:
             while True:
@@ -143,9 +156,9 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
             print(f"{len(outcomes) - len(counts)} sessions gave up on a publish")
         published_in = time.perf_counter() - began
         total = sum(counts)
-        while True:  # until the detector has handled every event
-            info = await js.consumer_info("AGENT_EVENTS", CONSUMERS.detector_events.durable)
-            if not info.num_pending and not info.num_ack_pending:
+        while True:  # until the detector has handled every event, in every partition
+            infos = [await js.consumer_info(c.stream, c.durable) for c in CONSUMERS.detector_events]
+            if not any(i.num_pending or i.num_ack_pending for i in infos):
                 break
             await asyncio.sleep(0.05)
         absorbed_in = time.perf_counter() - began
@@ -169,7 +182,7 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
     print(f"{len(sent)} sessions got stuck")
     print(f"triggering event -> KV state paused:        {percentiles(to_pause)}")
     print(f"triggering event -> webhook peer received:  {percentiles(to_peer)}")
-    print("peak memory: " + ", ".join(f"{n} {peak[n] / 2**20:.0f} MiB" for n in SERVICES))
+    print("peak memory: " + ", ".join(f"{n} {rss / 2**20:.0f} MiB" for n, rss in peak.items()))
 
 
 def main() -> None:
@@ -180,6 +193,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30, help="events per healthy session")
     parser.add_argument("--stuck-every", type=int, default=10, help="1 session in N gets stuck")
     parser.add_argument("--gap", type=float, default=0.5, help="mean seconds between tool calls")
+    parser.add_argument("--detector-replicas", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="yokeflow-e2e-") as folder:
         temp = Path(folder)

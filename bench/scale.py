@@ -6,13 +6,13 @@
 2. Detector throughput with 1 and 2 replicas, in the same run: a backlog of busy sessions'
    events (bench/detector.py's load) drained by that many detector processes sharing the
    partitions.
-3. Many concurrent sessions (`--sessions`, default 100,000) through detector, pauser and
-   notifier with realistic gaps between events (bench/e2e.py's load: a tool call about every
-   20 s per session, 1 session in 1,000 stuck):
-   peak memory (RSS) per service and the latency from a triggering event to KV `paused`.
+3. Many concurrent sessions (`--sessions`, default 100,000) through the detector replicas
+   (`--detector-replicas`, default 2), a pauser and a notifier with realistic gaps between
+   events (bench/e2e.py's load: a tool call about every 20 s per session, 1 session in 1,000
+   stuck): peak memory (RSS) per service and the latency from a triggering event to KV `paused`.
 
 Usage: python bench/scale.py [--pauses 3000] [--detector-events 60000] [--sessions 100000]
-                             [--events 5]
+                             [--events 5] [--detector-replicas 2]
 """
 
 from __future__ import annotations
@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5, help="events per healthy session")
     parser.add_argument("--stuck-every", type=int, default=1000, help="1 session in N gets stuck")
     parser.add_argument("--gap", type=float, default=20.0, help="mean seconds between tool calls")
+    parser.add_argument("--detector-replicas", type=int, default=2,
+                        help="detector processes sharing the many sessions")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="yokeflow-scale-") as folder:
         temp = Path(folder)
