@@ -32,7 +32,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from yokeflow_agent.contract import CONSUMERS, Subjects  # noqa: E402
+from yokeflow_agent.contract import CONSUMERS, CONTROL_BUCKET, ControlKeys, Subjects  # noqa: E402
 
 from tests.peers import HttpPeer  # noqa: E402
 from yokeflow_intervention.shared.bus import provision  # noqa: E402
@@ -98,6 +98,29 @@ async def run_session(
         if failing:
             return published  # a stopped agent stops
     return published
+
+
+async def stored_latencies(js: Any, sessions: dict[str, float]) -> list[float]:
+    """Trigger -> paused by the server's own timestamps: when the stream stored each stuck
+    session's last event (its trigger: a stopped agent stops) and when the session's control
+    state was stored. Free of the publishing process's own queueing (100,000 agents in one
+    event loop), which the latency seen from here includes."""
+    found = []
+    for session in sessions:
+        project = f"e2e-p{int(session.removeprefix('e2e-s')) % 50}"
+        try:
+            trigger = await js.get_last_msg(
+                "AGENT_EVENTS", Subjects.agent_events_stored(project, session)
+            )
+            paused = await js.get_last_msg(
+                f"KV_{CONTROL_BUCKET}",
+                f"$KV.{CONTROL_BUCKET}.{ControlKeys.session(project, session)}",
+            )
+        except (nats.errors.Error, TimeoutError):  # never paused: not counted
+            continue
+        if trigger.time and paused.time:
+            found.append((paused.time - trigger.time).total_seconds() * 1000)
+    return found
 
 
 def percentiles(values: list[float]) -> str:
@@ -167,6 +190,7 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
             await asyncio.sleep(0.1)
         sampler.cancel()
         to_pause = [(paused_at[s] - t) * 1000 for s, t in sent.items() if s in paused_at]
+        stored = await stored_latencies(js, sent)
         delivered = {}
         for received in peer.accepted("slack"):
             fields = {f["title"]: f["value"] for f in received.body["attachments"][0]["fields"]}
@@ -181,6 +205,7 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
           f"{absorbed_in - published_in:.2f} s after the last publish")  # fmt: skip
     print(f"{len(sent)} sessions got stuck")
     print(f"triggering event -> KV state paused:        {percentiles(to_pause)}")
+    print(f"  the same, as the server stored them:      {percentiles(stored)}")
     print(f"triggering event -> webhook peer received:  {percentiles(to_peer)}")
     print("peak memory: " + ", ".join(f"{n} {rss / 2**20:.0f} MiB" for n, rss in peak.items()))
 

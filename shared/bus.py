@@ -43,6 +43,7 @@ from yokeflow_agent.contract import (
 __all__ = [
     "NatsUnreachable",
     "connect",
+    "create_consumer",
     "dead_letter",
     "provision",
     "publish_event",
@@ -156,7 +157,8 @@ def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
 _RETIRED_CONSUMERS = (("AGENT_EVENTS", "detector"),)
 
 
-async def _add_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> None:
+async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> None:
+    """Create (or update) the durable consumer `consumer` describes."""
     if consumer.priority_group is None:
         await nc.jetstream().add_consumer(
             consumer.stream,
@@ -210,7 +212,7 @@ async def provision(nc: Client, replicas: int = 1) -> None:
         with contextlib.suppress(NotFoundError):
             await js.delete_consumer(stream, durable)
     for consumer in CONSUMERS.all():
-        await _add_consumer(nc, consumer, replicas)
+        await create_consumer(nc, consumer, replicas)
     for bucket in KV_BUCKETS:
         # Direct gets put the key in the request's subject, so a user's permissions can name
         # the keys it may read (an agent: its own project's); a plain get carries it in the body.

@@ -33,15 +33,21 @@ __all__ = ["PinnedConsumer"]
 log = logging.getLogger(__name__)
 
 _LOST = object()  # queued when the pin is lost, so handling learns it in delivery order
+_RECLAIM_EVERY_S = 5.0  # how often a preferred owner checks who holds its consumer
+_CONTESTED_S = 60.0  # lost again this soon after taking it back: another replica prefers it
 
 
 class PinnedConsumer:
     """Own `spec` whenever the server pins this client; `on_message` gets its messages one at a
     time, in order; `on_lost` is called (in the same order) when another client took it over.
 
-    A `preferred` owner asks the server to unpin at start (taking the consumer back from a
-    replica that stood in for it); any other waits `standby_s` first, so that when every
-    replica starts together each consumer goes to its preferred owner.
+    The server pins whichever waiting pull it serves first, so a `preferred` owner takes its
+    consumer back: at start, and whenever it finds another client pinned (a start race, or a
+    replica that stood in while it was away), it asks the server to unpin, and its own waiting
+    pull is served next. Any other replica waits `standby_s` before it pulls, and again after
+    losing the pin. A preferred owner that loses the consumer again soon after taking it back
+    shares the preference with another replica (a configuration mistake): it stops taking the
+    consumer back and says so, instead of the two taking it from each other.
     """
 
     def __init__(
@@ -71,6 +77,8 @@ class PinnedConsumer:
         self._owed = 0  # messages requested and not yet delivered or expired
         self._pull_after = 0.0
         self._last_heard = 0.0
+        self._reclaimed_at = -_CONTESTED_S
+        self._contested = False
         self._inbox = ""
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -107,6 +115,17 @@ class PinnedConsumer:
         subject = f"$JS.API.CONSUMER.UNPIN.{self.spec.stream}.{self.spec.durable}"
         with contextlib.suppress(Exception):  # nobody pinned, or the server is away: pull anyway
             await self._nc.request(subject, json.dumps({"group": self.group}).encode(), 2.0)
+
+    async def _reclaim(self) -> None:
+        """Take the consumer back if another client holds it."""
+        subject = f"$JS.API.CONSUMER.INFO.{self.spec.stream}.{self.spec.durable}"
+        info = json.loads((await self._nc.request(subject, b"", 2.0)).data)
+        pinned = next((group.get("pinned_client_id") for group in info.get("priority_groups") or ()
+                       if group.get("group") == self.group), None)  # fmt: skip
+        if pinned and pinned != self.pin:
+            log.info("%s: taking it back from the replica standing in", self.spec.durable)
+            self._reclaimed_at = time.monotonic()
+            await self._unpin()
 
     async def _pull(self) -> None:
         request: dict[str, object] = {
@@ -151,6 +170,17 @@ class PinnedConsumer:
                     CONSUMER_PINNED.labels(self.spec.durable).set(0)
                     self._queue.put_nowait(_LOST)
                     log.info("%s: taken over by another replica", self.spec.durable)
+                    if (
+                        self._preferred
+                        and not self._contested
+                        and (time.monotonic() - self._reclaimed_at < _CONTESTED_S)
+                    ):
+                        self._contested = True
+                        log.warning(
+                            "%s: another replica prefers it too (check each replica's "
+                            "detector_replica and detector_replicas); no longer taking it back",
+                            self.spec.durable,
+                        )
                 self._pull_after = time.monotonic() + self._standby_s
             elif status not in ("408", "100"):  # 408: the pull expired, as pulls do
                 description = headers.get("Description", "")
@@ -160,13 +190,22 @@ class PinnedConsumer:
 
     async def _keep_pulling(self) -> None:
         """Pull when a standby's wait is over, and again if the answers stopped (a reconnect
-        loses the server's pending pulls)."""
+        loses the server's pending pulls); a preferred owner takes its consumer back."""
+        checked = time.monotonic()
         while True:
             await asyncio.sleep(0.25)
-            if time.monotonic() - self._last_heard > self._expires_s + 2.0:
+            now = time.monotonic()
+            if now - self._last_heard > self._expires_s + 2.0:
                 self._owed = 0
-                self._last_heard = time.monotonic()
+                self._last_heard = now
             await self._maybe_pull()
+            if self._preferred and not self._contested and now - checked > _RECLAIM_EVERY_S:
+                checked = now
+                if self.pin is None:
+                    try:
+                        await self._reclaim()
+                    except Exception as exc:  # the server is away: next round
+                        log.debug("%s: not reclaimed: %r", self.spec.durable, exc)
 
     async def _handle(self) -> None:
         while True:
