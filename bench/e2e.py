@@ -145,7 +145,7 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
     with HttpPeer() as peer:
         env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url,
                "YOKEFLOW_WEBHOOK_URL": peer.slack_url(), "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
-               "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0", "YOKEFLOW_LOG_LEVEL": "WARNING"}  # fmt: skip
+               "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0", "YOKEFLOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}  # fmt: skip
         processes = {
             name: subprocess.Popen(product_command(f"services.{role}"), env={**env, **extra},
                                    cwd=ROOT, stdout=(temp / f"{name}.log").open("wb"),

@@ -47,6 +47,7 @@ __all__ = [
     "dead_letter",
     "provision",
     "publish_event",
+    "read_range",
     "redact_credentials",
     "server_list",
     "wait_until_ready",
@@ -141,6 +142,7 @@ def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
     transform = spec.subject_transform
     return StreamConfig(
         name=spec.name,
+        allow_direct=spec.allow_direct,
         subjects=list(spec.subjects),
         description=spec.description,
         storage=StorageType.FILE,
@@ -231,6 +233,51 @@ async def provision(nc: Client, replicas: int = 1) -> None:
             )  # fmt: skip
     log.info("provisioned %d streams, %d consumers, %d buckets",
              len(STREAMS), len(CONSUMERS.all()), len(KV_BUCKETS))  # fmt: skip
+
+
+_PAGE = 256
+
+
+async def read_range(
+    nc: Client, stream: str, subject: str, start: int, end: int, timeout: float = 5.0
+) -> list[bytes]:
+    """The payloads of the messages on `subject` with stream sequence in [start, end), by
+    batched direct gets (no consumer). The message at `end` must be on `subject` (the one being
+    handled): seeing it proves the answering server current, since with direct gets a
+    follower may answer, and a follower may lag; one that does is asked again."""
+    found: list[bytes] = []
+    if start >= end:
+        return found
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    seq, stale = start, 0
+    try:
+        while True:
+            request = {"seq": seq, "next_by_subj": subject, "batch": _PAGE}
+            await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(),
+                             reply=inbox)  # fmt: skip
+            got, reached = 0, False
+            while True:  # a batch ends with a status (204 end of batch, 404 nothing found)
+                msg = await sub.next_msg(timeout)
+                headers = msg.headers or {}
+                if "Status" in headers:
+                    break
+                got += 1
+                number = int(headers["Nats-Sequence"])
+                if number >= end:
+                    reached = True
+                elif not reached:
+                    found.append(msg.data)
+                    seq = number + 1
+            if reached:
+                return found
+            if got < _PAGE:  # the answer ended before `end`: a lagging follower
+                stale += 1
+                if stale > 20:
+                    raise TimeoutError(f"{stream} showed no message {end} on {subject}")
+                await asyncio.sleep(0.05)
+    finally:
+        await sub.unsubscribe()
 
 
 def _encode(model: BaseModel) -> bytes:

@@ -33,7 +33,7 @@ __all__ = ["PinnedConsumer"]
 log = logging.getLogger(__name__)
 
 _LOST = object()  # queued when the pin is lost, so handling learns it in delivery order
-_RECLAIM_EVERY_S = 5.0  # how often a preferred owner checks who holds its consumer
+_WATCH_EVERY_S = 1.0  # how often a replica not owning a consumer asks who does
 _CONTESTED_S = 60.0  # lost again this soon after taking it back: another replica prefers it
 
 
@@ -41,11 +41,12 @@ class PinnedConsumer:
     """Own `spec` whenever the server pins this client; `on_message` gets its messages one at a
     time, in order; `on_lost` is called (in the same order) when another client took it over.
 
-    The server pins whichever waiting pull it serves first, so a `preferred` owner takes its
-    consumer back: at start, and whenever it finds another client pinned (a start race, or a
-    replica that stood in while it was away), it asks the server to unpin, and its own waiting
-    pull is served next. Any other replica waits `standby_s` before it pulls, and again after
-    losing the pin. A preferred owner that loses the consumer again soon after taking it back
+    The server pins whichever waiting pull it serves first. A `preferred` owner pulls at once
+    and takes its consumer back (asks the server to unpin; its own waiting pull is served
+    next) at start and whenever it finds another client pinned (a replica that stood in while
+    it was away). Any other replica pulls only while someone owns the consumer (to take over
+    when the owner stops) or when messages wait unowned; it waits `standby_s` first, and
+    again after losing the pin. A preferred owner that loses the consumer again soon after taking it back
     shares the preference with another replica (a configuration mistake): it stops taking the
     consumer back and says so, instead of the two taking it from each other.
     """
@@ -79,6 +80,8 @@ class PinnedConsumer:
         self._last_heard = 0.0
         self._reclaimed_at = -_CONTESTED_S
         self._contested = False
+        self._standing_by = False  # a non-preferred replica pulls only while this is true
+        self._waited = False
         self._inbox = ""
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -116,16 +119,25 @@ class PinnedConsumer:
         with contextlib.suppress(Exception):  # nobody pinned, or the server is away: pull anyway
             await self._nc.request(subject, json.dumps({"group": self.group}).encode(), 2.0)
 
-    async def _reclaim(self) -> None:
-        """Take the consumer back if another client holds it."""
+    async def _watch(self) -> None:
+        """While another client may own the consumer: a preferred owner takes it back from
+        whoever holds it; any other replica stands by (pulls) only once someone owns it, or once
+        messages have waited unowned for a round (its preferred owner is away). The server pins
+        whichever waiting pull it serves first, so a standby that pulled before anyone owned
+        the consumer could win it from the replica that prefers it."""
         subject = f"$JS.API.CONSUMER.INFO.{self.spec.stream}.{self.spec.durable}"
         info = json.loads((await self._nc.request(subject, b"", 2.0)).data)
         pinned = next((group.get("pinned_client_id") for group in info.get("priority_groups") or ()
                        if group.get("group") == self.group), None)  # fmt: skip
-        if pinned and pinned != self.pin:
-            log.info("%s: taking it back from the replica standing in", self.spec.durable)
-            self._reclaimed_at = time.monotonic()
-            await self._unpin()
+        waiting = bool(info.get("num_pending")) and not pinned
+        if self._preferred:
+            if pinned and pinned != self.pin and not self._contested:
+                log.info("%s: taking it back from the replica standing in", self.spec.durable)
+                self._reclaimed_at = time.monotonic()
+                await self._unpin()
+        else:
+            self._standing_by = bool(pinned) or (waiting and self._waited)
+        self._waited = waiting
 
     async def _pull(self) -> None:
         request: dict[str, object] = {
@@ -144,6 +156,8 @@ class PinnedConsumer:
             log.debug("%s: pull not sent: %r", self.spec.durable, exc)
 
     async def _maybe_pull(self) -> None:
+        if self.pin is None and not self._preferred and not self._standing_by:
+            return
         if self._owed <= self._batch // 2 and time.monotonic() >= self._pull_after:
             await self._pull()
 
@@ -191,21 +205,20 @@ class PinnedConsumer:
     async def _keep_pulling(self) -> None:
         """Pull when a standby's wait is over, and again if the answers stopped (a reconnect
         loses the server's pending pulls); a preferred owner takes its consumer back."""
-        checked = time.monotonic()
+        checked = 0.0
         while True:
-            await asyncio.sleep(0.25)
             now = time.monotonic()
             if now - self._last_heard > self._expires_s + 2.0:
                 self._owed = 0
                 self._last_heard = now
-            await self._maybe_pull()
-            if self._preferred and not self._contested and now - checked > _RECLAIM_EVERY_S:
+            if self.pin is None and now - checked >= _WATCH_EVERY_S:
                 checked = now
-                if self.pin is None:
-                    try:
-                        await self._reclaim()
-                    except Exception as exc:  # the server is away: next round
-                        log.debug("%s: not reclaimed: %r", self.spec.durable, exc)
+                try:
+                    await self._watch()
+                except Exception as exc:  # the server is away: next round
+                    log.debug("%s: not watched: %r", self.spec.durable, exc)
+            await self._maybe_pull()
+            await asyncio.sleep(0.25)
 
     async def _handle(self) -> None:
         while True:

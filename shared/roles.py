@@ -91,9 +91,8 @@ def service_permissions(role: str) -> Permissions:
     dead_letters = ("agent.dlq", "intervention.dlq")
     if role == "detector":
         pub, sub = _consuming(*c.detector_events, c.detector_resumes)
-        history = (f"{_API}.CONSUMER.CREATE.AGENT_EVENTS", f"{_API}.CONSUMER.CREATE.AGENT_EVENTS.>",
-                   f"{_API}.CONSUMER.MSG.NEXT.AGENT_EVENTS.>", f"{_API}.CONSUMER.DELETE.AGENT_EVENTS.>",
-                   f"{_API}.STREAM.MSG.GET.AGENT_EVENTS")  # fmt: skip
+        # A session's history: direct gets, and the last message of a subject.
+        history = (f"{_API}.DIRECT.GET.AGENT_EVENTS", f"{_API}.STREAM.MSG.GET.AGENT_EVENTS")
         return Permissions(
             (*pub, *history, *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
              *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "agent.verdicts.>",

@@ -602,6 +602,8 @@ class StreamSpec:
     max_age_s: float = 7 * 24 * 3600.0
     # (source, destination): how the stream rewrites a subject as it stores the message.
     subject_transform: tuple[str, str] | None = None
+    # Direct gets: any replica answers reads (a session's history, without a consumer).
+    allow_direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -643,6 +645,7 @@ AGENT_EVENTS_STREAM = StreamSpec(
     subjects=(Subjects.AGENT_EVENTS_ALL,),
     description="Every agent event; Nats-Msg-Id = event_id, so a re-published event is dropped.",
     duplicate_window_s=600.0,
+    allow_direct=True,
     subject_transform=(
         Subjects.AGENT_EVENTS_PUBLISHED,
         "agent.events.{{wildcard(1)}}.{{wildcard(2)}}"

@@ -15,16 +15,13 @@ rebuild applied, they are answered and skipped (`SessionState.last_seq`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from yokeflow_agent.contract import (
@@ -42,7 +39,7 @@ from yokeflow_agent.contract import (
     parse_agent_event,
 )
 
-from yokeflow_intervention.shared.bus import publish_event
+from yokeflow_intervention.shared.bus import publish_event, read_range
 from yokeflow_intervention.shared.metrics import (
     INTERVENTIONS,
     SESSIONS_EVICTED,
@@ -291,8 +288,8 @@ class Detector:
             # by a replica as it lost the partition) are replayed onto it.
             state = self.book.adopt(SessionState.from_snapshot(checkpoint["state"]))
             await self._save_checkpoint(state, state.intervened)
-            start = max(state.last_seq + 1, state.epoch_start)
-            if state.last_seq and await self._next_seq(event, start) < stream_seq:
+            if state.last_seq:
+                start = max(state.last_seq + 1, state.epoch_start)
                 await self._replay(state, event, start, stream_seq, state.intervened)
             return state
         state = self.book.start_epoch(event.project_id, event.session_id)
@@ -301,16 +298,6 @@ class Detector:
             state, event, state.epoch_start, stream_seq, checkpoint.get("intervention_id")
         )
         return state
-
-    async def _next_seq(self, event: AgentEvent, start: int) -> int:
-        """The stream sequence of the session's first event at or after `start`: one direct
-        request, no consumer."""
-        subject = Subjects.agent_events_stored(event.project_id, event.session_id)
-        try:
-            found = await self.js.get_msg(AGENT_EVENTS_STREAM.name, start, subject, next=True)
-        except NotFoundError:
-            return 2**63
-        return found.seq or 2**63
 
     async def _replay(
         self,
@@ -348,48 +335,14 @@ class Detector:
             )
 
     async def _history(self, event: AgentEvent, start: int, end: int) -> list[AgentEvent]:
-        """The session's events with stream sequence in [start, end)."""
-        if start >= end:
-            return []
+        """The session's events with stream sequence in [start, end), by batched direct gets:
+        no consumer per restore, so restoring thousands of sessions (a restart, a takeover)
+        costs a request each."""
         subject = Subjects.agent_events_stored(event.project_id, event.session_id)
-        # Named, so it is deleted the moment the replay is done: restoring thousands of sessions
-        # after a restart holds one consumer at a time, never the server's consumer limit.
-        name = f"detector-restore-{secrets.token_hex(8)}"
-        stream = AGENT_EVENTS_STREAM.name
-        await self.js.add_consumer(
-            stream,
-            config=ConsumerConfig(
-                name=name,
-                filter_subject=subject,
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=start,
-                ack_policy=AckPolicy.NONE,
-                inactive_threshold=30.0,  # should the delete below fail
-            ),
-        )
-        sub = await self.js.pull_subscribe_bind(name=name, stream=stream)
         events: list[AgentEvent] = []
-        try:
-            while True:
-                try:
-                    batch = await sub.fetch(256, timeout=1.0)
-                except TimeoutError:
-                    break
-                done = False
-                for msg in batch:
-                    if msg.metadata.sequence.stream >= end:
-                        done = True
-                        break
-                    try:
-                        events.append(parse_agent_event(msg.data))
-                    except ContractError:
-                        pass  # it went to the dead-letter subject the first time
-                    if msg.metadata.num_pending == 0:
-                        done = True
-                if done:
-                    break
-        finally:
-            await sub.unsubscribe()
-            with contextlib.suppress(Exception):
-                await self.js.delete_consumer(stream, name)
+        for data in await read_range(self.nc, AGENT_EVENTS_STREAM.name, subject, start, end):
+            try:
+                events.append(parse_agent_event(data))
+            except ContractError:
+                pass  # it went to the dead-letter subject the first time
         return events
