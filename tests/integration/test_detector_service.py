@@ -120,6 +120,7 @@ async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
     assert re.search(r'yokeflow_consumer_pinned\{consumer="detector-\d+"\} 1.0', text)
     assert re.search(r'yokeflow_handler_seconds_count\{consumer="detector-\d+"\}', text)
     assert 'yokeflow_consumer_ack_pending{consumer="detector-15"}' in text
+    assert 'yokeflow_gc_pause_seconds_count{generation="0"}' in text  # pauses are timed
 
 
 async def test_an_idle_session_leaves_memory_and_comes_back_exactly_without_a_replay(
