@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from yokeflow_agent.contract import (
     AgentEvent,
@@ -259,8 +259,13 @@ def _push(items: list[T], item: T, limit: int) -> None:
         del items[0]
 
 
-@dataclass(frozen=True, slots=True)
-class _Completed:
+# A session's memory is made of plain tuples and dicts of strings and numbers where it can be:
+# the cyclic garbage collector untracks those (exact tuples only, not named ones), and a full
+# collection walks only what it tracks; its pause grows with a replica's sessions
+# (docs/performance.md). The named tuples below read what is stored as plain ones.
+
+
+class _Completed(NamedTuple):
     """A finished call, as the loop rule compares them."""
 
     signature: str
@@ -269,11 +274,16 @@ class _Completed:
     fingerprint: str
 
 
-@dataclass(slots=True)
-class _Streak:
+class _Streak(NamedTuple):
+    """Identical failures of one call in a row; the text is what an intervention quotes."""
+
     fingerprint: str
-    count: int
+    repeats: int
     text: str
+
+
+_Call = tuple[str, bool, int | None, str]  # a stored _Completed
+_Run = tuple[str, int, str]  # a stored _Streak
 
 
 @dataclass(slots=True)
@@ -301,9 +311,9 @@ class SessionState:
     pending_calls: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     calls_per_signature: dict[str, int] = field(default_factory=dict)
-    streaks: dict[str, _Streak] = field(default_factory=dict)
+    streaks: dict[str, _Run] = field(default_factory=dict)
     # Per signature since its last success: failures in a row and their distinct texts.
-    failing: dict[str, tuple[int, frozenset[str]]] = field(default_factory=dict)
+    failing: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
     # Identical error events in a row: (fingerprint, count).
     error_streak: tuple[str, int] = ("", 0)
     # How often each missing command was reported (its fingerprint).
@@ -317,11 +327,11 @@ class SessionState:
     round_calls: list[str] = field(default_factory=list)
     round_open: bool = False
     rounds: list[frozenset[str]] = field(default_factory=list)  # the last 8
-    unique_errors: set[str] = field(default_factory=set)
+    unique_errors: dict[str, None] = field(default_factory=dict)  # a set, untracked
     # The patterns this epoch was already warned of (a warning is given once).
-    warned: set[str] = field(default_factory=set)
+    warned: dict[str, None] = field(default_factory=dict)  # a set, untracked
     # The last max(2 * loop_length, 6) finished calls, and the last `window` outcomes.
-    completed: list[_Completed] = field(default_factory=list)
+    completed: list[_Call] = field(default_factory=list)
     results: list[bool] = field(default_factory=list)
 
     @classmethod
@@ -346,14 +356,14 @@ class SessionState:
             "last_seq": self.last_seq, "seen_event_ids": list(self.seen_event_ids),
             "pending_calls": self.pending_calls, "labels": self.labels,
             "calls_per_signature": self.calls_per_signature,
-            "streaks": {k: [v.fingerprint, v.count, v.text] for k, v in self.streaks.items()},
+            "streaks": {k: list(v) for k, v in self.streaks.items()},
             "failing": {k: [n, sorted(texts)] for k, (n, texts) in self.failing.items()},
             "error_streak": list(self.error_streak), "missing": self.missing,
             "messages_since_call": self.messages_since_call, "empty_replies": self.empty_replies,
             "message_streak": list(self.message_streak), "round_calls": self.round_calls,
             "round_open": self.round_open, "rounds": [sorted(r) for r in self.rounds],
             "unique_errors": sorted(self.unique_errors), "warned": sorted(self.warned),
-            "completed": [[c.signature, c.ok, c.exit_code, c.fingerprint] for c in self.completed],
+            "completed": [list(c) for c in self.completed],
             "results": list(self.results),
         }  # fmt: skip
 
@@ -369,18 +379,18 @@ class SessionState:
             last_seq=data.get("last_seq", 0),
             pending_calls=data["pending_calls"], labels=data["labels"],
             calls_per_signature=data["calls_per_signature"],
-            streaks={k: _Streak(f, n, t) for k, (f, n, t) in data["streaks"].items()},
-            failing={k: (n, frozenset(t)) for k, (n, t) in data["failing"].items()},
+            streaks={k: (f, n, t) for k, (f, n, t) in data["streaks"].items()},
+            failing={k: (n, tuple(t)) for k, (n, t) in data["failing"].items()},
             error_streak=(data["error_streak"][0], data["error_streak"][1]), missing=data["missing"],
             messages_since_call=data["messages_since_call"], empty_replies=data["empty_replies"],
             message_streak=(data["message_streak"][0], data["message_streak"][1]),
             round_calls=data["round_calls"], round_open=data["round_open"],
-            unique_errors=set(data["unique_errors"]), warned=set(data["warned"]),
+            unique_errors=dict.fromkeys(data["unique_errors"]), warned=dict.fromkeys(data["warned"]),
         )  # fmt: skip
         for event_id in data["seen_event_ids"]:
             state.seen_event_ids.add(event_id)
         state.rounds = [frozenset(r) for r in data["rounds"]]
-        state.completed = [_Completed(*c) for c in data["completed"]]
+        state.completed = [(c[0], c[1], c[2], c[3]) for c in data["completed"]]
         state.results = list(data["results"])
         return state
 
@@ -426,14 +436,14 @@ def _on_tool_call(state: SessionState, event: ToolCall, config: DetectionConfig)
         oldest = next(iter(state.calls_per_signature))
         del state.calls_per_signature[oldest]
         state.labels.pop(oldest, None)
-    streak = state.streaks.get(signature)
-    if streak is not None and streak.count >= config.max_retries:
+    streak = _streak(state, signature)
+    if streak is not None and streak.repeats >= config.max_retries:
         return _Verdict(
             trigger="retry_limit",
-            reason=f"Command attempted {streak.count + 1} times: {state.labels[signature]}",
+            reason=f"Command attempted {streak.repeats + 1} times: {state.labels[signature]}",
             excerpt=_excerpt(streak.text),
         )
-    failures, texts = state.failing.get(signature, (0, frozenset()))
+    failures, texts = state.failing.get(signature, (0, ()))
     if failures >= config.max_retries_rotating and len(texts) <= _ROTATING_TEXTS:
         return _Verdict(
             trigger="retry_limit",
@@ -466,8 +476,13 @@ def _critical(state: SessionState, text: str, config: DetectionConfig) -> _Verdi
     )
 
 
+def _streak(state: SessionState, signature: str) -> _Streak | None:
+    found = state.streaks.get(signature)
+    return _Streak._make(found) if found is not None else None
+
+
 def _is_loop(state: SessionState, config: DetectionConfig) -> str | None:
-    calls = list(state.completed)
+    calls = [_Completed._make(call) for call in state.completed]
     n = config.loop_repeat_threshold
     if len(calls) >= n and len(set(calls[-n:])) == 1:
         return f"Same call repeated {n} times with the same outcome: {state.labels.get(calls[-1].signature, '?')}"
@@ -521,17 +536,18 @@ def _on_tool_result(
         state.streaks.pop(signature, None)
         state.failing.pop(signature, None)
     else:
-        failures, texts = state.failing.get(signature, (0, frozenset()))
-        state.failing[signature] = (failures + 1, texts | {fingerprint})
+        failures, texts = state.failing.get(signature, (0, ()))
+        if fingerprint not in texts and len(texts) <= _ROTATING_TEXTS:  # "more than N" past
+            texts = (*texts, fingerprint)
+        state.failing[signature] = (failures + 1, texts)
         if len(state.unique_errors) < _SIGNATURES:  # "at least N" past that
-            state.unique_errors.add(fingerprint)
-        streak = state.streaks.get(signature)
-        if streak is not None and streak.fingerprint == fingerprint:
-            streak.count += 1
-            streak.text = _excerpt(text)  # what an intervention quotes; all a streak keeps
-        else:
-            state.streaks[signature] = _Streak(fingerprint, 1, _excerpt(text))
-    _push(state.completed, _Completed(signature, result.ok, result.exit_code, fingerprint),
+            state.unique_errors[fingerprint] = None
+        streak = _streak(state, signature)
+        repeats = (
+            streak.repeats + 1 if streak is not None and streak.fingerprint == fingerprint else 1
+        )
+        state.streaks[signature] = (fingerprint, repeats, _excerpt(text))
+    _push(state.completed, (signature, result.ok, result.exit_code, fingerprint),
           max(2 * state.loop_length, _ALTERNATION_LENGTH))  # fmt: skip
     _push(state.results, result.ok, state.window)
 
@@ -586,7 +602,7 @@ def _repeated_error(
     count = count + 1 if fingerprint == last else 1
     state.error_streak = (fingerprint, count)
     if len(state.unique_errors) < _SIGNATURES:
-        state.unique_errors.add(fingerprint)
+        state.unique_errors[fingerprint] = None
     if count >= config.loop_repeat_threshold:
         return _Verdict(
             trigger="loop_pattern",
@@ -685,14 +701,14 @@ def _warning_of(
 ) -> tuple[str, Trigger, str, str] | None:
     """(key, trigger, reason, advice) when one more step of the same kind stops the session."""
     if isinstance(event, ToolResult) and state.completed:
-        last = state.completed[-1]
+        last = _Completed._make(state.completed[-1])
         label = state.labels.get(last.signature, "?")
-        streak = state.streaks.get(last.signature)
-        if not last.ok and streak is not None and streak.count == config.max_retries:
+        streak = _streak(state, last.signature)
+        if not last.ok and streak is not None and streak.repeats == config.max_retries:
             return (f"retry:{last.signature}:{last.fingerprint}", "retry_limit",
-                    f"This call failed {streak.count} times with the same error: {label}",
+                    f"This call failed {streak.repeats} times with the same error: {label}",
                     _RETRY_ADVICE)  # fmt: skip
-        failures, texts = state.failing.get(last.signature, (0, frozenset()))
+        failures, texts = state.failing.get(last.signature, (0, ()))
         if (
             not last.ok
             and failures == config.max_retries_rotating
@@ -763,7 +779,7 @@ def foresee(
     if found is None or found[0] in state.warned:
         return None
     key, trigger, reason, advice = found
-    state.warned.add(key)
+    state.warned[key] = None
     return InterventionWarned(
         warning_id=warning_id_for(event.project_id, event.session_id, event.event_id),
         project_id=event.project_id,
@@ -781,7 +797,7 @@ def foresee(
 def summarise(state: SessionState, config: DetectionConfig, ended: bool = False) -> SessionSummary:
     """The session's live risk signals against the limits that would stop it, for the fleet
     view. Pure; each share is 1.0 when the next step of its kind stops the session."""
-    streak = max((s.count for s in state.streaks.values()), default=0)
+    streak = max((_Streak._make(s).repeats for s in state.streaks.values()), default=0)
     total = len(state.results)
     failed = total - sum(state.results)
     last = state.last_event_at
