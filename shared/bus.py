@@ -19,9 +19,6 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    DeliverPolicy,
     KeyValueConfig,
     StorageType,
     StreamConfig,
@@ -160,27 +157,11 @@ _RETIRED_CONSUMERS = (("AGENT_EVENTS", "detector"),)
 
 
 async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> None:
-    """Create (or update) the durable consumer `consumer` describes."""
-    if consumer.priority_group is None:
-        await nc.jetstream().add_consumer(
-            consumer.stream,
-            ConsumerConfig(
-                durable_name=consumer.durable,
-                deliver_subject=consumer.deliver_subject,
-                deliver_group=consumer.group,
-                filter_subject=consumer.filter_subject,
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=consumer.ack_wait_s,
-                max_deliver=consumer.max_deliver,
-                max_ack_pending=consumer.max_ack_pending,
-                num_replicas=replicas,
-            ),
-        )
-        return
-    # nats-py 2.16's ConsumerConfig has no priority groups: the server's API, as documented
-    # (ADR-42, "Pull Consumer Priority Groups").
-    config = {
+    """Create (or update) the durable consumer `consumer` describes: a push consumer with a
+    deliver group, or a pull consumer with a pinned-client priority group. Through the
+    server's API as documented, since nats-py 2.16's ConsumerConfig has no priority groups
+    (ADR-42, "Pull Consumer Priority Groups")."""
+    config: dict[str, object] = {
         "durable_name": consumer.durable,
         "filter_subject": consumer.filter_subject,
         "ack_policy": "explicit",
@@ -189,10 +170,13 @@ async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> 
         "max_deliver": consumer.max_deliver,
         "max_ack_pending": consumer.max_ack_pending,
         "num_replicas": replicas,
-        "priority_groups": [consumer.priority_group],
-        "priority_policy": "pinned_client",
-        "priority_timeout": int(consumer.priority_timeout_s * 1e9),
     }
+    if consumer.priority_group is None:
+        config |= {"deliver_subject": consumer.deliver_subject, "deliver_group": consumer.group}
+    else:
+        config |= {"priority_groups": [consumer.priority_group],
+                   "priority_policy": "pinned_client",
+                   "priority_timeout": int(consumer.priority_timeout_s * 1e9)}  # fmt: skip
     subject = f"$JS.API.CONSUMER.CREATE.{consumer.stream}.{consumer.durable}"
     request = {"stream_name": consumer.stream, "config": config}
     reply = json.loads((await nc.request(subject, json.dumps(request).encode(), 5.0)).data)

@@ -46,9 +46,9 @@ class PinnedConsumer:
     next) at start and whenever it finds another client pinned (a replica that stood in while
     it was away). Any other replica pulls only while someone owns the consumer (to take over
     when the owner stops) or when messages wait unowned; it waits `standby_s` first, and
-    again after losing the pin. A preferred owner that loses the consumer again soon after taking it back
-    shares the preference with another replica (a configuration mistake): it stops taking the
-    consumer back and says so, instead of the two taking it from each other.
+    again after losing the pin. A preferred owner that loses the consumer again soon after
+    taking it back shares the preference with another replica (a configuration mistake): it
+    stops taking the consumer back and says so, instead of the two taking it from each other.
     """
 
     def __init__(

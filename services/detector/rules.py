@@ -481,24 +481,28 @@ def _streak(state: SessionState, signature: str) -> _Streak | None:
     return _Streak._make(found) if found is not None else None
 
 
+def _label_of(state: SessionState, call: _Call) -> str:
+    return state.labels.get(_Completed._make(call).signature, "?")
+
+
 def _is_loop(state: SessionState, config: DetectionConfig) -> str | None:
-    calls = [_Completed._make(call) for call in state.completed]
+    calls = state.completed  # compared as stored; named only for the reason's label
     n = config.loop_repeat_threshold
     if len(calls) >= n and len(set(calls[-n:])) == 1:
-        return f"Same call repeated {n} times with the same outcome: {state.labels.get(calls[-1].signature, '?')}"
+        return f"Same call repeated {n} times with the same outcome: {_label_of(state, calls[-1])}"
     # A loop that comes back after a short detour: the same call with the same outcome at
     # least n + 2 times among the last 2n calls (an edit-and-test cycle reaches only n).
     recent = calls[-2 * n :]
     if recent and recent.count(recent[-1]) >= n + 2:
         return (f"Same call repeated {recent.count(recent[-1])} times with the same outcome "
-                f"among the last {len(recent)} calls: {state.labels.get(recent[-1].signature, '?')}")  # fmt: skip
+                f"among the last {len(recent)} calls: {_label_of(state, recent[-1])}")  # fmt: skip
     if len(calls) >= _ALTERNATION_LENGTH:
         tail = calls[-_ALTERNATION_LENGTH:]
         a, b = tail[0], tail[1]
         if a != b and all(c == (a if i % 2 == 0 else b) for i, c in enumerate(tail)):
             return (
                 "Alternating between two calls without progress: "
-                f"{state.labels.get(a.signature, '?')} / {state.labels.get(b.signature, '?')}"
+                f"{_label_of(state, a)} / {_label_of(state, b)}"
             )
     return None
 

@@ -70,11 +70,16 @@ async def stuck_session(nc, project: str) -> str:
     raise AssertionError("the session was not paused")
 
 
+async def open_live(page, stack: str, tab: str) -> None:
+    """The dashboard on `tab`, once its live connection is up."""
+    await page.goto(stack)
+    await page.get_by_test_id(f"tab-{tab}").click()
+    await page.get_by_test_id("live").filter(has_text="live").wait_for(timeout=10_000)
+
+
 async def test_cards_appear_live_filter_resume_and_preferences(stack, page, nc, unique):
     project, other = unique("web"), unique("other")
-    await page.goto(stack)
-    await page.get_by_test_id("tab-active").click()
-    await page.get_by_test_id("live").filter(has_text="live").wait_for(timeout=10_000)
+    await open_live(page, stack, "active")
     await page.screenshot(path=str(SHOTS / "01-empty.png"))
 
     # An agent gets stuck: its card appears without a reload.
@@ -143,9 +148,7 @@ async def test_warnings_show_who_was_told_and_whether_it_was_stopped_anyway(
     stack, page, nc, unique
 ):
     project = unique("warned")
-    await page.goto(stack)
-    await page.get_by_test_id("tab-warnings").click()
-    await page.get_by_test_id("live").filter(has_text="live").wait_for(timeout=10_000)
+    await open_live(page, stack, "warnings")
     agent = AgentSession(nc, project)
     await agent.start()
     for _ in range(3):  # the 3rd identical failure is one step from a stop: a warning
@@ -175,9 +178,7 @@ async def test_the_fleet_view_follows_a_session_toward_its_stop_without_a_reload
     stack, page, nc, unique
 ):
     project = unique("fleet")
-    await page.goto(stack)
-    await page.get_by_test_id("tab-fleet").click()
-    await page.get_by_test_id("live").filter(has_text="live").wait_for(timeout=10_000)
+    await open_live(page, stack, "fleet")
     calm, agent = AgentSession(nc, project), AgentSession(nc, project)
     await calm.start()
     await agent.start()
