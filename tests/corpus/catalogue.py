@@ -1,0 +1,896 @@
+"""The corpus: every session, where it comes from, and the verdict decided before any replay.
+
+Three kinds of source, none written here:
+- `transcript`: a real agent session file published in a public repository, kept as a small
+  excerpt in its own format under `raw/` and converted by `transcripts.py`, like a user's own;
+- `peer-test`: a case of another project's stuck-detector test suite; its assertion is the
+  verdict (the events are those the test builds);
+- `issue`: a session reported in a public issue, rebuilt from what the report shows (commands,
+  outputs, counts and cadence as reported; anything the report leaves out is named in `why`).
+
+`stuck_from` is the first event of the stuck part: a stop before it stops a session that was not
+yet stuck, the right verdict for the wrong reason. `build.py` writes `events/` and
+`manifest.json` from this file; `tests/unit/test_corpus.py` checks they are current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from .script import Script
+
+Verdict = Literal["stuck", "healthy"]
+Kind = Literal["transcript", "peer-test", "issue"]
+
+OPENHANDS_STUCK_TESTS = (
+    "github.com/OpenHands/OpenHands tests/unit/controller/test_is_stuck.py"
+    " @331a1a43145f185f7596431e2a19668a0e0a6daa (MIT)"
+)
+GEMINI_LOOP_TESTS = (
+    "github.com/google-gemini/gemini-cli packages/core/src/services/loopDetectionService.test.ts"
+    " @0472a8dfec641400a97d114354b12b88422aa5c9 (Apache-2.0)"
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    kind: Kind
+    agent: str
+    source: str
+    licence: str
+    cls: str
+    verdict: Verdict
+    why: str
+    script: Callable[[str], Script] | None = None
+    raw: str | None = None  # file under raw/, for transcripts
+    raw_format: str | None = None
+    stuck_from_call: int | None = None  # for transcripts: the n-th tool call starts the loop
+
+
+def _s(session_id: str) -> Script:
+    return Script(session_id).begin()
+
+
+# --- OpenHands StuckDetector tests (headless mode) ----------------------------------------
+
+
+def _oh_repeating_action_observation(sid: str) -> Script:
+    s = _s(sid).stuck_here()
+    for _ in range(4):
+        s.call("run", {"command": "ls"}, "")
+    return s
+
+
+def _oh_repeating_action_error(sid: str) -> Script:
+    s = _s(sid)
+    errors = (
+        "Command not found",
+        "Command still not found or another error",
+        "Different error",
+        "Command not found",
+    )
+    for i, error in enumerate(errors):
+        if i == 1:
+            s.stuck_here()
+        s.call("run", {"command": "invalid_command"}, ok=False, err=error)
+    return s
+
+
+_SNIPPET = 'edit_file_by_replace(\'book_store.py\', to_replace="""def total(basket):'
+
+
+def _oh_syntax(sid: str, *, moving: bool, incidents: int = 4) -> Script:
+    s = _s(sid)
+    for i in range(incidents):
+        if i == 1 and not moving:
+            s.stuck_here()
+        line = (i + 1) * 10 if moving else 42
+        err = f'  Cell In[1], line {line}\nto_replace="""def largest(min_factor, max_factor):\n'
+        err += "            ^\nSyntaxError: invalid syntax. Perhaps you forgot a comma?"
+        s.call(
+            "run_ipython", {"code": _SNIPPET}, ok=False, err=err + "\n" * (i + 1 if moving else 0)
+        )
+    return s
+
+
+def _oh_unterminated_not_at_end(sid: str) -> Script:
+    s = _s(sid)
+    tails = (
+        "This is some additional output",
+        "Too much output here on and on",
+        "Enough",
+        "Last line of output",
+    )
+    for line, tail in zip((1, 1, 3, 2), tails, strict=True):
+        err = f'print("hello\n       ^\nSyntaxError: unterminated string literal (detected at line {line})\n{tail}'
+        s.call("run_ipython", {"code": 'print("hello'}, ok=False, err=err)
+    return s
+
+
+def _oh_alternating(sid: str) -> Script:
+    s = _s(sid)
+    for i in range(3):
+        if i == 1:
+            s.stuck_here()
+        s.call("run", {"command": "ls"}, "file1.txt\nfile2.txt")
+        s.call("read", {"path": "file1.txt"}, "File content")
+    return s
+
+
+def _oh_not_stuck(sid: str) -> Script:
+    s = _s(sid)
+    s.call("run", {"command": "ls"}, "file1.txt\nfile2.txt")
+    s.call("read", {"path": "file1.txt"}, "File content")
+    s.call("run", {"command": "pwd"}, "/home/user")
+    s.call("read", {"path": "file2.txt"}, "Another file content")
+    s.call("run", {"command": "pwd"}, "/home/user")
+    s.call("read", {"path": "file2.txt"}, "Another file content")
+    return s
+
+
+def _oh_monologue(sid: str) -> Script:
+    s = _s(sid).say("Hi there!").call("run", {"command": "echo 42"}, "42")
+    s.stuck_here()
+    for _ in range(3):
+        s.say("I'm doing well, thanks for asking.")
+    return s
+
+
+def _oh_monologue_broken(sid: str) -> Script:
+    s = _s(sid).say("I'm doing well, thanks for asking.")
+    s.call("storybook", {"command": "storybook"}, "OK, I was stuck, but no more.")
+    s.say("I'm doing well, thanks for asking.").say("I'm doing well, thanks for asking.")
+    return s
+
+
+def _oh_empty_commands(sid: str) -> Script:
+    s = _s(sid).call(
+        "run", {"command": "npm run build:all", "blocking": False}, "> build:all\n[1/9] compiling"
+    )
+    for step in range(2, 11):
+        s.call("run", {"command": ""}, f"[{step}/9] compiling" if step < 10 else "done", gap=30)
+    return s
+
+
+# --- gemini-cli LoopDetectionService tests -------------------------------------------------
+
+
+def _gem_tool_calls(sid: str, count: int) -> Script:
+    s = _s(sid).stuck_here()
+    for _ in range(count):
+        s.call("read_file", {"absolute_path": "/work/project/src/index.ts"}, "export {}\n")
+    return s
+
+
+def _gem_different_args(sid: str) -> Script:
+    s = _s(sid)
+    for i in range(8):
+        s.call(
+            "read_file",
+            {"absolute_path": f"/work/project/src/file{i}.ts"},
+            f"export const v{i} = {i};",
+        )
+    return s
+
+
+def _gem_chant(sid: str) -> Script:
+    s = _s(sid).call("read_file", {"absolute_path": "/work/project/README.md"}, "# Project")
+    s.stuck_here()
+    return s.say("This is a unique sentence, id=1. " * 15)
+
+
+def _gem_varied_reply(sid: str) -> Script:
+    s = _s(sid).call("read_file", {"absolute_path": "/work/project/README.md"}, "# Project")
+    sentences = [
+        f"Step {i}: I checked module {chr(97 + i)} and it exports {i * 3} symbols."
+        for i in range(12)
+    ]
+    return s.say(" ".join(sentences))
+
+
+# --- issue reports ----------------------------------------------------------------------
+
+
+def _cc_19699(sid: str) -> Script:
+    s = _s(sid)
+    err = "Error: Exit code 2\nmake: *** No rule to make target 'run-runner'.  Stop."
+    for i in range(7):
+        if i == 1:
+            s.stuck_here()
+        s.call(
+            "Bash",
+            {"command": 'ssh [remote-server] "make run-runner" 2>&1'},
+            ok=False,
+            err=err,
+            exit_code=2,
+        )
+    return s
+
+
+def _cindy_2721(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "Bash", {"command": "cd /repo && git log --oneline -5"}, "fa418f900 remove shell guard\n..."
+    )
+    s.call(
+        "Bash",
+        {"command": "cd /repo && ls apps/desktop/src/main/maker-host"},
+        "base-agent.ts\nhost.ts",
+    )
+    note = "\nShell cwd was reset to /repo"
+    hit = (
+        "apps/desktop/src/main/maker-host/base-agent.ts:731:  getShellCommandPolicy(): ShellCommandPolicy"
+        + note
+    )
+    for i in range(24):
+        if i == 2:
+            s.stuck_here()
+        s.call(
+            "Bash",
+            {"command": 'cd /repo && grep -rn "getShellCommandPolicy" apps/desktop/src'},
+            hit,
+            gap=17,
+        )
+        s.call(
+            "Bash",
+            {"command": 'cd /repo && grep -rn "shell-command-policy" apps/desktop/src'},
+            hit,
+            gap=17,
+        )
+    return s
+
+
+def _pi_6158(sid: str) -> Script:
+    s = _s(sid)
+    listing = "custom.css\ncustom.js"
+    for i in range(6):
+        if i == 1:
+            s.stuck_here()
+        s.call("bash", {"command": "ls /home/dev/.jupyter/custom/"}, listing)
+    for _ in range(5):
+        s.call(
+            "bash",
+            {"command": "ls -la /home/dev/.jupyter/custom/"},
+            "total 8\n-rw-r--r-- 1 dev dev 0 custom.css",
+        )
+    return s
+
+
+def _pi_9637(sid: str) -> Script:
+    s = _s(sid)
+    for i in range(30):
+        if i == 1:
+            s.stuck_here()
+        s.call(
+            "fabric_exec",
+            {"command": "bash echo noop", "description": f"noop{i + 1}"},
+            "noop",
+            gap=8,
+        )
+    return s
+
+
+def _vibe_83(sid: str) -> Script:
+    s = _s(sid)
+    for i in range(10):
+        if i == 1:
+            s.stuck_here()
+        s.say("Most nézzük meg a kód minőséget:")
+        s.call("bash", {"command": "flake8 . | wc -l"}, "Flake8 hibák száma: 1", gap=4)
+    return s
+
+
+def _nanobot_3073(sid: str) -> Script:
+    s = _s(sid)
+    args = {"path": "~/.nanobot/workspace/memory/history.jsonl", "limit": 50, "offset": 1}
+    for i in range(15):
+        if i == 1:
+            s.stuck_here()
+        s.call("read_file", args, '{"role": "user", "content": "what happened recently?"}')
+    return s
+
+
+def _gigachat_69(sid: str) -> Script:
+    s = _s(sid)
+    for i in range(12):
+        if i == 1:
+            s.stuck_here()
+        s.call("write_todos", {"todos": []}, "Updated todo list to []")
+    return s
+
+
+def _superplane_4123(sid: str) -> Script:
+    s = _s(sid)
+    for i in range(6):
+        if i == 1:
+            s.stuck_here()
+        s.call("list_integration_resources", {"integration": "github"}, "[]")
+        s.call("describe_trigger", {"trigger": "on_push"}, "[]")
+        s.call("list_components", {}, "[]")
+    return s
+
+
+def _chant(sid: str, sentence: str, times: int) -> Script:
+    s = _s(sid).call(
+        "Read", {"file_path": "/work/project/plan.md"}, "# Plan\n1. implement the parser"
+    )
+    s.stuck_here()
+    return s.say(sentence * times)
+
+
+def _gemini_5873(sid: str) -> Script:
+    s = _s(sid)
+    components = ("Button", "Card", "Modal", "Navbar", "Footer", "Sidebar")
+    for name in components:
+        s.call(
+            "search_file_content",
+            {"pattern": f"components/{name}"},
+            f"src/pages/Home.tsx:3: import {name} from '../components/{name}'",
+        )
+        s.call(
+            "run_shell_command",
+            {"command": f"git mv src/components/{name}.tsx src/components/ui/{name}.tsx"},
+            "",
+        )
+        s.call(
+            "search_file_content",
+            {"pattern": f"from '../components/{name}'"},
+            "src/pages/Home.tsx:3",
+        )
+        s.call(
+            "replace",
+            {
+                "file_path": "src/pages/Home.tsx",
+                "old_string": f"../components/{name}",
+                "new_string": f"../components/ui/{name}",
+            },
+            "Successfully modified file",
+        )
+    return s
+
+
+def _gemini_7950(sid: str) -> Script:
+    s = _s(sid)
+    s.call("run_shell_command", {"command": "wc -l data/sales.csv"}, "240001 data/sales.csv")
+    for block in range(12):
+        s.call(
+            "read_file",
+            {
+                "absolute_path": "/work/project/data/sales.csv",
+                "offset": block * 20000,
+                "limit": 20000,
+            },
+            f"rows {block * 20000}..{block * 20000 + 19999}: region,total\nnorth,{1000 + block}",
+            secs=4,
+            gap=20,
+        )
+    return s
+
+
+def _bash_output_polling(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "Bash",
+        {"command": "npm test", "run_in_background": True},
+        "Command running in background with ID: bash_1",
+    )
+    for tick in range(3):
+        s.call(
+            "BashOutput",
+            {"bash_id": "bash_1"},
+            f"<status>running</status>\n<stdout>PASS src/suite{tick}.test.ts</stdout>",
+            gap=10,
+        )
+    s.call(
+        "BashOutput",
+        {"bash_id": "bash_1"},
+        "<status>completed</status>\n<exit_code>0</exit_code>\nTests: 120 passed",
+        gap=10,
+    )
+    s.call(
+        "Edit",
+        {"file_path": "src/api.ts", "old_string": "TODO", "new_string": "done"},
+        "The file src/api.ts has been updated.",
+    )
+    return s
+
+
+def _xum_1046(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "bash",
+        {"command": "npm run dev", "run_in_background": True},
+        "started process pid 48211 (id: proc_7f3a)",
+    )
+    for i in range(12):
+        if i == 1:
+            s.stuck_here()
+        out = f"process proc_7f3a (pid 48211) exited with code 0\nno new output\nelapsed_ms: {2 + i % 5}"
+        s.call("bash_output", {"process_id": "proc_7f3a"}, out, secs=0.01, gap=1)
+    return s
+
+
+def _repo_agent_680(sid: str) -> Script:
+    s = _s(sid)
+    failure = "generate.sh: line 41: pkg/clients/generated/zz_types.go: conflicting definition of ComputeAddress\nexit status 1"
+    s.call(
+        "run_shell_command",
+        {"command": "./scripts/generate.sh"},
+        ok=False,
+        err=failure,
+        exit_code=1,
+    )
+    for i in range(4):
+        if i == 1:
+            s.stuck_here()
+        s.call("run_shell_command", {"command": "rm pkg/clients/generated/zz_types.go"}, "")
+        s.call(
+            "run_shell_command",
+            {"command": "./scripts/generate.sh"},
+            ok=False,
+            err=failure,
+            exit_code=1,
+        )
+    return s
+
+
+def _nanobot_5344(sid: str) -> Script:
+    s = _s(sid)
+    steps = (
+        ("exec", {"command": "echo $OPENAI_BASE_URL"}, ""),
+        ("exec", {"command": "env | grep OPENAI"}, "OPENAI_API_KEY=[redacted]"),
+        ("grep", {"pattern": "OPENAI_BASE_URL", "path": "~/.nanobot"}, "no matches"),
+        ("read_file", {"path": "~/.nanobot/config.json"}, '{"provider": "openai"}'),
+        (
+            "read_file",
+            {"path": "~/.nanobot/workspace/session.log", "limit": 40},
+            "checking env var OPENAI_BASE_URL",
+        ),
+        (
+            "exec",
+            {"command": "cat /proc/self/environ | tr '\\0' '\\n' | grep OPENAI"},
+            "OPENAI_API_KEY=[redacted]",
+        ),
+    )
+    for i in range(4):
+        if i == 1:
+            s.stuck_here()
+        for tool, args, out in steps:
+            s.call(tool, args, out, gap=6)
+    return s
+
+
+def _crustly_ls(sid: str) -> Script:
+    s = _s(sid)
+    for path in ("./src", "./src/cli", "./src/tui"):
+        s.call("ls", {"path": path}, f"{path}: mod.rs lib.rs")
+    s.call("read", {"path": "./src/llm/agent/service.rs"}, "pub struct AgentService {")
+    return s
+
+
+def _issue(number: str) -> str:
+    return f"https://github.com/{number}"
+
+
+SESSIONS: tuple[Session, ...] = (
+    # --- real transcripts ---
+    Session(
+        "cc-bookminder-residue-sweep",
+        "transcript",
+        "claude-code",
+        "github.com/palimondo/BookMinder claude-dev-log-diary/jsonl/cloud-2026/"
+        "a42b9c92-c0e6-588e-bc6f-3d5e4f37b895/subagents/agent-a05d358b0666d872d.jsonl"
+        " @df2279b2e96c699ec886716492d736a31539a3fe (first 21 tool calls; outputs trimmed)",
+        "MIT",
+        "real_run",
+        "healthy",
+        "A worker verifying five findings: reads a ledger, runs greps, sqlite queries and ruff, "
+        "every call different, every result new; it completed its brief.",
+        raw="claude-code-bookminder-residue-sweep.jsonl",
+        raw_format="claude-code",
+    ),
+    # --- OpenHands StuckDetector tests ---
+    Session(
+        "oh-repeating-action-observation",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "loop_period_1",
+        "stuck",
+        "test_is_stuck_repeating_action_observation: the same `ls` with the same (empty) output "
+        "four times is stuck.",
+        _oh_repeating_action_observation,
+    ),
+    Session(
+        "oh-repeating-action-error",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "retry_same_failure",
+        "stuck",
+        "test_is_stuck_repeating_action_error: the same failing command four times is stuck even "
+        "though the error text varies.",
+        _oh_repeating_action_error,
+    ),
+    Session(
+        "oh-syntax-error-same-line",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "retry_same_failure",
+        "stuck",
+        "test_is_stuck_invalid_syntax_error: the same cell failing with the same SyntaxError at "
+        "the same line four times is stuck.",
+        lambda sid: _oh_syntax(sid, moving=False),
+    ),
+    Session(
+        "oh-syntax-error-moving-lines",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "converging_errors",
+        "healthy",
+        "test_is_not_stuck_invalid_syntax_error_random_lines: the error's location moves "
+        "(line 10, 20, 30, 40), so the agent is not stuck.",
+        lambda sid: _oh_syntax(sid, moving=True),
+    ),
+    Session(
+        "oh-syntax-error-three-incidents",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "converging_errors",
+        "healthy",
+        "test_is_not_stuck_invalid_syntax_error_only_three_incidents: three failures with moving "
+        "error lines are not stuck.",
+        lambda sid: _oh_syntax(sid, moving=True, incidents=3),
+    ),
+    Session(
+        "oh-unterminated-string-not-at-end",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "converging_errors",
+        "healthy",
+        "test_is_not_stuck_ipython_syntax_error_not_at_end: the reported line and the output "
+        "after the error change between attempts; the test guards against this false positive.",
+        _oh_unterminated_not_at_end,
+    ),
+    Session(
+        "oh-alternating-pattern",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "cycle_period_2",
+        "stuck",
+        "test_is_stuck_repeating_action_observation_pattern: ls / read file1 three times over "
+        "with identical results is stuck.",
+        _oh_alternating,
+    ),
+    Session(
+        "oh-not-stuck",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "distinct_work",
+        "healthy",
+        "test_is_stuck_not_stuck: ls, read, pwd, read, pwd, read is not stuck.",
+        _oh_not_stuck,
+    ),
+    Session(
+        "oh-monologue",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "same_reply",
+        "stuck",
+        "test_is_stuck_monologue: the agent says the same sentence three times in a row with no "
+        "work in between.",
+        _oh_monologue,
+    ),
+    Session(
+        "oh-monologue-broken-by-work",
+        "peer-test",
+        "openhands",
+        OPENHANDS_STUCK_TESTS,
+        "MIT",
+        "work_between_replies",
+        "healthy",
+        "test_is_stuck_monologue (second half): a command's output between the repeated replies "
+        "means the agent is not in a monologue.",
+        _oh_monologue_broken,
+    ),
+    Session(
+        "oh-empty-commands-waiting",
+        "issue",
+        "openhands",
+        _issue("OpenHands/OpenHands/pull/10750"),
+        "MIT",
+        "background_polling",
+        "healthy",
+        "Agents send empty commands to see more output of a long-running process; nine in a row "
+        "is legitimate waiting (the PR's own numbers). The build's output lines are assumed.",
+        _oh_empty_commands,
+    ),
+    # --- gemini-cli loop detection tests ---
+    Session(
+        "gemini-five-identical-calls",
+        "peer-test",
+        "gemini-cli",
+        GEMINI_LOOP_TESTS,
+        "Apache-2.0",
+        "loop_period_1",
+        "stuck",
+        "TOOL_CALL_LOOP_THRESHOLD = 5: five identical tool calls are a loop.",
+        lambda sid: _gem_tool_calls(sid, 5),
+    ),
+    Session(
+        "gemini-different-args",
+        "peer-test",
+        "gemini-cli",
+        GEMINI_LOOP_TESTS,
+        "Apache-2.0",
+        "distinct_work",
+        "healthy",
+        "Calls to the same tool with different arguments are not a loop.",
+        _gem_different_args,
+    ),
+    Session(
+        "gemini-content-chanting",
+        "peer-test",
+        "gemini-cli",
+        GEMINI_LOOP_TESTS,
+        "Apache-2.0",
+        "repetition_in_reply",
+        "stuck",
+        "CONTENT_LOOP_THRESHOLD = 10: a reply repeating the same sentence ten or more times is a "
+        "content loop (the test's own sentence, 'This is a unique sentence, id=1.').",
+        _gem_chant,
+    ),
+    Session(
+        "gemini-content-varied",
+        "peer-test",
+        "gemini-cli",
+        GEMINI_LOOP_TESTS,
+        "Apache-2.0",
+        "distinct_work",
+        "healthy",
+        "A long reply of distinct sentences is not a content loop.",
+        _gem_varied_reply,
+    ),
+    # --- issue reports: stuck ---
+    Session(
+        "cc-19699-same-failing-ssh",
+        "issue",
+        "claude-code",
+        _issue("anthropics/claude-code/issues/19699"),
+        "n/a (issue text)",
+        "retry_same_failure",
+        "stuck",
+        "Claude ran the exact same failing ssh/make command 7+ times in a row until interrupted; "
+        "the first attempt is legitimate, the loop starts with the first repeat.",
+        _cc_19699,
+    ),
+    Session(
+        "cindy-2721-alternating-greps",
+        "issue",
+        "claude-code",
+        _issue("makecindy/cindy/issues/2721"),
+        "n/a (issue text)",
+        "cycle_period_2",
+        "stuck",
+        "~50 minutes, 141 of 153 Bash calls alternating two near-identical greps every 15-20 s "
+        "with identical results (each carrying 'Shell cwd was reset'); rebuilt as two "
+        "exploratory calls then 24 alternations. The greps' exact text is not in the report.",
+        _cindy_2721,
+    ),
+    Session(
+        "pi-6158-repeated-ls",
+        "issue",
+        "pi",
+        _issue("earendil-works/pi/issues/6158"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "`ls` of the same directory 6 times then `ls -la` 5 times, output identical each time, "
+        "instead of writing the file. The listing itself is not in the report.",
+        _pi_6158,
+    ),
+    Session(
+        "pi-9637-noop-counter",
+        "issue",
+        "pi",
+        _issue("earendil-works/pi/issues/9637"),
+        "n/a (issue text)",
+        "volatile_ids",
+        "stuck",
+        "220+ identical `bash echo noop` calls ~8 s apart, only a display name counting up "
+        "(noop1, noop2, ...); rebuilt as the first 30.",
+        _pi_9637,
+    ),
+    Session(
+        "vibe-83-same-reply-same-check",
+        "issue",
+        "mistral-vibe",
+        _issue("mistralai/mistral-vibe/issues/83"),
+        "n/a (issue text)",
+        "same_reply_and_call",
+        "stuck",
+        "The same sentence then the same flake8 command with the same result, 10+ times over "
+        "~19 minutes; rebuilt as 10 rounds. The command line is paraphrased from the report.",
+        _vibe_83,
+    ),
+    Session(
+        "nanobot-3073-same-read",
+        "issue",
+        "nanobot",
+        _issue("HKUDS/nanobot/pull/3077"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "15+ identical read_file calls on history.jsonl with the same offset and limit.",
+        _nanobot_3073,
+    ),
+    Session(
+        "gigachat-69-empty-todos",
+        "issue",
+        "gigachat",
+        _issue("ai-forever/langchain-gigachat/pull/69"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "write_todos(0 items) -> 'Updated todo list to []' repeated indefinitely.",
+        _gigachat_69,
+    ),
+    Session(
+        "superplane-4123-three-call-cycle",
+        "issue",
+        "superplane",
+        _issue("superplanehq/superplane/issues/4123"),
+        "n/a (issue text)",
+        "cycle_period_3",
+        "stuck",
+        "list_integration_resources, describe_trigger, list_components over and over, responses "
+        "empty ([]). The arguments are not in the report.",
+        _superplane_4123,
+    ),
+    Session(
+        "gemini-15593-chanting-reply",
+        "issue",
+        "gemini-cli",
+        _issue("google-gemini/gemini-cli/issues/15593"),
+        "n/a (issue text)",
+        "repetition_in_reply",
+        "stuck",
+        "One reply repeating 'Generating. Go. I will write the response. Done.' until the CLI's "
+        "own content-loop check halted it.",
+        lambda sid: _chant(sid, "Generating.\nGo.\nI will write the response.\nDone.\n", 20),
+    ),
+    Session(
+        "omp-8701-ill-do-it",
+        "issue",
+        "oh-my-pi",
+        _issue("can1357/oh-my-pi/issues/8701"),
+        "n/a (issue text)",
+        "repetition_in_reply",
+        "stuck",
+        "After reading files, the reply degenerated into 'I'll do it. I'll implement it. I'll "
+        "start. I'll begin coding. I'll write the code...' for hundreds of words.",
+        lambda sid: _chant(
+            sid,
+            "I'll do it. I'll implement it. I'll start. I'll begin coding. I'll write the code. ",
+            25,
+        ),
+    ),
+    Session(
+        "cc-82803-court",
+        "issue",
+        "claude-code",
+        _issue("anthropics/claude-code/issues/82803"),
+        "n/a (issue text)",
+        "repetition_in_reply",
+        "stuck",
+        "A single token ('court') repeated ~32,000 times in one reply until max_tokens; rebuilt "
+        "with 400 repeats.",
+        lambda sid: _chant(sid, "court ", 400),
+    ),
+    Session(
+        "xum-1046-polling-exited-process",
+        "issue",
+        "mux",
+        _issue("coder/xum/pull/1046"),
+        "n/a (issue text)",
+        "volatile_ids",
+        "stuck",
+        "Agents stuck in tight loops calling bash_output on a process that already exited; each "
+        "answer the same but for elapsed_ms (the field that PR added). Process id and pid assumed.",
+        _xum_1046,
+    ),
+    Session(
+        "repo-agent-680-delete-regenerate",
+        "issue",
+        "gemini-cli",
+        _issue("gke-labs/gemini-for-kubernetes-development/issues/680"),
+        "n/a (issue text)",
+        "cycle_period_2",
+        "stuck",
+        "generate.sh fails; the agent deletes a generated file and reruns it, same failure, "
+        "'in the same state as it was in Turn 2, about to repeat the same error'. Error text "
+        "assumed.",
+        _repo_agent_680,
+    ),
+    Session(
+        "nanobot-5344-env-var-spiral",
+        "issue",
+        "nanobot",
+        _issue("HKUDS/nanobot/pull/5344"),
+        "n/a (issue text)",
+        "cycle_period_6",
+        "stuck",
+        "Several minutes checking the same env var through half a dozen mechanisms (exec, grep, "
+        "reading its own session log...), none repeated enough in a row to look stuck; rebuilt "
+        "as a six-call cycle gone round four times (the exact calls are not in the report).",
+        _nanobot_5344,
+    ),
+    # --- issue reports: falsely stopped or healthy ---
+    Session(
+        "gemini-5873-file-moves",
+        "issue",
+        "gemini-cli",
+        _issue("google-gemini/gemini-cli/issues/5873"),
+        "n/a (issue text)",
+        "repetitive_but_finite",
+        "healthy",
+        "Moving components and updating imports: search, git mv, search, edit per file; "
+        "repetitive but finite, halted by a false loop detection. File names assumed.",
+        _gemini_5873,
+    ),
+    Session(
+        "gemini-7950-data-blocks",
+        "issue",
+        "gemini-cli",
+        _issue("google-gemini/gemini-cli/issues/7950"),
+        "n/a (issue text)",
+        "repetitive_but_finite",
+        "healthy",
+        "Loading and reading a large data set block after block is repetitive by nature, not a "
+        "loop. Block sizes assumed.",
+        _gemini_7950,
+    ),
+    Session(
+        "spacedock-122-bashoutput-polling",
+        "issue",
+        "claude-code",
+        _issue("spacedock-dev/spacedock/pull/122"),
+        "n/a (PR text)",
+        "background_polling",
+        "healthy",
+        "The documented Bash(run_in_background) -> BashOutput(bash_id) -> status == completed "
+        "loop: a few polls of a running job, then the result, then more work.",
+        _bash_output_polling,
+    ),
+    Session(
+        "crustly-ls-different-paths",
+        "issue",
+        "crustly",
+        "github.com/jyjeanne/crustly TOOL_LOOP_FIX_2025-11-30.md",
+        "n/a",
+        "distinct_work",
+        "healthy",
+        "ls ./src, ./src/cli, ./src/tui was flagged as a loop by name only; different paths are "
+        "exploration.",
+        _crustly_ls,
+    ),
+)
