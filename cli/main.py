@@ -18,18 +18,16 @@ __all__ = ["build_parser", "main"]
 
 def _detect(args: argparse.Namespace, settings: Settings) -> int:
     from yokeflow_intervention.services.detector.rules import DetectionConfig
-    from yokeflow_intervention.services.detector.sessions import (
-        intervention_json,
-        read_event_file,
-        replay,
-    )
+    from yokeflow_intervention.services.detector.sessions import intervention_json, replay
+    from yokeflow_intervention.services.detector.transcripts import read_transcript
 
     path = Path(args.events)
     if not path.is_file():
         print(f"detect: {path}: no such file", file=sys.stderr)
         return 2
     try:
-        for intervention in replay(read_event_file(path), DetectionConfig.from_settings(settings)):
+        events = read_transcript(path, args.format, args.project)
+        for intervention in replay(events, DetectionConfig.from_settings(settings)):
             print(intervention_json(intervention))
     except (OSError, UnicodeDecodeError) as exc:
         print(f"detect: {path}: cannot read: {exc}", file=sys.stderr)
@@ -229,6 +227,7 @@ def _service(name: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from yokeflow_intervention.services.detector.transcripts import FORMATS
     from yokeflow_intervention.shared.roles import SERVICE_ROLES
 
     parser = argparse.ArgumentParser(
@@ -256,8 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--pauser-replicas", type=int, default=1, metavar="N",
                     help="pauser processes sharing the work (default 1)")  # fmt: skip
     command("provision", help="create streams, consumers, KV buckets and tables; exit")
-    detect = command("detect", help="replay a JSONL file of agent events offline")
-    detect.add_argument("events")
+    detect = command("detect", help="replay agent events or an agent's transcript offline")
+    detect.add_argument(
+        "events",
+        help="contract events (.jsonl), a Claude Code session file "
+        "(~/.claude/projects/*/*.jsonl) or an OpenHands trajectory",
+    )
+    detect.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="the file's format (default: recognised from its first line)",
+    )
+    detect.add_argument(
+        "--project", default=None, help="project id for a transcript's events (default: its cwd)"
+    )
     publish = command("publish", help="publish a JSONL file of agent events to NATS")
     publish.add_argument("events")
     command("status", help="streams, consumers and active interventions")

@@ -77,6 +77,80 @@ def test_detect_takes_config_before_or_after_the_command(tmp_path, where):
     assert json.loads(result.stdout)["trigger"] == "loop_pattern"  # the file's limit applied
 
 
+def test_detect_replays_agent_transcripts(tmp_path):
+    """A Claude Code session file or an OpenHands trajectory, as a user replays their own."""
+    real = ROOT / "tests" / "corpus" / "raw" / "claude-code-bookminder-residue-sweep.jsonl"
+    healthy = cli("detect", str(real), env=service_env_plain(), cwd=tmp_path)
+    assert healthy.returncode == 0, healthy.stderr
+    assert healthy.stdout == "" and healthy.stderr == ""
+
+    session = "3f1c2d4e-0000-4000-8000-00000000abcd"
+    records = []
+    for i in range(6):
+        at = f"2026-05-07T10:0{i}:00Z"
+        base = {"sessionId": session, "cwd": "/home/dev/shop", "timestamp": at}
+        use = {
+            "type": "tool_use",
+            "id": f"toolu_{i}",
+            "name": "Bash",
+            "input": {"command": "npm run dev"},
+        }
+        failed = {
+            "type": "tool_result",
+            "tool_use_id": f"toolu_{i}",
+            "is_error": True,
+            "content": "Exit code 1\nError: listen EADDRINUSE: address already in use :::3000",
+        }
+        records.append({**base, "type": "assistant", "message": {"content": [use]}})
+        records.append({**base, "type": "user", "message": {"content": [failed]}})
+    transcript = tmp_path / f"{session}.jsonl"
+    transcript.write_text("".join(json.dumps(r) + "\n" for r in records))
+    stopped = cli("detect", str(transcript), env=service_env_plain(), cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    first = json.loads(stopped.stdout.splitlines()[0])
+    assert (first["project_id"], first["session_id"]) == ("shop", session)
+    assert (first["trigger"], first["blocker_type"]) == ("critical_error", "port_conflict")
+    assert "EADDRINUSE" in first["error_excerpt"]
+
+    named = cli(
+        "detect", "--project", "web", str(transcript), env=service_env_plain(), cwd=tmp_path
+    )
+    assert json.loads(named.stdout.splitlines()[0])["project_id"] == "web"
+    wrong = cli(
+        "detect", "--format", "events", str(transcript), env=service_env_plain(), cwd=tmp_path
+    )
+    assert wrong.returncode == 0 and wrong.stdout == "" and "line 1: skipped:" in wrong.stderr
+
+    trajectory = tmp_path / "trajectory.json"
+    steps = []
+    for i in range(5):
+        steps.append(
+            {
+                "id": 2 * i,
+                "source": "agent",
+                "action": "run",
+                "args": {"command": "ls"},
+                "timestamp": f"2024-06-01T10:00:0{i}",
+            }
+        )
+        steps.append(
+            {
+                "id": 2 * i + 1,
+                "cause": 2 * i,
+                "observation": "run",
+                "content": "a.py",
+                "extras": {"metadata": {"exit_code": 0}},
+                "timestamp": f"2024-06-01T10:00:0{i}",
+            }
+        )
+    trajectory.write_text(json.dumps(steps))
+    looped = cli(
+        "detect", "--format", "openhands", str(trajectory), env=service_env_plain(), cwd=tmp_path
+    )
+    assert looped.returncode == 0, looped.stderr
+    assert json.loads(looped.stdout.splitlines()[0])["trigger"] == "loop_pattern"
+
+
 def service_env_plain() -> dict[str, str]:
     import os
 

@@ -1,0 +1,318 @@
+"""Agent transcripts as contract-v1 events, so `detect` can replay a user's own history.
+
+Real sessions are recorded by the agents themselves, not by our hook: Claude Code writes one JSONL
+file per session under `~/.claude/projects/<project>/`, OpenHands saves a trajectory (a JSON list
+of actions and observations). Converting them into the events the hook would have published lets
+an operator see, before trusting the detector, what it would have stopped in sessions they know.
+The functions here are pure (text in, events out); the only I/O is `read_transcript` reading the
+file it is given. The mapping is documented in docs/architecture.md ("Replaying transcripts").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from yokeflow_agent.contract import (
+    AgentEvent,
+    AgentMessage,
+    ContractError,
+    SessionStarted,
+    ToolCall,
+    ToolResult,
+    ToolResultBody,
+)
+
+from .sessions import ReplayProblem, read_event_file
+
+__all__ = [
+    "FORMATS",
+    "TranscriptFormat",
+    "detect_format",
+    "from_claude_code",
+    "from_openhands",
+    "read_transcript",
+]
+
+TranscriptFormat = Literal["events", "claude-code", "openhands"]
+FORMATS: tuple[TranscriptFormat, ...] = ("events", "claude-code", "openhands")
+
+# Ids become NATS subject tokens: anything else is replaced.
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
+# Claude Code reports a failed Bash call as "Exit code N" (older versions: "Error: Exit code N")
+# on the result's first line.
+_EXIT_CODE = re.compile(r"^(?:Error: )?Exit code (-?\d+)")
+# Fields of an OpenHands action that describe the call rather than say what it does.
+_OPENHANDS_NOISE = frozenset(
+    "thought blocking is_input hidden confirmation_state security_risk is_static cwd "
+    "kernel_init_code impl_source include_extra reason".split()
+)
+# A namespace for deterministic event ids: converting the same transcript twice gives the same
+# ids, so a republished replay is deduplicated by JetStream like any re-sent event.
+_NAMESPACE = uuid.UUID("0f3c2b6e-5a8d-4f51-9e0b-7c1d2a3b4c5d")
+
+
+def _identifier(value: str, fallback: str) -> str:
+    cleaned = _UNSAFE_ID.sub("-", value).strip("-")[:128]
+    return cleaned or fallback
+
+
+def _parse_ts(value: Any, fallback: datetime) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return fallback
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return fallback
+
+
+def _text_of(content: Any) -> str:
+    """A tool result's or message's text: a string, or the text blocks of a block list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            str(block.get("text", ""))
+            for block in content
+            if isinstance(block, dict) and block.get("type") == "text"
+        ]
+        return "\n".join(part for part in parts if part)
+    return ""
+
+
+class _Builder:
+    """Numbers events in order and keeps their clock monotonic (the rules read event time)."""
+
+    def __init__(self, project_id: str, session_id: str) -> None:
+        self.project_id = project_id
+        self.session_id = session_id
+        self.seq = 0
+        self.last_ts = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def common(self, ts: datetime) -> dict[str, Any]:
+        self.seq += 1
+        self.last_ts = max(self.last_ts, ts)
+        name = f"{self.project_id}/{self.session_id}/{self.seq}"
+        return {
+            "event_id": str(uuid.uuid5(_NAMESPACE, name)),
+            "project_id": self.project_id,
+            "session_id": self.session_id,
+            "seq": self.seq,
+            "ts": self.last_ts,
+        }
+
+
+def from_claude_code(
+    records: Iterable[Mapping[str, Any]], project_id: str | None = None
+) -> Iterator[AgentEvent]:
+    """Events of one Claude Code session file (`~/.claude/projects/<project>/<session>.jsonl`).
+
+    `assistant` records carry `text` blocks (a reply: `agent_message`) and `tool_use` blocks
+    (`tool_call`, `call_id` = the block's id); `user` records carry `tool_result` blocks
+    (`tool_result`: ok unless `is_error`, the text as output or error, the exit code Claude Code
+    prints for a failed command, the time since the call as duration). A human's prompt, thinking
+    blocks and bookkeeping records (summaries, snapshots, attachments) are not agent events.
+    The session id is `sessionId` (a subagent file is its own session: `agentId`), the project is
+    the last part of `cwd` unless given.
+    """
+    builder: _Builder | None = None
+    pending: dict[str, tuple[str, datetime]] = {}
+    for record in records:
+        kind = record.get("type")
+        message = record.get("message")
+        if kind not in ("user", "assistant") or not isinstance(message, dict):
+            continue
+        ts = _parse_ts(record.get("timestamp"), builder.last_ts if builder else datetime.now(UTC))
+        if builder is None:
+            cwd = str(record.get("cwd") or "")
+            session = str(record.get("agentId") or record.get("sessionId") or "session")
+            builder = _Builder(
+                _identifier(project_id or Path(cwd).name, "claude-code"),
+                _identifier(session, "session"),
+            )
+            yield SessionStarted(**builder.common(ts), workspace=cwd or None)
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            block_type = block.get("type")
+            if kind == "assistant" and block_type == "text" and str(block.get("text", "")).strip():
+                yield AgentMessage(**builder.common(ts), text=str(block["text"]))
+            elif kind == "assistant" and block_type == "tool_use":
+                call_id = str(block.get("id") or f"call-{builder.seq + 1}")
+                name = str(block.get("name") or "tool")
+                pending[call_id] = (name, ts)
+                tool_input = block.get("input")
+                yield ToolCall(
+                    **builder.common(ts),
+                    tool=name,
+                    input=tool_input if isinstance(tool_input, dict) else {},
+                    call_id=call_id,
+                )
+            elif kind == "user" and block_type == "tool_result":
+                call_id = str(block.get("tool_use_id") or "")
+                name, started = pending.get(call_id, ("", ts))
+                pending.pop(call_id, None)
+                text = _text_of(block.get("content"))
+                failed = bool(block.get("is_error"))
+                exit_match = _EXIT_CODE.match(text) if failed else None
+                yield ToolResult(
+                    **builder.common(ts),
+                    call_id=call_id or None,
+                    tool=name or None,
+                    result=ToolResultBody(
+                        ok=not failed,
+                        exit_code=int(exit_match.group(1))
+                        if exit_match
+                        else (0 if not failed else None),
+                        output="" if failed else text,
+                        error=text if failed else "",
+                        duration_ms=max(0, int((ts - started) / timedelta(milliseconds=1))),
+                    ),
+                )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _openhands_input(event: Mapping[str, Any]) -> dict[str, Any]:
+    args = event.get("args")
+    if not isinstance(args, dict):
+        return {}
+    return {k: v for k, v in args.items() if k not in _OPENHANDS_NOISE and v not in ("", None)}
+
+
+def from_openhands(
+    events: Iterable[Mapping[str, Any]],
+    project_id: str | None = None,
+    session_id: str = "openhands",
+) -> Iterator[AgentEvent]:
+    """Events of an OpenHands trajectory (the saved list of actions and observations).
+
+    An agent's action (`run`, `run_ipython`, `read`, `edit`, `browse`, ...) is a `tool_call`
+    named after the action, with its `args` as input (minus bookkeeping such as `thought`); the
+    observation it caused (`cause`, or else the oldest unanswered action) is its `tool_result`:
+    ok unless it is an `error` observation or the command's `exit_code` is not 0, `content` as
+    output. An agent `message` action is an `agent_message`; the user's messages, state changes
+    and null observations are not agent events.
+    """
+    builder = _Builder(
+        _identifier(project_id or "openhands", "openhands"), _identifier(session_id, "openhands")
+    )
+    started = False
+    pending: dict[str, tuple[str, datetime]] = {}
+    for event in events:
+        ts = _parse_ts(event.get("timestamp"), builder.last_ts if started else datetime.now(UTC))
+        if not started:
+            started = True
+            yield SessionStarted(**builder.common(ts))
+        action = event.get("action")
+        observation = event.get("observation")
+        source = event.get("source", "agent")
+        if action == "message":
+            text = str((event.get("args") or {}).get("content", "") or event.get("message", ""))
+            if source == "agent" and text.strip():
+                yield AgentMessage(**builder.common(ts), text=text)
+        elif isinstance(action, str) and action not in ("system", "change_agent_state", "recall"):
+            call_id = str(event.get("id", f"oh-{builder.seq + 1}"))
+            pending[call_id] = (action, ts)
+            yield ToolCall(
+                **builder.common(ts), tool=action, input=_openhands_input(event), call_id=call_id
+            )
+        elif (
+            isinstance(observation, str)
+            and observation not in ("null", "agent_state_changed", "recall")
+            and pending
+        ):
+            cause = str(event.get("cause", ""))
+            call_id = cause if cause in pending else next(iter(pending))
+            name, called = pending.pop(call_id)
+            extras = _mapping(event.get("extras"))
+            metadata = _mapping(extras.get("metadata"))
+            exit_code = metadata.get("exit_code", extras.get("exit_code"))
+            text = str(event.get("content", ""))
+            failed = observation == "error" or (
+                isinstance(exit_code, int) and exit_code not in (0, -1)
+            )
+            yield ToolResult(
+                **builder.common(ts),
+                call_id=call_id,
+                tool=name,
+                result=ToolResultBody(
+                    ok=not failed,
+                    exit_code=exit_code if isinstance(exit_code, int) else None,
+                    output="" if failed else text,
+                    error=text if failed else "",
+                    duration_ms=max(0, int((ts - called) / timedelta(milliseconds=1))),
+                ),
+            )
+
+
+def detect_format(first_line: str) -> TranscriptFormat:
+    """Which format a file is, from its first non-blank line."""
+    stripped = first_line.lstrip()
+    if stripped.startswith("["):
+        return "openhands"
+    try:
+        record = json.loads(stripped)
+    except ValueError:
+        return "events"
+    if isinstance(record, dict):
+        if "v" in record and "seq" in record:
+            return "events"
+        if "history" in record or "action" in record or "observation" in record:
+            return "openhands"
+        if "sessionId" in record or "parentUuid" in record or "leafUuid" in record:
+            return "claude-code"
+    return "events"
+
+
+def _json_lines(text: str) -> Iterator[dict[str, Any]]:
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+def read_transcript(
+    path: Path, fmt: TranscriptFormat | None = None, project_id: str | None = None
+) -> Iterator[AgentEvent | ReplayProblem]:
+    """The events of a file of contract events or of an agent transcript (auto-detected)."""
+    if fmt is None:
+        with path.open(encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        fmt = detect_format(first)
+    if fmt == "events":
+        yield from read_event_file(path)
+        return
+    text = path.read_text(encoding="utf-8")
+    try:
+        if fmt == "claude-code":
+            yield from from_claude_code(_json_lines(text), project_id)
+            return
+        stripped = text.lstrip()
+        if stripped.startswith("["):
+            loaded = json.loads(stripped)
+        else:
+            first_record = next(_json_lines(text), {})
+            loaded = first_record.get("history", list(_json_lines(text)))
+        items = (
+            [item for item in loaded if isinstance(item, dict)] if isinstance(loaded, list) else []
+        )
+        yield from from_openhands(items, project_id, path.stem)
+    except (ValueError, ContractError) as exc:
+        yield ReplayProblem(0, f"not a {fmt} transcript: {exc}")

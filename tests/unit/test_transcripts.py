@@ -1,0 +1,315 @@
+"""Agent transcripts as contract events: Claude Code session files and OpenHands trajectories,
+on small samples of their real formats (no servers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from yokeflow_agent.contract import AgentMessage, SessionStarted, ToolCall, ToolResult
+
+from yokeflow_intervention.services.detector.rules import DetectionConfig
+from yokeflow_intervention.services.detector.sessions import ReplayProblem, replay
+from yokeflow_intervention.services.detector.transcripts import (
+    detect_format,
+    from_claude_code,
+    from_openhands,
+    read_transcript,
+)
+from yokeflow_intervention.shared.settings import Settings
+
+SESSION = "08ad9c51-b394-4720-9f4c-a16ea130834e"
+CWD = "/Users/dev/Workspace/Projects/pyrycode"
+
+
+def _cc(kind: str, ts: str, content: Any, **extra: Any) -> dict[str, Any]:
+    """A Claude Code record as the CLI writes it (the fields the converter reads and some it
+    must ignore)."""
+    return {
+        "parentUuid": None,
+        "isSidechain": False,
+        "type": kind,
+        "message": {"role": kind, "content": content},
+        "uuid": f"u-{ts}",
+        "timestamp": f"2026-05-07T16:{ts}Z",
+        "userType": "external",
+        "cwd": CWD,
+        "sessionId": SESSION,
+        "version": "2.1.128",
+        "gitBranch": "feature/161",
+        **extra,
+    }
+
+
+# Shapes taken from published session files (BookMinder's and pyrycode's test data): the
+# bookkeeping records come first, a prompt, thinking, replies, tool calls and their results.
+CLAUDE_CODE = [
+    {
+        "type": "queue-operation",
+        "operation": "enqueue",
+        "timestamp": "2026-05-07T16:24:07.266Z",
+        "sessionId": SESSION,
+        "content": "# Ticket #161",
+    },
+    _cc("user", "24:07.278", "# Ticket #161: stdio-attach test harness"),
+    {"type": "ai-title", "aiTitle": "Build stdio attach e2e test harness", "sessionId": SESSION},
+    _cc("assistant", "24:10.193", [{"type": "thinking", "thinking": "", "signature": "Eo0C"}]),
+    _cc(
+        "assistant",
+        "24:10.445",
+        [
+            {
+                "type": "tool_use",
+                "id": "toolu_01Tx",
+                "name": "Bash",
+                "input": {"command": "gh pr diff 168", "description": "Fetch PR diff"},
+            }
+        ],
+    ),
+    _cc(
+        "user",
+        "24:11.316",
+        [
+            {
+                "tool_use_id": "toolu_01Tx",
+                "type": "tool_result",
+                "content": "diff --git a/docs/specs/161.md",
+                "is_error": False,
+            }
+        ],
+        toolUseResult={"stdout": "diff --git", "stderr": "", "interrupted": False},
+    ),
+    _cc("assistant", "24:12.000", [{"type": "text", "text": "Let me run the e2e tests."}]),
+    _cc(
+        "assistant",
+        "26:09.100",
+        [
+            {
+                "type": "tool_use",
+                "id": "toolu_01Ln",
+                "name": "Bash",
+                "input": {"command": "go test -tags e2e ./internal/e2e/..."},
+            }
+        ],
+    ),
+    _cc(
+        "user",
+        "26:11.614",
+        [
+            {
+                "tool_use_id": "toolu_01Ln",
+                "type": "tool_result",
+                "content": [{"type": "text", "text": "Exit code 1\n--- FAIL: TestE2E (0.00s)"}],
+                "is_error": True,
+            }
+        ],
+    ),
+    _cc("user", "26:13.824", [{"type": "text", "text": "[Request interrupted by user]"}]),
+]
+
+OPENHANDS = [
+    {
+        "id": 0,
+        "timestamp": "2024-06-01T10:00:00.000000",
+        "source": "user",
+        "message": "Fix it",
+        "action": "message",
+        "args": {"content": "Fix the failing test", "image_urls": None},
+    },
+    {
+        "id": 1,
+        "timestamp": "2024-06-01T10:00:04.000000",
+        "source": "agent",
+        "message": "Running command: ls",
+        "action": "run",
+        "args": {
+            "command": "ls",
+            "is_input": False,
+            "thought": "Look around",
+            "blocking": False,
+            "hidden": False,
+            "confirmation_state": "confirmed",
+        },
+    },
+    {
+        "id": 2,
+        "timestamp": "2024-06-01T10:00:05.000000",
+        "source": "agent",
+        "cause": 1,
+        "message": "Command `ls` executed with exit code 0.",
+        "observation": "run",
+        "content": "a.py\nb.py",
+        "extras": {"command": "ls", "metadata": {"exit_code": 0, "pid": -1}},
+    },
+    {
+        "id": 3,
+        "timestamp": "2024-06-01T10:00:09.000000",
+        "source": "agent",
+        "action": "run",
+        "args": {"command": "python a.py", "thought": ""},
+    },
+    {
+        "id": 4,
+        "timestamp": "2024-06-01T10:00:11.500000",
+        "source": "agent",
+        "cause": 3,
+        "observation": "run",
+        "content": "Traceback (most recent call last):",
+        "extras": {"command": "python a.py", "metadata": {"exit_code": 1}},
+    },
+    {
+        "id": 5,
+        "timestamp": "2024-06-01T10:00:15.000000",
+        "source": "agent",
+        "action": "read",
+        "args": {"path": "/workspace/missing.py", "thought": ""},
+    },
+    {
+        "id": 6,
+        "timestamp": "2024-06-01T10:00:15.100000",
+        "source": "agent",
+        "cause": 5,
+        "observation": "error",
+        "content": "File not found: /workspace/missing.py",
+        "extras": {},
+    },
+    {
+        "id": 7,
+        "timestamp": "2024-06-01T10:00:20.000000",
+        "source": "agent",
+        "action": "message",
+        "args": {"content": "I fixed the test.", "wait_for_response": True},
+    },
+    {
+        "id": 8,
+        "timestamp": "2024-06-01T10:00:20.100000",
+        "source": "agent",
+        "observation": "agent_state_changed",
+        "content": "",
+        "extras": {"agent_state": "finished"},
+    },
+]
+
+
+def test_claude_code_maps_calls_results_and_replies():
+    events = list(from_claude_code(CLAUDE_CODE))
+    assert [type(e) for e in events] == [
+        SessionStarted,
+        ToolCall,
+        ToolResult,
+        AgentMessage,
+        ToolCall,
+        ToolResult,
+    ]
+    start, call, result, reply, failing, failure = events
+    assert isinstance(start, SessionStarted) and start.workspace == CWD
+    assert (start.project_id, start.session_id) == ("pyrycode", SESSION)
+    assert [e.seq for e in events] == list(range(1, 7))
+    assert isinstance(call, ToolCall) and call.tool == "Bash" and call.call_id == "toolu_01Tx"
+    assert call.input == {"command": "gh pr diff 168", "description": "Fetch PR diff"}
+    assert isinstance(result, ToolResult) and result.result.ok and result.tool == "Bash"
+    assert result.result.output.startswith("diff --git") and result.result.duration_ms == 871
+    assert isinstance(reply, AgentMessage) and reply.text == "Let me run the e2e tests."
+    assert isinstance(failure, ToolResult) and not failure.result.ok
+    assert failure.result.exit_code == 1 and "--- FAIL" in failure.result.error
+    assert failure.call_id == failing.call_id == "toolu_01Ln"
+    assert failure.ts.isoformat() == "2026-05-07T16:26:11.614000+00:00"
+    # The same transcript converts to the same event ids (a republished replay is deduplicated).
+    assert [e.event_id for e in from_claude_code(CLAUDE_CODE)] == [e.event_id for e in events]
+
+
+def test_claude_code_subagent_files_and_given_projects():
+    records = [dict(r, agentId="a05d358b0666d872d", isSidechain=True) for r in CLAUDE_CODE]
+    start = next(iter(from_claude_code(records, project_id="book minder")))
+    assert (start.project_id, start.session_id) == ("book-minder", "a05d358b0666d872d")
+    assert list(from_claude_code([{"type": "summary", "summary": "nothing"}])) == []
+
+
+def test_openhands_maps_actions_and_their_observations():
+    events = list(from_openhands(OPENHANDS, session_id="run-7"))
+    kinds = [e.type for e in events]
+    assert kinds == [
+        "session_started",
+        "tool_call",
+        "tool_result",
+        "tool_call",
+        "tool_result",
+        "tool_call",
+        "tool_result",
+        "agent_message",
+    ]
+    _, ls, listed, _run, crashed, read, missing, reply = events
+    assert isinstance(ls, ToolCall) and ls.tool == "run" and ls.input == {"command": "ls"}
+    assert isinstance(listed, ToolResult) and listed.result.ok and listed.result.exit_code == 0
+    assert listed.call_id == "1" and listed.result.output == "a.py\nb.py"
+    assert isinstance(crashed, ToolResult) and not crashed.result.ok
+    assert crashed.result.exit_code == 1 and crashed.result.duration_ms == 2500
+    assert isinstance(read, ToolCall) and read.input == {"path": "/workspace/missing.py"}
+    assert isinstance(missing, ToolResult) and not missing.result.ok
+    assert missing.result.error == "File not found: /workspace/missing.py"
+    assert isinstance(reply, AgentMessage) and reply.text == "I fixed the test."
+    assert events[0].session_id == "run-7"
+
+
+def test_observations_without_a_cause_answer_the_oldest_open_action():
+    bare = [
+        {"action": "run", "args": {"command": "ls"}},
+        {"observation": "run", "content": "file1.txt", "extras": {}},
+        {"observation": "null", "content": ""},
+    ]
+    events = list(from_openhands(bare))
+    assert [e.type for e in events] == ["session_started", "tool_call", "tool_result"]
+    assert events[2].call_id == events[1].call_id  # type: ignore[attr-defined]
+
+
+def test_formats_are_recognised_from_the_first_line():
+    assert detect_format(json.dumps(CLAUDE_CODE[0])) == "claude-code"
+    assert detect_format(json.dumps(CLAUDE_CODE[1])) == "claude-code"
+    assert detect_format(json.dumps(OPENHANDS)) == "openhands"
+    assert detect_format('{"history": []}') == "openhands"
+    assert detect_format('{"v": 1, "type": "tool_call", "seq": 1}') == "events"
+    assert detect_format("not json") == "events"
+
+
+def test_read_transcript_replays_through_the_detector(tmp_path: Path):
+    looping = [
+        _cc(
+            "assistant",
+            f"3{i}:00.000",
+            [
+                {
+                    "type": "tool_use",
+                    "id": f"t{i}",
+                    "name": "Bash",
+                    "input": {"command": "npm run build"},
+                }
+            ],
+        )
+        if i % 2 == 0
+        else _cc(
+            "user",
+            f"3{i - 1}:02.000",
+            [
+                {
+                    "tool_use_id": f"t{i - 1}",
+                    "type": "tool_result",
+                    "content": "Exit code 1\nError: Cannot find module 'vite'",
+                    "is_error": True,
+                }
+            ],
+        )
+        for i in range(10)
+    ]
+    path = tmp_path / f"{SESSION}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in looping))
+    config = DetectionConfig.from_settings(Settings())
+    stops = list(replay(read_transcript(path), config))
+    assert stops and stops[0].session_id == SESSION and stops[0].project_id == "pyrycode"
+    assert stops[0].blocker_type == "module_not_found"
+
+    trajectory = tmp_path / "trajectory.json"
+    trajectory.write_text(json.dumps(OPENHANDS))
+    assert [e.type for e in read_transcript(trajectory)][:2] == ["session_started", "tool_call"]  # type: ignore[union-attr]
+    as_events = list(read_transcript(path, "events"))
+    assert all(isinstance(item, ReplayProblem) for item in as_events)
