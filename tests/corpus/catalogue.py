@@ -471,6 +471,184 @@ def _crustly_ls(sid: str) -> Script:
     return s
 
 
+def _traceroost_215(sid: str) -> Script:
+    s = _s(sid).call(
+        "Bash",
+        {"command": "pytest tests/test_parser.py -q"},
+        ok=False,
+        err="5 failed, 12 passed in 3.10s",
+        exit_code=1,
+        secs=3,
+    )
+    for fixed, left in ((1, 3), (2, 1), (3, 0)):
+        s.call(
+            "Edit",
+            {
+                "file_path": "src/parser.py",
+                "old_string": f"# step {fixed}",
+                "new_string": f"handle_case_{fixed}()",
+            },
+            "The file src/parser.py has been updated.",
+        )
+        s.say("Let me run the tests again.")
+        if left:
+            s.call(
+                "Bash",
+                {"command": "pytest tests/test_parser.py -q"},
+                ok=False,
+                err=f"{left} failed, {17 - left} passed in 3.0{fixed}s",
+                exit_code=1,
+                secs=3,
+            )
+        else:
+            s.call(
+                "Bash", {"command": "pytest tests/test_parser.py -q"}, "17 passed in 2.98s", secs=3
+            )
+    return s
+
+
+def _fusion_2404(sid: str) -> Script:
+    s = _s(sid)
+    for round_ in range(12):
+        spec = f"e2e/checkout-{round_ % 4}.spec.ts"
+        s.call(
+            "Read",
+            {"file_path": f"src/checkout/step{round_}.ts"},
+            f"export function step{round_}() {{",
+            gap=20,
+        )
+        s.call(
+            "Edit",
+            {
+                "file_path": f"src/checkout/step{round_}.ts",
+                "old_string": "await page.click",
+                "new_string": f"await page.locator('#pay-{round_}').click",
+            },
+            "updated",
+            gap=15,
+        )
+        passed = round_ >= 10
+        s.call(
+            "Bash",
+            {"command": f"npx playwright test {spec} --reporter=line"},
+            f"1 passed ({20 + round_}s)" if passed else "",
+            ok=passed,
+            err=""
+            if passed
+            else f"1 failed: {spec}:{12 + round_} timeout waiting for #pay-{round_}",
+            exit_code=0 if passed else 1,
+            secs=20 + round_,
+            gap=10,
+        )
+    return s
+
+
+def _cc_60894(sid: str) -> Script:
+    s = _s(sid)
+    files = (
+        "src/Controller/Order.php",
+        "src/app.js",
+        "config/routes.json",
+        "src/Model/Cart.php",
+        "src/api/client.ts",
+        "src/Service/Mailer.php",
+        "src/index.ts",
+        "composer.json",
+    )
+    for i, path in enumerate(files):
+        edit = {"file_path": path, "old_string": f"// TODO {i}", "new_string": f"applyFix{i}();"}
+        s.call("Read", {"file_path": path}, f"1\t<?php // {path}\n2\t// TODO {i}")
+        if i % 2 == 0:
+            s.call(
+                "Edit",
+                edit,
+                ok=False,
+                err="Error editing file: String to replace was not found in the file.",
+            )
+            s.call("Read", {"file_path": path, "offset": 1}, f"1\t<?php // {path}\n2\t// TODO {i}")
+        s.call("Edit", edit, f"The file {path} has been updated.")
+    s.call("Bash", {"command": "composer test"}, "OK (42 tests, 97 assertions)", secs=12)
+    return s
+
+
+def _anon_kode_94(sid: str) -> Script:
+    s = _s(sid).call("View", {"file_path": "src/main.py"}, "def main():\n    run()")
+    for variant in ("    run()", "\trun()", "run()"):
+        s.call(
+            "Update",
+            {
+                "file_path": "src/main.py",
+                "old_string": variant,
+                "new_string": "    run(debug=True)",
+            },
+            ok=False,
+            err="String to replace not found in file.",
+        )
+    s.say(
+        "It seems I'm repeatedly failing to match the text. I'll use the Replace tool instead to overwrite "
+        "the file with the intended changes."
+    )
+    s.call(
+        "Replace",
+        {"file_path": "src/main.py", "content": "def main():\n    run(debug=True)\n"},
+        "File written",
+    )
+    s.call("Bash", {"command": "python -m pytest -q"}, "3 passed in 0.41s")
+    return s
+
+
+def _open_design_3375(sid: str) -> Script:
+    s = _s(sid).call(
+        "Read", {"file_path": "src/components/Titlebar.tsx"}, '<div className="tb-left">'
+    )
+    for i in range(8):
+        if i == 1:
+            s.stuck_here()
+        s.call(
+            "Edit",
+            {
+                "file_path": "src/components/Sidebar.tsx",
+                "old_string": "<SidebarToggle />",
+                "new_string": "{/* moved to .titlebar-left */}",
+            },
+            "The file has been updated.",
+        )
+        s.call(
+            "Bash",
+            {
+                "command": "grep -q 'titlebar-left .*SidebarToggle' src/components/Titlebar.tsx && echo OK"
+            },
+            ok=False,
+            err="Error: Exit code 1",
+            exit_code=1,
+        )
+        s.call("Read", {"file_path": "src/components/Titlebar.tsx"}, '<div className="tb-left">')
+    return s
+
+
+def _gemini_18370(sid: str) -> Script:
+    s = _s(sid).call(
+        "read_file",
+        {"absolute_path": "AnaloggerTests/NotesListViewModelTests.swift"},
+        "import XCTest",
+    )
+    edit = {
+        "file_path": "AnaloggerTests/NotesListViewModelTests.swift",
+        "old_string": "import XCTest\n@testable import Analogger",
+        "new_string": "import XCTest\nimport SwiftData\n@testable import Analogger",
+    }
+    err = (
+        "Failed to edit, 0 occurrences found for old_string in AnaloggerTests/NotesListViewModelTests.swift. "
+        "Ensure you're not escaping content incorrectly and check whitespace, indentation, and context. "
+        "Use read_file tool to verify."
+    )
+    for i in range(6):
+        if i == 1:
+            s.stuck_here()
+        s.call("replace", edit, ok=False, err=err)
+    return s
+
+
 def _issue(number: str) -> str:
     return f"https://github.com/{number}"
 
@@ -490,6 +668,36 @@ SESSIONS: tuple[Session, ...] = (
         "A worker verifying five findings: reads a ledger, runs greps, sqlite queries and ruff, "
         "every call different, every result new; it completed its brief.",
         raw="claude-code-bookminder-residue-sweep.jsonl",
+        raw_format="claude-code",
+    ),
+    Session(
+        "cc-bookminder-transcript-extractor",
+        "transcript",
+        "claude-code",
+        "github.com/palimondo/BookMinder claude-dev-log-diary/jsonl/cloud-2026/"
+        "a42b9c92-c0e6-588e-bc6f-3d5e4f37b895/subagents/workflows/wf_9618fe71-5e4/"
+        "agent-a7adab2ec6a53d195.jsonl @aee3ca73e92642c6d19e613a54e65205c5402652"
+        " (first 8 tool calls; outputs trimmed)",
+        "MIT",
+        "real_run",
+        "healthy",
+        "A worker filtering a 4.5 MB transcript: writes a script, runs it, slices the output; "
+        "each call new, each result different. The excerpt ends mid-run, still working.",
+        raw="claude-code-bookminder-transcript-extractor.jsonl",
+        raw_format="claude-code",
+    ),
+    Session(
+        "cc-pyrycode-architect-83",
+        "transcript",
+        "claude-code",
+        "github.com/pyrycode/pyrycode internal/agentrun/jsonl/testdata/double_end_turn.jsonl"
+        " @8315322cc394df7a9944f00b88076722fcc2e8eb (bookkeeping records dropped, outputs "
+        "trimmed, the home folder in cwd shortened)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "An architect run that finds its ticket already done: two git calls and a closing reply.",
+        raw="claude-code-pyrycode-architect-83.jsonl",
         raw_format="claude-code",
     ),
     # --- OpenHands StuckDetector tests ---
@@ -892,5 +1100,79 @@ SESSIONS: tuple[Session, ...] = (
         "ls ./src, ./src/cli, ./src/tui was flagged as a loop by name only; different paths are "
         "exploration.",
         _crustly_ls,
+    ),
+    Session(
+        "traceroost-215-tests-after-each-fix",
+        "issue",
+        "traceroost",
+        _issue("traceroost/core/pull/215"),
+        "n/a (PR text)",
+        "work_between_replies",
+        "healthy",
+        "Re-running the verification command after each fix is not a stuck agent re-issuing the "
+        "same call; rebuilt as 'Let me run the tests again.' before runs failing 5, 3, 1, 0. "
+        "File names and counts assumed.",
+        _traceroost_215,
+    ),
+    Session(
+        "fusion-2404-long-iterative-debugging",
+        "issue",
+        "fusion",
+        _issue("Runfusion/Fusion/pull/2404"),
+        "n/a (PR text)",
+        "long_run",
+        "healthy",
+        "Agents stay productively busy on one step for 10+ minutes of E2E debugging and fix/test "
+        "cycles with zero repetition; killing them as loops was the false positive fixed. "
+        "Rebuilt as 12 read/edit/test rounds over ~16 minutes, tests failing until round 11.",
+        _fusion_2404,
+    ),
+    Session(
+        "cc-60894-edit-misses-then-succeeds",
+        "issue",
+        "claude-code",
+        _issue("anthropics/claude-code/issues/60894"),
+        "n/a (issue text)",
+        "error_rate_phase",
+        "healthy",
+        "The first Edit fails 'String to replace was not found' ~30-50% of the time; a Read and "
+        "the same Edit then succeed. Work goes on across files. File names assumed.",
+        _cc_60894,
+    ),
+    Session(
+        "anon-kode-94-switches-tool",
+        "issue",
+        "anon-kode",
+        _issue("dnakov/anon-kode/issues/94"),
+        "n/a (issue text)",
+        "converging_errors",
+        "healthy",
+        "Update fails to match three times with different strings, then the agent says so and "
+        "overwrites the file with another tool (the reply is quoted from the report).",
+        _anon_kode_94,
+    ),
+    Session(
+        "open-design-3375-invented-class",
+        "issue",
+        "open-design",
+        _issue("nexu-io/open-design/pull/3375"),
+        "n/a (PR text)",
+        "cycle_period_3",
+        "stuck",
+        "80+ calls looping on an invented class name: edit, assertion fails, re-read, retry the "
+        "same wrong assumption; rebuilt as 8 rounds of the same three calls.",
+        _open_design_3375,
+    ),
+    Session(
+        "gemini-18370-failing-replace",
+        "issue",
+        "gemini-cli",
+        _issue("google-gemini/gemini-cli/issues/18370"),
+        "n/a (issue text)",
+        "retry_same_failure",
+        "stuck",
+        "'keep going into a bad loop on bad string replacement': the same replace failing with "
+        "0 occurrences found, over and over.",
+        _gemini_18370,
     ),
 )

@@ -31,6 +31,9 @@ KNOWN: dict[str, str] = {
     "superplane-4123-three-call-cycle": "cycle_period_3: only periods 1 and 2 are recognised",
     "nanobot-5344-env-var-spiral": "cycle_period_6: only periods 1 and 2 are recognised",
     "xum-1046-polling-exited-process": "volatile_ids: elapsed_ms and pids are not masked",
+    "traceroost-215-tests-after-each-fix": "work_between_replies: edits between equal replies",
+    "fusion-2404-long-iterative-debugging": "long_run: failing tests while converging, error rate",
+    "cc-60894-edit-misses-then-succeeds": "error_rate_phase: rejected edits that then succeed",
 }
 
 
