@@ -649,6 +649,44 @@ def _gemini_18370(sid: str) -> Script:
     return s
 
 
+def _background_agents_120(sid: str) -> Script:
+    s = _s(sid).call(
+        "Bash",
+        {"command": "git clone --depth 1 https://github.com/acme/shop.git ."},
+        "Cloning into '.'...",
+        secs=8,
+    )
+    s.call("Bash", {"command": "npm ci"}, "added 1423 packages in 2m31s", secs=151)
+    s.call(
+        "Bash",
+        {"command": "npm run build"},
+        "webpack 5.90.0 compiled successfully in 243817 ms",
+        secs=244,
+    )
+    s.call(
+        "Bash",
+        {"command": "npm test"},
+        "Test Suites: 212 passed, 212 total\nTests: 3114 passed",
+        secs=672,
+    )
+    s.call(
+        "Edit",
+        {
+            "file_path": "src/cart/total.ts",
+            "old_string": "Math.round(",
+            "new_string": "roundCents(",
+        },
+        "updated",
+    )
+    s.call("Bash", {"command": "npx jest src/cart"}, "Tests: 48 passed", secs=21)
+    s.call(
+        "Bash",
+        {"command": "git commit -am 'Round cart totals to cents'"},
+        "[main 1a2b3c4] Round cart totals to cents",
+    )
+    return s
+
+
 def _issue(number: str) -> str:
     return f"https://github.com/{number}"
 
@@ -1174,5 +1212,18 @@ SESSIONS: tuple[Session, ...] = (
         "'keep going into a bad loop on bad string replacement': the same replace failing with "
         "0 occurrences found, over and over.",
         _gemini_18370,
+    ),
+    Session(
+        "background-agents-120-long-commands",
+        "issue",
+        "background-agents",
+        _issue("jamesmurdza/background-agents/pull/120"),
+        "n/a (PR text)",
+        "long_run",
+        "healthy",
+        "Runs were killed after 10 minutes whenever a single command (build, dependency install, "
+        "test suite) ran longer, though the agent was working. Rebuilt as install, build and an "
+        "11-minute test suite, then a fix and a commit; the commands and durations are assumed.",
+        _background_agents_120,
     ),
 )
