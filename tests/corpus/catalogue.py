@@ -699,12 +699,12 @@ SESSIONS: tuple[Session, ...] = (
         "claude-code",
         "github.com/palimondo/BookMinder claude-dev-log-diary/jsonl/cloud-2026/"
         "a42b9c92-c0e6-588e-bc6f-3d5e4f37b895/subagents/agent-a05d358b0666d872d.jsonl"
-        " @df2279b2e96c699ec886716492d736a31539a3fe (first 21 tool calls; outputs trimmed)",
+        " @df2279b2e96c699ec886716492d736a31539a3fe (the whole session, 27 tool calls; bookkeeping records dropped, outputs trimmed)",
         "MIT",
         "real_run",
         "healthy",
         "A worker verifying five findings: reads a ledger, runs greps, sqlite queries and ruff, "
-        "every call different, every result new; it completed its brief.",
+        "every call different, every result new; it commits and reports back, brief done.",
         raw="claude-code-bookminder-residue-sweep.jsonl",
         raw_format="claude-code",
     ),
