@@ -699,7 +699,7 @@ SESSIONS: tuple[Session, ...] = (
         "claude-code",
         "github.com/palimondo/BookMinder claude-dev-log-diary/jsonl/cloud-2026/"
         "a42b9c92-c0e6-588e-bc6f-3d5e4f37b895/subagents/agent-a05d358b0666d872d.jsonl"
-        " @df2279b2e96c699ec886716492d736a31539a3fe (the whole session, 27 tool calls; bookkeeping records dropped, outputs trimmed)",
+        " @df2279b2e96c699ec886716492d736a31539a3fe (the whole session, 26 tool calls; bookkeeping records dropped, outputs trimmed)",
         "MIT",
         "real_run",
         "healthy",
@@ -715,7 +715,7 @@ SESSIONS: tuple[Session, ...] = (
         "github.com/palimondo/BookMinder claude-dev-log-diary/jsonl/cloud-2026/"
         "a42b9c92-c0e6-588e-bc6f-3d5e4f37b895/subagents/workflows/wf_9618fe71-5e4/"
         "agent-a7adab2ec6a53d195.jsonl @aee3ca73e92642c6d19e613a54e65205c5402652"
-        " (first 8 tool calls; outputs trimmed)",
+        " (first 7 tool calls; outputs trimmed)",
         "MIT",
         "real_run",
         "healthy",
