@@ -725,6 +725,22 @@ SESSIONS: tuple[Session, ...] = (
         raw_format="claude-code",
     ),
     Session(
+        "cc-pyrycode-code-review-161",
+        "transcript",
+        "claude-code",
+        "github.com/pyrycode/pyrycode internal/agentrun/jsonl/testdata/no_end_turn.jsonl"
+        " @6730708652b3040280a6fc05f4ad0b25092df5b0 (the whole session, 13 tool calls; "
+        "bookkeeping records dropped, outputs trimmed, the home folder shortened)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "A code review: the diff, the files, the blocking issue, the PR text, then go vet and "
+        "the e2e test run twice (the second time -v, to see the skip reported) until the user "
+        "interrupts. Running the same test twice with a different flag is checking, not a loop.",
+        raw="claude-code-pyrycode-code-review-161.jsonl",
+        raw_format="claude-code",
+    ),
+    Session(
         "cc-pyrycode-architect-83",
         "transcript",
         "claude-code",
