@@ -22,6 +22,8 @@ from yokeflow_agent.contract import (
     AgentEvent,
     AgentMessage,
     ContractError,
+    ErrorEvent,
+    SessionEnded,
     SessionStarted,
     ToolCall,
     ToolResult,
@@ -114,7 +116,8 @@ def from_claude_code(
     """Events of one Claude Code session file (`~/.claude/projects/<project>/<session>.jsonl`).
 
     `assistant` records carry `text` blocks (a reply: `agent_message`) and `tool_use` blocks
-    (`tool_call`, `call_id` = the block's id); `user` records carry `tool_result` blocks
+    (`tool_call`, `call_id` = the block's id), or an API error Claude Code wrote as a reply
+    (`isApiErrorMessage`: an `error` event); `user` records carry `tool_result` blocks
     (`tool_result`: ok unless `is_error`, the text as output or error, the exit code Claude Code
     prints for a failed command, the time since the call as duration). A human's prompt, thinking
     blocks and bookkeeping records (summaries, snapshots, attachments) are not agent events.
@@ -144,7 +147,12 @@ def from_claude_code(
             if not isinstance(block, dict):
                 continue
             block_type = block.get("type")
-            if kind == "assistant" and block_type == "text" and str(block.get("text", "")).strip():
+            text_block = block_type == "text" and str(block.get("text", "")).strip()
+            if kind == "assistant" and text_block and record.get("isApiErrorMessage"):
+                # The API refused or failed the turn ("API Error: 529 ..."): Claude Code writes
+                # it as a reply, but it is an error the session hit, not something the agent said.
+                yield ErrorEvent(**builder.common(ts), message=str(block["text"]))
+            elif kind == "assistant" and text_block:
                 yield AgentMessage(**builder.common(ts), text=str(block["text"]))
             elif kind == "assistant" and block_type == "tool_use":
                 call_id = str(block.get("id") or f"call-{builder.seq + 1}")
@@ -202,8 +210,8 @@ def from_openhands(
     named after the action, with its `args` as input (minus bookkeeping such as `thought`); the
     observation it caused (`cause`, or else the oldest unanswered action) is its `tool_result`:
     ok unless it is an `error` observation or the command's `exit_code` is not 0, `content` as
-    output. An agent `message` action is an `agent_message`; the user's messages, state changes
-    and null observations are not agent events.
+    output. An agent `message` action is an `agent_message`, `finish` is `session_ended`; the
+    user's messages, state changes and null observations are not agent events.
     """
     builder = _Builder(
         _identifier(project_id or "openhands", "openhands"), _identifier(session_id, "openhands")
@@ -222,6 +230,8 @@ def from_openhands(
             text = str((event.get("args") or {}).get("content", "") or event.get("message", ""))
             if source == "agent" and text.strip():
                 yield AgentMessage(**builder.common(ts), text=text)
+        elif action == "finish":
+            yield SessionEnded(**builder.common(ts), reason="finish")
         elif isinstance(action, str) and action not in ("system", "change_agent_state", "recall"):
             call_id = str(event.get("id", f"oh-{builder.seq + 1}"))
             pending[call_id] = (action, ts)

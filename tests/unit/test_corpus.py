@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from yokeflow_intervention.services.detector.rules import DetectionConfig
+from yokeflow_intervention.services.detector.sessions import ReplayProblem, read_event_file
 from yokeflow_intervention.shared.settings import Settings
 
 from ..corpus.build import render
@@ -69,6 +70,10 @@ def test_every_session_says_where_it_comes_from_and_why_it_is_judged_so():
             assert entry["stuck_from_seq"], f"{entry['id']}: where does the stuck part begin?"
         if entry["kind"] == "transcript":
             assert (CORPUS / entry["raw"]).is_file(), entry["id"]
+        problems = [
+            p for p in read_event_file(CORPUS / entry["file"]) if isinstance(p, ReplayProblem)
+        ]
+        assert not problems, f"{entry['id']}: not contract v1: {problems}"
     assert set(KNOWN) <= {entry["id"] for entry in MANIFEST}
 
 

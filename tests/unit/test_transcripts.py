@@ -313,3 +313,21 @@ def test_read_transcript_replays_through_the_detector(tmp_path: Path):
     assert [e.type for e in read_transcript(trajectory)][:2] == ["session_started", "tool_call"]  # type: ignore[union-attr]
     as_events = list(read_transcript(path, "events"))
     assert all(isinstance(item, ReplayProblem) for item in as_events)
+
+
+def test_api_errors_and_finishing_are_not_replies():
+    """Claude Code writes a failed API call as an assistant reply flagged `isApiErrorMessage`;
+    OpenHands ends a run with a `finish` action."""
+    failed = _cc(
+        "assistant",
+        "27:00.000",
+        [{"type": "text", "text": 'API Error: 529 {"type":"overloaded_error"}'}],
+        isApiErrorMessage=True,
+    )
+    events = list(from_claude_code([*CLAUDE_CODE[:2], failed]))
+    assert [e.type for e in events] == ["session_started", "error"]
+    assert "overloaded_error" in events[1].message  # type: ignore[attr-defined]
+
+    finished = [*OPENHANDS, {"id": 9, "source": "agent", "action": "finish", "args": {}}]
+    last = list(from_openhands(finished))[-1]
+    assert last.type == "session_ended" and last.reason == "finish"  # type: ignore[union-attr]
