@@ -260,7 +260,7 @@ def test_observations_without_a_cause_answer_the_oldest_open_action():
     ]
     events = list(from_openhands(bare))
     assert [e.type for e in events] == ["session_started", "tool_call", "tool_result"]
-    assert events[2].call_id == events[1].call_id  # type: ignore[attr-defined]
+    assert events[2].call_id == events[1].call_id
 
 
 def test_formats_are_recognised_from_the_first_line():
@@ -310,7 +310,7 @@ def test_read_transcript_replays_through_the_detector(tmp_path: Path):
 
     trajectory = tmp_path / "trajectory.json"
     trajectory.write_text(json.dumps(OPENHANDS))
-    assert [e.type for e in read_transcript(trajectory)][:2] == ["session_started", "tool_call"]  # type: ignore[union-attr]
+    assert [e.type for e in read_transcript(trajectory)][:2] == ["session_started", "tool_call"]
     as_events = list(read_transcript(path, "events"))
     assert all(isinstance(item, ReplayProblem) for item in as_events)
 
@@ -326,8 +326,8 @@ def test_api_errors_and_finishing_are_not_replies():
     )
     events = list(from_claude_code([*CLAUDE_CODE[:2], failed]))
     assert [e.type for e in events] == ["session_started", "error"]
-    assert "overloaded_error" in events[1].message  # type: ignore[attr-defined]
+    assert "overloaded_error" in events[1].message
 
     finished = [*OPENHANDS, {"id": 9, "source": "agent", "action": "finish", "args": {}}]
     last = list(from_openhands(finished))[-1]
-    assert last.type == "session_ended" and last.reason == "finish"  # type: ignore[union-attr]
+    assert last.type == "session_ended" and last.reason == "finish"
