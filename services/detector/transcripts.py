@@ -122,14 +122,20 @@ def from_claude_code(
     prints for a failed command, the time since the call as duration). A human's prompt, thinking
     blocks and bookkeeping records (summaries, snapshots, attachments) are not agent events.
     The session id is `sessionId` (a subagent file is its own session: `agentId`), the project is
-    the last part of `cwd` unless given.
+    the last part of `cwd` unless given. In a main session's file, records marked `isSidechain`
+    are a subagent's (older versions wrote them there): they are its session, not this one's.
     """
     builder: _Builder | None = None
+    main_session = True
     pending: dict[str, tuple[str, datetime]] = {}
     for record in records:
         kind = record.get("type")
         message = record.get("message")
         if kind not in ("user", "assistant") or not isinstance(message, dict):
+            continue
+        if builder is None:
+            main_session = not record.get("isSidechain")
+        elif main_session and record.get("isSidechain"):
             continue
         ts = _parse_ts(record.get("timestamp"), builder.last_ts if builder else datetime.now(UTC))
         if builder is None:

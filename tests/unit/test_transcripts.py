@@ -331,3 +331,15 @@ def test_api_errors_and_finishing_are_not_replies():
     finished = [*OPENHANDS, {"id": 9, "source": "agent", "action": "finish", "args": {}}]
     last = list(from_openhands(finished))[-1]
     assert last.type == "session_ended" and last.reason == "finish"
+
+
+def test_a_subagents_records_in_the_main_file_are_not_the_main_sessions():
+    subagent_call = _cc(
+        "assistant",
+        "24:12.500",
+        [{"type": "tool_use", "id": "toolu_sub", "name": "Grep", "input": {"pattern": "x"}}],
+        isSidechain=True,
+    )
+    events = list(from_claude_code([*CLAUDE_CODE[:6], subagent_call, *CLAUDE_CODE[6:]]))
+    assert "toolu_sub" not in [getattr(e, "call_id", None) for e in events]
+    assert len(events) == len(list(from_claude_code(CLAUDE_CODE)))
