@@ -331,4 +331,4 @@ def read_transcript(
         )
         yield from from_openhands(items, project_id, path.stem)
     except (ValueError, ContractError) as exc:
-        yield ReplayProblem(0, f"not a {fmt} transcript: {exc}")
+        yield ReplayProblem(0, f"cannot read the file as {fmt}: {exc}")

@@ -343,3 +343,21 @@ def test_a_subagents_records_in_the_main_file_are_not_the_main_sessions():
     events = list(from_claude_code([*CLAUDE_CODE[:6], subagent_call, *CLAUDE_CODE[6:]]))
     assert "toolu_sub" not in [getattr(e, "call_id", None) for e in events]
     assert len(events) == len(list(from_claude_code(CLAUDE_CODE)))
+
+
+def test_malformed_transcripts_are_reported_not_raised(tmp_path: Path):
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(
+        '{"sessionId": "s", "type": "assistant", "timestamp": "yesterday", "message": '
+        '{"content": [{"type": "tool_use", "id": {"x": 1}, "name": 5, "input": "ls"}, 7]}}\n'
+        "not json at all\n"
+    )
+    events = list(read_transcript(odd))
+    assert [e.type for e in events] == ["session_started", "tool_call"]
+    assert events[1].input == {} and events[1].tool == "5"
+    broken = tmp_path / "broken.json"
+    broken.write_text("[{")
+    (problem,) = read_transcript(broken, "openhands")
+    assert (
+        isinstance(problem, ReplayProblem) and "cannot read the file as openhands" in problem.reason
+    )
