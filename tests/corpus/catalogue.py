@@ -725,6 +725,22 @@ SESSIONS: tuple[Session, ...] = (
         raw_format="claude-code",
     ),
     Session(
+        "cc-bookminder-coordinator-first-hour",
+        "transcript",
+        "claude-code",
+        "github.com/palimondo/BookMinder claude-dev-log-diary/jsonl/cloud-2026/"
+        "a42b9c92-c0e6-588e-bc6f-3d5e4f37b895.jsonl @2f35a31a3643bdb39ee9f428f34819c9b8d06205"
+        " (its first 49 minutes, 05:57 to 06:46; bookkeeping records dropped, outputs trimmed)",
+        "MIT",
+        "long_run",
+        "healthy",
+        "A coordinator working with its author: the first call fails (a skill's `tree` is not "
+        "installed) and it works around it, answers questions, launches three background "
+        "workers and reports on them as they finish. The gaps are the human's; nothing repeats.",
+        raw="claude-code-bookminder-coordinator-first-hour.jsonl",
+        raw_format="claude-code",
+    ),
+    Session(
         "cc-pyrycode-code-review-161",
         "transcript",
         "claude-code",

@@ -36,6 +36,7 @@ KNOWN: dict[str, str] = {
     "fusion-2404-long-iterative-debugging": "long_run: failing tests while converging, error rate",
     "cc-60894-edit-misses-then-succeeds": "error_rate_phase: rejected edits that then succeed",
     "background-agents-120-long-commands": "long_run: the 600 s session_duration default",
+    "cc-bookminder-coordinator-first-hour": "long_run: the 600 s session_duration default",
 }
 
 
