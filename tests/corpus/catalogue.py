@@ -725,6 +725,25 @@ SESSIONS: tuple[Session, ...] = (
         raw_format="claude-code",
     ),
     Session(
+        "cc-bookminder-pilot-picker",
+        "transcript",
+        "claude-code",
+        "github.com/palimondo/BookMinder claude-dev-log-diary/jsonl/cloud-2026/"
+        "a42b9c92-c0e6-588e-bc6f-3d5e4f37b895/subagents/workflows/wf_36edac4d-2ff/"
+        "agent-ad19cee1b13dc46ed.jsonl @aee3ca73e92642c6d19e613a54e65205c5402652"
+        " (the whole session, 12 tool calls, parallel pairs kept; bookkeeping records "
+        "dropped, brief and outputs trimmed)",
+        "MIT",
+        "real_run",
+        "healthy",
+        "A read-only scout choosing two files: it counts prompt markers with grep, one grep "
+        "exits 1 (a pattern that matches nothing), it looks at the raw format, fixes the "
+        "pattern and counts again over the same files, then samples windows and reports. "
+        "The same files grepped with a corrected pattern is convergence, not a loop.",
+        raw="claude-code-bookminder-pilot-picker.jsonl",
+        raw_format="claude-code",
+    ),
+    Session(
         "cc-bookminder-coordinator-first-hour",
         "transcript",
         "claude-code",

@@ -219,6 +219,30 @@ def test_claude_code_maps_calls_results_and_replies():
     assert [e.event_id for e in from_claude_code(CLAUDE_CODE)] == [e.event_id for e in events]
 
 
+def test_claude_code_parallel_calls_are_answered_by_their_own_results():
+    # Two tool_use records before either result, the results in another order (as in
+    # BookMinder's pilot-picker subagent): each result carries its own call's tool and time.
+    def use(ts: str, tid: str, name: str) -> dict[str, Any]:
+        return _cc("assistant", ts, [{"type": "tool_use", "id": tid, "name": name, "input": {}}])
+
+    def result(ts: str, tid: str) -> dict[str, Any]:
+        block = {"tool_use_id": tid, "type": "tool_result", "content": "ok", "is_error": False}
+        return _cc("user", ts, [block])
+
+    records = [
+        _cc("user", "18:04.000", "Read-only scout"),
+        use("18:35.000", "toolu_a", "Bash"),
+        use("18:36.000", "toolu_b", "Read"),
+        result("18:36.500", "toolu_b"),
+        result("18:37.500", "toolu_a"),
+    ]
+    results = [e for e in from_claude_code(records) if isinstance(e, ToolResult)]
+    assert [(r.call_id, r.tool, r.result.duration_ms) for r in results] == [
+        ("toolu_b", "Read", 500),
+        ("toolu_a", "Bash", 2500),
+    ]
+
+
 def test_claude_code_subagent_files_and_given_projects():
     records = [dict(r, agentId="a05d358b0666d872d", isSidechain=True) for r in CLAUDE_CODE]
     start = next(iter(from_claude_code(records, project_id="book minder")))
