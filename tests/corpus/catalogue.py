@@ -789,6 +789,47 @@ SESSIONS: tuple[Session, ...] = (
         raw="claude-code-pyrycode-architect-83.jsonl",
         raw_format="claude-code",
     ),
+    Session(
+        "oh-trajectory-rename-file",
+        "transcript",
+        "openhands",
+        "github.com/All-Hands-AI/OpenHands tests/runtime/trajs/wrong_initial_state.json"
+        " @95a15760523f0ada116cd759a3d6bb2f1a63a044 (a recorded CodeActAgent run, the whole trajectory; model responses dropped)",
+        "MIT",
+        "real_run",
+        "healthy",
+        "Asked to rename a file: it lists /workspace, runs mv, lists /workspace again to check "
+        "and finishes. The same listing twice, with a different answer, is verification.",
+        raw="openhands-rename-file.json",
+        raw_format="openhands",
+    ),
+    Session(
+        "oh-trajectory-create-2048",
+        "transcript",
+        "openhands",
+        "github.com/All-Hands-AI/OpenHands tests/runtime/trajs/basic.json"
+        " @dad59de570b5c1b5973c3b22265736b308e4c27f (a recorded CodeActAgent run, the whole trajectory; model responses dropped, the file text trimmed)",
+        "MIT",
+        "real_run",
+        "healthy",
+        "Asked for a 2048 game without running it: one file created, then finish.",
+        raw="openhands-create-2048.json",
+        raw_format="openhands",
+    ),
+    Session(
+        "oh-trajectory-basic-interactions",
+        "transcript",
+        "openhands",
+        "github.com/All-Hands-AI/OpenHands tests/runtime/trajs/basic_interactions.json"
+        " @8e6943db0a8af6351fd4a8ac9d14006a7a388ed7 (a recorded CodeActAgent run, the whole trajectory; model response dropped)",
+        "MIT",
+        "real_run",
+        "healthy",
+        "A chat with no tools: two answers to two questions minutes apart (the user's time), "
+        "then finish when asked. Replies without work between them are a conversation here.",
+        raw="openhands-basic-interactions.json",
+        raw_format="openhands",
+    ),
     # --- OpenHands StuckDetector tests ---
     Session(
         "oh-repeating-action-observation",
