@@ -687,6 +687,177 @@ def _background_agents_120(sid: str) -> Script:
     return s
 
 
+def _openclaw_89090(sid: str) -> Script:
+    s = _s(sid)
+    s.call("read", {"path": "reports/daily.md"}, "# Daily report\n3 tickets closed, 1 opened")
+    text = "Daily report: 3 tickets closed, 1 opened."
+    for i in range(30):
+        if i == 1:
+            s.stuck_here()
+        receipt = (
+            f'{{"ok": true, "deliveryStatus": "sent", "messageId": "om_{0x5A3F1 + 7919 * i:x}", '
+            f'"runId": "run-{1717200000 + 11 * i}"}}'
+        )
+        s.call(
+            "message",
+            {"action": "send", "channel": "feishu", "text": text},
+            receipt,
+            secs=0.4,
+            gap=2,
+        )
+    return s
+
+
+def _openclaw_67744(sid: str) -> Script:
+    s = _s(sid)
+    reply = "<final>Sure! Switching to voice now.</final>"
+    failure = 'TTS conversion failed: no provider registered for "openai"'
+    for i in range(40):
+        if i == 1:
+            s.stuck_here()
+        s.say(reply, gap=0.5)
+        s.call("tts", {"text": "Sure! Switching to voice now."}, failure, secs=0.3, gap=0.5)
+    return s
+
+
+def _deerflow_2511(sid: str) -> Script:
+    s = _s(sid)
+    s.call("bash", {"command": "ls data/raw/*.fastq.gz | wc -l"}, "8")
+    for n in range(1, 9):
+        s.call(
+            "bash",
+            {"command": f"fastqc data/raw/sample_{n:02d}.fastq.gz -o qc/"},
+            f"Analysis complete for sample_{n:02d}.fastq.gz\nqc/sample_{n:02d}_fastqc.zip",
+            secs=40,
+        )
+    for n in range(1, 9):
+        s.call(
+            "bash",
+            {
+                "command": f"hisat2 -x ref/grch38 -U data/raw/sample_{n:02d}.fastq.gz "
+                f"| samtools sort -o aligned/sample_{n:02d}.aligned.bam"
+            },
+            f"{92.1 + n / 10:.2f}% overall alignment rate\naligned/sample_{n:02d}.aligned.bam",
+            secs=150,
+        )
+    s.call(
+        "bash",
+        {"command": "featureCounts -a ref/genes.gtf -o counts.txt aligned/*.bam"},
+        "Successfully assigned alignments : 31204455 (78.4%)",
+        secs=90,
+    )
+    s.say("All 8 samples are QC'd, aligned and counted; next, differential expression.")
+    return s
+
+
+def _deerflow_2116(sid: str) -> Script:
+    s = _s(sid)
+    for part in range(3):
+        # After each summarisation the agent re-reads the two files it works against.
+        s.call(
+            "read_file", {"path": "package.json"}, '{"name": "shop", "scripts": {"test": "vitest"}}'
+        )
+        s.call(
+            "read_file", {"path": "src/routes/index.ts"}, f"export const routes = [{part} routes]"
+        )
+        for name in ("cart", "checkout", "orders", "users")[part : part + 2]:
+            s.call(
+                "write_file",
+                {"path": f"src/routes/{name}.ts", "content": f"export const {name} = ..."},
+                "ok",
+            )
+            s.call(
+                "str_replace",
+                {"path": "src/routes/index.ts", "old": "]", "new": f", {name}]"},
+                "1 replacement",
+            )
+        s.call("bash", {"command": "npx tsc --noEmit"}, "", secs=8)
+        s.say(f"Routes part {part + 1} of 3 done; context was summarised, re-reading the config.")
+    return s
+
+
+def _toloka_1494(sid: str) -> Script:
+    s = _s(sid)
+    s.call("read_file", {"path": "triage/supply_chain.py"}, "def triage(items): ...")
+    for left in (6, 4, 3, 1):
+        s.call(
+            "bash",
+            {"command": "pytest -x tests/test_triage.py"},
+            ok=False,
+            err=f"FAILED tests/test_triage.py::test_case_{7 - left} - AssertionError\n"
+            f"{left} failed, {9 - left} passed",
+            exit_code=1,
+            secs=4,
+        )
+        s.call(
+            "edit_file",
+            {
+                "path": "triage/supply_chain.py",
+                "old": f"# case {7 - left}",
+                "new": f"fix_{7 - left}()",
+            },
+            "edited",
+        )
+    s.call("bash", {"command": "pytest -x tests/test_triage.py"}, "9 passed", secs=4)
+    return s
+
+
+def _toloka_1141(sid: str) -> Script:
+    s = _s(sid)
+    for i in range(40):
+        if i == 1:
+            s.stuck_here()
+        # the scripted user simulator answers between turns (not an agent event)
+        s.say("I am still working on completing the task right now please wait", gap=6)
+    return s
+
+
+def _llmkube_569(sid: str) -> Script:
+    s = _s(sid)
+    s.call("bash", {"command": "git status --short"}, " M pkg/foreman/loop.go")
+    s.call("bash", {"command": "git branch --list 'foreman/*'"}, "  foreman/issue-449")
+    command = 'git log foreman/issue-449 --oneline | grep -i "449" | head -10'
+    for i in range(58):
+        if i == 1:
+            s.stuck_here()
+        s.call("bash", {"command": command}, "", secs=0.2, gap=1.1)
+    return s
+
+
+def _deerflow_1533(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "bash",
+        {"description": "Install dependencies", "command": "pip install -r requirements.txt"},
+        "Successfully installed 14 packages",
+        secs=20,
+    )
+    reasons = (
+        "Run the data export",
+        "Retry the export",
+        "Try running the export again",
+        "Run export script once more",
+        "Re-run export to check",
+        "Attempt the export again",
+        "Run export one more time",
+        "Retry running export",
+    )
+    failure = (
+        "Traceback (most recent call last):\n  File \"export.py\", line 12\nKeyError: 'S3_BUCKET'"
+    )
+    for i, reason in enumerate(reasons):
+        if i == 1:
+            s.stuck_here()
+        s.call(
+            "bash",
+            {"description": reason, "command": "python scripts/export.py --out out/"},
+            ok=False,
+            err=failure,
+            exit_code=1,
+        )
+    return s
+
+
 def _issue(number: str) -> str:
     return f"https://github.com/{number}"
 
@@ -1317,5 +1488,108 @@ SESSIONS: tuple[Session, ...] = (
         "test suite) ran longer, though the agent was working. Rebuilt as install, build and an "
         "11-minute test suite, then a fix and a commit; the commands and durations are assumed.",
         _background_agents_120,
+    ),
+    Session(
+        "openclaw-89090-send-loop-volatile-id",
+        "issue",
+        "openclaw",
+        _issue("openclaw/openclaw/issues/89090"),
+        "n/a (issue text)",
+        "volatile_ids",
+        "stuck",
+        "A model calls message.send with identical arguments over and over (30+ duplicates "
+        "reported, until 160 retries); every result carries a new messageId, so a result-hash "
+        "detector only warns. The channel, text and id shapes are assumed.",
+        _openclaw_89090,
+    ),
+    Session(
+        "openclaw-67744-tts-loop",
+        "issue",
+        "openclaw",
+        _issue("openclaw/openclaw/issues/67744"),
+        "n/a (issue text)",
+        "same_reply_and_call",
+        "stuck",
+        "Asked for voice with no TTS provider: the same <final> text and tts call 20-30 times a "
+        "minute, 275 identical messages in 10 minutes; the tool reports the failure inside a "
+        "result flagged successful. Reply wording and error text assumed; 40 rounds kept.",
+        _openclaw_67744,
+    ),
+    Session(
+        "deerflow-2511-rnaseq-batch",
+        "issue",
+        "deer-flow",
+        _issue("bytedance/deer-flow/issues/2511") + " and issue 2517 (its progress-key examples)",
+        "n/a (issue text)",
+        "distinct_work",
+        "healthy",
+        "RNA-seq processing: the same tools (fastqc, alignment) run once per sample, each making "
+        "a new artifact (sample_01.fastqc.zip, sample_02.aligned.bam...); the loop middleware "
+        "stopped it. Eight samples, commands and durations assumed.",
+        _deerflow_2511,
+    ),
+    Session(
+        "deerflow-2116-rereads-after-summary",
+        "issue",
+        "deer-flow",
+        _issue("bytedance/deer-flow/issues/2116"),
+        "n/a (issue text)",
+        "repetitive_but_finite",
+        "healthy",
+        "A long project generation on a small-context model: after each summarisation the agent "
+        "re-reads the same files, with new work in between; the same call 3 times warned and 5 "
+        "times stopped it. File names and the work between are assumed.",
+        _deerflow_2116,
+    ),
+    Session(
+        "toloka-1494-fix-and-verify",
+        "issue",
+        "tolokaforge",
+        _issue("Toloka/tolokaforge/issues/1494"),
+        "n/a (issue text)",
+        "converging_errors",
+        "healthy",
+        "A fix-and-verify loop (edit, run the same pytest -x, edit, run it again) stopped as stuck "
+        "while the score was still rising: the same call, a different output each time. The "
+        "failure counts and file names are assumed.",
+        _toloka_1494,
+    ),
+    Session(
+        "toloka-1141-still-working",
+        "issue",
+        "tolokaforge",
+        _issue("Toloka/tolokaforge/issues/1141"),
+        "n/a (issue text)",
+        "same_reply",
+        "stuck",
+        "A scripted agent says 'I am still working on completing the task right now please "
+        "wait' every turn for 40 turns (a user simulator answering between) and is never "
+        "flagged. The gap between turns is assumed.",
+        _toloka_1141,
+    ),
+    Session(
+        "llmkube-569-same-git-log",
+        "issue",
+        "llmkube-foreman",
+        _issue("defilantech/LLMKube/pull/569"),
+        "n/a (PR text)",
+        "loop_period_1",
+        "stuck",
+        "The same bash call (git log ... | grep 449 | head) 58 times in a row, all with empty "
+        "stdout, about 1.3 s a turn, until MaxTurns. The two calls before it are assumed.",
+        _llmkube_569,
+    ),
+    Session(
+        "deerflow-1533-description-varies",
+        "issue",
+        "deer-flow",
+        _issue("bytedance/deer-flow/pull/1578") + " (fixes issue 1533)",
+        "n/a (PR text)",
+        "volatile_ids",
+        "stuck",
+        "The same action retried with only the free-form `description` argument reworded each "
+        "time, so a hash of the raw arguments never repeats. The command and its failure are "
+        "assumed (the PR gives neither); the failure is the same every time.",
+        _deerflow_1533,
     ),
 )

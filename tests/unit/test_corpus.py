@@ -37,6 +37,8 @@ KNOWN: dict[str, str] = {
     "cc-60894-edit-misses-then-succeeds": "error_rate_phase: rejected edits that then succeed",
     "background-agents-120-long-commands": "long_run: the 600 s session_duration default",
     "cc-bookminder-coordinator-first-hour": "long_run: the 600 s session_duration default",
+    "openclaw-89090-send-loop-volatile-id": "volatile_ids: message ids and epoch run ids unmasked",
+    "deerflow-2511-rnaseq-batch": "distinct_work: a batch past the 600 s session_duration default",
 }
 
 
