@@ -858,6 +858,95 @@ def _deerflow_1533(sid: str) -> Script:
     return s
 
 
+def _stella_6480(sid: str) -> Script:
+    s = _s(sid)
+    # about four minutes of work on the COBOL port before the loop (assumed)
+    work = (
+        ("ls /app/src", "INPUT.DAT\nbook.cbl\nprogram.cbl"),
+        ("sed -n 1,80p /app/src/program.cbl", "IDENTIFICATION DIVISION.\nPROGRAM-ID. BOOKS."),
+        ("cat /app/src/book.cbl", "01 BOOK-RECORD.\n   05 BOOK-ID PIC 9(6)."),
+        ("cobc -x -o /tmp/prog /app/src/program.cbl", ""),
+        ("cd /app/src && /tmp/prog && cat OUTPUT.DAT | head", "000001 THE HOBBIT      0012"),
+        ("python3 /app/port/books.py && head /app/port/out.dat", "000001 THE HOBBIT 12"),
+        ("diff <(cd /app/src && /tmp/prog; cat OUTPUT.DAT) /app/port/out.dat", "1c1"),
+    )
+    for command, out in work:
+        s.call("bash", {"command": command}, out, secs=2, gap=30)
+    reader = {"command": "python3 -c \"print(open('/app/src/INPUT.DAT','rb').read()[:120])\""}
+    record = "b'000001THE HOBBIT          0012\\r\\n000002DUNE                0007\\r\\n'"
+    s.call("bash", reader, record, secs=0.4, gap=3)
+    s.stuck_here()
+    s.call("bash", reader, record, secs=0.4, gap=3)
+    s.call("bash", reader, record, secs=0.4, gap=3)  # +258.6 s: flagged, the agent steered
+    detour = (
+        ("od -c /app/src/INPUT.DAT | head", "0000000   0   0   0   0   0   1   T   H   E"),
+        None,  # the flagged reader, once
+        ("git diff /app/src/INPUT.DAT", "-000001THE HOBBIT 0012\r\n+000001THE HOBBIT 0012\n"),
+        ("git checkout /app/src/INPUT.DAT", "Updated 1 path from the index"),
+        ("file /app/src/INPUT.DAT", "ASCII text, with CRLF line terminators"),
+        ("grep -n 'LINE SEQUENTIAL' /app/src/program.cbl", "12:  ORGANIZATION IS LINE SEQUENTIAL."),
+        ("sed -n 40,60p /app/port/books.py", "with open(path, newline='') as f:"),
+        ("python3 /app/port/books.py && head -2 /app/port/out.dat", "000001 THE HOBBIT 12"),
+        (
+            "wc -c /app/src/INPUT.DAT /app/port/out.dat",
+            " 3120 /app/src/INPUT.DAT\n 2980 /app/port/out.dat",
+        ),
+    )
+    for step in detour:
+        if step is None:
+            s.call("bash", reader, record, secs=0.4, gap=3)
+        else:
+            s.call("bash", {"command": step[0]}, step[1], secs=0.5, gap=3)
+    for _ in range(3):  # back to the quoted command: aborted
+        s.call("bash", reader, record, secs=0.4, gap=3)
+    return s
+
+
+def _openhands_10350(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "str_replace_editor",
+        {"command": "view", "path": "/workspace/repo"},
+        "/workspace/repo/\nsetup.py\ntests/",
+    )
+    s.call(
+        "run",
+        {"command": "pip install -e . && python -m pytest tests -x -q"},
+        "Obtaining file:///workspace/repo\nInstalling collected packages: repo\n"
+        "[The command has no new output after 30 seconds. You may wait longer to see additional "
+        "output by sending empty command '', send other commands to interact with the current "
+        "process, or send keys to interrupt/kill the command.]",
+        exit_code=-1,
+        secs=30,
+    )
+    progress = (
+        "Successfully installed repo-0.1.0\n....................",
+        "........................................ [ 61%]",
+        "......................................   [ 94%]",
+    )
+    for out in progress:
+        s.call("run", {"command": "", "is_input": False}, out, exit_code=-1, secs=30, gap=2)
+    s.call("run", {"command": ""}, "....  [100%]\n212 passed in 118.40s", secs=8, gap=2)
+    s.say("All 212 tests pass after the install.")
+    return s
+
+
+def _openhands_sdk_762(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "terminal",
+        {"command": "curl -s -X POST https://api.example.test/v1/train -d @job.json"},
+        '{"job_id": "job-42", "status": "queued"}',
+        secs=1,
+    )
+    poll = {"command": "sleep 300 && curl -s https://api.example.test/v1/jobs/job-42"}
+    for _ in range(4):
+        s.call("terminal", poll, '{"job_id": "job-42", "status": "running"}', secs=301, gap=2)
+    s.call("terminal", poll, '{"job_id": "job-42", "status": "completed"}', secs=301, gap=2)
+    s.say("Training job-42 completed after about 25 minutes of polling every 5 minutes.")
+    return s
+
+
 def _issue(number: str) -> str:
     return f"https://github.com/{number}"
 
@@ -1591,5 +1680,45 @@ SESSIONS: tuple[Session, ...] = (
         "time, so a hash of the raw arguments never repeats. The command and its failure are "
         "assumed (the PR gives neither); the failure is the same every time.",
         _deerflow_1533,
+    ),
+    Session(
+        "stella-6480-back-to-the-same-command",
+        "issue",
+        "stella",
+        _issue("macanderson/stella/issues/6480"),
+        "n/a (issue text)",
+        "loop_after_detour",
+        "stuck",
+        "Three identical reads of INPUT.DAT (byte-identical output), a steering warning, nine "
+        "calls over thirty seconds, eight distinct (od -c, the reader once, git diff, git "
+        "checkout, ...), then back to the quoted command three times and aborted. The four "
+        "minutes before, the reader's output and the last five detour calls are assumed.",
+        _stella_6480,
+    ),
+    Session(
+        "openhands-10350-continue-long-command",
+        "issue",
+        "openhands",
+        _issue("OpenHands/OpenHands/issues/10350"),
+        "n/a (issue text)",
+        "background_polling",
+        "healthy",
+        "The agent continues a long-running command by sending an empty command; three in a row "
+        "were flagged as a loop though each showed new output. The command, its output and "
+        "timing are assumed.",
+        _openhands_10350,
+    ),
+    Session(
+        "openhands-sdk-762-poll-every-5-minutes",
+        "issue",
+        "openhands",
+        _issue("OpenHands/software-agent-sdk/issues/762"),
+        "n/a (issue text)",
+        "background_polling",
+        "healthy",
+        "Told to poll a training job every 5 minutes for up to 15: the same command, the same "
+        "'running' answer, 4 times, and the stuck detector stops it. The endpoint, the job and "
+        "its completing on the fifth poll are assumed.",
+        _openhands_sdk_762,
     ),
 )

@@ -39,6 +39,8 @@ KNOWN: dict[str, str] = {
     "cc-bookminder-coordinator-first-hour": "long_run: the 600 s session_duration default",
     "openclaw-89090-send-loop-volatile-id": "volatile_ids: message ids and epoch run ids unmasked",
     "deerflow-2511-rnaseq-batch": "distinct_work: a batch past the 600 s session_duration default",
+    "stella-6480-back-to-the-same-command": "loop_after_detour: runs of 3 under the threshold of 4",
+    "openhands-sdk-762-poll-every-5-minutes": "background_polling: the 600 s session_duration",
 }
 
 
