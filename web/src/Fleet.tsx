@@ -5,6 +5,7 @@ const LIMIT_NAMES: Record<string, string> = {
   retry_limit: "retry limit",
   error_rate: "error rate",
   session_duration: "time budget",
+  no_progress: "no progress",
 };
 
 function level(risk: number): "stop" | "near" | "ok" {
