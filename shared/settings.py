@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     max_retries_rotating: int = Field(default=5, ge=2)
     # Progress is the judge: this many tool results in a row that bring nothing new (a call
     # seen before returning an outcome seen before) stop the session.
-    no_progress_window: int = Field(default=20, ge=2)
+    no_progress_window: int = Field(default=15, ge=2)
     # Agent text turns: this many messages in a row with no tool call, or empty, or the same.
     monologue_limit: int = Field(default=8, ge=2)
     empty_reply_limit: int = Field(default=3, ge=2)

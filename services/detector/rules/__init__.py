@@ -35,6 +35,7 @@ from .fingerprints import (
     failure_fingerprint,
     label,
     outcome_fingerprint,
+    still_running,
 )
 from .state import SIGNATURES, Completed, SessionState, Streak, Verdict, Warning, push
 
@@ -88,7 +89,8 @@ def _on_tool_result(
     failure = result.failure_text[:FAILURE_TEXT_LIMIT]
     fingerprint = outcome_fingerprint(result.output) if result.ok else failure_fingerprint(failure)
     retries.record(state, signature, result.ok, fingerprint, failure)
-    finished = (signature, result.ok, result.exit_code, fingerprint, event.ts.timestamp())
+    waiting = result.ok and still_running(result.output)
+    finished = (signature, result.ok, result.exit_code, fingerprint, waiting, event.ts.timestamp())
     push(state.completed, finished, loops.remembered(config))
     push(state.results, result.ok, state.window)
     progress.observe(state, signature, fingerprint)

@@ -67,7 +67,7 @@ class DetectionConfig:
     detect_infrastructure_errors: bool = True
     loop_repeat_threshold: int = 4
     max_retries_rotating: int = 5
-    no_progress_window: int = 20
+    no_progress_window: int = 15
     monologue_limit: int = 8
     empty_reply_limit: int = 3
     repeated_message_limit: int = 3

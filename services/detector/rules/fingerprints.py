@@ -35,6 +35,10 @@ _JOB = re.compile(r"^\[\d+\]\s+\d+$", re.MULTILINE)  # a shell's "[1] 12345" for
 # numbers, exit codes) are what progress is read from and stay.
 _DECIMAL_ID = re.compile(r"(?<![\d.])\d{6,}(?:\.\d+)?(?!\d)")
 _DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
+# A timing reported as a field ("elapsed_ms: 3", "duration=12", "took 0.5"): a clock reading.
+_TIMING_FIELD = re.compile(
+    r"\b(\w*(?:elapsed|duration|took|latency)\w*\"?)(\s*[:=]?\s*)\d+(?:\.\d+)?", re.IGNORECASE
+)
 
 
 def failure_fingerprint(text: str) -> str:
@@ -48,6 +52,7 @@ def failure_fingerprint(text: str) -> str:
     text = _JOB.sub("[<job>] <pid>", text)
     text = _DECIMAL_ID.sub("<num>", text)
     text = _DURATION.sub("<dur>", text)
+    text = _TIMING_FIELD.sub(r"\1\2<dur>", text)
     return " ".join(text.split())
 
 
@@ -58,6 +63,17 @@ def outcome_fingerprint(output: str) -> str:
     head, tail = output[:2000], output[-2000:] if len(output) > 2000 else ""
     masked = failure_fingerprint(head + "\n" + tail)
     return hashlib.sha256(masked.encode()).hexdigest()[:16]
+
+
+_STILL_RUNNING = re.compile(
+    r"\b(?:running|in progress|pending|queued|starting|not (?:yet )?(?:finished|done|complete|ready))\b",
+    re.IGNORECASE,
+)
+
+
+def still_running(output: str) -> bool:
+    """Whether a successful call's output says a job is still under way (a poll's answer)."""
+    return _STILL_RUNNING.search(output[-2000:]) is not None
 
 
 def _normalise(value: Any) -> Any:

@@ -36,9 +36,9 @@ def remembered(config: DetectionConfig) -> int:
     return max(2 * config.loop_repeat_threshold, CYCLE_TURNS * LONGEST_CYCLE)
 
 
-# Successful calls that return what they returned before are polls, not yet a loop, while they
-# span less than this much event time and number fewer than 2 * loop_repeat_threshold: an agent
-# checks a background job a few times in the seconds after starting it.
+# Polls that return what they returned before (a job still running) are not yet a loop while
+# they span less than this much event time and number fewer than 2 * loop_repeat_threshold: an
+# agent checks a background job a few times in the seconds after starting it.
 POLL_GRACE_S = 60.0
 
 
@@ -54,8 +54,8 @@ def _same(call: Call) -> tuple[str, bool, int | None, str]:
 def _polling(calls: list[Call], config: DetectionConfig) -> bool:
     return (
         len(calls) < 2 * config.loop_repeat_threshold
-        and all(c[1] for c in calls)
-        and calls[-1][4] - calls[0][4] < POLL_GRACE_S
+        and all(c[4] for c in calls)
+        and calls[-1][5] - calls[0][5] < POLL_GRACE_S
     )
 
 

@@ -24,7 +24,7 @@ SIGNATURES = 512  # distinct calls (and error texts) a session remembers
 OUTCOMES = 1024  # distinct (call, outcome) pairs a session remembers, to tell progress
 LONGEST_CYCLE = 5  # the longest cycle of calls the loop rule recognises
 # The snapshot layout; 1 (unnumbered) lacks the progress memory, which then starts empty, and
-# the finish times of calls, which then read as long ago.
+# whether a finished call was a poll and when it finished (read as not a poll, long ago).
 SNAPSHOT_VERSION = 2
 
 
@@ -71,6 +71,7 @@ class Completed(NamedTuple):
     ok: bool
     exit_code: int | None
     fingerprint: str
+    waiting: bool  # succeeded saying a job is still running (a poll)
     at: float  # event time, POSIX seconds
 
 
@@ -82,7 +83,7 @@ class Streak(NamedTuple):
     text: str
 
 
-Call = tuple[str, bool, int | None, str, float]  # a stored Completed
+Call = tuple[str, bool, int | None, str, bool, float]  # a stored Completed
 Run = tuple[str, int, str]  # a stored Streak
 
 
@@ -215,7 +216,10 @@ class SessionState:
             state.seen_event_ids.add(event_id)
         state.rounds = [frozenset(r) for r in data["rounds"]]
         state.completed = [
-            (c[0], c[1], c[2], c[3], c[4] if len(c) > 4 else 0.0) for c in data["completed"]
+            (c[0], c[1], c[2], c[3], c[4], c[5])
+            if len(c) > 4
+            else (c[0], c[1], c[2], c[3], False, 0.0)
+            for c in data["completed"]
         ]
         state.results = list(data["results"])
         return state

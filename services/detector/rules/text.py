@@ -1,10 +1,7 @@
 """Agent text turns: a monologue with no work, empty replies, the same reply again, and a reply
-that repeats one sentence over and over."""
+that says the same thing over and over."""
 
 from __future__ import annotations
-
-import re
-from collections import Counter
 
 from yokeflow_agent.contract import AgentMessage
 
@@ -12,29 +9,21 @@ from .config import DetectionConfig
 from .fingerprints import FAILURE_TEXT_LIMIT, excerpt, failure_fingerprint, first_line
 from .state import SessionState, Verdict, Warning
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _CHANT_TEXT_LIMIT = 20_000  # a reply's first characters are enough to see it chant
-# A sentence counts when it is at least this long and of at least three words: a repeated
-# list marker, table rule or "OK." is layout, not a chant.
-_SENTENCE_CHARS = 15
+_CHANT_WORDS = 40  # shorter replies are too short to tell
 
 
-def _chant(text: str, config: DetectionConfig) -> tuple[str, int] | None:
-    """The sentence a reply repeats `reply_repeat_limit` times or more, making up at least half
-    of it, and how often."""
-    sentences = [
-        " ".join(part.lower().split()) for part in _SENTENCE_END.split(text[:_CHANT_TEXT_LIMIT])
-    ]
-    sentences = [s for s in sentences if s]
-    counted = Counter(
-        s for s in sentences if len(s) >= _SENTENCE_CHARS and len(s.split()) >= 3
-    ).most_common(1)
-    if not counted:
+def _chant(text: str, config: DetectionConfig) -> float | None:
+    """How many times over a reply says the same thing, when it is `reply_repeat_limit` or
+    more: its word trigrams against its distinct ones. Prose, code, tables and JSON measured
+    stay under 3 (docs/architecture.md); a sentence, a few sentences or a word chanted dozens
+    of times reach dozens."""
+    words = text[:_CHANT_TEXT_LIMIT].lower().split()
+    if len(words) < _CHANT_WORDS:
         return None
-    sentence, count = counted[0]
-    if count >= config.reply_repeat_limit and 2 * count >= len(sentences):
-        return sentence, count
-    return None
+    trigrams = list(zip(words, words[1:], words[2:], strict=False))
+    times = len(trigrams) / len(set(trigrams))
+    return times if times >= config.reply_repeat_limit else None
 
 
 def on_message(state: SessionState, event: AgentMessage, config: DetectionConfig) -> Verdict | None:
@@ -50,7 +39,7 @@ def on_message(state: SessionState, event: AgentMessage, config: DetectionConfig
     chant = _chant(text, config)
     reason = None
     if chant is not None:
-        reason = f"One reply repeats the same sentence {chant[1]} times: {chant[0][:200]}"
+        reason = f"One reply says the same thing {chant:.0f} times over: {first_line(text)[:200]}"
     elif state.empty_replies >= config.empty_reply_limit:
         reason = f"{state.empty_replies} empty replies in a row"
     elif count >= config.repeated_message_limit:
