@@ -703,6 +703,7 @@ def test_a_long_session_remembers_a_bounded_number_of_event_ids():
         feed(book, agent.run(f"step {n}", ok=True, output=str(n)))
     state = book.get("p1", "s1")
     assert state is not None and len(list(state.seen_event_ids)) == 64
+    assert len(state.outcomes) == 256  # the progress memory is bounded too
 
 
 def test_the_book_finds_idle_sessions_least_recently_fed_first():

@@ -22,9 +22,13 @@ def observe(state: SessionState, signature: str, fingerprint: str) -> bool:
     """Fold one result into the progress memory; True when it brought something new. Work that
     brings something new ends the streaks of replies and error events, so a reply or a
     transient error repeated between productive calls is not counted as a loop."""
-    key = hashlib.sha256(f"{signature}\n{fingerprint}".encode()).hexdigest()[:24]
-    seen = state.outcomes.pop(key, 0)
-    state.outcomes[key] = seen + 1
+    # 56 bits: a small int, and no collision to speak of among OUTCOMES pairs.
+    key = int.from_bytes(
+        hashlib.blake2b(f"{signature}\n{fingerprint}".encode(), digest_size=7).digest()
+    )
+    seen = key in state.outcomes
+    state.outcomes.pop(key, None)
+    state.outcomes[key] = None
     if len(state.outcomes) > OUTCOMES:
         del state.outcomes[next(iter(state.outcomes))]
     if seen:

@@ -21,7 +21,7 @@ T = TypeVar("T")
 SEEN_IDS = 64
 ROUNDS = 8
 SIGNATURES = 512  # distinct calls (and error texts) a session remembers
-OUTCOMES = 1024  # distinct (call, outcome) pairs a session remembers, to tell progress
+OUTCOMES = 256  # distinct (call, outcome) pairs a session remembers, to tell progress
 LONGEST_CYCLE = 5  # the longest cycle of calls the loop rule recognises
 # The snapshot layout; 1 (unnumbered) lacks the progress memory, which then starts empty, and
 # whether a finished call was a poll and when it finished (read as not a poll, long ago).
@@ -149,9 +149,9 @@ class SessionState:
     # outcomes.
     completed: list[Call] = field(default_factory=list)
     results: list[bool] = field(default_factory=list)
-    # Progress: every (call, outcome) pair seen, least recently seen first, with how often
-    # (bounded by OUTCOMES), and how many results in a row brought nothing new.
-    outcomes: dict[str, int] = field(default_factory=dict)
+    # Progress: the (call, outcome) pairs seen, as 56-bit hashes, least recently seen first
+    # (bounded by OUTCOMES; a set, untracked), and how many results in a row brought nothing new.
+    outcomes: dict[int, None] = field(default_factory=dict)
     stale: int = 0
 
     @classmethod
@@ -186,7 +186,7 @@ class SessionState:
             "unique_errors": sorted(self.unique_errors), "warned": sorted(self.warned),
             "completed": [list(c) for c in self.completed],
             "results": list(self.results),
-            "outcomes": self.outcomes, "stale": self.stale,
+            "outcomes": list(self.outcomes), "stale": self.stale,
         }  # fmt: skip
 
     @classmethod
@@ -210,7 +210,7 @@ class SessionState:
             message_streak=(data["message_streak"][0], data["message_streak"][1]),
             round_calls=data["round_calls"], round_open=data["round_open"],
             unique_errors=dict.fromkeys(data["unique_errors"]), warned=dict.fromkeys(data["warned"]),
-            outcomes=dict(data.get("outcomes", {})), stale=data.get("stale", 0),
+            outcomes=dict.fromkeys(data.get("outcomes", [])), stale=data.get("stale", 0),
         )  # fmt: skip
         for event_id in data["seen_event_ids"]:
             state.seen_event_ids.add(event_id)
