@@ -737,6 +737,8 @@ def says(agent: Agent, *texts: str):
         ("message msg_01XFDUDYJgAACzvnptvVoYEL sent", "message msg_01ABCDEFGhijkLmnopQRstUV2 sent"),
         ("call_abc123def456ghi789jk done", "call_zz9y8x7w6v5u4t3s2r1q done"),
         ("12:00:01 waiting", "17:45:59.123 waiting"),
+        ("exited with code 0, elapsed_ms: 2", "exited with code 0, elapsed_ms: 6"),
+        ('{"duration": 12.5, "ok": true}', '{"duration": 3, "ok": true}'),
     ],
 )
 def test_fingerprint_masks_pids_decimal_and_base62_ids_and_clock_times(first, second):
@@ -912,6 +914,13 @@ def test_a_few_polls_of_a_background_job_just_started_are_not_a_loop():
     for _ in range(8):  # polled on and on: a loop, even when fast
         events += stuck.run("jobs", True, output="[1]+ Running npm run build &", took=3)
     assert [i.trigger for i in feed(book2, events)] == ["loop_pattern"]
+    exited, book3 = Agent("s3"), SessionBook(config())
+    events = [exited.start()]
+    for n in range(4):  # a process that has exited is not a job under way: no grace
+        output = f"process proc_7f3a (pid 48211) exited with code 0, elapsed_ms: {n + 2}"
+        events += exited.run("bash_output proc_7f3a", True, output=output, took=1)
+    found = feed(book3, events)
+    assert [i.trigger for i in found] == ["loop_pattern"] and found[0].event_seq == events[-1].seq
 
 
 def test_one_reply_chanting_the_same_sentence_is_a_loop():
