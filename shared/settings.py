@@ -143,8 +143,9 @@ class Settings(BaseSettings):
     monologue_limit: int = Field(default=8, ge=2)
     empty_reply_limit: int = Field(default=3, ge=2)
     repeated_message_limit: int = Field(default=3, ge=2)
-    # One reply that repeats the same sentence this many times (at least half of it) is a loop.
-    reply_repeat_limit: int = Field(default=10, ge=2)
+    # One reply (40 words or more) that says the same thing this many times over (its word
+    # trigrams against its distinct ones; prose, code and JSON stay under 3) is a loop.
+    reply_repeat_limit: int = Field(default=10, ge=3)
     # `command not found` pauses only when the same command is missing this many times: one
     # typo followed by the corrected command is not an infrastructure blocker.
     missing_dependency_repeats: int = Field(default=2, ge=1)
