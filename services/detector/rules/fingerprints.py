@@ -22,37 +22,64 @@ _TIMESTAMP = re.compile(
 )
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Message, run and request ids in base62 (Anthropic's msg_/toolu_, OpenAI's call_ and chatcmpl-,
-# nanoids): 16 or more letters and digits with at least one of each; words and identifiers with
-# underscores are not taken for them.
-_BASE62_ID = re.compile(
-    r"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}(?![A-Za-z0-9])"
-)
+# nanoids): a run of 16 or more letters and digits with at least one of each (`_base62`); words
+# and identifiers with underscores are not taken for them.
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]{16,}")
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{8,}")
-_CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?![\d:])")
+_CLOCK = re.compile(r"\d{1,2}:\d\d:\d\d(?:[.,]\d+)?")
 _PID = re.compile(r"\b(pid|process|job)([ =:#]+)\d+", re.IGNORECASE)
 _JOB = re.compile(r"^\[\d+\]\s+\d+$", re.MULTILINE)  # a shell's "[1] 12345" for a background job
 # Epoch seconds or milliseconds and other decimal ids; shorter numbers (counts of failures, line
 # numbers, exit codes) are what progress is read from and stay.
-_DECIMAL_ID = re.compile(r"(?<![\d.])\d{6,}(?:\.\d+)?(?!\d)")
+_DECIMAL_ID = re.compile(r"\d{6,}(?:\.\d+)?")
 _DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
 # A timing reported as a field ("elapsed_ms: 3", "duration=12", "took 0.5"): a clock reading.
+_TIMING_WORDS = ("elapsed", "duration", "took", "latency")
 _TIMING_FIELD = re.compile(
-    r"\b(\w*(?:elapsed|duration|took|latency)\w*\"?)(\s*[:=]?\s*)\d+(?:\.\d+)?", re.IGNORECASE
+    r"(elapsed|duration|took|latency)(\w*\"?\s*[:=]?\s*)\d+(?:\.\d+)?", re.IGNORECASE
+)
+# What a poll's answer says while a job is under way.
+_STILL_RUNNING = (
+    "running",
+    "in progress",
+    "pending",
+    "queued",
+    "starting",
+    "not finished",
+    "not yet finished",
+    "not done",
+    "not complete",
+    "not ready",
 )
 
 
+def _base62(match: re.Match[str]) -> str:
+    run = match.group()
+    if any(c.isdigit() for c in run) and any(c.isalpha() for c in run):
+        return "<id>"
+    return run
+
+
 def failure_fingerprint(text: str) -> str:
-    """The text with volatile parts (dates and times, ids, pids, durations) masked."""
-    text = _TIMESTAMP.sub("<ts>", text)
-    text = _UUID.sub("<uuid>", text)
-    text = _BASE62_ID.sub("<id>", text)
+    """The text with volatile parts (dates and times, ids, pids, durations) masked. The passes
+    that need a character or a word the text lacks are skipped (each is a scan of up to 4,000
+    characters, on every result)."""
+    lowered = text.lower()
+    if "-" in text:
+        text = _TIMESTAMP.sub("<ts>", text)
+        text = _UUID.sub("<uuid>", text)
+    text = _ALNUM_RUN.sub(_base62, text)
     text = _HEX_RUN.sub("<hex>", text)
-    text = _CLOCK.sub("<time>", text)
-    text = _PID.sub(r"\1\2<pid>", text)
-    text = _JOB.sub("[<job>] <pid>", text)
+    if ":" in text:
+        text = _CLOCK.sub("<time>", text)
+    if "pid" in lowered or "process" in lowered or "job" in lowered:
+        text = _PID.sub(r"\1\2<pid>", text)
+    if "[" in text:
+        text = _JOB.sub("[<job>] <pid>", text)
     text = _DECIMAL_ID.sub("<num>", text)
     text = _DURATION.sub("<dur>", text)
-    text = _TIMING_FIELD.sub(r"\1\2<dur>", text)
+    if any(word in lowered for word in _TIMING_WORDS):
+        text = _TIMING_FIELD.sub(r"\1\2<dur>", text)
     return " ".join(text.split())
 
 
@@ -65,15 +92,10 @@ def outcome_fingerprint(output: str) -> str:
     return hashlib.sha256(masked.encode()).hexdigest()[:16]
 
 
-_STILL_RUNNING = re.compile(
-    r"\b(?:running|in progress|pending|queued|starting|not (?:yet )?(?:finished|done|complete|ready))\b",
-    re.IGNORECASE,
-)
-
-
 def still_running(output: str) -> bool:
     """Whether a successful call's output says a job is still under way (a poll's answer)."""
-    return _STILL_RUNNING.search(output[-2000:]) is not None
+    tail = output[-2000:].lower()
+    return any(words in tail for words in _STILL_RUNNING)
 
 
 def _normalise(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """Loops: the same calls with the same outcomes again, in a row, in a cycle, or in parallel
 rounds; and the same error event again.
 
-Calls are compared as stored (signature, ok, exit code, outcome fingerprint), so a call whose
+Calls are compared by signature, success, exit code and outcome fingerprint, so a call whose
 outcome changes (a build polled while it runs) is never part of a loop.
 """
 
@@ -47,15 +47,18 @@ def _label(state: SessionState, call: Call) -> str:
 
 
 def _same(call: Call) -> tuple[str, bool, int | None, str]:
-    """What makes two finished calls the same: all but when they finished."""
+    """What makes two finished calls the same: the call and its outcome (whether it was a poll
+    follows from the outcome; when it finished does not count)."""
     return call[0], call[1], call[2], call[3]
 
 
 def _polling(calls: list[Call], config: DetectionConfig) -> bool:
+    """Whether these repeats are still a poll's grace (POLL_GRACE_S)."""
+    first, last = Completed._make(calls[0]), Completed._make(calls[-1])
     return (
         len(calls) < 2 * config.loop_repeat_threshold
-        and all(c[4] for c in calls)
-        and calls[-1][5] - calls[0][5] < POLL_GRACE_S
+        and all(Completed._make(c).waiting for c in calls)
+        and last.at - first.at < POLL_GRACE_S
     )
 
 
@@ -63,8 +66,12 @@ def _cycle(calls: list[Call], config: DetectionConfig) -> int | None:
     """The period of a cycle of 2 to LONGEST_CYCLE distinct steps that the last calls went
     round CYCLE_TURNS times, if any."""
     for period in range(2, LONGEST_CYCLE + 1):
+        if len(calls) < CYCLE_TURNS * period:
+            break
+        if _same(calls[-1]) != _same(calls[-1 - period]):  # the usual case, found at once
+            continue
         tail = [_same(c) for c in calls[-CYCLE_TURNS * period :]]
-        if len(tail) < CYCLE_TURNS * period or len(set(tail[:period])) < 2:
+        if len(set(tail[:period])) < 2:
             continue
         if all(tail[i] == tail[i - period] for i in range(period, len(tail))) and not _polling(
             calls[-len(tail) :], config
