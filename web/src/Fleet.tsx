@@ -68,11 +68,11 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                 <td>
                   <Meter
                     share={share("error_rate")}
-                    label={`${Math.round(s.error_rate * 100)} % of ${s.results} (limit ${Math.round(s.error_rate_threshold * 100)} %)`}
+                    label={`${Math.round(s.error_rate * 100)} % of ${s.results} (${s.shares.error_rate === undefined ? "no budget" : `budget ${Math.round(s.error_rate_threshold * 100)} %`})`}
                   />
                 </td>
                 <td>
-                  <Meter share={share("session_duration")} label={`${duration(s.elapsed_s)} of ${duration(s.duration_limit_s)}`} />
+                  <Meter share={share("session_duration")} label={s.shares.session_duration === undefined ? `${duration(s.elapsed_s)} (no budget)` : `${duration(s.elapsed_s)} of ${duration(s.duration_limit_s)}`} />
                 </td>
                 <td data-testid="warned">{s.warnings.length ? s.warnings.join(", ") : <span className="muted">—</span>}</td>
                 <td className="muted">{s.last_event_at ? `${since(s.last_event_at, now)} ago` : "—"}</td>
