@@ -739,6 +739,8 @@ def says(agent: Agent, *texts: str):
         ("12:00:01 waiting", "17:45:59.123 waiting"),
         ("exited with code 0, elapsed_ms: 2", "exited with code 0, elapsed_ms: 6"),
         ('{"duration": 12.5, "ok": true}', '{"duration": 3, "ok": true}'),
+        ('{"messageId": "om_5a3f1", "runId": "r-7"}', '{"messageId": "om_600be", "runId": "r-9"}'),
+        ("message_id=abc12 status=sent", "message_id=zz981 status=sent"),
     ],
 )
 def test_fingerprint_masks_pids_decimal_and_base62_ids_and_clock_times(first, second):
@@ -746,6 +748,7 @@ def test_fingerprint_masks_pids_decimal_and_base62_ids_and_clock_times(first, se
 
 
 def test_fingerprint_keeps_what_progress_is_read_from():
+    assert failure_fingerprint("valid: 3") != failure_fingerprint("valid: 4")
     assert failure_fingerprint("app.py:12:5: E501") != failure_fingerprint("app.py:14:5: E501")
     assert failure_fingerprint("5 failed, 20 passed") != failure_fingerprint("3 failed, 22 passed")
     assert failure_fingerprint("FAILED test_parse_v2_header") != failure_fingerprint(
@@ -757,7 +760,7 @@ def test_an_identical_call_whose_output_differs_only_by_volatile_ids_is_a_loop()
     agent, book = Agent(), SessionBook(config())
     events = [agent.start()]
     for n in range(4):
-        output = f"queued run 17334{n}2345 as msg_01XFDUDYJgAACzvnptvV{n}oYEL, pid 4{n}123"
+        output = f"sent run 17334{n}2345 as msg_01XFDUDYJgAACzvnptvV{n}oYEL, pid 4{n}123"
         events += agent.run("./deploy.sh --dry-run", True, output=output, took=30)
     found = feed(book, events)
     assert [i.trigger for i in found] == ["loop_pattern"]
@@ -947,9 +950,56 @@ def test_an_old_snapshot_without_the_progress_memory_still_loads():
     kept = book.get("p1", "s1")
     assert kept is not None
     old = kept.snapshot()
-    for key in ("v", "outcomes", "stale"):
+    for key in ("v", "outcomes", "last_outcome", "stale"):
         del old[key]
     old["completed"] = [c[:4] for c in old["completed"]]
     restored = SessionState.from_snapshot(old)
     assert restored.stale == 0 and restored.outcomes == {}
     assert restored.completed[0][:4] == tuple(kept.completed[0][:4])
+
+
+def test_coming_back_to_the_same_call_for_the_same_answer_after_detours_is_a_loop():
+    """Re-running a call right after itself for the same answer, then going off and coming back
+    to do it again: the detour makes something new, the call never does."""
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    read = 'python3 -c \'print(open("INPUT.DAT", "rb").read()[:120])\''
+    answer = "b'000001THE HOBBIT  0012\\r\\n'"
+    for turn in range(3):  # read it, read it again, look elsewhere
+        events += agent.run(read, True, output=answer, took=3)
+        events += agent.run(read, True, output=answer, took=3)
+        for k in range(8):
+            events += agent.run(f"od -c part{turn}{k}", True, output=f"dump {turn} {k}")
+    events += agent.run(read, True, output=answer, took=3)
+    assert feed(book, events) == []
+    found = feed(book, agent.run(read, True, output=answer, took=3))
+    assert found[0].trigger == "loop_pattern"
+    assert "right after itself 4 times in this session" in found[0].reason
+
+
+def test_re_reading_between_edits_is_not_coming_back_for_the_same_answer():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(10):  # a file read again after each edit elsewhere, and once more: no repeat
+        events += agent.run("cat app/config.py", True, output="DEBUG = False")
+        events += agent.run(f"sed -i s/x{n}/y{n}/ app/main.py", True)
+        events += agent.run("git status --short", True, output=" M app/main.py")
+    assert feed(book, events) == []
+
+
+def test_polls_paced_minutes_apart_are_patience_not_a_loop():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start(), *agent.run("curl -X POST /train", True, output='{"status": "queued"}')]
+    for _ in range(6):  # told to check every 5 minutes
+        events += agent.run(
+            "sleep 300 && curl /jobs/42", True, output='{"status": "running"}', took=301
+        )
+    events += agent.run(
+        "sleep 300 && curl /jobs/42", True, output='{"status": "completed"}', took=301
+    )
+    assert feed(book, events) == []
+    fast, book2 = Agent("s2"), SessionBook(config())
+    events = [fast.start()]
+    for _ in range(8):  # the same answer seconds apart, on and on
+        events += fast.run("curl /jobs/42", True, output='{"status": "running"}', took=2)
+    assert [i.trigger for i in feed(book2, events)] == ["loop_pattern"]

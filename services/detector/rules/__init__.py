@@ -93,7 +93,7 @@ def _on_tool_result(
     finished = (signature, result.ok, result.exit_code, fingerprint, waiting, event.ts.timestamp())
     push(state.completed, finished, loops.remembered(config))
     push(state.results, result.ok, state.window)
-    progress.observe(state, signature, fingerprint)
+    progress.observe(state, signature, fingerprint, waiting)
 
     if not result.ok:
         verdict = critical(state, failure, config)

@@ -33,6 +33,9 @@ _JOB = re.compile(r"^\[\d+\]\s+\d+$", re.MULTILINE)  # a shell's "[1] 12345" for
 # numbers, exit codes) are what progress is read from and stay.
 _DECIMAL_ID = re.compile(r"\d{6,}(?:\.\d+)?")
 _DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
+# The value of a field named as an id ("messageId": "om_5a3f1", run_id=r-12, "id": 42); a word
+# that merely ends in "id" ("valid", "paid") is not one.
+_ID_FIELD = re.compile(r"(\b(?:\w*[_-])?id|[a-z]Id|ID)(\"?\s*[:=]\s*\"?)[\w.:-]+")
 # A timing reported as a field ("elapsed_ms: 3", "duration=12", "took 0.5"): a clock reading.
 _TIMING_WORDS = ("elapsed", "duration", "took", "latency")
 _TIMING_FIELD = re.compile(
@@ -76,6 +79,8 @@ def failure_fingerprint(text: str) -> str:
         text = _PID.sub(r"\1\2<pid>", text)
     if "[" in text:
         text = _JOB.sub("[<job>] <pid>", text)
+    if "id" in lowered:
+        text = _ID_FIELD.sub(r"\1\2<id>", text)
     text = _DECIMAL_ID.sub("<num>", text)
     text = _DURATION.sub("<dur>", text)
     if any(word in lowered for word in _TIMING_WORDS):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from yokeflow_agent.contract import ErrorEvent
 
+from . import progress
 from .config import DetectionConfig
 from .fingerprints import FAILURE_TEXT_LIMIT, excerpt, failure_fingerprint, first_line
 from .state import (
@@ -36,9 +37,10 @@ def remembered(config: DetectionConfig) -> int:
     return max(2 * config.loop_repeat_threshold, CYCLE_TURNS * LONGEST_CYCLE)
 
 
-# Polls that return what they returned before (a job still running) are not yet a loop while
-# they span less than this much event time and number fewer than 2 * loop_repeat_threshold: an
-# agent checks a background job a few times in the seconds after starting it.
+# Polls that return what they returned before (a job still under way) are not a loop while they
+# number fewer than 2 * loop_repeat_threshold (an agent checks a background job a few times in
+# the seconds after starting it), or while they are paced at least this far apart on average (an
+# agent told to check every few minutes); `no_progress` still counts them.
 POLL_GRACE_S = 60.0
 
 
@@ -53,13 +55,13 @@ def _same(call: Call) -> tuple[str, bool, int | None, str]:
 
 
 def _polling(calls: list[Call], config: DetectionConfig) -> bool:
-    """Whether these repeats are still a poll's grace (POLL_GRACE_S)."""
+    """Whether these repeats are polls of a job under way still within their grace: fewer than
+    2 * loop_repeat_threshold, or paced (POLL_GRACE_S or more apart on average)."""
+    if not all(Completed._make(c).waiting for c in calls):
+        return False
     first, last = Completed._make(calls[0]), Completed._make(calls[-1])
-    return (
-        len(calls) < 2 * config.loop_repeat_threshold
-        and all(Completed._make(c).waiting for c in calls)
-        and last.at - first.at < POLL_GRACE_S
-    )
+    paced = last.at - first.at >= POLL_GRACE_S * (len(calls) - 1)
+    return len(calls) < 2 * config.loop_repeat_threshold or paced
 
 
 def _cycle(calls: list[Call], config: DetectionConfig) -> int | None:
@@ -97,6 +99,14 @@ def repeated_calls(state: SessionState, config: DetectionConfig) -> str | None:
         return (
             f"Same call repeated {len(matches)} times with the same outcome "
             f"among the last {len(calls[-2 * n :])} calls: {_label(state, calls[-1])}"
+        )
+    # A loop that comes back after a detour longer than any window: the call returned the same
+    # result right after itself n times in the session, coming back to it after other work.
+    if progress.again(state) >= n:
+        return (
+            f"Same call returned the same result right after itself {progress.again(state)} "
+            f"times in this session, coming back to it after other work: "
+            f"{_label(state, calls[-1])}"
         )
     period = _cycle(calls, config)
     if period == 2:

@@ -18,17 +18,21 @@ from .config import DetectionConfig
 from .state import OUTCOMES, SessionState, Verdict, Warning
 
 
-def observe(state: SessionState, signature: str, fingerprint: str) -> bool:
+def observe(state: SessionState, signature: str, fingerprint: str, waiting: bool) -> bool:
     """Fold one result into the progress memory; True when it brought something new. Work that
     brings something new ends the streaks of replies and error events, so a reply or a
-    transient error repeated between productive calls is not counted as a loop."""
+    transient error repeated between productive calls is not counted as a loop. A result the
+    same as the one just before it (not a poll's) is counted against its pair: see `again`."""
     # 56 bits: a small int, and no collision to speak of among OUTCOMES pairs.
     key = int.from_bytes(
         hashlib.blake2b(f"{signature}\n{fingerprint}".encode(), digest_size=7).digest()
     )
     seen = key in state.outcomes
-    state.outcomes.pop(key, None)
-    state.outcomes[key] = None
+    repeats = state.outcomes.pop(key, 0)
+    if key == state.last_outcome and not waiting:
+        repeats += 1
+    state.outcomes[key] = repeats
+    state.last_outcome = key
     if len(state.outcomes) > OUTCOMES:
         del state.outcomes[next(iter(state.outcomes))]
     if seen:
@@ -39,6 +43,13 @@ def observe(state: SessionState, signature: str, fingerprint: str) -> bool:
     state.empty_replies = 0
     state.error_streak = ("", 0)
     return True
+
+
+def again(state: SessionState) -> int:
+    """How often in this session the last result's call returned that result right after
+    itself: an agent that keeps coming back to re-run the same call, for the same answer, after
+    whatever else it does in between."""
+    return state.outcomes.get(state.last_outcome, 0)
 
 
 def no_progress(state: SessionState, label: str, config: DetectionConfig) -> Verdict | None:

@@ -150,8 +150,10 @@ class SessionState:
     completed: list[Call] = field(default_factory=list)
     results: list[bool] = field(default_factory=list)
     # Progress: the (call, outcome) pairs seen, as 56-bit hashes, least recently seen first
-    # (bounded by OUTCOMES; a set, untracked), and how many results in a row brought nothing new.
-    outcomes: dict[int, None] = field(default_factory=dict)
+    # (bounded by OUTCOMES; untracked), each with how often it came right after itself; the last
+    # pair; and how many results in a row brought nothing new.
+    outcomes: dict[int, int] = field(default_factory=dict)
+    last_outcome: int = 0
     stale: int = 0
 
     @classmethod
@@ -186,7 +188,8 @@ class SessionState:
             "unique_errors": sorted(self.unique_errors), "warned": sorted(self.warned),
             "completed": [list(c) for c in self.completed],
             "results": list(self.results),
-            "outcomes": list(self.outcomes), "stale": self.stale,
+            "outcomes": [[k, n] for k, n in self.outcomes.items()],
+            "last_outcome": self.last_outcome, "stale": self.stale,
         }  # fmt: skip
 
     @classmethod
@@ -210,7 +213,8 @@ class SessionState:
             message_streak=(data["message_streak"][0], data["message_streak"][1]),
             round_calls=data["round_calls"], round_open=data["round_open"],
             unique_errors=dict.fromkeys(data["unique_errors"]), warned=dict.fromkeys(data["warned"]),
-            outcomes=dict.fromkeys(data.get("outcomes", [])), stale=data.get("stale", 0),
+            outcomes={k: n for k, n in data.get("outcomes", [])},
+            last_outcome=data.get("last_outcome", 0), stale=data.get("stale", 0),
         )  # fmt: skip
         for event_id in data["seen_event_ids"]:
             state.seen_event_ids.add(event_id)
