@@ -971,7 +971,9 @@ def test_coming_back_to_the_same_call_for_the_same_answer_after_detours_is_a_loo
         for k in range(8):
             events += agent.run(f"od -c part{turn}{k}", True, output=f"dump {turn} {k}")
     events += agent.run(read, True, output=answer, took=3)
-    assert feed(book, events) == []
+    found_warnings = warnings(book, events)
+    assert [w[0] for w in found_warnings] == [events[2 * 22].seq]  # at the 3rd return, once
+    assert "right after itself 3 times" in found_warnings[0][2]
     found = feed(book, agent.run(read, True, output=answer, took=3))
     assert found[0].trigger == "loop_pattern"
     assert "right after itself 4 times in this session" in found[0].reason

@@ -171,6 +171,14 @@ def result_warning(state: SessionState, last: Completed, config: DetectionConfig
             f"{state.label_of(last.signature)}",
             ADVICE,
         )
+    if progress.again(state) == n - 1:
+        return (
+            f"again:{last.signature}:{last.fingerprint}",
+            "loop_pattern",
+            f"This call returned the same result right after itself {n - 1} times in this "
+            f"session: {state.label_of(last.signature)}",
+            ADVICE,
+        )
     return None
 
 
