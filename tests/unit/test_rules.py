@@ -776,7 +776,9 @@ def test_a_cycle_of_three_to_five_calls_with_the_same_results_is_a_loop(period):
             events += agent.run(step, True, output=f"{step} ok")
     for step in steps[:-1]:
         events += agent.run(step, True, output=f"{step} ok")
-    assert feed(book, events) == []
+    found_warnings = warnings(book, events)
+    assert [w[1] for w in found_warnings] == ["loop_pattern"]  # one step before the stop
+    assert found_warnings[0][0] == events[-1].seq and "went round" in found_warnings[0][2]
     found = feed(book, agent.run(steps[-1], True, output=f"{steps[-1]} ok"))
     assert found[0].trigger == "loop_pattern"
     assert f"cycle of {period} calls repeated 3 times" in found[0].reason

@@ -64,20 +64,20 @@ def _polling(calls: list[Call], config: DetectionConfig) -> bool:
     return len(calls) < 2 * config.loop_repeat_threshold or paced
 
 
-def _cycle(calls: list[Call], config: DetectionConfig) -> int | None:
+def _cycle(calls: list[Call], config: DetectionConfig, short: int = 0) -> int | None:
     """The period of a cycle of 2 to LONGEST_CYCLE distinct steps that the last calls went
-    round CYCLE_TURNS times, if any."""
+    round CYCLE_TURNS times (`short` calls less: to warn of it), if any."""
     for period in range(2, LONGEST_CYCLE + 1):
-        if len(calls) < CYCLE_TURNS * period:
+        span = CYCLE_TURNS * period - short
+        if len(calls) < span:
             break
         if _same(calls[-1]) != _same(calls[-1 - period]):  # the usual case, found at once
             continue
-        tail = [_same(c) for c in calls[-CYCLE_TURNS * period :]]
+        tail = [_same(c) for c in calls[-span:]]
         if len(set(tail[:period])) < 2:
             continue
-        if all(tail[i] == tail[i - period] for i in range(period, len(tail))) and not _polling(
-            calls[-len(tail) :], config
-        ):
+        periodic = all(tail[i] == tail[i - period] for i in range(period, len(tail)))
+        if periodic and not _polling(calls[-span:], config):
             return period
     return None
 
@@ -170,6 +170,17 @@ def result_warning(state: SessionState, last: Completed, config: DetectionConfig
             f"The same call returned the same result {n - 1} times: "
             f"{state.label_of(last.signature)}",
             ADVICE,
+        )
+    period = _cycle(state.completed, config, short=1)
+    if period is not None:
+        return (
+            f"cycle:{period}:{last.signature}:{last.fingerprint}",
+            "loop_pattern",
+            f"These {period} calls went round with the same results "
+            f"{CYCLE_TURNS - 1} times: "
+            + " / ".join(_label(state, c) for c in state.completed[-period:]),
+            "Their results will not change: use what they returned, or try something "
+            "different. Going round once more pauses this session for a human.",
         )
     if progress.again(state) == n - 1:
         return (
