@@ -91,7 +91,7 @@ class NotificationPreferences(BaseModel):
             return self.notify_on_timeout
         if trigger == "manual":
             return self.notify_on_manual_pause
-        return self.notify_on_retry_limit  # retry_limit, loop_pattern, error_rate: stuck loops
+        return self.notify_on_retry_limit  # retry_limit, loop_pattern, no_progress, error_rate
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotificationPreferences:

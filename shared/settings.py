@@ -136,10 +136,16 @@ class Settings(BaseSettings):
     # A failing call whose error text rotates between a few texts (each change of text counts as
     # progress for max_retries) is still stopped after this many failures in a row.
     max_retries_rotating: int = Field(default=5, ge=2)
+    # Progress is the judge: this many tool results in a row that bring nothing new (a call
+    # seen before returning an outcome seen before) stop the session.
+    no_progress_window: int = Field(default=15, ge=2)
     # Agent text turns: this many messages in a row with no tool call, or empty, or the same.
     monologue_limit: int = Field(default=8, ge=2)
     empty_reply_limit: int = Field(default=3, ge=2)
     repeated_message_limit: int = Field(default=3, ge=2)
+    # One reply (40 words or more) that says the same thing this many times over (its word
+    # trigrams against its distinct ones; prose, code and JSON stay under 3) is a loop.
+    reply_repeat_limit: int = Field(default=10, ge=3)
     # `command not found` pauses only when the same command is missing this many times: one
     # typo followed by the corrected command is not an infrastructure blocker.
     missing_dependency_repeats: int = Field(default=2, ge=1)
@@ -148,10 +154,13 @@ class Settings(BaseSettings):
     signature_ignore_keys: list[str] = Field(
         default_factory=lambda: ["description", "task_progress", "explanation"]
     )
-    error_rate_threshold: float = Field(default=0.15, ge=0.0, le=1.0)
+    # Budgets, off unless set (failing often and running long are not signs of being stuck):
+    # strictly more than this share of the last error_rate_window results failed, once
+    # error_rate_min_results exist; seconds of event time since the session started.
+    error_rate_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     error_rate_window: int = Field(default=50, ge=1)
     error_rate_min_results: int = Field(default=20, ge=1)
-    session_duration_limit: float = Field(default=600.0, gt=0)
+    session_duration_limit: float | None = Field(default=None, gt=0)
     # Warn before the stop: a session one step from a stop is told so (in its agent's own
     # context, through the hook or the SDK), once per pattern, and `intervention.warned` is
     # published, so the agent gets one chance to change course before a human is paged.

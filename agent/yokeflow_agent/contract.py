@@ -93,7 +93,13 @@ CONTRACT_VERSION = 1
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
 Trigger = Literal[
-    "critical_error", "retry_limit", "loop_pattern", "error_rate", "session_duration", "manual"
+    "critical_error",
+    "retry_limit",
+    "loop_pattern",
+    "error_rate",
+    "session_duration",
+    "manual",
+    "no_progress",  # added in contract v1: results that bring nothing new (detection rules)
 ]
 # Built-in blocker types; configuration may add its own (snake_case) ones.
 KNOWN_BLOCKER_TYPES = (
@@ -484,7 +490,7 @@ class Verdict(_Model):
     control: SessionControl | None = None  # for stop: the pause, as the control state will say
 
 
-RiskKind = Literal["retry_limit", "error_rate", "session_duration"]
+RiskKind = Literal["retry_limit", "error_rate", "session_duration", "no_progress"]
 
 
 class SessionSummary(_Model):

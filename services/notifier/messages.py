@@ -31,6 +31,7 @@ COLOURS = {
     "loop_pattern": 0xF79009,
     "error_rate": 0xF79009,
     "session_duration": 0xEAAA08,
+    "no_progress": 0xF79009,
     "manual": 0x2E90FA,
 }
 # Discord's documented embed limits.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from yokeflow_agent.contract import Intervention, parse_agent_event
 
 from yokeflow_intervention.services.detector.rules import (
     DetectionConfig,
+    SessionState,
     call_signature,
     classify_critical,
     failure_fingerprint,
@@ -55,11 +57,12 @@ class Agent:
         error: str = "",
         output: str = "",
         exit_code: int | None = None,
+        took: float = 1.0,
     ):
         call_id = f"c{next(self.calls)}"
         call = self.event("tool_call", tool="Bash", input={"command": command}, call_id=call_id)
         result = self.event(
-            "tool_result", call_id=call_id, tool="Bash",
+            "tool_result", advance=took, call_id=call_id, tool="Bash",
             result={"ok": ok, "exit_code": (0 if ok else 1) if exit_code is None else exit_code,
                     "output": output, "error": error},
         )  # fmt: skip
@@ -217,9 +220,9 @@ def test_loop_of_identical_successful_calls():
     agent, book = Agent(), SessionBook(config())
     events = [agent.start()]
     for _ in range(3):
-        events += agent.run("cat README.md", True, output="same")
+        events += agent.run("cat README.md", True, output="same", took=30)
     assert feed(book, events) == []
-    found = feed(book, agent.run("cat README.md", True, output="same"))
+    found = feed(book, agent.run("cat README.md", True, output="same", took=30))
     assert found[0].trigger == "loop_pattern"
 
 
@@ -227,15 +230,17 @@ def test_loop_of_alternating_calls():
     agent, book = Agent(), SessionBook(config())
     events = [agent.start()]
     for _ in range(2):
-        events += agent.run("git stash", True) + agent.run("git stash pop", True)
-    events += agent.run("git stash", True)
+        events += agent.run("git stash", True, took=20) + agent.run("git stash pop", True, took=20)
+    events += agent.run("git stash", True, took=20)
     assert feed(book, events) == []
-    found = feed(book, agent.run("git stash pop", True))
+    found = feed(book, agent.run("git stash pop", True, took=20))
     assert found[0].trigger == "loop_pattern" and "Alternating" in found[0].reason
 
 
 def test_error_rate_is_strictly_above_threshold():
-    agent, book = Agent(), SessionBook(config(loop_repeat_threshold=50, max_retries=50))
+    # A budget the operator sets (off by default): exactly as documented when set.
+    cfg = config(error_rate_threshold=0.15, loop_repeat_threshold=50, max_retries=50)
+    agent, book = Agent(), SessionBook(cfg)
     events = [agent.start()]
     for i in range(17):
         events += agent.run(f"ok {i}", True)
@@ -248,7 +253,14 @@ def test_error_rate_is_strictly_above_threshold():
 
 def test_error_rate_needs_min_results():
     agent = Agent()
-    book = SessionBook(config(error_rate_min_results=10, loop_repeat_threshold=50, max_retries=50))
+    book = SessionBook(
+        config(
+            error_rate_threshold=0.15,
+            error_rate_min_results=10,
+            loop_repeat_threshold=50,
+            max_retries=50,
+        )
+    )
     events = [agent.start()]
     for i in range(5):
         events += agent.run(f"bad {i}", False, f"e{i}")
@@ -341,7 +353,9 @@ def test_polling_a_build_whose_output_changes_is_progress_the_same_output_is_a_l
     stuck, book2 = Agent("s2"), SessionBook(config())
     events = [stuck.start()]
     for _ in range(4):  # the same poll, the same answer: nothing moves
-        events += stuck.run("tail -n 5 build.log", True, output="waiting for lock at 12:00:01")
+        events += stuck.run(
+            "tail -n 5 build.log", True, output="waiting for lock at 12:00:01", took=30
+        )
     assert [i.trigger for i in feed(book2, events)] == ["loop_pattern"]
 
 
@@ -400,12 +414,12 @@ def test_a_loop_that_comes_back_after_a_detour_is_caught_an_edit_test_cycle_is_n
     agent, book = Agent(), SessionBook(config())
     events = [agent.start()]
     for _ in range(3):
-        events += agent.run("npm run lint", True, output="12 problems")
+        events += agent.run("npm run lint", True, output="12 problems", took=30)
     events += agent.run("git status", True, output="clean")
     for _ in range(2):
-        events += agent.run("npm run lint", True, output="12 problems")
+        events += agent.run("npm run lint", True, output="12 problems", took=30)
     assert feed(book, events) == []
-    found = feed(book, agent.run("npm run lint", True, output="12 problems"))
+    found = feed(book, agent.run("npm run lint", True, output="12 problems", took=30))
     assert found[0].trigger == "loop_pattern" and "among the last" in found[0].reason
     cycle, book2 = Agent("s2"), SessionBook(config())
     events = [cycle.start()]
@@ -437,9 +451,11 @@ def test_the_same_parallel_round_again_and_again_is_a_loop_new_rounds_are_not():
         calls = [(f"c{next(agent.calls)}", p) for p in paths]
         events = [agent.event("tool_call", tool="Read", call_id=c, input={"file_path": p})
                   for c, p in calls]  # fmt: skip
+        # Parallel results come back in any order (so no cycle of results shows).
+        turn = next(agent.calls) % len(calls)
         events += [agent.event("tool_result", call_id=c, tool="Read",
-                               result={"ok": True, "output": f"contents {n}"})
-                   for n, (c, _) in enumerate(calls)]  # fmt: skip
+                               result={"ok": True, "output": f"contents of {p}"})
+                   for c, p in calls[turn:] + calls[:turn]]  # fmt: skip
         return events
 
     agent, book = Agent(), SessionBook(config())
@@ -525,10 +541,10 @@ def test_the_same_successful_result_warns_one_step_before_the_loop():
     agent, book = Agent(), SessionBook(config())
     events = [agent.start()]
     for _ in range(3):
-        events += agent.run("git status", ok=True, output="nothing to commit")
+        events += agent.run("git status", ok=True, output="nothing to commit", took=30)
     found = warnings(book, events)
     assert [w[1] for w in found] == ["loop_pattern"] and "3 times" in found[0][2]
-    assert feed(book, agent.run("git status", ok=True, output="nothing to commit"))
+    assert feed(book, agent.run("git status", ok=True, output="nothing to commit", took=30))
 
 
 def test_polling_with_changing_output_earns_no_warning():
@@ -540,7 +556,8 @@ def test_polling_with_changing_output_earns_no_warning():
 
 
 def test_the_error_rate_warns_when_one_more_failure_is_over_the_limit():
-    agent, book = Agent(), SessionBook(config(max_retries=50, loop_repeat_threshold=50))
+    cfg = config(error_rate_threshold=0.15, max_retries=50, loop_repeat_threshold=50)
+    agent, book = Agent(), SessionBook(cfg)
     events = [agent.start()]
     for n in range(19):
         events += agent.run(f"step {n}", ok=n not in (2, 9), error="failed")
@@ -589,7 +606,7 @@ def test_warnings_are_deterministic_for_a_replay():
 
 
 def test_a_session_summary_says_how_close_each_limit_is_and_which_is_nearest():
-    cfg = config(session_duration_limit=100)
+    cfg = config(session_duration_limit=100, error_rate_threshold=0.15)
     agent, book = Agent(), SessionBook(cfg)
     feed(book, [agent.start(), *agent.run("npm test", ok=True, output="ok")])
     state = book.get("p1", "s1")
@@ -604,7 +621,13 @@ def test_a_session_summary_says_how_close_each_limit_is_and_which_is_nearest():
     assert near.retry_streak == 2 and near.max_retries == 3
     assert near.nearest == "retry_limit" and near.risk == pytest.approx(2 / 3, abs=1e-3)
     assert near.shares == pytest.approx(
-        {"retry_limit": 2 / 3, "error_rate": 2 / 3, "session_duration": 0.06}, abs=1e-3
+        {
+            "retry_limit": 2 / 3,
+            "error_rate": 2 / 3,
+            "session_duration": 0.06,
+            "no_progress": 1 / 14,
+        },
+        abs=1e-3,
     )
     assert near.error_rate == pytest.approx(2 / 3, abs=1e-3) and near.results == 3
     # 2 failures of the 3 the window may hold (15 % of 20) before the rate is over: a tie,
@@ -647,8 +670,6 @@ def test_a_snapshot_restores_a_session_exactly():
     as if it had never left (the same warnings, the same stop at the same event)."""
     import json
 
-    from yokeflow_intervention.services.detector.rules import SessionState
-
     cfg = config()
     agent, book = Agent(), SessionBook(cfg)
     events = [agent.start(), *agent.run("npm test", ok=True, output="3 passed")]
@@ -682,6 +703,7 @@ def test_a_long_session_remembers_a_bounded_number_of_event_ids():
         feed(book, agent.run(f"step {n}", ok=True, output=str(n)))
     state = book.get("p1", "s1")
     assert state is not None and len(list(state.seen_event_ids)) == 64
+    assert len(state.outcomes) == 256  # the progress memory is bounded too
 
 
 def test_the_book_finds_idle_sessions_least_recently_fed_first():
@@ -695,3 +717,293 @@ def test_the_book_finds_idle_sessions_least_recently_fed_first():
     book.feed(a.event("heartbeat"))
     assert [s.session_id for s in book.idle(6)] == ["b"]
     assert [s.session_id for s in book.idle(11)] == ["b", "a"]
+
+
+# -- Progress is the judge (#26): each class from both sides -----------------------------------
+
+
+def says(agent: Agent, *texts: str):
+    return [agent.event("agent_message", text=t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("server started, pid 41235", "server started, pid 41877"),
+        ("[1] 52311", "[1] 52399"),
+        ("run 1733412345 finished", "run 1733498765 finished"),
+        ("at 1733412345123 ms epoch", "at 1733412399999 ms epoch"),
+        ("job 884213 queued", "job 884299 queued"),
+        ("message msg_01XFDUDYJgAACzvnptvVoYEL sent", "message msg_01ABCDEFGhijkLmnopQRstUV2 sent"),
+        ("call_abc123def456ghi789jk done", "call_zz9y8x7w6v5u4t3s2r1q done"),
+        ("12:00:01 waiting", "17:45:59.123 waiting"),
+        ("exited with code 0, elapsed_ms: 2", "exited with code 0, elapsed_ms: 6"),
+        ('{"duration": 12.5, "ok": true}', '{"duration": 3, "ok": true}'),
+        ('{"messageId": "om_5a3f1", "runId": "r-7"}', '{"messageId": "om_600be", "runId": "r-9"}'),
+        ("message_id=abc12 status=sent", "message_id=zz981 status=sent"),
+    ],
+)
+def test_fingerprint_masks_pids_decimal_and_base62_ids_and_clock_times(first, second):
+    assert failure_fingerprint(first) == failure_fingerprint(second)
+
+
+def test_fingerprint_keeps_what_progress_is_read_from():
+    assert failure_fingerprint("valid: 3") != failure_fingerprint("valid: 4")
+    assert failure_fingerprint("app.py:12:5: E501") != failure_fingerprint("app.py:14:5: E501")
+    assert failure_fingerprint("5 failed, 20 passed") != failure_fingerprint("3 failed, 22 passed")
+    assert failure_fingerprint("FAILED test_parse_v2_header") != failure_fingerprint(
+        "FAILED test_parse_v3_header"
+    )
+
+
+def test_an_identical_call_whose_output_differs_only_by_volatile_ids_is_a_loop():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(4):
+        output = f"sent run 17334{n}2345 as msg_01XFDUDYJgAACzvnptvV{n}oYEL, pid 4{n}123"
+        events += agent.run("./deploy.sh --dry-run", True, output=output, took=30)
+    found = feed(book, events)
+    assert [i.trigger for i in found] == ["loop_pattern"]
+
+
+@pytest.mark.parametrize("period", [3, 4, 5])
+def test_a_cycle_of_three_to_five_calls_with_the_same_results_is_a_loop(period):
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    steps = [f"step{k}.sh" for k in range(period)]
+    for _ in range(2):
+        for step in steps:
+            events += agent.run(step, True, output=f"{step} ok")
+    for step in steps[:-1]:
+        events += agent.run(step, True, output=f"{step} ok")
+    found_warnings = warnings(book, events)
+    assert [w[1] for w in found_warnings] == ["loop_pattern"]  # one step before the stop
+    assert found_warnings[0][0] == events[-1].seq and "went round" in found_warnings[0][2]
+    found = feed(book, agent.run(steps[-1], True, output=f"{steps[-1]} ok"))
+    assert found[0].trigger == "loop_pattern"
+    assert f"cycle of {period} calls repeated 3 times" in found[0].reason
+
+
+def test_a_cycle_whose_results_move_is_progress():
+    """Edit, lint, test round after round, the failures going 5 -> 3 -> 1 -> 0: not a loop."""
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for failed in (5, 4, 3, 2, 1, 0):
+        events += agent.run("ruff check .", True, output="All checks passed!")
+        events += agent.run("git diff --stat", True, output="1 file changed")
+        events += agent.run("pytest -q", failed == 0, error=f"{failed} failed, {9 - failed} passed")
+    assert feed(book, events) == []
+
+
+def test_a_loop_that_comes_back_after_a_detour_longer_than_the_window_is_no_progress():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    detour = [
+        f"cat src/module_{k}.py" for k in range(8)
+    ]  # longer than any cycle the loop rule sees
+    for _ in range(4):
+        for command in detour:
+            events += agent.run(command, True, output=f"contents of {command}")
+    found = feed(book, events)
+    assert [i.trigger for i in found] == ["no_progress"]
+    assert found[0].event_seq == events[2 * (8 + 15)].seq  # the 15th result with nothing new
+    assert "No progress in the last 15 tool results" in found[0].reason
+
+
+def test_a_long_detour_with_something_new_each_time_is_progress():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    detour = [f"cat src/module_{k}.py" for k in range(8)]
+    for turn in range(6):
+        for command in detour:
+            events += agent.run(command, True, output=f"contents of {command}")
+        events += agent.run("pytest -q", False, error=f"{6 - turn} failed")  # moves every turn
+    assert feed(book, events) == []
+
+
+def test_no_progress_warns_one_result_before_it_stops():
+    agent, book = Agent(), SessionBook(config(no_progress_window=6))
+    events = [agent.start()]
+    for _ in range(2):
+        for command in ("a", "b", "c", "d"):  # a cycle of 4 is caught at 3 turns: stop at 2
+            events += agent.run(command, True, output=command)
+    events += agent.run("a", True, output="a")
+    found = warnings(book, events)
+    assert [w[1] for w in found] == ["no_progress"] and "last 5 tool results" in found[0][2]
+    assert [i.trigger for i in feed(book, agent.run("b", True, output="b"))] == ["no_progress"]
+
+
+def test_failing_while_exploring_and_converging_is_not_stopped_by_default():
+    """Searches that find nothing, a missing toolchain, edits rejected at moving lines, a quota
+    reported at once: far more than 15 % of results fail, and every one brings something new."""
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(15):
+        events += agent.run(f"grep -rn 'def handler_{n}' src", False, error="", exit_code=1)
+    events += agent.run("cargo build", False, error="bash: cargo: command not found")
+    for line in range(12, 40, 2):
+        events += agent.run(f"apply patch {line}", False, error=f"lint: app.py:{line}: E999")
+    events.append(agent.event("error", message="429: rate limit reached, retry after 60 s"))
+    events += agent.run("ls src", True, output="a.py b.py")
+    assert feed(book, events) == []
+    state = book.get("p1", "s1")
+    assert state is not None and summarise(state, config()).shares.get("error_rate") is None
+
+
+def test_the_error_budget_stops_when_an_operator_sets_it_and_says_it_is_a_budget():
+    agent, book = Agent(), SessionBook(config(error_rate_threshold=0.15))
+    events = [agent.start()]
+    for n in range(21):
+        events += agent.run(f"grep -rn 'def handler_{n}' src", n % 2 == 0, error="no match")
+    found = feed(book, events)
+    assert found[0].trigger == "error_rate" and found[0].reason.startswith("Error budget")
+
+
+def test_the_clock_is_no_verdict_by_default_and_a_budget_when_set():
+    long_run = Agent()
+    book = SessionBook(config())
+    events = [long_run.start()]
+    for n in range(6):  # a test suite of several minutes, a 30-minute session in all
+        events += long_run.run(f"pytest tests/part{n}", True, output=f"{n} ok", took=300)
+    assert feed(book, events) == []
+    budget = SessionBook(config(session_duration_limit=600))
+    timed = Agent("t")
+    found = feed(budget, [timed.start(), *timed.run("pytest", True, output="ok", took=700)])
+    assert found[0].trigger == "session_duration"
+    assert "Time budget" in found[0].reason and "not a sign of a loop" in found[0].reason
+
+
+def test_the_same_reply_between_productive_runs_is_no_streak():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for failed in (5, 3, 1):
+        events += says(agent, "Let me run the tests again.")
+        events += agent.run("pytest -q", False, error=f"{failed} failed")
+    events += says(agent, "Let me run the tests again.")
+    events += agent.run("pytest -q", True, output="12 passed")
+    assert feed(book, events) == []
+    stuck, book2 = Agent("s2"), SessionBook(config())
+    events = [stuck.start()]
+    for _ in range(3):  # the same reply, and the same result in between: nothing new
+        events += says(stuck, "Let me run the tests again.")
+        events += stuck.run("pytest -q", False, error="5 failed")
+    found = feed(book2, [*events, *says(stuck, "Let me run the tests again.")])
+    assert [i.trigger for i in found] == ["loop_pattern"] and "same reply 3" in found[0].reason
+
+
+def test_the_same_transient_error_between_productive_calls_is_no_streak():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(6):
+        events.append(agent.event("error", message="API Error: 529 overloaded"))
+        events += agent.run(f"cat src/f{n}.py", True, output=f"file {n}")
+    assert feed(book, events) == []
+    stuck, book2 = Agent("s2"), SessionBook(config())
+    events = [stuck.start()]
+    for _ in range(4):  # with only a repeated read in between, it is still a streak
+        events.append(stuck.event("error", message="API Error: 529 overloaded"))
+        events += stuck.run("cat src/f0.py", True, output="file 0", took=30)
+    found = feed(book2, events)
+    assert found and found[0].trigger == "loop_pattern"
+
+
+def test_a_few_polls_of_a_background_job_just_started_are_not_a_loop():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start(), *agent.run("npm run build &", True, output="[1] 51234")]
+    for _ in range(5):  # seconds apart: the job has not moved yet
+        events += agent.run("jobs", True, output="[1]+ Running npm run build &", took=3)
+    events += agent.run("jobs", True, output="[1]+ Done npm run build")
+    assert feed(book, events) == []
+    stuck, book2 = Agent("s2"), SessionBook(config())
+    events = [stuck.start(), *stuck.run("npm run build &", True, output="[1] 51234")]
+    for _ in range(8):  # polled on and on: a loop, even when fast
+        events += stuck.run("jobs", True, output="[1]+ Running npm run build &", took=3)
+    assert [i.trigger for i in feed(book2, events)] == ["loop_pattern"]
+    exited, book3 = Agent("s3"), SessionBook(config())
+    events = [exited.start()]
+    for n in range(4):  # a process that has exited is not a job under way: no grace
+        output = f"process proc_7f3a (pid 48211) exited with code 0, elapsed_ms: {n + 2}"
+        events += exited.run("bash_output proc_7f3a", True, output=output, took=1)
+    found = feed(book3, events)
+    assert [i.trigger for i in found] == ["loop_pattern"] and found[0].event_seq == events[-1].seq
+
+
+def test_one_reply_chanting_the_same_sentence_is_a_loop():
+    agent, book = Agent(), SessionBook(config())
+    chant = " ".join(["I will now fix the failing test."] * 30)
+    found = feed(book, [agent.start(), *says(agent, f"Let me look. {chant}")])
+    assert found[0].trigger == "loop_pattern" and "says the same thing 21 times" in found[0].reason
+    for word in (["court"] * 400, ["Generating.", "Go.", "Done."] * 40):
+        chanting, book3 = Agent("s3"), SessionBook(config())
+        assert feed(book3, [chanting.start(), *says(chanting, " ".join(word))])
+    fine, book2 = Agent("s2"), SessionBook(config())
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")[:20_000]
+    assert feed(book2, [fine.start(), *says(fine, readme)]) == []  # prose, code and tables
+    fine, book2 = Agent("s4"), SessionBook(config())
+    plan = "\n".join(f"- Step {n}: update module {n} and its tests." for n in range(30))
+    repeated_a_little = "Done. " + " ".join(["The tests pass now."] * 3) + " " + plan
+    assert feed(book2, [fine.start(), *says(fine, plan, repeated_a_little)]) == []
+
+
+def test_an_old_snapshot_without_the_progress_memory_still_loads():
+    cfg = config()
+    agent, book = Agent(), SessionBook(cfg)
+    feed(book, [agent.start(), *agent.run("npm test", ok=False, error="boom")])
+    kept = book.get("p1", "s1")
+    assert kept is not None
+    old = kept.snapshot()
+    for key in ("v", "outcomes", "last_outcome", "stale"):
+        del old[key]
+    old["completed"] = [c[:4] for c in old["completed"]]
+    restored = SessionState.from_snapshot(old)
+    assert restored.stale == 0 and restored.outcomes == {}
+    assert restored.completed[0][:4] == tuple(kept.completed[0][:4])
+
+
+def test_coming_back_to_the_same_call_for_the_same_answer_after_detours_is_a_loop():
+    """Re-running a call right after itself for the same answer, then going off and coming back
+    to do it again: the detour makes something new, the call never does."""
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    read = 'python3 -c \'print(open("INPUT.DAT", "rb").read()[:120])\''
+    answer = "b'000001THE HOBBIT  0012\\r\\n'"
+    for turn in range(3):  # read it, read it again, look elsewhere
+        events += agent.run(read, True, output=answer, took=3)
+        events += agent.run(read, True, output=answer, took=3)
+        for k in range(8):
+            events += agent.run(f"od -c part{turn}{k}", True, output=f"dump {turn} {k}")
+    events += agent.run(read, True, output=answer, took=3)
+    found_warnings = warnings(book, events)
+    assert [w[0] for w in found_warnings] == [events[2 * 22].seq]  # at the 3rd return, once
+    assert "right after itself 3 times" in found_warnings[0][2]
+    found = feed(book, agent.run(read, True, output=answer, took=3))
+    assert found[0].trigger == "loop_pattern"
+    assert "right after itself 4 times in this session" in found[0].reason
+
+
+def test_re_reading_between_edits_is_not_coming_back_for_the_same_answer():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start()]
+    for n in range(10):  # a file read again after each edit elsewhere, and once more: no repeat
+        events += agent.run("cat app/config.py", True, output="DEBUG = False")
+        events += agent.run(f"sed -i s/x{n}/y{n}/ app/main.py", True)
+        events += agent.run("git status --short", True, output=" M app/main.py")
+    assert feed(book, events) == []
+
+
+def test_polls_paced_minutes_apart_are_patience_not_a_loop():
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start(), *agent.run("curl -X POST /train", True, output='{"status": "queued"}')]
+    for _ in range(6):  # told to check every 5 minutes
+        events += agent.run(
+            "sleep 300 && curl /jobs/42", True, output='{"status": "running"}', took=301
+        )
+    events += agent.run(
+        "sleep 300 && curl /jobs/42", True, output='{"status": "completed"}', took=301
+    )
+    assert feed(book, events) == []
+    fast, book2 = Agent("s2"), SessionBook(config())
+    events = [fast.start()]
+    for _ in range(8):  # the same answer seconds apart, on and on
+        events += fast.run("curl /jobs/42", True, output='{"status": "running"}', took=2)
+    assert [i.trigger for i in feed(book2, events)] == ["loop_pattern"]

@@ -5,6 +5,7 @@ const LIMIT_NAMES: Record<string, string> = {
   retry_limit: "retry limit",
   error_rate: "error rate",
   session_duration: "time budget",
+  no_progress: "no progress",
 };
 
 function level(risk: number): "stop" | "near" | "ok" {
@@ -67,11 +68,11 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                 <td>
                   <Meter
                     share={share("error_rate")}
-                    label={`${Math.round(s.error_rate * 100)} % of ${s.results} (limit ${Math.round(s.error_rate_threshold * 100)} %)`}
+                    label={`${Math.round(s.error_rate * 100)} % of ${s.results} (${s.shares.error_rate === undefined ? "no budget" : `budget ${Math.round(s.error_rate_threshold * 100)} %`})`}
                   />
                 </td>
                 <td>
-                  <Meter share={share("session_duration")} label={`${duration(s.elapsed_s)} of ${duration(s.duration_limit_s)}`} />
+                  <Meter share={share("session_duration")} label={s.shares.session_duration === undefined ? `${duration(s.elapsed_s)} (no budget)` : `${duration(s.elapsed_s)} of ${duration(s.duration_limit_s)}`} />
                 </td>
                 <td data-testid="warned">{s.warnings.length ? s.warnings.join(", ") : <span className="muted">—</span>}</td>
                 <td className="muted">{s.last_event_at ? `${since(s.last_event_at, now)} ago` : "—"}</td>

@@ -74,7 +74,7 @@ export interface Warning {
   stopped_after: boolean;
 }
 
-export type RiskKind = "retry_limit" | "error_rate" | "session_duration";
+export type RiskKind = "retry_limit" | "error_rate" | "session_duration" | "no_progress";
 
 /** A running session as the detector sees it (KV session_summaries, via /api/fleet). */
 export interface SessionSummary {

@@ -6,6 +6,7 @@ export const TRIGGER_COLOURS: Record<string, string> = {
   loop_pattern: "#fdb022",
   error_rate: "#ef6820",
   session_duration: "#eaaa08",
+  no_progress: "#dc6803",
   manual: "#2e90fa",
 };
 
