@@ -18,6 +18,7 @@ from yokeflow_agent.contract import CommandReply, Identifier, Subjects, Text
 __all__ = [
     "AlreadyResolvedError",
     "CommandFailed",
+    "FalseStopRequest",
     "IdRequest",
     "InvalidRequestError",
     "ListRequest",
@@ -46,12 +47,32 @@ class ResumeRequest(_Request):
     intervention_id: Identifier
     resolved_by: Text = Field(max_length=200)
     resolution_notes: Text = Field(default="", max_length=20000)
+    # The human says the session was not stuck: the stop is marked a false stop (by
+    # resolved_by, at the resume), with why in false_stop_note.
+    false_stop: bool = False
+    false_stop_note: Text = Field(default="", max_length=2000)
 
     @field_validator("resolved_by")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("resolved_by must name who resolved the blocker")
+        return value.strip()
+
+
+class FalseStopRequest(_Request):
+    """Mark a stop a false stop after the fact: one resumed already (by a human or by
+    recovery) or one observe mode recorded."""
+
+    intervention_id: Identifier
+    marked_by: Text = Field(max_length=200)
+    note: Text = Field(default="", max_length=2000)
+
+    @field_validator("marked_by")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("marked_by must name who marked the false stop")
         return value.strip()
 
 
@@ -144,7 +165,12 @@ class PauserClient:
         )  # fmt: skip
 
     async def resume_session(
-        self, intervention_id: str, resolved_by: str, resolution_notes: str = ""
+        self,
+        intervention_id: str,
+        resolved_by: str,
+        resolution_notes: str = "",
+        false_stop: bool = False,
+        false_stop_note: str = "",
     ) -> Any:
         return await self._call(
             "resume_session",
@@ -152,6 +178,17 @@ class PauserClient:
             intervention_id=intervention_id,
             resolved_by=resolved_by,
             resolution_notes=resolution_notes,
+            false_stop=false_stop,
+            false_stop_note=false_stop_note,
+        )
+
+    async def mark_false_stop(self, intervention_id: str, marked_by: str, note: str = "") -> Any:
+        return await self._call(
+            "mark_false_stop",
+            FalseStopRequest,
+            intervention_id=intervention_id,
+            marked_by=marked_by,
+            note=note,
         )
 
     async def get_active_pauses(self, project_id: str | None = None) -> Any:

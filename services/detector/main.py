@@ -47,11 +47,21 @@ def create_app(context: ServiceContext) -> FastStream:
         await broker.connect()
         js = broker.connection.jetstream()
         await wait_until_ready(js, consumers, (DETECTOR_CHECKPOINT_BUCKET, SESSION_SUMMARY_BUCKET))
+        settings = context.settings
         detector = Detector(
-            DetectionConfig.from_settings(context.settings),
+            DetectionConfig.from_settings(settings),
             broker.connection,
             await js.key_value(DETECTOR_CHECKPOINT_BUCKET),
             await js.key_value(SESSION_SUMMARY_BUCKET),
+            # Built once: a project's own settings are a config of its own, never per event.
+            projects={
+                project: DetectionConfig.from_settings(settings.detection_settings(project))
+                for project, registered in settings.projects.items()
+                if registered.detection.model_fields_set
+            },
+            observing=frozenset(
+                p for p in settings.projects if settings.detection_mode(p) == "observe"
+            ),
         )
 
     async def on_agent_event(raw: Msg) -> None:
