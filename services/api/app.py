@@ -247,7 +247,8 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     ) -> Overview:
         """What the last `days` days of interventions cost: interventions over time by trigger,
         time to resume (human and automatic), recovery outcomes, the projects and blockers that
-        kept sessions paused longest, notification outcomes by channel."""
+        kept sessions paused longest, notification outcomes by channel; and how right the
+        detector was: its stops, observed stops and false stops per project and trigger."""
         try:
             return await overview(state.pool, days, project_id)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:

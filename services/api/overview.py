@@ -1,4 +1,5 @@
-"""The dashboard's overview: what the interventions of a period cost, aggregated in PostgreSQL.
+"""The dashboard's overview: what the interventions of a period cost, and how right the detector
+was (stops, observed stops, false stops), aggregated in PostgreSQL.
 
 Every figure is one query over the tables the services own (the API only reads them), so the
 overview is as right as the audit trail and costs the API no memory.
