@@ -7,12 +7,12 @@ they send one of these requests to `intervention.cmd.<name>` and get a CommandRe
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 from yokeflow_agent.contract import CommandReply, Identifier, Subjects, Text
 
 __all__ = [
@@ -43,21 +43,25 @@ class PauseRequest(_Request):
     paused_by: Text = Field(default="human", min_length=1, max_length=200)
 
 
+def _names_someone(value: str, info: ValidationInfo) -> str:
+    """A person's name: what a human's act is recorded under, so never blank."""
+    if not value.strip():
+        raise ValueError(f"{info.field_name} must name {_WHO[str(info.field_name)]}")
+    return value.strip()
+
+
+_WHO = {"resolved_by": "who resolved the blocker", "marked_by": "who marked the false stop"}
+Who = Annotated[Text, Field(max_length=200), AfterValidator(_names_someone)]
+
+
 class ResumeRequest(_Request):
     intervention_id: Identifier
-    resolved_by: Text = Field(max_length=200)
+    resolved_by: Who
     resolution_notes: Text = Field(default="", max_length=20000)
     # The human says the session was not stuck: the stop is marked a false stop (by
     # resolved_by, at the resume), with why in false_stop_note.
     false_stop: bool = False
     false_stop_note: Text = Field(default="", max_length=2000)
-
-    @field_validator("resolved_by")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("resolved_by must name who resolved the blocker")
-        return value.strip()
 
 
 class FalseStopRequest(_Request):
@@ -65,15 +69,8 @@ class FalseStopRequest(_Request):
     recovery) or one observe mode recorded."""
 
     intervention_id: Identifier
-    marked_by: Text = Field(max_length=200)
+    marked_by: Who
     note: Text = Field(default="", max_length=2000)
-
-    @field_validator("marked_by")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("marked_by must name who marked the false stop")
-        return value.strip()
 
 
 class ListRequest(_Request):

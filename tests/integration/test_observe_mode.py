@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+from nats.js.errors import KeyNotFoundError
 from yokeflow_agent.client import AgentSession, SessionPaused
-from yokeflow_agent.contract import Task
+from yokeflow_agent.contract import SESSION_SUMMARY_BUCKET, Task
 
 from tests.peers import HttpPeer, SmtpPeer
 from yokeflow_intervention.shared.embedded import free_port
@@ -21,6 +22,17 @@ from .test_notifier import mine, notifier_env
 from .test_recovery import listener
 
 pytestmark = pytest.mark.integration
+
+
+async def observed_summary(nc, project: str, session: str) -> dict | None:
+    """The fleet view's summary of a session, once it names the stop it would have had."""
+    summaries = await nc.jetstream().key_value(SESSION_SUMMARY_BUCKET)
+    try:
+        entry = await summaries.get(f"{project}.{session}")
+    except KeyNotFoundError:
+        return None
+    body: dict = json.loads(entry.value or b"{}")
+    return body if body.get("intervention_id") else None
 
 
 async def stuck_session(nc, project: str, workspace: Path, port: int) -> AgentSession:
@@ -68,6 +80,10 @@ async def test_observe_records_would_have_stopped_and_never_pauses_pages_or_reco
             assert row["mode"] == "observe" and row["pause_type"] == "critical_error"
             assert row["resolved"] and row["resolved_by"] == "observe-mode"
             assert await agent.control() is None  # never paused
+            summary = await eventually(
+                lambda: observed_summary(nc, observed, agent.session_id), what="its summary"
+            )
+            assert summary["state"] == "running" and summary["intervention_id"] == row["id"]
             await agent.end()
             assert [m["mode"] for m in detected.messages] == ["observe"]  # once, as enforce
 
