@@ -20,6 +20,7 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
     from yokeflow_intervention.services.detector.rules import DetectionConfig
     from yokeflow_intervention.services.detector.sessions import (
         intervention_json,
+        project_configs,
         read_event_file,
         replay,
     )
@@ -29,7 +30,8 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
         print(f"detect: {path}: no such file", file=sys.stderr)
         return 2
     try:
-        for intervention in replay(read_event_file(path), DetectionConfig.from_settings(settings)):
+        config = DetectionConfig.from_settings(settings)
+        for intervention in replay(read_event_file(path), config, project_configs(settings)):
             print(intervention_json(intervention))
     except (OSError, UnicodeDecodeError) as exc:
         print(f"detect: {path}: cannot read: {exc}", file=sys.stderr)

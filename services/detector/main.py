@@ -29,6 +29,7 @@ from yokeflow_intervention.shared.runtime import (
 
 from .rules import DetectionConfig
 from .service import EVICTION_INTERVAL_S, SUMMARY_INTERVAL_S, Detector
+from .sessions import project_configs
 
 __all__ = ["create_app"]
 
@@ -53,12 +54,7 @@ def create_app(context: ServiceContext) -> FastStream:
             broker.connection,
             await js.key_value(DETECTOR_CHECKPOINT_BUCKET),
             await js.key_value(SESSION_SUMMARY_BUCKET),
-            # Built once: a project's own settings are a config of its own, never per event.
-            projects={
-                project: DetectionConfig.from_settings(settings.detection_settings(project))
-                for project, registered in settings.projects.items()
-                if registered.detection.model_fields_set
-            },
+            project_configs(settings),
             observing=frozenset(
                 p for p in settings.projects if settings.detection_mode(p) == "observe"
             ),

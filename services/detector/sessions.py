@@ -19,6 +19,8 @@ from yokeflow_agent.contract import (
     parse_agent_event,
 )
 
+from yokeflow_intervention.shared.settings import Settings
+
 from .rules import DetectionConfig, SessionState, evaluate, foresee
 
 __all__ = [
@@ -26,11 +28,22 @@ __all__ = [
     "ReplayProblem",
     "SessionBook",
     "intervention_json",
+    "project_configs",
     "read_event_file",
     "replay",
 ]
 
 SessionKey = tuple[str, str]
+
+
+def project_configs(settings: Settings) -> dict[str, DetectionConfig]:
+    """The config of each project with detection keys of its own (`projects.<id>.detection`),
+    built once: the others are judged by the global config."""
+    return {
+        project: DetectionConfig.from_settings(settings.detection_settings(project))
+        for project, registered in settings.projects.items()
+        if registered.detection.model_fields_set
+    }
 
 
 @dataclass(frozen=True)
@@ -129,10 +142,13 @@ def read_event_file(path: Path) -> Iterator[AgentEvent | ReplayProblem]:
 
 
 def replay(
-    items: Iterable[AgentEvent | ReplayProblem], config: DetectionConfig
+    items: Iterable[AgentEvent | ReplayProblem],
+    config: DetectionConfig,
+    projects: Mapping[str, DetectionConfig] | None = None,
 ) -> Iterator[Intervention]:
-    """Run events through exactly the service's rules; report bad lines on stderr."""
-    book = SessionBook(config)
+    """Run events through exactly the service's rules (each project's own, where it has them);
+    report bad lines on stderr."""
+    book = SessionBook(config, projects=projects)
     for item in items:
         if isinstance(item, ReplayProblem):
             print(f"line {item.line}: skipped: {item.reason}", file=sys.stderr)

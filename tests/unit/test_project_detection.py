@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from yokeflow_intervention.services.detector.rules import DetectionConfig
-from yokeflow_intervention.services.detector.sessions import SessionBook
+from yokeflow_intervention.services.detector.sessions import SessionBook, project_configs, replay
 from yokeflow_intervention.shared.settings import (
     DETECTION_KEYS,
     Settings,
@@ -82,15 +82,22 @@ def test_every_settings_key_the_rules_read_may_be_overridden_per_project():
     assert set(DETECTION_KEYS) <= set(Settings.model_fields)
 
 
-def test_the_session_book_judges_each_project_by_its_config():
+def test_detect_and_the_service_judge_each_project_by_its_config():
     lenient_keys = {"max_retries": 6, "loop_repeat_threshold": 10, "max_retries_rotating": 10}
-    settings = Settings(projects={"lenient": {"workspace_root": "/w", "detection": lenient_keys}})
-    book = SessionBook(
-        DetectionConfig.from_settings(settings),
-        projects={"lenient": DetectionConfig.from_settings(settings.detection_settings("lenient"))},
+    settings = Settings(
+        projects={
+            "lenient": {"workspace_root": "/w", "detection": lenient_keys},
+            "registered": {"workspace_root": "/w", "detection_mode": "observe"},
+        }
     )
+    projects = project_configs(settings)
+    assert list(projects) == ["lenient"]  # a project with no keys of its own has no config
     strict, lenient = Agent("s1", "strict"), Agent("s2", "lenient")
-    failing = [e for _ in range(5) for e in strict.run("npm start", ok=False, error="boom")]
-    assert [i.trigger for i in feed(book, [strict.start(), *failing])] == ["retry_limit"]
-    failing = [e for _ in range(5) for e in lenient.run("npm start", ok=False, error="boom")]
-    assert feed(book, [lenient.start(), *failing]) == []  # 5 attempts: under its 6
+    events = [strict.start(), lenient.start()]
+    for _ in range(5):
+        events += strict.run("npm start", ok=False, error="boom")
+        events += lenient.run("npm start", ok=False, error="boom")
+    found = list(replay(events, DetectionConfig.from_settings(settings), projects))
+    assert [(i.project_id, i.trigger) for i in found] == [("strict", "retry_limit")]
+    book = SessionBook(DetectionConfig.from_settings(settings), projects=projects)
+    assert feed(book, events) == found  # the service's book: the same verdicts
