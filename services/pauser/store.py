@@ -227,18 +227,13 @@ class PausedSessionStore:
             row = await conn.fetchrow(
                 """UPDATE paused_sessions
                    SET resolved = true, resolved_at = now(), resolved_by = $2,
-                       resolution_notes = $3, resume_context = $4,
-                       false_stop = $5::text IS NOT NULL,
-                       false_stop_by = CASE WHEN $5::text IS NOT NULL THEN $2 END,
-                       false_stop_at = CASE WHEN $5::text IS NOT NULL THEN now() END,
-                       false_stop_note = $5::text
+                       resolution_notes = $3, resume_context = $4
                    WHERE id = $1 AND NOT resolved
                    RETURNING *""",
                 intervention_id,
                 resolved_by,
                 notes,
                 resume_context,
-                false_stop_note,
             )
             if row is None:
                 exists = await conn.fetchval(
@@ -251,8 +246,9 @@ class PausedSessionStore:
                 )
             await self._action(conn, intervention_id, "resumed", "succeeded",
                                {"resolved_by": resolved_by, "notes": notes})  # fmt: skip
-            if false_stop_note is not None:
-                await self._false_stop_action(conn, intervention_id, resolved_by, false_stop_note)
+            if false_stop_note is not None:  # kept as it is if it was marked before the resume
+                marking = (conn, intervention_id, resolved_by, false_stop_note)
+                row = await self._mark_false_stop(*marking) or row
         resolved = _record(row)
         assert resolved is not None
         return resolved
@@ -263,29 +259,32 @@ class PausedSessionStore:
         """Mark a stop a false stop once (a second mark changes nothing and is told so by the
         row it gets back, marked by whoever was first)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """UPDATE paused_sessions
-                   SET false_stop = true, false_stop_by = $2, false_stop_at = now(),
-                       false_stop_note = $3
-                   WHERE id = $1 AND NOT false_stop
-                   RETURNING *""",
-                intervention_id,
-                marked_by,
-                note,
-            )
-            if row is not None:
-                await self._false_stop_action(conn, intervention_id, marked_by, note)
+            row = await self._mark_false_stop(conn, intervention_id, marked_by, note)
         found = _record(row) or await self.get(intervention_id)
         if found is None:
             raise UnknownIntervention(f"unknown intervention {intervention_id!r}")
         return found
 
     @classmethod
-    async def _false_stop_action(
+    async def _mark_false_stop(
         cls, conn: asyncpg.Connection, intervention_id: str, marked_by: str, note: str
-    ) -> None:
-        details = {"marked_by": marked_by, "note": note}
-        await cls._action(conn, intervention_id, "false_stop", "succeeded", details)
+    ) -> asyncpg.Record | None:
+        """The row marked now, with its audit action; None if it was marked before (or is
+        unknown)."""
+        row: asyncpg.Record | None = await conn.fetchrow(
+            """UPDATE paused_sessions
+               SET false_stop = true, false_stop_by = $2, false_stop_at = now(),
+                   false_stop_note = $3
+               WHERE id = $1 AND NOT false_stop
+               RETURNING *""",
+            intervention_id,
+            marked_by,
+            note,
+        )
+        if row is not None:
+            details = {"marked_by": marked_by, "note": note}
+            await cls._action(conn, intervention_id, "false_stop", "succeeded", details)
+        return row
 
     async def mark_resume_announced(self, intervention_id: str) -> None:
         await self.pool.execute(

@@ -104,6 +104,12 @@ async def test_a_stop_is_marked_false_at_resume_or_later_and_counted(api, nc, in
     )
     assert "WOULD HAVE STOPPED (observe mode), false stop (marked by eve)" in listing.stdout
 
+    # Marked while still paused: a plain resume afterwards keeps the mark.
+    fourth = made[3].intervention_id
+    await api.post(f"/api/interventions/{fourth}/false-stop", json={"marked_by": "fay"})
+    done = (await api.post(f"/api/interventions/{fourth}/resume", json=plain)).json()
+    assert done["false_stop"] and done["false_stop_by"] == "fay"
+
     overview = (await api.get("/api/overview", params={"project_id": project})).json()
     assert overview["judgement"] == [
         {
@@ -111,10 +117,10 @@ async def test_a_stop_is_marked_false_at_resume_or_later_and_counted(api, nc, in
             "trigger": "retry_limit",
             "stops": 4,
             "observed": 1,
-            "false_stops": 4,
+            "false_stops": 5,
         }
     ]
     totals = overview["totals"]
-    assert (totals["interventions"], totals["observed"], totals["false_stops"]) == (4, 1, 4)
+    assert (totals["interventions"], totals["observed"], totals["false_stops"]) == (4, 1, 5)
     detail = (await api.get(f"/api/interventions/{third}")).json()
     assert [a["action_type"] for a in detail["actions"]] == ["paused", "resumed", "false_stop"]
