@@ -18,7 +18,11 @@ __all__ = ["build_parser", "main"]
 
 def _detect(args: argparse.Namespace, settings: Settings) -> int:
     from yokeflow_intervention.services.detector.rules import DetectionConfig
-    from yokeflow_intervention.services.detector.sessions import intervention_json, replay
+    from yokeflow_intervention.services.detector.sessions import (
+        intervention_json,
+        project_configs,
+        replay,
+    )
     from yokeflow_intervention.services.detector.transcripts import read_transcript
 
     path = Path(args.events)
@@ -27,7 +31,8 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         events = read_transcript(path, args.format, args.project)
-        for intervention in replay(events, DetectionConfig.from_settings(settings)):
+        config = DetectionConfig.from_settings(settings)
+        for intervention in replay(events, config, project_configs(settings)):
             print(intervention_json(intervention))
     except (OSError, UnicodeDecodeError) as exc:
         print(f"detect: {path}: cannot read: {exc}", file=sys.stderr)
@@ -134,13 +139,25 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
                 print("no interventions")
             for row in [] if args.json else result:
                 state = f"resolved by {row['resolved_by']}" if row["resolved"] else "ACTIVE"
+                if row.get("mode") == "observe":
+                    state = "WOULD HAVE STOPPED (observe mode)"
+                if row.get("false_stop"):
+                    state += f", false stop (marked by {row['false_stop_by']})"
                 print(f"{row['id']}  {row['paused_at'][:19]}  {row['project_id']}/{row['session_id']}  "
                       f"{row['pause_type']:16} {state}\n    {row['pause_reason']}")  # fmt: skip
         elif args.action == "show":
             print(json.dumps(await client.get_intervention(args.id), indent=2))
         elif args.action == "resume":
-            row = await client.resume_session(args.id, args.by, args.notes)
-            print(f"resumed {row['id']} (session {row['session_id']}) by {row['resolved_by']}")
+            row = await client.resume_session(
+                args.id, args.by, args.notes, args.false_stop, args.false_stop_note
+            )
+            false_stop = ", marked a false stop" if row["false_stop"] else ""
+            who = f"(session {row['session_id']}) by {row['resolved_by']}"
+            print(f"resumed {row['id']} {who}{false_stop}")
+        elif args.action == "mark-false-stop":
+            row = await client.mark_false_stop(args.id, args.by, args.note)
+            what = f"({row['pause_type']}, project {row['project_id']})"
+            print(f"{row['id']} {what} is a false stop, marked by {row['false_stop_by']}")
         elif args.action == "pause":
             row = await client.pause_session(args.project, args.session, args.reason, args.by)
             print(f"paused session {row['session_id']}: intervention {row['id']}")
@@ -291,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
         choices.add_parser("list", parents=[config])
 
-    interventions = command("interventions", help="list, show, resume or pause")
+    interventions = command(
+        "interventions", help="list, show, resume, mark a false stop, watch or pause"
+    )
     actions = interventions.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=[config])
     listing.add_argument("--project")
@@ -304,6 +323,20 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("id")
     resume.add_argument("--by", required=True, help="who resolved the blocker")
     resume.add_argument("--notes", default="", help="what the next session should know")
+    resume.add_argument(
+        "--false-stop",
+        action="store_true",
+        help="the session was not stuck: count this stop as a false stop",
+    )
+    resume.add_argument("--false-stop-note", default="", help="why the stop was false")
+    marking = actions.add_parser(
+        "mark-false-stop",
+        parents=[config],
+        help="mark a stop (resumed already, or observed) a false stop",
+    )
+    marking.add_argument("id")
+    marking.add_argument("--by", required=True, help="who judged it a false stop")
+    marking.add_argument("--note", default="", help="why the stop was false")
     watching = actions.add_parser(
         "watch", parents=[config], help="a line per intervention event as it happens"
     )

@@ -1,6 +1,7 @@
-"""One line per lifecycle event as it happens: detected, warned, paused, notified, recovery step,
-resumed, next session started, dead letter. `up` prints them (unless `--quiet`), and
-`yokeflow-intervention interventions watch` does the same from a second terminal.
+"""One line per lifecycle event as it happens: detected (or, in observe mode, "would stop"),
+warned, paused, notified, recovery step, resumed, next session started, dead letter. `up` prints
+them (unless `--quiet`), and `yokeflow-intervention interventions watch` does the same from a
+second terminal.
 
 Coloured on a terminal, plain when piped (or with NO_COLOR set). `describe` is pure, so what a
 line says is tested without a bus; `watch` is the subscription around it.
@@ -87,6 +88,9 @@ def describe(subject: str, data: bytes) -> Line | None:
     kind = subject.split(".")[1] if subject.count(".") >= 2 else ""
     blocker = f" [{body['blocker_type']}]" if body.get("blocker_type") else ""
     ref = _short(body.get("intervention_id"))
+    if kind == "detected" and body.get("mode") == "observe":
+        what = f"{body.get('trigger')}{blocker}: {_clip(body.get('reason', ''))}"
+        return Line("would stop", "warn", _where(body), f"{what} (observe mode: not stopped)")
     if kind == "detected":
         return Line("detected", "bad", _where(body),
                     f"{body.get('trigger')}{blocker}: {_clip(body.get('reason', ''))}")  # fmt: skip
@@ -116,7 +120,9 @@ def describe(subject: str, data: bytes) -> Line | None:
         return Line("recovery", tone, _where(body), f"{ref} {action} {status}{detail}{resumed}")
     if kind == "resumed":
         notes = f": {_clip(body['resolution_notes'], 100)}" if body.get("resolution_notes") else ""
-        return Line("resumed", "good", _where(body), f"{ref} by {body.get('resolved_by')}{notes}")
+        false_stop = " (a false stop)" if body.get("false_stop") else ""
+        who = f"by {body.get('resolved_by')}{false_stop}"
+        return Line("resumed", "good", _where(body), f"{ref} {who}{notes}")
     return None
 
 

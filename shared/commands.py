@@ -7,17 +7,18 @@ they send one of these requests to `intervention.cmd.<name>` and get a CommandRe
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 from yokeflow_agent.contract import CommandReply, Identifier, Subjects, Text
 
 __all__ = [
     "AlreadyResolvedError",
     "CommandFailed",
+    "FalseStopRequest",
     "IdRequest",
     "InvalidRequestError",
     "ListRequest",
@@ -42,17 +43,34 @@ class PauseRequest(_Request):
     paused_by: Text = Field(default="human", min_length=1, max_length=200)
 
 
+def _names_someone(value: str, info: ValidationInfo) -> str:
+    """A person's name: what a human's act is recorded under, so never blank."""
+    if not value.strip():
+        raise ValueError(f"{info.field_name} must name {_WHO[str(info.field_name)]}")
+    return value.strip()
+
+
+_WHO = {"resolved_by": "who resolved the blocker", "marked_by": "who marked the false stop"}
+Who = Annotated[Text, Field(max_length=200), AfterValidator(_names_someone)]
+
+
 class ResumeRequest(_Request):
     intervention_id: Identifier
-    resolved_by: Text = Field(max_length=200)
+    resolved_by: Who
     resolution_notes: Text = Field(default="", max_length=20000)
+    # The human says the session was not stuck: the stop is marked a false stop (by
+    # resolved_by, at the resume), with why in false_stop_note.
+    false_stop: bool = False
+    false_stop_note: Text = Field(default="", max_length=2000)
 
-    @field_validator("resolved_by")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("resolved_by must name who resolved the blocker")
-        return value.strip()
+
+class FalseStopRequest(_Request):
+    """Mark a stop a false stop after the fact: one resumed already (by a human or by
+    recovery) or one observe mode recorded."""
+
+    intervention_id: Identifier
+    marked_by: Who
+    note: Text = Field(default="", max_length=2000)
 
 
 class ListRequest(_Request):
@@ -144,7 +162,12 @@ class PauserClient:
         )  # fmt: skip
 
     async def resume_session(
-        self, intervention_id: str, resolved_by: str, resolution_notes: str = ""
+        self,
+        intervention_id: str,
+        resolved_by: str,
+        resolution_notes: str = "",
+        false_stop: bool = False,
+        false_stop_note: str = "",
     ) -> Any:
         return await self._call(
             "resume_session",
@@ -152,6 +175,17 @@ class PauserClient:
             intervention_id=intervention_id,
             resolved_by=resolved_by,
             resolution_notes=resolution_notes,
+            false_stop=false_stop,
+            false_stop_note=false_stop_note,
+        )
+
+    async def mark_false_stop(self, intervention_id: str, marked_by: str, note: str = "") -> Any:
+        return await self._call(
+            "mark_false_stop",
+            FalseStopRequest,
+            intervention_id=intervention_id,
+            marked_by=marked_by,
+            note=note,
         )
 
     async def get_active_pauses(self, project_id: str | None = None) -> Any:

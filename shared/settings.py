@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
 
 import yaml
@@ -21,15 +21,19 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-from yokeflow_agent.contract import DETECTOR_PARTITIONS
+from yokeflow_agent.contract import DETECTOR_PARTITIONS, DetectionMode
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "DEMO_PROJECT",
+    "DETECTION_KEYS",
+    "DetectionMode",
     "ProjectRegistration",
     "RecoveryAction",
     "Settings",
@@ -73,11 +77,46 @@ RecoveryAction = Literal[
 ]
 
 
+# The Settings keys a project may set for itself under `projects.<id>.detection`: what the
+# detector's rules read. Each keeps its validation from Settings (DetectionOverrides below).
+DETECTION_KEYS = (
+    "enabled",
+    "max_retries",
+    "detect_infrastructure_errors",
+    "loop_repeat_threshold",
+    "max_retries_rotating",
+    "no_progress_window",
+    "monologue_limit",
+    "empty_reply_limit",
+    "repeated_message_limit",
+    "reply_repeat_limit",
+    "missing_dependency_repeats",
+    "signature_ignore_keys",
+    "error_rate_threshold",
+    "error_rate_window",
+    "error_rate_min_results",
+    "session_duration_limit",
+    "warn_before_stop",
+    "duration_warning_share",
+    "critical_patterns",
+    "auto_recovery_blockers",
+)
+
+
 class ProjectRegistration(BaseModel):
     """What an operator registered for one project. Recovery and the orchestrator act on these
-    facts only, never on what an agent's event claims (a workspace path, a port, a command)."""
+    facts only, never on what an agent's event claims (a workspace path, a port, a command).
+    The detector reads the project's detection mode and overrides."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # enforce: a stuck session is stopped and a human paged. observe: the stop is detected and
+    # recorded as "would have stopped", the session runs on, nobody is paged: a project's
+    # trial of the detector before it may stop anything.
+    detection_mode: DetectionMode = "enforce"
+    # Detection keys (DETECTION_KEYS) that differ for this project; the rest are the global
+    # ones. A list or mapping given here replaces the global one.
+    detection: DetectionOverrides = Field(default_factory=lambda: DetectionOverrides())
 
     # Every workspace of the project's agents lies under this folder (checked with realpath).
     workspace_root: Path
@@ -334,9 +373,48 @@ class Settings(BaseSettings):
             )
         return found
 
+    def detection_settings(self, project_id: str) -> Settings:
+        """The settings a project's sessions are judged by: these, with the project's own
+        detection overrides (validated when loaded, so the copy needs no second check)."""
+        found = self.projects.get(project_id)
+        overrides = found.detection.model_dump(exclude_unset=True) if found else {}
+        return self.model_copy(update=overrides) if overrides else self
+
+    def detection_mode(self, project_id: str) -> DetectionMode:
+        found = self.projects.get(project_id)
+        return found.detection_mode if found else "enforce"
+
     @property
     def embedded(self) -> bool:
         return self.nats_url is None or self.database_url is None
+
+
+def _optional(field: FieldInfo) -> tuple[Any, FieldInfo]:
+    """A Settings field as an override: the same type and checks, unset unless given."""
+    override = FieldInfo.merge_field_infos(field, default=None, default_factory=None)
+    return Optional[field.annotation], override  # noqa: UP045 - a type built at run time
+
+
+def _value_only(check: Any) -> Any:
+    """A Settings validator (a bound classmethod of one argument) as one pydantic calls with
+    the value alone."""
+    return lambda value: check(value)
+
+
+# Built from the Settings fields themselves, and their validators, so a project's override is
+# checked exactly as the global key is, and an unknown key is reported by name.
+DetectionOverrides = create_model(  # type: ignore[call-overload]  # the fields are computed
+    "DetectionOverrides",
+    __config__=ConfigDict(extra="forbid", frozen=True),
+    __validators__={
+        name: field_validator(*fields, mode=found.info.mode)(_value_only(found.func))
+        for name, found in Settings.__pydantic_decorators__.field_validators.items()
+        if (fields := [f for f in found.info.fields if f in DETECTION_KEYS])
+    },
+    **{name: _optional(Settings.model_fields[name]) for name in DETECTION_KEYS},
+)
+ProjectRegistration.model_rebuild()
+Settings.model_rebuild()
 
 
 # Environment variables with names of their own; every field is also YOKEFLOW_<FIELD>.

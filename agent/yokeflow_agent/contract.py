@@ -52,6 +52,7 @@ __all__ = [
     "ContractError",
     "ControlKeys",
     "DeadLetter",
+    "DetectionMode",
     "ErrorEvent",
     "ExcerptText",
     "Heartbeat",
@@ -101,6 +102,9 @@ Trigger = Literal[
     "manual",
     "no_progress",  # added in contract v1: results that bring nothing new (detection rules)
 ]
+# A project's detection mode: enforce stops stuck sessions, observe only records the stops it
+# would have made (projects.<id>.detection_mode in the configuration).
+DetectionMode = Literal["enforce", "observe"]
 # Built-in blocker types; configuration may add its own (snake_case) ones.
 KNOWN_BLOCKER_TYPES = (
     "prisma_schema_error",
@@ -347,6 +351,10 @@ class Intervention(_Model):
     can_auto_resume: bool = False
     suggested_recovery: SummaryText | None = None
     workspace: PathText | None = None
+    # Added to v1. "observe": the project is in observe mode, so this is a stop that would
+    # have been made: it is recorded and shown, the session runs on, and nobody is paged (no
+    # intervention.paused follows).
+    mode: DetectionMode = "enforce"
 
 
 class InterventionWarned(_Model):
@@ -394,6 +402,9 @@ class InterventionResumed(_Model):
     resolved_at: datetime
     resume_context: str
     workspace: str | None = None
+    # Added to v1: the human who resumed marked the stop as a false stop (the session was
+    # not stuck), so operators can count how often each trigger is wrong.
+    false_stop: bool = False
 
 
 class ChannelOutcome(_Model):

@@ -55,6 +55,28 @@ REQUESTS = Counter("yokeflow_api_requests_total", "API requests", ["method", "st
 class ResumeBody(BaseModel):
     resolved_by: Text = Field(min_length=1, max_length=200)
     resolution_notes: Text = Field(min_length=1, max_length=20000)
+    # The session was not stuck: the stop is marked a false stop (by resolved_by), counted per
+    # trigger and project on the overview, and the resume says so (`false_stop`).
+    false_stop: bool = False
+    false_stop_note: Text = Field(default="", max_length=2000)
+
+
+class FalseStopBody(BaseModel):
+    marked_by: Text = Field(min_length=1, max_length=200)
+    note: Text = Field(default="", max_length=2000)
+
+
+class FalseStopMark(BaseModel):
+    """A stop as marked: who said it was a false stop, when, and why."""
+
+    intervention_id: str
+    project_id: str
+    trigger: str
+    mode: Literal["enforce", "observe"]
+    false_stop: bool
+    false_stop_by: str | None
+    false_stop_at: datetime | None
+    false_stop_note: str | None
 
 
 class PauseBody(BaseModel):
@@ -225,7 +247,8 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     ) -> Overview:
         """What the last `days` days of interventions cost: interventions over time by trigger,
         time to resume (human and automatic), recovery outcomes, the projects and blockers that
-        kept sessions paused longest, notification outcomes by channel."""
+        kept sessions paused longest, notification outcomes by channel; and how right the
+        detector was: its stops, observed stops and false stops per project and trigger."""
         try:
             return await overview(state.pool, days, project_id)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
@@ -268,11 +291,32 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     async def resume(intervention_id: Identifier, body: ResumeBody) -> dict[str, Any]:
         try:
             result: dict[str, Any] = await state.pauser.resume_session(
-                intervention_id, body.resolved_by, body.resolution_notes
+                intervention_id,
+                body.resolved_by,
+                body.resolution_notes,
+                body.false_stop,
+                body.false_stop_note,
             )
         except CommandFailed as exc:
             raise _command_error(exc) from None
         return result
+
+    @app.post(
+        "/api/interventions/{intervention_id}/false-stop",
+        tags=["interventions"],
+        dependencies=guarded,
+        response_model=FalseStopMark,
+    )
+    async def mark_false_stop(intervention_id: Identifier, body: FalseStopBody) -> FalseStopMark:
+        """Mark a stop a false stop after the fact (resumed already, by a human or by recovery,
+        or recorded by observe mode). The first mark stands: marking again returns it."""
+        try:
+            row: dict[str, Any] = await state.pauser.mark_false_stop(
+                intervention_id, body.marked_by, body.note
+            )
+        except CommandFailed as exc:
+            raise _command_error(exc) from None
+        return FalseStopMark(intervention_id=row["id"], trigger=row["pause_type"], **row)
 
     @app.post(
         "/api/projects/{project_id}/sessions/{session_id}/pause",

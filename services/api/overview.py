@@ -1,4 +1,5 @@
-"""The dashboard's overview: what the interventions of a period cost, aggregated in PostgreSQL.
+"""The dashboard's overview: what the interventions of a period cost, and how right the detector
+was (stops, observed stops, false stops), aggregated in PostgreSQL.
 
 Every figure is one query over the tables the services own (the API only reads them), so the
 overview is as right as the audit trail and costs the API no memory.
@@ -13,7 +14,7 @@ import asyncpg
 from pydantic import BaseModel, computed_field
 from yokeflow_agent.contract import AUTO_RECOVERY_RESOLVER
 
-__all__ = ["Overview", "overview"]
+__all__ = ["Judgement", "Overview", "overview"]
 
 
 class TriggerCount(BaseModel):
@@ -57,10 +58,23 @@ class ChannelOutcomeCount(BaseModel):
 
 
 class Totals(BaseModel):
-    interventions: int
+    interventions: int  # stops made (enforce mode); the figures below count only these
     active: int
     resolved: int
     warnings: int
+    observed: int  # stops observe mode would have made (nothing was paused)
+    false_stops: int  # stops, made or observed, a human marked false
+
+
+class Judgement(BaseModel):
+    """How right the detector was for one project and trigger: the stops it made, the ones it
+    would have made in observe mode, and how many of either a human marked false."""
+
+    project_id: str
+    trigger: str
+    stops: int
+    observed: int
+    false_stops: int
 
 
 class Overview(BaseModel):
@@ -73,16 +87,19 @@ class Overview(BaseModel):
     projects: list[Cost]
     blockers: list[Cost]
     notifications: list[ChannelOutcomeCount]
+    judgement: list[Judgement]
 
 
 # One statement, one snapshot: every figure is over the same `now()`. $1 days, $2 project or
 # NULL, $3 the time bucket, $4 the resolver name of automatic resumes.
 _OVERVIEW = """
-WITH scoped AS (
-    SELECT *, extract(epoch FROM coalesce(resolved_at, now()) - paused_at) AS paused_s
-    FROM paused_sessions
+WITH judged AS (  -- stops made and stops observed
+    SELECT * FROM paused_sessions
     WHERE paused_at >= now() - make_interval(days => $1)
       AND ($2::text IS NULL OR project_id = $2)
+), scoped AS (  -- stops made: an observed stop paused nothing and cost nothing
+    SELECT *, extract(epoch FROM coalesce(resolved_at, now()) - paused_at) AS paused_s
+    FROM judged WHERE mode = 'enforce'
 ), recovered AS (  -- one outcome per intervention recovery took up: the best of its attempts
     SELECT CASE WHEN bool_or(a.action_status = 'succeeded') THEN 'succeeded'
                 WHEN bool_or(a.action_status = 'failed') THEN 'failed'
@@ -103,7 +120,9 @@ SELECT json_build_object(
             'resolved', count(*) FILTER (WHERE resolved),
             'warnings', (SELECT count(*) FROM session_warnings
                          WHERE detected_at >= now() - make_interval(days => $1)
-                           AND ($2::text IS NULL OR project_id = $2)))
+                           AND ($2::text IS NULL OR project_id = $2)),
+            'observed', (SELECT count(*) FROM judged WHERE mode = 'observe'),
+            'false_stops', (SELECT count(*) FROM judged WHERE false_stop))
         FROM scoped),
     'over_time', (
         SELECT coalesce(json_agg(t ORDER BY t.bucket, t.trigger), '[]')
@@ -134,7 +153,16 @@ SELECT json_build_object(
         FROM (SELECT channel, status, count(*) AS count FROM notification_deliveries
               WHERE created_at >= now() - make_interval(days => $1)
                 AND ($2::text IS NULL OR project_id = $2)
-              GROUP BY 1, 2) t)
+              GROUP BY 1, 2) t),
+    'judgement', (  -- the detector's stops only: a human's pause is not its judgement
+        SELECT coalesce(json_agg(t ORDER BY t.false_stops DESC, t.stops + t.observed DESC,
+                                 t.project_id, t.trigger), '[]')
+        FROM (SELECT project_id, pause_type AS trigger,
+                     count(*) FILTER (WHERE mode = 'enforce') AS stops,
+                     count(*) FILTER (WHERE mode = 'observe') AS observed,
+                     count(*) FILTER (WHERE false_stop) AS false_stops
+              FROM judged WHERE pause_type <> 'manual'
+              GROUP BY 1, 2 ORDER BY 5 DESC, 3 + 4 DESC LIMIT 50) t)
 )::text
 """
 

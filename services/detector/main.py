@@ -29,6 +29,7 @@ from yokeflow_intervention.shared.runtime import (
 
 from .rules import DetectionConfig
 from .service import EVICTION_INTERVAL_S, SUMMARY_INTERVAL_S, Detector
+from .sessions import project_configs
 
 __all__ = ["create_app"]
 
@@ -47,11 +48,16 @@ def create_app(context: ServiceContext) -> FastStream:
         await broker.connect()
         js = broker.connection.jetstream()
         await wait_until_ready(js, consumers, (DETECTOR_CHECKPOINT_BUCKET, SESSION_SUMMARY_BUCKET))
+        settings = context.settings
         detector = Detector(
-            DetectionConfig.from_settings(context.settings),
+            DetectionConfig.from_settings(settings),
             broker.connection,
             await js.key_value(DETECTOR_CHECKPOINT_BUCKET),
             await js.key_value(SESSION_SUMMARY_BUCKET),
+            project_configs(settings),
+            observing=frozenset(
+                p for p in settings.projects if settings.detection_mode(p) == "observe"
+            ),
         )
 
     async def on_agent_event(raw: Msg) -> None:

@@ -10,6 +10,12 @@ Sessions are spread over partitions, each owned by one detector replica at a tim
 that loses a partition forgets its sessions, and the new owner rebuilds each from the stream on
 its next event. Events the old owner had not finished are redelivered: older than what the
 rebuild applied, they are answered and skipped (`SessionState.last_seq`).
+
+A project in observe mode (`projects.<id>.detection_mode`) is judged exactly as in enforce, and
+its session is stopped at most once as there, but the stop is only observed: it is published
+with `mode: "observe"` (the pauser records it, pauses nothing, and so nobody is paged), the
+agent is told to continue, and its fleet summary stays running. Warnings are given as in
+enforce, so what observe records is what enforce would have stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nats.aio.client import Client
@@ -34,6 +40,7 @@ from yokeflow_agent.contract import (
     SessionControl,
     SessionEnded,
     SessionStarted,
+    SessionSummary,
     Subjects,
     Verdict,
     parse_agent_event,
@@ -73,8 +80,11 @@ class Detector:
         nc: Client,
         checkpoints: KeyValue,
         summaries: KeyValue,
+        projects: Mapping[str, DetectionConfig] | None = None,
+        observing: frozenset[str] = frozenset(),
     ) -> None:
-        self.book = SessionBook(config)
+        self.book = SessionBook(config, projects=projects)
+        self.observing = observing  # the projects in observe mode
         self.nc = nc
         self.js = nc.jetstream()
         self.checkpoints = checkpoints
@@ -93,8 +103,8 @@ class Detector:
         state = self.book.get(event.project_id, event.session_id)
         if state is None:
             state = await self._restore(event, stream_seq)
-        elif state.intervened is not None:
-            state = await self._resumed_elsewhere(state)
+        elif state.intervened is not None and event.project_id not in self.observing:
+            state = await self._resumed_elsewhere(state)  # an observed stop is never resumed
         state.partition = int(partition)
         if stream_seq < state.epoch_start:
             return None  # from before the session was resumed
@@ -104,7 +114,7 @@ class Detector:
             return None
         outcome = self.book.feed(event)
         state.last_seq = stream_seq
-        intervention, warning = outcome.intervention, outcome.warning
+        intervention, warning = self._in_mode(outcome.intervention), outcome.warning
         self._changed[(event.project_id, event.session_id)] = (
             state,
             isinstance(event, SessionEnded),
@@ -119,8 +129,9 @@ class Detector:
             await self._save_checkpoint(state, intervention.intervention_id)
             INTERVENTIONS.labels(intervention.trigger).inc()
             log.info(
-                "intervention %s: %s %s/%s: %s",
+                "intervention %s%s: %s %s/%s: %s",
                 intervention.intervention_id,
+                " (observed: would have stopped)" if intervention.mode == "observe" else "",
                 intervention.trigger,
                 intervention.project_id,
                 intervention.session_id,
@@ -145,9 +156,10 @@ class Detector:
         """Tell the agent at once what its event earned (it may be waiting before a call runs).
         Only after what it announces is durable: a stop is published, a warning too."""
         control: SessionControl | None = None
-        if intervention is not None:
+        enforced = event.project_id not in self.observing  # observe: it runs on, stop or not
+        if intervention is not None and enforced:
             control = SessionControl.paused_by(intervention, intervention.detected_at)
-        elif state.intervened is not None:  # stopped earlier; the pause may not be visible yet
+        elif state.intervened is not None and enforced:  # the pause may not be visible yet
             control = SessionControl(state="paused", intervention_id=state.intervened,
                                      reason=f"paused by intervention {state.intervened}")  # fmt: skip
         if control is not None:
@@ -159,6 +171,12 @@ class Detector:
             verdict = Verdict(seq=event.seq, decision="continue")
         subject = Subjects.verdicts(event.project_id, event.session_id)
         await self.nc.publish(subject, verdict.model_dump_json(exclude_none=True).encode())
+
+    def _in_mode(self, intervention: Intervention | None) -> Intervention | None:
+        """The stop as its project's mode makes it: observed in an observe-mode project."""
+        if intervention is None or intervention.project_id not in self.observing:
+            return intervention
+        return intervention.model_copy(update={"mode": "observe"})
 
     def forget(self, subject: str) -> None:
         """Drop a session's memory after a failed step; the next delivery rebuilds it. The ids
@@ -184,9 +202,8 @@ class Detector:
             epoch_start = (last.seq or 0) + 1
         except NotFoundError:
             epoch_start = 1
-        held = self.book.get(*key)
-        state = (self.book.start_epoch(*key) if held is not None
-                 else SessionState.new(*key, self.book.config))  # fmt: skip
+        held, config = self.book.get(*key), self.book.config_for(resumed.project_id)
+        state = self.book.start_epoch(*key) if held is not None else SessionState.new(*key, config)
         state.epoch_start = epoch_start
         await self._save_checkpoint(state, None)
         self._changed[key] = (state, False)
@@ -208,7 +225,6 @@ class Detector:
         if not self._changed:
             return 0
         changed, self._changed = self._changed, {}
-        config = self.book.config
         items = list(changed.items())
         for start in range(0, len(items), _SUMMARY_PUTS_IN_FLIGHT):
             batch = items[start : start + _SUMMARY_PUTS_IN_FLIGHT]
@@ -216,7 +232,7 @@ class Detector:
                 *(
                     self.summaries.put(
                         _checkpoint_key(*key),
-                        summarise(state, config, ended).model_dump_json().encode(),
+                        self._summary(state, ended).model_dump_json().encode(),
                     )
                     for key, (state, ended) in batch
                 ),
@@ -226,6 +242,12 @@ class Detector:
             if failed:
                 log.warning("%d session summaries not published: %r", len(failed), failed[0])
         return len(items)
+
+    def _summary(self, state: SessionState, ended: bool) -> SessionSummary:
+        summary = summarise(state, self.book.config_for(state.project_id), ended)
+        if summary.state == "stopped" and state.project_id in self.observing:
+            return summary.model_copy(update={"state": "running"})  # it would have been stopped
+        return summary
 
     async def _save_checkpoint(
         self, state: SessionState, intervention_id: str | None, snapshot: bool = False
@@ -310,11 +332,12 @@ class Detector:
         """Apply the session's events with stream sequence in [start, end) to `state`."""
         replayed = 0
         verdict: Intervention | None = None
+        config = self.book.config_for(event.project_id)
         for earlier in await self._history(event, start, end):
-            found = evaluate(state, earlier, self.book.config)
+            found = evaluate(state, earlier, config)
             if found is None:
-                foresee(state, earlier, self.book.config)  # what it was warned of, warned once
-            verdict = found or verdict
+                foresee(state, earlier, config)  # what it was warned of, warned once
+            verdict = self._in_mode(found) or verdict
             replayed += 1
         if intervention_id:
             state.intervened = intervention_id

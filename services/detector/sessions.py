@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from yokeflow_agent.contract import (
     parse_agent_event,
 )
 
+from yokeflow_intervention.shared.settings import Settings
+
 from .rules import DetectionConfig, SessionState, evaluate, foresee
 
 __all__ = [
@@ -26,11 +28,22 @@ __all__ = [
     "ReplayProblem",
     "SessionBook",
     "intervention_json",
+    "project_configs",
     "read_event_file",
     "replay",
 ]
 
 SessionKey = tuple[str, str]
+
+
+def project_configs(settings: Settings) -> dict[str, DetectionConfig]:
+    """The config of each project with detection keys of its own (`projects.<id>.detection`),
+    built once: the others are judged by the global config."""
+    return {
+        project: DetectionConfig.from_settings(settings.detection_settings(project))
+        for project, registered in settings.projects.items()
+        if registered.detection.model_fields_set
+    }
 
 
 @dataclass(frozen=True)
@@ -44,17 +57,25 @@ class Outcome:
 
 class SessionBook:
     """Per-session state, keyed by (project_id, session_id), least recently fed first (so the
-    service finds idle sessions without scanning them all)."""
+    service finds idle sessions without scanning them all). A project with detection settings
+    of its own (`projects` here, built once) is judged by them; every other by `config`."""
 
     def __init__(
-        self, config: DetectionConfig, clock: Callable[[], float] = time.monotonic
+        self,
+        config: DetectionConfig,
+        clock: Callable[[], float] = time.monotonic,
+        projects: Mapping[str, DetectionConfig] | None = None,
     ) -> None:
         self.config = config
+        self.projects = dict(projects or {})
         self._states: OrderedDict[SessionKey, tuple[SessionState, float]] = OrderedDict()
         self._clock = clock
 
     def __len__(self) -> int:
         return len(self._states)
+
+    def config_for(self, project_id: str) -> DetectionConfig:
+        return self.projects.get(project_id, self.config)
 
     def get(self, project_id: str, session_id: str) -> SessionState | None:
         found = self._states.get((project_id, session_id))
@@ -67,7 +88,7 @@ class SessionBook:
 
     def start_epoch(self, project_id: str, session_id: str) -> SessionState:
         """A fresh state: for a new session, or after a human resumed an intervened one."""
-        return self.adopt(SessionState.new(project_id, session_id, self.config))
+        return self.adopt(SessionState.new(project_id, session_id, self.config_for(project_id)))
 
     def drop(self, project_id: str, session_id: str) -> None:
         self._states.pop((project_id, session_id), None)
@@ -91,10 +112,11 @@ class SessionBook:
     def feed(self, event: AgentEvent) -> Outcome:
         key = (event.project_id, event.session_id)
         held = self._states.pop(key, None)
-        state = held[0] if held else SessionState.new(*key, self.config)
+        config = self.config_for(event.project_id)
+        state = held[0] if held else SessionState.new(*key, config)
         self._states[key] = (state, self._clock())
-        intervention = evaluate(state, event, self.config)
-        warning = None if intervention is not None else foresee(state, event, self.config)
+        intervention = evaluate(state, event, config)
+        warning = None if intervention is not None else foresee(state, event, config)
         if isinstance(event, SessionEnded):
             # The session is over: its memory goes with it (a resume starts a new session).
             self._states.pop(key, None)
@@ -120,10 +142,13 @@ def read_event_file(path: Path) -> Iterator[AgentEvent | ReplayProblem]:
 
 
 def replay(
-    items: Iterable[AgentEvent | ReplayProblem], config: DetectionConfig
+    items: Iterable[AgentEvent | ReplayProblem],
+    config: DetectionConfig,
+    projects: Mapping[str, DetectionConfig] | None = None,
 ) -> Iterator[Intervention]:
-    """Run events through exactly the service's rules; report bad lines on stderr."""
-    book = SessionBook(config)
+    """Run events through exactly the service's rules (each project's own, where it has them);
+    report bad lines on stderr."""
+    book = SessionBook(config, projects=projects)
     for item in items:
         if isinstance(item, ReplayProblem):
             print(f"line {item.line}: skipped: {item.reason}", file=sys.stderr)

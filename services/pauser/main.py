@@ -24,6 +24,7 @@ from yokeflow_agent.contract import (
 
 from yokeflow_intervention.shared.bus import wait_until_ready
 from yokeflow_intervention.shared.commands import (
+    FalseStopRequest,
     IdRequest,
     ListRequest,
     NextSessionRequest,
@@ -139,6 +140,11 @@ def create_app(context: ServiceContext) -> FastStream:
     async def resume_session(request: ResumeRequest) -> Any:
         assert manager is not None
         return await manager.resume_session(request)
+
+    @command("mark_false_stop", FalseStopRequest)
+    async def mark_false_stop(request: FalseStopRequest) -> Any:
+        assert manager is not None
+        return await manager.mark_false_stop(request)
 
     @command("get_active_pauses", ListRequest)
     async def get_active_pauses(request: ListRequest) -> Any:

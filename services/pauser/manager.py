@@ -27,7 +27,7 @@ from yokeflow_agent.contract import (
 )
 
 from yokeflow_intervention.shared.bus import publish_event
-from yokeflow_intervention.shared.commands import PauseRequest, ResumeRequest
+from yokeflow_intervention.shared.commands import FalseStopRequest, PauseRequest, ResumeRequest
 
 from .briefs import resume_brief
 from .store import PausedSessionStore, UnknownIntervention
@@ -57,6 +57,19 @@ class PausedSessionManager:
                        "session_id": intervention.session_id},
             )  # fmt: skip
             return None
+        if intervention.mode == "observe":
+            if created:
+                ids = {
+                    "intervention_id": intervention.intervention_id,
+                    "session_id": intervention.session_id,
+                }
+                log.info(
+                    "observed (would have stopped) session %s: %s",
+                    intervention.session_id,
+                    intervention.reason,
+                    extra=ids,
+                )
+            return row  # recorded only: the session runs on, so no pause and nobody paged
         if row["resolved"]:
             return row  # resumed since; re-pausing now would undo the human's decision
         await self.control.put(
@@ -123,7 +136,11 @@ class PausedSessionManager:
             raise UnknownIntervention(f"unknown intervention {request.intervention_id!r}")
         brief = resume_brief(row, request.resolved_by, request.resolution_notes)
         resolved = await self.store.resolve(
-            request.intervention_id, request.resolved_by, request.resolution_notes, brief
+            request.intervention_id,
+            request.resolved_by,
+            request.resolution_notes,
+            brief,
+            request.false_stop_note if request.false_stop else None,
         )
         try:
             await self.announce_resume(resolved)
@@ -146,6 +163,7 @@ class PausedSessionManager:
             resolved_at=row["resolved_at"],
             resume_context=row["resume_context"] or "",
             workspace=(row.get("blocker_info") or {}).get("workspace"),
+            false_stop=bool(row.get("false_stop")),
         )
         await self.control.put(
             ControlKeys.session(row["project_id"], row["session_id"]),
@@ -162,6 +180,14 @@ class PausedSessionManager:
             self.js, Subjects.resumed(row["project_id"]), resumed, msg_id=f"{row['id']}:resumed"
         )
         await self.store.mark_resume_announced(row["id"])
+
+    async def mark_false_stop(self, request: FalseStopRequest) -> dict[str, Any]:
+        """A stop marked false after the fact: recorded and counted, nothing published (the
+        session was resumed, or never paused, already)."""
+        row = await self.store.mark_false_stop(
+            request.intervention_id, request.marked_by, request.note
+        )
+        return _json_safe(row)
 
     async def announce_missed_resumes(self, older_than_s: float = 5.0) -> int:
         """Announce again the resumes committed but not announced (NATS failed over, or this

@@ -10,7 +10,17 @@ from typing import Any
 import asyncpg
 from yokeflow_agent.contract import Intervention, InterventionWarned, SessionEnded, SessionStarted
 
-__all__ = ["AlreadyResolved", "PausedSessionStore", "UnknownIntervention", "UnknownSession"]
+__all__ = [
+    "OBSERVE_RESOLVER",
+    "AlreadyResolved",
+    "PausedSessionStore",
+    "UnknownIntervention",
+    "UnknownSession",
+]
+
+# `resolved_by` of an observed stop (observe mode): nothing was paused, so nothing waits for a
+# human; it is recorded resolved, with nothing to announce, and shown as "would have stopped".
+OBSERVE_RESOLVER = "observe-mode"
 
 
 class UnknownIntervention(LookupError):
@@ -109,9 +119,11 @@ class PausedSessionStore:
     ) -> tuple[dict[str, Any] | None, bool]:
         """Insert the paused row and its `paused` action once; return (row, created).
 
-        The row is None when the session already has another unresolved pause.
+        The row is None when the session already has another unresolved pause. An observed
+        stop's row is resolved as it is made, with its `observed` action: it paused nothing.
         """
         task = intervention.task
+        observed = intervention.mode == "observe"
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(_UPSERT_PROJECT, intervention.project_id)
             await conn.execute(
@@ -127,9 +139,12 @@ class PausedSessionStore:
                 """INSERT INTO paused_sessions (
                        id, session_id, project_id, pause_reason, pause_type, blocker_info,
                        retry_stats, current_task_id, current_task_description, paused_at,
-                       can_auto_resume, blocker_type, event_seq, detected_at, intervention)
+                       can_auto_resume, blocker_type, event_seq, detected_at, intervention,
+                       mode, resolved, resolved_at, resolved_by, resume_announced_at)
                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12,
-                           $13, $14, $15::jsonb)
+                           $13, $14, $15::jsonb, $16, $17::boolean,
+                           CASE WHEN $17 THEN $10::timestamptz END, CASE WHEN $17 THEN $18::text END,
+                           CASE WHEN $17 THEN $10::timestamptz END)
                    ON CONFLICT DO NOTHING
                    RETURNING *""",
                 intervention.intervention_id,
@@ -154,9 +169,13 @@ class PausedSessionStore:
                 intervention.event_seq,
                 intervention.detected_at,
                 intervention.model_dump_json(),
+                intervention.mode,
+                observed,
+                OBSERVE_RESOLVER,
             )
             if inserted is not None:
-                await self._action(conn, intervention.intervention_id, "paused", "succeeded",
+                await self._action(conn, intervention.intervention_id,
+                                   "observed" if observed else "paused", "succeeded",
                                    {"trigger": intervention.trigger, "reason": intervention.reason})  # fmt: skip
                 return _record(inserted), True
         existing = await self.get(intervention.intervention_id)
@@ -195,9 +214,15 @@ class PausedSessionStore:
         return _record(row)
 
     async def resolve(
-        self, intervention_id: str, resolved_by: str, notes: str, resume_context: str
+        self,
+        intervention_id: str,
+        resolved_by: str,
+        notes: str,
+        resume_context: str,
+        false_stop_note: str | None = None,
     ) -> dict[str, Any]:
-        """Mark resolved exactly once: of two racing resumes, one wins, one is told why not."""
+        """Mark resolved exactly once: of two racing resumes, one wins, one is told why not.
+        With a `false_stop_note` (possibly empty), the stop is marked a false stop too."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 """UPDATE paused_sessions
@@ -221,9 +246,45 @@ class PausedSessionStore:
                 )
             await self._action(conn, intervention_id, "resumed", "succeeded",
                                {"resolved_by": resolved_by, "notes": notes})  # fmt: skip
+            if false_stop_note is not None:  # kept as it is if it was marked before the resume
+                marking = (conn, intervention_id, resolved_by, false_stop_note)
+                row = await self._mark_false_stop(*marking) or row
         resolved = _record(row)
         assert resolved is not None
         return resolved
+
+    async def mark_false_stop(
+        self, intervention_id: str, marked_by: str, note: str
+    ) -> dict[str, Any]:
+        """Mark a stop a false stop once (a second mark changes nothing and is told so by the
+        row it gets back, marked by whoever was first)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._mark_false_stop(conn, intervention_id, marked_by, note)
+        found = _record(row) or await self.get(intervention_id)
+        if found is None:
+            raise UnknownIntervention(f"unknown intervention {intervention_id!r}")
+        return found
+
+    @classmethod
+    async def _mark_false_stop(
+        cls, conn: asyncpg.Connection, intervention_id: str, marked_by: str, note: str
+    ) -> asyncpg.Record | None:
+        """The row marked now, with its audit action; None if it was marked before (or is
+        unknown)."""
+        row: asyncpg.Record | None = await conn.fetchrow(
+            """UPDATE paused_sessions
+               SET false_stop = true, false_stop_by = $2, false_stop_at = now(),
+                   false_stop_note = $3
+               WHERE id = $1 AND NOT false_stop
+               RETURNING *""",
+            intervention_id,
+            marked_by,
+            note,
+        )
+        if row is not None:
+            details = {"marked_by": marked_by, "note": note}
+            await cls._action(conn, intervention_id, "false_stop", "succeeded", details)
+        return row
 
     async def mark_resume_announced(self, intervention_id: str) -> None:
         await self.pool.execute(

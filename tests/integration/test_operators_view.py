@@ -189,7 +189,14 @@ async def test_the_overview_aggregates_what_interventions_cost(api, db, unique):
 
     body = (await api.get("/api/overview", params={"project_id": project, "days": 1})).json()
     assert body["bucket"] == "hour"
-    assert body["totals"] == {"interventions": 4, "active": 1, "resolved": 3, "warnings": 0}
+    assert body["totals"] == {
+        "interventions": 4,
+        "active": 1,
+        "resolved": 3,
+        "warnings": 0,
+        "observed": 0,
+        "false_stops": 0,
+    }
     by_trigger: dict[str, int] = {}
     for point in body["over_time"]:
         by_trigger[point["trigger"]] = by_trigger.get(point["trigger"], 0) + point["count"]

@@ -79,3 +79,22 @@ def test_colour_on_a_terminal_plain_when_piped():
 
     assert use_colour(Terminal()) and not use_colour(io.StringIO())
     assert use_colour(io.StringIO(), "always") and not use_colour(Terminal(), "never")
+
+
+def test_an_observed_stop_reads_as_would_stop_and_a_false_stop_says_so():
+    body = {
+        **IDS,
+        "trigger": "retry_limit",
+        "reason": "Command attempted 4 times",
+        "mode": "observe",
+    }
+    assert said("intervention.detected.shop", body) == (
+        "09:30:15 would stop   shop/s-1  retry_limit: Command attempted 4 times "
+        "(observe mode: not stopped)"
+    )
+    line = describe("intervention.detected.shop", json.dumps(body).encode())
+    assert line is not None and line.tone == "warn"
+    resumed = {**IDS, "resolved_by": "ana", "false_stop": True, "resolution_notes": "fine"}
+    assert said("intervention.resumed.shop", resumed).endswith(
+        "0a1b2c3d by ana (a false stop): fine"
+    )

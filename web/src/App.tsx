@@ -131,11 +131,15 @@ export function App() {
     };
   }, [apiToken]);
 
+  // A change no live event announces (a false stop marked after the fact): reload what is shown.
+  const reload = () => {
+    setVersion((v) => v + 1);
+    void load();
+  };
   const onResumed = (id: string) => {
     setItems((current) => (tab === "active" && current ? current.filter((i) => i.id !== id) : current));
     setResuming(null);
-    setVersion((v) => v + 1);
-    void load();
+    reload();
   };
 
   return (
@@ -183,7 +187,7 @@ export function App() {
       </nav>
       <main>
         {linked ? (
-          <Linked id={decodeURIComponent(linked)} now={now} version={version} onResume={setResuming} />
+          <Linked id={decodeURIComponent(linked)} now={now} version={version} onResume={setResuming} onChanged={reload} />
         ) : tab === "preferences" ? (
           <PreferencesEditor project={project} projects={projects} />
         ) : error ? (
@@ -203,7 +207,7 @@ export function App() {
             {tab === "active" ? "No session is paused. Agents are working." : "No interventions yet."}
           </p>
         ) : (
-          items.map((item) => <Card key={item.id} item={item} now={now} onResume={() => setResuming(item)} />)
+          items.map((item) => <Card key={item.id} item={item} now={now} onResume={() => setResuming(item)} onChanged={reload} />)
         )}
       </main>
       {resuming && <ResumeDialog item={resuming} onClose={() => setResuming(null)} onResumed={onResumed} />}
@@ -256,7 +260,19 @@ function Warnings({ body, now }: { body: { warnings: Warning[]; total: number } 
 }
 
 /** One intervention on a page of its own: where a notification's link leads. */
-function Linked({ id, now, version, onResume }: { id: string; now: number; version: number; onResume: (i: Intervention) => void }) {
+function Linked({
+  id,
+  now,
+  version,
+  onResume,
+  onChanged,
+}: {
+  id: string;
+  now: number;
+  version: number;
+  onResume: (i: Intervention) => void;
+  onChanged: () => void;
+}) {
   const [detail, setDetail] = useState<Detail | null>(null);
   const [error, setError] = useState("");
   useEffect(() => {
@@ -280,13 +296,25 @@ function Linked({ id, now, version, onResume }: { id: string; now: number; versi
       ) : detail === null ? (
         <p className="state">Loading…</p>
       ) : (
-        <Card key={`${detail.id}-${version}`} item={detail} now={now} onResume={() => onResume(detail)} initial={detail} />
+        <Card key={`${detail.id}-${version}`} item={detail} now={now} onResume={() => onResume(detail)} onChanged={onChanged} initial={detail} />
       )}
     </section>
   );
 }
 
-function Card({ item, now, onResume, initial = null }: { item: Intervention; now: number; onResume: () => void; initial?: Detail | null }) {
+function Card({
+  item,
+  now,
+  onResume,
+  onChanged,
+  initial = null,
+}: {
+  item: Intervention;
+  now: number;
+  onResume: () => void;
+  onChanged: () => void;
+  initial?: Detail | null;
+}) {
   const [detail, setDetail] = useState<Detail | null>(initial);
   const [open, setOpen] = useState(initial !== null);
   const colour = TRIGGER_COLOURS[item.pause_type] ?? "#667085";
@@ -302,13 +330,27 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
           {item.pause_type}
         </span>
         {item.blocker_type && <span className="badge blocker">{item.blocker_type}</span>}
+        {item.mode === "observe" && (
+          <span className="badge observed" data-testid="would-have-stopped" title="observe mode: the session ran on and nobody was paged">
+            would have stopped
+          </span>
+        )}
+        {item.false_stop && (
+          <span className="badge false-stop" data-testid="false-stop-badge" title={item.false_stop_note || undefined}>
+            false stop · {item.false_stop_by}
+          </span>
+        )}
         <strong>{item.project_id}</strong>
         <span className="muted">session {item.session_id}</span>
         <a className="muted" href={`#/interventions/${encodeURIComponent(item.id)}`} title="a link to this intervention">
           #{item.id.slice(0, 8)}
         </a>
         <span className="muted right" data-testid="since">
-          {item.resolved ? `resolved by ${item.resolved_by}` : `paused ${since(item.paused_at, now)} ago`}
+          {item.mode === "observe"
+            ? "observe mode: not paused, nobody paged"
+            : item.resolved
+              ? `resolved by ${item.resolved_by}`
+              : `paused ${since(item.paused_at, now)} ago`}
         </span>
       </div>
       <p className="reason">{item.pause_reason}</p>
@@ -325,7 +367,7 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
         )}
       </div>
       {item.resolution_notes && <p className="notes">Notes: {item.resolution_notes}</p>}
-      {item.resolved && (
+      {item.resolved && item.mode === "enforce" && (
         <p className="muted" data-testid="next-session">
           {item.next_session_id
             ? `Next session ${item.next_session_id} started with the resume brief.`
@@ -339,6 +381,7 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
             Resume…
           </button>
         )}
+        {item.resolved && !item.false_stop && <MarkFalseStop id={item.id} onMarked={onChanged} />}
       </div>
       {open && detail && (
         <ul className="trail" data-testid="trail">
@@ -363,9 +406,44 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
   );
 }
 
+/** Mark a stop false after the fact (resumed already, or observed): the overview counts it. */
+function MarkFalseStop({ id, onMarked }: { id: string; onMarked: () => void }) {
+  const [open, setOpen] = useState(false);
+  const [by, setBy] = useState("");
+  const [note, setNote] = useState("");
+  const [error, setError] = useState("");
+  const mark = async () => {
+    try {
+      await api.markFalseStop(id, by.trim(), note.trim());
+      setOpen(false);
+      onMarked();
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : String(e));
+    }
+  };
+  if (!open)
+    return (
+      <button onClick={() => setOpen(true)} data-testid="mark-false-stop">
+        False stop…
+      </button>
+    );
+  return (
+    <span className="row">
+      <input placeholder="marked by" value={by} onChange={(e) => setBy(e.target.value)} data-testid="false-stop-by" />
+      <input placeholder="why (optional)" value={note} onChange={(e) => setNote(e.target.value)} data-testid="false-stop-why" />
+      <button className="primary" disabled={!by.trim()} onClick={() => void mark()} data-testid="false-stop-confirm">
+        Mark as false stop
+      </button>
+      {error && <span className="error">{error}</span>}
+    </span>
+  );
+}
+
 function ResumeDialog({ item, onClose, onResumed }: { item: Intervention; onClose: () => void; onResumed: (id: string) => void }) {
   const [by, setBy] = useState("");
   const [notes, setNotes] = useState("");
+  const [falseStop, setFalseStop] = useState(false);
+  const [falseStopNote, setFalseStopNote] = useState("");
   const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
@@ -373,7 +451,7 @@ function ResumeDialog({ item, onClose, onResumed }: { item: Intervention; onClos
   const submit = async () => {
     setBusy(true);
     try {
-      await api.resume(item.id, by.trim(), notes.trim());
+      await api.resume(item.id, by.trim(), notes.trim(), falseStop, falseStop ? falseStopNote.trim() : "");
       onResumed(item.id);
     } catch (e) {
       setError(e instanceof ApiError ? e.message : String(e));
@@ -395,6 +473,16 @@ function ResumeDialog({ item, onClose, onResumed }: { item: Intervention; onClos
           Resolution notes (the agent's next session reads them)
           <textarea rows={5} value={notes} onChange={(e) => setNotes(e.target.value)} data-testid="notes" />
         </label>
+        <label className="check">
+          <input type="checkbox" checked={falseStop} onChange={(e) => setFalseStop(e.target.checked)} data-testid="false-stop" />
+          A false stop: the session was not stuck (counted per trigger and project on the overview)
+        </label>
+        {falseStop && (
+          <label>
+            Why it was not stuck (optional)
+            <input value={falseStopNote} onChange={(e) => setFalseStopNote(e.target.value)} data-testid="false-stop-note" />
+          </label>
+        )}
         {error && (
           <p className="error" data-testid="resume-error">
             {error}
@@ -408,7 +496,7 @@ function ResumeDialog({ item, onClose, onResumed }: { item: Intervention; onClos
             </button>
           ) : (
             <button className="primary" disabled={busy} onClick={() => void submit()} data-testid="resume-confirm">
-              Confirm: resume with these notes
+              {falseStop ? "Confirm: resume, marked a false stop" : "Confirm: resume with these notes"}
             </button>
           )}
         </div>

@@ -57,6 +57,11 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                   <strong>{s.project_id}</strong>
                   <div className="muted">{s.session_id}</div>
                   {s.task && <div className="muted">task {s.task.id}: {s.task.description}</div>}
+                  {s.state === "running" && s.intervention_id && (
+                    <span className="badge observed" data-testid="fleet-would-have-stopped" title="observe mode: it runs on">
+                      would have stopped
+                    </span>
+                  )}
                 </td>
                 <td data-testid="nearest">
                   <span className={`badge risk ${level(s.risk)}`}>{Math.round(s.risk * 100)} %</span>{" "}

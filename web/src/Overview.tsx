@@ -96,6 +96,8 @@ export function Overview({ data, days, onDays }: { data: OverviewData | null; da
     ["time to resume (human)", human ? duration(human.p50_s) : "—", human ? `median of ${human.count}` : "none yet"],
     ["time to resume (automatic)", automatic ? duration(automatic.p50_s) : "—", automatic ? `median of ${automatic.count}` : "none yet"],
     ["auto-recovery success", rate === null ? "—" : `${Math.round(rate * 100)} %`, `${data.recovery.succeeded} fixed · ${data.recovery.failed} failed`],
+    ["false stops", String(data.totals.false_stops), "stops a human marked false"],
+    ["would have stopped", String(data.totals.observed), "observe mode: recorded, not paused"],
   ];
   // (title, chart, test id, the rows it draws, what to say when there are none)
   const boxes: [string, ChartConfiguration, string, unknown[], string][] = [
@@ -134,6 +136,33 @@ export function Overview({ data, days, onDays }: { data: OverviewData | null; da
           </div>
         ))}
       </div>
+      <h3>How right the detector was, by project and trigger</h3>
+      {data.judgement.length === 0 ? (
+        <p className="muted">The detector stopped nothing in this period.</p>
+      ) : (
+        <table className="fleet" data-testid="judgement">
+          <thead>
+            <tr>
+              <th>project</th>
+              <th>trigger</th>
+              <th>stops</th>
+              <th>would have stopped (observe)</th>
+              <th>false stops</th>
+            </tr>
+          </thead>
+          <tbody>
+            {data.judgement.map((j) => (
+              <tr key={`${j.project_id}/${j.trigger}`} data-testid="judgement-row" data-project={j.project_id} data-trigger={j.trigger}>
+                <td>{j.project_id}</td>
+                <td>{j.trigger}</td>
+                <td>{j.stops}</td>
+                <td>{j.observed}</td>
+                <td data-testid="false-stops">{j.false_stops}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </section>
   );
 }

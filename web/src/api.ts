@@ -24,6 +24,20 @@ export interface Intervention {
   resolution_notes: string | null;
   can_auto_resume: boolean;
   next_session_id: string | null;
+  // observe: a stop observe mode would have made; nothing was paused and nobody paged.
+  mode: "enforce" | "observe";
+  false_stop: boolean;
+  false_stop_by: string | null;
+  false_stop_at: string | null;
+  false_stop_note: string | null;
+}
+
+export interface Judgement {
+  project_id: string;
+  trigger: string;
+  stops: number;
+  observed: number;
+  false_stops: number;
 }
 
 export interface Action {
@@ -109,7 +123,14 @@ export interface Cost {
 export interface Overview {
   since: string;
   bucket: "hour" | "day";
-  totals: { interventions: number; active: number; resolved: number; warnings: number };
+  totals: {
+    interventions: number;
+    active: number;
+    resolved: number;
+    warnings: number;
+    observed: number;
+    false_stops: number;
+  };
   over_time: { bucket: string; trigger: string; count: number }[];
   time_to_resume: { kind: "human" | "automatic"; count: number; p50_s: number; p90_s: number }[];
   recovery: {
@@ -123,6 +144,7 @@ export interface Overview {
   projects: Cost[];
   blockers: Cost[];
   notifications: { channel: string; status: string; count: number }[];
+  judgement: Judgement[];
 }
 
 export class ApiError extends Error {
@@ -186,10 +208,15 @@ export const api = {
       `/api/fleet${query({ project_id: project, include })}`,
     ),
   detail: (id: string) => call<Detail>(`/api/interventions/${encodeURIComponent(id)}`),
-  resume: (id: string, resolved_by: string, resolution_notes: string) =>
+  resume: (id: string, resolved_by: string, resolution_notes: string, false_stop = false, false_stop_note = "") =>
     call<Intervention>(`/api/interventions/${encodeURIComponent(id)}/resume`, {
       method: "POST",
-      body: JSON.stringify({ resolved_by, resolution_notes }),
+      body: JSON.stringify({ resolved_by, resolution_notes, false_stop, false_stop_note }),
+    }),
+  markFalseStop: (id: string, marked_by: string, note: string) =>
+    call<{ false_stop: boolean; false_stop_by: string | null }>(`/api/interventions/${encodeURIComponent(id)}/false-stop`, {
+      method: "POST",
+      body: JSON.stringify({ marked_by, note }),
     }),
   projects: () => call<{ projects: { id: string; active: number; interventions: number }[] }>("/api/projects"),
   preferences: (project: string) =>
