@@ -11,8 +11,9 @@ import {
   type Warning,
 } from "./api";
 import { Fleet } from "./Fleet";
-import { TRIGGER_COLOURS, since } from "./format";
+import { TRIGGER_COLOURS, neutralise, since } from "./format";
 import { Overview } from "./Overview";
+import { AgentText } from "./Quoted";
 
 type Tab = "overview" | "fleet" | "active" | "history" | "warnings" | "preferences";
 type FleetBody = { sessions: SessionSummary[]; total: number; ready: boolean };
@@ -247,7 +248,9 @@ function Warnings({ body, now }: { body: { warnings: Warning[]; total: number } 
             </span>
             <span className="muted right">warned {since(w.detected_at, now)} ago</span>
           </div>
-          <p className="reason">{w.reason}</p>
+          <p className="reason">
+            <AgentText text={w.reason} />
+          </p>
           <p className="muted">Told the agent: {w.advice}</p>
         </div>
       ))}
@@ -311,8 +314,10 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
           {item.resolved ? `resolved by ${item.resolved_by}` : `paused ${since(item.paused_at, now)} ago`}
         </span>
       </div>
-      <p className="reason">{item.pause_reason}</p>
-      {excerpt && <pre>{excerpt}</pre>}
+      <p className="reason">
+        <AgentText text={item.pause_reason} />
+      </p>
+      {excerpt && <AgentText text={excerpt} block />}
       <div className="row muted">
         <span>
           retries {item.retry_stats.total_retries} · max on one command {item.retry_stats.max_retries_on_single_command} ·
@@ -320,11 +325,21 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
         </span>
         {item.current_task_id && (
           <span>
-            task {item.current_task_id}: {item.current_task_description}
+            task <AgentText text={`${item.current_task_id}: ${item.current_task_description ?? ""}`} />
           </span>
         )}
       </div>
-      {item.resolution_notes && <p className="notes">Notes: {item.resolution_notes}</p>}
+      {item.resolution_notes &&
+        (item.resolution_source === "automatic" ? (
+          <div className="automatic" data-testid="automatic-notes">
+            What automatic recovery did (not a human's notes; it quotes the agent's processes):{" "}
+            <AgentText text={item.resolution_notes} />
+          </div>
+        ) : (
+          <p className="notes" data-testid="human-notes">
+            Notes: {neutralise(item.resolution_notes)}
+          </p>
+        ))}
       {item.resolved && (
         <p className="muted" data-testid="next-session">
           {item.next_session_id
@@ -346,7 +361,11 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
             <li key={a.id}>
               <span className="muted">{new Date(a.created_at).toLocaleTimeString()}</span> {a.action_type}:{" "}
               <strong>{a.action_status}</strong>{" "}
-              <span className="muted">{String(a.action_details.detail ?? a.action_details.reason ?? "")}</span>
+              {(a.action_details.detail ?? a.action_details.reason) != null && (
+                <span className="muted">
+                  <AgentText text={String(a.action_details.detail ?? a.action_details.reason)} />
+                </span>
+              )}
             </li>
           ))}
           {detail.notifications.map((n) => (

@@ -1,5 +1,6 @@
 import type { RiskKind, SessionSummary } from "./api";
 import { duration, since } from "./format";
+import { AgentText } from "./Quoted";
 
 const LIMIT_NAMES: Record<string, string> = {
   retry_limit: "retry limit",
@@ -55,7 +56,11 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                 <td>
                   <strong>{s.project_id}</strong>
                   <div className="muted">{s.session_id}</div>
-                  {s.task && <div className="muted">task {s.task.id}: {s.task.description}</div>}
+                  {s.task && (
+                    <div className="muted">
+                      task <AgentText text={`${s.task.id}: ${s.task.description}`} />
+                    </div>
+                  )}
                 </td>
                 <td data-testid="nearest">
                   <span className={`badge risk ${level(s.risk)}`}>{Math.round(s.risk * 100)} %</span>{" "}
