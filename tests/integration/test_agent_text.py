@@ -31,7 +31,7 @@ from yokeflow_intervention.services.notifier.messages import SMS_SEGMENTS, sms_s
 from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
 
-from ..helpers import eventually, start_api
+from ..helpers import eventually, outside_fences, start_api
 from .test_notifier import SID, TOKEN, mine, notifier_env
 from .test_recovery import registered, resolved_by
 from .test_trust_boundary import Agent, paused_id
@@ -73,20 +73,6 @@ async def both(found: Callable[[], list[T]], what: str) -> list[T]:
         return items if len(items) >= 2 else None
 
     return await eventually(two, timeout=40, what=f"both {what}")
-
-
-def outside_fences(markdown: str) -> list[str]:
-    """The lines of `markdown` that are not inside a fenced block."""
-    outside, fence = [], None
-    for line in markdown.splitlines():
-        marker = line[: len(line) - len(line.lstrip("`"))]
-        if fence is None and len(marker) >= 3:
-            fence = marker
-        elif fence is not None and marker.startswith(fence) and line.strip() == marker:
-            fence = None
-        elif fence is None:
-            outside.append(line)
-    return outside
 
 
 def parts(received: Message) -> tuple[str, str]:
