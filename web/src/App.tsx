@@ -372,7 +372,7 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
             <li key={`${n.channel}-${n.recipient}`}>
               notification {n.channel} → {n.recipient}: <strong>{n.status}</strong>{" "}
               <span className="muted">
-                {n.attempts} attempt(s) {n.detail}
+                {n.attempts} attempt(s) {neutralise(n.detail)}
               </span>
             </li>
           ))}
