@@ -20,7 +20,7 @@ from typing import Any, Literal, TextIO
 from nats.aio.msg import Msg
 from yokeflow_agent.contract import Subjects
 
-from yokeflow_intervention.shared.provenance import notes_source, one_line
+from yokeflow_intervention.shared.provenance import notes_source, one_line, quoted_line
 
 __all__ = ["WATCHED", "Line", "describe", "main", "render", "use_colour", "watch"]
 
@@ -57,7 +57,7 @@ def _clip(value: object, limit: int = _TEXT) -> str:
 
 def _quoted(value: object, limit: int = _TEXT) -> str:
     """Agent text, marked as such: in quotation marks its own text cannot close unseen."""
-    return f"“{_clip(value, limit)}”"
+    return quoted_line(_clip(value, limit))
 
 
 def _session(session_id: object) -> str:

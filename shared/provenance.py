@@ -31,6 +31,7 @@ __all__ = [
     "neutralise",
     "notes_source",
     "one_line",
+    "quoted_line",
 ]
 
 NotesSource = Literal["human", "automatic"]
@@ -60,6 +61,12 @@ def one_line(text: str) -> str:
     """`neutralise`d and on one line: a line break becomes ` ⏎ `, so agent text inside a line
     can never begin a line of its own (an `Action Required:` in a plain-text email)."""
     return " ⏎ ".join(part.strip() for part in neutralise(text).replace("\t", " ").splitlines())
+
+
+def quoted_line(text: str) -> str:
+    """Agent text inside a line of ours: `one_line`, in quotation marks, so where it begins and
+    ends is plain (channels, the live terminal, the CLI)."""
+    return f"“{one_line(text)}”"
 
 
 def notes_source(resolved_by: str | None) -> NotesSource:

@@ -66,6 +66,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # with 413 before it is read, whoever sends it.
 MAX_BODY_BYTES = 1024 * 1024
 UNAUTHORISED = "a valid bearer token is required"
+TOO_LARGE = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
 
 
 class _TooLarge(Exception):
@@ -94,9 +95,7 @@ class Guard:
             await self._refuse(send, method, 401, UNAUTHORISED, ((b"www-authenticate", b"Bearer"),))
             return
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            await self._refuse(
-                send, method, 413, f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-            )
+            await self._refuse(send, method, 413, TOO_LARGE)
             return
         read = 0
         started = False
@@ -122,9 +121,7 @@ class Guard:
             await self.app(scope, limited, counted)
         except _TooLarge:
             if not started:
-                await self._refuse(
-                    send, method, 413, f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-                )
+                await self._refuse(send, method, 413, TOO_LARGE)
 
     @staticmethod
     async def _refuse(

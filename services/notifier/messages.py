@@ -17,7 +17,7 @@ from typing import Any
 
 from yokeflow_agent.contract import InterventionPaused
 
-from yokeflow_intervention.shared.provenance import AGENT_MARK, one_line
+from yokeflow_intervention.shared.provenance import AGENT_MARK, one_line, quoted_line
 
 __all__ = [
     "DISCORD_LIMITS",
@@ -97,7 +97,7 @@ class Fact:
     @property
     def shown(self) -> str:
         """The value as every medium shows it: agent text on one line, quoted, neutralised."""
-        return f"“{one_line(self.value)}”" if self.agent else self.value
+        return quoted_line(self.value) if self.agent else self.value
 
 
 @dataclass(frozen=True)
