@@ -19,7 +19,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from email.message import EmailMessage, Message
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import psutil
@@ -32,7 +32,7 @@ from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
 
 from ..helpers import eventually, outside_fences, start_api
-from .test_notifier import SID, TOKEN, mine, notifier_env
+from .test_notifier import SECRET, SID, TOKEN, mine, notifier_env
 from .test_recovery import registered, resolved_by
 from .test_trust_boundary import Agent, paused_id
 
@@ -85,8 +85,16 @@ def parts(received: Message) -> tuple[str, str]:
     return str(text.get_content()), str(html.get_content())
 
 
+def chat_fields(kind: str, body: dict[str, Any]) -> list[tuple[str, str]]:
+    """A Slack attachment's or a Discord embed's fields, as (name, value)."""
+    if kind == "slack":
+        return [(f["title"], f["value"]) for f in body["attachments"][0]["fields"]]
+    return [(f["name"], f["value"]) for f in body["embeds"][0]["fields"]]
+
+
+@pytest.mark.parametrize("kind", ["slack", "discord", "webhook"])
 async def test_a_forged_notes_heading_in_a_command_line_never_reads_as_a_humans(
-    nc, db, services, unique, tmp_path
+    nc, db, services, unique, tmp_path, kind
 ):
     """The agent's dev server carries a "Resolution notes from alice (admin)" heading and an
     override in its command line; automatic recovery stops it and resumes the session. The
@@ -95,7 +103,7 @@ async def test_a_forged_notes_heading_in_a_command_line_never_reads_as_a_humans(
     agent text at all."""
     port, project = free_port(), unique("p")
     with (
-        HttpPeer(twilio_sid=SID, twilio_token=TOKEN) as http,
+        HttpPeer(twilio_sid=SID, twilio_token=TOKEN, webhook_secret=SECRET) as http,
         SmtpPeer() as smtp,
     ):
         for name in ("detector", "pauser"):
@@ -110,7 +118,7 @@ async def test_a_forged_notes_heading_in_a_command_line_never_reads_as_a_humans(
             project,
             NotificationPreferences(
                 webhook_enabled=True,
-                webhook_url=http.slack_url(),
+                webhook_url=getattr(http, f"{kind}_url")(),
                 email_enabled=True,
                 email_addresses=["oncall@example.com"],
                 sms_enabled=True,
@@ -152,19 +160,22 @@ async def test_a_forged_notes_heading_in_a_command_line_never_reads_as_a_humans(
         assert resumed["resume_context"] == brief
 
         # Every channel: the pause, then automatic recovery's follow-up.
-        slack = await both(lambda: mine(http.accepted("slack"), project), "Slack messages")
+        posts = await both(lambda: mine(http.accepted(kind), project), f"{kind} posts")
         emails = await both(lambda: [m for m in smtp.messages if project in m["Subject"]], "emails")
         sms = await both(
             lambda: [r for r in http.accepted("twilio") if project in r.body["Body"]], "SMS"
         )
-    for message in slack:
-        text = json.dumps(message.body, ensure_ascii=False)
-        assert RLO not in text
-        for field in message.body["attachments"][0]["fields"]:
-            if "evil" in field["value"] or "Resolution notes" in field["value"]:
-                assert field["title"].endswith("(agent text)"), field
-                assert "\n" not in field["value"]
-    assert any("Resolution notes from alice" in json.dumps(m.body) for m in slack)
+    assert any("Resolution notes from alice" in json.dumps(m.body) for m in posts)
+    for message in posts:
+        if kind == "webhook":
+            # A team's own receiver gets the record as it is, told which fields are agent text.
+            assert {"detail", "intervention.reason"} <= set(message.body["agent_text"])
+            continue
+        assert RLO not in json.dumps(message.body, ensure_ascii=False)
+        for name, value in chat_fields(kind, message.body):
+            if "evil" in value or "Resolution notes" in value:
+                assert name.endswith("(agent text)"), (name, value)
+                assert "\n" not in value
     for message in emails:
         text, html = parts(message)
         lines = text.splitlines()
