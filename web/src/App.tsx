@@ -405,7 +405,9 @@ function ResumeDialog({ item, onClose, onResumed }: { item: Intervention; onClos
     <div className="backdrop" role="dialog" aria-label="Resume session">
       <div className="dialog">
         <h2>Resume {item.session_id}</h2>
-        <p className="muted">{item.pause_reason}</p>
+        <p className="muted">
+          <AgentText text={item.pause_reason} />
+        </p>
         <label>
           Resolved by
           <input value={by} onChange={(e) => setBy(e.target.value)} data-testid="resolved-by" />
