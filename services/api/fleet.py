@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,19 +62,23 @@ class Fleet:
         are in all.
 
         Across projects the page is shared fairly: each project's nearest `limit // projects`
-        sessions come before any project's next ones. Risk is computed from the agent's own
+        sessions come first, then the rest by risk. Risk is computed from the agent's own
         event times (a backdated `ts` makes a session look old), so one project's agent could
         otherwise fill the whole page and hide every other project's sessions."""
         found = [s for s in self.sessions.values()
                  if s.state in states and (project_id is None or s.project_id == project_id)]  # fmt: skip
         found.sort(key=lambda s: (-s.risk, s.project_id, s.session_id))
-        share = max(1, limit // len({s.project_id for s in found})) if found else 1
-        taken: Counter[str] = Counter()
-        rounds = []
-        for held in found:
-            rounds.append(taken[held.project_id] // share)
-            taken[held.project_id] += 1
-        fair = [held for _, held in sorted(zip(rounds, found, strict=True), key=lambda r: r[0])]
+        fair = found
+        if len(found) > limit:
+            share = max(1, limit // len({s.project_id for s in found}))
+            taken: dict[str, int] = {}
+            first: list[_Held] = []
+            rest: list[_Held] = []
+            for held in found:
+                count = taken.get(held.project_id, 0)
+                (first if count < share else rest).append(held)
+                taken[held.project_id] = count + 1
+            fair = first + rest
         shown = [SessionSummary.model_validate_json(s.raw) for s in fair[:limit]]
         return shown, len(found)
 
