@@ -260,20 +260,22 @@ async def test_an_unauthenticated_body_is_refused_before_it_is_read(services, un
     grown = _rss(api) - before
     assert grown < 8 * 1024 * 1024, f"the API grew by {grown / 2**20:.1f} MiB"
 
-    headers = {"Authorization": "Bearer t"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-        declared = await client.post(route, content=b"x" * (2 * 1024 * 1024))
-        assert declared.status_code == 413 and "limited to 1048576 bytes" in declared.text
-
-        async def stream():
-            for _ in range(4):
-                yield b" " * (512 * 1024)
-
-        streamed = await client.post(route, content=stream())
-        assert streamed.status_code == 413
-        # A body within the limit still reaches the route (which finds no such intervention).
-        fine = await client.post(route, json={"resolved_by": "ana", "resolution_notes": "ok"})
-        assert fine.status_code == 404
+    mib = 1024 * 1024
+    authorised = f"POST {route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n"
+    reply, _ = await _send_body(
+        port, f"{authorised}Content-Length: {2 * mib}\r\n\r\n".encode(), 2 * mib
+    )
+    assert reply.startswith(b"HTTP/1.1 413") and b"limited to 1048576 bytes" in reply, reply[:200]
+    # Chunked, so its size is known only while it is read: a first MiB, then the second.
+    first = b"100000\r\n" + b" " * mib + b"\r\n100000\r\n"
+    reply, _ = await _send_body(
+        port, f"{authorised}Transfer-Encoding: chunked\r\n\r\n".encode() + first, mib
+    )
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    # A body within the limit still reaches its route.
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": "Bearer t"}) as client:
+        fine = await client.post(f"/api/projects/{unique('p')}/notifications/preferences", json={})
+    assert fine.status_code == 200, fine.text
 
 
 async def test_made_up_methods_add_no_metrics_series(services):
