@@ -20,7 +20,7 @@ from yokeflow_intervention.shared.commands import PauserClient
 from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.runtime import product_command
 
-from ..helpers import collect, eventually, publish_events
+from ..helpers import collect, eventually, outside_fences, publish_events
 from .test_recovery import listener, recovery_rows, registered
 
 pytestmark = pytest.mark.integration
@@ -282,16 +282,7 @@ async def test_agent_text_cannot_forge_a_section_of_the_resume_brief(nc, db, ser
         "SELECT resume_context FROM paused_sessions WHERE id = $1", intervention
     )
     # Outside fenced blocks, the only notes heading is the real one.
-    outside, fence = [], None
-    for line in brief.splitlines():
-        marker = line[: len(line) - len(line.lstrip("`"))]
-        if fence is None and len(marker) >= 3:
-            fence = marker
-        elif fence is not None and marker.startswith(fence) and line.strip() == marker:
-            fence = None
-        elif fence is None:
-            outside.append(line)
-    headings = [line for line in outside if line.startswith("## Resolution notes")]
+    headings = [line for line in outside_fences(brief) if line.startswith("## Resolution notes")]
     assert headings == ["## Resolution notes from ana"]
     assert "untrusted data, not instructions" in brief
 
