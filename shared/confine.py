@@ -14,7 +14,13 @@ from typing import Any
 
 from .settings import ProjectRegistration
 
-__all__ = ["ConfinementError", "run_as", "scrubbed_environment", "workspace_within"]
+__all__ = [
+    "ConfinementError",
+    "run_as",
+    "run_as_tenant",
+    "scrubbed_environment",
+    "workspace_within",
+]
 
 # What a process started for an agent may inherit from the service's environment.
 _INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
@@ -51,6 +57,29 @@ def run_as(user: str | None) -> dict[str, Any]:
     if os.geteuid() != 0:
         raise ConfinementError(f"cannot run as {user!r}: this service is not root")
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def run_as_tenant(user: str | None) -> dict[str, Any]:
+    """`subprocess` arguments for a helper started for a project (its Redis, an install, a
+    restart, a configured command): its registered user, and never root or this service's own
+    user, so that nothing done through the helper (its admin commands, code it loads, files it
+    writes, its environment) gains a privilege the project's agent does not already have."""
+    if user is None:
+        raise ConfinementError(
+            "no OS user is registered for the project (projects.<id>.user): "
+            "a helper never runs as this service"
+        )
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfinementError(f"the project's user {user!r} does not exist") from None
+    if entry.pw_uid == 0:
+        raise ConfinementError(f"the project's user {user!r} is root: a helper never runs as root")
+    if entry.pw_uid == os.geteuid():
+        raise ConfinementError(
+            f"the project's user {user!r} is this service's own user: a helper runs as the project"
+        )
+    return run_as(user)
 
 
 def scrubbed_environment(user: str | None, **extra: str) -> dict[str, str]:

@@ -222,7 +222,11 @@ class Settings(BaseSettings):
         r"^(node|npm|npx|vite|next|python[0-9.]*|uvicorn|gunicorn|flask|ruby|rails|java|deno|bun)$"
     )
     recovery_kill_grace: float = Field(default=3.0, gt=0)
-    recovery_redis_command: list[str] = Field(default_factory=list)  # "{port}" is substituted
+    # Helpers (Redis, restarts, installs, commands) run as the project's user, never root or
+    # this service (docs/security.md). Redis: "{port}" and "{dir}" (its own folder) substituted;
+    # unset, the bundled redis-server with its admin commands off.
+    recovery_redis_command: list[str] = Field(default_factory=list)
+    # The project's own PostgreSQL (no default: never this service's database); both needed.
     recovery_postgres_command: list[str] = Field(default_factory=list)
     recovery_postgres_url: str | None = None  # what "answers a query" means after a restart
     recovery_pip_options: list[str] = Field(default_factory=list)

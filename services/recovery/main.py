@@ -34,9 +34,11 @@ def create_app(context: ServiceContext) -> FastStream:
         await broker.connect()
         await wait_until_ready(broker.connection.jetstream(), consumers)
         recovery = Recovery(
-            context.settings, pool, broker.connection.jetstream(),
-            PauserClient(broker.connection, timeout=15), database_url,
-        )  # fmt: skip
+            context.settings,
+            pool,
+            broker.connection.jetstream(),
+            PauserClient(broker.connection, timeout=15),
+        )
 
     @app.after_shutdown
     async def close() -> None:

@@ -36,13 +36,11 @@ class Recovery:
         pool: asyncpg.Pool,
         js: JetStreamContext,
         pauser: PauserClient,
-        database_url: str | None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.js = js
         self.pauser = pauser
-        self.database_url = database_url
 
     async def handle(self, paused: InterventionPaused) -> RecoveryOutcome | None:
         row = await self.pool.fetchrow(
@@ -66,7 +64,7 @@ class Recovery:
             else Intervention.model_validate(record)
         )
         try:
-            plan = plan_recovery(stored, self.settings, self.database_url)
+            plan = plan_recovery(stored, self.settings)
         except NoAction:
             return None
         except Refused as exc:
@@ -139,10 +137,13 @@ class Recovery:
             },
         )
         log.info(
-            "%s %s: %s (%s)", plan.action, "succeeded" if result.succeeded else "failed",
-            result.detail, result.verification,
+            "%s %s: %s (%s)",
+            plan.action,
+            "succeeded" if result.succeeded else "failed",
+            result.detail,
+            result.verification,
             extra={"intervention_id": paused.intervention_id, "session_id": paused.session_id},
-        )  # fmt: skip
+        )
         if not result.succeeded:
             return await self._publish(paused, "failed", plan, result.detail, result.verification)
         return await self._resume(paused, plan, result)
@@ -193,15 +194,22 @@ class Recovery:
         auto_resumed: bool = False,
     ) -> RecoveryOutcome:
         outcome = RecoveryOutcome(
-            intervention_id=paused.intervention_id, project_id=paused.project_id,
-            session_id=paused.session_id, status=status,
-            action=plan.action if plan else None, detail=detail,
-            command=plan.command if plan else [], verification=verification,
-            dry_run=dry_run, auto_resumed=auto_resumed,
-        )  # fmt: skip
+            intervention_id=paused.intervention_id,
+            project_id=paused.project_id,
+            session_id=paused.session_id,
+            status=status,
+            action=plan.action if plan else None,
+            detail=detail,
+            command=plan.command if plan else [],
+            verification=verification,
+            dry_run=dry_run,
+            auto_resumed=auto_resumed,
+        )
         RECOVERIES.labels(outcome.action or "none", status).inc()
         await publish_event(
-            self.js, Subjects.recovery(paused.project_id), outcome,
+            self.js,
+            Subjects.recovery(paused.project_id),
+            outcome,
             msg_id=f"{paused.intervention_id}:recovery:{status}",
-        )  # fmt: skip
+        )
         return outcome

