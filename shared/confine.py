@@ -10,12 +10,15 @@ from __future__ import annotations
 import getpass
 import os
 import pwd
+import stat
+from pathlib import Path
 from typing import Any
 
 from .settings import ProjectRegistration
 
 __all__ = [
     "ConfinementError",
+    "changeable_by",
     "run_as",
     "run_as_tenant",
     "scrubbed_environment",
@@ -80,6 +83,31 @@ def run_as_tenant(user: str | None) -> dict[str, Any]:
             f"the project's user {user!r} is this service's own user: a helper runs as the project"
         )
     return run_as(user)
+
+
+def changeable_by(path: str, user: str) -> str | None:
+    """The first of `path`, what its links lead to and the folders above them that `user` could
+    write, replace or rename (so make run something else), or None: a program recovery runs
+    and then trusts the verdict of must be the operator's, not the agent's."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfinementError(f"the project's user {user!r} does not exist") from None
+    groups = set(os.getgrouplist(user, entry.pw_gid))
+    chain = [Path(path), Path(os.path.realpath(path))]
+    for candidate in dict.fromkeys([p for link in chain for p in (link, *link.parents)]):
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            continue  # a missing part: whoever can write the folder above it is checked
+        if info.st_uid == entry.pw_uid:
+            return str(candidate)
+        mode = info.st_mode
+        if stat.S_ISLNK(mode) or (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
+            continue  # a link's own mode means nothing; in a sticky folder only owners rename
+        if mode & stat.S_IWOTH or (mode & stat.S_IWGRP and info.st_gid in groups):
+            return str(candidate)
+    return None
 
 
 def scrubbed_environment(user: str | None, **extra: str) -> dict[str, str]:

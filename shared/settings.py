@@ -210,7 +210,12 @@ class Settings(BaseSettings):
     recovery_enabled: bool = True
     recovery_auto_resume: bool = True
     recovery_dry_run: bool = False
-    recovery_max_attempts: int = Field(default=2, ge=1, le=10)
+    # Recoveries one replica runs at once, and at most this many of one project's: the rest of
+    # a project's wait (their messages come back later) while other projects' go ahead, so a
+    # project's hanging installs never hold up another's port fix. Each run of a command is
+    # stopped at recovery_timeout; an intervention's recovery runs once.
+    recovery_concurrency: int = Field(default=8, ge=1, le=64)
+    recovery_project_concurrency: int = Field(default=2, ge=1, le=64)
     # Per project: what recovery and the orchestrator may act on (see ProjectRegistration).
     projects: dict[str, ProjectRegistration] = Field(default_factory=dict)
     # Set by `up --demo`: the demo project is registered, its workspace under data_dir, and its

@@ -37,6 +37,7 @@ from yokeflow_agent.contract import Intervention
 
 from yokeflow_intervention.shared.confine import (
     ConfinementError,
+    changeable_by,
     run_as_tenant,
     scrubbed_environment,
     workspace_within,
@@ -192,9 +193,17 @@ def _module_plan(
         python = project.python
         if python is None:
             raise Refused("no interpreter is registered for the project (projects.<id>.python)")
-        # -I: neither the workspace (the current folder) nor PYTHON* variables reach pip, and
-        # PIP_CONFIG_FILE=/dev/null (below) means no pip.conf at all, not even the one in the
-        # interpreter's own environment; options come from configuration only.
+        # Its verdict (the install, then `import`) resumes the session: an interpreter the
+        # agent's user could swap would let the agent pass its own check.
+        try:
+            part = changeable_by(python, project.user) if project.user else None
+        except ConfinementError as exc:
+            raise Refused(str(exc)) from None
+        if part:
+            raise Refused(
+                f"the registered interpreter {python} can be changed by the project's user "
+                f"({part}): register one the operator owns"
+            )
         command = [python, "-I", "-m", "pip", "install", "--no-input",
                    *settings.recovery_pip_options, "--", package]  # fmt: skip
         return Plan("install_module", f"python:{python}", f"pip install {package}", command,

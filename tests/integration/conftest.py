@@ -81,3 +81,15 @@ def agent_user() -> Iterator[AgentUser]:
     finally:
         subprocess.run(["userdel", name], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def operator_folder() -> Iterator[Path]:
+    """A folder only root can change that every user can read: where an operator keeps the
+    programs recovery may run for a project (an interpreter, say)."""
+    folder = Path(tempfile.mkdtemp(prefix="yokeflow-operator-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

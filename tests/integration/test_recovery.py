@@ -3,10 +3,14 @@ restart, a real package installed from a local wheel. Hostile inputs execute not
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import getpass
 import hashlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -257,15 +261,18 @@ def build_wheel(tmp: Path) -> Path:
     return wheels
 
 
-async def test_missing_module_is_installed_from_a_local_wheel(nc, db, services, unique, agent_user):
+async def test_missing_module_is_installed_from_a_local_wheel(
+    nc, db, services, unique, agent_user, operator_folder
+):
     project = unique("p")
     workspace = agent_user.folder(f"ws-{project}")
     wheels = build_wheel(workspace)
-    venv = workspace / "agent-venv"
+    subprocess.run(["chown", "-R", f"{agent_user.uid}:{agent_user.gid}", str(wheels)], check=True)
+    # The operator's venv: its interpreter theirs, only its packages the project user's.
+    venv = operator_folder / "agent-venv"
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        ["chown", "-R", f"{agent_user.uid}:{agent_user.gid}", str(workspace)], check=True
-    )
+    site = next(venv.glob("lib/python3*/site-packages"))
+    subprocess.run(["chown", "-R", f"{agent_user.uid}:{agent_user.gid}", str(site)], check=True)
     python = str(venv / "bin" / "python")
     services.start("pauser")
     services.start(
@@ -376,3 +383,113 @@ def _ping(port: int) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def operator_script(folder: Path, name: str, body: str) -> str:
+    """A program of the operator's (root-owned, in a root-owned folder) registered as a
+    project's interpreter: a stand-in for pip that hangs or fails, as a real one can."""
+    script = folder / name
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+async def test_one_projects_hanging_installs_do_not_hold_up_another_projects_fix(
+    nc, db, services, unique, agent_user, operator_folder
+):
+    """Project A's three installs never finish; project B's port fix completes while A's first
+    install is still running, and A's others wait their turn instead of all running at once."""
+    a, b, port = unique("a"), unique("b"), free_port()
+    workspace_a, workspace_b = agent_user.folder(f"ws-{a}"), agent_user.folder(f"ws-{b}")
+    started = workspace_a / "installs-started"
+    hang = operator_script(operator_folder, "hang", f'echo "$$" >> {started}\nexec sleep 600')
+    projects = {
+        a: {
+            "workspace_root": str(workspace_a),
+            "user": agent_user.name,
+            "python": hang,
+            "recovery_actions": ["install_module"],
+        },
+        b: {
+            "workspace_root": str(workspace_b),
+            "dev_ports": [port],
+            "recovery_actions": ["free_port"],
+        },
+    }
+    services.start("pauser")
+    recovery = services.start(
+        "recovery",
+        YOKEFLOW_PROJECTS=json.dumps(projects),
+        YOKEFLOW_RECOVERY_PROJECT_CONCURRENCY="1",
+        YOKEFLOW_RECOVERY_TIMEOUT="600",
+    )
+    installs = [
+        stuck(a, unique(f"s{n}"), "module_not_found", f"No module named 'missing{n}'")
+        for n in range(3)
+    ]
+    try:
+        for item in installs:
+            await detect(nc, item)
+        await eventually(started.exists, timeout=30, what="project A's first install")
+        holder = listener(port, cwd=workspace_b)
+        fix = stuck(b, unique("s"), "port_conflict", f"EADDRINUSE 127.0.0.1:{port}")
+        await detect(nc, fix)
+        assert (
+            await eventually(
+                lambda: resolved_by(db, fix.intervention_id), timeout=60, what="project B's fix"
+            )
+            == "auto-recovery"
+        )
+        assert holder.wait(5) is not None
+        # A's first install is still running (its process alive, no outcome recorded); its
+        # others have not started: one at a time for a project, others served meanwhile.
+        pids = [int(line) for line in started.read_text().split()]
+        assert len(pids) == 1 and psutil.pid_exists(pids[0])
+        rows = [[s for s, _ in await recovery_rows(db, i.intervention_id)] for i in installs]
+        assert sorted(rows) == [[], [], ["started"]], rows
+    finally:
+        recovery.kill()
+        recovery.wait(10)
+        for line in started.read_text().split() if started.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(line), signal.SIGKILL)  # each install ran in a session of its own
+
+
+async def test_a_failed_install_runs_once_however_often_its_message_comes_back(
+    nc, db, services, unique, agent_user, operator_folder
+):
+    project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    runs = workspace / "runs"
+    fail = operator_script(operator_folder, "fail", f"echo ran >> {runs}\nexit 1")
+    services.start("pauser")
+    services.start(
+        "recovery",
+        **registered(
+            project,
+            workspace,
+            user=agent_user.name,
+            python=fail,
+            recovery_actions=["install_module"],
+        ),
+    )
+    item = stuck(project, unique("s"), "module_not_found", "No module named 'missing'")
+    await detect(nc, item)
+
+    async def outcome() -> list[str] | None:
+        statuses = [s for s, _ in await recovery_rows(db, item.intervention_id)]
+        return statuses if statuses and statuses[-1] != "started" else None
+
+    assert await eventually(outcome, timeout=30, what="the install's outcome") == [
+        "started",
+        "failed",
+    ]
+    stored = await db.fetchval(
+        "SELECT intervention FROM paused_sessions WHERE id = $1", item.intervention_id
+    )
+    for _ in range(3):  # the message comes back (a redelivery, a replay): nothing runs again
+        replay = {**json.loads(stored), "paused_at": datetime.now(UTC).isoformat()}
+        await nc.jetstream().publish(Subjects.paused(project), json.dumps(replay).encode())
+    await asyncio.sleep(3)  # each replay has been handled
+    assert runs.read_text() == "ran\n"
+    assert [s for s, _ in await recovery_rows(db, item.intervention_id)] == ["started", "failed"]

@@ -25,7 +25,7 @@ def stuck(
 
 
 def settings_for(root: Path, **fields: object) -> Settings:
-    registration = {"workspace_root": root, "user": getpass.getuser(), **fields}
+    registration = {"workspace_root": root, "user": getpass.getuser()} | fields
     return Settings(projects={"shop": ProjectRegistration(**registration)})  # type: ignore[arg-type]
 
 
@@ -69,15 +69,33 @@ def test_npm_uses_the_configured_registry_runs_no_scripts_and_inherits_no_secret
 
 
 def test_pip_runs_only_the_registered_interpreter_isolated(tmp_path):
+    python = "/usr/bin/python3"  # the operator's: nobody else can change it or its folders
     settings = settings_for(
-        tmp_path, recovery_actions=["install_module"], python="/opt/agent/python"
+        tmp_path, user="nobody", recovery_actions=["install_module"], python=python
     )
     plan = plan_recovery(stuck("module_not_found", "No module named 'requests'"), settings)
-    assert plan.command[:5] == ["/opt/agent/python", "-I", "-m", "pip", "install"]
+    assert plan.command[:5] == [python, "-I", "-m", "pip", "install"]
     assert plan.env["PIP_CONFIG_FILE"] == os.devnull  # no pip.conf, the venv's own included
     no_python = settings_for(tmp_path, recovery_actions=["install_module"])
     with pytest.raises(Refused, match="no interpreter is registered"):
         plan_recovery(stuck("module_not_found", "No module named 'requests'"), no_python)
+
+
+def test_an_interpreter_the_projects_user_can_change_is_refused(tmp_path):
+    """An interpreter in a folder the agent's user can write (its workspace's venv, a shared
+    writable folder) could be swapped for one that passes recovery's check."""
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.symlink_to("/usr/bin/python3")
+    tmp_path.chmod(0o777)  # writable by anyone, so by the project's user too
+    try:
+        settings = settings_for(
+            tmp_path, user="nobody", recovery_actions=["install_module"], python=str(python)
+        )
+        with pytest.raises(Refused, match=f"can be changed by the project's user \\({tmp_path}\\)"):
+            plan_recovery(stuck("module_not_found", "No module named 'requests'"), settings)
+    finally:
+        tmp_path.chmod(0o700)
 
 
 def test_workspace_actions_need_the_projects_user(tmp_path):
