@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,11 @@ _PY_MODULE = re.compile(r"No module named ['\"]([^'\"]+)['\"]")
 _JS_MODULE = re.compile(r"Cannot find (?:module|package) ['\"]([^'\"]+)['\"]")
 # PEP 508 names; npm's rules (lower case, url-safe, optional @scope/, at most 214 characters).
 _PYPI_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+_NPM_SCOPE = re.compile(r"^@[a-z0-9][a-z0-9._~-]*$")
+_NPMRC_LIMIT = 1 << 20
+# A file that can never exist (/dev/null is no folder): npm reads it as an empty npmrc, and it is
+# a different name from the user configuration's /dev/null, which npm will not load twice.
+_NO_NPMRC = os.path.join(os.devnull, "npmrc")
 _NPM_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
 _PYTHON_PACKAGES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "Pillow",
                     "sklearn": "scikit-learn", "bs4": "beautifulsoup4", "dotenv": "python-dotenv"}  # fmt: skip
@@ -225,14 +231,53 @@ def _module_plan(
         npm = shutil.which("npm")
         if npm is None:
             raise Refused("npm is not installed for this service")
-        # The registry from configuration overrides a workspace .npmrc; no lifecycle scripts.
+        # Where packages come from is the operator's: no user or global npmrc (the agent's
+        # HOME is its own), the configured registry for every scope the package or the
+        # workspace's .npmrc names (command-line settings win over a project's); no scripts.
+        registry, config = (
+            settings.recovery_npm_registry,
+            settings.recovery_npm_config or os.devnull,
+        )
+        scopes = sorted(
+            {*_npmrc_scopes(workspace), *([package.split("/")[0]] if "/" in package else [])}
+        )
         scripts = [] if settings.recovery_npm_scripts else ["--ignore-scripts"]
-        command = [npm, "install", f"--registry={settings.recovery_npm_registry}", *scripts,
+        command = [npm, "install", f"--prefix={workspace}", f"--registry={registry}",
+                   f"--userconfig={config}", f"--globalconfig={_NO_NPMRC}",
+                   *(f"--{scope}:registry={registry}" for scope in scopes), *scripts,
                    *settings.recovery_npm_options, "--", package]  # fmt: skip
         return Plan("install_module", f"npm:{workspace}", f"npm install {package}", command,
                     cwd=workspace, params={"ecosystem": "npm", "package": package},
                     user=project.user, env=scrubbed_environment(project.user, PIP_NO_INPUT="1"))  # fmt: skip
     raise Refused("the error names no module")
+
+
+def _npmrc_scopes(workspace: str) -> set[str]:
+    """The scopes the workspace's own .npmrc gives a registry of its own (npm reads it as the
+    project's configuration; only the command line can outrank it). A link, or a registry key
+    that is not a plain scope (one built from `${VARIABLES}`, say), is refused: npm would read
+    what recovery cannot see."""
+    try:
+        fd = os.open(Path(workspace) / ".npmrc", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return set()
+    except OSError as exc:
+        raise Refused(
+            f"the workspace's .npmrc cannot be read as a plain file: {exc.strerror}"
+        ) from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise Refused("the workspace's .npmrc is not a plain file")
+        text = file.read(_NPMRC_LIMIT).decode(errors="replace")
+    scopes = set()
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip().strip("\"'").lower()
+        if key.endswith(":registry"):
+            scope = key.removesuffix(":registry")
+            if not _NPM_SCOPE.match(scope):
+                raise Refused(f"the workspace's .npmrc names a registry for {scope[:80]!r}")
+            scopes.add(scope)
+    return scopes
 
 
 def _check_allowed(package: str, settings: Settings) -> None:

@@ -359,37 +359,50 @@ class _Recorder:
 
 
 @pytest.mark.skipif(not __import__("shutil").which("npm"), reason="npm is not installed")
+@pytest.mark.parametrize("package", ["left-pad-fixture", "@evil/left-pad-fixture"])
 async def test_npm_uses_the_operators_registry_not_the_workspaces(
-    nc, db, services, unique, tmp_path
+    nc, db, services, unique, agent_user, package
 ):
-    """A workspace .npmrc (and an npm_config_registry in the environment) pointing at the
-    attacker's registry is never asked; the operator's registry is."""
+    """Every npmrc the agent can write (the workspace's, with a registry for its scope and for
+    another; the agent user's own ~/.npmrc) and an npm_config_registry in the service's
+    environment point at the attacker's registry: it is never asked; the operator's is."""
     operator, attacker = _Recorder(), _Recorder()
-    workspace, marker = tmp_path / "ws", tmp_path / "postinstall-ran"
-    workspace.mkdir()
-    (workspace / ".npmrc").write_text(f"registry={attacker.url}\n")
-    (workspace / "package.json").write_text(json.dumps({"name": "ws", "version": "1.0.0",
-        "scripts": {"postinstall": f"touch {marker}"}}))  # fmt: skip
     project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    marker = workspace / "postinstall-ran"
+    evil = (
+        f"registry={attacker.url}\n@evil:registry={attacker.url}\n@other:registry={attacker.url}\n"
+    )
+    (workspace / ".npmrc").write_text(evil)
+    user_npmrc = agent_user.home / ".npmrc"
+    user_npmrc.write_text(evil)
+    (workspace / "package.json").write_text(
+        json.dumps(
+            {"name": "ws", "version": "1.0.0", "scripts": {"postinstall": f"touch {marker}"}}
+        )
+    )
     try:
-        pipeline(services, YOKEFLOW_RECOVERY_NPM_REGISTRY=operator.url,
-                 npm_config_registry=attacker.url, **registered(
-                     project, workspace, user=getpass.getuser(), recovery_actions=["install_module"]))  # fmt: skip
+        pipeline(
+            services,
+            YOKEFLOW_RECOVERY_NPM_REGISTRY=operator.url,
+            npm_config_registry=attacker.url,
+            **registered(
+                project, workspace, user=agent_user.name, recovery_actions=["install_module"]
+            ),
+        )
         agent = Agent(nc, project, unique("s"))
         await agent.send("session_started", workspace=str(workspace))
-        await agent.send("error", message="Error: Cannot find module 'left-pad-fixture'")
+        await agent.send("error", message=f"Error: Cannot find module '{package}'")
         intervention = await paused_id(db, agent.session)
-
-        async def finished() -> list | None:
-            rows = await recovery_rows(db, intervention)
-            return rows if rows and rows[-1][0] != "started" else None
-
-        rows = await eventually(finished, timeout=60, what="the install's outcome")
+        rows = await eventually(
+            lambda: settled_rows(db, intervention), timeout=90, what="the install's outcome"
+        )
         assert rows[-1][0] == "failed"  # the operator's registry has no such package
         assert "--ignore-scripts" in rows[-1][1]["command"]
-        assert operator.paths and not attacker.paths
+        assert operator.paths and not attacker.paths, (operator.paths, attacker.paths)
         assert not marker.exists()
     finally:
+        user_npmrc.unlink(missing_ok=True)
         operator.close()
         attacker.close()
 

@@ -68,6 +68,26 @@ def test_npm_uses_the_configured_registry_runs_no_scripts_and_inherits_no_secret
     assert not {k for k in plan.env if k.lower().startswith("npm_") or k == "API_TOKEN"}
 
 
+def test_npm_gives_every_scope_the_workspace_names_the_operators_registry(tmp_path):
+    if not __import__("shutil").which("npm"):
+        pytest.skip("npm is not installed")
+    settings = settings_for(tmp_path, recovery_actions=["install_module"])
+    error = "Error: Cannot find module '@c/x'"
+    npmrc = tmp_path / ".npmrc"
+    npmrc.write_text("@a:registry=http://evil.example\n '@b:registry' = http://evil.example\n")
+    command = plan_recovery(stuck("module_not_found", error), settings).command
+    registry = "https://registry.npmjs.org/"
+    assert {f"--@{s}:registry={registry}" for s in "abc"} <= set(command)
+    assert "--userconfig=/dev/null" in command and f"--prefix={tmp_path}" in command
+    npmrc.write_text("${SCOPE}:registry=http://evil.example\n")  # npm expands it; we cannot
+    with pytest.raises(Refused, match="names a registry"):
+        plan_recovery(stuck("module_not_found", error), settings)
+    npmrc.unlink()
+    npmrc.symlink_to(tmp_path / "elsewhere")  # npm would read what it leads to
+    with pytest.raises(Refused, match="cannot be read as a plain file"):
+        plan_recovery(stuck("module_not_found", error), settings)
+
+
 def test_pip_runs_only_the_registered_interpreter_isolated(tmp_path):
     python = "/usr/bin/python3"  # the operator's: nobody else can change it or its folders
     settings = settings_for(
