@@ -550,3 +550,60 @@ async def test_the_redis_recovery_starts_gives_the_agent_no_privilege(
         if helper is not None:
             helper.kill()
         __import__("shutil").rmtree(root_only, ignore_errors=True)
+
+
+async def test_a_configured_command_runs_as_the_projects_user_with_no_secret(
+    nc, db, services, unique, agent_user
+):
+    """Every helper follows one rule; a `recovery_commands` entry is one more: it runs as the
+    project's user, in the workspace, with none of the service's secrets."""
+    from .conftest import SYSTEM_PYTHON
+
+    project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    probe = (
+        "import json, os; json.dump({'uid': os.getuid(), 'gids': os.getgroups(), "
+        "'cwd': os.getcwd(), 'env': dict(os.environ)}, open('seen.json', 'w'))"
+    )
+    command = {"prisma_schema_error": [SYSTEM_PYTHON, "-c", probe]}
+    pipeline(
+        services,
+        API_TOKEN="api-secret",
+        YOKEFLOW_RECOVERY_COMMANDS=json.dumps(command),
+        **registered(project, workspace, user=agent_user.name, recovery_actions=["run_command"]),
+    )
+    agent = Agent(nc, project, unique("s"))
+    await agent.send("session_started", workspace=str(workspace))
+    await agent.send("error", message="Error: P1012 schema validation error: Prisma schema")
+    intervention = await paused_id(db, agent.session)
+    rows = await eventually(lambda: settled_rows(db, intervention), what="the outcome")
+    assert rows[-1][0] == "succeeded", rows
+    seen = json.loads((workspace / "seen.json").read_text())
+    assert seen["uid"] == agent_user.uid and seen["gids"] in ([], [agent_user.gid])
+    assert seen["cwd"] == str(workspace)
+    secrets = {"api-secret", services.infra.database_url, services.infra.nats_url}
+    assert not {k for k, v in seen["env"].items() if v in secrets or k.startswith("YOKEFLOW_")}
+
+
+async def test_no_helper_runs_as_root_or_without_a_registered_user(nc, db, services, unique):
+    """A project registered with root (or with no user) gets no Redis: refused, audited, and
+    nothing listens on the port."""
+    port, project = free_port(), unique("p")
+    projects = {
+        project: {
+            "workspace_root": "/tmp",
+            "user": "root",
+            "redis_ports": [port],
+            "recovery_actions": ["start_redis"],
+        }
+    }
+    pipeline(services, YOKEFLOW_PROJECTS=json.dumps(projects))
+    agent = Agent(nc, project, unique("s"))
+    await agent.send(
+        "error", message=f"Redis connection refused: connect ECONNREFUSED 127.0.0.1:{port}"
+    )
+    intervention = await paused_id(db, agent.session)
+    rows = await eventually(lambda: settled_rows(db, intervention), what="the outcome")
+    assert rows[-1][0] == "refused" and "never runs as root" in rows[-1][1]["reason"]
+    with __import__("socket").socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing was started
