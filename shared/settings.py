@@ -238,9 +238,6 @@ class Settings(BaseSettings):
     recovery_npm_options: list[str] = Field(default_factory=list)
     # npm installs use this registry (a workspace's .npmrc is overridden) and run no scripts.
     recovery_npm_registry: str = "https://registry.npmjs.org/"
-    # The npmrc installs read as npm's user configuration (a private registry's auth, say); the
-    # agent's own ~/.npmrc and the machine's global one never count. Unset: none at all.
-    recovery_npm_config: Path | None = None
     recovery_npm_scripts: bool = False
     recovery_module_allowlist: list[str] = Field(default_factory=list)  # empty: any valid name
     recovery_module_packages: dict[str, str] = Field(default_factory=dict)

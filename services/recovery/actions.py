@@ -232,18 +232,16 @@ def _module_plan(
         if npm is None:
             raise Refused("npm is not installed for this service")
         # Where packages come from is the operator's: no user or global npmrc (the agent's
-        # HOME is its own), the configured registry for every scope the package or the
-        # workspace's .npmrc names (command-line settings win over a project's); no scripts.
-        registry, config = (
-            settings.recovery_npm_registry,
-            settings.recovery_npm_config or os.devnull,
-        )
+        # HOME is its own; an operator's would be readable by the project's user, who runs
+        # npm), the configured registry for every scope the package or the workspace's .npmrc
+        # names (command-line settings win over a project's); no scripts.
+        registry = settings.recovery_npm_registry
         scopes = sorted(
             {*_npmrc_scopes(workspace), *([package.split("/")[0]] if "/" in package else [])}
         )
         scripts = [] if settings.recovery_npm_scripts else ["--ignore-scripts"]
         command = [npm, "install", f"--prefix={workspace}", f"--registry={registry}",
-                   f"--userconfig={config}", f"--globalconfig={_NO_NPMRC}",
+                   f"--userconfig={os.devnull}", f"--globalconfig={_NO_NPMRC}",
                    *(f"--{scope}:registry={registry}" for scope in scopes), *scripts,
                    *settings.recovery_npm_options, "--", package]  # fmt: skip
         return Plan("install_module", f"npm:{workspace}", f"npm install {package}", command,
@@ -500,6 +498,12 @@ async def _start_redis(plan: Plan, settings: Settings) -> Result:
     # agent planted can be in the way) and handed to the project's user; the Redis holds no file
     # of this service's open, and its environment is the plan's (empty by default).
     folder = Path(tempfile.mkdtemp(prefix=f"yokeflow-redis-{port}-"))
+    if closed := next((p for p in folder.parents if not p.stat().st_mode & stat.S_IXOTH), None):
+        folder.rmdir()
+        raise Refused(
+            f"{closed} is out of the project user's reach: give this service a "
+            "TMPDIR every user can search"
+        )
     os.chown(folder, identity["user"], identity["group"])
     log = folder / "redis.log"
     process = await asyncio.create_subprocess_exec(
