@@ -93,9 +93,14 @@ class Recovery:
             return await self._resume(paused, plan, None)  # redelivered after the fix: finish
         if row["resolved"]:
             return None
+        if "failed" in statuses:
+            # One run per intervention: a redelivered or replayed message after a failure (a
+            # failed install, say) runs nothing again; it only publishes the outcome once more,
+            # in case the first publish was lost (the stream drops a duplicate).
+            return await self._publish(
+                paused, "failed", plan, "failed earlier: see the audit trail"
+            )
         if any(status in statuses for status in _OUTCOMES):
-            # One run per intervention: a redelivered or replayed message after an outcome (a
-            # failed install, say) runs nothing again.
             return None
         details: dict[str, Any] = {
             "action": plan.action,
