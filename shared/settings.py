@@ -90,8 +90,9 @@ class ProjectRegistration(BaseModel):
     recovery_actions: list[RecoveryAction] = Field(default_factory=list)
     # Ports on which recovery may start a Redis for this project.
     redis_ports: list[int] = Field(default_factory=list)
-    # The interpreter pip runs with (the agent's own, named by the operator). Nothing found in
-    # a workspace runs unless it is named here.
+    # The interpreter pip runs with, named by the operator. Nothing found in a workspace runs
+    # unless it is named here, and one the project's user could change is refused (its verdict
+    # resumes the session): a root-owned venv whose site-packages alone is the user's, say.
     python: str | None = None
     # The NATS URL (with this project's agent credentials) handed to its next sessions.
     agent_nats_url: SecretStr | None = None
