@@ -493,3 +493,37 @@ async def test_a_failed_install_runs_once_however_often_its_message_comes_back(
     await asyncio.sleep(3)  # each replay has been handled
     assert runs.read_text() == "ran\n"
     assert [s for s, _ in await recovery_rows(db, item.intervention_id)] == ["started", "failed"]
+
+
+async def test_an_install_past_its_time_limit_is_stopped_with_everything_it_started(
+    nc, db, services, unique, agent_user, operator_folder
+):
+    project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    pids = workspace / "pids"
+    hang = operator_script(
+        operator_folder, "hang", f'echo "$$" >> {pids}\nsleep 600 &\necho "$!" >> {pids}\nwait'
+    )
+    services.start("pauser")
+    services.start(
+        "recovery",
+        YOKEFLOW_RECOVERY_TIMEOUT="3",
+        **registered(
+            project,
+            workspace,
+            user=agent_user.name,
+            python=hang,
+            recovery_actions=["install_module"],
+        ),
+    )
+    item = stuck(project, unique("s"), "module_not_found", "No module named 'missing'")
+    await detect(nc, item)
+
+    async def outcome() -> list | None:
+        rows = await recovery_rows(db, item.intervention_id)
+        return rows if rows and rows[-1][0] != "started" else None
+
+    rows = await eventually(outcome, timeout=60, what="the install's outcome")
+    assert rows[-1][0] == "failed" and rows[-1][1]["output_excerpt"] == "timed out after 3 s"
+    for pid in map(int, pids.read_text().split()):  # the install and the child it left running
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
