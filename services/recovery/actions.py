@@ -511,7 +511,7 @@ async def _start_redis(plan: Plan, settings: Settings) -> Result:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         stdin=asyncio.subprocess.DEVNULL, start_new_session=True, **identity,
     )  # fmt: skip
-    _track(settings, f"redis-{port}", process.pid)
+    _track(settings, f"redis-{port}", process.pid, folder)
     for _ in range(100):
         if _ping_redis(port):
             return Result(
@@ -531,20 +531,23 @@ def _started_dir(settings: Settings) -> Path:
     return settings.data_dir.resolve() / "recovery" / "started"
 
 
-def _track(settings: Settings, name: str, pid: int) -> None:
-    """Remember a process recovery started, so that `up` stops it with everything else."""
+def _track(settings: Settings, name: str, pid: int, workdir: Path) -> None:
+    """Remember a process recovery started (and its folder), so that `up` stops it with
+    everything else."""
     folder = _started_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.pid").write_text(f"{pid}\n{psutil.Process(pid).create_time()}\n")
+    created = psutil.Process(pid).create_time()
+    (folder / f"{name}.pid").write_text(f"{pid}\n{created}\n{workdir}\n")
 
 
 def stop_started_processes(settings: Settings) -> list[int]:
-    """Stop every process recovery started (and is still the same process); return their pids."""
+    """Stop every process recovery started (and is still the same process) and remove its
+    folder; return their pids."""
     stopped = []
     folder = _started_dir(settings)
     for entry in sorted(folder.glob("*.pid")) if folder.is_dir() else []:
         with contextlib.suppress(ValueError, OSError, psutil.Error):
-            pid_text, created = entry.read_text().split()
+            pid_text, created, *workdir = entry.read_text().splitlines()
             process = psutil.Process(int(pid_text))
             if abs(process.create_time() - float(created)) < 0.01:  # not a reused pid
                 process.terminate()
@@ -553,6 +556,8 @@ def stop_started_processes(settings: Settings) -> list[int]:
                 if process.is_running():
                     process.kill()
                 stopped.append(process.pid)
+            for path in workdir:  # the project user's: a link put in its place is not followed
+                shutil.rmtree(path, ignore_errors=True)
         entry.unlink(missing_ok=True)
     return stopped
 

@@ -173,9 +173,11 @@ async def test_redis_is_started_answers_ping_and_is_tracked(
             rows[-1] == ("succeeded", rows[-1][1]) and rows[-1][1]["verification"] == "PING -> PONG"
         )
         # What recovery started is tracked, and `up` stops it on exit.
-        assert (infra.data_dir / "recovery" / "started" / f"redis-{port}.pid").is_file()
+        tracked = infra.data_dir / "recovery" / "started" / f"redis-{port}.pid"
+        workdir = Path(tracked.read_text().splitlines()[2])
+        assert workdir.stat().st_uid == agent_user.uid  # its own folder, the project user's
         stopped = stop_started_processes(Settings(data_dir=infra.data_dir))
-        assert stopped and not _ping(port)
+        assert stopped and not _ping(port) and not workdir.exists()
     finally:
         for conn in psutil.net_connections(kind="inet"):
             if (

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from yokeflow_agent.contract import Subjects
 
+from yokeflow_intervention.services.recovery.actions import stop_started_processes
 from yokeflow_intervention.shared.commands import PauserClient
 from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.runtime import product_command
+from yokeflow_intervention.shared.settings import Settings
 
 from ..helpers import collect, eventually, publish_events
 from .test_recovery import listener, recovery_rows, registered
@@ -548,7 +550,7 @@ async def test_the_redis_recovery_starts_gives_the_agent_no_privilege(
         )
     finally:
         if helper is not None:
-            helper.kill()
+            stop_started_processes(Settings(data_dir=services.infra.data_dir))
         __import__("shutil").rmtree(root_only, ignore_errors=True)
 
 
