@@ -37,18 +37,28 @@ __all__ = [
     "TranscriptFormat",
     "detect_format",
     "from_claude_code",
+    "from_openai_chat",
     "from_openhands",
     "read_transcript",
 ]
 
-TranscriptFormat = Literal["events", "claude-code", "openhands"]
-FORMATS: tuple[TranscriptFormat, ...] = ("events", "claude-code", "openhands")
+TranscriptFormat = Literal["events", "claude-code", "openhands", "openai-chat"]
+FORMATS: tuple[TranscriptFormat, ...] = ("events", "claude-code", "openhands", "openai-chat")
 
 # Ids become NATS subject tokens: anything else is replaced.
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
 # Claude Code reports a failed Bash call as "Exit code N" (older versions: "Error: Exit code N")
 # on the result's first line.
 _EXIT_CODE = re.compile(r"^(?:Error: )?Exit code (-?\d+)")
+# The same agents' results in a chat export: Claude Code's refusal of a call, and the exit line a
+# Codex shell tool prints ("Process exited with code N").
+_TOOL_USE_ERROR = "<tool_use_error>"
+_PROCESS_EXIT = re.compile(r"^Process exited with code (-?\d+)$", re.MULTILINE)
+# Reasoning an export kept as a reply's text: not something the agent said.
+_THINKING_ONLY = re.compile(r"\A\s*<thinking>.*</thinking>\s*\Z", re.DOTALL)
+# A chat export may carry no times at all: its events then share this clock, which does not move,
+# so only the rules that count steps can judge it (a deterministic start keeps replays identical).
+_NO_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 # Fields of an OpenHands action that describe the call rather than say what it does.
 _OPENHANDS_NOISE = frozenset(
     "thought blocking is_input hidden confirmation_state security_risk is_static cwd "
@@ -273,6 +283,106 @@ def from_openhands(
             )
 
 
+def _chat_text(content: Any) -> str:
+    """A chat message's text: a string, or its `text` / `tool_output` blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            str(block.get("text", ""))
+            for block in content
+            if isinstance(block, dict) and block.get("type") in ("text", "tool_output")
+        ]
+        return "\n".join(part for part in parts if part)
+    return ""
+
+
+def _chat_arguments(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        parsed = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return {"arguments": raw}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _chat_exit_code(message: Mapping[str, Any], text: str) -> int | None:
+    code = _mapping(message.get("metadata")).get("exit_code")
+    if isinstance(code, int):
+        return code
+    match = _EXIT_CODE.match(text) or _PROCESS_EXIT.search(text)
+    return int(match.group(1)) if match else None
+
+
+def from_openai_chat(
+    export: Mapping[str, Any], project_id: str | None = None, session_id: str = "chat"
+) -> Iterator[AgentEvent]:
+    """Events of a session exported as OpenAI chat messages (`"format": "openai-chat"`).
+
+    Several agents' runs are published this way (Claude Code's and Codex's among them): a
+    `messages` list where an `assistant` message carries text (a reply: `agent_message`, unless it
+    is only `<thinking>`) and `tool_calls` (`tool_call`: `function.name`, its JSON `arguments` as
+    input, `id`), and a `tool` message answers `tool_call_id` (`tool_result`: failed when its
+    `metadata.exit_code`, or the exit line the agent's shell printed, is not 0, or when it is a
+    `<tool_use_error>`). Times come from `_metadata.timestamp` where the export kept them; the
+    session id is the export's `task_id`, else the file's name. `user` and `system` messages are
+    not the agent acting.
+    """
+    builder = _Builder(
+        _identifier(project_id or "chat", "chat"),
+        _identifier(str(export.get("task_id") or session_id), "chat"),
+    )
+    messages = export.get("messages")
+    items = [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+    times = (_mapping(m.get("_metadata")).get("timestamp") for m in items)
+    yield SessionStarted(**builder.common(_parse_ts(next(filter(None, times), None), _NO_TIME)))
+    pending: dict[str, tuple[str, datetime]] = {}
+    for message in items:
+        ts = _parse_ts(_mapping(message.get("_metadata")).get("timestamp"), builder.last_ts)
+        role = message.get("role")
+        if role == "assistant":
+            text = _chat_text(message.get("content"))
+            if text.strip() and not _THINKING_ONLY.match(text):
+                yield AgentMessage(**builder.common(ts), text=text)
+            calls = message.get("tool_calls")
+            for call in calls if isinstance(calls, list) else []:
+                function = _mapping(_mapping(call).get("function"))
+                call_id = str(_mapping(call).get("id") or f"call-{builder.seq + 1}")
+                name = str(function.get("name") or "tool")
+                pending[call_id] = (name, ts)
+                yield ToolCall(
+                    **builder.common(ts),
+                    tool=name,
+                    input=_chat_arguments(function.get("arguments")),
+                    call_id=call_id,
+                )
+        elif role == "tool":
+            call_id = str(message.get("tool_call_id") or "")
+            name, called = pending.pop(call_id, ("", ts))
+            text = _chat_text(message.get("content"))
+            code = _chat_exit_code(message, text)
+            failed = text.lstrip().startswith(_TOOL_USE_ERROR) or (code is not None and code != 0)
+            seconds = _mapping(message.get("metadata")).get("duration_seconds")
+            duration = (
+                int(seconds * 1000)
+                if isinstance(seconds, int | float)
+                else int((ts - called) / timedelta(milliseconds=1))
+            )
+            yield ToolResult(
+                **builder.common(ts),
+                call_id=call_id or None,
+                tool=name or None,
+                result=ToolResultBody(
+                    ok=not failed,
+                    exit_code=code if code is not None else (None if failed else 0),
+                    output="" if failed else text,
+                    error=text if failed else "",
+                    duration_ms=max(0, duration),
+                ),
+            )
+
+
 def detect_format(first_line: str) -> TranscriptFormat:
     """Which format a file is, from its first non-blank line."""
     stripped = first_line.lstrip()
@@ -285,6 +395,8 @@ def detect_format(first_line: str) -> TranscriptFormat:
     if isinstance(record, dict):
         if "v" in record and "seq" in record:
             return "events"
+        if record.get("format") == "openai-chat" or "messages" in record:
+            return "openai-chat"
         if "history" in record or "action" in record or "observation" in record:
             return "openhands"
         if "sessionId" in record or "parentUuid" in record or "leafUuid" in record:
@@ -312,6 +424,11 @@ def read_transcript(
         with path.open(encoding="utf-8") as handle:
             first = next((line for line in handle if line.strip()), "")
         fmt = detect_format(first)
+        if first.strip() == "{":
+            # A pretty-printed JSON document: its first line says nothing, its head does.
+            head = path.read_text(encoding="utf-8")[:4096]
+            if re.search(r'"format":\s*"openai-chat"', head):
+                fmt = "openai-chat"
     if fmt == "events":
         yield from read_event_file(path)
         return
@@ -319,6 +436,9 @@ def read_transcript(
     try:
         if fmt == "claude-code":
             yield from from_claude_code(_json_lines(text), project_id)
+            return
+        if fmt == "openai-chat":
+            yield from from_openai_chat(_mapping(json.loads(text)), project_id, path.stem)
             return
         stripped = text.lstrip()
         if stripped.startswith("["):

@@ -8,6 +8,11 @@ Three kinds of source, none written here:
 - `issue`: a session reported in a public issue, rebuilt from what the report shows (commands,
   outputs, counts and cadence as reported; anything the report leaves out is named in `why`).
 
+Two sets: the tuning set, the sessions the rules were developed against (their agreement is not
+evidence the rules generalise), and the held-out set (`heldout=` the date), collected afterwards
+and written here, verdict and reason, before the detector ever saw them; the rules were not
+changed to fit any of them. `bench/detection.py` prints the two apart.
+
 `stuck_from` is the first event of the stuck part: a stop before it stops a session that was not
 yet stuck, the right verdict for the wrong reason. `build.py` writes `events/` and
 `manifest.json` from this file; `tests/unit/test_corpus.py` checks they are current.
@@ -48,6 +53,9 @@ class Session:
     raw: str | None = None  # file under raw/, for transcripts
     raw_format: str | None = None
     stuck_from_call: int | None = None  # for transcripts: the n-th tool call starts the loop
+    # The date a held-out session's verdict was written, before it was ever replayed; None for
+    # the tuning set the rules were developed against.
+    heldout: str | None = None
 
 
 def _s(session_id: str) -> Script:
@@ -947,6 +955,9 @@ def _openhands_sdk_762(sid: str) -> Script:
     return s
 
 
+HELDOUT = "2026-12-06"
+
+
 def _issue(number: str) -> str:
     return f"https://github.com/{number}"
 
@@ -1720,5 +1731,77 @@ SESSIONS: tuple[Session, ...] = (
         "'running' answer, 4 times, and the stuck detector stops it. The endpoint, the job and "
         "its completing on the fifth poll are assumed.",
         _openhands_sdk_762,
+    ),
+    # --- held-out set: collected and judged 2026-12-06, after the rules were tuned ---------
+    Session(
+        "ho-cc-citybus-build",
+        "transcript",
+        "claude-code",
+        "github.com/richh-s/TASK-20260318-393C91 trajectory.json"
+        " @30125b87278a6be8ec3364606c5641019877bcd1 (a Claude Code run exported as OpenAI chat "
+        "messages, 619 messages, no times; three windows of it, around characters 400k, 600k "
+        "and 740k of 771k, joined; file contents and long outputs trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "A long build of a Spring Boot + React app: reads services, writes test suites, checks "
+        "the frontend folders, fixes its README. Twice an Edit is refused (`File has not been "
+        "read yet`), it reads the file and the same edit then succeeds; docker compose config "
+        "warns, it drops the key and validates again: each error answered by a different call "
+        "that fixes it.",
+        raw="chat-claude-code-citybus.json",
+        raw_format="openai-chat",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-cc-meridian-build",
+        "transcript",
+        "claude-code",
+        "github.com/Strawhat404/Meridian-Academy trajectory.json"
+        " @1ddccbda80ef5c3a2e5731ee760aada7b587f42d (a Claude Code run exported as OpenAI chat "
+        "messages with times; its first 6 calls and a window 42 minutes later, around "
+        "character 1.1M of 1.29M; file contents and test output trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "long_run",
+        "healthy",
+        "Building a Rust workspace: the first turn is refused by the API (403, the user sends "
+        "the brief again), the first `ls` exits 2 (the folder is empty), it scaffolds the "
+        "workspace; later it extends the API tests, updates .env.example and runs the unit "
+        "tests, which pass. A 42-minute gap between the windows is the excerpt, not a stall.",
+        raw="chat-claude-code-meridian.json",
+        raw_format="openai-chat",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-codex-anju-patches",
+        "transcript",
+        "codex",
+        "github.com/Eyob-smax/Anju-Medical-Appointment-System trajectory.json"
+        " @1dbe9027c477ca93ef3742ac6ecb305ee52ef6b1 (a Codex run exported as OpenAI chat "
+        "messages; the 4 calls around character 200k of 1.25M; patch bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "Adding a domain package file by file with apply_patch: entity, repository, two DTOs, "
+        "each a new file, each `Success`.",
+        raw="chat-codex-anju.json",
+        raw_format="openai-chat",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-codex-pharma-seed",
+        "transcript",
+        "codex",
+        "github.com/abmoh4219/pharma-platform-fullstack trajectory.json"
+        " @2ba102b4777cfaf3a37fc0bb8f5ae95a6bd47ce0 (a Codex run exported as OpenAI chat "
+        "messages; the 3 calls around character 200k of 2.46M; bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "Seeding a database: generates a bcrypt hash with a Go one-off (exit 0), patches "
+        "docker-compose, writes init.sql. Three different calls, each succeeding.",
+        raw="chat-codex-pharma.json",
+        raw_format="openai-chat",
+        heldout=HELDOUT,
     ),
 )
