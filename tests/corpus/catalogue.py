@@ -955,6 +955,244 @@ def _openhands_sdk_762(sid: str) -> Script:
     return s
 
 
+# --- held-out sessions rebuilt from issue reports (verdicts written 2026-12-06, before replay) ---
+
+
+def _appdevforall_100(sid: str) -> Script:
+    s = _s(sid)
+    s.call("search_project", {"query": "foo"}, "src/a.kt:12: fun foo()\nsrc/b.kt:30: foo()")
+    s.call("read_file", {"path": "src/a.kt"}, "fun foo() {\n    legacy()\n}")
+    s.call(
+        "edit_file", {"path": "src/a.kt", "old": "legacy()", "new": "modern()"}, "edited src/a.kt"
+    )
+    s.call("read_file", {"path": "src/b.kt"}, "val x = foo()")
+    s.call(
+        "edit_file",
+        {"path": "src/b.kt", "old": "foo()", "new": "foo().also { log(it) }"},
+        "edited src/b.kt",
+    )
+    s.call("read_file", {"path": "src/a.kt"}, "fun foo() {\n    modern()\n}")
+    s.call("read_file", {"path": "src/b.kt"}, "val x = foo().also { log(it) }")
+    s.call(
+        "search_project",
+        {"query": "foo"},
+        "src/a.kt:12: fun foo()\nsrc/b.kt:30: foo().also { log(it) }",
+    )
+    s.say("Both call sites are updated and verified; done.")
+    return s
+
+
+def _qwen_3236(sid: str) -> Script:
+    s = _s(sid)
+    files = {
+        "README.md": "# toy\nA tiny CLI.",
+        "package.json": '{"name": "toy", "main": "src/index.ts"}',
+        "src/config.ts": "export const config = { verbose: false };",
+        "src/index.ts": "import { config } from './config';\nmain(config);",
+        "src/utils.ts": "export function pad(s: string) { return s.padStart(4); }",
+    }
+    for path, text in files.items():
+        s.call("read_file", {"absolute_path": f"/work/toy/{path}"}, text, secs=0.05, gap=0.1)
+    s.say(
+        "The project is a small TypeScript CLI: index.ts runs main with config.ts's settings; utils.ts holds helpers."
+    )
+    return s
+
+
+def _zeroclaw_10503(sid: str) -> Script:
+    s = _s(sid)
+    names = (
+        "Ada Lovelace",
+        "Alan Turing",
+        "Grace Hopper",
+        "Edsger Dijkstra",
+        "Barbara Liskov",
+        "Donald Knuth",
+        "Frances Allen",
+    )
+    for name in names:
+        s.call("directory_lookup", {"name": name}, "[]", gap=2)
+    s.say("None of the seven names is in the directory.")
+    return s
+
+
+def _openmono_47(sid: str) -> Script:
+    s = _s(sid)
+    s.call("StartJob", {"job": "nightly-export"}, '{"job_id": "exp-118", "status": "queued"}')
+    for _ in range(5):
+        s.call(
+            "CheckStatus",
+            {"job_id": "exp-118"},
+            '{"job_id": "exp-118", "status": "running"}',
+            gap=20,
+        )
+    s.call(
+        "CheckStatus",
+        {"job_id": "exp-118"},
+        '{"job_id": "exp-118", "status": "done", "rows": 48211}',
+        gap=20,
+    )
+    s.say("The export finished: 48211 rows.")
+    return s
+
+
+def _qwen_9733(sid: str) -> Script:
+    s = _s(sid)
+    for stage, name in enumerate(("blender_bake", "nuke_comp", "comfy_upscale"), start=1):
+        script = f"C:/pipeline/stage{stage}_{name}.py"
+        s.call(
+            "write_file", {"file_path": script, "content": f"# stage {stage}: {name}\n..."}, "ok"
+        )
+        if stage == 2:
+            s.call(
+                "run_shell_command",
+                {"command": f"python {script}"},
+                ok=False,
+                err="FileNotFoundError: C:/pipeline/out/stage1/beauty.exr not found",
+                secs=40,
+            )
+            s.call(
+                "edit",
+                {
+                    "file_path": script,
+                    "old_string": "out/stage1/beauty.exr",
+                    "new_string": "out/stage1/beauty_0001.exr",
+                },
+                "ok",
+            )
+        s.call(
+            "run_shell_command",
+            {"command": f"python {script}"},
+            f"stage {stage} wrote 24 frames",
+            secs=90,
+        )
+        s.call(
+            "run_shell_command",
+            {"command": f"dir C:/pipeline/out/stage{stage}"},
+            f"24 File(s) stage{stage}_0001.exr ... stage{stage}_0024.exr",
+        )
+    s.say("All three stages ran and their outputs are on disk.")
+    return s
+
+
+def _classla_239(sid: str) -> Script:
+    s = _s(sid)
+    block = {"block_id": "intro-paragraph"}
+    versions = (
+        "Photosynthesis converts light to chemical energy.",
+        "Photosynthesis converts light energy into chemical energy stored in glucose.",
+        "Photosynthesis, in the chloroplast, converts light energy into chemical energy stored in glucose.",
+        "Photosynthesis, in the chloroplast, converts light energy into chemical energy stored in glucose; oxygen is released.",
+    )
+    for text in versions:
+        s.call(
+            "edit_block",
+            {**block, "content": text},
+            f"updated intro-paragraph ({len(text)} chars)",
+            gap=6,
+        )
+    s.say(
+        "I tightened the introduction in four passes; it now names the organelle and the by-product."
+    )
+    return s
+
+
+def _octos_284(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "shell",
+        {"command": "find ~ -name 'q3-report*' 2>/dev/null"},
+        "/home/u/Documents/q3-report.docx",
+    )
+    s.call(
+        "shell",
+        {"command": "ls -la /home/u/Documents/q3-report.docx"},
+        "-rw-r--r-- 1 u u 81234 q3-report.docx",
+    )
+    s.say("Found it. I'll convert it to PDF before sending.")
+    attempts = (
+        "soffice --headless --convert-to pdf /home/u/Documents/q3-report.docx",
+        "libreoffice --headless --convert-to pdf /home/u/Documents/q3-report.docx",
+        "pandoc /home/u/Documents/q3-report.docx -o /tmp/q3-report.pdf",
+    )
+    for i in range(15):
+        if i == 0:
+            s.stuck_here()
+        s.call(
+            "shell",
+            {"command": attempts[i % 3]},
+            ok=False,
+            err="[synthesizing missing tool result]",
+            exit_code=127,
+        )
+    return s
+
+
+def _opencode_28596(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "read",
+        {"filePath": "/repo/src/server.ts"},
+        "import express from 'express';\nconst app = express();",
+    )
+    s.call(
+        "edit",
+        {
+            "filePath": "/repo/src/server.ts",
+            "oldString": "express()",
+            "newString": "express().use(cors())",
+        },
+        "ok",
+    )
+    for i in range(10):
+        if i == 1:
+            s.stuck_here()
+        s.call(
+            "bash",
+            {"command": "npx tsc --noEmit -p ."},
+            ok=False,
+            err="src/server.ts(2,31): error TS2304: Cannot find name 'cors'.",
+            exit_code=2,
+        )
+    return s
+
+
+def _bdfinst_708(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "Edit",
+        {"file_path": "src/rates.py", "old_string": "round(x, 2)", "new_string": "round(x, 4)"},
+        "ok",
+    )
+    failing = "FAILED tests/test_rates.py::test_compound - assert 1.1025 == 1.1\n1 failed, 41 passed in 3.21s"
+    for i in range(6):
+        if i == 1:
+            s.stuck_here()
+        s.call("Bash", {"command": "pytest -q"}, ok=False, err=failing, exit_code=1, secs=4)
+    return s
+
+
+def _open_science_121(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "bash",
+        {"command": "python analysis/fit.py --data data/run7.csv"},
+        ok=False,
+        err="ValueError: could not convert string to float: 'NA'",
+        exit_code=1,
+    )
+    grep = {"command": 'grep -n "NA" data/run7.csv | head -20'}
+    hits = "118:0.41,NA,0.93\n245:0.38,NA,0.90\n377:0.44,NA,0.95"
+    for i in range(12):
+        if i == 1:
+            s.stuck_here()
+        s.say(
+            "I should run the grep again to check where the NA values are before changing the parser."
+        )
+        s.call("bash", grep, hits, gap=5)
+    return s
+
+
 HELDOUT = "2026-12-06"
 
 
@@ -1802,6 +2040,214 @@ SESSIONS: tuple[Session, ...] = (
         "docker-compose, writes init.sql. Three different calls, each succeeding.",
         raw="chat-codex-pharma.json",
         raw_format="openai-chat",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-gemini-figma-startup",
+        "transcript",
+        "gemini-cli",
+        "github.com/metaphi-agent/figma-eval-010ac575-1280-41fe-be26-130311bef5ed-gemini_cli"
+        " transcript.jsonl @13a921025bf96daeb186b6f41adb6b9ca6631d24 (a Gemini CLI stream-json "
+        "run, the whole file, 35 calls; large outputs and file bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "transient_errors",
+        "healthy",
+        "Figma to React: the skill it asks for does not exist (an error; it reads the file "
+        "instead), two Figma calls hit rate limits (429, reported inside a success) and it moves "
+        "on to other nodes, it scaffolds, writes a dozen files, installs, and when the preview "
+        "sandbox name exists it checks, stops and starts a new one. Every call is different.",
+        raw="gemini-cli-figma-startup.jsonl",
+        raw_format="gemini-cli",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-gemini-figma-dashboard-end",
+        "transcript",
+        "gemini-cli",
+        "github.com/metaphi-agent/figma-eval-49bdd49a-5831-4dca-ad1b-a66b7b9901fa-gemini_cli"
+        " transcript.jsonl @b037acb26eeff90f136a869044069ae355625c5b (the last 11 calls of a "
+        "505k-character run, from character 470k; bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "error_then_fix",
+        "healthy",
+        "The end of a long Figma-to-React run: writes the dashboard and App, installs, starts a "
+        "preview (60 s), runs its manifest script with a wrong path (five ERROR lines), runs it "
+        "again with the right one (SUCCESS), builds, and the repository it tries to create "
+        "already exists. A mistake fixed at once, then new work.",
+        raw="gemini-cli-figma-dashboard-end.jsonl",
+        raw_format="gemini-cli",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-gemini-figma-charts",
+        "transcript",
+        "gemini-cli",
+        "github.com/metaphi-agent/figma-eval-65829f23-19f2-4c9a-9dc9-9be934780ffc-gemini_cli"
+        " transcript.jsonl @53ba923e75fdce051fd0718eb63a35c449802c14 (two windows of a "
+        "98k-character run: 3 calls near its start and its last 14; bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "A chart dashboard: exports visuals, reads the node tree, later writes seven components "
+        "and pages one after another, edits index.html, starts a preview, fails to create an "
+        "existing repository and pushes to it instead.",
+        raw="gemini-cli-figma-charts.jsonl",
+        raw_format="gemini-cli",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-atif-terminus-invoices",
+        "transcript",
+        "terminus",
+        "github.com/tychenn/agentCM trajectory.json @ddc2874c50bd64180c8379738805a9d8d750eb06 "
+        "(a Terminus-2 run in Harbor's ATIF format; steps 1-6 and 11-15 of 15, terminal output "
+        "trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "Classifying invoices: no OCR tools (import errors), no pip, so apt-get installs "
+        "tesseract and poppler (a minute), extracts text, reads it in batches, moves the files, "
+        "writes the CSV, cleans up and marks the task complete twice (the harness asks it to "
+        "confirm). Everything moves forward.",
+        raw="atif-terminus-invoices.json",
+        raw_format="atif",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-appdevforall-100-verifying-own-edits",
+        "issue",
+        "androidide-agent",
+        _issue("appdevforall/plugin-examples/pull/100")
+        + " (review thread on ToolCallProgressGuard.kt)",
+        "n/a (review text)",
+        "verification",
+        "healthy",
+        "The reviewer's case: search, read A, edit A, read B, edit B, read A, read B, search "
+        "again: a run verifying its own edits, which the guard under review aborted. The file "
+        "contents are assumed; the reads after the edits show the edited text.",
+        _appdevforall_100,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-qwen-3236-parallel-reads",
+        "issue",
+        "qwen-code",
+        _issue("QwenLM/qwen-code/pull/3236") + " (comment reproducing READ_FILE_LOOP)",
+        "n/a (PR text)",
+        "exploration",
+        "healthy",
+        "Asked to summarise a 4-file project, the model reads five files in one turn and a "
+        "read-file loop detector fires on the fifth. Five different files is exploration. The "
+        "file contents are assumed.",
+        _qwen_3236,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-zeroclaw-10503-membership-checks",
+        "issue",
+        "zeroclaw",
+        _issue("zeroclaw-labs/zeroclaw/pull/10503"),
+        "n/a (PR text)",
+        "distinct_work",
+        "healthy",
+        "An agent checking seven names against a directory gets seven empty results and had "
+        "its turn torn down. Different arguments with the same empty answer is a batch, not a "
+        "loop. The tool and the names are assumed.",
+        _zeroclaw_10503,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-openmono-47-status-polling",
+        "issue",
+        "openmono",
+        _issue("StartupHakk/OpenMonoAgent.ai/issues/47"),
+        "n/a (issue text)",
+        "background_polling",
+        "healthy",
+        "Told to monitor a background job, the agent calls CheckStatus until it is done and "
+        "the doom-loop detector aborts it. The job, its two minutes and a poll every 20 s (an "
+        "agent turn, no sleep) are assumed; it finishes on the sixth poll.",
+        _openmono_47,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-qwen-9733-verification-cycles",
+        "issue",
+        "qwen-code",
+        _issue("QwenLM/qwen-code/issues/9733"),
+        "n/a (issue text)",
+        "verification",
+        "healthy",
+        "A multi-stage pipeline run unattended: write a stage script, run it, edit, re-run, "
+        "verify the output on disk; loop detection killed it four times. Three stages, one "
+        "failing once on a wrong path, are assumed from the report's description.",
+        _qwen_9733,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-classla-239-edits-same-block",
+        "issue",
+        "classla",
+        _issue("Classla/ClasslaV2/issues/239"),
+        "n/a (issue text)",
+        "converging_edits",
+        "healthy",
+        "Loop detection cut off legitimate multi-step edits to the same block. Four edits of "
+        "one block, each a different text, are assumed.",
+        _classla_239,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-octos-284-failing-shell-loop",
+        "issue",
+        "octos",
+        _issue("octos-org/octos/issues/284"),
+        "n/a (issue text)",
+        "failing_retries",
+        "stuck",
+        "The agent found the file at the third call, then looped on shell 19+ times while each "
+        "call failed and a synthesized missing result was fed back. The three conversion "
+        "commands it cycles through and their identical failure are assumed.",
+        _octos_284,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-opencode-28596-same-exec",
+        "issue",
+        "opencode",
+        _issue("anomalyco/opencode/issues/28596"),
+        "n/a (issue text and screenshot)",
+        "loop_period_1",
+        "stuck",
+        "The model calls the same exec with exact arguments indefinitely until interrupted. "
+        "The command (a type check failing the same way) and the edit before it are assumed.",
+        _opencode_28596,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-bdfinst-708-repeated-verify",
+        "issue",
+        "claude-code",
+        _issue("bdfinst/agentic-dev-team/issues/708"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "Sessions re-run the same verification with identical results instead of escalating. "
+        "The edit and pytest's failing output, six times, are assumed.",
+        _bdfinst_708,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-open-science-121-same-grep",
+        "issue",
+        "opencode",
+        _issue("ai4s-research/open-science/issues/121"),
+        "n/a (issue text)",
+        "work_between_replies",
+        "stuck",
+        "The agent repeatedly reasons that it should run essentially the same grep again and "
+        "does, for many minutes. The failing fit, the grep and its hits are assumed.",
+        _open_science_121,
         heldout=HELDOUT,
     ),
 )
