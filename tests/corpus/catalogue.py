@@ -1193,6 +1193,165 @@ def _open_science_121(sid: str) -> Script:
     return s
 
 
+def _qwen_610(sid: str) -> Script:
+    s = _s(sid)
+    for name in (
+        "users",
+        "orders",
+        "invoices",
+        "products",
+        "payments",
+        "refunds",
+        "reports",
+        "audit",
+    ):
+        s.call(
+            "run_shell_command",
+            {"command": f"npx prettier --write src/api/{name}.ts"},
+            f"src/api/{name}.ts 41ms",
+            gap=4,
+        )
+    s.say("All eight API modules are formatted consistently now.")
+    return s
+
+
+def _zeroclaw_probes(sid: str) -> Script:
+    s = _s(sid)
+    for service in ("auth", "billing", "catalog", "search", "notifications"):
+        s.call(
+            "http_get", {"url": f"http://{service}.internal:8080/health"}, '{"status":"ok"}', gap=3
+        )
+    s.say("All five services report healthy; the outage is upstream of them.")
+    return s
+
+
+def _cheasee_171(sid: str) -> Script:
+    s = _s(sid)
+    commands = (
+        "ls",
+        "cat package.json",
+        "ls src",
+        "grep -rn createHouse src",
+        "cat src/house.ts",
+        "cat src/templates/house.md",
+        "npm ls --depth=0",
+        "npx tsc --noEmit",
+        "npm test -- house",
+        "git status",
+        "git diff --stat",
+        "sed -n 1,40p src/render.ts",
+        "grep -n TODO src/render.ts",
+        "node scripts/render.js --dry-run",
+        "ls out",
+        "head -20 out/house-1.md",
+        "wc -l out/*.md",
+        "npm run lint",
+        "git log --oneline -5",
+        "cat .env.example",
+        "ls scripts",
+        "cat scripts/render.js",
+        "grep -rn slug src",
+        "node -e \"console.log(require('./src/slug').slug('Casa Bonita'))\"",
+        "npm test -- slug",
+        "npx tsc --noEmit -p tsconfig.build.json",
+        "npm run build",
+        "ls dist",
+        "node dist/cli.js --help",
+        "node dist/cli.js house 12 --out /tmp/h12.md",
+        "cat /tmp/h12.md",
+        "git add -A && git commit -m 'house descriptions render from templates'",
+    )
+    for i, command in enumerate(commands):
+        s.call("bash", {"command": command}, f"[output of {command.split()[0]} #{i}]", gap=5)
+    s.say("The house descriptions now render from templates; tests, lint and build pass.")
+    return s
+
+
+def _cc_15909(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "Write",
+        {
+            "file_path": "vitest.config.ts",
+            "content": "export default { test: { coverage: { provider: 'v8' } } }",
+        },
+        "ok",
+    )
+    install = {
+        "command": "npm install -D @vitest/coverage-v8",
+        "description": "Install vitest coverage dependency",
+        "timeout": 180000,
+    }
+    for i in range(20):
+        if i == 1:
+            s.stuck_here()
+        s.call("Bash", install, ok=False, err="Command timed out after 3m 0.0s", secs=180, gap=3)
+    return s
+
+
+def _nixmac_518(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "read_config", {"path": "~/.config/nix-darwin/flake.nix"}, "{ inputs.nixpkgs.url = ...; }"
+    )
+    for i in range(15):
+        if i == 1:
+            s.stuck_here()
+        s.call(
+            "search_docs",
+            {"query": "services.aerospace enable nix-darwin option"},
+            "No results found.",
+            gap=4,
+        )
+    return s
+
+
+def _assemblyzero_1842(sid: str) -> Script:
+    s = _s(sid)
+    broken = "def test_default_config_path_posix():\n    assert str(default_config_path()) == '/home/u/.boostgauge/config.toml'\n"
+    failure = "FAILED tests/unit/test_config.py::test_default_config_path_posix - AssertionError: assert 'WindowsPath(...)' == '/home/u/.boostgauge/config.toml'\n1 failed, 52 passed"
+    for i in range(3):
+        if i == 1:
+            s.stuck_here()
+        s.call("write_file", {"path": "tests/unit/test_config.py", "content": broken}, "ok")
+        s.call(
+            "run_tests",
+            {"command": "pytest -q tests/unit"},
+            ok=False,
+            err=failure,
+            exit_code=1,
+            secs=6,
+        )
+    return s
+
+
+def _chef_476(sid: str) -> Script:
+    s = _s(sid)
+    error = "convex/http.ts:3:22 - error TS2307: Cannot find module './auth' or its corresponding type declarations."
+    edits = (
+        (
+            "convex/http.ts",
+            "import { auth } from './auth';",
+            "import { auth } from './auth/index';",
+        ),
+        ("convex/http.ts", "auth.addHttpRoutes(http);", "// auth.addHttpRoutes(http);"),
+        ("convex/schema.ts", "...authTables,", ""),
+        (
+            "convex/http.ts",
+            "import { auth } from './auth/index';",
+            "import { auth } from '../auth';",
+        ),
+        ("convex/convex.config.ts", "app.use(auth);", ""),
+        ("convex/http.ts", "import { auth } from '../auth';", "import { auth } from './auth.js';"),
+    )
+    for i, (path, old, new) in enumerate(edits):
+        if i == 1:
+            s.stuck_here()
+        s.call("edit", {"path": path, "old": old, "new": new}, "ok")
+        s.call("deploy", {}, ok=False, err=error, exit_code=1, secs=8)
+    return s
+
+
 HELDOUT = "2026-12-06"
 
 
@@ -2248,6 +2407,102 @@ SESSIONS: tuple[Session, ...] = (
         "The agent repeatedly reasons that it should run essentially the same grep again and "
         "does, for many minutes. The failing fit, the grep and its hits are assumed.",
         _open_science_121,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-qwen-610-similar-files",
+        "issue",
+        "qwen-code",
+        _issue("QwenLM/qwen-code/pull/610"),
+        "n/a (PR text)",
+        "distinct_work",
+        "healthy",
+        "Valid repetitive operations, such as processing multiple similar files, were flagged "
+        "as loops. Formatting eight modules one by one, each with the same kind of answer, is "
+        "assumed as the instance.",
+        _qwen_610,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-zeroclaw-10503-stable-probes",
+        "issue",
+        "zeroclaw",
+        _issue("zeroclaw-labs/zeroclaw/pull/10503"),
+        "n/a (PR text)",
+        "distinct_work",
+        "healthy",
+        "The PR's other named case: health or status probes with a stable payload. Five "
+        "services probed once each, all answering ok, are assumed.",
+        _zeroclaw_probes,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-cheasee-171-bash-cascade",
+        "issue",
+        "pi",
+        _issue("SchneiderDaniel/cheasee-pi/issues/171"),
+        "n/a (issue text)",
+        "distinct_work",
+        "healthy",
+        "A session-advice report lists `bash called 32x consecutively` as a warning. One tool "
+        "used for 32 different commands (read, test, build, commit) is work; the commands are "
+        "assumed.",
+        _cheasee_171,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-cc-15909-npm-install-timeout",
+        "issue",
+        "claude-code",
+        _issue("anthropics/claude-code/issues/15909"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "A sub-agent retried the exact same `npm install -D @vitest/coverage-v8` 300+ times, "
+        "each timing out, for 4.6 hours. Twenty of them, 180 s each, and the file written "
+        "before are the excerpt.",
+        _cc_15909,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-nixmac-518-search-docs",
+        "issue",
+        "nixmac",
+        _issue("darkmatter/nixmac/issues/518"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "The agent runs search_docs over and over (3M tokens). The query, its empty answer and "
+        "the config read before are assumed.",
+        _nixmac_518,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-assemblyzero-1842-identical-regeneration",
+        "issue",
+        "assemblyzero",
+        _issue("martymcenroe/AssemblyZero/issues/1842"),
+        "n/a (issue text)",
+        "loop_period_2",
+        "stuck",
+        "The generator re-emitted a byte-identical broken test three times, the same pytest "
+        "failure each time, until the harness's stagnation check halted it. The file and the "
+        "output are as reported, shortened.",
+        _assemblyzero_1842,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-chef-476-same-error-varied-edits",
+        "issue",
+        "chef",
+        _issue("get-convex/chef/pull/476"),
+        "n/a (PR text)",
+        "failing_retries",
+        "stuck",
+        "With auth.ts deleted the agent keeps trying things it cannot fix, each deploy failing "
+        "the same way. Six different edits, each followed by the same failing deploy, are "
+        "assumed.",
+        _chef_476,
         heldout=HELDOUT,
     ),
 )
