@@ -2,8 +2,10 @@
 
 Real sessions are recorded by the agents themselves, not by our hook: Claude Code writes one JSONL
 file per session under `~/.claude/projects/<project>/`, OpenHands saves a trajectory (a JSON list
-of actions and observations). Converting them into the events the hook would have published lets
-an operator see, before trusting the detector, what it would have stopped in sessions they know.
+of actions and observations), runs are published as OpenAI chat exports, Gemini CLI streams JSON
+records, and Harbor writes ATIF trajectories. Converting them into the events the hook would have
+published lets an operator see, before trusting the detector, what it would have stopped in
+sessions they know.
 The functions here are pure (text in, events out); the only I/O is `read_transcript` reading the
 file it is given. The mapping is documented in docs/architecture.md ("Replaying transcripts").
 """
