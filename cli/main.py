@@ -162,8 +162,10 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
 
     from yokeflow_intervention.shared.embedded import EmbeddedNats
     from yokeflow_intervention.shared.roles import (
+        SERVICES_ACCOUNT,
         EmbeddedBus,
-        agent_permissions,
+        agent_account,
+        agent_account_config,
         consumer_permissions,
         with_credentials,
     )
@@ -174,15 +176,26 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{kind}: {name!r} is not an id ([A-Za-z0-9_-], at most 128)", file=sys.stderr)
         return 2
     user = f"{kind[:-1]}-{name}"
-    permissions = agent_permissions if kind == "agents" else consumer_permissions
     if settings.nats_url is not None:
         # An existing NATS: its operators apply the user to the server's configuration.
         if args.action != "add":
             print(f"{kind} {args.action}: the configured NATS keeps its own users", file=sys.stderr)
             return 2
         password = secrets.token_urlsafe(24)
-        entry = {"user": user, "password": password, "permissions": permissions(name).as_config()}
-        print("# add to the server's `authorization { users = [...] }`, then reload it:")
+        entry: dict[str, Any]
+        if kind == "agents":  # an account of its own, beside the services' (docs/security.md)
+            entry = {agent_account(name): agent_account_config(name, password)}
+            print(
+                f"# add to the server's `accounts {{ ... }}` (beside {SERVICES_ACCOUNT}), "
+                "then reload it twice (a new account's imports apply from the second reload):"
+            )
+        else:
+            entry = {
+                "user": user,
+                "password": password,
+                "permissions": consumer_permissions(name).as_config(),
+            }
+            print(f"# add to the users of the account {SERVICES_ACCOUNT}, then reload it:")
         print(json.dumps(entry, indent=2))
         print(f"# {user} connects with: nats://{user}:{password}@<your NATS host>:4222")
         return 0

@@ -60,6 +60,9 @@ def prepare_infrastructure(
         config = bus.write(credentials)
         server = EmbeddedNats(data_dir / "nats", include=config)
         was_running = server.attach()
+        if was_running and server.holds_global_streams():
+            server.stop()  # an earlier version's: started again, its streams move (embedded.py)
+            was_running = False
         server.start()
         if was_running:
             server.reload()
@@ -89,7 +92,9 @@ def prepare_infrastructure(
     async def setup() -> list[str]:
         nc = await connect_patiently(nats_url, "yokeflow-provision")
         try:
-            await provision(nc, replicas=settings.stream_replicas)
+            await provision(
+                nc, replicas=settings.stream_replicas, stream_max_bytes=settings.stream_max_bytes
+            )
         finally:
             await nc.close()
         return await migrate(database_url)

@@ -19,6 +19,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
+    DiscardPolicy,
     KeyValueConfig,
     StorageType,
     StreamConfig,
@@ -38,6 +39,7 @@ from yokeflow_agent.contract import (
 )
 
 __all__ = [
+    "DEFAULT_STREAM_MAX_BYTES",
     "NatsUnreachable",
     "connect",
     "create_consumer",
@@ -51,6 +53,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# What each stream agents can fill (AGENT_EVENTS, DEAD_LETTERS) keeps at most, unless configured:
+# a week of events of a few hundred busy sessions, and well under the disk of a small node, so
+# the INTERVENTIONS stream and the KV buckets always have room.
+DEFAULT_STREAM_MAX_BYTES = 4 * 2**30
 
 
 def server_list(url: str) -> list[str]:
@@ -135,7 +142,10 @@ async def wait_until_ready(
             await asyncio.sleep(0.5)
 
 
-def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
+def _stream_config(spec: StreamSpec, replicas: int, max_bytes: int) -> StreamConfig:
+    """A bounded stream discards its oldest messages when full instead of refusing new ones:
+    refusing would let one tenant's flood stop every other tenant's events (and their pauses),
+    while what is discarded is history the consumers have long since handled."""
     transform = spec.subject_transform
     return StreamConfig(
         name=spec.name,
@@ -145,6 +155,9 @@ def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
         storage=StorageType.FILE,
         duplicate_window=spec.duplicate_window_s,
         max_age=spec.max_age_s,
+        max_msg_size=spec.max_msg_size,
+        max_bytes=max_bytes if spec.bounded else -1,
+        discard=DiscardPolicy.OLD,
         num_replicas=replicas,
         subject_transform=SubjectTransform(src=transform[0], dest=transform[1])
         if transform
@@ -184,11 +197,13 @@ async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> 
         raise nats.errors.Error(f"consumer {consumer.durable}: {reply['error']}")
 
 
-async def provision(nc: Client, replicas: int = 1) -> None:
+async def provision(
+    nc: Client, replicas: int = 1, stream_max_bytes: int = DEFAULT_STREAM_MAX_BYTES
+) -> None:
     """Create or update every stream, durable consumer and KV bucket. Safe to run again."""
     js = nc.jetstream()
     for spec in STREAMS:
-        config = _stream_config(spec, replicas)
+        config = _stream_config(spec, replicas, stream_max_bytes)
         try:
             await js.stream_info(spec.name)
             await js.update_stream(config)
