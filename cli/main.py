@@ -68,7 +68,12 @@ async def _publish(path: Path, settings: Settings) -> int:
 async def _status(settings: Settings) -> int:
     from yokeflow_agent.contract import CONSUMERS, STREAMS
 
-    from yokeflow_intervention.shared.bus import connect, redact_credentials
+    from yokeflow_intervention.shared.bus import (
+        OPEN_BUS_WARNING,
+        connect,
+        is_open,
+        redact_credentials,
+    )
     from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
     from yokeflow_intervention.shared.runtime import ServiceContext
 
@@ -77,6 +82,8 @@ async def _status(settings: Settings) -> int:
     try:
         js = nc.jetstream()
         print(f"NATS      {redact_credentials(context.nats_url)}  (connected)")
+        if is_open(nc):
+            print(f"WARNING   {OPEN_BUS_WARNING}")
         for spec in STREAMS:
             info = await js.stream_info(spec.name)
             print(f"stream    {spec.name:14} {info.state.messages:>8} messages")

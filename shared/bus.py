@@ -40,10 +40,12 @@ from yokeflow_agent.contract import (
 
 __all__ = [
     "DEFAULT_STREAM_MAX_BYTES",
+    "OPEN_BUS_WARNING",
     "NatsUnreachable",
     "connect",
     "create_consumer",
     "dead_letter",
+    "is_open",
     "provision",
     "publish_event",
     "read_range",
@@ -107,6 +109,20 @@ async def connect(url: str, name: str, persistent: bool = True) -> Client:
     except nats.errors.Error as exc:
         reason = str(exc).removeprefix("nats: ").strip("'") or type(exc).__name__
         raise ConnectionError(f"NATS at {redact_credentials(url)} refused us: {reason}") from None
+
+
+OPEN_BUS_WARNING = (
+    "NATS asks for no credentials: any agent that reaches it may do anything (pause or resume "
+    "any session, forge interventions, write control keys). Give it the accounts of "
+    "deploy/nats/auth.conf (docs/security.md)."
+)
+
+
+def is_open(nc: Client) -> bool:
+    """Whether the server `nc` is connected to asks for no credentials: then there are no roles,
+    and every client, an agent's included, may publish and read anything. The server says so
+    in the INFO it greets every client with (nats-py keeps it, without a public accessor)."""
+    return not nc._server_info.get("auth_required", False)
 
 
 class NatsUnreachable(ConnectionError):

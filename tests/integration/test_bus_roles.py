@@ -196,6 +196,8 @@ async def test_the_fleet_view_works_as_the_roles_and_an_agent_can_neither_read_n
             return found and found[0]["retry_streak"] == 1
 
         await eventually(seen, timeout=30, what="the agent's session in the fleet view")
+        async with httpx.AsyncClient(base_url=stack.api_base) as api:
+            assert (await api.get("/readyz")).json()["warnings"] == []  # the bus has roles
         js = agent_nc.jetstream(timeout=1)
         forged = f"$KV.{SESSION_SUMMARY_BUCKET}.{project}.{session.session_id}"
         with pytest.raises(REFUSED):
