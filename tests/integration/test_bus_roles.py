@@ -325,6 +325,7 @@ async def test_the_servers_answers_to_an_agent_reach_only_its_own_inbox(bus, uni
             Subjects.command("resume"),
             Subjects.verdicts(victim, "v1"),
             Subjects.agent_events(victim, "v1"),
+            Subjects.agent_events(project, "echo"),  # its own import: not forwarded either
         )
         for reply in aimed:
             await agent_nc.publish(get_own, b"", reply=reply)
@@ -343,6 +344,7 @@ async def test_the_servers_answers_to_an_agent_reach_only_its_own_inbox(bus, uni
         for stream, subject in (
             ("INTERVENTIONS", Subjects.paused(victim)),
             ("AGENT_EVENTS", Subjects.agent_events_stored(victim, "v1")),
+            ("AGENT_EVENTS", Subjects.agent_events_stored(project, "echo")),
         ):
             with pytest.raises(NotFoundError):
                 await admin_js.get_last_msg(stream, subject)
