@@ -86,7 +86,11 @@ async def _status(settings: Settings) -> int:
             print(f"WARNING   {OPEN_BUS_WARNING}")
         for spec in STREAMS:
             info = await js.stream_info(spec.name)
-            print(f"stream    {spec.name:14} {info.state.messages:>8} messages")
+            limit = info.config.max_bytes or -1
+            held = (
+                f"  {info.state.bytes / 2**20:.1f} of {limit / 2**20:.0f} MiB" if limit > 0 else ""
+            )
+            print(f"stream    {spec.name:14} {info.state.messages:>8} messages{held}")
         for consumer in CONSUMERS.all():
             c = await js.consumer_info(consumer.stream, consumer.durable)
             print(f"consumer  {consumer.durable:18} pending {c.num_pending:>6}  "
