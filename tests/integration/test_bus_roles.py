@@ -35,6 +35,7 @@ from yokeflow_intervention.shared.settings import Settings
 
 from ..helpers import ServiceProcesses, eventually
 from ..infra import TestInfra
+from .test_claude_code_hook import PATIENT, halted, hook_payload, run_hook
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -433,3 +434,46 @@ async def test_one_projects_flood_neither_fills_the_bus_nor_stops_another_projec
         await flood_nc.close()
         await victim_nc.close()
         await admin.close()
+
+
+async def test_the_claude_code_hook_works_unchanged_with_its_projects_account(
+    bus, unique, tmp_path
+):
+    """The released hook, with only `agents add` credentials, through its account's imports:
+    events published and acknowledged, its own control key read, its own verdicts heard; the
+    fourth identical failing call is refused."""
+    _, folder = bus
+    project, session = unique("hooked"), unique("claude")
+    agent_url = cli(folder, "agents", "add", project).stdout.strip()
+    workspace = tmp_path / "shop"
+    workspace.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS_"))}
+    env |= {
+        "NATS_URL": agent_url,
+        "YOKEFLOW_PROJECT_ID": project,
+        "YOKEFLOW_HOOK_STATE_DIR": str(tmp_path / "state"),
+        **PATIENT,
+    }
+
+    async def hook(name: str, tool_use_id: str = "toolu_01") -> subprocess.CompletedProcess[str]:
+        payload = hook_payload(name, session, workspace, tool_use_id)
+        return await asyncio.to_thread(run_hook, env, payload)
+
+    agent_nc = await connect(agent_url, project, error_cb=quiet)
+    verdicts = await agent_nc.subscribe(Subjects.verdicts(project, session))
+    try:
+        assert (await hook("session_start")).returncode == 0
+        stop = None
+        for attempt in range(6):
+            pre = await hook("pre_tool_use", f"toolu_{attempt}")
+            assert pre.returncode == 0, pre.stderr
+            if (stop := halted(pre)) is not None:
+                break
+            assert (await hook("post_tool_use_failure", f"toolu_{attempt}")).returncode == 0
+        assert stop is not None and attempt == 3, "the fourth attempt must be refused"
+        heard = await verdicts.next_msg(timeout=5)  # the verdicts stream its account imports
+        assert json.loads(heard.data)["decision"] in ("continue", "stop", "warn")
+        again = await hook("pre_tool_use", "toolu_again")
+        assert halted(again) is not None  # its control key says paused
+    finally:
+        await agent_nc.close()
