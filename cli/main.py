@@ -177,7 +177,8 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
         EmbeddedBus,
         agent_account,
         agent_account_config,
-        consumer_permissions,
+        consumer_account,
+        consumer_account_config,
         with_credentials,
     )
 
@@ -193,20 +194,16 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{kind} {args.action}: the configured NATS keeps its own users", file=sys.stderr)
             return 2
         password = secrets.token_urlsafe(24)
-        entry: dict[str, Any]
-        if kind == "agents":  # an account of its own, beside the services' (docs/security.md)
-            entry = {agent_account(name): agent_account_config(name, password)}
-            print(
-                f"# add to the server's `accounts {{ ... }}` (beside {SERVICES_ACCOUNT}), "
-                "then reload it twice (a new account's imports apply from the second reload):"
-            )
-        else:
-            entry = {
-                "user": user,
-                "password": password,
-                "permissions": consumer_permissions(name).as_config(),
-            }
-            print(f"# add to the users of the account {SERVICES_ACCOUNT}, then reload it:")
+        # An account of its own, beside the services' (docs/security.md).
+        entry = (
+            {agent_account(name): agent_account_config(name, password)}
+            if kind == "agents"
+            else {consumer_account(name): consumer_account_config(name, password)}
+        )
+        print(
+            f"# add to the server's `accounts {{ ... }}` (beside {SERVICES_ACCOUNT}), then "
+            "reload it twice (a new account's imports apply from the second reload):"
+        )
         print(json.dumps(entry, indent=2))
         print(f"# {user} connects with: nats://{user}:{password}@<your NATS host>:4222")
         return 0

@@ -13,8 +13,9 @@ reply subject with its own authority. So each project's agents live in an accoun
 own (`AGENT_<project>`) that imports, as services, only what they use from the services'
 account (`YOKEFLOW`): whatever reply subject an agent names, the answer is delivered inside its
 own account, where nothing but its own inbox listens, and never reaches a stream, a KV bucket
-or another project. The same accounts carry each project's limits on the bus (message size,
-connections, subscriptions).
+or another project. Each downstream consumer is an account of its own the same way
+(`CONSUMER_<name>`). The agents' accounts also carry each project's limits on the bus (message
+size, connections, subscriptions).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ __all__ = [
     "agent_account",
     "agent_account_config",
     "agent_permissions",
+    "consumer_account",
+    "consumer_account_config",
     "consumer_permissions",
     "render_deployment_config",
     "render_server_config",
@@ -169,12 +172,10 @@ def agent_permissions(project_id: str) -> Permissions:
     """An agent reports on its own project's sessions, reads its own control state and hears
     the detector's verdicts on its own sessions. It publishes `agent.events.<project>.<session>`
     and nothing longer: the stream appends the partition, so an agent cannot choose one."""
-    get = f"{_API}.DIRECT.GET.KV_{CONTROL_BUCKET}.$KV.{CONTROL_BUCKET}"
     return Permissions(
-        (f"agent.events.{project_id}.*", f"{_API}.STREAM.INFO.KV_{CONTROL_BUCKET}",
-         f"{get}.session.{project_id}.>", f"{get}.brief.{project_id}"),
+        _agent_services(project_id),
         (f"{agent_inbox_prefix(project_id)}.>", f"agent.verdicts.{project_id}.>"),
-    )  # fmt: skip
+    )
 
 
 def agent_account(project_id: str) -> str:
@@ -193,33 +194,55 @@ def _agent_services(project_id: str | None) -> tuple[str, ...]:
     return (f"agent.events.{project}.*", f"{_API}.STREAM.INFO.KV_{CONTROL_BUCKET}", *keys)
 
 
+def consumer_account(name: str) -> str:
+    return f"CONSUMER_{name}"
+
+
 def _services_exports() -> list[dict[str, Any]]:
-    """What the services' account offers agent accounts; each imports its own project's part."""
+    """What the services' account offers agent and consumer accounts; each imports its own
+    part. A pull's answer is several messages (a batch): its export answers with a stream."""
+    consumers = consumer_permissions("*").publish
     return [
         *({"service": subject} for subject in _agent_services(None)),
+        *(
+            {"service": subject, "response": "stream" if ".MSG.NEXT." in subject else "singleton"}
+            for subject in consumers
+        ),
         {"service": _NOWHERE},
         {"stream": Subjects.VERDICTS_ALL},
     ]
 
 
-def agent_account_config(project_id: str, password: str) -> dict[str, Any]:
-    """A project's agents' account: their user, its limits, and its imports. No JetStream of
-    its own: everything it stores goes through an imported service into the services' account,
-    and every answer comes back only to the requester's inbox here."""
+def _tenant_account(
+    user: str, password: str, permissions: Permissions, streams: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """An account of one untrusted tenant: its user, and as imports from the services' account
+    exactly the subjects its permissions let it publish (services) and `streams`. No JetStream
+    of its own: every request goes through an import, and every answer comes back only into
+    this account, where only the requester's inbox listens."""
     imports: list[dict[str, Any]] = [
         {"service": {"account": SERVICES_ACCOUNT, "subject": subject}}
-        for subject in _agent_services(project_id)
+        for subject in permissions.publish
     ]
     imports += [
         {"service": {"account": SERVICES_ACCOUNT, "subject": _NOWHERE}, "to": f"{_API}.INFO"},
-        {"stream": {"account": SERVICES_ACCOUNT, "subject": f"agent.verdicts.{project_id}.>"}},
+        *({"stream": {"account": SERVICES_ACCOUNT, "subject": s}} for s in streams),
     ]
-    user = {
-        "user": f"agent-{project_id}",
-        "password": password,
-        "permissions": agent_permissions(project_id).as_config(),
-    }
-    return {"users": [user], "imports": imports, "limits": dict(AGENT_LIMITS)}
+    entry = {"user": user, "password": password, "permissions": permissions.as_config()}
+    return {"users": [entry], "imports": imports}
+
+
+def agent_account_config(project_id: str, password: str) -> dict[str, Any]:
+    """A project's agents' account, with its limits on the bus."""
+    permissions = agent_permissions(project_id)
+    verdicts = tuple(s for s in permissions.subscribe if s.startswith("agent.verdicts."))
+    account = _tenant_account(f"agent-{project_id}", password, permissions, verdicts)
+    return {**account, "limits": dict(AGENT_LIMITS)}
+
+
+def consumer_account_config(name: str, password: str) -> dict[str, Any]:
+    """A downstream consumer's account: its own durable consumer on INTERVENTIONS, nothing else."""
+    return _tenant_account(f"consumer-{name}", password, consumer_permissions(name))
 
 
 def consumer_permissions(name: str) -> Permissions:
@@ -288,9 +311,6 @@ class Credentials:
         users: list[dict[str, Any]] = [{"user": "admin", "password": self.roles["admin"]}]
         users += [{"user": role, "password": self.roles[role],
                    "permissions": service_permissions(role).as_config()} for role in SERVICE_ROLES]  # fmt: skip
-        users += [{"user": f"consumer-{name}", "password": password,
-                   "permissions": consumer_permissions(name).as_config()}
-                  for name, password in sorted(self.consumers.items())]  # fmt: skip
         accounts: dict[str, Any] = {
             SERVICES_ACCOUNT: {
                 "jetstream": "enabled",
@@ -300,6 +320,8 @@ class Credentials:
         }
         for project, password in sorted(self.agents.items()):
             accounts[agent_account(project)] = agent_account_config(project, password)
+        for name, password in sorted(self.consumers.items()):
+            accounts[consumer_account(name)] = consumer_account_config(name, password)
         return accounts
 
 

@@ -211,7 +211,8 @@ async def test_the_fleet_view_works_as_the_roles_and_an_agent_can_neither_read_n
 
 
 async def test_a_downstream_consumer_reads_the_interventions_and_nothing_more(bus, unique):
-    """The documented sample subscriber, with credentials from `consumers add`."""
+    """The documented sample subscriber, with credentials from `consumers add` (an account of
+    its own, like an agent's)."""
     stack, folder = bus
     name = unique("bot")
     added = cli(folder, "consumers", "add", name)
@@ -235,6 +236,25 @@ async def test_a_downstream_consumer_reads_the_interventions_and_nothing_more(bu
             await js.publish(Subjects.detected(project), b"{}")
         with pytest.raises(REFUSED):
             await js.add_consumer("AGENT_EVENTS", durable_name=f"{name}-agents")
+        # Its requests' answers, aimed elsewhere, stay in its own account like an agent's.
+        heard: list[str] = []
+
+        async def overheard(msg) -> None:
+            heard.append(msg.subject)
+
+        await admin.subscribe("intervention.>", cb=overheard)
+        await admin.subscribe(f"$KV.{CONTROL_BUCKET}.>", cb=overheard)
+        await admin.flush()
+        target = f"$KV.{CONTROL_BUCKET}.{ControlKeys.session(project, 's-1')}"
+        for reply in (target, Subjects.paused(project)):
+            await bot.publish("$JS.API.STREAM.INFO.INTERVENTIONS", b"", reply=reply)
+        await bot.flush()
+        await asyncio.sleep(1)
+        assert heard == []
+        with pytest.raises(KeyNotFoundError):
+            await (await admin.jetstream().key_value(CONTROL_BUCKET)).get(
+                ControlKeys.session(project, "s-1")
+            )
     finally:
         await bot.close()
         await admin.close()
