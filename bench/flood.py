@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from e2e import percentiles  # noqa: E402  (bench/ is this script's folder)
 from yokeflow_agent import AgentSession, SessionPaused, connect  # noqa: E402
 from yokeflow_agent.contract import MAX_EVENT_BYTES, Subjects  # noqa: E402
 from yokeflow_agent.events import agent_event  # noqa: E402
@@ -37,14 +37,6 @@ from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 from yokeflow_intervention.shared.settings import Settings  # noqa: E402
 
 FLOOD, CALM = "flood", "calm"
-
-
-def percentiles(values: list[float]) -> str:
-    if not values:
-        return "no samples"
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return f"p50 {statistics.median(ordered):.0f} ms, p99 {p99:.0f} ms ({len(ordered)} samples)"
 
 
 class Timed:
