@@ -72,10 +72,10 @@ AGENT_LIMITS = {
     "max_connections": 256,
     "max_subscriptions": 1024,
 }
-# Nobody serves it: an agent account imports it as `$JS.API.INFO`, which keeps the server
+# Nobody serves it: each tenant account imports it as `$JS.API.INFO`, which keeps the server
 # from adding its own JetStream API responder to an account without JetStream (that answer
 # would race the imported stream info with "JetStream not enabled for account").
-_NOWHERE = "yokeflow.agents.no-jetstream"
+_NOWHERE = "yokeflow.no-jetstream"
 
 
 @dataclass(frozen=True)
