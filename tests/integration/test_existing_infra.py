@@ -3,6 +3,7 @@ wants none is said to be open."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import httpx
@@ -78,3 +79,24 @@ async def test_a_nats_that_asks_for_no_credentials_is_said_at_start_in_status_an
         ready = await client.get(f"{base}/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert "NATS asks for no credentials" in ready.json()["warnings"][0]
+
+
+def test_agents_and_consumers_add_print_an_account_of_their_own_for_an_existing_nats(
+    infra, guarded_nats
+):
+    """What an operator of an existing NATS adds: an account per project or consumer, whose
+    imports are its own subjects only (docs/security.md), and the URL to connect with."""
+    url = f"nats://yoke:{PASSWORD}@127.0.0.1:{guarded_nats.port}"
+    for kind, name, account in (
+        ("agents", "shop", "AGENT_shop"),
+        ("consumers", "bot", "CONSUMER_bot"),
+    ):
+        result = cli(kind, "add", name, env=service_env(infra, NATS_URL=url), timeout=60)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        entry = json.loads("\n".join(line for line in lines if not line.startswith("#")))
+        assert list(entry) == [account] and "jetstream" not in entry[account]
+        assert {
+            i.get("service", i.get("stream"))["account"] for i in entry[account]["imports"]
+        } == {"YOKEFLOW"}
+        assert f"nats://{kind[:-1]}-{name}:" in lines[-1]
