@@ -351,9 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"yokeflow-intervention: {exc}", file=sys.stderr)
         return 2
+    from yokeflow_intervention.shared.embedded import InfrastructureError
+
     try:
         return _run(args, settings, config_file)
-    except ConnectionError as exc:  # says which server and why, never its credentials
+    # Says which server and why (never its credentials), or which embedded server failed.
+    except (ConnectionError, InfrastructureError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 1
 
