@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,14 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from yokeflow_intervention.services.recovery.actions import stop_started_processes
-from yokeflow_intervention.shared.bus import NatsUnreachable, connect, provision, redact_credentials
+from yokeflow_intervention.shared.bus import (
+    OPEN_BUS_WARNING,
+    NatsUnreachable,
+    connect,
+    is_open,
+    provision,
+    redact_credentials,
+)
 from yokeflow_intervention.shared.db import migrate
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from yokeflow_intervention.shared.roles import SERVICE_ROLES, EmbeddedBus, with_credentials
@@ -60,6 +68,9 @@ def prepare_infrastructure(
         config = bus.write(credentials)
         server = EmbeddedNats(data_dir / "nats", include=config)
         was_running = server.attach()
+        if was_running and server.holds_global_streams():
+            server.stop()  # an earlier version's: started again, its streams move (embedded.py)
+            was_running = False
         server.start()
         if was_running:
             server.reload()
@@ -89,7 +100,11 @@ def prepare_infrastructure(
     async def setup() -> list[str]:
         nc = await connect_patiently(nats_url, "yokeflow-provision")
         try:
-            await provision(nc, replicas=settings.stream_replicas)
+            if is_open(nc):
+                print(f"WARNING: {OPEN_BUS_WARNING}", file=sys.stderr, flush=True)
+            await provision(
+                nc, replicas=settings.stream_replicas, stream_max_bytes=settings.stream_max_bytes
+            )
         finally:
             await nc.close()
         return await migrate(database_url)
