@@ -178,7 +178,12 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
     if settings.nats_url is not None:
         # An existing NATS: its operators apply the user to the server's configuration.
         if args.action != "add":
-            print(f"{kind} {args.action}: the configured NATS keeps its own users", file=sys.stderr)
+            print(
+                f"{kind} {args.action}: the configured NATS keeps its own users (add the user "
+                f"`agents add {name}` prints, then write the client's hooks with its URL as "
+                "docs/agents.md shows)",
+                file=sys.stderr,
+            )
             return 2
         password = secrets.token_urlsafe(24)
         entry = {"user": user, "password": password, "permissions": permissions(name).as_config()}
@@ -210,7 +215,38 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
     if running:
         server.reload()
     address = server.url if running else "nats://127.0.0.1:<port of `up`>"
-    print(with_credentials(address, user, password))
+    url = with_credentials(address, user, password)
+    if args.action == "connect":
+        if not running:
+            print(
+                f"agents connect: the bus is not running: start `yokeflow-intervention up` "
+                f"first, so the URL written for {args.client} is the one it answers on",
+                file=sys.stderr,
+            )
+            return 1
+        return _connect_client(args, name, url)
+    print(url)
+    return 0
+
+
+def _connect_client(args: argparse.Namespace, project: str, url: str) -> int:
+    """`agents connect PROJECT CLIENT`: the client's hook configuration, with the project's
+    agent credentials, where the client reads it for the user this runs as."""
+    from yokeflow_agent.adapters import connect
+
+    root = Path(args.dir or ".").resolve()
+    settings = {"NATS_URL": url, "YOKEFLOW_PROJECT_ID": project}
+    if args.scope == "project":
+        settings["YOKEFLOW_PROJECT_ROOT"] = str(root)  # the stable root, wherever the agent cd-s
+    try:
+        written = connect(args.client, args.scope, str(root), str(Path.home()), settings)
+    except (OSError, ValueError) as exc:
+        print(f"agents connect: {exc}", file=sys.stderr)
+        return 1
+    print(f"connected {args.client} to project {project} ({args.scope} scope):")
+    for line in written:
+        print(f"  {line}")
+    print(f"check it with: cd {root} && yokeflow-hook --check --client {args.client}")
     return 0
 
 
@@ -278,6 +314,24 @@ def build_parser() -> argparse.ArgumentParser:
                 "name", help="the project id" if kind == "agents" else "the consumer's name"
             )
         choices.add_parser("list", parents=[config])
+        if kind == "agents":
+            from yokeflow_agent.adapters import CLIENTS
+
+            connecting = choices.add_parser(
+                "connect",
+                parents=[config],
+                help="issue the project's agent credentials and write an agent CLI's hooks",
+            )
+            connecting.add_argument("name", help="the project id")
+            connecting.add_argument("client", choices=CLIENTS)
+            connecting.add_argument("--dir", help="the project's root (default: this folder)")
+            connecting.add_argument(
+                "--scope",
+                choices=["project", "user"],
+                default="project",
+                help="project: the project's own configuration; user: the "
+                "home of the user this runs as (run it as the agent's user)",
+            )
 
     interventions = command("interventions", help="list, show, resume or pause")
     actions = interventions.add_subparsers(dest="action", required=True)
@@ -308,9 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hook"]:
-        # Claude Code runs this for every tool call: straight to the adapter, which reads only
-        # its environment and imports nothing of the server (yokeflow_agent.claude_code).
-        from yokeflow_agent.claude_code import main as hook
+        # An agent CLI runs this for every tool call: straight to the adapter, which reads only
+        # its environment and imports nothing of the server (yokeflow_agent.adapters).
+        from yokeflow_agent.adapters import main as hook
 
         return hook(argv[1:])
     from yokeflow_intervention.shared.settings import (
@@ -321,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     if args.command == "hook":  # after other options: the same adapter, which needs no settings
-        from yokeflow_agent.claude_code import main as hook
+        from yokeflow_agent.adapters import main as hook
 
         return hook(["--check", args.check] if args.check is not None else [])
     try:

@@ -200,6 +200,9 @@ class SessionStarted(_EventBase):
     workspace: PathText | None = None
     # Set by an agent session started to continue after a resume.
     resumed_from: ShortText | None = None
+    # Which agent CLI runs the session (`claude`, `gemini`, `codex`), as its hook adapter
+    # names it; None for agents that embed the Python client. Shown, never trusted.
+    client: ShortText | None = None
 
 
 class ToolCall(_EventBase):
