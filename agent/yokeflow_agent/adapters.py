@@ -224,7 +224,9 @@ def _trust_codex_project(home: str, root: str) -> str:
 # -- --check -----------------------------------------------------------------------------------
 
 
-def _installed(name: str, root: str, home: str) -> tuple[dict[str, str], list[str], list[str]]:
+def installed_settings(
+    name: str, root: str, home: str
+) -> tuple[dict[str, str], list[str], list[str]]:
     """(settings, wired events, files read) of client `name`'s hooks for a project at `root`:
     the user's file, then the project's (later wins, as in the clients)."""
     settings: dict[str, str] = {}
@@ -276,7 +278,7 @@ def check(name: str, session: str | None) -> int:
         given = given or os.environ.get("CLAUDE_PROJECT_DIR")
     root = os.path.abspath(given or os.getcwd())
     try:
-        settings, wired, read = _installed(name, root, os.path.expanduser("~"))
+        settings, wired, read = installed_settings(name, root, os.path.expanduser("~"))
         config = HookConfig({**os.environ, **settings})
     except (OSError, ValueError) as exc:
         print(f"settings       {exc}")

@@ -344,6 +344,8 @@ class Intervention(_Model):
     can_auto_resume: bool = False
     suggested_recovery: SummaryText | None = None
     workspace: PathText | None = None
+    # The agent CLI the session runs (from its session_started), for the notice and views.
+    client: ShortText | None = None
 
 
 class InterventionWarned(_Model):
@@ -520,6 +522,7 @@ class SessionSummary(_Model):
     shares: dict[RiskKind, float] = Field(default_factory=dict)
     risk: float = Field(ge=0)
     nearest: RiskKind | None = None
+    client: ShortText | None = None  # the agent CLI the session runs, when its hook says
 
 
 class CommandError(_Model):

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def new_project(tmp_path: Path, name: str) -> tuple[Path, Path]:
     return root, home
 
 
-def assert_paused_once(folder: Path, project: str, root: Path, marker: Path) -> str:
+def assert_paused_once(folder: Path, project: str, root: Path, marker: Path, client: str) -> str:
     """The 4th identical failing command never ran; the blocker entry is at the root, once; the
     intervention is listed under the project, with the command's stderr. Its id."""
     assert marker.read_text().splitlines() == ["ran"] * 3
@@ -114,6 +115,7 @@ def assert_paused_once(folder: Path, project: str, root: Path, marker: Path) -> 
     listing = interventions(folder, project)
     assert [i["pause_type"] for i in listing] == ["retry_limit"], listing
     assert "listen failed" in listing[0]["blocker_info"]["error_excerpt"]
+    assert listing[0]["blocker_info"]["client"] == client  # which agent the session ran
     return str(listing[0]["id"])
 
 
@@ -166,7 +168,7 @@ def test_real_gemini_cli_never_runs_the_fourth_identical_failing_call(
     marker = tmp_path / "ran"
     done = run_gemini(root, home, [failing(marker)] * 6 + [Turn(text="Giving up.")])
     assert done.returncode == 0, done.stderr  # a halted Gemini exits 0
-    intervention = assert_paused_once(folder, project, root, marker)
+    intervention = assert_paused_once(folder, project, root, marker, "gemini")
     result = json.loads(done.stdout)
     assert "Giving up." not in result.get("response", "")  # halted: no further turn
 
@@ -247,7 +249,7 @@ def test_real_codex_cli_refuses_every_call_after_the_third_identical_failure(
         done = run_codex(root, home)
         asked = api.tool_requests
     assert done.returncode == 0, done.stderr
-    intervention = assert_paused_once(folder, project, root, marker)
+    intervention = assert_paused_once(folder, project, root, marker, "codex")
     # Codex cannot be halted from a hook: it asked the model again, and every further call
     # was refused, with the reason and what else stops it.
     assert len(asked) == 7
@@ -261,7 +263,9 @@ def test_real_codex_cli_refuses_every_call_after_the_third_identical_failure(
         second = run_codex(root, home)
         assert second.returncode == 0
         first = api.tool_requests[0]
-    assert "use PORT=4000" in json.dumps(first["input"]), second.stderr[-3000:]  # the brief reached the next session
+    assert "use PORT=4000" in json.dumps(first["input"]), second.stderr[
+        -3000:
+    ]  # the brief reached the next session
     assert interventions(folder, project) == []
 
 
@@ -281,3 +285,31 @@ def test_a_broken_codex_configuration_never_blocks_a_call(bus, installed, unique
         done = run_codex(root, home)
     assert done.returncode == 0, done.stderr
     assert marker.read_text().splitlines() == ["ran"] * 2  # nothing was blocked
+
+
+@pytest.mark.parametrize("client", ["claude", "gemini", "codex"])
+def test_hook_check_reads_what_agents_connect_wrote(bus, unique, tmp_path, client):
+    """`yokeflow-hook --check --client NAME` in the project, as the agent's user: the settings
+    come from the client's configuration, and one synthetic event reaches the stream."""
+    _, folder = bus
+    project = unique("checked")
+    root, home = new_project(tmp_path, project)
+    for _ in range(2):  # idempotent: the second run leaves the same one entry
+        printed = connect(folder, project, client, root, home)
+    assert f"connected {client} to project {project}" in printed
+    hook = str(Path(sys.executable).parent / "yokeflow-hook")
+    done = subprocess.run(
+        [hook, "--check", "--client", client],
+        cwd=root,
+        env=client_env(home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stdout
+    assert f"may publish on agent.events.{project}.* (a synthetic event reached the stream)" in (
+        done.stdout
+    )
+    assert "(missing)" not in done.stdout
+    url = cli(folder, "agents", "add", project).stdout.strip()  # the same credentials again
+    assert url.split("@")[0].rsplit(":", 1)[1] not in done.stdout + printed  # never printed

@@ -55,6 +55,7 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                 <td>
                   <strong>{s.project_id}</strong>
                   <div className="muted">{s.session_id}</div>
+                  {s.client && <div className="muted" data-testid="client">agent: {s.client}</div>}
                   {s.task && <div className="muted">task {s.task.id}: {s.task.description}</div>}
                 </td>
                 <td data-testid="nearest">

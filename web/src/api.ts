@@ -80,6 +80,7 @@ export type RiskKind = "retry_limit" | "error_rate" | "session_duration";
 export interface SessionSummary {
   project_id: string;
   session_id: string;
+  client?: string | null;
   state: "running" | "stopped" | "ended";
   intervention_id: string | null;
   task: { id: string; description: string } | null;
