@@ -298,6 +298,7 @@ class SessionState:
     last_event_at: datetime | None = None
     events: int = 0
     workspace: str | None = None
+    client: str | None = None
     task: Task | None = None
     intervened: str | None = None
     # Service bookkeeping: the stream sequence this epoch began at (events before it are stale),
@@ -350,7 +351,7 @@ class SessionState:
             "project_id": self.project_id, "session_id": self.session_id,
             "loop_length": self.loop_length, "window": self.window,
             "started_at": _iso(self.started_at), "last_event_at": _iso(self.last_event_at),
-            "events": self.events, "workspace": self.workspace,
+            "events": self.events, "workspace": self.workspace, "client": self.client,
             "task": self.task.model_dump() if self.task else None,
             "intervened": self.intervened, "epoch_start": self.epoch_start,
             "last_seq": self.last_seq, "seen_event_ids": list(self.seen_event_ids),
@@ -373,7 +374,7 @@ class SessionState:
             project_id=data["project_id"], session_id=data["session_id"],
             loop_length=data["loop_length"], window=data["window"],
             started_at=_from_iso(data["started_at"]), last_event_at=_from_iso(data["last_event_at"]),
-            events=data["events"], workspace=data["workspace"],
+            events=data["events"], workspace=data["workspace"], client=data.get("client"),
             task=Task.model_validate(data["task"]) if data["task"] else None,
             intervened=data["intervened"], epoch_start=data["epoch_start"],
             last_seq=data.get("last_seq", 0),
@@ -652,6 +653,8 @@ def evaluate(
         state.task = event.task
     if isinstance(event, SessionStarted) and event.workspace:
         state.workspace = event.workspace
+    if isinstance(event, SessionStarted) and event.client:
+        state.client = event.client
     if not config.enabled:
         return None
 
@@ -685,6 +688,7 @@ def evaluate(
         can_auto_resume=verdict.blocker_type in config.auto_recovery_blockers,
         suggested_recovery=SUGGESTED_RECOVERY.get(verdict.blocker_type or ""),
         workspace=state.workspace,
+        client=state.client,
     )
     state.intervened = intervention.intervention_id
     return intervention
@@ -839,4 +843,5 @@ def summarise(state: SessionState, config: DetectionConfig, ended: bool = False)
         shares={kind: round(share, 4) for kind, share in shares.items()},
         risk=round(risk, 4),
         nearest=nearest if risk > 0 else None,
+        client=state.client,
     )

@@ -62,6 +62,13 @@ def discord_escape(text: str) -> str:
     return text.translate(_DISCORD_MARKDOWN)
 
 
+# What a notice says of an agent CLI whose session a hook cannot halt: what else stops it.
+AGENT_NOTES = {
+    "codex": "codex (a hook cannot halt it: its further tool calls are refused; interrupt its "
+    "turn from its app-server, or end the codex process, to stop it)",
+}
+
+
 @dataclass(frozen=True)
 class Notice:
     intervention: InterventionPaused
@@ -104,6 +111,8 @@ class Notice:
         ]  # fmt: skip
         if i.task is not None:
             facts.insert(2, ("Task", f"{i.task.id} - {i.task.description}"))
+        if i.client is not None:
+            facts.insert(2, ("Agent", _clip(AGENT_NOTES.get(i.client, i.client), 300)))
         if self.suppressed_before:
             facts.append(
                 (
