@@ -128,6 +128,8 @@ def _shell_call(turn: Turn, tools: list[Any]) -> tuple[str, str]:
     command = str(turn.input.get("command", ""))
     if turn.tool != "Bash":
         return str(turn.tool), json.dumps(turn.input)
+    if "bash" in names:  # Copilot CLI, OpenCode
+        return "bash", json.dumps({"command": command, "description": "Run the command"})
     if "exec_command" in names:
         return "exec_command", json.dumps({"cmd": command})
     if "shell_command" in names:
@@ -172,6 +174,40 @@ def _responses(turn: Turn, body: dict[str, Any]) -> Iterator[tuple[str, dict[str
     )
 
 
+def _chat_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Chat Completions tools as the Responses API lists them (name at the top)."""
+    tools = body.get("tools") or []
+    return [t.get("function", t) for t in tools if isinstance(t, dict)]
+
+
+def _chat(turn: Turn, body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The Chat Completions stream of one turn (unnamed events; the caller ends it [DONE])."""
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": str(body.get("model") or "stand-in"),
+    }
+    if turn.tool is not None:
+        name, arguments = _shell_call(turn, _chat_tools(body))
+        call = {
+            "index": 0,
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        delta: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        finish = "tool_calls"
+    else:
+        delta, finish = {"role": "assistant", "content": turn.text}, "stop"
+    yield "", {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    yield (
+        "",
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage},
+    )
+
+
 @contextmanager
 def model_api(script: list[Turn]) -> Iterator[ModelApi]:
     """Serve the stand-in on a free loopback port while the block runs."""
@@ -195,6 +231,19 @@ def model_api(script: list[Turn]) -> Iterator[ModelApi]:
             body = json.loads(
                 self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}"
             )
+            if self.path.rstrip("/").endswith("/chat/completions"):
+                chunks = list(_chat(api.next_turn(body), body))
+                if body.get("stream"):
+                    self._stream(iter(chunks), done="data: [DONE]\n\n")
+                    return
+                message = {**chunks[0][1]["choices"][0]["delta"]}
+                choice = {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": chunks[1][1]["choices"][0]["finish_reason"],
+                }
+                self._json(200, {**chunks[1][1], "object": "chat.completion", "choices": [choice]})
+                return
             if self.path.startswith("/v1/responses"):
                 self._stream(_responses(api.next_turn(body), body))
                 return
@@ -210,15 +259,17 @@ def model_api(script: list[Turn]) -> Iterator[ModelApi]:
                 return
             self._stream(_events(turn, model))
 
-        def _stream(self, events: Iterator[tuple[str, dict[str, Any]]]) -> None:
+        def _stream(self, events: Iterator[tuple[str, dict[str, Any]]], done: str = "") -> None:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("cache-control", "no-cache")
             self.send_header("connection", "close")
             self.end_headers()
             for name, data in events:
-                self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                head = f"event: {name}\n" if name else ""
+                self.wfile.write(f"{head}data: {json.dumps(data)}\n\n".encode())
                 self.wfile.flush()
+            self.wfile.write(done.encode())
             self.close_connection = True
 
         def do_GET(self) -> None:

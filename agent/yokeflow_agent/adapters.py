@@ -49,6 +49,11 @@ _EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     ),
     "gemini": (("BeforeTool", "AfterTool"), ("SessionStart", "AfterAgent", "SessionEnd"), ".*"),
     "codex": (("PreToolUse", "PostToolUse"), ("SessionStart", "Stop", "SessionEnd"), "*"),
+    "copilot": (
+        ("preToolUse", "postToolUse", "permissionRequest"),
+        ("sessionStart", "agentStop", "sessionEnd"),
+        "",
+    ),
 }
 CLIENTS = tuple(_EVENTS)
 _TOOL_EVENTS = frozenset(
@@ -56,8 +61,9 @@ _TOOL_EVENTS = frozenset(
 )
 
 
-def client(name: str) -> Client:
-    """The adapter of client `name` (only its module is imported)."""
+def client(name: str, event: str = "") -> Client:
+    """The adapter of client `name` (only its module is imported); `event`: the hook's event,
+    for a client whose payloads do not name it (Copilot)."""
     if name == "claude":
         from .claude_code import ClaudeCode
 
@@ -70,6 +76,10 @@ def client(name: str) -> Client:
         from .codex import CodexCli
 
         return CodexCli()
+    if name == "copilot":
+        from .copilot import CopilotCli
+
+        return CopilotCli(event)
     raise HookConfigError(f"unknown client {name!r} (one of: {', '.join(CLIENTS)})")
 
 
@@ -79,6 +89,13 @@ def client(name: str) -> Client:
 def config_path(name: str, scope: str, root: str, home: str) -> str:
     """The file client `name` reads its hooks from, for a project at `root` or the user."""
     base = home if scope == "user" else root
+    if name == "copilot":  # a file of its own among the folder's hook files
+        folder = (
+            os.path.join(".copilot", "hooks")
+            if scope == "user"
+            else os.path.join(".github", "hooks")
+        )
+        return os.path.join(base, folder, "yokeflow-intervention.json")
     folder = {"claude": ".claude", "gemini": ".gemini", "codex": ".codex"}[name]
     return os.path.join(base, folder, "hooks.json" if name == "codex" else "settings.json")
 
@@ -96,7 +113,7 @@ def _hook_command() -> str:
 
 
 def _ours(hook: Any) -> bool:
-    command = hook.get("command", "") if isinstance(hook, dict) else ""
+    command = (hook.get("command") or hook.get("bash") or "") if isinstance(hook, dict) else ""
     return "yokeflow-hook" in command or "yokeflow-intervention hook" in command
 
 
@@ -163,6 +180,22 @@ def connect(name: str, scope: str, root: str, home: str, settings: dict[str, str
             "env": settings,
         }
         _wire_hooks(data, name, hook)
+    elif name == "copilot":
+        required, useful, _ = _EVENTS[name]
+        data = {
+            "version": 1,
+            "hooks": {
+                event: [
+                    {
+                        "type": "command",
+                        "bash": f"{command} --client copilot --event {event}",
+                        "env": settings,
+                        "timeoutSec": 10,
+                    }
+                ]
+                for event in required + useful
+            },
+        }
     else:
         settings_path = env_file(home, project)
         _write(settings_path, json.dumps(settings, indent=2) + "\n", 0o600)
@@ -181,6 +214,8 @@ def connect(name: str, scope: str, root: str, home: str, settings: dict[str, str
     written.insert(0, f"{path}: hooks {', '.join(_EVENTS[name][0] + _EVENTS[name][1])}")
     if name == "gemini" and scope == "project":
         written.append(_trust_gemini_folder(home, root))
+    if name == "copilot" and scope == "project":
+        written.append(_trust_copilot_folder(home, root))
     if name == "codex":
         if scope == "project":
             written.append(_trust_codex_project(home, root))
@@ -201,6 +236,24 @@ def _trust_gemini_folder(home: str, root: str) -> str:
     trusted[root] = "TRUST_FOLDER"
     _write(path, json.dumps(trusted, indent=2) + "\n", 0o600)
     return f"{path}: {root} trusted (Gemini ignores a project's hooks in an untrusted folder)"
+
+
+def _trust_copilot_folder(home: str, root: str) -> str:
+    """Copilot keeps its trusted folders in `config.json`, a file it manages (JSON after
+    `//` comment lines); the rest of it is kept."""
+    path = os.path.join(home, ".copilot", "config.json")
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = [line for line in file if not line.lstrip().startswith("//")]
+    except FileNotFoundError:
+        lines = []
+    data = json.loads("".join(lines) or "{}")
+    folders = data.get("trusted_folders") if isinstance(data.get("trusted_folders"), list) else []
+    data["trusted_folders"] = [*[f for f in folders if f != root], root]
+    _write(path, json.dumps(data, indent=2) + "\n", 0o600)
+    return (
+        f"{path}: {root} trusted (Copilot runs a project's .github/hooks only in a trusted folder)"
+    )
 
 
 def _trust_codex_project(home: str, root: str) -> str:
@@ -224,6 +277,13 @@ def _trust_codex_project(home: str, root: str) -> str:
 # -- --check -----------------------------------------------------------------------------------
 
 
+def _entries(group: Any) -> list[Any]:
+    """The hooks of one entry of an event: a matcher group's, or (Copilot) the entry itself."""
+    if not isinstance(group, dict):
+        return []
+    return list(group["hooks"]) if isinstance(group.get("hooks"), list) else [group]
+
+
 def installed_settings(
     name: str, root: str, home: str
 ) -> tuple[dict[str, str], list[str], list[str]]:
@@ -242,13 +302,13 @@ def installed_settings(
             settings.update({str(k): str(v) for k, v in data["env"].items()})
         for event, groups in (data.get("hooks") or {}).items():
             for group in groups if isinstance(groups, list) else []:
-                for hook in group.get("hooks", []) if isinstance(group, dict) else []:
+                for hook in _entries(group):
                     if not _ours(hook):
                         continue
                     wired.append(str(event))
                     if isinstance(hook.get("env"), dict):
                         settings.update({str(k): str(v) for k, v in hook["env"].items()})
-                    words = shlex.split(str(hook.get("command", "")))
+                    words = shlex.split(str(hook.get("command") or hook.get("bash") or ""))
                     if "--env" in words[:-1]:
                         settings.update(settings_file(words[words.index("--env") + 1]))
     return settings, wired, read
@@ -360,16 +420,17 @@ def check_bus(nats_url: str, project: str, session: str | None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`yokeflow-hook [--client NAME] [--env FILE] [--check [SESSION]]`. Parsed by hand:
+    """`yokeflow-hook [--client NAME] [--env FILE] [--event NAME] [--check [SESSION]]`. Parsed
+    by hand:
     argparse costs every hook milliseconds."""
     args = list(sys.argv[1:] if argv is None else argv)
-    name, env_path = "claude", None
-    for flag in ("--client", "--env"):
+    given = {"--client": "claude", "--env": "", "--event": ""}
+    for flag in given:
         if flag in args[:-1]:
             at = args.index(flag)
-            value = args[at + 1]
+            given[flag] = args[at + 1]
             del args[at : at + 2]
-            name, env_path = (value, env_path) if flag == "--client" else (name, value)
+    name, env_path = given["--client"], given["--env"] or None
     if args[:1] == ["--check"]:
         if name not in _EVENTS:
             print(f"unknown client {name!r} (one of: {', '.join(CLIENTS)})")
@@ -377,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         return check(name, args[1] if len(args) > 1 and args[1] else None)
     stdin = sys.stdin.read()
     try:
-        adapter = client(name)
+        adapter = client(name, given["--event"])
     except HookConfigError:
         from .claude_code import ClaudeCode  # a hook must answer even when misconfigured
 

@@ -218,7 +218,8 @@ class Hooked:
     """One hook of any client, in the contract's terms. `kind` is one of: `start` (a session
     begins), `call` (a tool is about to run), `result` (it ran: `result` is the contract's
     ToolResultBody), `turn` (the agent finished a turn: `text`), `end` (`reason`), or "" (a
-    hook the product does not record)."""
+    hook the product does not record), or `permission` (the client asks whether a call may
+    run: where a halt is said)."""
 
     __slots__ = (
         "call_id",
@@ -252,6 +253,8 @@ class Client:
     name = ""
     # Whether a hook can end the session (Codex: no; its other calls are refused instead).
     halts = True
+    # Whether a later hook of the same call says the halt (Copilot's permissionRequest).
+    halts_later = False
 
     def hooked(self, payload: dict[str, Any], config: HookConfig) -> Hooked:
         raise NotImplementedError
@@ -359,6 +362,9 @@ class _Hook:
         entry once."""
         intervention = str(control.get("intervention_id") or "")
         if self.state.first_time("blockers_written", intervention):
+            # For a client whose halt is said by a later hook of the same call (Copilot's
+            # permissionRequest), without a network round trip between the two.
+            self.state.update(lambda state: state.update(halting=control))
             from datetime import UTC, datetime  # a pause only: not on every hook's path
 
             with open(os.path.join(self.root, PROGRESS_FILE), "a", encoding="utf-8") as progress:
@@ -392,6 +398,7 @@ class _Hook:
                 return self.client.fail_open(self.hooked, self.client.missing_url(self.project))
             return Reply()  # said once, at the start of the session
         handler = {
+            "permission": self._permission,
             "call": self._call,
             "result": self._result,
             "start": self._session_start,
@@ -405,6 +412,8 @@ class _Hook:
         control = self._control()
         if control is not None and control.get("state") == "paused":
             return self._stop(control)
+        if self.client.halts_later:  # resumed: a halt said before no longer holds
+            self.state.update(lambda state: state.pop("halting", None))
         hooked = self.hooked
         seq = self._publish(
             "tool_call",
@@ -418,6 +427,18 @@ class _Hook:
             if control is not None and control.get("state") == "paused":
                 return self._stop(control)
         return self._answer(verdict)
+
+    def _permission(self) -> Reply:
+        """A client asks whether a call it is about to run may (Copilot's permissionRequest):
+        refused, and the session halted, once the session is paused."""
+        halting = self.state.update(lambda state: state.get("halting"))
+        if isinstance(halting, dict):
+            return self._stop(halting)
+        self._connect()
+        control = self._control()
+        if control is not None and control.get("state") == "paused":
+            return self._stop(control)
+        return Reply()
 
     def _result(self) -> Reply:
         self._connect(with_verdicts=True)

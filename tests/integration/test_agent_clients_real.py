@@ -287,7 +287,55 @@ def test_a_broken_codex_configuration_never_blocks_a_call(bus, installed, unique
     assert marker.read_text().splitlines() == ["ran"] * 2  # nothing was blocked
 
 
-@pytest.mark.parametrize("client", ["claude", "gemini", "codex"])
+# -- Copilot CLI -------------------------------------------------------------------------------
+
+
+def run_copilot(root: Path, home: Path, api: ModelApi) -> subprocess.CompletedProcess[str]:
+    """`copilot -p` offline: the stand-in serves Chat Completions as its model provider."""
+    env = client_env(
+        home,
+        COPILOT_OFFLINE="true",
+        COPILOT_PROVIDER_BASE_URL=f"{api.url}/v1",
+        COPILOT_PROVIDER_API_KEY="stand-in",
+        COPILOT_MODEL="gpt-4o",
+    )
+    return subprocess.run(
+        [str(BIN / "copilot"), "-p", "Start the app.", "--allow-all-tools"],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_real_copilot_cli_never_runs_the_fourth_identical_failing_call(
+    bus, installed, unique, tmp_path
+):
+    _, folder = bus
+    project = unique("pshop")
+    root, home = new_project(tmp_path, project)
+    printed = connect(folder, project, "copilot", root, home)
+    assert "config.json" in printed  # the folder trust gate, handled and said
+    marker = tmp_path / "ran"
+    with model_api([failing(marker)] * 6 + [Turn(text="Giving up.")]) as api:
+        done = run_copilot(root, home, api)
+        asked = api.tool_requests
+    assert done.returncode == 0, done.stderr  # a halted Copilot exits 0
+    intervention = assert_paused_once(folder, project, root, marker, "copilot")
+    assert len(asked) == 4  # halted: the model was not asked again after the 4th call
+    assert "Giving up." not in done.stdout
+
+    resume(folder, intervention, "Port 3000 is taken on this machine: use PORT=4000.")
+    with model_api([Turn(text="Starting on port 4000.")]) as api:
+        assert run_copilot(root, home, api).returncode == 0
+        first = api.tool_requests[0]
+    assert "use PORT=4000" in json.dumps(first["messages"])  # the brief reached the next session
+    assert interventions(folder, project) == []
+
+
+@pytest.mark.parametrize("client", ["claude", "gemini", "codex", "copilot"])
 def test_hook_check_reads_what_agents_connect_wrote(bus, unique, tmp_path, client):
     """`yokeflow-hook --check --client NAME` in the project, as the agent's user: the settings
     come from the client's configuration, and one synthetic event reaches the stream."""

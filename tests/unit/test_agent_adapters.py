@@ -64,7 +64,7 @@ def test_codex_results_take_the_exit_code_codex_recorded(tmp_path: Path):
     assert exit_code_of(str(tmp_path / "missing.jsonl"), "call_a") is None
 
 
-@pytest.mark.parametrize("name", CLIENTS)
+@pytest.mark.parametrize("name", ["claude", "gemini", "codex"])
 def test_connecting_twice_leaves_one_entry_and_keeps_the_users_own_hooks(name, tmp_path: Path):
     root, home = tmp_path / "shop", tmp_path / "home"
     root.mkdir()
@@ -92,12 +92,56 @@ def test_connecting_twice_leaves_one_entry_and_keeps_the_users_own_hooks(name, t
         assert config.count(f'[projects."{root}"]') == 1 and 'trust_level = "trusted"' in config
 
 
+def test_copilot_hooks_are_a_file_of_their_own_in_a_trusted_folder(tmp_path: Path):
+    root, home = tmp_path / "shop", tmp_path / "home"
+    theirs = root / ".github" / "hooks" / "audit.json"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text('{"version": 1, "hooks": {}}')
+    (home / ".copilot").mkdir(parents=True)
+    managed = '// This file is managed automatically.\n{"firstLaunchAt": "2026-12-06"}\n'
+    (home / ".copilot" / "config.json").write_text(managed)
+    for _ in range(2):
+        connect("copilot", "project", str(root), str(home), SETTINGS)
+    assert theirs.read_text() == '{"version": 1, "hooks": {}}'
+    ours = json.loads((root / ".github" / "hooks" / "yokeflow-intervention.json").read_text())
+    assert ours["version"] == 1
+    assert ours["hooks"]["permissionRequest"][0]["bash"].endswith(
+        "--client copilot --event permissionRequest"
+    )  # its payloads do not name their event
+    config = json.loads((home / ".copilot" / "config.json").read_text())
+    assert config == {"firstLaunchAt": "2026-12-06", "trusted_folders": [str(root)]}
+    settings, wired, _ = installed_settings("copilot", str(root), str(home))
+    assert settings["NATS_URL"] == SETTINGS["NATS_URL"] and "preToolUse" in wired
+
+
+def test_copilot_results_keep_their_exit_code_from_the_text():
+    from yokeflow_agent.copilot import failure_of as copilot_failure
+
+    # Copilot CLI 1.0.102 reports a failed command as a success, the exit code in its text.
+    failed = {
+        "resultType": "success",
+        "textResultForLlm": "boom\n<shellId: 0 completed with exit code 3>",
+    }
+    assert copilot_failure(failed) == (False, 3, "boom")
+    worked = {
+        "resultType": "success",
+        "textResultForLlm": "ok\n<shellId: 1 completed with exit code 0>",
+    }
+    assert copilot_failure(worked) == (True, 0, "ok")
+    assert copilot_failure({"resultType": "denied", "textResultForLlm": "no"}) == (False, 1, "no")
+
+
 @pytest.mark.parametrize("name", CLIENTS)
 def test_every_adapter_fails_open_fast_on_its_own_errors(name, tmp_path: Path):
     config = HookConfig(
         {"NATS_URL": "nats://127.0.0.1:1", "YOKEFLOW_HOOK_STATE_DIR": str(tmp_path)}
     )
-    event = {"claude": "PreToolUse", "gemini": "BeforeTool", "codex": "PreToolUse"}[name]
+    event = {
+        "claude": "PreToolUse",
+        "gemini": "BeforeTool",
+        "codex": "PreToolUse",
+        "copilot": "preToolUse",
+    }[name]
     payload = {
         "hook_event_name": event,
         "session_id": "s1",
@@ -106,7 +150,7 @@ def test_every_adapter_fails_open_fast_on_its_own_errors(name, tmp_path: Path):
         "tool_input": {"command": "ls"},
     }
     for stdin in (json.dumps(payload), "not json", "[]"):
-        reply = run_client_hook(client(name), stdin, config)
+        reply = run_client_hook(client(name, event), stdin, config)
         assert reply.code == 0 and reply.output is not None  # the call goes on
         assert "not recorded" in json.dumps(reply.output)
         assert "continue" not in reply.output and "decision" not in reply.output
