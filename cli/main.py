@@ -299,9 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("status", help="streams, consumers and active interventions")
     service = command("service", help="run one service in the foreground")
     service.add_argument("name", choices=SERVICE_ROLES)
-    hook = command("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
+    hook = command("hook", help="the agent CLIs' hooks adapter (reads the hook JSON on stdin)")
     hook.add_argument("--check", nargs="?", const="", metavar="SESSION",
                       help="tell whether this project's hooks are wired, and exit")  # fmt: skip
+    hook.add_argument("--client", default="claude", help="claude, gemini, codex or copilot")
+    hook.add_argument("--env", help="a settings file (what agents connect wrote for Codex)")
+    hook.add_argument("--event", help="the hook's event, for Copilot (its payloads omit it)")
     embedded = command("embedded-postgres", help="start, stop or restart an embedded PostgreSQL")
     embedded.add_argument("action", choices=["start", "stop", "restart"])
     embedded.add_argument("folder", help="its data folder (the one holding pgdata/)")
@@ -377,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "hook":  # after other options: the same adapter, which needs no settings
         from yokeflow_agent.adapters import main as hook
 
-        return hook(["--check", args.check] if args.check is not None else [])
+        given = [("--client", args.client), ("--env", args.env), ("--event", args.event)]
+        flags = [word for flag, value in given if value for word in (flag, value)]
+        return hook([*flags, *(["--check", args.check] if args.check is not None else [])])
     try:
         config_file = config_file_in_use(args.config)
         settings = load_settings(config_file)

@@ -1,8 +1,8 @@
 """`yokeflow-hook [--client NAME] [--env FILE]`: the hook program of every agent CLI, where each
 client's configuration lives, and `--check`.
 
-`--client` picks the adapter (`claude`, the default, `gemini`, `codex`); only that module is
-imported, so a hook pays for one client. `connect` writes a client's hook configuration where
+`--client` picks the adapter (`claude`, the default, `gemini`, `codex`, `copilot`); only that
+module is imported, so a hook pays for one client. `connect` writes a client's hook configuration where
 the client really reads it (`agents connect` calls it with the project's credentials), and
 `check` reads it back: which hooks are wired, with which settings, and whether the bus takes
 an event with them.
@@ -19,6 +19,10 @@ Where each client reads its hooks, and what gates them:
   since Codex hooks have no environment. Codex runs a hook only once it is trusted, which
   only Codex itself records (`/hooks` in a terminal), or with
   `codex exec --dangerously-bypass-hook-trust`.
+- copilot: a file of its own, `.github/hooks/yokeflow-intervention.json` of the project, which
+  Copilot reads only in a trusted folder (`trusted_folders` in `~/.copilot/config.json`:
+  `connect` adds it), or `~/.copilot/hooks/yokeflow-intervention.json`; settings in each hook's
+  `env`; each entry names its event (`--event`), which Copilot's payloads do not.
 """
 
 from __future__ import annotations
