@@ -335,6 +335,24 @@ def test_real_copilot_cli_never_runs_the_fourth_identical_failing_call(
     assert interventions(folder, project) == []
 
 
+def test_a_broken_copilot_configuration_never_blocks_a_call(bus, installed, unique, tmp_path):
+    _, folder = bus
+    project = unique("pbroken")
+    root, home = new_project(tmp_path, project)
+    connect(folder, project, "copilot", root, home)
+    hooks_path = root / ".github" / "hooks" / "yokeflow-intervention.json"
+    hooks = json.loads(hooks_path.read_text())
+    for entries in hooks["hooks"].values():
+        entries[0]["env"]["YOKEFLOW_VERDICT_TIMEOUT"] = "later"  # a bad setting
+    hooks_path.write_text(json.dumps(hooks))
+    marker = tmp_path / "ran"
+    call = Turn(tool="Bash", input={"command": f"echo ran >> {marker}"})
+    with model_api([call, call, Turn(text="Done.")]) as api:
+        done = run_copilot(root, home, api)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text().splitlines() == ["ran"] * 2  # nothing was blocked
+
+
 @pytest.mark.parametrize("client", ["claude", "gemini", "codex", "copilot"])
 def test_hook_check_reads_what_agents_connect_wrote(bus, unique, tmp_path, client):
     """`yokeflow-hook --check --client NAME` in the project, as the agent's user: the settings
