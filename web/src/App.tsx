@@ -304,6 +304,11 @@ function Card({ item, now, onResume, initial = null }: { item: Intervention; now
         {item.blocker_type && <span className="badge blocker">{item.blocker_type}</span>}
         <strong>{item.project_id}</strong>
         <span className="muted">session {item.session_id}</span>
+        {item.blocker_info?.client && (
+          <span className="muted" data-testid="client">
+            agent {item.blocker_info.client}
+          </span>
+        )}
         <a className="muted" href={`#/interventions/${encodeURIComponent(item.id)}`} title="a link to this intervention">
           #{item.id.slice(0, 8)}
         </a>

@@ -13,7 +13,7 @@ export interface Intervention {
   pause_reason: string;
   pause_type: string;
   blocker_type: string | null;
-  blocker_info: { error_excerpt?: string; suggested_recovery?: string | null };
+  blocker_info: { error_excerpt?: string; suggested_recovery?: string | null; client?: string | null };
   retry_stats: RetryStats;
   current_task_id: string | null;
   current_task_description: string | null;
