@@ -16,9 +16,9 @@ Where each client reads its hooks, and what gates them:
 - codex: `.codex/hooks.json` of the project, which Codex reads only in a trusted project
   (`[projects."DIR"] trust_level = "trusted"` in `~/.codex/config.toml`: `connect` adds it),
   or `~/.codex/hooks.json`; settings in a file of the agent user's (`--env FILE`, mode 0600),
-  since Codex hooks have no environment. Codex runs a hook only once it is trusted, which
-  only Codex itself records (`/hooks` in a terminal), or with
-  `codex exec --dangerously-bypass-hook-trust`.
+  since Codex hooks have no environment. Codex runs a hook only once it is trusted by the hash
+  it computes for it: `connect` asks `codex app-server` for that hash and records it in
+  `~/.codex/config.toml`, for its own hooks only.
 - copilot: a file of its own, `.github/hooks/yokeflow-intervention.json` of the project, which
   Copilot reads only in a trusted folder (`trusted_folders` in `~/.copilot/config.json`:
   `connect` adds it), or `~/.copilot/hooks/yokeflow-intervention.json`; settings in each hook's
@@ -223,13 +223,10 @@ def connect(name: str, scope: str, root: str, home: str, settings: dict[str, str
     if name == "codex":
         if scope == "project":
             written.append(_trust_codex_project(home, root))
+        written.append(_trust_codex_hooks(home, root))
         written.append(
-            "codex runs no hook until it is trusted: open `codex` in "
-            f"{root if scope == 'project' else 'a terminal'} and trust them under "
-            "/hooks, or run `codex exec --dangerously-bypass-hook-trust` where you "
-            "vet the hooks yourself. A paused Codex session cannot be halted from "
-            "a hook: its further calls are refused; interrupt its turn or end the "
-            "process to stop it."
+            "a paused Codex session cannot be halted from a hook: its further calls are "
+            "refused; interrupt its turn or end the codex process to stop it"
         )
     return written
 
@@ -258,6 +255,83 @@ def _trust_copilot_folder(home: str, root: str) -> str:
     return (
         f"{path}: {root} trusted (Copilot runs a project's .github/hooks only in a trusted folder)"
     )
+
+
+def _codex_hooks(root: str, deadline: float) -> list[dict[str, Any]]:
+    """The hooks Codex sees for a project at `root`, as its app-server lists them, with the
+    hash it trusts each by; raises OSError, ValueError or SubprocessError when Codex cannot
+    say."""
+    import select
+    import shutil
+    import subprocess
+
+    codex = shutil.which("codex")
+    if codex is None:
+        raise FileNotFoundError("no `codex` on PATH")
+    client_info = {"name": "yokeflow-intervention", "version": "1"}
+    requests = [
+        {"id": 1, "method": "initialize", "params": {"clientInfo": client_info}},
+        {"method": "initialized"},
+        {"id": 2, "method": "hooks/list", "params": {"cwd": root}},
+    ]
+    server = subprocess.Popen(
+        [codex, "app-server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=root,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        server.stdin.write(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+        server.stdin.flush()
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([server.stdout], [], [], deadline - time.monotonic())
+            line = server.stdout.readline() if ready else b""
+            if not line:
+                break
+            answer = json.loads(line)
+            if answer.get("id") == 2:
+                if "result" not in answer:
+                    raise ValueError(f"codex app-server: {answer.get('error')}")
+                listed = answer["result"].get("data", [])
+                return [hook for entry in listed for hook in entry.get("hooks", [])]
+        raise TimeoutError("codex app-server did not list its hooks")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _trust_codex_hooks(home: str, root: str) -> str:
+    """Trust the hooks `connect` just wrote, as a human does under Codex's `/hooks`: by the
+    hash Codex computes for each (its app-server lists them), in `~/.codex/config.toml`. Only
+    our own hooks, by their command; a hook changed later is untrusted again by Codex itself."""
+    import subprocess
+
+    try:
+        hooks = [hook for hook in _codex_hooks(root, time.monotonic() + 30) if _ours(hook)]
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return (
+            f"codex hooks NOT trusted ({exc}): Codex runs no hook until it is trusted; open "
+            "`codex` and trust them under /hooks, or run `codex exec "
+            "--dangerously-bypass-hook-trust` where you vet the hooks yourself"
+        )
+    path = os.path.join(home, ".codex", "config.toml")
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        text = ""
+    for hook in hooks:
+        table = f"[hooks.state.{json.dumps(str(hook['key']))}]"
+        if table in text:  # an earlier connect's entry: replaced
+            start = text.index(table)
+            end = text.find("\n[", start + len(table))
+            text = text[:start].rstrip("\n") + ("\n\n" + text[end + 1 :] if end >= 0 else "")
+        separator = "\n" if text and not text.endswith("\n") else ""
+        text += f'{separator}\n{table}\ntrusted_hash = "{hook["currentHash"]}"\n'
+    _write(path, text)
+    return f"{path}: {len(hooks)} hooks trusted, by the hash Codex computes for each"
 
 
 def _trust_codex_project(home: str, root: str) -> str:

@@ -19,10 +19,9 @@ answer and run the command (it fails open), so the adapter never sends it. A pau
 every further call is refused instead, and the notice says what else stops it (its
 app-server's turn interrupt, or ending the `codex` process).
 
-Codex runs no hook at all, silently, until its hooks are trusted: `codex` in a terminal
-(`/hooks`, trust), managed hooks, or `codex exec --dangerously-bypass-hook-trust` for
-automation that vets its own hooks. `yokeflow-intervention agents connect PROJECT codex` says
-so. Its hook configuration has no environment of its own: the hook reads `--env FILE`, which
+Codex runs no hook at all, silently, until its hooks are trusted (by a hash it computes for
+each): `yokeflow-intervention agents connect PROJECT codex` records that trust for its own
+hooks, as `/hooks` in an interactive `codex` would. Its hook configuration has no environment of its own: the hook reads `--env FILE`, which
 `agents connect` writes readable by its owner only.
 """
 

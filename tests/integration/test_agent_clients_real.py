@@ -71,7 +71,11 @@ def failing(marker: Path) -> Turn:
 def connect(folder: Path, project: str, client: str, root: Path, home: Path) -> str:
     done = subprocess.run(
         [*_product_cli(), "agents", "connect", project, client, "--dir", str(root)],
-        env={**_cli_env(folder), "HOME": str(home)},
+        env={
+            **_cli_env(folder),
+            "HOME": str(home),
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -216,14 +220,14 @@ _PROVIDED = "# (the stand-in's provider ends here)\n"
 
 
 def run_codex(root: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    # Codex runs a hook only once it is trusted; automation that vets its hooks says so.
+    # Codex runs a hook only once it is trusted: `agents connect` trusted them (the agent
+    # user's PATH has `codex`, as here).
     return subprocess.run(
         [
             str(BIN / "codex"),
             "exec",
             "--skip-git-repo-check",
             "--dangerously-bypass-approvals-and-sandbox",
-            "--dangerously-bypass-hook-trust",
             "Start the app.",
         ],
         cwd=root,
@@ -245,7 +249,7 @@ def test_real_codex_cli_refuses_every_call_after_the_third_identical_failure(
     with model_api([failing(marker)] * 6 + [Turn(text="Giving up.")]) as api:
         codex_home(home, api)
         printed = connect(folder, project, "codex", root, home)
-        assert "--dangerously-bypass-hook-trust" in printed  # the hook trust gate, said
+        assert "hooks trusted, by the hash Codex computes" in printed  # the hook trust gate
         done = run_codex(root, home)
         asked = api.tool_requests
     assert done.returncode == 0, done.stderr
@@ -363,6 +367,9 @@ def test_hook_check_reads_what_agents_connect_wrote(bus, unique, tmp_path, clien
     for _ in range(2):  # idempotent: the second run leaves the same one entry
         printed = connect(folder, project, client, root, home)
     assert f"connected {client} to project {project}" in printed
+    if client == "codex":  # the hooks trusted once each, by Codex's own hash
+        config = (home / ".codex" / "config.toml").read_text()
+        assert config.count("[hooks.state.") == 5 == config.count("trusted_hash = ")
     hook = str(Path(sys.executable).parent / "yokeflow-hook")
     done = subprocess.run(
         [hook, "--check", "--client", client],
