@@ -172,3 +172,15 @@ def test_a_codex_notice_says_what_else_stops_the_session():
     )
     facts = dict(Notice(paused).facts())
     assert facts["Agent"].startswith("codex") and "end the codex process" in facts["Agent"]
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_user_scope_writes_the_agent_users_home_and_no_project_file(name, tmp_path: Path):
+    root, home = tmp_path / "shop", tmp_path / "home"
+    root.mkdir()
+    written = connect(name, "user", str(root), str(home), SETTINGS)
+    assert written[0].startswith(str(home))  # the hooks: in the home of the user it runs as
+    assert not any(root.rglob("*"))  # nothing in the project
+    settings, wired, read = installed_settings(name, str(root), str(home))
+    assert read and all(path.startswith(str(home)) for path in read)
+    assert settings["NATS_URL"] == SETTINGS["NATS_URL"] and wired
