@@ -175,6 +175,7 @@ def test_real_gemini_cli_never_runs_the_fourth_identical_failing_call(
     intervention = assert_paused_once(folder, project, root, marker, "gemini")
     result = json.loads(done.stdout)
     assert "Giving up." not in result.get("response", "")  # halted: no further turn
+    assert "failed 3 times with the same error" in gemini_chats(home)  # warned before the stop
 
     resume(folder, intervention, "Port 3000 is taken on this machine: use PORT=4000.")
     again = run_gemini(root, home, [Turn(text="Starting on port 4000.")])
@@ -257,6 +258,8 @@ def test_real_codex_cli_refuses_every_call_after_the_third_identical_failure(
     # Codex cannot be halted from a hook: it asked the model again, and every further call
     # was refused, with the reason and what else stops it.
     assert len(asked) == 7
+    # Before the stop, the agent was told what pattern it was in, in its own context.
+    assert "failed 3 times with the same error" in json.dumps(asked[3]["input"])
     refused = json.dumps(asked[-1]["input"])
     assert refused.count("session paused by intervention") >= 3
     assert "end the codex process" in refused
@@ -329,6 +332,7 @@ def test_real_copilot_cli_never_runs_the_fourth_identical_failing_call(
     assert done.returncode == 0, done.stderr  # a halted Copilot exits 0
     intervention = assert_paused_once(folder, project, root, marker, "copilot")
     assert len(asked) == 4  # halted: the model was not asked again after the 4th call
+    assert "failed 3 times with the same error" in json.dumps(asked[3]["messages"])  # warned
     assert "Giving up." not in done.stdout
 
     resume(folder, intervention, "Port 3000 is taken on this machine: use PORT=4000.")
