@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 import time
 
@@ -113,7 +112,9 @@ def _hook_command() -> str:
     """`yokeflow-hook` by its full path when it sits beside this Python (the agent user's PATH
     may not have it), else as a name on PATH."""
     beside = os.path.join(os.path.dirname(sys.executable), "yokeflow-hook")
-    return shlex.quote(beside) if os.access(beside, os.X_OK) else "yokeflow-hook"
+    from shlex import quote  # here, not at the top: it imports `re`, which every hook would pay
+
+    return quote(beside) if os.access(beside, os.X_OK) else "yokeflow-hook"
 
 
 def _ours(hook: Any) -> bool:
@@ -164,6 +165,8 @@ def _wire_hooks(data: dict[str, Any], name: str, hook: dict[str, Any]) -> None:
 def connect(name: str, scope: str, root: str, home: str, settings: dict[str, str]) -> list[str]:
     """Write client `name`'s hook configuration so it reports to the project with `settings`
     (NATS_URL, YOKEFLOW_PROJECT_ID, ...); return a line per file written, saying why."""
+    from shlex import quote
+
     if name not in _EVENTS:
         raise ValueError(f"unknown client {name!r} (one of: {', '.join(CLIENTS)})")
     root, home = os.path.abspath(root), os.path.abspath(home)
@@ -210,7 +213,7 @@ def connect(name: str, scope: str, root: str, home: str, settings: dict[str, str
         )
         hook = {
             "type": "command",
-            "command": f"{command} --client codex --env {shlex.quote(settings_path)}",
+            "command": f"{command} --client codex --env {quote(settings_path)}",
         }
         _wire_hooks(data, name, hook)
     # Project settings hold the agent's credentials: readable by the user only.
@@ -367,6 +370,8 @@ def installed_settings(
 ) -> tuple[dict[str, str], list[str], list[str]]:
     """(settings, wired events, files read) of client `name`'s hooks for a project at `root`:
     the user's file, then the project's (later wins, as in the clients)."""
+    from shlex import split
+
     settings: dict[str, str] = {}
     wired: list[str] = []
     read: list[str] = []
@@ -386,7 +391,7 @@ def installed_settings(
                     wired.append(str(event))
                     if isinstance(hook.get("env"), dict):
                         settings.update({str(k): str(v) for k, v in hook["env"].items()})
-                    words = shlex.split(str(hook.get("command") or hook.get("bash") or ""))
+                    words = split(str(hook.get("command") or hook.get("bash") or ""))
                     if "--env" in words[:-1]:
                         settings.update(settings_file(words[words.index("--env") + 1]))
     return settings, wired, read

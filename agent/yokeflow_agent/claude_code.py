@@ -21,7 +21,6 @@ from .hooks import (
     Client,
     HookConfig,
     Hooked,
-    HookState,
     Reply,
     read_transcript_tail,
     root_of,
@@ -32,7 +31,7 @@ TYPE_CHECKING = False  # typing is not imported: it costs the hook milliseconds
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ClaudeCode", "HookConfig", "HookState", "failure_of", "last_reply"]
+__all__ = ["ClaudeCode", "failure_of", "last_reply"]
 
 
 def failure_of(error: Any) -> tuple[int, str]:

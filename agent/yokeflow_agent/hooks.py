@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 __all__ = [
+    "OUTPUT_LIMIT",
     "Client",
     "HookConfig",
     "HookConfigError",
@@ -67,6 +68,7 @@ __all__ = [
     "Reply",
     "identifier",
     "read_transcript_tail",
+    "root_of",
     "run_client_hook",
     "settings_file",
     "text_of",
