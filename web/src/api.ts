@@ -123,6 +123,7 @@ export interface Overview {
   };
   projects: Cost[];
   blockers: Cost[];
+  clients: Cost[];
   notifications: { channel: string; status: string; count: number }[];
 }
 
