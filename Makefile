@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 
 WEB    := services/api/dashboard/index.html
 SCHEMAS := deploy/schemas/node_modules/.package-lock.json
+CLIENTS := tests/clients/node_modules/.package-lock.json
 
 .PHONY: run test lint typecheck unit demo bench lock clean openapi asyncapi browser bus-config
 
@@ -42,8 +43,14 @@ browser:
 run: $(STAMP) $(WEB)
 	$(BIN)/yokeflow-intervention up --demo
 
+# The agent CLIs the real-client tests drive offline (Gemini CLI, Codex CLI), pinned in the lock.
+$(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd tests/clients && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the real agent CLI tests will be skipped"; fi
+
 ## test: lint, type check, then the whole suite against real servers and a real browser
-test: $(STAMP) $(WEB) $(SCHEMAS) browser lint typecheck
+test: $(STAMP) $(WEB) $(SCHEMAS) $(CLIENTS) browser lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -1,4 +1,4 @@
-"""Hook figures (not a test): what watching costs a Claude Code tool call.
+"""Hook figures (not a test): what watching costs an agent CLI's tool call.
 
 Both paths, on the embedded NATS with the detector running, payloads captured from the real
 Claude Code (tests/fixtures/hooks):
@@ -8,7 +8,10 @@ Claude Code (tests/fixtures/hooks):
   editable-install finders on the import path), against a no-op Python hook (`python -c`
   reading stdin) of that venv measured in the same run: the ratio is what the adapter adds to
   Python's own start;
-- the Agent SDK's in-process hooks (`ClaudeSdkHooks` callbacks), one connection per session.
+- the Agent SDK's in-process hooks (`ClaudeSdkHooks` callbacks), one connection per session;
+- the same hook process for the other clients (`--client gemini|codex|copilot`), with their
+  payloads as the real clients send them (see `CLIENT_PAYLOADS`): the call hook and the result
+  hook of each.
 
 Cases: NATS up; NATS down (a refused port); the detector down (NATS up, no verdict comes: the
 verdict deadline bounds the wait).
@@ -67,6 +70,67 @@ def payload(name: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
     return data
 
 
+def _claude(event: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
+    name = {"PreToolUse": "pre_tool_use", "PostToolUse": "post_tool_use"}[event]
+    return payload(name, session, cwd, n)
+
+
+def _gemini(event: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
+    base = {
+        "session_id": session,
+        "cwd": str(cwd),
+        "hook_event_name": event,
+        "tool_name": "run_shell_command",
+        "tool_input": {"command": f"npm test -- --shard {n}"},
+    }
+    if event == "AfterTool":
+        base["tool_response"] = {"llmContent": "Output: ok\nExit Code: 0", "returnDisplay": "ok"}
+    return base
+
+
+def _codex(event: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
+    base = {
+        "session_id": session,
+        "turn_id": "t",
+        "cwd": str(cwd),
+        "hook_event_name": event,
+        "transcript_path": str(cwd / "rollout.jsonl"),
+        "tool_name": "Bash",
+        "tool_input": {"command": f"npm test -- --shard {n}"},
+        "tool_use_id": f"call_{n}",
+    }
+    if event == "PostToolUse":
+        base["tool_response"] = "ok\n"
+    return base
+
+
+def _copilot(event: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
+    base = {
+        "sessionId": session,
+        "timestamp": 0,
+        "cwd": str(cwd),
+        "toolName": "bash",
+        "toolArgs": {"command": f"npm test -- --shard {n}"},
+    }
+    if event == "postToolUse":
+        base["toolResult"] = {
+            "resultType": "success",
+            "textResultForLlm": "ok\n<shellId: 0 completed with exit code 0>",
+        }
+    return base
+
+
+# (client, its call hook, its result hook, the payload of each), as the real clients send them
+# (Claude Code's captured in tests/fixtures/hooks; Gemini CLI 0.61, Codex CLI 0.171, Copilot
+# CLI 1.0.102).
+CLIENT_PAYLOADS: list[tuple[str, str, str, Callable[[str, str, Path, int], dict[str, Any]]]] = [
+    ("claude", "PreToolUse", "PostToolUse", _claude),
+    ("gemini", "BeforeTool", "AfterTool", _gemini),
+    ("codex", "PreToolUse", "PostToolUse", _codex),
+    ("copilot", "preToolUse", "postToolUse", _copilot),
+]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -103,6 +167,32 @@ def process_path(
         samples = [time_process([str(hook)], json.dumps(payload(name, session, temp, n)), env)
                    for n in range(count)]  # fmt: skip
         rows.append(row("hook process", f"{label}: {event}", samples, baseline))
+
+
+def client_paths(
+    hook: Path, noop: list[str], url: str, runs: int, temp: Path, rows: list[str], label: str
+) -> None:
+    """The hook process as each client runs it: `--client NAME` (and Copilot's `--event`),
+    settings in the environment as `agents connect` gives them. Each hook is timed right after
+    a no-op hook on the same input, and the ratio is to those no-op hooks: on a shared, loaded
+    machine a baseline taken minutes earlier says little."""
+    env = {
+        **os.environ,
+        "NATS_URL": url,
+        "YOKEFLOW_HOOK_STATE_DIR": str(temp / "state"),
+        "YOKEFLOW_PROJECT_ROOT": str(temp / "shop"),
+        "YOKEFLOW_PROJECT_ID": "shop",
+    }
+    for name, call, result, build in CLIENT_PAYLOADS:
+        session = uuid.uuid4().hex
+        for event in (call, result):
+            command = [str(hook), "--client", name, "--event", event]
+            samples, noops = [], []
+            for n in range(runs):
+                stdin = json.dumps(build(event, session, temp / "shop", n))
+                noops.append(time_process(noop, stdin, env))
+                samples.append(time_process(command, stdin, env))
+            rows.append(row(f"{name} hook", f"{label}: {event}", samples, statistics.median(noops)))
 
 
 async def in_process_path(
@@ -154,9 +244,11 @@ async def main_async(args: argparse.Namespace) -> None:
             rows.append(row("no-op Python hook", "baseline", noop, baseline))
             print(f"measuring the hook process ({args.runs} hooks a case) ...", file=sys.stderr)
             process_path(hook, server.url, args.runs, temp, rows, baseline, "NATS up")
+            client_paths(hook, noop_hook, server.url, args.runs, temp, rows, "NATS up")
             await in_process_path(server.url, args.runs * 5, temp, rows, "NATS up", None)
-            process_path(hook, f"nats://127.0.0.1:{free_port()}", args.runs, temp, rows, baseline,
-                         "NATS down")  # fmt: skip
+            down = f"nats://127.0.0.1:{free_port()}"
+            process_path(hook, down, args.runs, temp, rows, baseline, "NATS down")
+            client_paths(hook, noop_hook, down, args.runs, temp, rows, "NATS down")
             detector.kill()
             detector.wait()
             process_path(hook, server.url, max(5, args.runs // 4), temp, rows, baseline,

@@ -207,7 +207,12 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
     if settings.nats_url is not None:
         # An existing NATS: its operators apply the user to the server's configuration.
         if args.action != "add":
-            print(f"{kind} {args.action}: the configured NATS keeps its own users", file=sys.stderr)
+            print(
+                f"{kind} {args.action}: the configured NATS keeps its own users (add the user "
+                f"`agents add {name}` prints, then write the client's hooks with its URL as "
+                "docs/agents.md shows)",
+                file=sys.stderr,
+            )
             return 2
         password = secrets.token_urlsafe(24)
         # An account of its own, beside the services' (docs/security.md).
@@ -247,7 +252,38 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
     if running:
         server.reload()
     address = server.url if running else "nats://127.0.0.1:<port of `up`>"
-    print(with_credentials(address, user, password))
+    url = with_credentials(address, user, password)
+    if args.action == "connect":
+        if not running:
+            print(
+                f"agents connect: the bus is not running: start `yokeflow-intervention up` "
+                f"first, so the URL written for {args.client} is the one it answers on",
+                file=sys.stderr,
+            )
+            return 1
+        return _connect_client(args, name, url)
+    print(url)
+    return 0
+
+
+def _connect_client(args: argparse.Namespace, project: str, url: str) -> int:
+    """`agents connect PROJECT CLIENT`: the client's hook configuration, with the project's
+    agent credentials, where the client reads it for the user this runs as."""
+    from yokeflow_agent.adapters import connect
+
+    root = Path(args.dir or ".").resolve()
+    settings = {"NATS_URL": url, "YOKEFLOW_PROJECT_ID": project}
+    if args.scope == "project":
+        settings["YOKEFLOW_PROJECT_ROOT"] = str(root)  # the stable root, wherever the agent cd-s
+    try:
+        written = connect(args.client, args.scope, str(root), str(Path.home()), settings)
+    except (OSError, ValueError) as exc:
+        print(f"agents connect: {exc}", file=sys.stderr)
+        return 1
+    print(f"connected {args.client} to project {project} ({args.scope} scope):")
+    for line in written:
+        print(f"  {line}")
+    print(f"check it with: cd {root} && yokeflow-hook --check --client {args.client}")
     return 0
 
 
@@ -314,9 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("status", help="streams, consumers and active interventions")
     service = command("service", help="run one service in the foreground")
     service.add_argument("name", choices=SERVICE_ROLES)
-    hook = command("hook", help="Claude Code hooks adapter (reads the hook JSON on stdin)")
+    hook = command("hook", help="the agent CLIs' hooks adapter (reads the hook JSON on stdin)")
     hook.add_argument("--check", nargs="?", const="", metavar="SESSION",
                       help="tell whether this project's hooks are wired, and exit")  # fmt: skip
+    hook.add_argument("--client", default="claude", help="claude, gemini, codex or copilot")
+    hook.add_argument("--env", help="a settings file (what agents connect wrote for Codex)")
+    hook.add_argument("--event", help="the hook's event, for Copilot (its payloads omit it)")
     embedded = command("embedded-postgres", help="start, stop or restart an embedded PostgreSQL")
     embedded.add_argument("action", choices=["start", "stop", "restart"])
     embedded.add_argument("folder", help="its data folder (the one holding pgdata/)")
@@ -329,6 +368,24 @@ def build_parser() -> argparse.ArgumentParser:
                 "name", help="the project id" if kind == "agents" else "the consumer's name"
             )
         choices.add_parser("list", parents=[config])
+        if kind == "agents":
+            from yokeflow_agent.adapters import CLIENTS
+
+            connecting = choices.add_parser(
+                "connect",
+                parents=[config],
+                help="issue the project's agent credentials and write an agent CLI's hooks",
+            )
+            connecting.add_argument("name", help="the project id")
+            connecting.add_argument("client", choices=CLIENTS)
+            connecting.add_argument("--dir", help="the project's root (default: this folder)")
+            connecting.add_argument(
+                "--scope",
+                choices=["project", "user"],
+                default="project",
+                help="project: the project's own configuration; user: the "
+                "home of the user this runs as (run it as the agent's user)",
+            )
 
     interventions = command(
         "interventions", help="list, show, resume, mark a false stop, watch or pause"
@@ -375,9 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hook"]:
-        # Claude Code runs this for every tool call: straight to the adapter, which reads only
-        # its environment and imports nothing of the server (yokeflow_agent.claude_code).
-        from yokeflow_agent.claude_code import main as hook
+        # An agent CLI runs this for every tool call: straight to the adapter, which reads only
+        # its environment and imports nothing of the server (yokeflow_agent.adapters).
+        from yokeflow_agent.adapters import main as hook
 
         return hook(argv[1:])
     from yokeflow_intervention.shared.settings import (
@@ -388,9 +445,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     if args.command == "hook":  # after other options: the same adapter, which needs no settings
-        from yokeflow_agent.claude_code import main as hook
+        from yokeflow_agent.adapters import main as hook
 
-        return hook(["--check", args.check] if args.check is not None else [])
+        given = [("--client", args.client), ("--env", args.env), ("--event", args.event)]
+        flags = [word for flag, value in given if value for word in (flag, value)]
+        return hook([*flags, *(["--check", args.check] if args.check is not None else [])])
     try:
         config_file = config_file_in_use(args.config)
         settings = load_settings(config_file)

@@ -44,10 +44,11 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError
 
-from .claude_code import HookConfig, HookState, failure_of, last_reply
+from .claude_code import failure_of, last_reply
 from .client import AgentSession, SessionPaused, connect
 from .contract import CONTROL_BUCKET, ControlKeys, InterventionResumed, Task, Verdict
 from .events import PROGRESS_FILE, blocker_entry
+from .hooks import HookConfig, HookState
 from .names import CONTEXT_ENV, RESUMED_FROM_ENV
 
 __all__ = ["ClaudeSdkHooks"]

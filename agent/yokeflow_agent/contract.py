@@ -216,6 +216,9 @@ class SessionStarted(_EventBase):
     workspace: PathText | None = None
     # Set by an agent session started to continue after a resume.
     resumed_from: ShortText | None = None
+    # Which agent CLI runs the session (`claude`, `gemini`, `codex`), as its hook adapter
+    # names it; None for agents that embed the Python client. Shown, never trusted.
+    client: ShortText | None = None
 
 
 class ToolCall(_EventBase):
@@ -361,6 +364,8 @@ class Intervention(_Model):
     # have been made: it is recorded and shown, the session runs on, and nobody is paged (no
     # intervention.paused follows).
     mode: DetectionMode = "enforce"
+    # The agent CLI the session runs (from its session_started), for the notice and views.
+    client: ShortText | None = None
 
 
 class InterventionWarned(_Model):
@@ -543,6 +548,7 @@ class SessionSummary(_Model):
     shares: dict[RiskKind, float] = Field(default_factory=dict)
     risk: float = Field(ge=0)
     nearest: RiskKind | None = None
+    client: ShortText | None = None  # the agent CLI the session runs, when its hook says
 
 
 class CommandError(_Model):

@@ -86,6 +86,7 @@ class Overview(BaseModel):
     recovery: RecoveryOutcomes
     projects: list[Cost]
     blockers: list[Cost]
+    clients: list[Cost]  # by the agent CLI the sessions ran ("not named": no CLI hook said)
     notifications: list[ChannelOutcomeCount]
     judgement: list[Judgement]
 
@@ -147,6 +148,11 @@ SELECT json_build_object(
         SELECT coalesce(json_agg(t ORDER BY t.paused_s DESC, t.interventions DESC), '[]')
         FROM (SELECT coalesce(blocker_type, pause_type) AS name, count(*) AS interventions,
                      sum(paused_s) AS paused_s
+              FROM scoped GROUP BY 1 ORDER BY 3 DESC, 2 DESC LIMIT 8) t),
+    'clients', (
+        SELECT coalesce(json_agg(t ORDER BY t.paused_s DESC, t.interventions DESC), '[]')
+        FROM (SELECT coalesce(blocker_info->>'client', 'not named') AS name,
+                     count(*) AS interventions, sum(paused_s) AS paused_s
               FROM scoped GROUP BY 1 ORDER BY 3 DESC, 2 DESC LIMIT 8) t),
     'notifications', (
         SELECT coalesce(json_agg(t ORDER BY t.channel, t.status), '[]')

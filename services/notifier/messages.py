@@ -83,6 +83,13 @@ def discord_escape(text: str) -> str:
     return text.translate(_DISCORD_MARKDOWN)
 
 
+# What a notice says of an agent CLI whose session a hook cannot halt: what else stops it.
+AGENT_NOTES = {
+    "codex": "codex (a hook cannot halt it: its further tool calls are refused; interrupt its "
+    "turn from its app-server, or end the codex process, to stop it)",
+}
+
+
 @dataclass(frozen=True)
 class Fact:
     """One named fact of a notice; `agent` when an agent could have shaped its value."""
@@ -155,6 +162,12 @@ class Notice:
             facts.insert(0, Fact("Recovery Detail", _clip(self.detail, 900), agent=True))
         if i.task is not None:
             facts.insert(2, Fact("Task", f"{i.task.id} - {i.task.description}", agent=True))
+        if i.client is not None:
+            # Our own words for a client we know; any other name is what the agent said it was.
+            known = i.client in AGENT_NOTES
+            facts.insert(
+                2, Fact("Agent", _clip(AGENT_NOTES.get(i.client, i.client), 300), agent=not known)
+            )
         if self.suppressed_before:
             facts.append(
                 Fact(

@@ -158,6 +158,7 @@ class PausedSessionStore:
                         "error_excerpt": intervention.error_excerpt,
                         "suggested_recovery": intervention.suggested_recovery,
                         "workspace": intervention.workspace,
+                        "client": intervention.client,
                     }
                 ),
                 intervention.retry_stats.model_dump_json(),

@@ -247,7 +247,15 @@ async def test_the_overview_charts_what_interventions_cost(stack, page, db, uniq
     await tile.locator("strong").filter(has_text=re.compile(r"^11$")).wait_for(timeout=10_000)
     assert "2 active" in await tile.inner_text()
     assert "80 %" in await page.get_by_test_id("tile-auto-recovery").inner_text()
-    for chart in ("over-time", "resume", "recovery", "notifications", "projects", "blockers"):
+    for chart in (
+        "over-time",
+        "resume",
+        "recovery",
+        "notifications",
+        "projects",
+        "blockers",
+        "clients",
+    ):
         box = await page.get_by_test_id(f"chart-{chart}").locator("canvas").bounding_box()
         assert box is not None and box["width"] > 100 and box["height"] > 100, chart
     await page.screenshot(path=str(SHOTS / "08-overview.png"), full_page=True)

@@ -187,6 +187,11 @@ async def test_the_overview_aggregates_what_interventions_cost(api, db, unique):
                             channel, recipient, status) VALUES ($1, $2, $3, 'x', $4)""",
                          ids[2], project, channel, status)  # fmt: skip
 
+    await db.execute(
+        """UPDATE paused_sessions SET blocker_info = '{"client": "gemini"}'
+                        WHERE id = $1""",
+        ids[3],
+    )
     body = (await api.get("/api/overview", params={"project_id": project, "days": 1})).json()
     assert body["bucket"] == "hour"
     assert body["totals"] == {
@@ -211,6 +216,11 @@ async def test_the_overview_aggregates_what_interventions_cost(api, db, unique):
     assert body["blockers"][0]["name"] == "prisma_schema_error"
     assert body["blockers"][0]["paused_s"] == pytest.approx(1200, abs=30)
     assert [p["name"] for p in body["projects"]] == [project]
+    # Which agent CLI the paused sessions ran: the Gemini session, still paused, costs the most.
+    assert [(c["name"], c["interventions"]) for c in body["clients"]] == [
+        ("gemini", 1),
+        ("not named", 3),
+    ]
     assert {(n["channel"], n["status"], n["count"]) for n in body["notifications"]} == {
         ("slack", "sent", 1),
         ("email", "sent", 1),

@@ -345,6 +345,11 @@ function Card({
         )}
         <strong>{item.project_id}</strong>
         <span className="muted">session {item.session_id}</span>
+        {item.blocker_info?.client && (
+          <span className="muted" data-testid="client">
+            agent {item.blocker_info.client}
+          </span>
+        )}
         <a className="muted" href={`#/interventions/${encodeURIComponent(item.id)}`} title="a link to this intervention">
           #{item.id.slice(0, 8)}
         </a>

@@ -57,6 +57,11 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                 <td>
                   <strong>{s.project_id}</strong>
                   <div className="muted">{s.session_id}</div>
+                  {s.client && (
+                    <div className="muted" data-testid="client">
+                      agent: <AgentText text={s.client} />
+                    </div>
+                  )}
                   {s.task && (
                     <div className="muted">
                       task <AgentText text={`${s.task.id}: ${s.task.description}`} />

@@ -83,6 +83,7 @@ export function Overview({ data, days, onDays }: { data: OverviewData | null; da
       notifications,
       projects: costChart(data.projects, "#7a5af8"),
       blockers: costChart(data.blockers, "#f04438"),
+      clients: costChart(data.clients, "#0ba5ec"),
     };
   }, [data]);
 
@@ -107,6 +108,7 @@ export function Overview({ data, days, onDays }: { data: OverviewData | null; da
     ["Notifications by channel", charts.notifications, "chart-notifications", data.notifications, "No notifications in this period."],
     ["Projects that cost the most (hours paused)", charts.projects, "chart-projects", data.projects, "No project was paused."],
     ["Blockers that cost the most (hours paused)", charts.blockers, "chart-blockers", data.blockers, "No blockers."],
+    ["Agent CLIs that cost the most (hours paused)", charts.clients, "chart-clients", data.clients, "No session was paused."],
   ];
   return (
     <section data-testid="overview">

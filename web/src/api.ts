@@ -13,7 +13,7 @@ export interface Intervention {
   pause_reason: string;
   pause_type: string;
   blocker_type: string | null;
-  blocker_info: { error_excerpt?: string; suggested_recovery?: string | null };
+  blocker_info: { error_excerpt?: string; suggested_recovery?: string | null; client?: string | null };
   retry_stats: RetryStats;
   current_task_id: string | null;
   current_task_description: string | null;
@@ -96,6 +96,7 @@ export type RiskKind = "retry_limit" | "error_rate" | "session_duration" | "no_p
 export interface SessionSummary {
   project_id: string;
   session_id: string;
+  client?: string | null;
   state: "running" | "stopped" | "ended";
   intervention_id: string | null;
   task: { id: string; description: string } | null;
@@ -145,6 +146,7 @@ export interface Overview {
   };
   projects: Cost[];
   blockers: Cost[];
+  clients: Cost[];
   notifications: { channel: string; status: string; count: number }[];
   judgement: Judgement[];
 }

@@ -126,6 +126,8 @@ def evaluate(
         state.task = event.task
     if isinstance(event, SessionStarted) and event.workspace:
         state.workspace = event.workspace
+    if isinstance(event, SessionStarted) and event.client:
+        state.client = event.client
     if not config.enabled:
         return None
 
@@ -161,6 +163,7 @@ def evaluate(
         can_auto_resume=verdict.blocker_type in config.auto_recovery_blockers,
         suggested_recovery=SUGGESTED_RECOVERY.get(verdict.blocker_type or ""),
         workspace=state.workspace,
+        client=state.client,
     )
     state.intervened = intervention.intervention_id
     return intervention
@@ -253,4 +256,5 @@ def summarise(state: SessionState, config: DetectionConfig, ended: bool = False)
         shares={kind: round(share, 4) for kind, share in shares.items()},
         risk=round(risk, 4),
         nearest=nearest if risk > 0 else None,
+        client=state.client,
     )

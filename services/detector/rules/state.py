@@ -113,6 +113,7 @@ class SessionState:
     last_event_at: datetime | None = None
     events: int = 0
     workspace: str | None = None
+    client: str | None = None
     task: Task | None = None
     intervened: str | None = None
     # Service bookkeeping: the stream sequence this epoch began at (events before it are stale),
@@ -173,7 +174,7 @@ class SessionState:
             "project_id": self.project_id, "session_id": self.session_id,
             "loop_length": self.loop_length, "window": self.window,
             "started_at": _iso(self.started_at), "last_event_at": _iso(self.last_event_at),
-            "events": self.events, "workspace": self.workspace,
+            "events": self.events, "workspace": self.workspace, "client": self.client,
             "task": self.task.model_dump() if self.task else None,
             "intervened": self.intervened, "epoch_start": self.epoch_start,
             "last_seq": self.last_seq, "seen_event_ids": list(self.seen_event_ids),
@@ -200,7 +201,7 @@ class SessionState:
             project_id=data["project_id"], session_id=data["session_id"],
             loop_length=data["loop_length"], window=data["window"],
             started_at=_from_iso(data["started_at"]), last_event_at=_from_iso(data["last_event_at"]),
-            events=data["events"], workspace=data["workspace"],
+            events=data["events"], workspace=data["workspace"], client=data.get("client"),
             task=Task.model_validate(data["task"]) if data["task"] else None,
             intervened=data["intervened"], epoch_start=data["epoch_start"],
             last_seq=data.get("last_seq", 0),

@@ -1,0 +1,186 @@
+"""The agent CLIs' normalisers and configuration writer, on payloads and files as the real
+clients produce them (the real clients themselves: tests/integration/test_agent_clients_real.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from yokeflow_agent.adapters import CLIENTS, client, connect, installed_settings
+from yokeflow_agent.codex import exit_code_of
+from yokeflow_agent.contract import InterventionPaused, RetryStats
+from yokeflow_agent.gemini import failure_of
+from yokeflow_agent.hooks import HookConfig, run_client_hook
+
+from yokeflow_intervention.services.notifier.messages import Notice
+
+SETTINGS = {"NATS_URL": "nats://agent-shop:secret@127.0.0.1:4222", "YOKEFLOW_PROJECT_ID": "shop"}
+
+
+def test_gemini_results_keep_their_exit_code_from_the_text():
+    # As Gemini CLI 0.61 reports run_shell_command to an AfterTool hook.
+    failed = {
+        "llmContent": "<untrusted_context>\nOutput: Error: listen failed\nExit Code: 3\n"
+        "Process Group PGID: 6513\n</untrusted_context>",
+        "returnDisplay": "Error: listen failed",
+    }
+    assert failure_of(failed) == (False, 3, "Error: listen failed")
+    worked = {"llmContent": "Output: ready\nProcess Group PGID: 7", "returnDisplay": "ready"}
+    assert failure_of(worked) == (True, 0, "ready")
+    refused = {"llmContent": "denied", "error": {"message": "Tool execution denied"}}
+    assert failure_of(refused) == (False, 1, "Tool execution denied")
+    assert failure_of("Output: a\nmulti-line\nExit Code: 127") == (False, 127, "a\nmulti-line")
+
+
+def test_codex_results_take_the_exit_code_codex_recorded(tmp_path: Path):
+    # Lines as Codex 0.171 writes them to the session's transcript before PostToolUse runs.
+    transcript = tmp_path / "rollout.jsonl"
+    completed = {
+        "type": "event_msg",
+        "payload": {
+            "type": "item_completed",
+            "item": {
+                "type": "CommandExecution",
+                "id": "call_a",
+                "status": "failed",
+                "exit_code": 3,
+            },
+        },
+    }
+    output = {
+        "type": "response_item",
+        "payload": {
+            "type": "function_call_output",
+            "call_id": "call_b",
+            "output": "Chunk ID: 1\nProcess exited with code 2\nOutput:\nx",
+        },
+    }
+    transcript.write_text("\n".join(json.dumps(line) for line in (completed, output)) + "\n")
+    assert exit_code_of(str(transcript), "call_a") == 3
+    assert exit_code_of(str(transcript), "call_b") == 2
+    assert exit_code_of(str(transcript), "call_c") is None
+    assert exit_code_of(str(tmp_path / "missing.jsonl"), "call_a") is None
+
+
+@pytest.mark.parametrize("name", ["claude", "gemini", "codex"])
+def test_connecting_twice_leaves_one_entry_and_keeps_the_users_own_hooks(name, tmp_path: Path):
+    root, home = tmp_path / "shop", tmp_path / "home"
+    root.mkdir()
+    folder = {"claude": ".claude", "gemini": ".gemini", "codex": ".codex"}[name]
+    path = root / folder / ("hooks.json" if name == "codex" else "settings.json")
+    path.parent.mkdir()
+    event = {"claude": "PreToolUse", "gemini": "BeforeTool", "codex": "PreToolUse"}[name]
+    theirs = {"matcher": "*", "hooks": [{"type": "command", "command": "audit.sh"}]}
+    path.write_text(json.dumps({"hooks": {event: [theirs]}, "theme": "dark"}))
+    for _ in range(2):
+        written = connect(name, "project", str(root), str(home), SETTINGS)
+    assert str(path) in written[0]
+    data = json.loads(path.read_text())
+    assert data["theme"] == "dark" and data["hooks"][event][0] == theirs
+    ours = [h for g in data["hooks"][event] for h in g["hooks"] if "yokeflow-hook" in h["command"]]
+    assert len(ours) == 1
+    assert oct(path.stat().st_mode & 0o777) == "0o600"  # it holds the agent's credentials
+    settings, wired, _ = installed_settings(name, str(root), str(home))
+    assert settings["NATS_URL"] == SETTINGS["NATS_URL"] and event in wired
+    if name == "gemini":  # the folder trust gate
+        trusted = json.loads((home / ".gemini" / "trustedFolders.json").read_text())
+        assert trusted == {str(root): "TRUST_FOLDER"}
+    if name == "codex":  # the project trust gate, once
+        config = (home / ".codex" / "config.toml").read_text()
+        assert config.count(f'[projects."{root}"]') == 1 and 'trust_level = "trusted"' in config
+
+
+def test_copilot_hooks_are_a_file_of_their_own_in_a_trusted_folder(tmp_path: Path):
+    root, home = tmp_path / "shop", tmp_path / "home"
+    theirs = root / ".github" / "hooks" / "audit.json"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text('{"version": 1, "hooks": {}}')
+    (home / ".copilot").mkdir(parents=True)
+    managed = '// This file is managed automatically.\n{"firstLaunchAt": "2026-12-06"}\n'
+    (home / ".copilot" / "config.json").write_text(managed)
+    for _ in range(2):
+        connect("copilot", "project", str(root), str(home), SETTINGS)
+    assert theirs.read_text() == '{"version": 1, "hooks": {}}'
+    ours = json.loads((root / ".github" / "hooks" / "yokeflow-intervention.json").read_text())
+    assert ours["version"] == 1
+    assert ours["hooks"]["permissionRequest"][0]["bash"].endswith(
+        "--client copilot --event permissionRequest"
+    )  # its payloads do not name their event
+    config = json.loads((home / ".copilot" / "config.json").read_text())
+    assert config == {"firstLaunchAt": "2026-12-06", "trusted_folders": [str(root)]}
+    settings, wired, _ = installed_settings("copilot", str(root), str(home))
+    assert settings["NATS_URL"] == SETTINGS["NATS_URL"] and "preToolUse" in wired
+
+
+def test_copilot_results_keep_their_exit_code_from_the_text():
+    from yokeflow_agent.copilot import failure_of as copilot_failure
+
+    # Copilot CLI 1.0.102 reports a failed command as a success, the exit code in its text.
+    failed = {
+        "resultType": "success",
+        "textResultForLlm": "boom\n<shellId: 0 completed with exit code 3>",
+    }
+    assert copilot_failure(failed) == (False, 3, "boom")
+    worked = {
+        "resultType": "success",
+        "textResultForLlm": "ok\n<shellId: 1 completed with exit code 0>",
+    }
+    assert copilot_failure(worked) == (True, 0, "ok")
+    assert copilot_failure({"resultType": "denied", "textResultForLlm": "no"}) == (False, 1, "no")
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_every_adapter_fails_open_fast_on_its_own_errors(name, tmp_path: Path):
+    config = HookConfig(
+        {"NATS_URL": "nats://127.0.0.1:1", "YOKEFLOW_HOOK_STATE_DIR": str(tmp_path)}
+    )
+    event = {
+        "claude": "PreToolUse",
+        "gemini": "BeforeTool",
+        "codex": "PreToolUse",
+        "copilot": "preToolUse",
+    }[name]
+    payload = {
+        "hook_event_name": event,
+        "session_id": "s1",
+        "cwd": str(tmp_path),
+        "tool_name": "Bash",
+        "tool_input": {"command": "ls"},
+    }
+    for stdin in (json.dumps(payload), "not json", "[]"):
+        reply = run_client_hook(client(name, event), stdin, config)
+        assert reply.code == 0 and reply.output is not None  # the call goes on
+        assert "not recorded" in json.dumps(reply.output)
+        assert "continue" not in reply.output and "decision" not in reply.output
+
+
+def test_a_codex_notice_says_what_else_stops_the_session():
+    paused = InterventionPaused(
+        intervention_id="i1",
+        project_id="shop",
+        session_id="s1",
+        trigger="retry_limit",
+        reason="failed 3 times",
+        event_seq=7,
+        event_id="e7",
+        retry_stats=RetryStats(),
+        detected_at=datetime.now(UTC),
+        paused_at=datetime.now(UTC),
+        client="codex",
+    )
+    facts = dict(Notice(paused).facts())
+    assert facts["Agent"].startswith("codex") and "end the codex process" in facts["Agent"]
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_user_scope_writes_the_agent_users_home_and_no_project_file(name, tmp_path: Path):
+    root, home = tmp_path / "shop", tmp_path / "home"
+    root.mkdir()
+    written = connect(name, "user", str(root), str(home), SETTINGS)
+    assert written[0].startswith(str(home))  # the hooks: in the home of the user it runs as
+    assert not any(root.rglob("*"))  # nothing in the project
+    settings, wired, read = installed_settings(name, str(root), str(home))
+    assert read and all(path.startswith(str(home)) for path in read)
+    assert settings["NATS_URL"] == SETTINGS["NATS_URL"] and wired
