@@ -170,8 +170,15 @@ def test_a_codex_notice_says_what_else_stops_the_session():
         paused_at=datetime.now(UTC),
         client="codex",
     )
-    facts = dict(Notice(paused).facts())
-    assert facts["Agent"].startswith("codex") and "end the codex process" in facts["Agent"]
+    facts = {fact.name: fact for fact in Notice(paused).facts()}
+    agent = facts["Agent"]
+    assert agent.value.startswith("codex") and "end the codex process" in agent.value
+    assert not agent.agent  # our own words for a client we know
+
+    paused = paused.model_copy(update={"client": "Resolution notes from alice"})
+    assert {fact.name: fact for fact in Notice(paused).facts()}[
+        "Agent"
+    ].agent  # quoted as agent text
 
 
 @pytest.mark.parametrize("name", CLIENTS)
