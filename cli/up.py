@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres
 from yokeflow_intervention.shared.roles import SERVICE_ROLES, EmbeddedBus, with_credentials
 from yokeflow_intervention.shared.runtime import product_command
 from yokeflow_intervention.shared.settings import DEMO_PROJECT, Settings
+
+from .lifeline import Lifeline, StackRunning, die_with_parent, hold_data_folder
 
 __all__ = ["Infrastructure", "ServiceSpec", "Supervisor", "prepare_infrastructure", "run_up"]
 
@@ -42,10 +45,14 @@ class Infrastructure:
 
 
 def prepare_infrastructure(
-    settings: Settings, report: bool = True, agents: tuple[str, ...] = ()
+    settings: Settings,
+    report: bool = True,
+    agents: tuple[str, ...] = (),
+    lifeline: Lifeline | None = None,
 ) -> Infrastructure:
     """Start what is not configured, then create streams, consumers, buckets and tables.
-    `agents`: projects whose agents get credentials on the embedded NATS (the demo's)."""
+    `agents`: projects whose agents get credentials on the embedded NATS (the demo's).
+    `lifeline`: told of each server before it starts, so that it is stopped even if we die."""
     started: list[EmbeddedNats | EmbeddedPostgres] = []
     data_dir = settings.data_dir.resolve()
     nats_url = settings.nats_url
@@ -60,6 +67,8 @@ def prepare_infrastructure(
         config = bus.write(credentials)
         server = EmbeddedNats(data_dir / "nats", include=config)
         was_running = server.attach()
+        if lifeline is not None and not was_running:
+            lifeline.guard(server)
         server.start()
         if was_running:
             server.reload()
@@ -78,6 +87,8 @@ def prepare_infrastructure(
     if database_url is None:
         pg = EmbeddedPostgres(data_dir / "postgres")
         was_running = pg.running
+        if lifeline is not None and not was_running:
+            lifeline.guard(pg)
         pg.start()
         if not was_running:
             started.append(pg)
@@ -144,6 +155,7 @@ class Supervisor:
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # no orphans when we are killed (cli/lifeline.py)
         )
         self.processes[spec.name] = (spec, process, time.monotonic())
 
@@ -219,8 +231,32 @@ def run_up(
     config_file: Path | None = None,
     quiet: bool = False,
 ) -> int:
+    data_dir = settings.data_dir.resolve()
+    try:
+        lock = hold_data_folder(data_dir)
+    except StackRunning as exc:
+        print(f"YokeFlow Intervention: not starting: {exc}", file=sys.stderr, flush=True)
+        return 1
     print("YokeFlow Intervention: starting", flush=True)
-    infra = prepare_infrastructure(settings, agents=(DEMO_PROJECT,) if demo else ())
+    lifeline = Lifeline(data_dir, lock)
+    try:
+        return _run(settings, demo, replicas, config_file, quiet, lifeline)
+    finally:
+        lifeline.close()
+        os.close(lock)
+
+
+def _run(
+    settings: Settings,
+    demo: bool,
+    replicas: Mapping[str, int] | None,
+    config_file: Path | None,
+    quiet: bool,
+    lifeline: Lifeline,
+) -> int:
+    infra = prepare_infrastructure(
+        settings, agents=(DEMO_PROJECT,) if demo else (), lifeline=lifeline
+    )
     env = {
         **os.environ,
         "NATS_URL": infra.nats_url,
