@@ -18,6 +18,12 @@ from yokeflow_intervention.services.recovery.actions import stop_started_process
 from yokeflow_intervention.shared.bus import NatsUnreachable, connect, provision, redact_credentials
 from yokeflow_intervention.shared.db import migrate
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from yokeflow_intervention.shared.owners import (
+    DATABASE_SERVICES,
+    apply_table_owners,
+    passwords_from_environment,
+    role_url,
+)
 from yokeflow_intervention.shared.roles import SERVICE_ROLES, EmbeddedBus, with_credentials
 from yokeflow_intervention.shared.runtime import product_command
 from yokeflow_intervention.shared.settings import DEMO_PROJECT, Settings
@@ -38,6 +44,9 @@ class Infrastructure:
     # operators give each service its URL (docs/security.md).
     service_urls: dict[str, str] = field(default_factory=dict)
     agent_urls: dict[str, str] = field(default_factory=dict)  # project -> its agents' URL
+    # Each service's PostgreSQL URL (its role, shared/owners.py); empty for a configured
+    # DATABASE_URL, which every service then shares unless its operators give each its own.
+    database_urls: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         for server in reversed(self.started):
@@ -84,6 +93,7 @@ def prepare_infrastructure(
     else:
         _say(report, f"NATS (configured)           {redact_credentials(nats_url)}")
     database_url = settings.database_url
+    database_urls: dict[str, str] = {}
     if database_url is None:
         pg = EmbeddedPostgres(data_dir / "postgres")
         was_running = pg.running
@@ -93,6 +103,7 @@ def prepare_infrastructure(
         if not was_running:
             started.append(pg)
         database_url = pg.url
+        database_urls = {service: role_url(pg.url, service) for service in DATABASE_SERVICES}
         _say(report, f"PostgreSQL (embedded)       {pg.pgdata}")
     else:
         _say(report, "PostgreSQL (configured)     DATABASE_URL")
@@ -103,11 +114,13 @@ def prepare_infrastructure(
             await provision(nc, replicas=settings.stream_replicas)
         finally:
             await nc.close()
-        return await migrate(database_url)
+        applied = await migrate(database_url)
+        await apply_table_owners(database_url, passwords_from_environment())
+        return applied
 
     applied = asyncio.run(setup())
     _say(report, f"provisioned streams, consumers, buckets; migrations applied: {len(applied)}")
-    return Infrastructure(nats_url, database_url, started, service_urls, agent_urls)
+    return Infrastructure(nats_url, database_url, started, service_urls, agent_urls, database_urls)
 
 
 async def connect_patiently(url: str, name: str, patience: float = 30.0) -> Client:
@@ -198,6 +211,7 @@ def service_specs(
     replicas: Mapping[str, int] | None = None,
     demo: bool = False,
     service_urls: dict[str, str] | None = None,
+    database_urls: dict[str, str] | None = None,
 ) -> list[ServiceSpec]:
     """Every service process `up` runs (`replicas`: how many of each scalable role). With
     `demo` and no `agent_command` of the user's, the demo agent continues sessions after a
@@ -214,6 +228,8 @@ def service_specs(
                 spec.env["YOKEFLOW_DETECTOR_REPLICAS"] = str(copies)
             if service_urls and name in service_urls:
                 spec.env["NATS_URL"] = service_urls[name]  # its role's credentials only
+            if database_urls and name in database_urls:
+                spec.env["DATABASE_URL"] = database_urls[name]  # its tables only
             specs.append(spec)
     if demo:
         for spec in specs:
@@ -275,7 +291,7 @@ def _run(
     if demo:  # the registered workspace of the demo project, and its agents' credentials
         (settings.data_dir.resolve() / "demo-workspace").mkdir(parents=True, exist_ok=True)
         env["YOKEFLOW_DEMO_AGENT_NATS_URL"] = infra.agent_urls.get(DEMO_PROJECT, infra.nats_url)
-    for spec in service_specs(settings, replicas, demo, infra.service_urls):
+    for spec in service_specs(settings, replicas, demo, infra.service_urls, infra.database_urls):
         supervisor.start(spec)
     if demo:
         supervisor.start(
