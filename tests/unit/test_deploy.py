@@ -212,3 +212,39 @@ def test_every_deployed_service_connects_as_its_own_role():
         env = {e["name"]: e for e in container["env"]}
         assert env["NATS_USER"]["value"] == role
         assert env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == role
+
+
+def test_every_deployed_service_uses_its_own_database_role():
+    """The services that use PostgreSQL connect as their role (shared/owners.py); the others get
+    no DATABASE_URL, and only provisioning holds the operator's."""
+    from yokeflow_intervention.shared.owners import DATABASE_SERVICES
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for service in compose["services"].values():
+        if service.get("command", [None])[0] != "service":
+            continue
+        role, env = service["command"][1], service["environment"]
+        if role in DATABASE_SERVICES:
+            assert env["DATABASE_URL"].startswith(f"postgresql://yokeflow_{role}:")
+        else:
+            assert "DATABASE_URL" not in env
+    provision = compose["services"]["provision"]["environment"]
+    assert provision["DATABASE_URL"].startswith("postgresql://yokeflow:")
+    assert {f"YOKEFLOW_DB_PASSWORD_{s.upper()}" for s in DATABASE_SERVICES} <= set(provision)
+    documents = kubernetes_documents()
+    workloads = [d for d in documents if d["kind"] in ("Deployment", "StatefulSet")]
+    deployments = {d["metadata"]["name"]: d for d in workloads}
+    for role in SERVICE_ROLES:
+        container = deployments[f"yokeflow-{role}"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        secrets = {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e}
+        assert "yokeflow-database" not in secrets  # the operator's URL
+        if role in DATABASE_SERVICES:
+            assert env["DATABASE_URL"]["value"].startswith(f"postgresql://yokeflow_{role}:")
+            assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == role
+        else:
+            assert "DATABASE_URL" not in env
+    job = next(d for d in documents if d["kind"] == "Job")["spec"]["template"]["spec"]
+    assert {"name": "yokeflow-database"} in [
+        e.get("secretRef") for e in job["containers"][0]["envFrom"]
+    ]
