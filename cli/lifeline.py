@@ -8,9 +8,12 @@ children must notice by themselves:
   *thread* that forked, so `up` starts services from its main thread only.
 - PostgreSQL is started by `pg_ctl`, which detaches the postmaster from `up`, and NATS must be
   stopped cleanly for JetStream's sake: a small watchdog (`python -m
-  yokeflow_intervention.cli.lifeline`) reads a pipe from `up`, one line per server `up` started,
-  and when the pipe closes (however `up` ended) stops those that still run. It runs in a session
-  of its own, so a Ctrl-C meant for `up` does not stop it before `up` has stopped the rest.
+  yokeflow_intervention.cli.lifeline`) reads a pipe from `up`, one line per server and per
+  service process `up` started, and when the pipe closes (however `up` ended) stops what still
+  runs, in `up`'s own order: the services first (SIGTERM, then SIGKILL after 10 s; a process is
+  known by its pid *and* start time, so a reused pid is left alone), then PostgreSQL, then NATS.
+  It runs in a session of its own, so a Ctrl-C meant for `up` does not stop it before `up` has
+  stopped the rest.
 - `up` holds an exclusive `flock` on `<data_dir>/up.lock` (which names its pid) for its life;
   the watchdog inherits the lock and keeps it until it has stopped the servers, so a second `up`
   on the same folder either refuses, naming the running one's pid, or waits for the previous
@@ -27,9 +30,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
+
+import psutil
 
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, pid_alive
 from yokeflow_intervention.shared.runtime import product_command
@@ -39,6 +44,8 @@ __all__ = ["Lifeline", "StackRunning", "die_with_parent", "hold_data_folder"]
 _PR_SET_PDEATHSIG = 1
 # How long a second `up` waits for the stack of an `up` that died to be stopped by its watchdog.
 STOPPING_PATIENCE = 60.0
+# How long a service has to stop on SIGTERM before the watchdog kills it (as `up` allows).
+SERVICE_GRACE = 10.0
 
 
 def _set_parent_death_signal() -> None:
@@ -119,7 +126,14 @@ class Lifeline:
         self._pipe: IO[bytes] = self.watchdog.stdin
 
     def guard(self, server: EmbeddedNats | EmbeddedPostgres) -> None:
-        self._pipe.write(b"nats\n" if isinstance(server, EmbeddedNats) else b"postgres\n")
+        self._tell("nats" if isinstance(server, EmbeddedNats) else "postgres")
+
+    def guard_process(self, pid: int) -> None:
+        with contextlib.suppress(psutil.Error):  # one that is already gone needs no stopping
+            self._tell(f"process {pid} {psutil.Process(pid).create_time()!r}")
+
+    def _tell(self, line: str) -> None:
+        self._pipe.write(f"{line}\n".encode())
         self._pipe.flush()
 
     def close(self) -> None:
@@ -129,11 +143,17 @@ class Lifeline:
 
 
 def watch(data_dir: Path, pipe: IO[bytes]) -> list[str]:
-    """Read the servers `up` started until the pipe closes, then stop those still running
-    (PostgreSQL first: it may still be writing what the last services sent). Returns their
-    names."""
+    """Read what `up` started until the pipe closes, then stop what still runs: the services,
+    then PostgreSQL, then NATS. Returns what it stopped."""
     guarded = {line.strip().decode() for line in pipe}
-    stopped = []
+    services = _still_running(line for line in guarded if line.startswith("process "))
+    stopped = [f"service {p.pid}" for p in services]
+    for process in services:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    for process in _lingering(services, SERVICE_GRACE):
+        with contextlib.suppress(psutil.Error):
+            process.kill()
     if "postgres" in guarded:
         postgres = EmbeddedPostgres(data_dir / "postgres")
         if postgres.running:
@@ -145,6 +165,34 @@ def watch(data_dir: Path, pipe: IO[bytes]) -> list[str]:
             nats.stop()
             stopped.append("nats")
     return stopped
+
+
+def _lingering(processes: list[psutil.Process], patience: float) -> list[psutil.Process]:
+    """Those of `processes` still running after `patience` seconds. An ended one may stay a
+    zombie until its new parent reaps it (not every container's init does): it has ended."""
+
+    def ended(process: psutil.Process) -> bool:
+        try:
+            return bool(process.status() == psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + patience
+    while (running := [p for p in processes if not ended(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running
+
+
+def _still_running(lines: Iterable[str]) -> list[psutil.Process]:
+    """The processes named `process PID START_TIME` that still run as those very processes."""
+    running = []
+    for line in lines:
+        _, pid, started = line.split()
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(int(pid))
+            if repr(process.create_time()) == started and process.is_running():
+                running.append(process)
+    return running
 
 
 def main() -> None:

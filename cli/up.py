@@ -153,9 +153,12 @@ class ServiceSpec:
 class Supervisor:
     """Runs service processes, restarts one that dies (with backoff), stops all on exit."""
 
-    def __init__(self, base_env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, base_env: dict[str, str], log_dir: Path, lifeline: Lifeline | None = None
+    ) -> None:
         self.base_env = base_env
         self.log_dir = log_dir
+        self.lifeline = lifeline  # told of every process, so it is stopped even if we die
         self.processes: dict[str, tuple[ServiceSpec, subprocess.Popen[bytes], float]] = {}
         self.restarts: dict[str, int] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +174,8 @@ class Supervisor:
             preexec_fn=die_with_parent(),  # no orphans when we are killed (cli/lifeline.py)
         )
         self.processes[spec.name] = (spec, process, time.monotonic())
+        if self.lifeline is not None:
+            self.lifeline.guard_process(process.pid)
 
     def check(self) -> None:
         for name, (spec, process, started) in list(self.processes.items()):
@@ -287,7 +292,7 @@ def _run(
     dashboard = f"http://{settings.api_host}:{port}/"
     env["YOKEFLOW_API_PORT"] = str(port)
     env.setdefault("YOKEFLOW_DASHBOARD_URL", dashboard.rstrip("/"))
-    supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
+    supervisor = Supervisor(env, settings.data_dir.resolve() / "logs", lifeline)
     if demo:  # the registered workspace of the demo project, and its agents' credentials
         (settings.data_dir.resolve() / "demo-workspace").mkdir(parents=True, exist_ok=True)
         env["YOKEFLOW_DEMO_AGENT_NATS_URL"] = infra.agent_urls.get(DEMO_PROJECT, infra.nats_url)

@@ -1,6 +1,7 @@
 """`up`'s stack dies with it: after `kill -9` of `up`, no process of its tree, its NATS or its
-PostgreSQL is left and its ports are free; a second `up` then starts cleanly, and a third one
-on the same data folder, while the second runs, refuses and names its pid."""
+PostgreSQL is left and its ports are free; a second `up` started at once waits for that and then
+starts cleanly (no service restarted), and a third one on the same data folder, while the
+second runs, refuses and names its pid."""
 
 from __future__ import annotations
 
@@ -103,16 +104,18 @@ def test_a_killed_up_leaves_nothing_and_a_second_up_starts_cleanly(tmp_path: Pat
 
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+        second = _start_up(tmp_path, env, "second")  # at once, as someone restarting would
+        left.append(psutil.Process(second.pid))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not all(_gone(p) for p in stack):
             time.sleep(0.2)
         assert [p.pid for p in stack if not _gone(p)] == [], "left running after kill -9 of up"
-        assert not _listening(port) and not _listening(nats_port)
+        assert not _listening(nats_port)
 
-        second = _start_up(tmp_path, env, "second")
-        left.append(psutil.Process(second.pid))
         _until_ready(second, port, tmp_path / "second.log")
         left += _stack(second, data_dir)
+        assert "restarting" not in (tmp_path / "second.log").read_text()
+        assert not ({p.pid for p in _stack(second, data_dir)} & {p.pid for p in stack})
 
         refused = cli("up", "--quiet", env=env, cwd=tmp_path, timeout=60)
         assert refused.returncode == 1
