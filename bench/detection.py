@@ -1,10 +1,12 @@
 """How the detector's verdicts compare with real sessions' (not a test): the corpus under
 tests/corpus/ replayed through exactly the code `yokeflow-intervention detect` runs.
 
-Prints, per class, per kind of source and per agent: sessions, agree, false stops (healthy
-sessions stopped), misses (stuck sessions never stopped) and early stops (stuck sessions stopped
-before their stuck part began: the right verdict for the wrong reason); then every disagreement
-with the reason the detector gave. Exits non-zero only on a usage error: the figures are for
+Prints, for the whole corpus and then for the tuning set (the sessions the rules were developed
+against) and the held-out set (collected afterwards, verdicts written before replay) apart, per
+class, per kind of source and per agent: sessions, agree, false stops (healthy sessions stopped),
+misses (stuck sessions never stopped) and early stops (stuck sessions stopped before their stuck
+part began: the right verdict for the wrong reason); then every disagreement with the reason the
+detector gave. Only the held-out figures say how the rules do on sessions they were not fitted to. Exits non-zero only on a usage error: the figures are for
 reading, tests/unit/test_corpus.py holds the assertions.
 
 Usage: python bench/detection.py [--config FILE] [--corpus DIR]
@@ -35,6 +37,30 @@ def table(title: str, judgements: list[Judgement], key: str) -> str:
     return "\n".join(lines)
 
 
+def summary(judgements: list[Judgement]) -> str:
+    healthy = [j for j in judgements if j.entry["verdict"] == "healthy"]
+    stuck = [j for j in judgements if j.entry["verdict"] == "stuck"]
+    agree = sum(j.outcome == "agree" for j in judgements)
+    false_stops = sum(j.outcome == "false_stop" for j in healthy)
+    misses = sum(j.outcome == "miss" for j in stuck)
+    early = sum(j.outcome == "early" for j in stuck)
+    return (
+        f"{agree} of {len(judgements)} agree; {false_stops} of {len(healthy)} healthy sessions "
+        f"stopped; {misses} of {len(stuck)} stuck sessions never stopped; {early} stopped early"
+    )
+
+
+def report(title: str, judgements: list[Judgement]) -> str:
+    """One set's figures: the summary line, the tables and its disagreements."""
+    parts = [f"== {title}: {summary(judgements)}\n"]
+    for heading, key in (("class", "class"), ("source", "kind"), ("agent", "agent")):
+        parts.append(table(heading, judgements, key) + "\n")
+    disagreements = [j for j in judgements if j.outcome != "agree"]
+    parts.append(f"disagreements ({len(disagreements)}):")
+    parts.extend("  " + j.describe() for j in disagreements)
+    return "\n".join(parts) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="configuration file, as for `detect`")
@@ -49,23 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"detection: {exc}", file=sys.stderr)
         return 2
     judgements = judge_corpus(DetectionConfig.from_settings(settings), args.corpus)
-
-    healthy = [j for j in judgements if j.entry["verdict"] == "healthy"]
-    stuck = [j for j in judgements if j.entry["verdict"] == "stuck"]
-    agree = sum(j.outcome == "agree" for j in judgements)
-    false_stops = sum(j.outcome == "false_stop" for j in healthy)
-    misses = sum(j.outcome == "miss" for j in stuck)
-    early = sum(j.outcome == "early" for j in stuck)
-    print(
-        f"{agree} of {len(judgements)} agree; {false_stops} of {len(healthy)} healthy sessions "
-        f"stopped; {misses} of {len(stuck)} stuck sessions never stopped; {early} stopped early\n"
-    )
-    for title, key in (("class", "class"), ("source", "kind"), ("agent", "agent")):
-        print(table(title, judgements, key), end="\n\n")
-    disagreements = [j for j in judgements if j.outcome != "agree"]
-    print(f"disagreements ({len(disagreements)}):")
-    for judgement in disagreements:
-        print("  " + judgement.describe())
+    print(report("all sessions", judgements))
+    for name in ("tuning", "heldout"):
+        chosen = [j for j in judgements if j.entry.get("set", "tuning") == name]
+        if chosen:
+            print(report(f"{name} set", chosen))
     return 0
 
 

@@ -122,6 +122,7 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
         return await _watch(args, settings)
     from yokeflow_intervention.shared.bus import connect
     from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
+    from yokeflow_intervention.shared.provenance import AGENT_MARK, quoted_line
     from yokeflow_intervention.shared.runtime import ServiceContext
 
     nc = await connect(ServiceContext("cli", settings).nats_url, "yokeflow-cli", persistent=False)
@@ -144,7 +145,7 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
                 if row.get("false_stop"):
                     state += f", false stop (marked by {row['false_stop_by']})"
                 print(f"{row['id']}  {row['paused_at'][:19]}  {row['project_id']}/{row['session_id']}  "
-                      f"{row['pause_type']:16} {state}\n    {row['pause_reason']}")  # fmt: skip
+                      f"{row['pause_type']:16} {state}\n    {AGENT_MARK}: {quoted_line(row['pause_reason'])}")  # fmt: skip
         elif args.action == "show":
             print(json.dumps(await client.get_intervention(args.id), indent=2))
         elif args.action == "resume":

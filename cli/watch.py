@@ -21,6 +21,8 @@ from typing import Any, Literal, TextIO
 from nats.aio.msg import Msg
 from yokeflow_agent.contract import Subjects
 
+from yokeflow_intervention.shared.provenance import notes_source, one_line, quoted_line
+
 __all__ = ["WATCHED", "Line", "describe", "main", "render", "use_colour", "watch"]
 
 Tone = Literal["bad", "warn", "good", "info"]
@@ -36,7 +38,6 @@ WATCHED = (
 _COLOURS: dict[Tone, str] = {"bad": "31", "warn": "33", "good": "32", "info": "36"}
 _RECOVERY_TONES: dict[str, Tone] = {"succeeded": "good", "failed": "bad", "refused": "warn"}
 _TEXT = 160  # agent text is clipped: a line is for reading at a glance
-_CONTROLS = {c: " " for c in (*range(32), *range(127, 160))}
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,16 @@ class Line:
 
 
 def _clip(value: object, limit: int = _TEXT) -> str:
-    """One line, whatever the agent wrote; no control characters (an escape sequence in agent
-    text must not restyle or rewrite the operator's terminal)."""
-    text = " ".join(str(value).translate(_CONTROLS).split())
+    """One line, whatever the agent wrote; control and bidi characters shown as `<U+XXXX>` (an
+    escape sequence in agent text must not restyle or rewrite the operator's terminal, an
+    override must not reverse it)."""
+    text = " ".join(one_line(str(value)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _quoted(value: object, limit: int = _TEXT) -> str:
+    """Agent text, marked as such: in quotation marks its own text cannot close unseen."""
+    return quoted_line(_clip(value, limit))
 
 
 def _session(session_id: object) -> str:
@@ -81,7 +88,7 @@ def describe(subject: str, data: bytes) -> Line | None:
     if subject in (Subjects.AGENT_DLQ, Subjects.INTERVENTION_DLQ):
         consumer = f" ({body['consumer']})" if body.get("consumer") else ""
         return Line("dead letter", "bad", _clip(body.get("original_subject", subject), 80),
-                    f"{_clip(body.get('reason', ''))}{consumer}")  # fmt: skip
+                    f"{_quoted(body.get('reason', ''))}{consumer}")  # fmt: skip
     if subject == Subjects.command("record_next_session"):
         return Line("next session", "good", _short(body.get("intervention_id")),
                     f"session {_session(body.get('session_id'))} started with the resume brief")  # fmt: skip
@@ -89,14 +96,14 @@ def describe(subject: str, data: bytes) -> Line | None:
     blocker = f" [{body['blocker_type']}]" if body.get("blocker_type") else ""
     ref = _short(body.get("intervention_id"))
     if kind == "detected" and body.get("mode") == "observe":
-        what = f"{body.get('trigger')}{blocker}: {_clip(body.get('reason', ''))}"
+        what = f"{body.get('trigger')}{blocker}: {_quoted(body.get('reason', ''))}"
         return Line("would stop", "warn", _where(body), f"{what} (observe mode: not stopped)")
     if kind == "detected":
         return Line("detected", "bad", _where(body),
-                    f"{body.get('trigger')}{blocker}: {_clip(body.get('reason', ''))}")  # fmt: skip
+                    f"{body.get('trigger')}{blocker}: {_quoted(body.get('reason', ''))}")  # fmt: skip
     if kind == "warned":
         return Line("warned", "warn", _where(body),
-                    f"{body.get('trigger')}: {_clip(body.get('reason', ''))}")  # fmt: skip
+                    f"{body.get('trigger')}: {_quoted(body.get('reason', ''))}")  # fmt: skip
     if kind == "paused":
         return Line("paused", "bad", _where(body), f"intervention {ref}{blocker}")
     if kind == "notified":
@@ -115,14 +122,18 @@ def describe(subject: str, data: bytes) -> Line | None:
         status = str(body.get("status", "?"))
         tone = _RECOVERY_TONES.get(status, "info")
         action = body.get("action") or "recovery"
-        detail = f": {_clip(body['detail'], 100)}" if body.get("detail") else ""
+        detail = f": {_quoted(body['detail'], 100)}" if body.get("detail") else ""
         resumed = ", session resumed" if body.get("auto_resumed") else ""
         return Line("recovery", tone, _where(body), f"{ref} {action} {status}{detail}{resumed}")
     if kind == "resumed":
-        notes = f": {_clip(body['resolution_notes'], 100)}" if body.get("resolution_notes") else ""
+        notes = body.get("resolution_notes") or ""
+        if notes and notes_source(body.get("resolved_by")) == "automatic":
+            notes = f": {_quoted(notes, 100)}"  # repeats what the agent's processes said
+        elif notes:
+            notes = f": {_clip(notes, 100)}"
         false_stop = " (a false stop)" if body.get("false_stop") else ""
-        who = f"by {body.get('resolved_by')}{false_stop}"
-        return Line("resumed", "good", _where(body), f"{ref} {who}{notes}")
+        by = _clip(body.get("resolved_by"), 80)
+        return Line("resumed", "good", _where(body), f"{ref} by {by}{false_stop}{notes}")
     return None
 
 

@@ -129,8 +129,9 @@ class ProjectRegistration(BaseModel):
     recovery_actions: list[RecoveryAction] = Field(default_factory=list)
     # Ports on which recovery may start a Redis for this project.
     redis_ports: list[int] = Field(default_factory=list)
-    # The interpreter pip runs with (the agent's own, named by the operator). Nothing found in
-    # a workspace runs unless it is named here.
+    # The interpreter pip runs with, named by the operator. Nothing found in a workspace runs
+    # unless it is named here, and one the project's user could change is refused (its verdict
+    # resumes the session): a root-owned venv whose site-packages alone is the user's, say.
     python: str | None = None
     # The NATS URL (with this project's agent credentials) handed to its next sessions.
     agent_nats_url: SecretStr | None = None
@@ -258,7 +259,12 @@ class Settings(BaseSettings):
     recovery_enabled: bool = True
     recovery_auto_resume: bool = True
     recovery_dry_run: bool = False
-    recovery_max_attempts: int = Field(default=2, ge=1, le=10)
+    # Recoveries one replica runs at once, and at most this many of one project's: the rest of
+    # a project's wait (their messages come back later) while other projects' go ahead, so a
+    # project's hanging installs never hold up another's port fix. Each run of a command is
+    # stopped at recovery_timeout; an intervention's recovery runs once.
+    recovery_concurrency: int = Field(default=8, ge=1, le=64)
+    recovery_project_concurrency: int = Field(default=2, ge=1, le=64)
     # Per project: what recovery and the orchestrator may act on (see ProjectRegistration).
     projects: dict[str, ProjectRegistration] = Field(default_factory=dict)
     # Set by `up --demo`: the demo project is registered, its workspace under data_dir, and its
@@ -270,7 +276,11 @@ class Settings(BaseSettings):
         r"^(node|npm|npx|vite|next|python[0-9.]*|uvicorn|gunicorn|flask|ruby|rails|java|deno|bun)$"
     )
     recovery_kill_grace: float = Field(default=3.0, gt=0)
-    recovery_redis_command: list[str] = Field(default_factory=list)  # "{port}" is substituted
+    # Helpers (Redis, restarts, installs, commands) run as the project's user, never root or
+    # this service (docs/security.md). Redis: "{port}" and "{dir}" (its own folder) substituted;
+    # unset, the bundled redis-server with its admin commands off.
+    recovery_redis_command: list[str] = Field(default_factory=list)
+    # The project's own PostgreSQL (no default: never this service's database); both needed.
     recovery_postgres_command: list[str] = Field(default_factory=list)
     recovery_postgres_url: str | None = None  # what "answers a query" means after a restart
     recovery_pip_options: list[str] = Field(default_factory=list)

@@ -229,3 +229,17 @@ async def start_api(services: ServiceProcesses, **env: str) -> tuple[str, subpro
 
     await eventually(ready, timeout=30, what="the API to be ready")
     return base, process
+
+
+def outside_fences(markdown: str) -> list[str]:
+    """The lines of `markdown` that are not inside a fenced block."""
+    outside, fence = [], None
+    for line in markdown.splitlines():
+        marker = line[: len(line) - len(line.lstrip("`"))]
+        if fence is None and len(marker) >= 3:
+            fence = marker
+        elif fence is not None and marker.startswith(fence) and line.strip() == marker:
+            fence = None
+        elif fence is None:
+            outside.append(line)
+    return outside

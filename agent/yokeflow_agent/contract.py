@@ -399,6 +399,9 @@ class InterventionResumed(_Model):
     session_id: Identifier
     resolved_by: str
     resolution_notes: str = ""
+    # Whose notes they are: "human" (an authenticated person's: shown as notes) or "automatic"
+    # (automatic recovery's, which repeat what an agent's processes said: shown quoted).
+    resolution_source: Literal["human", "automatic"] = "human"
     resolved_at: datetime
     resume_context: str
     workspace: str | None = None

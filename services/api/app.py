@@ -5,7 +5,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
@@ -20,8 +20,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
-from pydantic import BaseModel, Field
-from yokeflow_agent.contract import SESSION_SUMMARY_BUCKET, Identifier, SessionSummary, Text
+from pydantic import BaseModel, Field, field_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from yokeflow_agent.contract import (
+    AUTO_RECOVERY_RESOLVER,
+    SESSION_SUMMARY_BUCKET,
+    Identifier,
+    SessionSummary,
+    Text,
+)
 
 from yokeflow_intervention.shared.bus import connect
 from yokeflow_intervention.shared.commands import (
@@ -38,6 +45,7 @@ from yokeflow_intervention.shared.preferences import (
     redact_url,
     save_preferences,
 )
+from yokeflow_intervention.shared.provenance import notes_source
 from yokeflow_intervention.shared.settings import Settings
 
 from .events import EventHub
@@ -50,6 +58,89 @@ __all__ = ["DASHBOARD", "create_api"]
 # the container image serve it wherever they are installed.
 DASHBOARD = Path(str(resources.files(__package__ or __name__) / "dashboard"))
 REQUESTS = Counter("yokeflow_api_requests_total", "API requests", ["method", "status"])
+# The methods counted by name; any other (made up by a client) is counted as "other", so no
+# client can add a metrics series that lives as long as the process.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The largest request body any route takes: a resume's 20,000 characters of notes, each up to
+# 12 bytes as a JSON escape, is 240 KB; preferences are smaller. Anything larger is refused
+# with 413 before it is read, whoever sends it.
+MAX_BODY_BYTES = 1024 * 1024
+UNAUTHORISED = "a valid bearer token is required"
+TOO_LARGE = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+
+
+class _TooLarge(Exception):
+    """The body grew past MAX_BODY_BYTES while it was being read."""
+
+
+class Guard:
+    """The first thing every request meets, before any route reads its body: a body on a request
+    without the token is refused (401) unread, a body over MAX_BODY_BYTES is refused (413) by its
+    Content-Length, or as soon as a chunked one grows past it; the connection is closed, so the
+    rest is never read. It also counts requests, with the method from a fixed set."""
+
+    def __init__(self, app: ASGIApp, token_ok: Callable[[bytes | None], bool]) -> None:
+        self.app = app
+        self.token_ok = token_ok
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        has_body = b"transfer-encoding" in headers or (length is not None and length != b"0")
+        if has_body and not self.token_ok(headers.get(b"authorization")):
+            await self._refuse(send, method, 401, UNAUTHORISED, ((b"www-authenticate", b"Bearer"),))
+            return
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await self._refuse(send, method, 413, TOO_LARGE)
+            return
+        read = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > MAX_BODY_BYTES:
+                raise _TooLarge
+            return message
+
+        async def counted(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                if read > MAX_BODY_BYTES:  # the route turned the overflow into an error of its own
+                    raise _TooLarge
+                started = True
+                REQUESTS.labels(method, str(message["status"])).inc()
+            await send(message)
+
+        try:
+            await self.app(scope, limited, counted)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send, method, 413, TOO_LARGE)
+
+    @staticmethod
+    async def _refuse(
+        send: Send,
+        method: str,
+        status: int,
+        detail: str,
+        extra: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        REQUESTS.labels(method, str(status)).inc()
+        body = json.dumps({"detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode()),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class ResumeBody(BaseModel):
@@ -59,6 +150,15 @@ class ResumeBody(BaseModel):
     # trigger and project on the overview, and the resume says so (`false_stop`).
     false_stop: bool = False
     false_stop_note: Text = Field(default="", max_length=2000)
+
+    @field_validator("resolved_by")
+    @classmethod
+    def _a_person(cls, value: str) -> str:
+        """Automatic recovery's name is not a person's: notes under it are shown quoted, as
+        what an agent's processes said, so no one resumes under it by hand."""
+        if value.strip() == AUTO_RECOVERY_RESOLVER:
+            raise ValueError(f"{AUTO_RECOVERY_RESOLVER!r} is reserved for automatic recovery")
+        return value
 
 
 class FalseStopBody(BaseModel):
@@ -111,6 +211,9 @@ def _json_row(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         ) and isinstance(value, str):
             value = json.loads(value)
         out[key] = value
+    if out.get("resolved_by"):
+        # Whose the notes are: the dashboard shows only a human's as notes.
+        out["resolution_source"] = notes_source(out["resolved_by"])
     return out
 
 
@@ -153,30 +256,28 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
 
     bearer = HTTPBearer(auto_error=False)
 
+    def token_ok(header: bytes | None) -> bool:
+        """The `Authorization` header carries the token (constant-time), or no token is set."""
+        token = settings.api_token
+        if token is None:
+            return True
+        scheme, _, given = (header or b"").partition(b" ")
+        expected = token.get_secret_value().encode()
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), expected)
+
     def authorised(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         """Every /api request needs `Authorization: Bearer <API_TOKEN>` when a token is set:
         reads return agent output, addresses and phone numbers too."""
-        token = settings.api_token
-        if token is None:
-            return
         given = credentials.credentials.encode() if credentials is not None else b""
-        if not hmac.compare_digest(given, token.get_secret_value().encode()):
-            raise HTTPException(
-                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
-            )
+        if not token_ok(b"Bearer " + given):
+            raise HTTPException(401, UNAUTHORISED, {"WWW-Authenticate": "Bearer"})
 
     guarded = [Depends(authorised)]
     # An EventSource cannot send a header: it presents a ticket, single-use and short-lived,
     # that a request with the token obtained (never the long-lived token in a URL).
     tickets: dict[str, float] = {}
-
-    @app.middleware("http")
-    async def count(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        REQUESTS.labels(request.method, str(response.status_code)).inc()
-        return response
 
     def _command_error(exc: CommandFailed) -> HTTPException:
         if isinstance(exc, NotFoundError):
@@ -438,6 +539,8 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    # Outermost (added last): nothing, not even CORS, reads a body before the guard has looked.
+    app.add_middleware(Guard, token_ok=token_ok)
     if (DASHBOARD / "index.html").is_file():
         app.mount("/assets", StaticFiles(directory=DASHBOARD / "assets"), name="assets")
 

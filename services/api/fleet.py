@@ -59,11 +59,27 @@ class Fleet:
         self, project_id: str | None, states: set[str], limit: int
     ) -> tuple[list[SessionSummary], int]:
         """The first `limit` sessions in `states`, nearest to a stop first, and how many there
-        are in all."""
+        are in all.
+
+        Across projects the page is shared fairly: each project's nearest `limit // projects`
+        sessions come first, then the rest by risk. Risk is computed from the agent's own
+        event times (a backdated `ts` makes a session look old), so one project's agent could
+        otherwise fill the whole page and hide every other project's sessions."""
         found = [s for s in self.sessions.values()
                  if s.state in states and (project_id is None or s.project_id == project_id)]  # fmt: skip
         found.sort(key=lambda s: (-s.risk, s.project_id, s.session_id))
-        shown = [SessionSummary.model_validate_json(s.raw) for s in found[:limit]]
+        fair = found
+        if len(found) > limit:
+            share = max(1, limit // len({s.project_id for s in found}))
+            taken: dict[str, int] = {}
+            first: list[_Held] = []
+            rest: list[_Held] = []
+            for held in found:
+                count = taken.get(held.project_id, 0)
+                (first if count < share else rest).append(held)
+                taken[held.project_id] = count + 1
+            fair = first + rest
+        shown = [SessionSummary.model_validate_json(s.raw) for s in fair[:limit]]
         return shown, len(found)
 
     async def _watch(self, bucket: KeyValue) -> None:

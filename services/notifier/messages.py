@@ -1,17 +1,28 @@
-"""One notice, formatted for each medium (Slack, Discord, generic JSON, email, SMS)."""
+"""One notice, formatted for each medium (Slack, Discord, generic JSON, email, SMS).
+
+Every fact knows whether an agent could have shaped it (`Fact.agent`): such a fact is labelled
+"(agent text)" and quoted on one line with its control and bidi characters made visible, in
+every medium, so agent text can never pose as one of our own lines (a forged "Action Required:"
+in the plain-text email). The SMS carries no agent text at all: only our own facts and link.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 from yokeflow_agent.contract import InterventionPaused
 
+from yokeflow_intervention.shared.provenance import AGENT_MARK, one_line, quoted_line
+
 __all__ = [
     "DISCORD_LIMITS",
+    "SMS_SEGMENTS",
+    "Fact",
     "Notice",
     "canonical_json",
     "discord_escape",
@@ -20,6 +31,7 @@ __all__ = [
     "generic_payload",
     "slack_escape",
     "slack_payload",
+    "sms_segments",
     "sms_text",
 ]
 
@@ -43,6 +55,14 @@ DISCORD_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_v
 # field readable and the whole message far below that.
 SLACK_FIELD_LIMIT = 1000
 LINK_FACT = "Where to Look"  # our own link, never agent text
+# An SMS is billed per segment: at most this many (GSM-7: 306 characters; UCS-2: 134).
+SMS_SEGMENTS = 2
+# GSM 03.38: the basic set costs one septet a character, the extension table two (an escape).
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 _DISCORD_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`|>[]()#"})
 
 
@@ -64,13 +84,33 @@ def discord_escape(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """One named fact of a notice; `agent` when an agent could have shaped its value."""
+
+    name: str
+    value: str
+    agent: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({AGENT_MARK})" if self.agent else self.name
+
+    @property
+    def shown(self) -> str:
+        """The value as every medium shows it: agent text on one line, quoted, neutralised."""
+        return quoted_line(self.value) if self.agent else self.value
+
+
+@dataclass(frozen=True)
 class Notice:
     intervention: InterventionPaused
     suppressed_before: int = 0
     dashboard_url: str | None = None
-    # A follow-up (what automatic recovery did) replaces the title and leads with its outcome.
+    # A follow-up (what automatic recovery did) replaces the title and leads with its outcome
+    # (our words); its detail repeats what the fix saw (a command line: agent text).
     title: str = TITLE
     follow_up: str | None = None
+    detail: str = ""
 
     @property
     def colour(self) -> int:
@@ -85,29 +125,39 @@ class Notice:
         )
 
     @property
-    def headline(self) -> str:
-        return self.follow_up or self.intervention.reason
+    def headline(self) -> Fact:
+        """A follow-up's outcome (ours), or the reason (built around the agent's own commands)."""
+        if self.follow_up:
+            return Fact("Outcome", self.follow_up)
+        return Fact("Reason", self.intervention.reason, agent=True)
 
-    def facts(self) -> list[tuple[str, str]]:
+    @property
+    def where(self) -> str:
+        command = f"yokeflow-intervention interventions show {self.intervention.intervention_id}"
+        return self.link or command
+
+    def facts(self) -> list[Fact]:
         """The original format's fields, in order."""
         i = self.intervention
         stats = i.retry_stats
         facts = [
-            ("Project", i.project_id),
-            ("Session", i.session_id),
-            ("Time", i.paused_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
-            ("Trigger", i.trigger),
-            ("Blocker Type", i.blocker_type or "none"),
-            ("Error", _clip(i.error_excerpt or i.reason, 900)),
-            ("Retry Statistics", f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one command, {stats.unique_errors} unique errors"),
-            ("Action Required", i.suggested_recovery or "Review the blocker and resume the session with notes."),
-            (LINK_FACT, self.link or f"yokeflow-intervention interventions show {i.intervention_id}"),
+            Fact("Project", i.project_id),
+            Fact("Session", i.session_id),
+            Fact("Time", i.paused_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+            Fact("Trigger", i.trigger),
+            Fact("Blocker Type", i.blocker_type or "none"),
+            Fact("Error", _clip(i.error_excerpt or i.reason, 900), agent=True),
+            Fact("Retry Statistics", f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one command, {stats.unique_errors} unique errors"),
+            Fact("Action Required", i.suggested_recovery or "Review the blocker and resume the session with notes."),
+            Fact(LINK_FACT, self.where),
         ]  # fmt: skip
+        if self.detail:
+            facts.insert(0, Fact("Recovery Detail", _clip(self.detail, 900), agent=True))
         if i.task is not None:
-            facts.insert(2, ("Task", f"{i.task.id} - {i.task.description}"))
+            facts.insert(2, Fact("Task", f"{i.task.id} - {i.task.description}", agent=True))
         if self.suppressed_before:
             facts.append(
-                (
+                Fact(
                     "Suppressed",
                     f"{self.suppressed_before} more intervention(s) since the last notification",
                 )
@@ -115,8 +165,9 @@ class Notice:
         return facts
 
     def text(self) -> str:
-        lines = [self.title, "", self.headline, ""]
-        lines += [f"{name}: {value}" for name, value in self.facts()]
+        """Plain text: one line per fact; agent text never begins a line."""
+        lines = [self.title, "", f"{self.headline.label}: {self.headline.shown}", ""]
+        lines += [f"{fact.label}: {fact.shown}" for fact in self.facts()]
         return "\n".join(lines)
 
 
@@ -129,15 +180,15 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
         "attachments": [
             {
                 "color": f"#{notice.colour:06x}",
-                "title": slack_escape(_clip(notice.headline, 150)),
+                "title": slack_escape(_clip(_headline(notice), 150)),
                 "title_link": notice.link,
                 "fields": [
                     {
-                        "title": name,
-                        "value": slack_escape(_clip(value, SLACK_FIELD_LIMIT)),
-                        "short": name in short,
+                        "title": fact.label,
+                        "value": slack_escape(_clip(fact.shown, SLACK_FIELD_LIMIT)),
+                        "short": fact.name in short,
                     }
-                    for name, value in notice.facts()
+                    for fact in notice.facts()
                 ],
                 "footer": slack_escape(f"intervention {i.intervention_id}"),
                 "ts": int(i.paused_at.timestamp()),
@@ -152,7 +203,7 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
     limits = DISCORD_LIMITS
     embed: dict[str, Any] = {
         "title": _clip(notice.title, limits["title"]),
-        "description": _clip(discord_escape(notice.headline), limits["description"]),
+        "description": _clip(discord_escape(_headline(notice)), limits["description"]),
         "color": notice.colour,
         "timestamp": i.paused_at.isoformat(),
         "footer": {"text": _clip(f"intervention {i.intervention_id}", limits["footer"])},
@@ -166,9 +217,10 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
         - len(embed["description"])
         - len(embed["footer"]["text"])
     )
-    for name, value in notice.facts()[: limits["fields"]]:
+    for fact in notice.facts()[: limits["fields"]]:
+        name, value = fact.label, fact.shown
         field: dict[str, Any] = {"name": _clip(name, limits["field_name"]),
-                 "value": _clip((value if name == LINK_FACT else discord_escape(value)) or "-",
+                 "value": _clip((value if fact.name == LINK_FACT else discord_escape(value)) or "-",
                                 min(limits["field_value"], max(budget - len(name), 1))),
                  "inline": len(value) < 40}  # fmt: skip
         budget -= len(field["name"]) + len(field["value"])
@@ -179,16 +231,34 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
     return {"username": "YokeFlow", "embeds": [embed], "allowed_mentions": {"parse": []}}
 
 
+# The generic payload's fields an agent can shape, for a receiver that shows them.
+AGENT_FIELDS = [
+    "detail",
+    "intervention.reason",
+    "intervention.error_excerpt",
+    "intervention.task",
+    "intervention.workspace",
+]
+
+
 def generic_payload(notice: Notice) -> dict[str, Any]:
-    """The full intervention record, for a team's own receiver."""
+    """The full intervention record, for a team's own receiver, naming the fields that are
+    agent text (`agent_text`), as they are, for the receiver to quote."""
     return {
         "type": "intervention.recovery" if notice.follow_up else "intervention.paused",
         "title": notice.title,
         "follow_up": notice.follow_up,
+        "detail": notice.detail,
         "suppressed_before": notice.suppressed_before,
         "dashboard_url": notice.link,
         "intervention": notice.intervention.model_dump(mode="json"),
+        "agent_text": AGENT_FIELDS,
     }
+
+
+def _headline(notice: Notice) -> str:
+    headline = notice.headline
+    return f"{AGENT_MARK}: {headline.shown}" if headline.agent else headline.shown
 
 
 def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMessage:
@@ -203,14 +273,14 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     message["X-YokeFlow-Intervention"] = i.intervention_id
     message.set_content(notice.text())
     rows = "".join(
-        f"<tr><th align='left' style='padding:4px 12px 4px 0'>{html.escape(k)}</th>"
-        f"<td style='padding:4px 0'>{html.escape(v)}</td></tr>"
-        for k, v in notice.facts()
+        f"<tr><th align='left' style='padding:4px 12px 4px 0'>{html.escape(fact.label)}</th>"
+        f"<td style='padding:4px 0'>{_html(fact)}</td></tr>"
+        for fact in notice.facts()
     )
     message.add_alternative(
         f"""<html><body style="font-family:sans-serif">
 <h2 style="color:#{notice.colour:06x}">{html.escape(notice.title)}</h2>
-<p>{html.escape(notice.headline)}</p>
+<p>{_html(notice.headline)}</p>
 <table>{rows}</table>
 </body></html>""",
         subtype="html",
@@ -218,16 +288,48 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     return message
 
 
+def _html(fact: Fact) -> str:
+    """Agent text in a quotation of its own, labelled, left to right whatever it contains."""
+    if not fact.agent:
+        return html.escape(fact.value)
+    return (
+        f"<q dir='ltr' style='background:#f2f4f7' title='{AGENT_MARK}'>"
+        f"{html.escape(one_line(fact.value))}</q>"
+    )
+
+
+def sms_segments(text: str) -> int:
+    """How many segments a carrier bills for `text`: GSM-7 when every character is in the GSM
+    03.38 sets (160 septets alone, 153 a part; an extension character takes two), else UCS-2
+    (70 UTF-16 units alone, 67 a part)."""
+    if all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in text):
+        units = sum(2 if c in _GSM7_EXTENSION else 1 for c in text)
+        single, part = 160, 153
+    else:
+        units = sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+        single, part = 70, 67
+    return 1 if units <= single else math.ceil(units / part)
+
+
 def sms_text(notice: Notice) -> str:
-    """Concise: one SMS segment where it can (160 characters)."""
+    """Concise, and only our own words: what happened, where, and our link (an SMS cannot
+    quote, so the agent's text and links stay out of it); clipped to SMS_SEGMENTS billed
+    segments (with "...", which GSM-7 has, unlike "…")."""
     i = notice.intervention
     blocker = f" {i.blocker_type}" if i.blocker_type else ""
     if notice.follow_up:
-        return _clip(f"YokeFlow: {i.project_id}: {notice.follow_up}", 300)
-    text = f"YokeFlow: session blocked in {i.project_id} ({i.trigger}{blocker}). {i.reason}"
+        text = f"YokeFlow: {i.project_id}: {notice.follow_up}."
+    else:
+        text = f"YokeFlow: session blocked in {i.project_id} ({i.trigger}{blocker})."
     if notice.suppressed_before:
         text += f" (+{notice.suppressed_before} more)"
-    return _clip(text, 300)
+    text += f" {notice.where}"
+    if sms_segments(text) <= SMS_SEGMENTS:
+        return text
+    keep = len(text)
+    while keep and sms_segments(text[:keep] + "...") > SMS_SEGMENTS:
+        keep -= 1
+    return text[:keep] + "..."
 
 
 def canonical_json(payload: dict[str, Any]) -> bytes:

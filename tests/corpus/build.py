@@ -60,6 +60,8 @@ def render() -> dict[str, str]:
                 "source": session.source,
                 "licence": session.licence,
                 "raw": f"raw/{session.raw}" if session.raw else None,
+                "set": "heldout" if session.heldout else "tuning",
+                "heldout": session.heldout,
                 "class": session.cls,
                 "verdict": session.verdict,
                 "stuck_from_seq": stuck_from,

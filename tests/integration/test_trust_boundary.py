@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 from yokeflow_agent.contract import Subjects
 
+from yokeflow_intervention.services.recovery.actions import stop_started_processes
 from yokeflow_intervention.shared.commands import PauserClient
 from yokeflow_intervention.shared.embedded import free_port
 from yokeflow_intervention.shared.runtime import product_command
+from yokeflow_intervention.shared.settings import Settings
 
-from ..helpers import collect, eventually, publish_events
+from ..helpers import collect, eventually, outside_fences, publish_events
 from .test_recovery import listener, recovery_rows, registered
 
 pytestmark = pytest.mark.integration
@@ -158,16 +160,22 @@ async def test_recovery_stops_only_the_projects_own_dev_server(nc, db, services,
         holder.kill()
 
 
-async def test_shared_infrastructure_is_restarted_at_most_once(nc, db, services, unique, tmp_path):
-    counter = tmp_path / "restarts"
-    script = tmp_path / "restart.py"
-    script.write_text(f"open({str(counter)!r}, 'a').write('restart\\n')\n")
+async def test_shared_infrastructure_is_restarted_at_most_once(
+    nc, db, services, unique, agent_user
+):
+    from .conftest import SYSTEM_PYTHON
+
     project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    counter = workspace / "restarts"
+    script = workspace / "restart.py"
+    script.write_text(f"open({str(counter)!r}, 'a').write('restart\\n')\n")
     pipeline(
         services,
-        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=f"{sys.executable},{script}",
+        YOKEFLOW_RECOVERY_POSTGRES_COMMAND=f"{SYSTEM_PYTHON},{script}",
         YOKEFLOW_RECOVERY_POSTGRES_URL="postgresql://nobody@127.0.0.1:1/none",
-        **registered(project, tmp_path, recovery_actions=["restart_postgres", "start_redis"],
+        **registered(project, workspace, user=agent_user.name,
+                     recovery_actions=["restart_postgres", "start_redis"],
                      redis_ports=[free_port()]),
     )  # fmt: skip
     agent = Agent(nc, project, unique("s"))
@@ -282,16 +290,7 @@ async def test_agent_text_cannot_forge_a_section_of_the_resume_brief(nc, db, ser
         "SELECT resume_context FROM paused_sessions WHERE id = $1", intervention
     )
     # Outside fenced blocks, the only notes heading is the real one.
-    outside, fence = [], None
-    for line in brief.splitlines():
-        marker = line[: len(line) - len(line.lstrip("`"))]
-        if fence is None and len(marker) >= 3:
-            fence = marker
-        elif fence is not None and marker.startswith(fence) and line.strip() == marker:
-            fence = None
-        elif fence is None:
-            outside.append(line)
-    headings = [line for line in outside if line.startswith("## Resolution notes")]
+    headings = [line for line in outside_fences(brief) if line.startswith("## Resolution notes")]
     assert headings == ["## Resolution notes from ana"]
     assert "untrusted data, not instructions" in brief
 
@@ -353,37 +352,50 @@ class _Recorder:
 
 
 @pytest.mark.skipif(not __import__("shutil").which("npm"), reason="npm is not installed")
+@pytest.mark.parametrize("package", ["left-pad-fixture", "@evil/left-pad-fixture"])
 async def test_npm_uses_the_operators_registry_not_the_workspaces(
-    nc, db, services, unique, tmp_path
+    nc, db, services, unique, agent_user, package
 ):
-    """A workspace .npmrc (and an npm_config_registry in the environment) pointing at the
-    attacker's registry is never asked; the operator's registry is."""
+    """Every npmrc the agent can write (the workspace's, with a registry for its scope and for
+    another; the agent user's own ~/.npmrc) and an npm_config_registry in the service's
+    environment point at the attacker's registry: it is never asked; the operator's is."""
     operator, attacker = _Recorder(), _Recorder()
-    workspace, marker = tmp_path / "ws", tmp_path / "postinstall-ran"
-    workspace.mkdir()
-    (workspace / ".npmrc").write_text(f"registry={attacker.url}\n")
-    (workspace / "package.json").write_text(json.dumps({"name": "ws", "version": "1.0.0",
-        "scripts": {"postinstall": f"touch {marker}"}}))  # fmt: skip
     project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    marker = workspace / "postinstall-ran"
+    evil = (
+        f"registry={attacker.url}\n@evil:registry={attacker.url}\n@other:registry={attacker.url}\n"
+    )
+    (workspace / ".npmrc").write_text(evil)
+    user_npmrc = agent_user.home / ".npmrc"
+    user_npmrc.write_text(evil)
+    (workspace / "package.json").write_text(
+        json.dumps(
+            {"name": "ws", "version": "1.0.0", "scripts": {"postinstall": f"touch {marker}"}}
+        )
+    )
     try:
-        pipeline(services, YOKEFLOW_RECOVERY_NPM_REGISTRY=operator.url,
-                 npm_config_registry=attacker.url, **registered(
-                     project, workspace, user=getpass.getuser(), recovery_actions=["install_module"]))  # fmt: skip
+        pipeline(
+            services,
+            YOKEFLOW_RECOVERY_NPM_REGISTRY=operator.url,
+            npm_config_registry=attacker.url,
+            **registered(
+                project, workspace, user=agent_user.name, recovery_actions=["install_module"]
+            ),
+        )
         agent = Agent(nc, project, unique("s"))
         await agent.send("session_started", workspace=str(workspace))
-        await agent.send("error", message="Error: Cannot find module 'left-pad-fixture'")
+        await agent.send("error", message=f"Error: Cannot find module '{package}'")
         intervention = await paused_id(db, agent.session)
-
-        async def finished() -> list | None:
-            rows = await recovery_rows(db, intervention)
-            return rows if rows and rows[-1][0] != "started" else None
-
-        rows = await eventually(finished, timeout=60, what="the install's outcome")
+        rows = await eventually(
+            lambda: settled_rows(db, intervention), timeout=90, what="the install's outcome"
+        )
         assert rows[-1][0] == "failed"  # the operator's registry has no such package
         assert "--ignore-scripts" in rows[-1][1]["command"]
-        assert operator.paths and not attacker.paths
+        assert operator.paths and not attacker.paths, (operator.paths, attacker.paths)
         assert not marker.exists()
     finally:
+        user_npmrc.unlink(missing_ok=True)
         operator.close()
         attacker.close()
 
@@ -418,3 +430,173 @@ async def test_the_next_session_runs_as_the_projects_user(nc, db, services, uniq
         assert seen["uid"] == pwd.getpwnam("nobody").pw_uid and seen["cwd"] == str(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_EVIL_MODULE = r"""
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void ran(void) {
+    FILE *f = fopen("%s", "w");
+    if (f) { fprintf(f, "%%d\n", (int)geteuid()); fclose(f); }
+}
+int RedisModule_OnLoad(void *ctx, void **argv, int argc) { return 0; }
+"""
+
+_REDIS_ATTACK = r"""
+import json, socket, sys
+port, helper, service, root_only, module = sys.argv[1:]
+def command(sock, *args):
+    sock.sendall(b"*%d\r\n" % len(args) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args))
+    return sock.recv(4096).decode(errors="replace")
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError as exc:
+        return "denied: " + exc.strerror
+with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as sock:
+    replies = {" ".join(args): command(sock, *args) for args in (
+        ("CONFIG", "SET", "dir", root_only), ("CONFIG", "SET", "dbfilename", "pwned"),
+        ("SAVE",), ("BGSAVE",), ("MODULE", "LOAD", module), ("DEBUG", "SLEEP", "0"),
+        ("REPLICAOF", "127.0.0.1", "1"), ("ACL", "SAVE"), ("SET", "k", "v"))}
+print(json.dumps({"replies": replies, "helper": read(f"/proc/{helper}/environ"),
+                  "service": read(f"/proc/{service}/environ")}))
+"""
+
+
+async def test_the_redis_recovery_starts_gives_the_agent_no_privilege(
+    nc, db, services, unique, agent_user
+):
+    """Acting as the project's OS user against the Redis recovery started for it: no file is
+    written into a root-only folder, no module loads, and neither the helper's environment nor
+    the service's reveals a secret; the helper runs as the project's user."""
+    import psutil
+
+    port, project = free_port(), unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    root_only = Path(__import__("tempfile").mkdtemp(prefix="yokeflow-root-only-"))  # 0700, root
+    marker = agent_user.home / f"module-ran-{project}"
+    module = workspace / "evil.so"
+    source = workspace / "evil.c"
+    source.write_text(_EVIL_MODULE % marker)
+    compiler = __import__("shutil").which("cc")
+    if compiler:  # a real module, whose code would leave the marker if it were ever loaded
+        subprocess.run([compiler, "-shared", "-fPIC", "-o", str(module), str(source)], check=True)
+    secrets = {"API_TOKEN": "api-secret", "TWILIO_AUTH_TOKEN": "twilio-secret"}
+    recovery = services.start(
+        "recovery",
+        **secrets,
+        **registered(
+            project,
+            workspace,
+            user=agent_user.name,
+            redis_ports=[port],
+            recovery_actions=["start_redis"],
+        ),
+    )
+    for name in ("detector", "pauser"):
+        services.start(name)
+    agent = Agent(nc, project, unique("s"))
+    await agent.send(
+        "error", message=f"Redis connection refused: connect ECONNREFUSED 127.0.0.1:{port}"
+    )
+    intervention = await paused_id(db, agent.session)
+    helper = None
+    try:
+        rows = await eventually(
+            lambda: settled_rows(db, intervention), timeout=30, what="the outcome"
+        )
+        assert rows[-1][0] == "succeeded", rows
+        helper = next(
+            psutil.Process(c.pid)
+            for c in psutil.net_connections(kind="inet")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+        )
+        assert set(helper.uids()) == {agent_user.uid} and set(helper.gids()) == {agent_user.gid}
+        folder = Path(helper.cwd())
+        assert folder.stat().st_uid == agent_user.uid and not folder.is_relative_to(root_only)
+
+        attack = agent_user.python(
+            _REDIS_ATTACK.replace(
+                "sys.argv[1:]",
+                repr([str(port), str(helper.pid), str(recovery.pid), str(root_only), str(module)]),
+            )
+        )
+        assert attack.returncode == 0, attack.stderr
+        seen = json.loads(attack.stdout)
+        for command, reply in seen["replies"].items():
+            if command == "SET k v":
+                assert reply.startswith("+OK")  # the helper still does its job
+            else:
+                assert reply.startswith("-ERR unknown command"), (command, reply)
+        assert list(root_only.iterdir()) == []  # nothing written where only root may write
+        assert not marker.exists()  # the module's code never ran
+        assert seen["helper"] == ""  # an empty environment: no secret, no configuration path
+        assert seen["service"].startswith("denied")  # the service's own stays out of reach
+        environ = Path(f"/proc/{helper.pid}/environ").read_bytes().decode()
+        assert not any(
+            value in environ
+            for value in (*secrets.values(), services.infra.database_url, services.infra.nats_url)
+        )
+    finally:
+        if helper is not None:
+            stop_started_processes(Settings(data_dir=services.infra.data_dir))
+        __import__("shutil").rmtree(root_only, ignore_errors=True)
+
+
+async def test_a_configured_command_runs_as_the_projects_user_with_no_secret(
+    nc, db, services, unique, agent_user
+):
+    """Every helper follows one rule; a `recovery_commands` entry is one more: it runs as the
+    project's user, in the workspace, with none of the service's secrets."""
+    from .conftest import SYSTEM_PYTHON
+
+    project = unique("p")
+    workspace = agent_user.folder(f"ws-{project}")
+    probe = (
+        "import json, os; json.dump({'uid': os.getuid(), 'gids': os.getgroups(), "
+        "'cwd': os.getcwd(), 'env': dict(os.environ)}, open('seen.json', 'w'))"
+    )
+    command = {"prisma_schema_error": [SYSTEM_PYTHON, "-c", probe]}
+    pipeline(
+        services,
+        API_TOKEN="api-secret",
+        YOKEFLOW_RECOVERY_COMMANDS=json.dumps(command),
+        **registered(project, workspace, user=agent_user.name, recovery_actions=["run_command"]),
+    )
+    agent = Agent(nc, project, unique("s"))
+    await agent.send("session_started", workspace=str(workspace))
+    await agent.send("error", message="Error: P1012 schema validation error: Prisma schema")
+    intervention = await paused_id(db, agent.session)
+    rows = await eventually(lambda: settled_rows(db, intervention), what="the outcome")
+    assert rows[-1][0] == "succeeded", rows
+    seen = json.loads((workspace / "seen.json").read_text())
+    assert seen["uid"] == agent_user.uid and seen["gids"] in ([], [agent_user.gid])
+    assert seen["cwd"] == str(workspace)
+    secrets = {"api-secret", services.infra.database_url, services.infra.nats_url}
+    assert not {k for k, v in seen["env"].items() if v in secrets or k.startswith("YOKEFLOW_")}
+
+
+async def test_no_helper_runs_as_root_or_without_a_registered_user(nc, db, services, unique):
+    """A project registered with root (or with no user) gets no Redis: refused, audited, and
+    nothing listens on the port."""
+    port, project = free_port(), unique("p")
+    projects = {
+        project: {
+            "workspace_root": "/tmp",
+            "user": "root",
+            "redis_ports": [port],
+            "recovery_actions": ["start_redis"],
+        }
+    }
+    pipeline(services, YOKEFLOW_PROJECTS=json.dumps(projects))
+    agent = Agent(nc, project, unique("s"))
+    await agent.send(
+        "error", message=f"Redis connection refused: connect ECONNREFUSED 127.0.0.1:{port}"
+    )
+    intervention = await paused_id(db, agent.session)
+    rows = await eventually(lambda: settled_rows(db, intervention), what="the outcome")
+    assert rows[-1][0] == "refused" and "never runs as root" in rows[-1][1]["reason"]
+    with __import__("socket").socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing was started

@@ -22,26 +22,9 @@ from ..corpus.judge import CORPUS, first_stop, judge, load_manifest
 MANIFEST = load_manifest()
 CONFIG = DetectionConfig.from_settings(Settings())
 
-# Disagreements with the rules as they stand, by session id: what goes wrong and why.
-KNOWN: dict[str, str] = {
-    "oh-monologue-broken-by-work": "work_between_replies: work between equal replies is no streak",
-    "gemini-content-chanting": "repetition_in_reply: replies are only compared whole",
-    "gemini-15593-chanting-reply": "repetition_in_reply: replies are only compared whole",
-    "omp-8701-ill-do-it": "repetition_in_reply: replies are only compared whole",
-    "cc-82803-court": "repetition_in_reply: replies are only compared whole",
-    "superplane-4123-three-call-cycle": "cycle_period_3: only periods 1 and 2 are recognised",
-    "nanobot-5344-env-var-spiral": "cycle_period_6: only periods 1 and 2 are recognised",
-    "xum-1046-polling-exited-process": "volatile_ids: elapsed_ms and pids are not masked",
-    "traceroost-215-tests-after-each-fix": "work_between_replies: edits between equal replies",
-    "fusion-2404-long-iterative-debugging": "long_run: failing tests while converging, error rate",
-    "cc-60894-edit-misses-then-succeeds": "error_rate_phase: rejected edits that then succeed",
-    "background-agents-120-long-commands": "long_run: the 600 s session_duration default",
-    "cc-bookminder-coordinator-first-hour": "long_run: the 600 s session_duration default",
-    "openclaw-89090-send-loop-volatile-id": "volatile_ids: message ids and epoch run ids unmasked",
-    "deerflow-2511-rnaseq-batch": "distinct_work: a batch past the 600 s session_duration default",
-    "stella-6480-back-to-the-same-command": "loop_after_detour: runs of 3 under the threshold of 4",
-    "openhands-sdk-762-poll-every-5-minutes": "background_polling: the 600 s session_duration",
-}
+# Disagreements with the rules as they stand, by session id: what goes wrong and why. Empty:
+# every session, tuning and held-out, agrees today (bench/detection.py prints the figures).
+KNOWN: dict[str, str] = {}
 
 
 def _cases(verdict: str) -> list[Any]:
@@ -71,6 +54,7 @@ def test_every_session_says_where_it_comes_from_and_why_it_is_judged_so():
         assert entry["source"] and entry["why"] and entry["licence"], entry["id"]
         assert entry["verdict"] in ("stuck", "healthy"), entry["id"]
         assert entry["kind"] in ("transcript", "peer-test", "issue"), entry["id"]
+        assert entry["set"] == ("heldout" if entry["heldout"] else "tuning"), entry["id"]
         if entry["verdict"] == "stuck":
             assert entry["stuck_from_seq"], f"{entry['id']}: where does the stuck part begin?"
         if entry["kind"] == "transcript":
@@ -80,6 +64,15 @@ def test_every_session_says_where_it_comes_from_and_why_it_is_judged_so():
         ]
         assert not problems, f"{entry['id']}: not contract v1: {problems}"
     assert set(KNOWN) <= {entry["id"] for entry in MANIFEST}
+
+
+def test_the_held_out_set_is_large_enough_to_say_something():
+    """At least 25 sessions collected after the rules were tuned, healthy and stuck, with real
+    transcripts among them; their verdicts were committed before their first replay."""
+    heldout = [entry for entry in MANIFEST if entry["set"] == "heldout"]
+    assert len(heldout) >= 25
+    assert {entry["verdict"] for entry in heldout} == {"healthy", "stuck"}
+    assert any(entry["kind"] == "transcript" for entry in heldout)
 
 
 @pytest.mark.parametrize("entry", _cases("healthy"))

@@ -194,6 +194,48 @@ def test_critical_error_triggers_immediately_on_failed_result_and_error_event():
     assert found[0].blocker_type == "module_not_found"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "src/server.ts(3,22): error TS2307: Cannot find module './auth' or its corresponding type declarations.",
+        "Error: Cannot find module '../lib/config'",
+        "Module not found: Error: Can't resolve './components/Header' in '/app/src'",
+        "Error: Cannot find module '/work/app/dist/cli.js'",
+    ],
+)
+def test_a_missing_file_of_the_project_is_not_an_infrastructure_blocker(text):
+    """A relative or absolute module path is the project's own file: no install provides it."""
+    assert classify_critical(text, config()) is None
+
+
+def test_a_missing_package_is_still_a_blocker_even_next_to_a_missing_file():
+    text = "Error: Cannot find module 'express'\nRequire stack:\n- ./server.js"
+    assert classify_critical(text, config()) == "module_not_found"
+    both = "Cannot find module './auth'\nCannot find module 'jsonwebtoken'"
+    assert classify_critical(both, config()) == "module_not_found"
+
+
+def test_an_import_written_before_its_file_is_work_and_the_same_error_over_edits_is_not():
+    """Writing the import first, failing the type check once, then creating the file: not
+    stopped. The same failing check after edit after edit that do not fix it is stopped, by the
+    retry rule rather than as an infrastructure blocker."""
+    missing = "src/http.ts(3,22): error TS2307: Cannot find module './auth'."
+    agent, book = Agent(), SessionBook(config())
+    events = [agent.start(), *agent.run("npx tsc --noEmit", False, missing, exit_code=2)]
+    events += agent.run("cat > src/auth.ts <<'EOF'\nexport const auth = {};\nEOF", True)
+    events += agent.run("npx tsc --noEmit", True)
+    assert feed(book, events) == []
+
+    agent, book = Agent("s2"), SessionBook(config())
+    events = [agent.start()]
+    for n in range(5):
+        events += agent.run(f"sed -i 's#./auth#./auth{n}#' src/http.ts", True)
+        events += agent.run("npx tsc --noEmit", False, missing, exit_code=2)
+    found = feed(book, events)
+    assert [i.trigger for i in found] == ["retry_limit"]
+    assert found[0].blocker_type is None
+
+
 def test_a_successful_result_mentioning_an_error_is_not_a_failure():
     agent, book = Agent(), SessionBook(config())
     events = [agent.start(), *agent.run("grep -r EADDRINUSE docs", True, output="EADDRINUSE")]

@@ -1,5 +1,6 @@
-"""Agent transcripts as contract events: Claude Code session files and OpenHands trajectories,
-on small samples of their real formats (no servers)."""
+"""Agent transcripts as contract events: Claude Code session files, OpenHands trajectories, chat
+exports, Gemini CLI stream-json and ATIF trajectories, on small samples of their real formats
+(no servers)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from yokeflow_agent.contract import AgentMessage, SessionStarted, ToolCall, ToolResult
+from yokeflow_agent.contract import (
+    AgentMessage,
+    ErrorEvent,
+    SessionEnded,
+    SessionStarted,
+    ToolCall,
+    ToolResult,
+)
 
 from yokeflow_intervention.services.detector.rules import DetectionConfig
 from yokeflow_intervention.services.detector.sessions import ReplayProblem, replay
 from yokeflow_intervention.services.detector.transcripts import (
     detect_format,
+    from_atif,
     from_claude_code,
+    from_gemini_cli,
+    from_openai_chat,
     from_openhands,
     read_transcript,
 )
@@ -385,3 +396,229 @@ def test_malformed_transcripts_are_reported_not_raised(tmp_path: Path):
     assert (
         isinstance(problem, ReplayProblem) and "cannot read the file as openhands" in problem.reason
     )
+
+
+# A Claude Code run and a Codex run exported as OpenAI chat messages (shapes as published, e.g.
+# github.com/richh-s/TASK-20260318-393C91 and Eyob-smax/Anju-Medical-Appointment-System).
+CHAT = {
+    "format": "openai-chat",
+    "task_id": "TASK-20260318-393C91",
+    "messages": [
+        {"role": "user", "content": "Build the platform."},
+        {"role": "assistant", "content": "<thinking>\nplan\n</thinking>"},
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "tool_calls": [
+                {
+                    "id": "t1",
+                    "type": "function",
+                    "function": {"name": "Bash", "arguments": '{"command": "ls /repo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "t1", "content": "Exit code 2\nls: /repo: No such file"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "t2",
+                    "type": "function",
+                    "function": {"name": "Edit", "arguments": '{"file_path": "a.sql"}'},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "t2",
+            "content": "<tool_use_error>File has not been read yet.</tool_use_error>",
+        },
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_call", "tool_call_id": "c3", "name": "exec_command"}],
+            "tool_calls": [
+                {
+                    "id": "c3",
+                    "type": "function",
+                    "function": {"name": "exec_command", "arguments": '{"cmd": "go test ./..."}'},
+                }
+            ],
+            "_metadata": {"timestamp": "2026-03-24T17:28:26.421Z"},
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "c3",
+            "content": [{"type": "tool_output", "text": "Process exited with code 0\nOutput:\nok"}],
+            "metadata": {"exit_code": 0, "duration_seconds": 2.5},
+            "_metadata": {"timestamp": "2026-03-24T17:28:29.000Z"},
+        },
+    ],
+}
+
+
+def test_chat_exports_map_calls_results_and_failures():
+    events = list(from_openai_chat(CHAT, "p"))
+    assert isinstance(events[0], SessionStarted) and events[0].session_id == "TASK-20260318-393C91"
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == [
+        "SessionStarted",
+        "AgentMessage",
+        "ToolCall",
+        "ToolResult",
+        "ToolCall",
+        "ToolResult",
+        "ToolCall",
+        "ToolResult",
+    ]
+    listing, refused, tested = (e for e in events if isinstance(e, ToolResult))
+    assert (listing.result.ok, listing.result.exit_code) == (False, 2)
+    assert not refused.result.ok and "not been read" in refused.result.error
+    assert tested.result.ok and tested.result.duration_ms == 2500 and "ok" in tested.result.output
+    call = next(e for e in events if isinstance(e, ToolCall))
+    assert call.input == {"command": "ls /repo"}
+    assert [e.text for e in events if isinstance(e, AgentMessage)] == ["Let me look."]
+
+
+def test_a_chat_export_without_times_replays_on_a_clock_that_does_not_move(tmp_path: Path):
+    untimed = {"format": "openai-chat", "messages": CHAT["messages"][:4]}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(untimed, indent=1))
+    first = [e.model_dump(mode="json") for e in read_transcript(path)]
+    assert first == [e.model_dump(mode="json") for e in read_transcript(path)]
+    assert len({e["ts"] for e in first}) == 1
+
+
+GEMINI = [
+    {
+        "type": "init",
+        "timestamp": "2026-01-30T06:18:17.750Z",
+        "session_id": "6727b31e",
+        "model": "gemini-3-pro-preview",
+    },
+    {"type": "message", "role": "user", "content": "Build it."},
+    {
+        "type": "tool_use",
+        "timestamp": "2026-01-30T06:18:22.937Z",
+        "tool_name": "activate_skill",
+        "tool_id": "a1",
+        "parameters": {"name": "figma-to-code"},
+    },
+    {
+        "type": "tool_result",
+        "timestamp": "2026-01-30T06:18:22.986Z",
+        "tool_id": "a1",
+        "status": "error",
+        "output": "x",
+        "error": {"type": "invalid_tool_params", "message": "Skill not found"},
+    },
+    {
+        "type": "message",
+        "timestamp": "2026-01-30T06:18:25.000Z",
+        "role": "assistant",
+        "content": "I'll read ",
+        "delta": True,
+    },
+    {
+        "type": "message",
+        "timestamp": "2026-01-30T06:18:25.100Z",
+        "role": "assistant",
+        "content": "the file.",
+        "delta": True,
+    },
+    {
+        "type": "tool_use",
+        "timestamp": "2026-01-30T06:18:30.369Z",
+        "tool_name": "read_file",
+        "tool_id": "r1",
+        "parameters": {"file_path": "SKILL.md"},
+    },
+    {
+        "type": "tool_result",
+        "timestamp": "2026-01-30T06:18:30.381Z",
+        "tool_id": "r1",
+        "status": "success",
+        "output": "# Skill",
+    },
+    {
+        "type": "error",
+        "timestamp": "2026-01-30T06:18:31.000Z",
+        "severity": "warning",
+        "message": "Loop detected",
+    },
+    {"type": "result", "timestamp": "2026-01-30T06:18:32.000Z", "status": "success"},
+]
+
+
+def test_gemini_cli_stream_json_maps_calls_results_replies_and_the_end():
+    events = list(from_gemini_cli(GEMINI, "p"))
+    assert events[0].session_id == "6727b31e"
+    failed, read = (e for e in events if isinstance(e, ToolResult))
+    assert not failed.result.ok and failed.result.error == "Skill not found"
+    assert read.result.ok and read.result.output == "# Skill" and read.result.duration_ms == 12
+    assert [e.text for e in events if isinstance(e, AgentMessage)] == ["I'll read the file."]
+    assert isinstance(events[-2], ErrorEvent) and isinstance(events[-1], SessionEnded)
+    assert detect_format(json.dumps(GEMINI[0])) == "gemini-cli"
+
+
+ATIF = {
+    "schema_version": "ATIF-v1.7",
+    "session_id": "559effa5",
+    "agent": {"name": "terminus-2", "model_name": "claude"},
+    "steps": [
+        {"step_id": 1, "source": "user", "message": "Classify the documents."},
+        {
+            "step_id": 2,
+            "timestamp": "2026-06-05T00:29:24.206069+00:00",
+            "source": "agent",
+            "message": "Analysis: start. Plan: look.",
+            "tool_calls": [
+                {
+                    "tool_call_id": "c1",
+                    "function_name": "bash_command",
+                    "arguments": {"keystrokes": "ls\n"},
+                },
+                {
+                    "tool_call_id": "c2",
+                    "function_name": "bash_command",
+                    "arguments": {"keystrokes": "pwd\n"},
+                },
+            ],
+            "observation": {"results": [{"content": "$ ls\na.pdf\n$ pwd\n/app"}]},
+        },
+        {
+            "step_id": 3,
+            "timestamp": "2026-06-05T00:30:09.185320+00:00",
+            "source": "agent",
+            "message": "",
+            "tool_calls": [
+                {"tool_call_id": "c3", "function_name": "read", "arguments": {"path": "a"}},
+                {"tool_call_id": "c4", "function_name": "read", "arguments": {"path": "b"}},
+            ],
+            "observation": {
+                "results": [
+                    {"source_call_id": "c4", "content": "B"},
+                    {"source_call_id": "c3", "content": "A"},
+                ]
+            },
+        },
+    ],
+}
+
+
+def test_atif_steps_map_to_calls_and_a_shared_terminal_output_to_one_call():
+    events = list(from_atif(ATIF, "p"))
+    assert events[0].session_id == "559effa5"
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    results = [e for e in events if isinstance(e, ToolResult)]
+    # two keystrokes answered by one terminal output are one call; named results pair by id
+    assert [c.tool for c in calls] == ["bash_command", "read", "read"]
+    assert calls[0].input == {
+        "calls": [
+            {"tool": "bash_command", "keystrokes": "ls\n"},
+            {"tool": "bash_command", "keystrokes": "pwd\n"},
+        ]
+    }
+    assert [r.result.output for r in results] == ["$ ls\na.pdf\n$ pwd\n/app", "A", "B"]
+    assert all(r.result.ok for r in results)
+    assert detect_format(json.dumps(ATIF)) == "atif"

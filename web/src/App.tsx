@@ -11,8 +11,9 @@ import {
   type Warning,
 } from "./api";
 import { Fleet } from "./Fleet";
-import { TRIGGER_COLOURS, since } from "./format";
+import { TRIGGER_COLOURS, neutralise, since } from "./format";
 import { Overview } from "./Overview";
+import { AgentText } from "./Quoted";
 
 type Tab = "overview" | "fleet" | "active" | "history" | "warnings" | "preferences";
 type FleetBody = { sessions: SessionSummary[]; total: number; ready: boolean };
@@ -251,7 +252,9 @@ function Warnings({ body, now }: { body: { warnings: Warning[]; total: number } 
             </span>
             <span className="muted right">warned {since(w.detected_at, now)} ago</span>
           </div>
-          <p className="reason">{w.reason}</p>
+          <p className="reason">
+            <AgentText text={w.reason} />
+          </p>
           <p className="muted">Told the agent: {w.advice}</p>
         </div>
       ))}
@@ -353,8 +356,10 @@ function Card({
               : `paused ${since(item.paused_at, now)} ago`}
         </span>
       </div>
-      <p className="reason">{item.pause_reason}</p>
-      {excerpt && <pre>{excerpt}</pre>}
+      <p className="reason">
+        <AgentText text={item.pause_reason} />
+      </p>
+      {excerpt && <AgentText text={excerpt} block />}
       <div className="row muted">
         <span>
           retries {item.retry_stats.total_retries} · max on one command {item.retry_stats.max_retries_on_single_command} ·
@@ -362,11 +367,21 @@ function Card({
         </span>
         {item.current_task_id && (
           <span>
-            task {item.current_task_id}: {item.current_task_description}
+            task <AgentText text={`${item.current_task_id}: ${item.current_task_description ?? ""}`} />
           </span>
         )}
       </div>
-      {item.resolution_notes && <p className="notes">Notes: {item.resolution_notes}</p>}
+      {item.resolution_notes &&
+        (item.resolution_source === "automatic" ? (
+          <div className="automatic" data-testid="automatic-notes">
+            What automatic recovery did (not a human's notes; it quotes the agent's processes):{" "}
+            <AgentText text={item.resolution_notes} />
+          </div>
+        ) : (
+          <p className="notes" data-testid="human-notes">
+            Notes: {neutralise(item.resolution_notes)}
+          </p>
+        ))}
       {item.resolved && item.mode === "enforce" && (
         <p className="muted" data-testid="next-session">
           {item.next_session_id
@@ -389,14 +404,18 @@ function Card({
             <li key={a.id}>
               <span className="muted">{new Date(a.created_at).toLocaleTimeString()}</span> {a.action_type}:{" "}
               <strong>{a.action_status}</strong>{" "}
-              <span className="muted">{String(a.action_details.detail ?? a.action_details.reason ?? "")}</span>
+              {(a.action_details.detail ?? a.action_details.reason) != null && (
+                <span className="muted">
+                  <AgentText text={String(a.action_details.detail ?? a.action_details.reason)} />
+                </span>
+              )}
             </li>
           ))}
           {detail.notifications.map((n) => (
             <li key={`${n.channel}-${n.recipient}`}>
               notification {n.channel} → {n.recipient}: <strong>{n.status}</strong>{" "}
               <span className="muted">
-                {n.attempts} attempt(s) {n.detail}
+                {n.attempts} attempt(s) {neutralise(n.detail)}
               </span>
             </li>
           ))}
@@ -464,7 +483,9 @@ function ResumeDialog({ item, onClose, onResumed }: { item: Intervention; onClos
     <div className="backdrop" role="dialog" aria-label="Resume session">
       <div className="dialog">
         <h2>Resume {item.session_id}</h2>
-        <p className="muted">{item.pause_reason}</p>
+        <p className="muted">
+          <AgentText text={item.pause_reason} />
+        </p>
         <label>
           Resolved by
           <input value={by} onChange={(e) => setBy(e.target.value)} data-testid="resolved-by" />

@@ -1,5 +1,6 @@
 import type { RiskKind, SessionSummary } from "./api";
 import { duration, since } from "./format";
+import { AgentText } from "./Quoted";
 
 const LIMIT_NAMES: Record<string, string> = {
   retry_limit: "retry limit",
@@ -56,7 +57,11 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                 <td>
                   <strong>{s.project_id}</strong>
                   <div className="muted">{s.session_id}</div>
-                  {s.task && <div className="muted">task {s.task.id}: {s.task.description}</div>}
+                  {s.task && (
+                    <div className="muted">
+                      task <AgentText text={`${s.task.id}: ${s.task.description}`} />
+                    </div>
+                  )}
                   {s.state === "running" && s.intervention_id && (
                     <span className="badge observed" data-testid="fleet-would-have-stopped" title="observe mode: it runs on">
                       would have stopped

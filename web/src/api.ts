@@ -22,6 +22,8 @@ export interface Intervention {
   resolved_at: string | null;
   resolved_by: string | null;
   resolution_notes: string | null;
+  // "human": an authenticated person's notes; "automatic": recovery's, quoting the agent.
+  resolution_source?: "human" | "automatic";
   can_auto_resume: boolean;
   next_session_id: string | null;
   // observe: a stop observe mode would have made; nothing was paused and nobody paged.

@@ -34,3 +34,13 @@ export function duration(seconds: number): string {
 export function since(iso: string, now: number): string {
   return duration((now - Date.parse(iso)) / 1000);
 }
+
+// The same characters as neutralise() in shared/provenance.py: controls (but tab and newline),
+// bidi embeddings, overrides, isolates and marks, line and paragraph separators.
+const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** Agent text with every control and bidi character shown as `<U+XXXX>`: an override cannot
+ * reverse what is shown around it. */
+export function neutralise(text: string): string {
+  return text.replace(HIDDEN, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}>`);
+}

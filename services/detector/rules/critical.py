@@ -3,14 +3,35 @@ database down, a port taken) stops it at once, with the blocker type recovery ac
 
 from __future__ import annotations
 
+import re
+
 from .config import DetectionConfig
 from .fingerprints import excerpt, failure_fingerprint, first_line
 from .state import SessionState, Verdict
+
+# The module a "not found" error names: Node's `Cannot find module 'x'`, webpack's `Module not
+# found: Error: Can't resolve 'x'`, Python's `No module named 'x'`.
+_MISSING_MODULE = re.compile(
+    r"""(?:Cannot find module|Can't resolve|No module named)\s+['"`]([^'"`]+)['"`]"""
+)
+
+
+def _names_only_local_files(text: str) -> bool:
+    """True when every module the error names is a relative or absolute path (`./auth`).
+
+    Such a module is one of the project's own files, not a package: the agent writing an import
+    before the file, or mistyping a path, is ordinary work it fixes itself, and no install can
+    provide it. Only a missing package is an infrastructure blocker.
+    """
+    names = _MISSING_MODULE.findall(text)
+    return bool(names) and all(name.startswith((".", "/")) for name in names)
 
 
 def classify_critical(text: str, config: DetectionConfig) -> str | None:
     for blocker, patterns in config.critical_patterns:
         if any(p.search(text) for p in patterns):
+            if blocker == "module_not_found" and _names_only_local_files(text):
+                continue
             return blocker
     return None
 
