@@ -71,7 +71,12 @@ async def _publish(path: Path, settings: Settings) -> int:
 async def _status(settings: Settings) -> int:
     from yokeflow_agent.contract import CONSUMERS, STREAMS
 
-    from yokeflow_intervention.shared.bus import connect, redact_credentials
+    from yokeflow_intervention.shared.bus import (
+        OPEN_BUS_WARNING,
+        connect,
+        is_open,
+        redact_credentials,
+    )
     from yokeflow_intervention.shared.commands import CommandFailed, PauserClient
     from yokeflow_intervention.shared.runtime import ServiceContext
 
@@ -80,9 +85,15 @@ async def _status(settings: Settings) -> int:
     try:
         js = nc.jetstream()
         print(f"NATS      {redact_credentials(context.nats_url)}  (connected)")
+        if is_open(nc):
+            print(f"WARNING   {OPEN_BUS_WARNING}")
         for spec in STREAMS:
             info = await js.stream_info(spec.name)
-            print(f"stream    {spec.name:14} {info.state.messages:>8} messages")
+            limit = info.config.max_bytes or -1
+            held = (
+                f"  {info.state.bytes / 2**20:.1f} of {limit / 2**20:.0f} MiB" if limit > 0 else ""
+            )
+            print(f"stream    {spec.name:14} {info.state.messages:>8} messages{held}")
         for consumer in CONSUMERS.all():
             c = await js.consumer_info(consumer.stream, consumer.durable)
             print(f"consumer  {consumer.durable:18} pending {c.num_pending:>6}  "
@@ -178,9 +189,12 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
 
     from yokeflow_intervention.shared.embedded import EmbeddedNats
     from yokeflow_intervention.shared.roles import (
+        SERVICES_ACCOUNT,
         EmbeddedBus,
-        agent_permissions,
-        consumer_permissions,
+        agent_account,
+        agent_account_config,
+        consumer_account,
+        consumer_account_config,
         with_credentials,
     )
 
@@ -190,15 +204,22 @@ def _credentials(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{kind}: {name!r} is not an id ([A-Za-z0-9_-], at most 128)", file=sys.stderr)
         return 2
     user = f"{kind[:-1]}-{name}"
-    permissions = agent_permissions if kind == "agents" else consumer_permissions
     if settings.nats_url is not None:
         # An existing NATS: its operators apply the user to the server's configuration.
         if args.action != "add":
             print(f"{kind} {args.action}: the configured NATS keeps its own users", file=sys.stderr)
             return 2
         password = secrets.token_urlsafe(24)
-        entry = {"user": user, "password": password, "permissions": permissions(name).as_config()}
-        print("# add to the server's `authorization { users = [...] }`, then reload it:")
+        # An account of its own, beside the services' (docs/security.md).
+        entry = (
+            {agent_account(name): agent_account_config(name, password)}
+            if kind == "agents"
+            else {consumer_account(name): consumer_account_config(name, password)}
+        )
+        print(
+            f"# add to the server's `accounts {{ ... }}` (beside {SERVICES_ACCOUNT}), then "
+            "reload it twice (a new account's imports apply from the second reload):"
+        )
         print(json.dumps(entry, indent=2))
         print(f"# {user} connects with: nats://{user}:{password}@<your NATS host>:4222")
         return 0
@@ -376,9 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"yokeflow-intervention: {exc}", file=sys.stderr)
         return 2
+    from yokeflow_intervention.shared.embedded import InfrastructureError
+
     try:
         return _run(args, settings, config_file)
-    except ConnectionError as exc:  # says which server and why, never its credentials
+    # Says which server and why (never its credentials), or which embedded server failed.
+    except (ConnectionError, InfrastructureError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 1
 

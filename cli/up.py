@@ -15,7 +15,14 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from yokeflow_intervention.services.recovery.actions import stop_started_processes
-from yokeflow_intervention.shared.bus import NatsUnreachable, connect, provision, redact_credentials
+from yokeflow_intervention.shared.bus import (
+    OPEN_BUS_WARNING,
+    NatsUnreachable,
+    connect,
+    is_open,
+    provision,
+    redact_credentials,
+)
 from yokeflow_intervention.shared.db import migrate
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from yokeflow_intervention.shared.owners import (
@@ -76,6 +83,9 @@ def prepare_infrastructure(
         config = bus.write(credentials)
         server = EmbeddedNats(data_dir / "nats", include=config)
         was_running = server.attach()
+        if was_running and server.holds_global_streams():
+            server.stop()  # an earlier version's: started again, its streams move (embedded.py)
+            was_running = False
         if lifeline is not None and not was_running:
             lifeline.guard(server)
         server.start()
@@ -111,7 +121,11 @@ def prepare_infrastructure(
     async def setup() -> list[str]:
         nc = await connect_patiently(nats_url, "yokeflow-provision")
         try:
-            await provision(nc, replicas=settings.stream_replicas)
+            if is_open(nc):
+                print(f"WARNING: {OPEN_BUS_WARNING}", file=sys.stderr, flush=True)
+            await provision(
+                nc, replicas=settings.stream_replicas, stream_max_bytes=settings.stream_max_bytes
+            )
         finally:
             await nc.close()
         applied = await migrate(database_url)

@@ -19,6 +19,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
+    DiscardPolicy,
     KeyValueConfig,
     StorageType,
     StreamConfig,
@@ -38,10 +39,13 @@ from yokeflow_agent.contract import (
 )
 
 __all__ = [
+    "DEFAULT_STREAM_MAX_BYTES",
+    "OPEN_BUS_WARNING",
     "NatsUnreachable",
     "connect",
     "create_consumer",
     "dead_letter",
+    "is_open",
     "provision",
     "publish_event",
     "read_range",
@@ -51,6 +55,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# What each stream agents can fill (AGENT_EVENTS, DEAD_LETTERS) keeps at most, unless configured:
+# a week of events of a few hundred busy sessions, and well under the disk of a small node, so
+# the INTERVENTIONS stream and the KV buckets always have room.
+DEFAULT_STREAM_MAX_BYTES = 4 * 2**30
 
 
 def server_list(url: str) -> list[str]:
@@ -102,6 +111,20 @@ async def connect(url: str, name: str, persistent: bool = True) -> Client:
         raise ConnectionError(f"NATS at {redact_credentials(url)} refused us: {reason}") from None
 
 
+OPEN_BUS_WARNING = (
+    "NATS asks for no credentials: any agent that reaches it may do anything (pause or resume "
+    "any session, forge interventions, write control keys). Give it the accounts of "
+    "deploy/nats/auth.conf (docs/security.md)."
+)
+
+
+def is_open(nc: Client) -> bool:
+    """Whether the server `nc` is connected to asks for no credentials: then there are no roles,
+    and every client, an agent's included, may publish and read anything. The server says so
+    in the INFO it greets every client with (nats-py keeps it, without a public accessor)."""
+    return not nc._server_info.get("auth_required", False)
+
+
 class NatsUnreachable(ConnectionError):
     """Nothing answered (yet): worth trying again, unlike a refusal such as bad credentials."""
 
@@ -135,7 +158,10 @@ async def wait_until_ready(
             await asyncio.sleep(0.5)
 
 
-def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
+def _stream_config(spec: StreamSpec, replicas: int, max_bytes: int) -> StreamConfig:
+    """A bounded stream discards its oldest messages when full instead of refusing new ones:
+    refusing would let one tenant's flood stop every other tenant's events (and their pauses),
+    while what is discarded is history the consumers have long since handled."""
     transform = spec.subject_transform
     return StreamConfig(
         name=spec.name,
@@ -145,6 +171,9 @@ def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
         storage=StorageType.FILE,
         duplicate_window=spec.duplicate_window_s,
         max_age=spec.max_age_s,
+        max_msg_size=spec.max_msg_size,
+        max_bytes=max_bytes if spec.bounded else -1,
+        discard=DiscardPolicy.OLD,
         num_replicas=replicas,
         subject_transform=SubjectTransform(src=transform[0], dest=transform[1])
         if transform
@@ -184,11 +213,13 @@ async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> 
         raise nats.errors.Error(f"consumer {consumer.durable}: {reply['error']}")
 
 
-async def provision(nc: Client, replicas: int = 1) -> None:
+async def provision(
+    nc: Client, replicas: int = 1, stream_max_bytes: int = DEFAULT_STREAM_MAX_BYTES
+) -> None:
     """Create or update every stream, durable consumer and KV bucket. Safe to run again."""
     js = nc.jetstream()
     for spec in STREAMS:
-        config = _stream_config(spec, replicas)
+        config = _stream_config(spec, replicas, stream_max_bytes)
         try:
             await js.stream_info(spec.name)
             await js.update_stream(config)

@@ -74,6 +74,21 @@ def _nats_binary() -> str:
     return found
 
 
+# What the server logs once it has read its configuration again.
+_RELOADED = "Reloaded server configuration"
+# The account the roles' configuration keeps the streams in (shared/roles.py).
+SERVICES_ACCOUNT = "YOKEFLOW"
+
+
+def _adopt_global_streams(store: Path) -> None:
+    """Streams an earlier version kept in NATS's global account (`$G`, before agents had
+    accounts of their own) move to the services' account, so an upgrade keeps its history."""
+    old, new = store / "$G", store / SERVICES_ACCOUNT
+    if old.is_dir() and not new.exists():
+        old.rename(new)
+        log.info("moved the streams of the global account to the account %s", SERVICES_ACCOUNT)
+
+
 @dataclass
 class EmbeddedNats:
     """One NATS server with JetStream; its state file makes it reusable across commands."""
@@ -119,6 +134,7 @@ class EmbeddedNats:
             return self
         self.port = self.port or free_port(self.host)
         if self.include is not None:
+            _adopt_global_streams(self._streams)
             config = self.data_dir / "server.conf"
             config.write_text(
                 f"server_name: {json.dumps(self.server_name)}\nhost: {json.dumps(self.host)}\n"
@@ -160,10 +176,29 @@ class EmbeddedNats:
         log.info("started NATS server pid %s at %s", self.pid, self.url)
         return self
 
+    @property
+    def _streams(self) -> Path:
+        return self.data_dir / "jetstream" / "jetstream"
+
+    def holds_global_streams(self) -> bool:
+        """Whether streams are kept in the global account (an earlier version's server)."""
+        return (self._streams / "$G").is_dir()
+
     def reload(self) -> None:
-        """Make the running server read its configuration file again (users, permissions)."""
-        if self.pid is not None:
+        """Make the running server read its configuration file again (users, permissions,
+        accounts), twice: an account a reload adds has its imports resolved only by the next
+        one (nats-server 2.15: its agents' publishes find no stream until then)."""
+        if self.pid is None:
+            return
+        log_file = self.data_dir / "nats.log"
+        for _ in range(2):
+            done = log_file.read_text(errors="replace").count(_RELOADED) + 1
             os.kill(self.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while log_file.read_text(errors="replace").count(_RELOADED) < done:
+                if time.monotonic() > deadline:
+                    raise InfrastructureError(f"nats-server did not reload: see {log_file}")
+                time.sleep(0.02)
 
     def stop(self, kill: bool = False) -> None:
         if self.pid is None:

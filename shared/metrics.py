@@ -28,8 +28,11 @@ __all__ = [
     "RECOVERIES",
     "SESSIONS_EVICTED",
     "SESSIONS_IN_MEMORY",
+    "STREAM_BYTES",
+    "STREAM_MAX_BYTES",
     "WARNINGS",
     "read_consumer_lag",
+    "read_stream_fill",
     "serve_metrics",
 ]
 
@@ -86,6 +89,16 @@ CONSUMER_PINNED = Gauge(
     ["consumer"],
 )
 
+STREAM_BYTES = Gauge("yokeflow_stream_bytes", "Bytes a stream holds now.", ["stream"])
+STREAM_MAX_BYTES = Gauge(
+    "yokeflow_stream_max_bytes",
+    "Bytes a stream keeps at most (-1: unbounded); once full it discards its oldest messages.",
+    ["stream"],
+)
+# A stream this full is discarding history (or about to): worth a log line and an alert.
+STREAM_FULL_SHARE = 0.9
+_full: set[str] = set()
+
 
 GC_PAUSE = Histogram(
     "yokeflow_gc_pause_seconds",
@@ -122,3 +135,28 @@ async def read_consumer_lag(
             info = await jetstream.consumer_info(spec.stream, spec.durable)
             CONSUMER_PENDING.labels(spec.durable).set(info.num_pending or 0)
             CONSUMER_ACK_PENDING.labels(spec.durable).set(info.num_ack_pending or 0)
+
+
+async def read_stream_fill(jetstream: JetStreamContext, streams: tuple[str, ...]) -> None:
+    """Set the fill gauges of `streams`, and say in the log when one becomes full (a flood by
+    one tenant shows here first: its oldest messages are then being discarded) and when it
+    is no longer full."""
+    for stream in streams:
+        with contextlib.suppress(Exception):  # a reading must never hurt the service
+            info = await jetstream.stream_info(stream)
+            held, limit = info.state.bytes, info.config.max_bytes or -1
+            STREAM_BYTES.labels(stream).set(held)
+            STREAM_MAX_BYTES.labels(stream).set(limit)
+            full = limit > 0 and held >= STREAM_FULL_SHARE * limit
+            if full and stream not in _full:
+                _full.add(stream)
+                log.warning(
+                    "stream %s is full: %d of its %d bytes; its oldest messages are "
+                    "being discarded",
+                    stream,
+                    held,
+                    limit,
+                )
+            elif not full and stream in _full:
+                _full.discard(stream)
+                log.info("stream %s is no longer full: %d of its %d bytes", stream, held, limit)

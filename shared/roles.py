@@ -5,7 +5,17 @@ Agents are untrusted: an agent's credentials let it publish its own project's ev
 own sessions' control state and its project's resume brief, and nothing else (no
 `intervention.*`, no commands, no KV writes, no other project). The server configuration is
 generated from here (`render_server_config`); the embedded NATS runs with it, and operators of
-an existing NATS apply the same users (`yokeflow-intervention agents add` prints them).
+an existing NATS apply the same accounts (`yokeflow-intervention agents add` prints them).
+
+Permissions check the subject a client publishes to, never the reply subject of its request,
+and the server answers a request (a JetStream publish acknowledgement, a direct get) onto that
+reply subject with its own authority. So each project's agents live in an account of their
+own (`AGENT_<project>`) that imports, as services, only what they use from the services'
+account (`YOKEFLOW`): whatever reply subject an agent names, the answer is delivered inside its
+own account, where nothing but its own inbox listens, and never reaches a stream, a KV bucket
+or another project. Each downstream consumer is an account of its own the same way
+(`CONSUMER_<name>`). The agents' accounts also carry each project's limits on the bus (message
+size, connections, subscriptions).
 """
 
 from __future__ import annotations
@@ -22,17 +32,27 @@ from yokeflow_agent.contract import (
     CONSUMERS,
     CONTROL_BUCKET,
     DETECTOR_CHECKPOINT_BUCKET,
+    MAX_EVENT_BYTES,
     SESSION_SUMMARY_BUCKET,
     ConsumerSpec,
+    Subjects,
     agent_inbox_prefix,
 )
 
+from .embedded import SERVICES_ACCOUNT
+
 __all__ = [
+    "AGENT_LIMITS",
+    "SERVICES_ACCOUNT",
     "SERVICE_ROLES",
     "Credentials",
     "EmbeddedBus",
     "Permissions",
+    "agent_account",
+    "agent_account_config",
     "agent_permissions",
+    "consumer_account",
+    "consumer_account_config",
     "consumer_permissions",
     "render_deployment_config",
     "render_server_config",
@@ -43,6 +63,19 @@ __all__ = [
 # Every role the one image can play (`service NAME`); deploy/ runs each of them.
 SERVICE_ROLES = ("detector", "pauser", "orchestrator", "notifier", "recovery", "api")
 _API = "$JS.API"
+# Each agent account's limits on the bus. max_payload: the largest event the stream stores
+# (MAX_EVENT_BYTES) plus its headers; anything larger ends the connection at the server, so
+# it never reaches JetStream. Connections: a hook holds one for a tool call and a Python client
+# one per agent process; 256 leaves room for that many sessions of one project at once.
+AGENT_LIMITS = {
+    "max_payload": MAX_EVENT_BYTES + 8 * 1024,
+    "max_connections": 256,
+    "max_subscriptions": 1024,
+}
+# Nobody serves it: each tenant account imports it as `$JS.API.INFO`, which keeps the server
+# from adding its own JetStream API responder to an account without JetStream (that answer
+# would race the imported stream info with "JetStream not enabled for account").
+_NOWHERE = "yokeflow.no-jetstream"
 
 
 @dataclass(frozen=True)
@@ -91,8 +124,14 @@ def service_permissions(role: str) -> Permissions:
     dead_letters = ("agent.dlq", "intervention.dlq")
     if role == "detector":
         pub, sub = _consuming(*c.detector_events, c.detector_resumes)
-        # A session's history: direct gets, and the last message of a subject.
-        history = (f"{_API}.DIRECT.GET.AGENT_EVENTS", f"{_API}.STREAM.MSG.GET.AGENT_EVENTS")
+        # A session's history: direct gets, and the last message of a subject; and how full
+        # the streams agents can fill are (the fill gauges).
+        history = (
+            f"{_API}.DIRECT.GET.AGENT_EVENTS",
+            f"{_API}.STREAM.MSG.GET.AGENT_EVENTS",
+            f"{_API}.STREAM.INFO.AGENT_EVENTS",
+            f"{_API}.STREAM.INFO.DEAD_LETTERS",
+        )
         return Permissions(
             (*pub, *history, *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
              *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "agent.verdicts.>",
@@ -133,12 +172,77 @@ def agent_permissions(project_id: str) -> Permissions:
     """An agent reports on its own project's sessions, reads its own control state and hears
     the detector's verdicts on its own sessions. It publishes `agent.events.<project>.<session>`
     and nothing longer: the stream appends the partition, so an agent cannot choose one."""
-    get = f"{_API}.DIRECT.GET.KV_{CONTROL_BUCKET}.$KV.{CONTROL_BUCKET}"
     return Permissions(
-        (f"agent.events.{project_id}.*", f"{_API}.STREAM.INFO.KV_{CONTROL_BUCKET}",
-         f"{get}.session.{project_id}.>", f"{get}.brief.{project_id}"),
+        _agent_services(project_id),
         (f"{agent_inbox_prefix(project_id)}.>", f"agent.verdicts.{project_id}.>"),
-    )  # fmt: skip
+    )
+
+
+def agent_account(project_id: str) -> str:
+    return f"AGENT_{project_id}"
+
+
+def _agent_services(project_id: str | None) -> tuple[str, ...]:
+    """The services' subjects an agent account imports (project None: the exported wildcards)."""
+    project = "*" if project_id is None else project_id
+    get = f"{_API}.DIRECT.GET.KV_{CONTROL_BUCKET}.$KV.{CONTROL_BUCKET}"
+    keys = (
+        (f"{get}.>",)
+        if project_id is None
+        else (f"{get}.session.{project}.>", f"{get}.brief.{project}")
+    )
+    return (f"agent.events.{project}.*", f"{_API}.STREAM.INFO.KV_{CONTROL_BUCKET}", *keys)
+
+
+def consumer_account(name: str) -> str:
+    return f"CONSUMER_{name}"
+
+
+def _services_exports() -> list[dict[str, Any]]:
+    """What the services' account offers agent and consumer accounts; each imports its own
+    part. A pull's answer is several messages (a batch): its export answers with a stream."""
+    consumers = consumer_permissions("*").publish
+    return [
+        *({"service": subject} for subject in _agent_services(None)),
+        *(
+            {"service": subject, "response": "stream" if ".MSG.NEXT." in subject else "singleton"}
+            for subject in consumers
+        ),
+        {"service": _NOWHERE},
+        {"stream": Subjects.VERDICTS_ALL},
+    ]
+
+
+def _tenant_account(
+    user: str, password: str, permissions: Permissions, streams: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """An account of one untrusted tenant: its user, and as imports from the services' account
+    exactly the subjects its permissions let it publish (services) and `streams`. No JetStream
+    of its own: every request goes through an import, and every answer comes back only into
+    this account, where only the requester's inbox listens."""
+    imports: list[dict[str, Any]] = [
+        {"service": {"account": SERVICES_ACCOUNT, "subject": subject}}
+        for subject in permissions.publish
+    ]
+    imports += [
+        {"service": {"account": SERVICES_ACCOUNT, "subject": _NOWHERE}, "to": f"{_API}.INFO"},
+        *({"stream": {"account": SERVICES_ACCOUNT, "subject": s}} for s in streams),
+    ]
+    entry = {"user": user, "password": password, "permissions": permissions.as_config()}
+    return {"users": [entry], "imports": imports}
+
+
+def agent_account_config(project_id: str, password: str) -> dict[str, Any]:
+    """A project's agents' account, with its limits on the bus."""
+    permissions = agent_permissions(project_id)
+    verdicts = tuple(s for s in permissions.subscribe if s.startswith("agent.verdicts."))
+    account = _tenant_account(f"agent-{project_id}", password, permissions, verdicts)
+    return {**account, "limits": dict(AGENT_LIMITS)}
+
+
+def consumer_account_config(name: str, password: str) -> dict[str, Any]:
+    """A downstream consumer's account: its own durable consumer on INTERVENTIONS, nothing else."""
+    return _tenant_account(f"consumer-{name}", password, consumer_permissions(name))
 
 
 def consumer_permissions(name: str) -> Permissions:
@@ -202,24 +306,29 @@ class Credentials:
             out.write(body)
         os.chmod(self.path, 0o600)
 
-    def users(self) -> list[dict[str, Any]]:
-        """Every user, as the server configuration lists them."""
+    def accounts(self) -> dict[str, Any]:
+        """Every account with its users, as the server configuration lists them."""
         users: list[dict[str, Any]] = [{"user": "admin", "password": self.roles["admin"]}]
         users += [{"user": role, "password": self.roles[role],
                    "permissions": service_permissions(role).as_config()} for role in SERVICE_ROLES]  # fmt: skip
-        users += [{"user": f"agent-{project}", "password": password,
-                   "permissions": agent_permissions(project).as_config()}
-                  for project, password in sorted(self.agents.items())]  # fmt: skip
-        users += [{"user": f"consumer-{name}", "password": password,
-                   "permissions": consumer_permissions(name).as_config()}
-                  for name, password in sorted(self.consumers.items())]  # fmt: skip
-        return users
+        accounts: dict[str, Any] = {
+            SERVICES_ACCOUNT: {
+                "jetstream": "enabled",
+                "users": users,
+                "exports": _services_exports(),
+            }
+        }
+        for project, password in sorted(self.agents.items()):
+            accounts[agent_account(project)] = agent_account_config(project, password)
+        for name, password in sorted(self.consumers.items()):
+            accounts[consumer_account(name)] = consumer_account_config(name, password)
+        return accounts
 
 
 def render_server_config(credentials: Credentials) -> str:
-    """The `authorization` block of the NATS server configuration (included by the server's
-    own configuration file; NATS's format reads the JSON value as it is)."""
-    return "authorization: " + json.dumps({"users": credentials.users()}, indent=2) + "\n"
+    """The `accounts` block of the NATS server configuration (included by the server's own
+    configuration file; NATS's format reads the JSON value as it is)."""
+    return "accounts: " + json.dumps(credentials.accounts(), indent=2) + "\n"
 
 
 def render_deployment_config() -> str:
@@ -233,8 +342,9 @@ def render_deployment_config() -> str:
         name = f"YOKEFLOW_NATS_PASSWORD_{role.upper()}"
         text = text.replace(f'"${name}"', f"${name}")
     header = ("# Generated by `make bus-config` from shared/roles.py: the users and permissions of\n"
-              "# every role. Passwords come from the NATS server's environment. Agents and\n"
-              "# consumers are added with `yokeflow-intervention agents|consumers add`.\n")  # fmt: skip
+              "# every role. Passwords come from the NATS server's environment. Agents (an\n"
+              "# account each) and consumers are added with `yokeflow-intervention\n"
+              "# agents|consumers add`.\n")  # fmt: skip
     return header + text
 
 

@@ -29,6 +29,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from yokeflow_agent.contract import DETECTOR_PARTITIONS, DetectionMode
 
+from .bus import DEFAULT_STREAM_MAX_BYTES
+
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "DEMO_PROJECT",
@@ -167,6 +169,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".yokeflow")
     # Copies of every stream, consumer and bucket: 3 on a 3-node NATS cluster.
     stream_replicas: int = Field(default=1, ge=1, le=5)
+    # The bytes each stream agents can fill keeps (AGENT_EVENTS, DEAD_LETTERS; the oldest
+    # messages go first), applied by `provision`: bounded so that no flood fills the server.
+    stream_max_bytes: int = Field(default=DEFAULT_STREAM_MAX_BYTES, ge=2**20)
 
     # Detection rules.
     enabled: bool = True

@@ -36,6 +36,7 @@ __all__ = [
     "INTERVENTIONS_STREAM",
     "KNOWN_BLOCKER_TYPES",
     "KV_BUCKETS",
+    "MAX_EVENT_BYTES",
     "MAX_EVENT_DEPTH",
     "MAX_SEQ",
     "SESSION_SUMMARY_BUCKET",
@@ -118,6 +119,11 @@ BlockerType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 # `seq` and `event_seq` are stored as PostgreSQL integers.
 MAX_SEQ = 2**31 - 1
+# The largest agent event the bus stores (payload and headers): the AGENT_EVENTS stream refuses a
+# larger one in its acknowledgement, and an agent's account cuts a connection that sends one
+# much larger. Events clip their long fields far below this (a tool input at 16 KiB, excerpts
+# at 4,000 characters), so only a flood of padding reaches it.
+MAX_EVENT_BYTES = 256 * 1024
 # JSON nesting an agent event may have (a tool's input included); deeper is refused.
 MAX_EVENT_DEPTH = 64
 
@@ -624,6 +630,11 @@ class StreamSpec:
     subject_transform: tuple[str, str] | None = None
     # Direct gets: any replica answers reads (a session's history, without a consumer).
     allow_direct: bool = False
+    # The largest message the stream stores (-1: the server's max_payload).
+    max_msg_size: int = -1
+    # Bounded by bytes (the deployment's setting), the stream discards its oldest messages to
+    # make room: a flood from one tenant never refuses the others' new messages.
+    bounded: bool = False
 
 
 @dataclass(frozen=True)
@@ -666,6 +677,8 @@ AGENT_EVENTS_STREAM = StreamSpec(
     description="Every agent event; Nats-Msg-Id = event_id, so a re-published event is dropped.",
     duplicate_window_s=600.0,
     allow_direct=True,
+    max_msg_size=MAX_EVENT_BYTES,
+    bounded=True,
     subject_transform=(
         Subjects.AGENT_EVENTS_PUBLISHED,
         "agent.events.{{wildcard(1)}}.{{wildcard(2)}}"
@@ -691,6 +704,7 @@ DEAD_LETTER_STREAM = StreamSpec(
     subjects=(Subjects.AGENT_DLQ, Subjects.INTERVENTION_DLQ),
     description="Messages that could not be processed, each with the reason.",
     max_age_s=30 * 24 * 3600.0,
+    bounded=True,  # an agent's malformed events land here
 )
 STREAMS = (AGENT_EVENTS_STREAM, INTERVENTIONS_STREAM, DEAD_LETTER_STREAM)
 

@@ -30,7 +30,7 @@ from yokeflow_agent.contract import (
     Text,
 )
 
-from yokeflow_intervention.shared.bus import connect
+from yokeflow_intervention.shared.bus import OPEN_BUS_WARNING, connect, is_open
 from yokeflow_intervention.shared.commands import (
     AlreadyResolvedError,
     CommandFailed,
@@ -533,7 +533,14 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             checks["postgres"] = False
         ready = all(checks.values())
         response.status_code = 200 if ready else 503
-        return {"status": "ready" if ready else "unavailable", "checks": checks}
+        # Ready or not, an open bus is worth saying where operators look: it is not a fault of
+        # this process, so it does not make the API unready.
+        warnings = [OPEN_BUS_WARNING] if is_open(state.nc) else []
+        return {
+            "status": "ready" if ready else "unavailable",
+            "checks": checks,
+            "warnings": warnings,
+        }
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics() -> Response:

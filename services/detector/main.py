@@ -7,7 +7,9 @@ from functools import partial
 from faststream import FastStream
 from nats.aio.msg import Msg
 from yokeflow_agent.contract import (
+    AGENT_EVENTS_STREAM,
     CONSUMERS,
+    DEAD_LETTER_STREAM,
     DETECTOR_CHECKPOINT_BUCKET,
     SESSION_SUMMARY_BUCKET,
     InterventionResumed,
@@ -20,6 +22,7 @@ from yokeflow_intervention.shared.handling import (
     durable_subscriber,
     handle_durably,
 )
+from yokeflow_intervention.shared.metrics import read_stream_fill
 from yokeflow_intervention.shared.pinned import PinnedConsumer
 from yokeflow_intervention.shared.runtime import (
     ServiceContext,
@@ -110,6 +113,14 @@ def create_app(context: ServiceContext) -> FastStream:
 
     sweep = min(EVICTION_INTERVAL_S, max(context.settings.detector_idle_evict_s / 2, 0.5))
     run_periodically(app, sweep, evict_idle, "evicting idle sessions")
+    # How full the streams agents can fill are: a flood shows there, and in the log.
+    filled = (AGENT_EVENTS_STREAM.name, DEAD_LETTER_STREAM.name)
+    run_periodically(
+        app,
+        10.0,
+        lambda: read_stream_fill(broker.connection.jetstream(), filled),
+        "reading the streams' fill",
+    )
     context.instrument(app, lambda: broker.connection.jetstream(), consumers)
 
     return app

@@ -214,6 +214,7 @@ def test_publish_and_status(infra, nc, services, unique, tmp_path):
     status = cli("status", env=env)
     assert status.returncode == 0
     assert "AGENT_EVENTS" in status.stdout and "pauser    answering" in status.stdout
+    assert " of 4096 MiB" in status.stdout  # how full the bounded streams are
 
 
 def test_demo_runs_the_whole_flow_unattended(tmp_path):

@@ -1,14 +1,17 @@
-"""Pointing at an existing NATS that wants credentials: they work, and never show."""
+"""Pointing at an existing NATS that wants credentials: they work, and never show; one that
+wants none is said to be open."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
+import httpx
 import pytest
 
 from yokeflow_intervention.shared.embedded import EmbeddedNats
 
-from ..helpers import cli, service_env
+from ..helpers import cli, service_env, start_api
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +56,47 @@ def test_an_unreachable_server_is_named_without_a_traceback(infra, guarded_nats)
     result = cli_against(infra, "nats://yoke:pw@127.0.0.1:1", "status")
     assert result.returncode == 1
     assert result.stderr == "status: NATS at nats://***@127.0.0.1:1 is not reachable\n"
+
+
+async def test_a_nats_that_asks_for_no_credentials_is_said_at_start_in_status_and_readyz(
+    infra, guarded_nats, services
+):
+    """The suite's own NATS has no authorization: any agent could do anything there. `provision`
+    (what `up` runs first) and `status` say so, and `/readyz` carries it as a warning while
+    still answering 200; a NATS that wants credentials gets no such word."""
+    open_url = infra.nats_url
+    for command, said in (("provision", "stderr"), ("status", "stdout")):
+        result = cli_against(infra, open_url, command)
+        assert result.returncode == 0, result.stderr
+        assert "NATS asks for no credentials: any agent" in getattr(result, said), command
+    guarded = f"nats://yoke:{PASSWORD}@127.0.0.1:{guarded_nats.port}"
+    for command in ("provision", "status"):
+        result = cli_against(infra, guarded, command)
+        assert "no credentials" not in result.stdout + result.stderr, command
+
+    base, _ = await start_api(services)
+    async with httpx.AsyncClient() as client:
+        ready = await client.get(f"{base}/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert "NATS asks for no credentials" in ready.json()["warnings"][0]
+
+
+def test_agents_and_consumers_add_print_an_account_of_their_own_for_an_existing_nats(
+    infra, guarded_nats
+):
+    """What an operator of an existing NATS adds: an account per project or consumer, whose
+    imports are its own subjects only (docs/security.md), and the URL to connect with."""
+    url = f"nats://yoke:{PASSWORD}@127.0.0.1:{guarded_nats.port}"
+    for kind, name, account in (
+        ("agents", "shop", "AGENT_shop"),
+        ("consumers", "bot", "CONSUMER_bot"),
+    ):
+        result = cli(kind, "add", name, env=service_env(infra, NATS_URL=url), timeout=60)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        entry = json.loads("\n".join(line for line in lines if not line.startswith("#")))
+        assert list(entry) == [account] and "jetstream" not in entry[account]
+        assert {
+            i.get("service", i.get("stream"))["account"] for i in entry[account]["imports"]
+        } == {"YOKEFLOW"}
+        assert f"nats://{kind[:-1]}-{name}:" in lines[-1]

@@ -20,7 +20,13 @@ import nats
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from yokeflow_agent.contract import CONSUMERS, ContractError, Subjects, parse_agent_event
+from yokeflow_agent.contract import (
+    CONSUMERS,
+    MAX_EVENT_BYTES,
+    ContractError,
+    Subjects,
+    parse_agent_event,
+)
 
 from yokeflow_intervention.shared.commands import PauserClient
 
@@ -170,8 +176,8 @@ async def _run_batch(nats_url: str, database_url: str, project: str,
     try:
         expected_refused = 0
         for subject, body, msg_id in batch:
-            if len(body) > 1024 * 1024 - 512:
-                continue  # over the server's max_payload: the publish itself is refused
+            if len(body) + len(msg_id or "") > MAX_EVENT_BYTES - 512:
+                continue  # over the largest event the stream stores: the publish is refused
             if msg_id is not None:
                 if msg_id in PUBLISHED_IDS:
                     continue  # the stream drops a repeated Nats-Msg-Id

@@ -65,15 +65,15 @@ async def test_deeply_nested_events_never_stall_the_detector(nc, db, services, u
 async def test_an_intervention_from_a_huge_event_is_clipped_and_the_session_paused(
     nc, db, services, unique
 ):
-    """An event just under max_payload (a huge task and error text) would make an intervention
-    over it: the fields are clipped and the pause happens."""
+    """An event just under the largest the bus stores (a huge task and error text) would make an
+    intervention over it: the fields are clipped and the pause happens."""
     services.start("detector")
     services.start("pauser")
     project, session = unique("huge"), unique("s")
     detected = await collect(nc, f"intervention.detected.{project}")
-    task = {"id": "T-1", "description": "d" * 450_000}
+    task = {"id": "T-1", "description": "d" * 120_000}
     event = port_conflict(project, session, task=task)
-    event["message"] += "\n" + "x" * 450_000
+    event["message"] += "\n" + "x" * 120_000
     await publish_events(nc, [event])
     row = await eventually(lambda: paused_row(db, session), timeout=30, what="the pause")
     assert row["pause_type"] == "critical_error"
@@ -166,7 +166,7 @@ async def test_agent_text_reaches_slack_and_discord_escaped_and_clipped(nc, db, 
             webhook_enabled=True, webhook_url=http.discord_url()))  # fmt: skip
         hostile = ("<!channel> <@U0123> <https://evil.example|click here> @everyone "
                    "[click](https://evil.example)")  # fmt: skip
-        task = {"id": "T", "description": hostile + " " + "t" * 900_000}
+        task = {"id": "T", "description": hostile + " " + "t" * 200_000}
         for n, project in enumerate((project_slack, project_discord)):
             event = port_conflict(project, unique(f"s{n}"), task=task)
             event["message"] += " " + hostile

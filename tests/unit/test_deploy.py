@@ -248,3 +248,38 @@ def test_every_deployed_service_uses_its_own_database_role():
     assert {"name": "yokeflow-database"} in [
         e.get("secretRef") for e in job["containers"][0]["envFrom"]
     ]
+
+
+def test_an_agents_account_imports_only_its_own_projects_subjects_and_has_no_jetstream(tmp_path):
+    """What the embedded server and `agents add` generate: one account a project, whose imports
+    (where its requests can go, and so where the server's answers come from) all name its own
+    project, or the one bucket's stream info."""
+    from yokeflow_intervention.shared.embedded import _nats_binary
+    from yokeflow_intervention.shared.roles import (
+        SERVICES_ACCOUNT,
+        Credentials,
+        render_server_config,
+    )
+
+    credentials = Credentials.load(tmp_path / "credentials.json")
+    credentials.add_agent("shop")
+    credentials.add_agent("shop-2")
+    accounts = credentials.accounts()
+    assert set(accounts) == {SERVICES_ACCOUNT, "AGENT_shop", "AGENT_shop-2"}
+    shop = accounts["AGENT_shop"]
+    assert "jetstream" not in shop and [u["user"] for u in shop["users"]] == ["agent-shop"]
+    for entry in shop["imports"]:
+        imported = entry.get("service") or entry["stream"]
+        assert imported["account"] == SERVICES_ACCOUNT
+        subject = imported["subject"]
+        assert (
+            ".shop." in subject
+            or subject.endswith((".shop", "KV_session_control"))
+            or (entry.get("to") == "$JS.API.INFO")
+        ), subject
+    (tmp_path / "auth.conf").write_text(render_server_config(credentials))
+    (tmp_path / "server.conf").write_text('port: 4222\njetstream: true\ninclude "auth.conf"\n')
+    check = __import__("subprocess").run(
+        [_nats_binary(), "-c", str(tmp_path / "server.conf"), "-t"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
