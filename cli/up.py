@@ -25,9 +25,17 @@ from yokeflow_intervention.shared.bus import (
 )
 from yokeflow_intervention.shared.db import migrate
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from yokeflow_intervention.shared.owners import (
+    DATABASE_SERVICES,
+    apply_table_owners,
+    passwords_from_environment,
+    role_url,
+)
 from yokeflow_intervention.shared.roles import SERVICE_ROLES, EmbeddedBus, with_credentials
 from yokeflow_intervention.shared.runtime import product_command
 from yokeflow_intervention.shared.settings import DEMO_PROJECT, Settings
+
+from .lifeline import Lifeline, StackRunning, die_with_parent, hold_data_folder
 
 __all__ = ["Infrastructure", "ServiceSpec", "Supervisor", "prepare_infrastructure", "run_up"]
 
@@ -43,6 +51,9 @@ class Infrastructure:
     # operators give each service its URL (docs/security.md).
     service_urls: dict[str, str] = field(default_factory=dict)
     agent_urls: dict[str, str] = field(default_factory=dict)  # project -> its agents' URL
+    # Each service's PostgreSQL URL (its role, shared/owners.py); empty for a configured
+    # DATABASE_URL, which every service then shares unless its operators give each its own.
+    database_urls: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         for server in reversed(self.started):
@@ -50,10 +61,14 @@ class Infrastructure:
 
 
 def prepare_infrastructure(
-    settings: Settings, report: bool = True, agents: tuple[str, ...] = ()
+    settings: Settings,
+    report: bool = True,
+    agents: tuple[str, ...] = (),
+    lifeline: Lifeline | None = None,
 ) -> Infrastructure:
     """Start what is not configured, then create streams, consumers, buckets and tables.
-    `agents`: projects whose agents get credentials on the embedded NATS (the demo's)."""
+    `agents`: projects whose agents get credentials on the embedded NATS (the demo's).
+    `lifeline`: told of each server before it starts, so that it is stopped even if we die."""
     started: list[EmbeddedNats | EmbeddedPostgres] = []
     data_dir = settings.data_dir.resolve()
     nats_url = settings.nats_url
@@ -71,6 +86,8 @@ def prepare_infrastructure(
         if was_running and server.holds_global_streams():
             server.stop()  # an earlier version's: started again, its streams move (embedded.py)
             was_running = False
+        if lifeline is not None and not was_running:
+            lifeline.guard(server)
         server.start()
         if was_running:
             server.reload()
@@ -86,13 +103,17 @@ def prepare_infrastructure(
     else:
         _say(report, f"NATS (configured)           {redact_credentials(nats_url)}")
     database_url = settings.database_url
+    database_urls: dict[str, str] = {}
     if database_url is None:
         pg = EmbeddedPostgres(data_dir / "postgres")
         was_running = pg.running
+        if lifeline is not None and not was_running:
+            lifeline.guard(pg)
         pg.start()
         if not was_running:
             started.append(pg)
         database_url = pg.url
+        database_urls = {service: role_url(pg.url, service) for service in DATABASE_SERVICES}
         _say(report, f"PostgreSQL (embedded)       {pg.pgdata}")
     else:
         _say(report, "PostgreSQL (configured)     DATABASE_URL")
@@ -107,11 +128,13 @@ def prepare_infrastructure(
             )
         finally:
             await nc.close()
-        return await migrate(database_url)
+        applied = await migrate(database_url)
+        await apply_table_owners(database_url, passwords_from_environment())
+        return applied
 
     applied = asyncio.run(setup())
     _say(report, f"provisioned streams, consumers, buckets; migrations applied: {len(applied)}")
-    return Infrastructure(nats_url, database_url, started, service_urls, agent_urls)
+    return Infrastructure(nats_url, database_url, started, service_urls, agent_urls, database_urls)
 
 
 async def connect_patiently(url: str, name: str, patience: float = 30.0) -> Client:
@@ -144,9 +167,12 @@ class ServiceSpec:
 class Supervisor:
     """Runs service processes, restarts one that dies (with backoff), stops all on exit."""
 
-    def __init__(self, base_env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, base_env: dict[str, str], log_dir: Path, lifeline: Lifeline | None = None
+    ) -> None:
         self.base_env = base_env
         self.log_dir = log_dir
+        self.lifeline = lifeline  # told of every process, so it is stopped even if we die
         self.processes: dict[str, tuple[ServiceSpec, subprocess.Popen[bytes], float]] = {}
         self.restarts: dict[str, int] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -159,8 +185,11 @@ class Supervisor:
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # no orphans when we are killed (cli/lifeline.py)
         )
         self.processes[spec.name] = (spec, process, time.monotonic())
+        if self.lifeline is not None:
+            self.lifeline.guard_process(process.pid)
 
     def check(self) -> None:
         for name, (spec, process, started) in list(self.processes.items()):
@@ -201,6 +230,7 @@ def service_specs(
     replicas: Mapping[str, int] | None = None,
     demo: bool = False,
     service_urls: dict[str, str] | None = None,
+    database_urls: dict[str, str] | None = None,
 ) -> list[ServiceSpec]:
     """Every service process `up` runs (`replicas`: how many of each scalable role). With
     `demo` and no `agent_command` of the user's, the demo agent continues sessions after a
@@ -217,6 +247,8 @@ def service_specs(
                 spec.env["YOKEFLOW_DETECTOR_REPLICAS"] = str(copies)
             if service_urls and name in service_urls:
                 spec.env["NATS_URL"] = service_urls[name]  # its role's credentials only
+            if database_urls and name in database_urls:
+                spec.env["DATABASE_URL"] = database_urls[name]  # its tables only
             specs.append(spec)
     if demo:
         for spec in specs:
@@ -234,8 +266,32 @@ def run_up(
     config_file: Path | None = None,
     quiet: bool = False,
 ) -> int:
+    data_dir = settings.data_dir.resolve()
+    try:
+        lock = hold_data_folder(data_dir)
+    except StackRunning as exc:
+        print(f"YokeFlow Intervention: not starting: {exc}", file=sys.stderr, flush=True)
+        return 1
     print("YokeFlow Intervention: starting", flush=True)
-    infra = prepare_infrastructure(settings, agents=(DEMO_PROJECT,) if demo else ())
+    lifeline = Lifeline(data_dir, lock)
+    try:
+        return _run(settings, demo, replicas, config_file, quiet, lifeline)
+    finally:
+        lifeline.close()
+        os.close(lock)
+
+
+def _run(
+    settings: Settings,
+    demo: bool,
+    replicas: Mapping[str, int] | None,
+    config_file: Path | None,
+    quiet: bool,
+    lifeline: Lifeline,
+) -> int:
+    infra = prepare_infrastructure(
+        settings, agents=(DEMO_PROJECT,) if demo else (), lifeline=lifeline
+    )
     env = {
         **os.environ,
         "NATS_URL": infra.nats_url,
@@ -250,11 +306,11 @@ def run_up(
     dashboard = f"http://{settings.api_host}:{port}/"
     env["YOKEFLOW_API_PORT"] = str(port)
     env.setdefault("YOKEFLOW_DASHBOARD_URL", dashboard.rstrip("/"))
-    supervisor = Supervisor(env, settings.data_dir.resolve() / "logs")
+    supervisor = Supervisor(env, settings.data_dir.resolve() / "logs", lifeline)
     if demo:  # the registered workspace of the demo project, and its agents' credentials
         (settings.data_dir.resolve() / "demo-workspace").mkdir(parents=True, exist_ok=True)
         env["YOKEFLOW_DEMO_AGENT_NATS_URL"] = infra.agent_urls.get(DEMO_PROJECT, infra.nats_url)
-    for spec in service_specs(settings, replicas, demo, infra.service_urls):
+    for spec in service_specs(settings, replicas, demo, infra.service_urls, infra.database_urls):
         supervisor.start(spec)
     if demo:
         supervisor.start(

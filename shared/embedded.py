@@ -28,6 +28,7 @@ __all__ = [
     "EmbeddedPostgres",
     "InfrastructureError",
     "free_port",
+    "pid_alive",
     "throwaway_stack",
 ]
 
@@ -45,7 +46,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -121,7 +122,7 @@ class EmbeddedNats:
         except (OSError, ValueError):
             return False
         pid, port = int(state.get("pid", 0)), int(state.get("port", 0))
-        if pid and _pid_alive(pid) and _port_open(self.host, port):
+        if pid and pid_alive(pid) and _port_open(self.host, port):
             self.pid, self.port = pid, port
             return True
         return False
@@ -205,7 +206,7 @@ class EmbeddedNats:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL if kill else signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _pid_alive(self.pid) and time.monotonic() < deadline:
+        while pid_alive(self.pid) and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, os.WNOHANG)
             time.sleep(0.05)

@@ -14,9 +14,10 @@ from nats.aio.client import Client
 
 from yokeflow_intervention.shared.bus import provision
 from yokeflow_intervention.shared.db import migrate
+from yokeflow_intervention.shared.owners import apply_table_owners
 
 from .helpers import FAULT_REPORT, ServiceProcesses
-from .infra import TestInfra, test_infrastructure
+from .infra import ROLE_PASSWORDS, TestInfra, test_infrastructure
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +30,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestInfra]:
             await provision(nc)
             await nc.close()
             await migrate(found.database_url)
+            await apply_table_owners(found.database_url, ROLE_PASSWORDS)
 
         asyncio.run(prepare())
         yield found

@@ -226,7 +226,12 @@ def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer)
         asyncio.run(_set_preferences(infra.database_url, http))
         supervisor = Supervisor(env, data_dir / "logs")
         try:
-            for spec in service_specs(settings, demo=True, service_urls=infra.service_urls):
+            for spec in service_specs(
+                settings,
+                demo=True,
+                service_urls=infra.service_urls,
+                database_urls=infra.database_urls,
+            ):
                 supervisor.start(spec)
             summary = asyncio.run(_flow(infra.nats_url, workspace, port))
             expected = {"slack": 1, "discord": 1, "webhook": 1, "email": 1, "sms": 1}

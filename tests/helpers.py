@@ -148,7 +148,8 @@ class ServiceProcesses:
         log = path.open("wb")
         process = subprocess.Popen(
             product_command(f"services.{service}"),
-            env=service_env(self.infra, **env),
+            # Each service as its own PostgreSQL role (shared/owners.py), as `up` runs it.
+            env=service_env(self.infra, DATABASE_URL=self.infra.database_url_of(service), **env),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.log_dir,

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres
+from yokeflow_intervention.shared.owners import DATABASE_SERVICES, role_url
+
+# The services' PostgreSQL roles' passwords (shared/owners.py): checked by a server that asks
+# for one (containers), ignored by the embedded one, which trusts its unix socket.
+ROLE_PASSWORDS = {service: f"test-{service}-password" for service in DATABASE_SERVICES}
 
 
 @dataclass
@@ -24,6 +29,12 @@ class TestInfra:
     database_url: str
     data_dir: Path
     postgres: EmbeddedPostgres | None = None
+
+    def database_url_of(self, service: str) -> str:
+        """The URL a service connects with, as `up` gives it: its own role's, where it has one."""
+        if service not in DATABASE_SERVICES:
+            return self.database_url
+        return role_url(self.database_url, service, ROLE_PASSWORDS[service])
 
 
 @contextmanager

