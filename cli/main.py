@@ -141,6 +141,13 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "resume":
             row = await client.resume_session(args.id, args.by, args.notes)
             print(f"resumed {row['id']} (session {row['session_id']}) by {row['resolved_by']}")
+        elif args.action == "ack":
+            row = await client.acknowledge(args.id, args.by, "cli")
+            if row["changed"]:
+                print(f"acknowledged {row['id']} (session {row['session_id']}) by {args.by}")
+            else:
+                first = f"{row['acknowledged_by']} ({row['acknowledged_via']})"
+                print(f"{row['id']} was already acknowledged by {first}")
         elif args.action == "pause":
             row = await client.pause_session(args.project, args.session, args.reason, args.by)
             print(f"paused session {row['session_id']}: intervention {row['id']}")
@@ -291,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         choices.add_parser("list", parents=[config])
 
-    interventions = command("interventions", help="list, show, resume or pause")
+    interventions = command("interventions", help="list, show, acknowledge, resume or pause")
     actions = interventions.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=[config])
     listing.add_argument("--project")
@@ -304,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("id")
     resume.add_argument("--by", required=True, help="who resolved the blocker")
     resume.add_argument("--notes", default="", help="what the next session should know")
+    ack = actions.add_parser(
+        "ack", parents=[config], help="take the incident: its repeats and escalation stop"
+    )
+    ack.add_argument("id")
+    ack.add_argument("--by", required=True, help="who is on it")
     watching = actions.add_parser(
         "watch", parents=[config], help="a line per intervention event as it happens"
     )

@@ -1,5 +1,5 @@
 """One line per lifecycle event as it happens: detected, warned, paused, notified, recovery step,
-resumed, next session started, dead letter. `up` prints them (unless `--quiet`), and
+acknowledged, snoozed, resumed, next session started, dead letter. `up` prints them (unless `--quiet`), and
 `yokeflow-intervention interventions watch` does the same from a second terminal.
 
 Coloured on a terminal, plain when piped (or with NO_COLOR set). `describe` is pure, so what a
@@ -114,6 +114,12 @@ def describe(subject: str, data: bytes) -> Line | None:
         detail = f": {_clip(body['detail'], 100)}" if body.get("detail") else ""
         resumed = ", session resumed" if body.get("auto_resumed") else ""
         return Line("recovery", tone, _where(body), f"{ref} {action} {status}{detail}{resumed}")
+    if kind == "acknowledged":
+        who = _clip(body.get("acknowledged_by"), 80)
+        return Line("acknowledged", "info", _where(body), f"{ref} by {who} via {body.get('via')}")
+    if kind == "snoozed":
+        who, until = _clip(body.get("snoozed_by"), 80), str(body.get("until"))[:16]
+        return Line("snoozed", "info", _where(body), f"{ref} by {who} until {until}")
     if kind == "resumed":
         notes = f": {_clip(body['resolution_notes'], 100)}" if body.get("resolution_notes") else ""
         return Line("resumed", "good", _where(body), f"{ref} by {body.get('resolved_by')}{notes}")

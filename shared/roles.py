@@ -103,7 +103,8 @@ def service_permissions(role: str) -> Permissions:
         pub, sub = _consuming(c.pauser_detected, c.pauser_sessions, c.pauser_warnings)
         return Permissions(
             (*pub, *_bucket(CONTROL_BUCKET, write=True), "intervention.detected.>",
-             "intervention.paused.>", "intervention.resumed.>", *dead_letters),
+             "intervention.paused.>", "intervention.resumed.>", "intervention.acknowledged.>",
+             "intervention.snoozed.>", *dead_letters),
             (*sub, *replies, "intervention.cmd.>"),
             allow_responses=True,
         )  # fmt: skip

@@ -241,6 +241,13 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     cors_origins: list[str] = Field(default_factory=list)  # CORS is off unless listed
     dashboard_url: str | None = None
+    # Signed action links in notices (email, SMS, Discord) point at <dashboard_url>/actions/…:
+    # HMAC-SHA256 with this secret; none, no links. The previous secret still verifies during
+    # a rotation (docs/notifications.md). A day: a stop at night can be taken in the morning;
+    # a link is single-use anyway, and dead once its incident is resolved.
+    action_link_secret: SecretStr | None = None
+    action_link_previous_secret: SecretStr | None = None
+    action_link_ttl: int = Field(default=86400, ge=60, le=7 * 86400)
 
     # Logging and metrics (Prometheus /metrics on this port in every service; 0 = off).
     log_level: str = "INFO"

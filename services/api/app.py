@@ -40,6 +40,7 @@ from yokeflow_intervention.shared.preferences import (
 )
 from yokeflow_intervention.shared.settings import Settings
 
+from .actions import mount_action_links
 from .events import EventHub
 from .fleet import Fleet
 from .overview import Overview, overview
@@ -55,6 +56,11 @@ REQUESTS = Counter("yokeflow_api_requests_total", "API requests", ["method", "st
 class ResumeBody(BaseModel):
     resolved_by: Text = Field(min_length=1, max_length=200)
     resolution_notes: Text = Field(min_length=1, max_length=20000)
+
+
+class AcknowledgeBody(BaseModel):
+    acknowledged_by: Text = Field(min_length=1, max_length=200)
+    via: Literal["api", "cli", "dashboard"] = "api"
 
 
 class PauseBody(BaseModel):
@@ -275,6 +281,23 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         return result
 
     @app.post(
+        "/api/interventions/{intervention_id}/acknowledge",
+        tags=["interventions"],
+        dependencies=guarded,
+    )
+    async def acknowledge(intervention_id: Identifier, body: AcknowledgeBody) -> dict[str, Any]:
+        """Take the incident: its repeats and escalation stop, and every channel shows who.
+        Idempotent: `changed` is false when someone had acknowledged it before (named in
+        `acknowledged_by`)."""
+        try:
+            result: dict[str, Any] = await state.pauser.acknowledge(
+                intervention_id, body.acknowledged_by, body.via
+            )
+        except CommandFailed as exc:
+            raise _command_error(exc) from None
+        return result
+
+    @app.post(
         "/api/projects/{project_id}/sessions/{session_id}/pause",
         tags=["sessions"],
         dependencies=guarded,
@@ -393,6 +416,8 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    mount_action_links(app, settings, lambda: state.pool, lambda: state.pauser)
 
     if (DASHBOARD / "index.html").is_file():
         app.mount("/assets", StaticFiles(directory=DASHBOARD / "assets"), name="assets")

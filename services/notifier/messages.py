@@ -70,6 +70,8 @@ class Notice:
     # A follow-up (what automatic recovery did) replaces the title and leads with its outcome.
     title: str = TITLE
     follow_up: str | None = None
+    # Signed action links for this notice's recipient: (label, URL), acknowledge first.
+    actions: tuple[tuple[str, str], ...] = ()
 
     @property
     def colour(self) -> int:
@@ -116,6 +118,9 @@ class Notice:
     def text(self) -> str:
         lines = [self.title, "", self.headline, ""]
         lines += [f"{name}: {value}" for name, value in self.facts()]
+        if self.actions:
+            lines += ["", "Act on it (each link asks you to confirm, works once):"]
+            lines += [f"- {label}: {url}" for label, url in self.actions]
         return "\n".join(lines)
 
 
@@ -165,6 +170,11 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
         - len(embed["description"])
         - len(embed["footer"]["text"])
     )
+    if notice.actions:
+        # Our own URLs, first, so no long fact can crowd them out.
+        act = " · ".join(f"[{label}]({url})" for label, url in notice.actions)
+        embed["fields"].append({"name": "Act", "value": act, "inline": False})
+        budget -= len("Act") + len(act)
     for name, value in notice.facts()[: limits["fields"]]:
         field: dict[str, Any] = {"name": _clip(name, limits["field_name"]),
                  "value": _clip((value if name == LINK_FACT else discord_escape(value)) or "-",
@@ -211,10 +221,23 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
 <h2 style="color:#{notice.colour:06x}">{html.escape(notice.title)}</h2>
 <p>{html.escape(notice.headline)}</p>
 <table>{rows}</table>
+{_html_actions(notice.actions)}
 </body></html>""",
         subtype="html",
     )
     return message
+
+
+def _html_actions(actions: tuple[tuple[str, str], ...]) -> str:
+    if not actions:
+        return ""
+    buttons = " ".join(
+        f"<a href='{html.escape(url)}' style='display:inline-block;padding:8px 14px;"
+        f"margin:4px 8px 4px 0;background:#1d2939;color:#fff;border-radius:6px;"
+        f"text-decoration:none'>{html.escape(label)}</a>"
+        for label, url in actions
+    )
+    return f"<p>{buttons}</p><p style='color:#667085'>Each link asks you to confirm and works once.</p>"
 
 
 def sms_text(notice: Notice) -> str:
@@ -226,6 +249,12 @@ def sms_text(notice: Notice) -> str:
     text = f"YokeFlow: session blocked in {i.project_id} ({i.trigger}{blocker}). {i.reason}"
     if notice.suppressed_before:
         text += f" (+{notice.suppressed_before} more)"
+    if notice.actions:
+        # Only the acknowledgement: a text message is for taking the incident; resuming with
+        # notes wants a screen. The link is never clipped, the text before it is.
+        label, url = notice.actions[0]
+        tail = f" {label}: {url}"
+        return _clip(text, max(300 - len(tail), 80)) + tail
     return _clip(text, 300)
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from dataclasses import replace
+from typing import cast
 
 import asyncpg
 from nats.js import JetStreamContext
 from yokeflow_agent.contract import (
+    ActingChannel,
     ChannelOutcome,
     InterventionNotified,
     InterventionPaused,
@@ -16,6 +20,7 @@ from yokeflow_agent.contract import (
     Subjects,
 )
 
+from yokeflow_intervention.shared.action_links import Action, ActionLink, sign_link
 from yokeflow_intervention.shared.bus import publish_event
 from yokeflow_intervention.shared.handling import NotReadyYet
 from yokeflow_intervention.shared.metrics import NOTIFICATIONS
@@ -36,6 +41,16 @@ FOLLOW_UPS = {
     "failed": "YokeFlow Automatic Fix Failed",
     "refused": "YokeFlow Automatic Fix Refused",
 }
+
+
+# The signed links a notice carries, in this order (an SMS carries the first only).
+LINK_ACTIONS: tuple[tuple[Action, str], ...] = (
+    ("acknowledge", "Acknowledge"),
+    ("resume", "Resume"),
+    ("snooze", "Snooze 1 h"),
+)
+# Channels a person reads and clicks in; a generic webhook is a program, Slack has its buttons.
+LINK_CHANNELS = frozenset({"email", "sms", "discord"})
 
 
 class NotDecidedYet(NotReadyYet):
@@ -175,13 +190,41 @@ class Notifier:
         )
         return list(results)
 
+    def _with_links(self, notice: Notice, delivery: Delivery) -> Notice:
+        """The notice with links signed for this recipient, who each act is attributed to."""
+        secret, base = self.settings.action_link_secret, self.settings.dashboard_url
+        if (
+            secret is None
+            or not base
+            or delivery.purpose != "paused"
+            or delivery.channel not in LINK_CHANNELS
+        ):
+            return notice
+        i = notice.intervention
+        expires = int(time.time()) + self.settings.action_link_ttl
+        via = cast(ActingChannel, delivery.channel)
+        actions = tuple(
+            (
+                label,
+                f"{base.rstrip('/')}/actions/"
+                + sign_link(
+                    secret.get_secret_value(),
+                    ActionLink(
+                        i.intervention_id, i.project_id, action, via, delivery.recipient, expires
+                    ),
+                ),
+            )
+            for action, label in LINK_ACTIONS
+        )
+        return replace(notice, actions=actions)
+
     async def _deliver(
         self, paused: InterventionPaused, delivery: Delivery, notice: Notice
     ) -> Outcome:
         recorded = await self.ledger.claim(paused.intervention_id, paused.project_id, delivery)
         if recorded is not None:
             return recorded
-        outcome = await self.senders.send(delivery, notice)
+        outcome = await self.senders.send(delivery, self._with_links(notice, delivery))
         await self.ledger.finish(paused.intervention_id, delivery, outcome)
         NOTIFICATIONS.labels(delivery.ledger_channel, outcome.status).inc()
         return outcome

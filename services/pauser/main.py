@@ -24,11 +24,13 @@ from yokeflow_agent.contract import (
 
 from yokeflow_intervention.shared.bus import wait_until_ready
 from yokeflow_intervention.shared.commands import (
+    AcknowledgeRequest,
     IdRequest,
     ListRequest,
     NextSessionRequest,
     PauseRequest,
     ResumeRequest,
+    SnoozeRequest,
 )
 from yokeflow_intervention.shared.db import create_pool
 from yokeflow_intervention.shared.handling import (
@@ -139,6 +141,16 @@ def create_app(context: ServiceContext) -> FastStream:
     async def resume_session(request: ResumeRequest) -> Any:
         assert manager is not None
         return await manager.resume_session(request)
+
+    @command("acknowledge", AcknowledgeRequest)
+    async def acknowledge(request: AcknowledgeRequest) -> Any:
+        assert manager is not None
+        return await manager.acknowledge(request)
+
+    @command("snooze", SnoozeRequest)
+    async def snooze(request: SnoozeRequest) -> Any:
+        assert manager is not None
+        return await manager.snooze(request)
 
     @command("get_active_pauses", ListRequest)
     async def get_active_pauses(request: ListRequest) -> Any:

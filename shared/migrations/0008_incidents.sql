@@ -1,0 +1,43 @@
+-- Incidents: each intervention is one incident that a human acknowledges (once, from wherever
+-- they are) and may snooze; signed action links are single-use, and every use or refusal of one
+-- is audited.
+
+ALTER TABLE paused_sessions
+    ADD COLUMN acknowledged_at  timestamptz,
+    ADD COLUMN acknowledged_by  text,
+    ADD COLUMN acknowledged_via text,
+    ADD COLUMN snoozed_until    timestamptz;
+
+-- The views select *, frozen at creation: recreate them so they show the new columns.
+DROP VIEW active_interventions;
+CREATE VIEW active_interventions AS
+    SELECT * FROM paused_sessions WHERE NOT resolved ORDER BY paused_at DESC;
+DROP VIEW intervention_history;
+CREATE VIEW intervention_history AS
+    SELECT * FROM paused_sessions WHERE resolved ORDER BY paused_at DESC;
+
+-- One row per action link used: the primary key is the link's signature, so a second use of
+-- the same link (a replay, a double submit) finds the row and is refused.
+CREATE TABLE action_link_uses (
+    signature       text PRIMARY KEY,
+    intervention_id text NOT NULL,
+    project_id      text NOT NULL,
+    action          text NOT NULL,
+    recipient       text NOT NULL,
+    used_at         timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every attempt at an action link, accepted or refused, with the reason; no foreign key, since
+-- a refused link may name an intervention that does not exist.
+CREATE TABLE action_link_audit (
+    id              bigserial PRIMARY KEY,
+    at              timestamptz NOT NULL DEFAULT now(),
+    intervention_id text,
+    project_id      text,
+    action          text,
+    recipient       text,
+    outcome         text NOT NULL,   -- accepted, refused
+    reason          text NOT NULL DEFAULT '',
+    remote          text NOT NULL DEFAULT ''
+);
+CREATE INDEX action_link_audit_intervention_idx ON action_link_audit (intervention_id, at);
