@@ -24,6 +24,9 @@ export interface Intervention {
   resolution_notes: string | null;
   can_auto_resume: boolean;
   next_session_id: string | null;
+  acknowledged_by?: string | null;
+  acknowledged_via?: string | null;
+  snoozed_until?: string | null;
 }
 
 export interface Action {
