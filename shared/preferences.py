@@ -10,7 +10,7 @@ import logging
 import re
 import socket
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -38,6 +38,7 @@ _EMAIL = re.compile(
     r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SLACK_ID = r"^[A-Z0-9]{2,40}$"  # channel, team and user ids: C0123ABCD, T…, U…/W…
 
 
 class UnsafeWebhookError(ValueError):
@@ -61,6 +62,16 @@ class NotificationPreferences(BaseModel):
     notify_on_timeout: bool = True
     notify_on_manual_pause: bool = False
     min_notification_interval: int = Field(default=300, ge=0, le=86400)
+    # The Slack app: the channel its notices go to (an id), and who may act on them. Empty lists:
+    # anyone who can click in that channel; otherwise the user's id, or their team's, must be
+    # listed.
+    slack_channel: str | None = Field(default=None, pattern=_SLACK_ID)
+    slack_allowed_team_ids: list[Annotated[str, Field(pattern=_SLACK_ID)]] = Field(
+        default_factory=list, max_length=50
+    )
+    slack_allowed_user_ids: list[Annotated[str, Field(pattern=_SLACK_ID)]] = Field(
+        default_factory=list, max_length=500
+    )
 
     @field_validator("webhook_url")
     @classmethod
@@ -82,6 +93,13 @@ class NotificationPreferences(BaseModel):
             if not _E164.match(number):
                 raise ValueError(f"{number!r} is not an E.164 phone number like +15551234567")
         return value
+
+    def may_act_in_slack(self, team_id: str, user_id: str) -> bool:
+        """Whether this Slack user may act on the project's incidents (the channel is checked
+        by the caller, from where the click came)."""
+        if self.slack_allowed_user_ids and user_id not in self.slack_allowed_user_ids:
+            return False
+        return not self.slack_allowed_team_ids or team_id in self.slack_allowed_team_ids
 
     def wants(self, trigger: str) -> bool:
         """Whether this trigger is one the project asked to be told about."""

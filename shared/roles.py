@@ -109,7 +109,13 @@ def service_permissions(role: str) -> Permissions:
             allow_responses=True,
         )  # fmt: skip
     if role == "notifier":
-        pub, sub = _consuming(c.notifier_paused, c.notifier_recovery)
+        pub, sub = _consuming(
+            c.notifier_paused,
+            c.notifier_recovery,
+            c.notifier_acknowledged,
+            c.notifier_snoozed,
+            c.notifier_resumed,
+        )
         return Permissions((*pub, "intervention.notified.>", *dead_letters), (*sub, *replies))
     if role == "recovery":
         pub, sub = _consuming(c.recovery_paused)

@@ -200,6 +200,13 @@ class Settings(BaseSettings):
     twilio_api_base_url: str | None = None  # a local peer in tests; unset means Twilio itself
     sms_numbers: list[str] = Field(default_factory=list)
     min_notification_interval: int = Field(default=300, ge=0, le=86400)
+    # The Slack app (docs/notifications.md): with a bot token, a project with a `slack_channel`
+    # gets notices with buttons posted by chat.postMessage and edited as the incident changes;
+    # the signing secret authenticates the clicks. The Web API's base URL is Slack's own
+    # unless set (a local peer in tests).
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
     notification_timeout: float = Field(default=10.0, gt=0)
     notification_max_attempts: int = Field(default=4, ge=1, le=10)
     # Notifications one notifier replica sends at once (a slow webhook must not hold up others).
@@ -355,6 +362,8 @@ _NAMED_ENV = {
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
     "TWILIO_FROM_NUMBER": "twilio_from_number",
     "SMS_NUMBERS": "sms_numbers",
+    "SLACK_BOT_TOKEN": "slack_bot_token",
+    "SLACK_SIGNING_SECRET": "slack_signing_secret",
 }
 _LIST_FIELDS = {
     "signature_ignore_keys",

@@ -793,6 +793,17 @@ class Consumers:
             "INTERVENTIONS", "notifier-recovery", Subjects.RECOVERY_ALL, ack_wait_s=15.0
         )
     )
+    # Every change of an incident edits its Slack message (and a resume sends the "resolved"
+    # follow-up): one consumer per subject, the same handler.
+    notifier_acknowledged: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "notifier-acknowledged", Subjects.ACKNOWLEDGED_ALL)
+    )
+    notifier_snoozed: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "notifier-snoozed", Subjects.SNOOZED_ALL)
+    )
+    notifier_resumed: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "notifier-resumed", Subjects.RESUMED_ALL)
+    )
     recovery_paused: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "recovery", Subjects.PAUSED_ALL, ack_wait_s=15.0)
     )
@@ -807,6 +818,9 @@ class Consumers:
             self.orchestrator_resumes,
             self.notifier_paused,
             self.notifier_recovery,
+            self.notifier_acknowledged,
+            self.notifier_snoozed,
+            self.notifier_resumed,
             self.recovery_paused,
         )
 

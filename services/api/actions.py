@@ -25,7 +25,7 @@ from yokeflow_intervention.shared.commands import (
 )
 from yokeflow_intervention.shared.settings import Settings
 
-__all__ = ["MAX_FORM_BYTES", "mount_action_links"]
+__all__ = ["MAX_FORM_BYTES", "BodyTooLarge", "audit_act", "capped_body", "mount_action_links"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ _HEADERS = {
 }
 
 
-class _TooLarge(Exception):
+class BodyTooLarge(Exception):
     pass
 
 
@@ -66,16 +66,37 @@ def _refused(reason: str, status: int) -> HTMLResponse:
     return _page(status, "This link cannot be used", f"<p id='reason'>{html.escape(reason)}.</p>")
 
 
-async def _capped_body(request: Request, limit: int) -> bytes:
+async def capped_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused past `limit` bytes before more is read."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise _TooLarge
+        raise BodyTooLarge
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _TooLarge
+            raise BodyTooLarge
     return bytes(body)
+
+
+async def audit_act(
+    pool: asyncpg.Pool,
+    request: Request,
+    what: tuple[str | None, ...],
+    outcome: str,
+    reason: str,
+) -> None:
+    """One row of action_link_audit: (intervention, project, action, recipient) as far as they
+    are known, accepted or refused, and why."""
+    await pool.execute(
+        """INSERT INTO action_link_audit (intervention_id, project_id, action, recipient,
+                                          outcome, reason, remote)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        *what,
+        outcome,
+        reason[:500],
+        request.client.host if request.client else "",
+    )
 
 
 def mount_action_links(
@@ -163,8 +184,8 @@ def mount_action_links(
     @app.post("/actions/{token}", include_in_schema=False)
     async def act(request: Request, token: str) -> HTMLResponse:
         try:
-            form = await _capped_body(request, MAX_FORM_BYTES)
-        except _TooLarge:
+            form = await capped_body(request, MAX_FORM_BYTES)
+        except BodyTooLarge:
             await audit(request, None, "refused", "form too large")
             return _refused(f"the form is larger than {MAX_FORM_BYTES} bytes", 413)
         try:

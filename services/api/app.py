@@ -44,6 +44,7 @@ from .actions import mount_action_links
 from .events import EventHub
 from .fleet import Fleet
 from .overview import Overview, overview
+from .slack import mount_slack
 
 __all__ = ["DASHBOARD", "create_api"]
 
@@ -418,6 +419,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     mount_action_links(app, settings, lambda: state.pool, lambda: state.pauser)
+    mount_slack(app, settings, lambda: state.pool, lambda: state.pauser)
 
     if (DASHBOARD / "index.html").is_file():
         app.mount("/assets", StaticFiles(directory=DASHBOARD / "assets"), name="assets")

@@ -12,7 +12,10 @@ import httpx
 from faststream import FastStream
 from yokeflow_agent.contract import (
     CONSUMERS,
+    InterventionAcknowledged,
     InterventionPaused,
+    InterventionResumed,
+    InterventionSnoozed,
     RecoveryOutcome,
 )
 
@@ -30,7 +33,18 @@ __all__ = ["create_app"]
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
-    consumers = (CONSUMERS.notifier_paused, CONSUMERS.notifier_recovery)
+    acknowledged, snoozed, resumed = (
+        CONSUMERS.notifier_acknowledged,
+        CONSUMERS.notifier_snoozed,
+        CONSUMERS.notifier_resumed,
+    )
+    consumers = (
+        CONSUMERS.notifier_paused,
+        CONSUMERS.notifier_recovery,
+        acknowledged,
+        snoozed,
+        resumed,
+    )
     notifier: Notifier | None = None
     consumer = CONSUMERS.notifier_paused
 
@@ -73,6 +87,33 @@ def create_app(context: ServiceContext) -> FastStream:
         broker, follow_ups, "Tells the same people what automatic recovery did.", concurrency
     )(contract_handler(RecoveryOutcome, lambda: broker.connection.jetstream(), on_recovery,
                        keepalive=follow_ups.ack_wait_s / 3))  # fmt: skip
+
+    async def refresh(intervention_id: str) -> None:
+        assert notifier is not None
+        await notifier.refresh(intervention_id)
+
+    edits = "Edits the incident's Slack message to show where it stands."
+    durable_subscriber(broker, acknowledged, edits, concurrency)(
+        contract_handler(
+            InterventionAcknowledged,
+            lambda: broker.connection.jetstream(),
+            lambda event: refresh(event.intervention_id),
+        )
+    )
+    durable_subscriber(broker, snoozed, edits, concurrency)(
+        contract_handler(
+            InterventionSnoozed,
+            lambda: broker.connection.jetstream(),
+            lambda event: refresh(event.intervention_id),
+        )
+    )
+    durable_subscriber(broker, resumed, edits, concurrency)(
+        contract_handler(
+            InterventionResumed,
+            lambda: broker.connection.jetstream(),
+            lambda event: refresh(event.intervention_id),
+        )
+    )
 
     context.instrument(app, lambda: broker.connection.jetstream(), consumers)
 

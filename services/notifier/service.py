@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import cast
 
 import asyncpg
@@ -30,6 +31,7 @@ from yokeflow_intervention.shared.settings import Settings
 from .channels import Delivery, Outcome, Senders, webhook_delivery
 from .ledger import Ledger
 from .messages import Notice
+from .slack_app import IncidentState
 
 __all__ = ["NotDecidedYet", "Notifier", "deliveries_for"]
 
@@ -53,12 +55,21 @@ LINK_ACTIONS: tuple[tuple[Action, str], ...] = (
 LINK_CHANNELS = frozenset({"email", "sms", "discord"})
 
 
+def _paused_of(row: asyncpg.Record) -> InterventionPaused:
+    return InterventionPaused(**json.loads(row["intervention"]), paused_at=row["paused_at"])
+
+
 class NotDecidedYet(NotReadyYet):
     """A recovery outcome arrived before the first notification was decided: retry shortly."""
 
 
-def deliveries_for(preferences: NotificationPreferences, purpose: str = "paused") -> list[Delivery]:
+def deliveries_for(
+    preferences: NotificationPreferences, purpose: str = "paused", slack_app: bool = False
+) -> list[Delivery]:
     found = []
+    if slack_app and preferences.slack_channel:
+        channel = preferences.slack_channel
+        found.append(Delivery("slack", f"channel {channel}", channel, purpose, app=True))
     if preferences.webhook_enabled and preferences.webhook_url:
         hook = webhook_delivery(preferences.webhook_url, preferences.webhook_kind)
         found.append(Delivery(hook.channel, hook.recipient, hook.target, purpose))
@@ -97,7 +108,7 @@ class Notifier:
         outcomes: list[ChannelOutcome] = []
         if decision == "notify":
             notice = Notice(paused, before, self.settings.dashboard_url)
-            deliveries = deliveries_for(preferences)
+            deliveries = deliveries_for(preferences, slack_app=self.senders.slack is not None)
             results = await asyncio.gather(*(self._deliver(paused, d, notice) for d in deliveries))
             outcomes = [
                 ChannelOutcome(channel=d.channel, recipient=d.recipient, status=o.status,
@@ -161,7 +172,7 @@ class Notifier:
             "SELECT intervention, paused_at FROM paused_sessions WHERE id = $1",
             outcome.intervention_id,
         )
-        paused = InterventionPaused(**json.loads(row["intervention"]), paused_at=row["paused_at"])
+        paused = _paused_of(row)
         preferences = await load_preferences(self.pool, paused.project_id)
         if preferences is None:
             preferences = NotificationPreferences.from_settings(self.settings)
@@ -189,6 +200,29 @@ class Notifier:
             kind="notification_followup",
         )
         return list(results)
+
+    async def refresh(self, intervention_id: str) -> list[Outcome]:
+        """Edit the incident's Slack message to show where it stands now. Reads the row, not
+        the event: redelivered or out-of-order events all end in the same message."""
+        posted = await self.pool.fetchrow(
+            "SELECT channel, ts FROM slack_messages WHERE intervention_id = $1", intervention_id
+        )
+        if posted is None:
+            return []
+        row = await self.pool.fetchrow(
+            "SELECT * FROM paused_sessions WHERE id = $1", intervention_id
+        )
+        notice = Notice(_paused_of(row), 0, self.settings.dashboard_url)
+        state = IncidentState.of(dict(row))
+        outcome = await self.senders.slack_update(
+            posted["channel"], posted["ts"], notice, state, datetime.now(UTC)
+        )
+        await self.pool.execute(
+            "UPDATE slack_messages SET updated_at = now() WHERE intervention_id = $1",
+            intervention_id,
+        )
+        NOTIFICATIONS.labels("slack_app:update", outcome.status).inc()
+        return [outcome]
 
     def _with_links(self, notice: Notice, delivery: Delivery) -> Notice:
         """The notice with links signed for this recipient, who each act is attributed to."""
@@ -226,5 +260,14 @@ class Notifier:
             return recorded
         outcome = await self.senders.send(delivery, self._with_links(notice, delivery))
         await self.ledger.finish(paused.intervention_id, delivery, outcome)
+        if delivery.app and outcome.ref is not None:
+            await self.pool.execute(
+                """INSERT INTO slack_messages (intervention_id, project_id, channel, ts)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
+                paused.intervention_id,
+                paused.project_id,
+                delivery.target,
+                outcome.ref,
+            )
         NOTIFICATIONS.labels(delivery.ledger_channel, outcome.status).inc()
         return outcome

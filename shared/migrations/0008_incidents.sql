@@ -41,3 +41,19 @@ CREATE TABLE action_link_audit (
     remote          text NOT NULL DEFAULT ''
 );
 CREATE INDEX action_link_audit_intervention_idx ON action_link_audit (intervention_id, at);
+
+-- The Slack app: each project's channel and who may act there.
+ALTER TABLE notification_preferences
+    ADD COLUMN slack_channel          text,
+    ADD COLUMN slack_allowed_team_ids text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN slack_allowed_user_ids text[] NOT NULL DEFAULT '{}';
+
+-- The message each incident was posted as in Slack, so every change of it edits that message.
+CREATE TABLE slack_messages (
+    intervention_id text PRIMARY KEY REFERENCES paused_sessions (id),
+    project_id      text NOT NULL,
+    channel         text NOT NULL,
+    ts              text NOT NULL,
+    posted_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz
+);
