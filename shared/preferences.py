@@ -61,7 +61,18 @@ class NotificationPreferences(BaseModel):
     notify_on_critical_error: bool = True
     notify_on_timeout: bool = True
     notify_on_manual_pause: bool = False
-    min_notification_interval: int = Field(default=300, ge=0, le=86400)
+    # A project-wide cap on notices, whatever the blocker: off by default, since grouping (below)
+    # already keeps one outage to one notice and a different incident must still be paged.
+    min_notification_interval: int = Field(default=0, ge=0, le=86400)
+    # Incidents: an unacknowledged stop is paged again every `notification_repeat_interval` s
+    # and, after `notification_escalate_after` s, to the escalation addresses and numbers; stops
+    # with the same blocker within `notification_group_window` s join the first one's notice
+    # (0 turns each off). The first notice always goes out at once.
+    notification_repeat_interval: int = Field(default=1800, ge=0, le=7 * 86400)
+    notification_escalate_after: int = Field(default=3600, ge=0, le=7 * 86400)
+    notification_group_window: int = Field(default=300, ge=0, le=86400)
+    escalation_email_addresses: list[str] = Field(default_factory=list, max_length=50)
+    escalation_sms_numbers: list[str] = Field(default_factory=list, max_length=20)
     # The Slack app: the channel its notices go to (an id), and who may act on them. Empty lists:
     # anyone who can click in that channel; otherwise the user's id, or their team's, must be
     # listed.
@@ -78,7 +89,7 @@ class NotificationPreferences(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         return None if not value else check_webhook_url(value.strip())
 
-    @field_validator("email_addresses")
+    @field_validator("email_addresses", "escalation_email_addresses")
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
         for address in value:
@@ -86,7 +97,7 @@ class NotificationPreferences(BaseModel):
                 raise ValueError(f"{address!r} is not an email address")
         return value
 
-    @field_validator("sms_numbers")
+    @field_validator("sms_numbers", "escalation_sms_numbers")
     @classmethod
     def _numbers(cls, value: list[str]) -> list[str]:
         for number in value:
@@ -123,6 +134,9 @@ class NotificationPreferences(BaseModel):
             sms_enabled=bool(settings.twilio_account_sid and settings.sms_numbers),
             sms_numbers=settings.sms_numbers,
             min_notification_interval=settings.min_notification_interval,
+            notification_repeat_interval=settings.notification_repeat_interval,
+            notification_escalate_after=settings.notification_escalate_after,
+            notification_group_window=settings.notification_group_window,
         )
 
 

@@ -199,7 +199,13 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     twilio_api_base_url: str | None = None  # a local peer in tests; unset means Twilio itself
     sms_numbers: list[str] = Field(default_factory=list)
-    min_notification_interval: int = Field(default=300, ge=0, le=86400)
+    min_notification_interval: int = Field(default=0, ge=0, le=86400)
+    # Repeat, escalate, group (docs/notifications.md, with the reasons for these defaults).
+    notification_repeat_interval: int = Field(default=1800, ge=0, le=7 * 86400)
+    notification_escalate_after: int = Field(default=3600, ge=0, le=7 * 86400)
+    notification_group_window: int = Field(default=300, ge=0, le=86400)
+    # How often a notifier looks for incidents due a repeat or an escalation.
+    notification_sweep_interval: float = Field(default=15.0, gt=0, le=3600)
     # The Slack app (docs/notifications.md): with a bot token, a project with a `slack_channel`
     # gets notices with buttons posted by chat.postMessage and edited as the incident changes;
     # the signing secret authenticates the clicks. The Web API's base URL is Slack's own

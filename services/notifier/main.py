@@ -22,7 +22,11 @@ from yokeflow_agent.contract import (
 from yokeflow_intervention.shared.bus import wait_until_ready
 from yokeflow_intervention.shared.db import create_pool
 from yokeflow_intervention.shared.handling import contract_handler, durable_subscriber
-from yokeflow_intervention.shared.runtime import ServiceContext, service_context
+from yokeflow_intervention.shared.runtime import (
+    ServiceContext,
+    run_periodically,
+    service_context,
+)
 
 from .channels import Senders
 from .service import Notifier
@@ -113,6 +117,14 @@ def create_app(context: ServiceContext) -> FastStream:
             lambda: broker.connection.jetstream(),
             lambda event: refresh(event.intervention_id),
         )
+    )
+
+    async def sweep() -> None:
+        if notifier is not None:
+            await notifier.sweep()
+
+    run_periodically(
+        app, context.settings.notification_sweep_interval, sweep, "repeating and escalating"
     )
 
     context.instrument(app, lambda: broker.connection.jetstream(), consumers)

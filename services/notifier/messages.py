@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 TITLE = "YokeFlow Session Blocked"
+GROUPED_FACT = "Same Blocker"
 # Colours per trigger: red for infrastructure, orange for loops, yellow for budgets, blue manual.
 COLOURS = {
     "critical_error": 0xD92D20,
@@ -72,6 +73,8 @@ class Notice:
     follow_up: str | None = None
     # Signed action links for this notice's recipient: (label, URL), acknowledge first.
     actions: tuple[tuple[str, str], ...] = ()
+    # Sessions stopped since with the same blocker, told as part of this incident.
+    grouped: tuple[str, ...] = ()
 
     @property
     def colour(self) -> int:
@@ -106,6 +109,10 @@ class Notice:
         ]  # fmt: skip
         if i.task is not None:
             facts.insert(2, ("Task", f"{i.task.id} - {i.task.description}"))
+        if self.grouped:
+            shown = ", ".join(self.grouped[:10])
+            more = f" (+{len(self.grouped) - 10} more)" if len(self.grouped) > 10 else ""
+            facts.append((GROUPED_FACT, f"{len(self.grouped)} more session(s): {shown}{more}"))
         if self.suppressed_before:
             facts.append(
                 (

@@ -80,6 +80,13 @@ def deliveries_for(
     return found
 
 
+def escalation_deliveries(preferences: NotificationPreferences) -> list[Delivery]:
+    """Where an incident nobody acknowledged goes next: the project's escalation contacts."""
+    return [
+        Delivery("email", a, a, "escalation") for a in preferences.escalation_email_addresses
+    ] + [Delivery("sms", n, n, "escalation") for n in preferences.escalation_sms_numbers]
+
+
 class Notifier:
     def __init__(
         self,
@@ -99,12 +106,8 @@ class Notifier:
         preferences = await load_preferences(self.pool, paused.project_id)
         if preferences is None:
             preferences = NotificationPreferences.from_settings(self.settings)
-        decision, before = await self.ledger.decide(
-            paused.intervention_id,
-            paused.project_id,
-            preferences.min_notification_interval,
-            preferences.wants(paused.trigger),
-        )
+        decided = await self.ledger.decide(paused, preferences, preferences.wants(paused.trigger))
+        decision, before = decided.decision, decided.before
         outcomes: list[ChannelOutcome] = []
         if decision == "notify":
             notice = Notice(paused, before, self.settings.dashboard_url)
@@ -119,10 +122,10 @@ class Notifier:
             NOTIFICATIONS.labels("all", decision).inc()
         if decision == "suppressed":
             await self.ledger.record_suppressed(
-                paused.intervention_id,
-                paused.project_id,
-                f"rate limit: one notification per {preferences.min_notification_interval} s",
+                paused.intervention_id, paused.project_id, decided.reason
             )
+        if decided.grouped_into is not None:
+            await self.refresh(decided.grouped_into)  # its Slack message lists this session
         status = decision if decision != "notify" else (
             "sent" if outcomes and all(o.status == "sent" for o in outcomes) else "failed"
             if outcomes else "no_channels"
@@ -132,6 +135,8 @@ class Notifier:
             status,
             {
                 "decision": decision,
+                "reason": decided.reason,
+                "grouped_into": decided.grouped_into,
                 "suppressed_before": before,
                 "channels": [o.model_dump() for o in outcomes],
             },
@@ -224,13 +229,99 @@ class Notifier:
         NOTIFICATIONS.labels("slack_app:update", outcome.status).inc()
         return [outcome]
 
+    async def _grouped(self, intervention_id: str) -> tuple[str, ...]:
+        rows = await self.pool.fetch(
+            """SELECT p.session_id FROM notification_decisions d
+               JOIN paused_sessions p ON p.id = d.intervention_id
+               WHERE d.grouped_into = $1 AND d.reason LIKE 'grouped%' ORDER BY d.decided_at""",
+            intervention_id,
+        )
+        return tuple(r["session_id"] for r in rows)
+
+    async def sweep(self) -> int:
+        """Page again what nobody has taken: an unacknowledged, unsnoozed, unresolved incident
+        is repeated every `notification_repeat_interval` on its channels and, once
+        `notification_escalate_after` has passed since the stop, sent to the escalation
+        addresses and numbers. Each page is claimed by an UPDATE first, so of several replicas
+        one sends. Returns how many incidents were paged."""
+        rows = await self.pool.fetch(
+            """SELECT ip.intervention_id, ip.project_id, ip.escalated_at,
+                      extract(epoch FROM now() - ip.last_paged_at) AS quiet_s,
+                      extract(epoch FROM now() - p.paused_at) AS stopped_s
+               FROM incident_pages ip JOIN paused_sessions p ON p.id = ip.intervention_id
+               WHERE NOT p.resolved AND p.acknowledged_at IS NULL
+                 AND (p.snoozed_until IS NULL OR p.snoozed_until <= now())
+               ORDER BY ip.last_paged_at LIMIT 500"""
+        )
+        preferences: dict[str, NotificationPreferences] = {}
+        paged = 0
+        for row in rows:
+            project = row["project_id"]
+            if project not in preferences:
+                preferences[project] = await load_preferences(
+                    self.pool, project
+                ) or NotificationPreferences.from_settings(self.settings)
+            wanted = preferences[project]
+            escalate = (
+                wanted.notification_escalate_after > 0
+                and row["escalated_at"] is None
+                and row["stopped_s"] >= wanted.notification_escalate_after
+                and bool(wanted.escalation_email_addresses or wanted.escalation_sms_numbers)
+            )
+            repeat = 0 < wanted.notification_repeat_interval <= row["quiet_s"]
+            if escalate and await self.pool.fetchval(
+                """UPDATE incident_pages SET escalated_at = now(), last_paged_at = now()
+                   WHERE intervention_id = $1 AND escalated_at IS NULL RETURNING 1""",
+                row["intervention_id"],
+            ):
+                await self._page(row["intervention_id"], wanted, "escalation")
+                paged += 1
+            elif repeat:
+                repeats = await self.pool.fetchval(
+                    """UPDATE incident_pages SET repeats = repeats + 1, last_paged_at = now()
+                       WHERE intervention_id = $1
+                         AND last_paged_at <= now() - make_interval(secs => $2)
+                       RETURNING repeats""",
+                    row["intervention_id"],
+                    float(wanted.notification_repeat_interval),
+                )
+                if repeats is not None:
+                    await self._page(row["intervention_id"], wanted, f"repeat{repeats}")
+                    paged += 1
+        return paged
+
+    async def _page(
+        self, intervention_id: str, preferences: NotificationPreferences, purpose: str
+    ) -> list[Outcome]:
+        row = await self.pool.fetchrow(
+            "SELECT intervention, paused_at FROM paused_sessions WHERE id = $1", intervention_id
+        )
+        paused = _paused_of(row)
+        if purpose == "escalation":
+            title = "YokeFlow Session Blocked, Escalated: Nobody Has Acknowledged It"
+            deliveries = escalation_deliveries(preferences)
+        else:
+            title = f"YokeFlow Session Still Blocked (reminder {purpose.removeprefix('repeat')})"
+            deliveries = deliveries_for(preferences, purpose)
+        grouped = await self._grouped(intervention_id)
+        notice = Notice(paused, 0, self.settings.dashboard_url, title, grouped=grouped)
+        results = await asyncio.gather(*(self._deliver(paused, d, notice) for d in deliveries))
+        channels = [
+            {"channel": d.ledger_channel, "status": r.status}
+            for d, r in zip(deliveries, results, strict=True)
+        ]
+        status = "sent" if results and all(r.status == "sent" for r in results) else "failed"
+        details = {"page": purpose, "channels": channels}
+        await self.ledger.audit(intervention_id, status, details, kind=f"notification_{purpose}")
+        return list(results)
+
     def _with_links(self, notice: Notice, delivery: Delivery) -> Notice:
         """The notice with links signed for this recipient, who each act is attributed to."""
         secret, base = self.settings.action_link_secret, self.settings.dashboard_url
         if (
             secret is None
             or not base
-            or delivery.purpose != "paused"
+            or delivery.purpose == "recovery"
             or delivery.channel not in LINK_CHANNELS
         ):
             return notice

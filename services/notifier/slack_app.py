@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 
 from yokeflow_intervention.shared.slack import BUTTONS
 
-from .messages import Notice, _clip, slack_escape
+from .messages import GROUPED_FACT, Notice, _clip, slack_escape
 
 __all__ = ["IncidentState", "incident_blocks", "incident_text"]
 
@@ -82,7 +82,7 @@ def incident_blocks(notice: Notice, state: IncidentState, now: datetime) -> list
             fields=[
                 MarkdownTextObject(text=f"*{name}*\n{slack_escape(_clip(value, 1900))}")
                 for name, value in notice.facts()
-                if name in ("Task", "Retry Statistics", "Time", "Action Required")
+                if name in ("Task", "Retry Statistics", "Time", "Action Required", GROUPED_FACT)
             ],
         ),
         ContextBlock(elements=[MarkdownTextObject(text=state.line(now))]),

@@ -57,3 +57,32 @@ CREATE TABLE slack_messages (
     posted_at       timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz
 );
+
+-- Repeat, escalate, group, inhibit (docs/notifications.md). Stops of one project with the same
+-- blocker within the group window join the incident first notified; a project's critical
+-- infrastructure incident inhibits the loop notices it caused.
+ALTER TABLE notification_preferences
+    ADD COLUMN notification_repeat_interval integer NOT NULL DEFAULT 1800,
+    ADD COLUMN notification_escalate_after  integer NOT NULL DEFAULT 3600,
+    ADD COLUMN notification_group_window    integer NOT NULL DEFAULT 300,
+    ADD COLUMN escalation_email_addresses   text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN escalation_sms_numbers       text[] NOT NULL DEFAULT '{}';
+ALTER TABLE notification_preferences ALTER COLUMN min_notification_interval SET DEFAULT 0;
+
+ALTER TABLE notification_decisions
+    ADD COLUMN group_key    text NOT NULL DEFAULT '',
+    ADD COLUMN grouped_into text,              -- the incident this stop was told as part of
+    ADD COLUMN reason       text NOT NULL DEFAULT '';
+CREATE INDEX notification_decisions_group_idx
+    ON notification_decisions (project_id, group_key, decided_at DESC) WHERE decision = 'notify';
+
+-- The notifier's paging state of each notified incident: when it was last paged, how many
+-- repeats, whether it was escalated. A sweep claims due rows with an UPDATE, so replicas never
+-- page twice.
+CREATE TABLE incident_pages (
+    intervention_id text PRIMARY KEY REFERENCES paused_sessions (id),
+    project_id      text NOT NULL,
+    last_paged_at   timestamptz NOT NULL DEFAULT now(),
+    repeats         integer NOT NULL DEFAULT 0,
+    escalated_at    timestamptz
+);
