@@ -73,6 +73,11 @@ class NotificationPreferences(BaseModel):
     notification_group_window: int = Field(default=300, ge=0, le=86400)
     escalation_email_addresses: list[str] = Field(default_factory=list, max_length=50)
     escalation_sms_numbers: list[str] = Field(default_factory=list, max_length=20)
+    # PagerDuty Events API v2: the integration's routing key (a secret: shown masked, as
+    # `****` and its last four characters, which saved back keeps the stored key).
+    pagerduty_routing_key: str | None = Field(
+        default=None, pattern=r"^([A-Za-z0-9]{20,64}|\*{4}[A-Za-z0-9]{4})$"
+    )
     # The Slack app: the channel its notices go to (an id), and who may act on them. Empty lists:
     # anyone who can click in that channel; otherwise the user's id, or their team's, must be
     # listed.

@@ -213,6 +213,8 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_base_url: str = "https://slack.com/api/"
+    # PagerDuty Events API v2; a project's `pagerduty_routing_key` turns the channel on.
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
     notification_timeout: float = Field(default=10.0, gt=0)
     notification_max_attempts: int = Field(default=4, ge=1, le=10)
     # Notifications one notifier replica sends at once (a slow webhook must not hold up others).

@@ -95,6 +95,29 @@ def _slack_problems(payload: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _pagerduty_problems(event: dict[str, Any]) -> list[str]:
+    """PagerDuty Events API v2, as documented: a 32-character routing key, an event action, a
+    dedup key (required to acknowledge or resolve; at most 255 characters), and for a trigger a
+    payload with a summary (at most 1024), a source and a known severity."""
+    problems = []
+    if len(str(event.get("routing_key", ""))) != 32:
+        problems.append("routing_key must be 32 characters")
+    action = event.get("event_action")
+    if action not in ("trigger", "acknowledge", "resolve"):
+        problems.append("event_action must be trigger, acknowledge or resolve")
+    if not event.get("dedup_key") or len(str(event["dedup_key"])) > 255:
+        problems.append("dedup_key is required (this peer expects one on every event)")
+    if action == "trigger":
+        payload = event.get("payload") or {}
+        if not payload.get("summary") or len(payload["summary"]) > 1024:
+            problems.append("payload.summary is required, at most 1024 characters")
+        if not payload.get("source"):
+            problems.append("payload.source is required")
+        if payload.get("severity") not in ("critical", "error", "warning", "info"):
+            problems.append("payload.severity must be critical, error, warning or info")
+    return problems
+
+
 class HttpPeer:
     """One HTTP server for every webhook kind and Twilio's Messages API."""
 
@@ -108,6 +131,7 @@ class HttpPeer:
         self.webhook_secret = webhook_secret
         self.received: list[Received] = []
         self.processed_ids: set[str] = set()
+        self.pagerduty: dict[str, str] = {}  # dedup_key -> the incident's last event_action
         self.scripts: dict[str, deque[ScriptedReply]] = defaultdict(deque)
         self.delay: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -174,6 +198,8 @@ class HttpPeer:
             return "discord"
         if path.startswith("/2010-04-01/Accounts/"):
             return "twilio"
+        if path == "/v2/enqueue":
+            return "pagerduty"
         return "webhook"
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -216,6 +242,23 @@ class HttpPeer:
             payload = json.loads(raw)
         except ValueError:
             return 400, "invalid_payload", "body is not JSON", raw.decode(errors="replace")
+        if kind == "pagerduty":
+            problems = _pagerduty_problems(payload)
+            if problems:
+                reply = {
+                    "status": "invalid event",
+                    "message": "Event object is invalid",
+                    "errors": problems,
+                }
+                return 400, json.dumps(reply), "; ".join(problems), payload
+            with self.lock:
+                self.pagerduty[payload["dedup_key"]] = payload["event_action"]
+            reply = {
+                "status": "success",
+                "message": "Event processed",
+                "dedup_key": payload["dedup_key"],
+            }
+            return 202, json.dumps(reply), "", payload
         if kind == "slack":
             problems = _slack_problems(payload)
             return (

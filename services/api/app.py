@@ -104,6 +104,8 @@ def _masked(preferences: NotificationPreferences) -> dict[str, Any]:
     shown = preferences.model_dump()
     if shown.get("webhook_url"):
         shown["webhook_url"] = redact_url(shown["webhook_url"])
+    if shown.get("pagerduty_routing_key"):
+        shown["pagerduty_routing_key"] = "****" + shown["pagerduty_routing_key"][-4:]
     return shown
 
 
@@ -354,6 +356,17 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         ):
             # The form sent back the masked URL it was shown: keep the stored one.
             preferences = preferences.model_copy(update={"webhook_url": stored.webhook_url})
+        key = preferences.pagerduty_routing_key
+        if key is not None and key.startswith("****"):
+            if (
+                stored is None
+                or not stored.pagerduty_routing_key
+                or key != _masked(stored).get("pagerduty_routing_key")
+            ):
+                raise HTTPException(422, "pagerduty_routing_key: send the routing key itself")
+            preferences = preferences.model_copy(
+                update={"pagerduty_routing_key": stored.pagerduty_routing_key}
+            )
         await save_preferences(state.pool, project_id, preferences)
         return {"project_id": project_id, "source": "project", "preferences": _masked(preferences)}
 

@@ -44,6 +44,7 @@ from .messages import (
     discord_payload,
     email_message,
     generic_payload,
+    pagerduty_event,
     slack_payload,
     sms_text,
 )
@@ -69,12 +70,15 @@ class Delivery:
     recipient: str
     target: str  # the real address: URL, email or phone number
     purpose: str = "paused"  # or "recovery": a follow-up is a delivery of its own
-    app: bool = False  # Slack: posted by the app (chat.postMessage) to the channel in `target`
+    # An API of its own instead of a plain POST: "slack" (the Slack app posts to the channel in
+    # `target`), "pagerduty" (Events API v2 with the routing key in `target`).
+    api: str = ""
 
     @property
     def ledger_channel(self) -> str:
-        if self.app:
-            return "slack_app" if self.purpose == "paused" else f"slack_app:{self.purpose}"
+        if self.api:
+            name = "slack_app" if self.api == "slack" else self.api
+            return name if self.purpose == "paused" else f"{name}:{self.purpose}"
         return self.channel if self.purpose == "paused" else f"{self.channel}:{self.purpose}"
 
     def message_id(self, intervention_id: str) -> str:
@@ -179,7 +183,10 @@ class Senders:
         await self._twilio_http.close()
 
     async def send(self, delivery: Delivery, notice: Notice) -> Outcome:
-        if delivery.app:
+        if delivery.api == "pagerduty":
+            event = pagerduty_event(delivery.target, "trigger", notice)
+            return await self.policy.run(lambda: self._pagerduty(event))
+        if delivery.api == "slack":
             posted: list[str] = []
             outcome = await self.policy.run(
                 lambda: self._slack_post(delivery.target, notice, posted)
@@ -226,6 +233,25 @@ class Senders:
             return f"Slack message {ts} updated"
 
         return await self.policy.run(update)
+
+    async def pagerduty(self, routing_key: str, action: str, notice: Notice) -> Outcome:
+        """Acknowledge or resolve the PagerDuty incident of this notice (same dedup key)."""
+        event = pagerduty_event(routing_key, action, notice)
+        return await self.policy.run(lambda: self._pagerduty(event))
+
+    async def _pagerduty(self, event: dict[str, Any]) -> str:
+        try:
+            response = await self.http.post(
+                self.settings.pagerduty_events_url,
+                content=canonical_json(event),
+                headers={"content-type": "application/json"},
+                timeout=self.settings.notification_timeout,
+            )
+        except httpx.TimeoutException:
+            raise _Transient("timed out") from None
+        except httpx.TransportError as exc:
+            raise _Transient(f"connection failed: {type(exc).__name__}") from None
+        return f"PagerDuty {event['event_action']}: " + _classify(response)
 
     async def _post(self, url: str, payload: dict[str, Any], message_id: str | None = None) -> str:
         """POST JSON; with a message_id, as a Standard Webhooks message (signed when a secret

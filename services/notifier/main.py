@@ -92,30 +92,30 @@ def create_app(context: ServiceContext) -> FastStream:
     )(contract_handler(RecoveryOutcome, lambda: broker.connection.jetstream(), on_recovery,
                        keepalive=follow_ups.ack_wait_s / 3))  # fmt: skip
 
-    async def refresh(intervention_id: str) -> None:
+    async def changed(intervention_id: str, kind: str, resolved_by: str = "") -> None:
         assert notifier is not None
-        await notifier.refresh(intervention_id)
+        await notifier.changed(intervention_id, kind, resolved_by)
 
-    edits = "Edits the incident's Slack message to show where it stands."
+    edits = "Shows each change of an incident on Slack and PagerDuty; a resume, where paged."
     durable_subscriber(broker, acknowledged, edits, concurrency)(
         contract_handler(
             InterventionAcknowledged,
             lambda: broker.connection.jetstream(),
-            lambda event: refresh(event.intervention_id),
+            lambda event: changed(event.intervention_id, "acknowledged"),
         )
     )
     durable_subscriber(broker, snoozed, edits, concurrency)(
         contract_handler(
             InterventionSnoozed,
             lambda: broker.connection.jetstream(),
-            lambda event: refresh(event.intervention_id),
+            lambda event: changed(event.intervention_id, "snoozed"),
         )
     )
     durable_subscriber(broker, resumed, edits, concurrency)(
         contract_handler(
             InterventionResumed,
             lambda: broker.connection.jetstream(),
-            lambda event: refresh(event.intervention_id),
+            lambda event: changed(event.intervention_id, "resumed", event.resolved_by),
         )
     )
 

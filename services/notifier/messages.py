@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from yokeflow_agent.contract import InterventionPaused
+from yokeflow_agent.contract import InterventionPaused, incident_key
 
 __all__ = [
     "DISCORD_LIMITS",
@@ -18,6 +18,7 @@ __all__ = [
     "discord_payload",
     "email_message",
     "generic_payload",
+    "pagerduty_event",
     "slack_escape",
     "slack_payload",
     "sms_text",
@@ -205,6 +206,35 @@ def generic_payload(notice: Notice) -> dict[str, Any]:
         "dashboard_url": notice.link,
         "intervention": notice.intervention.model_dump(mode="json"),
     }
+
+
+PAGERDUTY_SEVERITY = {"critical_error": "critical", "manual": "info"}
+
+
+def pagerduty_event(routing_key: str, action: str, notice: Notice) -> dict[str, Any]:
+    """An Events API v2 event: trigger, acknowledge or resolve, keyed by the incident's dedup
+    key, so PagerDuty's incident follows ours."""
+    i = notice.intervention
+    event: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": incident_key(i.project_id, i.intervention_id),
+    }
+    if action == "trigger":
+        event["payload"] = {
+            "summary": _clip(f"{i.project_id}/{i.session_id}: {notice.headline}", 1024),
+            "source": i.project_id,
+            "severity": PAGERDUTY_SEVERITY.get(i.trigger, "error"),
+            "timestamp": i.paused_at.isoformat(),
+            "component": i.session_id,
+            "group": i.blocker_type or i.trigger,
+            "class": i.trigger,
+            "custom_details": dict(notice.facts()),
+        }
+        event["client"] = "YokeFlow Intervention"
+        if notice.link:
+            event["links"] = [{"href": notice.link, "text": "The intervention"}]
+    return event
 
 
 def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMessage:

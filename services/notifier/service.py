@@ -13,6 +13,7 @@ from typing import cast
 import asyncpg
 from nats.js import JetStreamContext
 from yokeflow_agent.contract import (
+    AUTO_RECOVERY_RESOLVER,
     ActingChannel,
     ChannelOutcome,
     InterventionNotified,
@@ -59,6 +60,9 @@ def _paused_of(row: asyncpg.Record) -> InterventionPaused:
     return InterventionPaused(**json.loads(row["intervention"]), paused_at=row["paused_at"])
 
 
+RESOLVED = "YokeFlow Session Resolved"
+
+
 class NotDecidedYet(NotReadyYet):
     """A recovery outcome arrived before the first notification was decided: retry shortly."""
 
@@ -67,9 +71,13 @@ def deliveries_for(
     preferences: NotificationPreferences, purpose: str = "paused", slack_app: bool = False
 ) -> list[Delivery]:
     found = []
+    if preferences.pagerduty_routing_key and purpose == "paused":
+        key = preferences.pagerduty_routing_key
+        # A webhook in the notified event's outcomes (the contract's channels are unchanged).
+        found.append(Delivery("webhook", f"PagerDuty …{key[-4:]}", key, purpose, api="pagerduty"))
     if slack_app and preferences.slack_channel:
         channel = preferences.slack_channel
-        found.append(Delivery("slack", f"channel {channel}", channel, purpose, app=True))
+        found.append(Delivery("slack", f"channel {channel}", channel, purpose, api="slack"))
     if preferences.webhook_enabled and preferences.webhook_url:
         hook = webhook_delivery(preferences.webhook_url, preferences.webhook_kind)
         found.append(Delivery(hook.channel, hook.recipient, hook.target, purpose))
@@ -80,11 +88,13 @@ def deliveries_for(
     return found
 
 
-def escalation_deliveries(preferences: NotificationPreferences) -> list[Delivery]:
+def escalation_deliveries(
+    preferences: NotificationPreferences, purpose: str = "escalation"
+) -> list[Delivery]:
     """Where an incident nobody acknowledged goes next: the project's escalation contacts."""
-    return [
-        Delivery("email", a, a, "escalation") for a in preferences.escalation_email_addresses
-    ] + [Delivery("sms", n, n, "escalation") for n in preferences.escalation_sms_numbers]
+    return [Delivery("email", a, a, purpose) for a in preferences.escalation_email_addresses] + [
+        Delivery("sms", n, n, purpose) for n in preferences.escalation_sms_numbers
+    ]
 
 
 class Notifier:
@@ -229,6 +239,76 @@ class Notifier:
         NOTIFICATIONS.labels("slack_app:update", outcome.status).inc()
         return [outcome]
 
+    async def changed(self, intervention_id: str, kind: str, resolved_by: str = "") -> None:
+        """An incident changed (acknowledged, snoozed, resumed): its Slack message shows it,
+        PagerDuty follows it, and a resume is told, once, on the channels that were paged."""
+        await self.refresh(intervention_id)
+        if kind in ("acknowledged", "resumed"):
+            await self._pagerduty_follows(
+                intervention_id, "acknowledge" if kind == "acknowledged" else "resolve"
+            )
+        if kind == "resumed" and resolved_by != AUTO_RECOVERY_RESOLVER:
+            # (an automatic resume was told by the recovery follow-up already)
+            await self._resolved(intervention_id, resolved_by)
+
+    async def _pagerduty_follows(self, intervention_id: str, action: str) -> None:
+        triggered = await self.pool.fetchval(
+            """SELECT 1 FROM notification_deliveries
+               WHERE intervention_id = $1 AND channel = 'pagerduty' AND status = 'sent'""",
+            intervention_id,
+        )
+        if triggered is None:
+            return
+        row = await self.pool.fetchrow(
+            "SELECT * FROM paused_sessions WHERE id = $1", intervention_id
+        )
+        preferences = await self._preferences(row["project_id"])
+        if not preferences.pagerduty_routing_key:
+            return
+        key = preferences.pagerduty_routing_key
+        notice = Notice(_paused_of(row), 0, self.settings.dashboard_url)
+        delivery = Delivery("webhook", f"PagerDuty …{key[-4:]}", key, action, api="pagerduty")
+        recorded = await self.ledger.claim(intervention_id, row["project_id"], delivery)
+        if recorded is None:
+            outcome = await self.senders.pagerduty(key, action, notice)
+            await self.ledger.finish(intervention_id, delivery, outcome)
+
+    async def _resolved(self, intervention_id: str, resolved_by: str) -> list[Outcome]:
+        decision = await self.pool.fetchval(
+            "SELECT decision FROM notification_decisions WHERE intervention_id = $1",
+            intervention_id,
+        )
+        if decision != "notify":
+            return []  # nobody was paged about it
+        rows = await self.pool.fetch(
+            """SELECT channel, recipient FROM notification_deliveries
+               WHERE intervention_id = $1 AND status = 'sent'""",
+            intervention_id,
+        )
+        paged = {(r["channel"].split(":")[0], r["recipient"]) for r in rows}
+        row = await self.pool.fetchrow(
+            "SELECT * FROM paused_sessions WHERE id = $1", intervention_id
+        )
+        preferences = await self._preferences(row["project_id"])
+        candidates = deliveries_for(preferences, "resolved") + escalation_deliveries(
+            preferences, "resolved"
+        )
+        deliveries = list(
+            {
+                (d.channel, d.recipient): d for d in candidates if (d.channel, d.recipient) in paged
+            }.values()
+        )
+        paused = _paused_of(row)
+        notice = Notice(
+            paused, 0, self.settings.dashboard_url, RESOLVED, f"Resolved by {resolved_by}"
+        )
+        results = await asyncio.gather(*(self._deliver(paused, d, notice) for d in deliveries))
+        return list(results)
+
+    async def _preferences(self, project_id: str) -> NotificationPreferences:
+        found = await load_preferences(self.pool, project_id)
+        return found or NotificationPreferences.from_settings(self.settings)
+
     async def _grouped(self, intervention_id: str) -> tuple[str, ...]:
         rows = await self.pool.fetch(
             """SELECT p.session_id FROM notification_decisions d
@@ -321,7 +401,7 @@ class Notifier:
         if (
             secret is None
             or not base
-            or delivery.purpose == "recovery"
+            or delivery.purpose in ("recovery", "resolved")
             or delivery.channel not in LINK_CHANNELS
         ):
             return notice
@@ -351,7 +431,7 @@ class Notifier:
             return recorded
         outcome = await self.senders.send(delivery, self._with_links(notice, delivery))
         await self.ledger.finish(paused.intervention_id, delivery, outcome)
-        if delivery.app and outcome.ref is not None:
+        if delivery.api == "slack" and outcome.ref is not None:
             await self.pool.execute(
                 """INSERT INTO slack_messages (intervention_id, project_id, channel, ts)
                    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",

@@ -86,3 +86,6 @@ CREATE TABLE incident_pages (
     repeats         integer NOT NULL DEFAULT 0,
     escalated_at    timestamptz
 );
+
+-- PagerDuty Events API v2: trigger, acknowledge and resolve with the incident's dedup key.
+ALTER TABLE notification_preferences ADD COLUMN pagerduty_routing_key text;

@@ -135,3 +135,54 @@ async def test_one_outage_pages_once_and_a_different_incident_still_pages(
     sms = [r for r in http.accepted("twilio") if project in r.body["Body"]]
     slack = [r for r in http.accepted("slack") if project in str(r.body)]
     assert len(sms) == 2 and len(slack) == 2
+
+
+async def test_pagerduty_follows_the_incident_and_a_resume_is_told_where_paged(
+    nc, db, services, unique, peers
+):
+    http, smtp = peers
+    env = notifier_env(http, smtp, YOKEFLOW_PAGERDUTY_EVENTS_URL=f"{http.base_url}/v2/enqueue")
+    services.start("pauser")
+    services.start("notifier", **env)
+    project = unique("pd")
+    preferences = NotificationPreferences(
+        webhook_enabled=True,
+        webhook_url=http.slack_url(),
+        email_enabled=True,
+        email_addresses=["ana@example.com"],
+        sms_enabled=True,
+        sms_numbers=["+15557654321"],
+        pagerduty_routing_key="R" * 32,
+    )
+    await save_preferences(db, project, preferences)
+    item = intervention(project, unique("s"), "critical_error")
+    await detect(nc, item)
+    ident = item.intervention_id
+    key = f"yokeflow/{project}/{ident}"
+    await eventually(lambda: http.pagerduty.get(key) == "trigger", timeout=30, what="a trigger")
+    trigger = next(r.body for r in http.accepted("pagerduty") if r.body["dedup_key"] == key)
+    assert trigger["payload"]["severity"] == "critical" and project in trigger["payload"]["summary"]
+
+    client = PauserClient(nc, timeout=5)
+    await client.acknowledge(ident, "ana", "cli")
+    await eventually(lambda: http.pagerduty.get(key) == "acknowledge", what="an acknowledge")
+    await client.resume_session(ident, "ana", "Freed the port.")
+    await eventually(lambda: http.pagerduty.get(key) == "resolve", what="a resolve")
+
+    def told(kind: str) -> list:
+        return [
+            r for r in http.accepted(kind) if project in str(r.body) and "Resolved" in str(r.body)
+        ]
+
+    await eventually(lambda: told("slack") and told("twilio"), what="the resolved follow-ups")
+    await eventually(
+        lambda: [m for m in mails_to(smtp, "ana@example.com", ident) if "Resolved" in m],
+        what="the resolved email",
+    )
+    await asyncio.sleep(1.0)
+    assert len(told("slack")) == 1 and len(told("twilio")) == 1
+    assert len([m for m in mails_to(smtp, "ana@example.com", ident) if "Resolved" in m]) == 1
+    events = [
+        r.body["event_action"] for r in http.accepted("pagerduty") if r.body["dedup_key"] == key
+    ]
+    assert events == ["trigger", "acknowledge", "resolve"]
