@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from aiosmtpd.controller import Controller
@@ -118,22 +118,11 @@ def _pagerduty_problems(event: dict[str, Any]) -> list[str]:
     return problems
 
 
-class HttpPeer:
-    """One HTTP server for every webhook kind and Twilio's Messages API."""
+class _LoopbackServer:
+    """A threaded HTTP server on a free loopback port whose POSTs go to `_handle`; a context
+    manager that starts and stops it."""
 
-    def __init__(
-        self,
-        twilio_sid: str = "AC00000000000000000000000000000000",
-        twilio_token: str = "test-token",
-        webhook_secret: str | None = None,
-    ) -> None:
-        self.twilio_sid, self.twilio_token = twilio_sid, twilio_token
-        self.webhook_secret = webhook_secret
-        self.received: list[Received] = []
-        self.processed_ids: set[str] = set()
-        self.pagerduty: dict[str, str] = {}  # dedup_key -> the incident's last event_action
-        self.scripts: dict[str, deque[ScriptedReply]] = defaultdict(deque)
-        self.delay: dict[str, float] = {}
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.port = free_port()
         peer = self
@@ -152,6 +141,36 @@ class HttpPeer:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HttpPeer(_LoopbackServer):
+    """One HTTP server for every webhook kind and Twilio's Messages API."""
+
+    def __init__(
+        self,
+        twilio_sid: str = "AC00000000000000000000000000000000",
+        twilio_token: str = "test-token",
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.twilio_sid, self.twilio_token = twilio_sid, twilio_token
+        self.webhook_secret = webhook_secret
+        self.received: list[Received] = []
+        self.processed_ids: set[str] = set()
+        self.pagerduty: dict[str, str] = {}  # dedup_key -> the incident's last event_action
+        self.scripts: dict[str, deque[ScriptedReply]] = defaultdict(deque)
+        self.delay: dict[str, float] = {}
+        super().__init__()
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -164,14 +183,6 @@ class HttpPeer:
 
     def webhook_url(self) -> str:
         return f"{self.base_url}/hooks/{uuid.uuid4().hex[:8]}"
-
-    def __enter__(self) -> HttpPeer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def script(self, kind: str, *replies: ScriptedReply) -> None:
         with self.lock:
@@ -487,7 +498,7 @@ class SlackCall:
     at: float = field(default_factory=time.perf_counter)
 
 
-class SlackPeer:
+class SlackPeer(_LoopbackServer):
     """Slack, strictly, for a Slack app: the Web API methods it calls (chat.postMessage,
     chat.update, views.open) answered as Slack answers them (HTTP 200, JSON, `ok`, an `error`
     code such as invalid_auth, channel_not_found, message_not_found, invalid_blocks,
@@ -499,33 +510,12 @@ class SlackPeer:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> message
         self.calls: list[SlackCall] = []
         self.triggers: dict[str, float] = {}  # trigger_id -> when it was issued
-        self.lock = threading.Lock()
-        self.port = free_port()
         self._ts = 1_700_000_000
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                peer._handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__()
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
-
-    def __enter__(self) -> SlackPeer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def ok_calls(self, method: str) -> list[SlackCall]:
         with self.lock:
