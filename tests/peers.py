@@ -81,6 +81,21 @@ def _discord_problems(payload: dict[str, Any]) -> list[str]:
             problems.append(f"embed total {total} > 6000")
         if not isinstance(embed.get("color", 0), int):
             problems.append("color must be an integer")
+    rows = payload.get("components") or []
+    if len(rows) > 5:
+        problems.append("at most 5 action rows")
+    for row in rows:
+        buttons = row.get("components") or []
+        if row.get("type") != 1 or not 0 < len(buttons) <= 5:
+            problems.append("an action row (type 1) holds 1-5 buttons")
+        for button in buttons:
+            if button.get("type") != 2 or button.get("style") != 5 or "custom_id" in button:
+                problems.append("a webhook may send link buttons only (type 2, style 5)")
+            if (
+                not 0 < len(button.get("label", "")) <= 80
+                or not 0 < len(button.get("url", "")) <= 512
+            ):
+                problems.append("a link button needs a label (80) and a url (512)")
     return problems
 
 
@@ -285,6 +300,10 @@ class HttpPeer(_LoopbackServer):
                     "no wait=true",
                     payload,
                 )
+            if payload.get("components") and parse_qs(parts.query).get("with_components") != [
+                "true"
+            ]:
+                payload.pop("components")  # as Discord does: ignored without the parameter
             problems = _discord_problems(payload)
             if problems:
                 return (

@@ -194,7 +194,7 @@ class Senders:
             return replace(outcome, ref=posted[0] if posted else None)
         senders: dict[str, Callable[[], Awaitable[str]]] = {
             "slack": lambda: self._post(delivery.target, slack_payload(notice)),
-            "discord": lambda: self._post(_wait_true(delivery.target), discord_payload(notice)),
+            "discord": lambda: self._post(_discord_url(delivery.target), discord_payload(notice)),
             "webhook": lambda: self._post(
                 delivery.target,
                 generic_payload(notice),
@@ -368,9 +368,10 @@ def _retry_after_of(exc: SlackApiError) -> float | None:
         return None
 
 
-def _wait_true(url: str) -> str:
-    """Discord answers with the created message (and real errors) only with ?wait=true."""
-    return url + ("&" if "?" in url else "?") + "wait=true"
+def _discord_url(url: str) -> str:
+    """Discord answers with the created message (and real errors) only with ?wait=true, and
+    shows a webhook's link buttons only with ?with_components=true."""
+    return url + ("&" if "?" in url else "?") + "wait=true&with_components=true"
 
 
 def webhook_delivery(url: str, kind: str) -> Delivery:

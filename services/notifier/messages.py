@@ -35,6 +35,7 @@ COLOURS = {
     "session_duration": 0xEAAA08,
     "manual": 0x2E90FA,
 }
+DISCORD_BUTTON_URL = 512  # a link button's URL, at most
 # Discord's documented embed limits.
 DISCORD_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024,
                   "fields": 25, "footer": 2048, "total": 6000}  # fmt: skip
@@ -193,7 +194,17 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
             break
         embed["fields"].append(field)
     # No @everyone, role or user pings, whatever the text says.
-    return {"username": "YokeFlow", "embeds": [embed], "allowed_mentions": {"parse": []}}
+    message = {"username": "YokeFlow", "embeds": [embed], "allowed_mentions": {"parse": []}}
+    buttons = [
+        {"type": 2, "style": 5, "label": label, "url": url}
+        for label, url in notice.actions
+        if len(url) <= DISCORD_BUTTON_URL
+    ]
+    if buttons:
+        # Link buttons (non-interactive components, which a webhook may send with
+        # ?with_components=true); the embed's Act field is the same links, for clients without.
+        message["components"] = [{"type": 1, "components": buttons}]
+    return message
 
 
 def generic_payload(notice: Notice) -> dict[str, Any]:

@@ -223,3 +223,24 @@ async def test_api_and_cli_acknowledge_idempotently(nc, db, stack, services, uni
     assert result.returncode == 0 and "already acknowledged by ana (api)" in result.stdout
     await eventually(lambda: acknowledged.messages, what="intervention.acknowledged")
     assert len(acknowledged.messages) == 1 and acknowledged.messages[0]["via"] == "api"
+
+
+async def test_a_discord_link_button_acknowledges_as_the_channel(nc, db, stack, peers, unique):
+    http, _ = peers
+    project = unique("discord")
+    hook = NotificationPreferences(webhook_enabled=True, webhook_url=http.discord_url())
+    await save_preferences(db, project, hook)
+    item = intervention(project, unique("s"))
+    await detect(nc, item)
+    posted = await eventually(
+        lambda: [r.body for r in http.accepted("discord") if project in str(r.body)],
+        timeout=30,
+        what="the Discord message",
+    )
+    buttons = posted[0]["components"][0]["components"]  # kept: sent with_components=true
+    assert [b["label"] for b in buttons] == ["Acknowledge", "Resume", "Snooze 1 h"]
+    async with httpx.AsyncClient(timeout=10) as client:
+        done = await client.post(buttons[0]["url"])
+    assert done.status_code == 200 and "Acknowledged by http://127.0.0.1" in done.text
+    row = await row_of(db, item.intervention_id)
+    assert row["acknowledged_via"] == "discord" and "/…#" in row["acknowledged_by"]

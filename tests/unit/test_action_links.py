@@ -96,7 +96,10 @@ def test_every_person_facing_format_carries_the_links_whole():
     text = sms_text(with_links)
     assert text.endswith(f" Acknowledge: {URLS[0][1]}") and URLS[1][1] not in text
     assert len(text) <= 300
-    act = discord_payload(with_links)["embeds"][0]["fields"][0]
+    discord = discord_payload(with_links)
+    buttons = discord["components"][0]["components"]
+    assert [(b["style"], b["label"], b["url"]) for b in buttons] == [(5, *pair) for pair in URLS]
+    act = discord["embeds"][0]["fields"][0]
     assert act["name"] == "Act" and all(f"[{label}]({url})" in act["value"] for label, url in URLS)
     assert len(act["value"]) <= DISCORD_LIMITS["field_value"]
     mail = email_message(with_links, "yf@example.com", ["ana@example.com"])
@@ -104,3 +107,4 @@ def test_every_person_facing_format_carries_the_links_whole():
     assert all(url in plain and f"href='{url}'" in rich for _, url in URLS)
     # Without links (no secret configured) nothing changes.
     assert "Act on it" not in notice().text() and " Acknowledge:" not in sms_text(notice())
+    assert "components" not in discord_payload(notice())
