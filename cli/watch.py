@@ -102,7 +102,7 @@ def describe(subject: str, data: bytes) -> Line | None:
         )
         decision = body.get("decision")
         if decision != "notify":
-            text = f"{decision} (rate limit or preferences)"
+            text = _clip(body.get("reason") or f"{decision} (rate limit or preferences)", 120)
         else:
             text = told or "no channel configured"
         failed = any(isinstance(o, dict) and o.get("status") == "failed" for o in outcomes)

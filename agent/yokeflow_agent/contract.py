@@ -450,6 +450,10 @@ class InterventionNotified(_Model):
     project_id: Identifier
     session_id: Identifier
     decision: Literal["notify", "suppressed", "muted"]
+    # Why not notified: "grouped into <id>" (the same blocker as an open incident), "inhibited
+    # by <id>" (a loop stop during an infrastructure incident), the rate limit, or muted.
+    # Added to v1.
+    reason: str = ""
     suppressed_before: int = 0
     outcomes: list[ChannelOutcome] = Field(default_factory=list)
     notified_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

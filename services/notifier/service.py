@@ -156,6 +156,7 @@ class Notifier:
             project_id=paused.project_id,
             session_id=paused.session_id,
             decision=decision,
+            reason=decided.reason,
             suppressed_before=before,
             outcomes=outcomes,
         )

@@ -48,6 +48,11 @@ def test_each_lifecycle_event_is_one_readable_line():
     )  # fmt: skip
 
 
+def test_a_stop_told_as_part_of_another_incident_says_which():
+    grouped = {**IDS, "decision": "suppressed", "reason": "grouped into 9f8e7d6c-1"}
+    assert said("intervention.notified.shop", grouped).endswith("0a1b2c3d: grouped into 9f8e7d6c-1")
+
+
 def test_acknowledgement_and_snooze_say_who_and_from_where():
     acknowledged = {**IDS, "acknowledged_by": "ana@example.com", "via": "email"}
     assert said("intervention.acknowledged.shop", acknowledged) == (
