@@ -82,9 +82,16 @@ def mount_slack(
     background: set[asyncio.Task[None]] = set()
 
     def later(work: Coroutine[Any, Any, None]) -> None:
+        """Run after the answer to Slack; a failure is logged, never lost."""
         task = asyncio.create_task(work)
         background.add(task)
-        task.add_done_callback(background.discard)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            background.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.warning("a Slack click's work failed: %r", finished.exception())
+
+        task.add_done_callback(done)
 
     async def answer(response_url: str | None, text: str) -> None:
         """Tell the one who clicked (only them: ephemeral), at the click's response_url, if it
@@ -178,15 +185,16 @@ def mount_slack(
                 errors = {"notes": "You may not act on this project's incidents."}
                 return JSONResponse({"response_action": "errors", "errors": errors})
             return await refused("user not allowed", 403, what)
-        by = f"{name} ({user})"
+        by = f"{str(name)[:80]} ({user})"
         if act == RESUME_WITH_NOTES:
+            if client is None:
+                later(answer(response_url, "Notes cannot be asked for here; use Resume."))
+                return await refused("no SLACK_BOT_TOKEN on the API for views.open", 200, what)
             try:
-                assert client is not None, "SLACK_BOT_TOKEN"
                 await client.views_open(
-                    trigger_id=payload["trigger_id"],
-                    view=_modal(ident, channel, project),
+                    trigger_id=payload["trigger_id"], view=_modal(ident, channel, project)
                 )
-            except (SlackApiError, AssertionError) as exc:
+            except (SlackApiError, KeyError) as exc:
                 later(answer(response_url, "Could not open the notes form; try again."))
                 return await refused(f"views.open failed: {exc}"[:200], 200, what)
             await audit_act(pool(), request, what, "accepted", "modal opened")
