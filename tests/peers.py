@@ -437,20 +437,19 @@ def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
+def _text(
+    obj: Any, where: str, limit: int, kinds: tuple[str, ...] = ("plain_text", "mrkdwn")
+) -> list[str]:
+    """A Block Kit text object of one of `kinds`, with 1 to `limit` characters."""
+    if not isinstance(obj, dict) or obj.get("type") not in kinds:
+        return [f"{where} must be a {' or '.join(kinds)} text object"]
+    if not isinstance(obj.get("text"), str) or not 0 < len(obj["text"]) <= limit:
+        return [f"{where}.text must be 1-{limit} characters"]
+    return []
+
+
 def _plain(obj: Any, where: str, limit: int) -> list[str]:
-    if not isinstance(obj, dict) or obj.get("type") != "plain_text":
-        return [f"{where} must be a plain_text object"]
-    if not isinstance(obj.get("text"), str) or not 0 < len(obj["text"]) <= limit:
-        return [f"{where}.text must be 1-{limit} characters"]
-    return []
-
-
-def _text(obj: Any, where: str, limit: int) -> list[str]:
-    if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
-        return [f"{where} must be a text object"]
-    if not isinstance(obj.get("text"), str) or not 0 < len(obj["text"]) <= limit:
-        return [f"{where}.text must be 1-{limit} characters"]
-    return []
+    return _text(obj, where, limit, ("plain_text",))
 
 
 def block_kit_problems(blocks: Any, most: int = 50) -> list[str]:
