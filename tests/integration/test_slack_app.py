@@ -9,11 +9,11 @@ import time
 import httpx
 import pytest
 
-from tests.peers import SlackPeer
+from tests.peers import SlackPeer, SmtpPeer
 from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
 
 from ..helpers import eventually, start_api
-from .test_incidents import audit_of, row_of
+from .test_incidents import LINK, LINK_SECRET, audit_of, row_of, text_of
 from .test_notifier import detect, intervention
 
 pytestmark = pytest.mark.integration
@@ -25,17 +25,24 @@ PATH = "/api/integrations/slack/interactions"
 
 @pytest.fixture
 async def slack(services):
-    with SlackPeer(TOKEN, SIGNING, (CHANNEL, OTHER_CHANNEL)) as peer:
+    with SlackPeer(TOKEN, SIGNING, (CHANNEL, OTHER_CHANNEL)) as peer, SmtpPeer() as smtp:
         env = {
             "SLACK_BOT_TOKEN": TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING,
             "YOKEFLOW_SLACK_API_BASE_URL": peer.api_url,
             "API_TOKEN": "not-used-by-slack",
+            "YOKEFLOW_ACTION_LINK_SECRET": LINK_SECRET,
         }
         services.start("pauser")
         base, _ = await start_api(services, **env)
-        services.start("notifier", YOKEFLOW_DASHBOARD_URL=base, **env)
-        yield peer, base
+        mail = {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp.port),
+            "YOKEFLOW_SMTP_SECURITY": "none",
+            "SMTP_USERNAME": "",
+        }
+        services.start("notifier", YOKEFLOW_DASHBOARD_URL=base, **env, **mail)
+        yield peer, base, smtp
 
 
 def message_of(peer: SlackPeer, project: str) -> tuple[str, str] | None:
@@ -58,7 +65,7 @@ def context_of(peer: SlackPeer, channel: str, ts: str) -> str:
 async def test_buttons_acknowledge_once_resume_with_notes_and_refuse_the_rest(
     slack, db, nc, unique
 ):
-    peer, base = slack
+    peer, base, _ = slack
     project, other = unique("slack"), unique("elsewhere")
     allowed = NotificationPreferences(
         slack_channel=CHANNEL, slack_allowed_user_ids=["U0ANA", "U0BOB"]
@@ -154,3 +161,31 @@ async def test_buttons_acknowledge_once_resume_with_notes_and_refuse_the_rest(
         )
         assert not [b for b in peer.messages[(channel, ts)]["blocks"] if b["type"] == "actions"]
         assert not [c for c in peer.calls if c.method != "response_url" and not c.ok]
+
+
+async def test_an_email_link_edits_the_slack_message_too(slack, db, nc, unique):
+    """Every change of the incident, wherever it was made, shows in its Slack message."""
+    peer, _, smtp = slack
+    project = unique("both")
+    both = NotificationPreferences(
+        slack_channel=CHANNEL, email_enabled=True, email_addresses=["ana@example.com"]
+    )
+    await save_preferences(db, project, both)
+    item = intervention(project, unique("s"))
+    await detect(nc, item)
+    channel, ts = await eventually(
+        lambda: message_of(peer, project), timeout=30, what="the Slack message"
+    )
+    mail = await eventually(
+        lambda: [
+            m for m in peer.smtp.messages if m["X-YokeFlow-Intervention"] == item.intervention_id
+        ],
+        what="the email",
+    )
+    acknowledge = LINK.findall(text_of(mail[0], "plain"))[0]
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.post(acknowledge)).status_code == 200
+    await eventually(
+        lambda: "Acknowledged by ana@example.com (email)" in context_of(peer, channel, ts),
+        what="the Slack message edited",
+    )
