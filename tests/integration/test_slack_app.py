@@ -177,9 +177,7 @@ async def test_an_email_link_edits_the_slack_message_too(slack, db, nc, unique):
         lambda: message_of(peer, project), timeout=30, what="the Slack message"
     )
     mail = await eventually(
-        lambda: [
-            m for m in peer.smtp.messages if m["X-YokeFlow-Intervention"] == item.intervention_id
-        ],
+        lambda: [m for m in smtp.messages if m["X-YokeFlow-Intervention"] == item.intervention_id],
         what="the email",
     )
     acknowledge = LINK.findall(text_of(mail[0], "plain"))[0]
