@@ -170,6 +170,13 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
             row = await client.mark_false_stop(args.id, args.by, args.note)
             what = f"({row['pause_type']}, project {row['project_id']})"
             print(f"{row['id']} {what} is a false stop, marked by {row['false_stop_by']}")
+        elif args.action == "ack":
+            row = await client.acknowledge(args.id, args.by, "cli")
+            if row["changed"]:
+                print(f"acknowledged {row['id']} (session {row['session_id']}) by {args.by}")
+            else:
+                first = f"{row['acknowledged_by']} ({row['acknowledged_via']})"
+                print(f"{row['id']} was already acknowledged by {first}")
         elif args.action == "pause":
             row = await client.pause_session(args.project, args.session, args.reason, args.by)
             print(f"paused session {row['session_id']}: intervention {row['id']}")
@@ -388,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
 
     interventions = command(
-        "interventions", help="list, show, resume, mark a false stop, watch or pause"
+        "interventions", help="list, show, acknowledge, resume, mark a false stop, watch or pause"
     )
     actions = interventions.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=[config])
@@ -416,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     marking.add_argument("id")
     marking.add_argument("--by", required=True, help="who judged it a false stop")
     marking.add_argument("--note", default="", help="why the stop was false")
+    ack = actions.add_parser(
+        "ack", parents=[config], help="take the incident: its repeats and escalation stop"
+    )
+    ack.add_argument("id")
+    ack.add_argument("--by", required=True, help="who is on it")
     watching = actions.add_parser(
         "watch", parents=[config], help="a line per intervention event as it happens"
     )

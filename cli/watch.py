@@ -1,7 +1,7 @@
 """One line per lifecycle event as it happens: detected (or, in observe mode, "would stop"),
-warned, paused, notified, recovery step, resumed, next session started, dead letter. `up` prints
-them (unless `--quiet`), and `yokeflow-intervention interventions watch` does the same from a
-second terminal.
+warned, paused, notified, recovery step, acknowledged, snoozed, resumed, next session started,
+dead letter. `up` prints them (unless `--quiet`), and `yokeflow-intervention interventions watch`
+does the same from a second terminal.
 
 Coloured on a terminal, plain when piped (or with NO_COLOR set). `describe` is pure, so what a
 line says is tested without a bus; `watch` is the subscription around it.
@@ -113,7 +113,7 @@ def describe(subject: str, data: bytes) -> Line | None:
         )
         decision = body.get("decision")
         if decision != "notify":
-            text = f"{decision} (rate limit or preferences)"
+            text = _clip(body.get("reason") or f"{decision} (rate limit or preferences)", 120)
         else:
             text = told or "no channel configured"
         failed = any(isinstance(o, dict) and o.get("status") == "failed" for o in outcomes)
@@ -125,6 +125,12 @@ def describe(subject: str, data: bytes) -> Line | None:
         detail = f": {_quoted(body['detail'], 100)}" if body.get("detail") else ""
         resumed = ", session resumed" if body.get("auto_resumed") else ""
         return Line("recovery", tone, _where(body), f"{ref} {action} {status}{detail}{resumed}")
+    if kind == "acknowledged":
+        who = _clip(body.get("acknowledged_by"), 80)
+        return Line("acknowledged", "info", _where(body), f"{ref} by {who} via {body.get('via')}")
+    if kind == "snoozed":
+        who, until = _clip(body.get("snoozed_by"), 80), str(body.get("until"))[:16]
+        return Line("snoozed", "info", _where(body), f"{ref} by {who} until {until}")
     if kind == "resumed":
         notes = body.get("resolution_notes") or ""
         if notes and notes_source(body.get("resolved_by")) == "automatic":

@@ -17,9 +17,11 @@ from yokeflow_agent.contract import (
     AgentEvent,
     DeadLetter,
     Intervention,
+    InterventionAcknowledged,
     InterventionNotified,
     InterventionPaused,
     InterventionResumed,
+    InterventionSnoozed,
     InterventionWarned,
     RecoveryOutcome,
     Verdict,
@@ -62,6 +64,13 @@ _LIFECYCLE = (
     ("intervention.warned.{project_id}", InterventionWarned,
      "A session one step from a stop was warned (its agent told what to try instead), once per "
      "pattern, before any human is paged. Added to v1. Nats-Msg-Id = warning_id."),
+    ("intervention.acknowledged.{project_id}", InterventionAcknowledged,
+     "A human took the incident (who, and from where: API, CLI, a signed link in an email, SMS "
+     "or Discord notice, a Slack button). Once per intervention, however many clicks. Added to "
+     "v1. Nats-Msg-Id = <id>:acknowledged."),
+    ("intervention.snoozed.{project_id}", InterventionSnoozed,
+     "A human put the incident's repeated notices off until `until`; the session stays paused. "
+     "Added to v1. Nats-Msg-Id = <id>:snoozed:<until>."),
     ("agent.verdicts.{project_id}.{session_id}", Verdict,
      "The detector's answer to each agent event, for the agent that published it (core NATS, "
      "not stored): continue, warn, or stop with the pause. Added to v1."),

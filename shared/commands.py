@@ -12,10 +12,19 @@ from typing import Annotated, Any
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
-from yokeflow_agent.contract import CommandReply, Identifier, Subjects, Text
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from yokeflow_agent.contract import ActingChannel, CommandReply, Identifier, Subjects, Text
 
 __all__ = [
+    "AcknowledgeRequest",
     "AlreadyResolvedError",
     "CommandFailed",
     "FalseStopRequest",
@@ -28,6 +37,7 @@ __all__ = [
     "PauserClient",
     "PauserUnavailableError",
     "ResumeRequest",
+    "SnoozeRequest",
     "describe_validation",
 ]
 
@@ -71,6 +81,31 @@ class FalseStopRequest(_Request):
     intervention_id: Identifier
     marked_by: Who
     note: Text = Field(default="", max_length=2000)
+
+
+class _ActRequest(_Request):
+    """A human's act on an incident. `project_id`, when given (a signed link, a Slack button),
+    must be the intervention's project: the id in a click is only a lookup key."""
+
+    intervention_id: Identifier
+    by: Text = Field(min_length=1, max_length=200)
+    via: ActingChannel = "api"
+    project_id: Identifier | None = None
+
+    @field_validator("by")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("by must name who acted")
+        return value.strip()
+
+
+class AcknowledgeRequest(_ActRequest):
+    pass
+
+
+class SnoozeRequest(_ActRequest):
+    minutes: int = Field(default=60, ge=1, le=24 * 60)
 
 
 class ListRequest(_Request):
@@ -186,6 +221,37 @@ class PauserClient:
             intervention_id=intervention_id,
             marked_by=marked_by,
             note=note,
+        )
+
+    async def acknowledge(
+        self, intervention_id: str, by: str, via: str = "api", project_id: str | None = None
+    ) -> Any:
+        """The intervention's row and whether this call was the transition (`changed`)."""
+        return await self._call(
+            "acknowledge",
+            AcknowledgeRequest,
+            intervention_id=intervention_id,
+            by=by,
+            via=via,
+            project_id=project_id,
+        )
+
+    async def snooze(
+        self,
+        intervention_id: str,
+        by: str,
+        minutes: int = 60,
+        via: str = "api",
+        project_id: str | None = None,
+    ) -> Any:
+        return await self._call(
+            "snooze",
+            SnoozeRequest,
+            intervention_id=intervention_id,
+            by=by,
+            via=via,
+            project_id=project_id,
+            minutes=minutes,
         )
 
     async def get_active_pauses(self, project_id: str | None = None) -> Any:

@@ -67,6 +67,10 @@ OWNERS: dict[str, Ownership] = {
     "notification_deliveries": Ownership("notifier", readers=("api",)),
     "notification_throttle": Ownership("notifier"),
     "notification_decisions": Ownership("notifier"),
+    "incident_pages": Ownership("notifier"),
+    "slack_messages": Ownership("notifier"),
+    "action_link_uses": Ownership("api"),
+    "action_link_audit": Ownership("api"),
 }
 # Views read through their owner's rights (the operator's role that ran the migrations).
 VIEWS: dict[str, tuple[str, ...]] = {

@@ -10,7 +10,7 @@ import logging
 import re
 import socket
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -38,6 +38,7 @@ _EMAIL = re.compile(
     r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SLACK_ID = r"^[A-Z0-9]{2,40}$"  # channel, team and user ids: C0123ABCD, T…, U…/W…
 
 
 class UnsafeWebhookError(ValueError):
@@ -60,14 +61,40 @@ class NotificationPreferences(BaseModel):
     notify_on_critical_error: bool = True
     notify_on_timeout: bool = True
     notify_on_manual_pause: bool = False
-    min_notification_interval: int = Field(default=300, ge=0, le=86400)
+    # A project-wide cap on notices, whatever the blocker: off by default, since grouping (below)
+    # already keeps one outage to one notice and a different incident must still be paged.
+    min_notification_interval: int = Field(default=0, ge=0, le=86400)
+    # Incidents: an unacknowledged stop is paged again every `notification_repeat_interval` s
+    # and, after `notification_escalate_after` s, to the escalation addresses and numbers; stops
+    # with the same blocker within `notification_group_window` s join the first one's notice
+    # (0 turns each off). The first notice always goes out at once.
+    notification_repeat_interval: int = Field(default=1800, ge=0, le=7 * 86400)
+    notification_escalate_after: int = Field(default=3600, ge=0, le=7 * 86400)
+    notification_group_window: int = Field(default=300, ge=0, le=86400)
+    escalation_email_addresses: list[str] = Field(default_factory=list, max_length=50)
+    escalation_sms_numbers: list[str] = Field(default_factory=list, max_length=20)
+    # PagerDuty Events API v2: the integration's routing key (a secret: shown masked, as
+    # `****` and its last four characters, which saved back keeps the stored key).
+    pagerduty_routing_key: str | None = Field(
+        default=None, pattern=r"^([A-Za-z0-9]{20,64}|\*{4}[A-Za-z0-9]{4})$"
+    )
+    # The Slack app: the channel its notices go to (an id), and who may act on them. Empty lists:
+    # anyone who can click in that channel; otherwise the user's id, or their team's, must be
+    # listed.
+    slack_channel: str | None = Field(default=None, pattern=_SLACK_ID)
+    slack_allowed_team_ids: list[Annotated[str, Field(pattern=_SLACK_ID)]] = Field(
+        default_factory=list, max_length=50
+    )
+    slack_allowed_user_ids: list[Annotated[str, Field(pattern=_SLACK_ID)]] = Field(
+        default_factory=list, max_length=500
+    )
 
     @field_validator("webhook_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if not value else check_webhook_url(value.strip())
 
-    @field_validator("email_addresses")
+    @field_validator("email_addresses", "escalation_email_addresses")
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
         for address in value:
@@ -75,13 +102,20 @@ class NotificationPreferences(BaseModel):
                 raise ValueError(f"{address!r} is not an email address")
         return value
 
-    @field_validator("sms_numbers")
+    @field_validator("sms_numbers", "escalation_sms_numbers")
     @classmethod
     def _numbers(cls, value: list[str]) -> list[str]:
         for number in value:
             if not _E164.match(number):
                 raise ValueError(f"{number!r} is not an E.164 phone number like +15551234567")
         return value
+
+    def may_act_in_slack(self, team_id: str, user_id: str) -> bool:
+        """Whether this Slack user may act on the project's incidents (the channel is checked
+        by the caller, from where the click came)."""
+        if self.slack_allowed_user_ids and user_id not in self.slack_allowed_user_ids:
+            return False
+        return not self.slack_allowed_team_ids or team_id in self.slack_allowed_team_ids
 
     def wants(self, trigger: str) -> bool:
         """Whether this trigger is one the project asked to be told about."""
@@ -105,6 +139,9 @@ class NotificationPreferences(BaseModel):
             sms_enabled=bool(settings.twilio_account_sid and settings.sms_numbers),
             sms_numbers=settings.sms_numbers,
             min_notification_interval=settings.min_notification_interval,
+            notification_repeat_interval=settings.notification_repeat_interval,
+            notification_escalate_after=settings.notification_escalate_after,
+            notification_group_window=settings.notification_group_window,
         )
 
 

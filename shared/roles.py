@@ -142,12 +142,19 @@ def service_permissions(role: str) -> Permissions:
         pub, sub = _consuming(c.pauser_detected, c.pauser_sessions, c.pauser_warnings)
         return Permissions(
             (*pub, *_bucket(CONTROL_BUCKET, write=True), "intervention.detected.>",
-             "intervention.paused.>", "intervention.resumed.>", *dead_letters),
+             "intervention.paused.>", "intervention.resumed.>", "intervention.acknowledged.>",
+             "intervention.snoozed.>", *dead_letters),
             (*sub, *replies, "intervention.cmd.>"),
             allow_responses=True,
         )  # fmt: skip
     if role == "notifier":
-        pub, sub = _consuming(c.notifier_paused, c.notifier_recovery)
+        pub, sub = _consuming(
+            c.notifier_paused,
+            c.notifier_recovery,
+            c.notifier_acknowledged,
+            c.notifier_snoozed,
+            c.notifier_resumed,
+        )
         return Permissions((*pub, "intervention.notified.>", *dead_letters), (*sub, *replies))
     if role == "recovery":
         pub, sub = _consuming(c.recovery_paused)

@@ -253,7 +253,22 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     twilio_api_base_url: str | None = None  # a local peer in tests; unset means Twilio itself
     sms_numbers: list[str] = Field(default_factory=list)
-    min_notification_interval: int = Field(default=300, ge=0, le=86400)
+    min_notification_interval: int = Field(default=0, ge=0, le=86400)
+    # Repeat, escalate, group (docs/notifications.md, with the reasons for these defaults).
+    notification_repeat_interval: int = Field(default=1800, ge=0, le=7 * 86400)
+    notification_escalate_after: int = Field(default=3600, ge=0, le=7 * 86400)
+    notification_group_window: int = Field(default=300, ge=0, le=86400)
+    # How often a notifier looks for incidents due a repeat or an escalation.
+    notification_sweep_interval: float = Field(default=15.0, gt=0, le=3600)
+    # The Slack app (docs/notifications.md): with a bot token, a project with a `slack_channel`
+    # gets notices with buttons posted by chat.postMessage and edited as the incident changes;
+    # the signing secret authenticates the clicks. The Web API's base URL is Slack's own
+    # unless set (a local peer in tests).
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
+    # PagerDuty Events API v2; a project's `pagerduty_routing_key` turns the channel on.
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
     notification_timeout: float = Field(default=10.0, gt=0)
     notification_max_attempts: int = Field(default=4, ge=1, le=10)
     # Notifications one notifier replica sends at once (a slow webhook must not hold up others).
@@ -304,6 +319,13 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     cors_origins: list[str] = Field(default_factory=list)  # CORS is off unless listed
     dashboard_url: str | None = None
+    # Signed action links in notices (email, SMS, Discord) point at <dashboard_url>/actions/…:
+    # HMAC-SHA256 with this secret; none, no links. The previous secret still verifies during
+    # a rotation (docs/notifications.md). A day: a stop at night can be taken in the morning;
+    # a link is single-use anyway, and dead once its incident is resolved.
+    action_link_secret: SecretStr | None = None
+    action_link_previous_secret: SecretStr | None = None
+    action_link_ttl: int = Field(default=86400, ge=60, le=7 * 86400)
 
     # Logging and metrics (Prometheus /metrics on this port in every service; 0 = off).
     log_level: str = "INFO"
@@ -450,6 +472,8 @@ _NAMED_ENV = {
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
     "TWILIO_FROM_NUMBER": "twilio_from_number",
     "SMS_NUMBERS": "sms_numbers",
+    "SLACK_BOT_TOKEN": "slack_bot_token",
+    "SLACK_SIGNING_SECRET": "slack_signing_secret",
 }
 _LIST_FIELDS = {
     "signature_ignore_keys",

@@ -1,4 +1,5 @@
-"""Local stand-ins for Slack, Discord, Twilio, a Standard Webhooks receiver and an SMTP server.
+"""Local stand-ins for Slack (incoming webhooks, and the Web API and interactivity of a Slack
+app), Discord, Twilio, a Standard Webhooks receiver and an SMTP server.
 
 Each checks a request the way the real service would (path, auth, content type, field names,
 lengths) and answers as it would, so the demo, the tests and the benchmarks exercise the real
@@ -21,14 +22,14 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Self
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from aiosmtpd.controller import Controller
 
 from yokeflow_intervention.shared.embedded import free_port
 
-__all__ = ["HttpPeer", "Received", "ScriptedReply", "SmtpPeer"]
+__all__ = ["HttpPeer", "Received", "ScriptedReply", "SlackPeer", "SmtpPeer", "slack_signature"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,21 @@ def _discord_problems(payload: dict[str, Any]) -> list[str]:
             problems.append(f"embed total {total} > 6000")
         if not isinstance(embed.get("color", 0), int):
             problems.append("color must be an integer")
+    rows = payload.get("components") or []
+    if len(rows) > 5:
+        problems.append("at most 5 action rows")
+    for row in rows:
+        buttons = row.get("components") or []
+        if row.get("type") != 1 or not 0 < len(buttons) <= 5:
+            problems.append("an action row (type 1) holds 1-5 buttons")
+        for button in buttons:
+            if button.get("type") != 2 or button.get("style") != 5 or "custom_id" in button:
+                problems.append("a webhook may send link buttons only (type 2, style 5)")
+            if (
+                not 0 < len(button.get("label", "")) <= 80
+                or not 0 < len(button.get("url", "")) <= 512
+            ):
+                problems.append("a link button needs a label (80) and a url (512)")
     return problems
 
 
@@ -94,21 +110,34 @@ def _slack_problems(payload: dict[str, Any]) -> list[str]:
     return problems
 
 
-class HttpPeer:
-    """One HTTP server for every webhook kind and Twilio's Messages API."""
+def _pagerduty_problems(event: dict[str, Any]) -> list[str]:
+    """PagerDuty Events API v2, as documented: a 32-character routing key, an event action, a
+    dedup key (required to acknowledge or resolve; at most 255 characters), and for a trigger a
+    payload with a summary (at most 1024), a source and a known severity."""
+    problems = []
+    if len(str(event.get("routing_key", ""))) != 32:
+        problems.append("routing_key must be 32 characters")
+    action = event.get("event_action")
+    if action not in ("trigger", "acknowledge", "resolve"):
+        problems.append("event_action must be trigger, acknowledge or resolve")
+    if not event.get("dedup_key") or len(str(event["dedup_key"])) > 255:
+        problems.append("dedup_key is required (this peer expects one on every event)")
+    if action == "trigger":
+        payload = event.get("payload") or {}
+        if not payload.get("summary") or len(payload["summary"]) > 1024:
+            problems.append("payload.summary is required, at most 1024 characters")
+        if not payload.get("source"):
+            problems.append("payload.source is required")
+        if payload.get("severity") not in ("critical", "error", "warning", "info"):
+            problems.append("payload.severity must be critical, error, warning or info")
+    return problems
 
-    def __init__(
-        self,
-        twilio_sid: str = "AC00000000000000000000000000000000",
-        twilio_token: str = "test-token",
-        webhook_secret: str | None = None,
-    ) -> None:
-        self.twilio_sid, self.twilio_token = twilio_sid, twilio_token
-        self.webhook_secret = webhook_secret
-        self.received: list[Received] = []
-        self.processed_ids: set[str] = set()
-        self.scripts: dict[str, deque[ScriptedReply]] = defaultdict(deque)
-        self.delay: dict[str, float] = {}
+
+class _LoopbackServer:
+    """A threaded HTTP server on a free loopback port whose POSTs go to `_handle`; a context
+    manager that starts and stops it."""
+
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.port = free_port()
         peer = self
@@ -127,6 +156,36 @@ class HttpPeer:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HttpPeer(_LoopbackServer):
+    """One HTTP server for every webhook kind and Twilio's Messages API."""
+
+    def __init__(
+        self,
+        twilio_sid: str = "AC00000000000000000000000000000000",
+        twilio_token: str = "test-token",
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.twilio_sid, self.twilio_token = twilio_sid, twilio_token
+        self.webhook_secret = webhook_secret
+        self.received: list[Received] = []
+        self.processed_ids: set[str] = set()
+        self.pagerduty: dict[str, str] = {}  # dedup_key -> the incident's last event_action
+        self.scripts: dict[str, deque[ScriptedReply]] = defaultdict(deque)
+        self.delay: dict[str, float] = {}
+        super().__init__()
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -139,14 +198,6 @@ class HttpPeer:
 
     def webhook_url(self) -> str:
         return f"{self.base_url}/hooks/{uuid.uuid4().hex[:8]}"
-
-    def __enter__(self) -> HttpPeer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def script(self, kind: str, *replies: ScriptedReply) -> None:
         with self.lock:
@@ -173,6 +224,8 @@ class HttpPeer:
             return "discord"
         if path.startswith("/2010-04-01/Accounts/"):
             return "twilio"
+        if path == "/v2/enqueue":
+            return "pagerduty"
         return "webhook"
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -215,6 +268,23 @@ class HttpPeer:
             payload = json.loads(raw)
         except ValueError:
             return 400, "invalid_payload", "body is not JSON", raw.decode(errors="replace")
+        if kind == "pagerduty":
+            problems = _pagerduty_problems(payload)
+            if problems:
+                reply = {
+                    "status": "invalid event",
+                    "message": "Event object is invalid",
+                    "errors": problems,
+                }
+                return 400, json.dumps(reply), "; ".join(problems), payload
+            with self.lock:
+                self.pagerduty[payload["dedup_key"]] = payload["event_action"]
+            reply = {
+                "status": "success",
+                "message": "Event processed",
+                "dedup_key": payload["dedup_key"],
+            }
+            return 202, json.dumps(reply), "", payload
         if kind == "slack":
             problems = _slack_problems(payload)
             return (
@@ -230,6 +300,10 @@ class HttpPeer:
                     "no wait=true",
                     payload,
                 )
+            if payload.get("components") and parse_qs(parts.query).get("with_components") != [
+                "true"
+            ]:
+                payload.pop("components")  # as Discord does: ignored without the parameter
             problems = _discord_problems(payload)
             if problems:
                 return (
@@ -354,3 +428,274 @@ class SmtpPeer:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """What Slack puts in X-Slack-Signature, as its documentation defines it: `v0=` and the hex
+    HMAC-SHA256, keyed with the signing secret, of `v0:<timestamp>:<raw body>`."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def _text(
+    obj: Any, where: str, limit: int, kinds: tuple[str, ...] = ("plain_text", "mrkdwn")
+) -> list[str]:
+    """A Block Kit text object of one of `kinds`, with 1 to `limit` characters."""
+    if not isinstance(obj, dict) or obj.get("type") not in kinds:
+        return [f"{where} must be a {' or '.join(kinds)} text object"]
+    if not isinstance(obj.get("text"), str) or not 0 < len(obj["text"]) <= limit:
+        return [f"{where}.text must be 1-{limit} characters"]
+    return []
+
+
+def _plain(obj: Any, where: str, limit: int) -> list[str]:
+    return _text(obj, where, limit, ("plain_text",))
+
+
+def block_kit_problems(blocks: Any, most: int = 50) -> list[str]:
+    """Block Kit's documented limits for the blocks this project sends (section, header,
+    context, actions with buttons, input with a plain-text input)."""
+    if not isinstance(blocks, list) or not 0 < len(blocks) <= most:
+        return [f"blocks must be a list of 1-{most} blocks"]
+    problems: list[str] = []
+    action_ids: set[str] = set()
+    for n, block in enumerate(blocks):
+        where, kind = f"blocks[{n}]", block.get("type") if isinstance(block, dict) else None
+        if kind == "header":
+            problems += _plain(block.get("text"), f"{where}.text", 150)
+        elif kind == "section":
+            if "text" not in block and "fields" not in block:
+                problems.append(f"{where} needs text or fields")
+            if "text" in block:
+                problems += _text(block["text"], f"{where}.text", 3000)
+            fields = block.get("fields", [])
+            if len(fields) > 10:
+                problems.append(f"{where}.fields: at most 10")
+            for m, f in enumerate(fields):
+                problems += _text(f, f"{where}.fields[{m}]", 2000)
+        elif kind == "context":
+            elements = block.get("elements") or []
+            if not 0 < len(elements) <= 10:
+                problems.append(f"{where}.elements: 1-10")
+            for m, e in enumerate(elements):
+                problems += _text(e, f"{where}.elements[{m}]", 3000)
+        elif kind == "actions":
+            elements = block.get("elements") or []
+            if not 0 < len(elements) <= 25:
+                problems.append(f"{where}.elements: 1-25")
+            for m, e in enumerate(elements):
+                at = f"{where}.elements[{m}]"
+                if e.get("type") != "button":
+                    problems.append(f"{at}: only buttons expected")
+                    continue
+                problems += _plain(e.get("text"), f"{at}.text", 75)
+                action_id = e.get("action_id", "")
+                if not 0 < len(action_id) <= 255 or action_id in action_ids:
+                    problems.append(f"{at}.action_id must be unique, 1-255 characters")
+                action_ids.add(action_id)
+                if len(e.get("value", "")) > 2000 or len(e.get("url", "")) > 3000:
+                    problems.append(f"{at}: value or url too long")
+                if e.get("style") not in (None, "primary", "danger"):
+                    problems.append(f"{at}.style must be primary or danger")
+        elif kind == "input":
+            problems += _plain(block.get("label"), f"{where}.label", 2000)
+            element = block.get("element") or {}
+            if element.get("type") != "plain_text_input" or not element.get("action_id"):
+                problems.append(f"{where}.element must be a plain_text_input with an action_id")
+        else:
+            problems.append(f"{where}: unexpected block type {kind!r}")
+    return problems
+
+
+@dataclass
+class SlackCall:
+    method: str  # chat.postMessage, chat.update, views.open, response_url
+    body: Any
+    ok: bool
+    error: str = ""
+    at: float = field(default_factory=time.perf_counter)
+
+
+class SlackPeer(_LoopbackServer):
+    """Slack, strictly, for a Slack app: the Web API methods it calls (chat.postMessage,
+    chat.update, views.open) answered as Slack answers them (HTTP 200, JSON, `ok`, an `error`
+    code such as invalid_auth, channel_not_found, message_not_found, invalid_blocks,
+    expired_trigger_id), the `response_url` of each click, and the interactivity requests
+    themselves, signed as Slack documents."""
+
+    def __init__(self, token: str, signing_secret: str, channels: tuple[str, ...]) -> None:
+        self.token, self.signing_secret, self.channels = token, signing_secret, set(channels)
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> message
+        self.calls: list[SlackCall] = []
+        self.triggers: dict[str, float] = {}  # trigger_id -> when it was issued
+        self._ts = 1_700_000_000
+        super().__init__()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def ok_calls(self, method: str) -> list[SlackCall]:
+        with self.lock:
+            return [c for c in self.calls if c.method == method and c.ok]
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        path = urlsplit(request.path).path
+        raw = request.rfile.read(int(request.headers.get("content-length") or 0))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if path.startswith("/response/"):
+            reply, status = self._response_url(headers, raw), 200
+            self._send(request, status, "text/plain", reply)
+            return
+        method = path.removeprefix("/api/")
+        body: Any = raw.decode(errors="replace")
+        if headers.get("authorization") != f"Bearer {self.token}":
+            error = "not_authed" if "authorization" not in headers else "invalid_auth"
+        elif not headers.get("content-type", "").startswith("application/json"):
+            error = "invalid_form_data"
+        else:
+            try:
+                body = json.loads(raw)
+                error = self._check(method, body)
+            except ValueError:
+                error = "invalid_json"
+        result: dict[str, Any] = {"ok": not error}
+        if error:
+            result["error"] = error
+        else:
+            result.update(self._apply(method, body))
+        with self.lock:
+            self.calls.append(SlackCall(method, body, not error, error))
+        self._send(request, 200, "application/json; charset=utf-8", json.dumps(result))
+
+    def _check(self, method: str, body: dict[str, Any]) -> str:
+        if method == "chat.postMessage" or method == "chat.update":
+            if body.get("channel") not in self.channels:
+                return "channel_not_found"
+            if not isinstance(body.get("text"), str) or not body["text"]:
+                return "no_text"  # a fallback text is expected with blocks
+            if block_kit_problems(body.get("blocks")):
+                return "invalid_blocks"
+            if method == "chat.update" and (body["channel"], body.get("ts")) not in self.messages:
+                return "message_not_found"
+            return ""
+        if method == "views.open":
+            with self.lock:
+                issued = self.triggers.pop(str(body.get("trigger_id")), None)
+            if issued is None:
+                return "invalid_trigger_id"
+            if time.monotonic() - issued > 3.0:
+                return "expired_trigger_id"
+            view = body.get("view") or {}
+            problems = block_kit_problems(view.get("blocks"), 100)
+            problems += _plain(view.get("title"), "view.title", 24)
+            problems += _plain(view.get("submit"), "view.submit", 24)
+            if view.get("type") != "modal" or len(view.get("private_metadata", "")) > 3000:
+                problems.append("view must be a modal with at most 3000 characters of metadata")
+            return "invalid_arguments" if problems else ""
+        return "unknown_method"
+
+    def _apply(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            if method == "chat.postMessage":
+                self._ts += 1
+                ts = f"{self._ts}.000100"
+                self.messages[(body["channel"], ts)] = body
+                return {"channel": body["channel"], "ts": ts, "message": {"text": body["text"]}}
+            if method == "chat.update":
+                self.messages[(body["channel"], body["ts"])] = body
+                return {"channel": body["channel"], "ts": body["ts"], "text": body["text"]}
+            return {"view": {"id": "V" + uuid.uuid4().hex[:10].upper(), **body["view"]}}
+
+    def _response_url(self, headers: dict[str, str], raw: bytes) -> str:
+        try:
+            body = json.loads(raw)
+            ok = headers.get("content-type", "").startswith("application/json") and bool(
+                body.get("text") or body.get("blocks")
+            )
+        except ValueError:
+            body, ok = raw.decode(errors="replace"), False
+        with self.lock:
+            self.calls.append(SlackCall("response_url", body, ok, "" if ok else "invalid"))
+        return "ok" if ok else "invalid_payload"
+
+    @staticmethod
+    def _send(request: BaseHTTPRequestHandler, status: int, kind: str, reply: str) -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", kind)
+        request.send_header("Content-Length", str(len(reply.encode())))
+        request.end_headers()
+        request.wfile.write(reply.encode())
+
+    # Slack's side of interactivity: what it POSTs to the app's request URL.
+
+    def _user(self, user: str, team: str) -> dict[str, Any]:
+        return {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team}
+
+    def block_actions(
+        self, action_id: str, channel: str, ts: str, user: str = "U0ANA", team: str = "T0TEAM"
+    ) -> dict[str, Any]:
+        """A click on one of the message's buttons, as Slack describes it."""
+        message = self.messages[(channel, ts)]
+        button = next(
+            e
+            for b in message["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == action_id
+        )
+        trigger = f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
+        with self.lock:
+            self.triggers[trigger] = time.monotonic()
+        return {
+            "type": "block_actions",
+            "team": {"id": team, "domain": "example"},
+            "user": self._user(user, team),
+            "api_app_id": "A0APP",
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel},
+            "trigger_id": trigger,
+            "channel": {"id": channel, "name": "incidents"},
+            "message": {"ts": ts, "text": message["text"], "blocks": message["blocks"]},
+            "response_url": f"http://127.0.0.1:{self.port}/response/{uuid.uuid4().hex}",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "incident",
+                    "text": button["text"],
+                    "value": button.get("value", ""),
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+
+    def view_submission(
+        self,
+        view: dict[str, Any],
+        values: dict[str, str],
+        user: str = "U0ANA",
+        team: str = "T0TEAM",
+    ) -> dict[str, Any]:
+        """The modal `view` (as opened) submitted with its inputs' `values` (block_id = action_id)."""
+        state = {k: {k: {"type": "plain_text_input", "value": v}} for k, v in values.items()}
+        return {
+            "type": "view_submission",
+            "team": {"id": team, "domain": "example"},
+            "user": self._user(user, team),
+            "api_app_id": "A0APP",
+            "trigger_id": f"{int(time.time())}.1.{uuid.uuid4().hex}",
+            "view": {**view, "id": "V0VIEW", "state": {"values": state}},
+            "response_urls": [],
+        }
+
+    def signed(
+        self, payload: dict[str, Any], timestamp: int | None = None, secret: str | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """The request Slack sends for `payload`: form-encoded, timestamped, signed."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        return body, {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": slack_signature(secret or self.signing_secret, stamp, body),
+        }

@@ -42,6 +42,7 @@ __all__ = [
     "SESSION_SUMMARY_BUCKET",
     "SESSION_SUMMARY_TTL_S",
     "STREAMS",
+    "ActingChannel",
     "AgentEvent",
     "AgentMessage",
     "BlockerType",
@@ -59,9 +60,11 @@ __all__ = [
     "Heartbeat",
     "Identifier",
     "Intervention",
+    "InterventionAcknowledged",
     "InterventionNotified",
     "InterventionPaused",
     "InterventionResumed",
+    "InterventionSnoozed",
     "InterventionWarned",
     "PathText",
     "RecoveryOutcome",
@@ -83,6 +86,7 @@ __all__ = [
     "Trigger",
     "Verdict",
     "agent_inbox_prefix",
+    "incident_key",
     "intervention_id_for",
     "parse_agent_event",
     "parse_message",
@@ -421,6 +425,46 @@ class InterventionResumed(_Model):
     false_stop: bool = False
 
 
+def incident_key(project_id: str, intervention_id: str) -> str:
+    """The incident's deduplication key: one intervention is one incident, wherever it is paged
+    (PagerDuty's dedup_key, a Slack message's metadata, a link's subject). Stable because the
+    intervention id is."""
+    return f"yokeflow/{project_id}/{intervention_id}"
+
+
+# Where a human acted from: the API's token holders, the CLI, the dashboard, or a signed link or
+# button in a notice on that channel.
+ActingChannel = Literal["api", "cli", "dashboard", "email", "sms", "discord", "slack"]
+
+
+class InterventionAcknowledged(_Model):
+    """Published on intervention.acknowledged.<project_id> once, when a human first takes the
+    incident: repeats and escalation stop, and everyone paged sees who is on it. Added to v1:
+    consumers that do not read this subject are unaffected."""
+
+    v: Literal[1] = 1
+    intervention_id: Identifier
+    project_id: Identifier
+    session_id: Identifier
+    acknowledged_by: ShortText  # a person: a Slack user, an email address, a phone number, a name
+    via: ActingChannel
+    acknowledged_at: datetime
+
+
+class InterventionSnoozed(_Model):
+    """Published on intervention.snoozed.<project_id> when a human puts the incident's repeats
+    off until `until` (the session stays paused). Added to v1."""
+
+    v: Literal[1] = 1
+    intervention_id: Identifier
+    project_id: Identifier
+    session_id: Identifier
+    snoozed_by: ShortText
+    via: ActingChannel
+    until: datetime
+    snoozed_at: datetime
+
+
 class ChannelOutcome(_Model):
     channel: Literal["slack", "discord", "webhook", "email", "sms"]
     recipient: str  # redacted for webhooks: their URLs are secrets
@@ -437,6 +481,10 @@ class InterventionNotified(_Model):
     project_id: Identifier
     session_id: Identifier
     decision: Literal["notify", "suppressed", "muted"]
+    # Why not notified: "grouped into <id>" (the same blocker as an open incident), "inhibited
+    # by <id>" (a loop stop during an infrastructure incident), the rate limit, or muted.
+    # Added to v1.
+    reason: str = ""
     suppressed_before: int = 0
     outcomes: list[ChannelOutcome] = Field(default_factory=list)
     notified_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -578,6 +626,8 @@ class Subjects:
     NOTIFIED_ALL = "intervention.notified.>"
     RECOVERY_ALL = "intervention.recovery.>"
     WARNED_ALL = "intervention.warned.>"
+    ACKNOWLEDGED_ALL = "intervention.acknowledged.>"
+    SNOOZED_ALL = "intervention.snoozed.>"
     VERDICTS_ALL = "agent.verdicts.>"
     # Request/reply commands served by the pauser (core NATS, queue group "pauser").
     COMMAND_PREFIX = "intervention.cmd"
@@ -619,6 +669,14 @@ class Subjects:
     @staticmethod
     def warned(project_id: str) -> str:
         return f"intervention.warned.{project_id}"
+
+    @staticmethod
+    def acknowledged(project_id: str) -> str:
+        return f"intervention.acknowledged.{project_id}"
+
+    @staticmethod
+    def snoozed(project_id: str) -> str:
+        return f"intervention.snoozed.{project_id}"
 
     @staticmethod
     def command(name: str) -> str:
@@ -700,6 +758,8 @@ INTERVENTIONS_STREAM = StreamSpec(
         Subjects.NOTIFIED_ALL,
         Subjects.RECOVERY_ALL,
         Subjects.WARNED_ALL,
+        Subjects.ACKNOWLEDGED_ALL,
+        Subjects.SNOOZED_ALL,
     ),
     description="The public intervention lifecycle; Nats-Msg-Id keeps every step unique.",
     duplicate_window_s=3600.0,
@@ -777,6 +837,17 @@ class Consumers:
             "INTERVENTIONS", "notifier-recovery", Subjects.RECOVERY_ALL, ack_wait_s=15.0
         )
     )
+    # Every change of an incident edits its Slack message (and a resume sends the "resolved"
+    # follow-up): one consumer per subject, the same handler.
+    notifier_acknowledged: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "notifier-acknowledged", Subjects.ACKNOWLEDGED_ALL)
+    )
+    notifier_snoozed: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "notifier-snoozed", Subjects.SNOOZED_ALL)
+    )
+    notifier_resumed: ConsumerSpec = field(
+        default=ConsumerSpec("INTERVENTIONS", "notifier-resumed", Subjects.RESUMED_ALL)
+    )
     recovery_paused: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "recovery", Subjects.PAUSED_ALL, ack_wait_s=15.0)
     )
@@ -791,6 +862,9 @@ class Consumers:
             self.orchestrator_resumes,
             self.notifier_paused,
             self.notifier_recovery,
+            self.notifier_acknowledged,
+            self.notifier_snoozed,
+            self.notifier_resumed,
             self.recovery_paused,
         )
 

@@ -48,9 +48,11 @@ from yokeflow_intervention.shared.preferences import (
 from yokeflow_intervention.shared.provenance import notes_source
 from yokeflow_intervention.shared.settings import Settings
 
+from .actions import mount_action_links
 from .events import EventHub
 from .fleet import Fleet
 from .overview import Overview, overview
+from .slack import mount_slack
 
 __all__ = ["DASHBOARD", "create_api"]
 
@@ -77,11 +79,21 @@ class Guard:
     """The first thing every request meets, before any route reads its body: a body on a request
     without the token is refused (401) unread, a body over MAX_BODY_BYTES is refused (413) by its
     Content-Length, or as soon as a chunked one grows past it; the connection is closed, so the
-    rest is never read. It also counts requests, with the method from a fixed set."""
+    rest is never read. It also counts requests, with the method from a fixed set.
 
-    def __init__(self, app: ASGIApp, token_ok: Callable[[bytes | None], bool]) -> None:
+    Routes under a `signed` prefix are authenticated by a signature of their own (an action
+    link's, Slack's) that only the route can check, over a body it caps itself (and audits)
+    far below MAX_BODY_BYTES, so they pass here without the token."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        token_ok: Callable[[bytes | None], bool],
+        signed: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.token_ok = token_ok
+        self.signed = signed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,7 +103,8 @@ class Guard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         has_body = b"transfer-encoding" in headers or (length is not None and length != b"0")
-        if has_body and not self.token_ok(headers.get(b"authorization")):
+        signed = str(scope["path"]).startswith(self.signed)
+        if has_body and not signed and not self.token_ok(headers.get(b"authorization")):
             await self._refuse(send, method, 401, UNAUTHORISED, ((b"www-authenticate", b"Bearer"),))
             return
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
@@ -179,6 +192,11 @@ class FalseStopMark(BaseModel):
     false_stop_note: str | None
 
 
+class AcknowledgeBody(BaseModel):
+    acknowledged_by: Text = Field(min_length=1, max_length=200)
+    via: Literal["api", "cli", "dashboard"] = "api"
+
+
 class PauseBody(BaseModel):
     reason: Text = Field(min_length=1, max_length=2000)
     paused_by: Text = Field(default="human", min_length=1, max_length=200)
@@ -222,6 +240,8 @@ def _masked(preferences: NotificationPreferences) -> dict[str, Any]:
     shown = preferences.model_dump()
     if shown.get("webhook_url"):
         shown["webhook_url"] = redact_url(shown["webhook_url"])
+    if shown.get("pagerduty_routing_key"):
+        shown["pagerduty_routing_key"] = "****" + shown["pagerduty_routing_key"][-4:]
     return shown
 
 
@@ -420,6 +440,23 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         return FalseStopMark(intervention_id=row["id"], trigger=row["pause_type"], **row)
 
     @app.post(
+        "/api/interventions/{intervention_id}/acknowledge",
+        tags=["interventions"],
+        dependencies=guarded,
+    )
+    async def acknowledge(intervention_id: Identifier, body: AcknowledgeBody) -> dict[str, Any]:
+        """Take the incident: its repeats and escalation stop, and every channel shows who.
+        Idempotent: `changed` is false when someone had acknowledged it before (named in
+        `acknowledged_by`)."""
+        try:
+            result: dict[str, Any] = await state.pauser.acknowledge(
+                intervention_id, body.acknowledged_by, body.via
+            )
+        except CommandFailed as exc:
+            raise _command_error(exc) from None
+        return result
+
+    @app.post(
         "/api/projects/{project_id}/sessions/{session_id}/pause",
         tags=["sessions"],
         dependencies=guarded,
@@ -475,6 +512,17 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         ):
             # The form sent back the masked URL it was shown: keep the stored one.
             preferences = preferences.model_copy(update={"webhook_url": stored.webhook_url})
+        key = preferences.pagerduty_routing_key
+        if key is not None and key.startswith("****"):
+            if (
+                stored is None
+                or not stored.pagerduty_routing_key
+                or key != _masked(stored).get("pagerduty_routing_key")
+            ):
+                raise HTTPException(422, "pagerduty_routing_key: send the routing key itself")
+            preferences = preferences.model_copy(
+                update={"pagerduty_routing_key": stored.pagerduty_routing_key}
+            )
         await save_preferences(state.pool, project_id, preferences)
         return {"project_id": project_id, "source": "project", "preferences": _masked(preferences)}
 
@@ -546,8 +594,12 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    mount_action_links(app, settings, lambda: state.pool, lambda: state.pauser)
+    mount_slack(app, settings, lambda: state.pool, lambda: state.pauser)
+
     # Outermost (added last): nothing, not even CORS, reads a body before the guard has looked.
-    app.add_middleware(Guard, token_ok=token_ok)
+    signed = ("/actions/", "/api/integrations/slack/")
+    app.add_middleware(Guard, token_ok=token_ok, signed=signed)
     if (DASHBOARD / "index.html").is_file():
         app.mount("/assets", StaticFiles(directory=DASHBOARD / "assets"), name="assets")
 

@@ -16,12 +16,15 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import aiosmtplib
 import httpx
+from slack_sdk.errors import SlackApiError
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client as TwilioClient
@@ -33,6 +36,7 @@ from yokeflow_intervention.shared.preferences import (
     webhook_kind_of,
 )
 from yokeflow_intervention.shared.settings import Settings
+from yokeflow_intervention.shared.slack import web_client
 
 from .messages import (
     Notice,
@@ -40,9 +44,11 @@ from .messages import (
     discord_payload,
     email_message,
     generic_payload,
+    pagerduty_event,
     slack_payload,
     sms_text,
 )
+from .slack_app import IncidentState, incident_blocks, incident_text
 
 __all__ = [
     "Delivery",
@@ -64,9 +70,15 @@ class Delivery:
     recipient: str
     target: str  # the real address: URL, email or phone number
     purpose: str = "paused"  # or "recovery": a follow-up is a delivery of its own
+    # An API of its own instead of a plain POST: "slack" (the Slack app posts to the channel in
+    # `target`), "pagerduty" (Events API v2 with the routing key in `target`).
+    api: str = ""
 
     @property
     def ledger_channel(self) -> str:
+        if self.api:
+            name = "slack_app" if self.api == "slack" else self.api
+            return name if self.purpose == "paused" else f"{name}:{self.purpose}"
         return self.channel if self.purpose == "paused" else f"{self.channel}:{self.purpose}"
 
     def message_id(self, intervention_id: str) -> str:
@@ -86,6 +98,7 @@ class Outcome:
     status: str  # sent, failed
     detail: str
     attempts: int
+    ref: str | None = None  # the message's id at the receiver, where it can be edited (Slack ts)
 
 
 class _Transient(Exception):
@@ -164,14 +177,24 @@ class Senders:
         self.policy = RetryPolicy(max_attempts=settings.notification_max_attempts)
         self._twilio_http = AsyncTwilioHttpClient(timeout=settings.notification_timeout)
         self._twilio: TwilioClient | None = None
+        self.slack = web_client(settings)
 
     async def close(self) -> None:
         await self._twilio_http.close()
 
     async def send(self, delivery: Delivery, notice: Notice) -> Outcome:
+        if delivery.api == "pagerduty":
+            event = pagerduty_event(delivery.target, "trigger", notice)
+            return await self.policy.run(lambda: self._pagerduty(event))
+        if delivery.api == "slack":
+            posted: list[str] = []
+            outcome = await self.policy.run(
+                lambda: self._slack_post(delivery.target, notice, posted)
+            )
+            return replace(outcome, ref=posted[0] if posted else None)
         senders: dict[str, Callable[[], Awaitable[str]]] = {
             "slack": lambda: self._post(delivery.target, slack_payload(notice)),
-            "discord": lambda: self._post(_wait_true(delivery.target), discord_payload(notice)),
+            "discord": lambda: self._post(_discord_url(delivery.target), discord_payload(notice)),
             "webhook": lambda: self._post(
                 delivery.target,
                 generic_payload(notice),
@@ -181,6 +204,54 @@ class Senders:
             "sms": lambda: self._sms(delivery.target, notice),
         }
         return await self.policy.run(senders[delivery.channel])
+
+    async def _slack_post(self, channel: str, notice: Notice, posted: list[str]) -> str:
+        state = IncidentState()
+        blocks = incident_blocks(notice, state, notice.intervention.paused_at)
+        response = await _slack_call(
+            self.slack,
+            "chat_postMessage",
+            channel=channel,
+            text=incident_text(notice, state),
+            blocks=blocks,
+            unfurl_links=False,
+        )
+        posted.append(str(response["ts"]))
+        return f"Slack message {response['ts']} in {response['channel']}"
+
+    async def slack_update(
+        self, channel: str, ts: str, notice: Notice, state: IncidentState, now: datetime
+    ) -> Outcome:
+        """Edit the incident's message to show where it stands."""
+        blocks = incident_blocks(notice, state, now)
+
+        async def update() -> str:
+            text = incident_text(notice, state)
+            await _slack_call(
+                self.slack, "chat_update", channel=channel, ts=ts, text=text, blocks=blocks
+            )
+            return f"Slack message {ts} updated"
+
+        return await self.policy.run(update)
+
+    async def pagerduty(self, routing_key: str, action: str, notice: Notice) -> Outcome:
+        """Acknowledge or resolve the PagerDuty incident of this notice (same dedup key)."""
+        event = pagerduty_event(routing_key, action, notice)
+        return await self.policy.run(lambda: self._pagerduty(event))
+
+    async def _pagerduty(self, event: dict[str, Any]) -> str:
+        try:
+            response = await self.http.post(
+                self.settings.pagerduty_events_url,
+                content=canonical_json(event),
+                headers={"content-type": "application/json"},
+                timeout=self.settings.notification_timeout,
+            )
+        except httpx.TimeoutException:
+            raise _Transient("timed out") from None
+        except httpx.TransportError as exc:
+            raise _Transient(f"connection failed: {type(exc).__name__}") from None
+        return f"PagerDuty {event['event_action']}: " + _classify(response)
 
     async def _post(self, url: str, payload: dict[str, Any], message_id: str | None = None) -> str:
         """POST JSON; with a message_id, as a Standard Webhooks message (signed when a secret
@@ -273,9 +344,34 @@ class Senders:
         return f"Twilio message {message.sid}"
 
 
-def _wait_true(url: str) -> str:
-    """Discord answers with the created message (and real errors) only with ?wait=true."""
-    return url + ("&" if "?" in url else "?") + "wait=true"
+async def _slack_call(client: Any, method: str, **arguments: Any) -> Any:
+    """One Web API call: rate limits and server errors are transient (Retry-After honoured),
+    any other `ok: false` (channel_not_found, invalid_auth, not_in_channel) permanent."""
+    if client is None:
+        raise _Permanent("the Slack app is not configured (SLACK_BOT_TOKEN)")
+    try:
+        return await getattr(client, method)(**arguments)
+    except SlackApiError as exc:
+        status, error = exc.response.status_code, exc.response.get("error", "unknown")
+        if status == 429 or status >= 500:
+            raise _Transient(f"Slack {status}: {error}", _retry_after_of(exc)) from None
+        raise _Permanent(f"Slack {method.replace('_', '.')}: {error}") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _Transient(f"Slack: {type(exc).__name__}") from None
+
+
+def _retry_after_of(exc: SlackApiError) -> float | None:
+    value = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _discord_url(url: str) -> str:
+    """Discord answers with the created message (and real errors) only with ?wait=true, and
+    shows a webhook's link buttons only with ?with_components=true."""
+    return url + ("&" if "?" in url else "?") + "wait=true&with_components=true"
 
 
 def webhook_delivery(url: str, kind: str) -> Delivery:

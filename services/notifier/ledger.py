@@ -11,13 +11,28 @@ duplicate page at 3 a.m. is worse than a visible gap.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from yokeflow_agent.contract import InterventionPaused
+
+from yokeflow_intervention.shared.preferences import NotificationPreferences
 
 from .channels import Delivery, Outcome
 
-__all__ = ["Ledger"]
+__all__ = ["LOOP_TRIGGERS", "Decision", "Ledger"]
+
+# The triggers of a session stuck in a loop, which an infrastructure outage causes.
+LOOP_TRIGGERS = frozenset({"retry_limit", "loop_pattern", "error_rate"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str  # notify, suppressed, muted
+    before: int = 0  # rate-limited since the last notice (the project-wide cap)
+    reason: str = ""
+    grouped_into: str | None = None  # the incident this stop was grouped into or inhibited by
 
 
 class Ledger:
@@ -26,14 +41,23 @@ class Ledger:
         self.replica = replica
 
     async def decide(
-        self, intervention_id: str, project_id: str, interval_s: int, wanted: bool
-    ) -> tuple[str, int]:
-        """notify / suppressed / muted, and how many were suppressed before this one.
+        self, paused: InterventionPaused, preferences: NotificationPreferences, wanted: bool
+    ) -> Decision:
+        """notify / suppressed / muted, and why.
+
+        In order: a trigger the project does not want is muted; a stuck-loop stop while the
+        project has an open critical infrastructure incident notified within the group window
+        is inhibited (the outage caused it); a stop with the same blocker (or, without one, the
+        same trigger) as an open incident notified within the group window joins that incident;
+        past the project-wide cap (`min_notification_interval`, off by default) it is
+        suppressed; otherwise it is notified, at once.
 
         Serialised per project by a row lock, so any number of replicas agree; remembered per
         intervention, so a redelivered message gets the same answer. Times are clock_timestamp(),
         not now(): now() is when the transaction began, before it waited for the lock.
         """
+        project_id, group = paused.project_id, paused.blocker_type or paused.trigger
+        window = float(preferences.notification_group_window)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO notification_throttle (project_id) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -45,19 +69,46 @@ class Ledger:
                           OR last_notified_at <= clock_timestamp() - make_interval(secs => $2) AS due
                    FROM notification_throttle WHERE project_id = $1 FOR UPDATE""",
                 project_id,
-                float(interval_s),
+                float(preferences.min_notification_interval),
             )
             earlier = await conn.fetchrow(
-                "SELECT decision, suppressed_before FROM notification_decisions WHERE intervention_id = $1",
-                intervention_id,
+                """SELECT decision, suppressed_before, reason, grouped_into
+                   FROM notification_decisions WHERE intervention_id = $1""",
+                paused.intervention_id,
             )
             if earlier is not None:
-                return str(earlier["decision"]), int(earlier["suppressed_before"])
-            before = 0
+                return Decision(
+                    str(earlier["decision"]),
+                    int(earlier["suppressed_before"]),
+                    str(earlier["reason"]),
+                    earlier["grouped_into"],
+                )
+            open_incident = """SELECT d.intervention_id FROM notification_decisions d
+                   JOIN paused_sessions p ON p.id = d.intervention_id
+                   WHERE d.project_id = $1 AND d.decision = 'notify' AND NOT p.resolved
+                     AND d.decided_at > clock_timestamp() - make_interval(secs => $2)
+                     AND {condition}
+                   ORDER BY d.decided_at DESC LIMIT 1"""
+            decision = Decision("notify")
+            inhibitor = grouped = None
+            if window > 0 and wanted:
+                if paused.trigger in LOOP_TRIGGERS:
+                    inhibitor = await conn.fetchval(
+                        open_incident.format(condition="p.pause_type = 'critical_error'"),
+                        project_id,
+                        window,
+                    )
+                grouped = await conn.fetchval(
+                    open_incident.format(condition="d.group_key = $3"), project_id, window, group
+                )
             if not wanted:
-                decision = "muted"
+                decision = Decision("muted", reason="the project does not want this trigger")
+            elif inhibitor is not None:
+                decision = Decision("suppressed", 0, f"inhibited by {inhibitor}", inhibitor)
+            elif grouped is not None:
+                decision = Decision("suppressed", 0, f"grouped into {grouped}", grouped)
             elif throttle["due"]:
-                decision, before = "notify", int(throttle["suppressed_since"])
+                decision = Decision("notify", int(throttle["suppressed_since"]))
                 await conn.execute(
                     """UPDATE notification_throttle
                        SET last_notified_at = clock_timestamp(), suppressed_since = 0
@@ -65,7 +116,12 @@ class Ledger:
                     project_id,
                 )
             else:
-                decision = "suppressed"
+                decision = Decision(
+                    "suppressed",
+                    reason="rate limit: one notification per "
+                    f"{preferences.min_notification_interval} s",
+                )
+            if decision.decision == "suppressed" and decision.grouped_into is None:
                 await conn.execute(
                     """UPDATE notification_throttle SET suppressed_since = suppressed_since + 1
                        WHERE project_id = $1""",
@@ -73,14 +129,25 @@ class Ledger:
                 )
             await conn.execute(
                 """INSERT INTO notification_decisions
-                       (intervention_id, project_id, decision, suppressed_before)
-                   VALUES ($1, $2, $3, $4)""",
-                intervention_id,
+                       (intervention_id, project_id, decision, suppressed_before, group_key,
+                        grouped_into, reason)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                paused.intervention_id,
                 project_id,
-                decision,
-                before,
+                decision.decision,
+                decision.before,
+                group,
+                decision.grouped_into,
+                decision.reason,
             )
-            return decision, before
+            if decision.decision == "notify":
+                await conn.execute(
+                    """INSERT INTO incident_pages (intervention_id, project_id)
+                       VALUES ($1, $2) ON CONFLICT DO NOTHING""",
+                    paused.intervention_id,
+                    project_id,
+                )
+            return decision
 
     async def claim(
         self, intervention_id: str, project_id: str, delivery: Delivery

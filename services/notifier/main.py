@@ -12,14 +12,21 @@ import httpx
 from faststream import FastStream
 from yokeflow_agent.contract import (
     CONSUMERS,
+    InterventionAcknowledged,
     InterventionPaused,
+    InterventionResumed,
+    InterventionSnoozed,
     RecoveryOutcome,
 )
 
 from yokeflow_intervention.shared.bus import wait_until_ready
 from yokeflow_intervention.shared.db import create_pool
 from yokeflow_intervention.shared.handling import contract_handler, durable_subscriber
-from yokeflow_intervention.shared.runtime import ServiceContext, service_context
+from yokeflow_intervention.shared.runtime import (
+    ServiceContext,
+    run_periodically,
+    service_context,
+)
 
 from .channels import Senders
 from .service import Notifier
@@ -30,7 +37,18 @@ __all__ = ["create_app"]
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
-    consumers = (CONSUMERS.notifier_paused, CONSUMERS.notifier_recovery)
+    acknowledged, snoozed, resumed = (
+        CONSUMERS.notifier_acknowledged,
+        CONSUMERS.notifier_snoozed,
+        CONSUMERS.notifier_resumed,
+    )
+    consumers = (
+        CONSUMERS.notifier_paused,
+        CONSUMERS.notifier_recovery,
+        acknowledged,
+        snoozed,
+        resumed,
+    )
     notifier: Notifier | None = None
     consumer = CONSUMERS.notifier_paused
 
@@ -73,6 +91,41 @@ def create_app(context: ServiceContext) -> FastStream:
         broker, follow_ups, "Tells the same people what automatic recovery did.", concurrency
     )(contract_handler(RecoveryOutcome, lambda: broker.connection.jetstream(), on_recovery,
                        keepalive=follow_ups.ack_wait_s / 3))  # fmt: skip
+
+    async def changed(intervention_id: str, kind: str, resolved_by: str = "") -> None:
+        assert notifier is not None
+        await notifier.changed(intervention_id, kind, resolved_by)
+
+    edits = "Shows each change of an incident on Slack and PagerDuty; a resume, where paged."
+    durable_subscriber(broker, acknowledged, edits, concurrency)(
+        contract_handler(
+            InterventionAcknowledged,
+            lambda: broker.connection.jetstream(),
+            lambda event: changed(event.intervention_id, "acknowledged"),
+        )
+    )
+    durable_subscriber(broker, snoozed, edits, concurrency)(
+        contract_handler(
+            InterventionSnoozed,
+            lambda: broker.connection.jetstream(),
+            lambda event: changed(event.intervention_id, "snoozed"),
+        )
+    )
+    durable_subscriber(broker, resumed, edits, concurrency)(
+        contract_handler(
+            InterventionResumed,
+            lambda: broker.connection.jetstream(),
+            lambda event: changed(event.intervention_id, "resumed", event.resolved_by),
+        )
+    )
+
+    async def sweep() -> None:
+        if notifier is not None:
+            await notifier.sweep()
+
+    run_periodically(
+        app, context.settings.notification_sweep_interval, sweep, "repeating and escalating"
+    )
 
     context.instrument(app, lambda: broker.connection.jetstream(), consumers)
 

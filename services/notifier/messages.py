@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from yokeflow_agent.contract import InterventionPaused
+from yokeflow_agent.contract import InterventionPaused, incident_key
 
 from yokeflow_intervention.shared.provenance import AGENT_MARK, one_line, quoted_line
 
@@ -29,6 +29,7 @@ __all__ = [
     "discord_payload",
     "email_message",
     "generic_payload",
+    "pagerduty_event",
     "slack_escape",
     "slack_payload",
     "sms_segments",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 TITLE = "YokeFlow Session Blocked"
+GROUPED_FACT = "Same Blocker"
 # Colours per trigger: red for infrastructure, orange for loops, yellow for budgets, blue manual.
 COLOURS = {
     "critical_error": 0xD92D20,
@@ -46,6 +48,7 @@ COLOURS = {
     "no_progress": 0xF79009,
     "manual": 0x2E90FA,
 }
+DISCORD_BUTTON_URL = 512  # a link button's URL, at most
 # Discord's documented embed limits.
 DISCORD_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024,
                   "fields": 25, "footer": 2048, "total": 6000}  # fmt: skip
@@ -118,6 +121,10 @@ class Notice:
     title: str = TITLE
     follow_up: str | None = None
     detail: str = ""
+    # Signed action links for this notice's recipient: (label, URL), acknowledge first.
+    actions: tuple[tuple[str, str], ...] = ()
+    # Sessions stopped since with the same blocker, told as part of this incident.
+    grouped: tuple[str, ...] = ()
 
     @property
     def colour(self) -> int:
@@ -168,6 +175,10 @@ class Notice:
             facts.insert(
                 2, Fact("Agent", _clip(AGENT_NOTES.get(i.client, i.client), 300), agent=not known)
             )
+        if self.grouped:
+            shown = ", ".join(self.grouped[:10])
+            more = f" (+{len(self.grouped) - 10} more)" if len(self.grouped) > 10 else ""
+            facts.append(Fact(GROUPED_FACT, f"{len(self.grouped)} more session(s): {shown}{more}"))
         if self.suppressed_before:
             facts.append(
                 Fact(
@@ -181,6 +192,9 @@ class Notice:
         """Plain text: one line per fact; agent text never begins a line."""
         lines = [self.title, "", f"{self.headline.label}: {self.headline.shown}", ""]
         lines += [f"{fact.label}: {fact.shown}" for fact in self.facts()]
+        if self.actions:
+            lines += ["", "Act on it (each link asks you to confirm, works once):"]
+            lines += [f"- {label}: {url}" for label, url in self.actions]
         return "\n".join(lines)
 
 
@@ -230,6 +244,11 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
         - len(embed["description"])
         - len(embed["footer"]["text"])
     )
+    if notice.actions:
+        # Our own URLs, first, so no long fact can crowd them out.
+        act = " · ".join(f"[{label}]({url})" for label, url in notice.actions)
+        embed["fields"].append({"name": "Act", "value": act, "inline": False})
+        budget -= len("Act") + len(act)
     for fact in notice.facts()[: limits["fields"]]:
         name, value = fact.label, fact.shown
         field: dict[str, Any] = {"name": _clip(name, limits["field_name"]),
@@ -241,7 +260,17 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
             break
         embed["fields"].append(field)
     # No @everyone, role or user pings, whatever the text says.
-    return {"username": "YokeFlow", "embeds": [embed], "allowed_mentions": {"parse": []}}
+    message = {"username": "YokeFlow", "embeds": [embed], "allowed_mentions": {"parse": []}}
+    buttons = [
+        {"type": 2, "style": 5, "label": label, "url": url}
+        for label, url in notice.actions
+        if len(url) <= DISCORD_BUTTON_URL
+    ]
+    if buttons:
+        # Link buttons (non-interactive components, which a webhook may send with
+        # ?with_components=true); the embed's Act field is the same links, for clients without.
+        message["components"] = [{"type": 1, "components": buttons}]
+    return message
 
 
 # The generic payload's fields an agent can shape, for a receiver that shows them.
@@ -274,6 +303,35 @@ def _headline(notice: Notice) -> str:
     return f"{AGENT_MARK}: {headline.shown}" if headline.agent else headline.shown
 
 
+PAGERDUTY_SEVERITY = {"critical_error": "critical", "manual": "info"}
+
+
+def pagerduty_event(routing_key: str, action: str, notice: Notice) -> dict[str, Any]:
+    """An Events API v2 event: trigger, acknowledge or resolve, keyed by the incident's dedup
+    key, so PagerDuty's incident follows ours."""
+    i = notice.intervention
+    event: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": incident_key(i.project_id, i.intervention_id),
+    }
+    if action == "trigger":
+        event["payload"] = {
+            "summary": _clip(f"{i.project_id}/{i.session_id}: {_headline(notice)}", 1024),
+            "source": i.project_id,
+            "severity": PAGERDUTY_SEVERITY.get(i.trigger, "error"),
+            "timestamp": i.paused_at.isoformat(),
+            "component": i.session_id,
+            "group": i.blocker_type or i.trigger,
+            "class": i.trigger,
+            "custom_details": {fact.label: fact.shown for fact in notice.facts()},
+        }
+        event["client"] = "YokeFlow Intervention"
+        if notice.link:
+            event["links"] = [{"href": notice.link, "text": "The intervention"}]
+    return event
+
+
 def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMessage:
     """Multipart: plain text first, then HTML."""
     i = notice.intervention
@@ -295,6 +353,7 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
 <h2 style="color:#{notice.colour:06x}">{html.escape(notice.title)}</h2>
 <p>{_html(notice.headline)}</p>
 <table>{rows}</table>
+{_html_actions(notice.actions)}
 </body></html>""",
         subtype="html",
     )
@@ -324,6 +383,18 @@ def sms_segments(text: str) -> int:
     return 1 if units <= single else math.ceil(units / part)
 
 
+def _html_actions(actions: tuple[tuple[str, str], ...]) -> str:
+    if not actions:
+        return ""
+    buttons = " ".join(
+        f"<a href='{html.escape(url)}' style='display:inline-block;padding:8px 14px;"
+        f"margin:4px 8px 4px 0;background:#1d2939;color:#fff;border-radius:6px;"
+        f"text-decoration:none'>{html.escape(label)}</a>"
+        for label, url in actions
+    )
+    return f"<p>{buttons}</p><p style='color:#667085'>Each link asks you to confirm and works once.</p>"
+
+
 def sms_text(notice: Notice) -> str:
     """Concise, and only our own words: what happened, where, and our link (an SMS cannot
     quote, so the agent's text and links stay out of it); clipped to SMS_SEGMENTS billed
@@ -337,12 +408,15 @@ def sms_text(notice: Notice) -> str:
     if notice.suppressed_before:
         text += f" (+{notice.suppressed_before} more)"
     text += f" {notice.where}"
-    if sms_segments(text) <= SMS_SEGMENTS:
-        return text
+    # Only the acknowledgement link: a text message is for taking the incident; resuming with
+    # notes wants a screen. The link is never clipped, the text before it is.
+    tail = f" {notice.actions[0][0]}: {notice.actions[0][1]}" if notice.actions else ""
+    if sms_segments(text + tail) <= SMS_SEGMENTS:
+        return text + tail
     keep = len(text)
-    while keep and sms_segments(text[:keep] + "...") > SMS_SEGMENTS:
+    while keep and sms_segments(text[:keep] + "..." + tail) > SMS_SEGMENTS:
         keep -= 1
-    return text[:keep] + "..."
+    return text[:keep] + "..." + tail
 
 
 def canonical_json(payload: dict[str, Any]) -> bytes:

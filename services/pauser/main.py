@@ -24,12 +24,14 @@ from yokeflow_agent.contract import (
 
 from yokeflow_intervention.shared.bus import wait_until_ready
 from yokeflow_intervention.shared.commands import (
+    AcknowledgeRequest,
     FalseStopRequest,
     IdRequest,
     ListRequest,
     NextSessionRequest,
     PauseRequest,
     ResumeRequest,
+    SnoozeRequest,
 )
 from yokeflow_intervention.shared.db import create_pool
 from yokeflow_intervention.shared.handling import (
@@ -145,6 +147,16 @@ def create_app(context: ServiceContext) -> FastStream:
     async def mark_false_stop(request: FalseStopRequest) -> Any:
         assert manager is not None
         return await manager.mark_false_stop(request)
+
+    @command("acknowledge", AcknowledgeRequest)
+    async def acknowledge(request: AcknowledgeRequest) -> Any:
+        assert manager is not None
+        return await manager.acknowledge(request)
+
+    @command("snooze", SnoozeRequest)
+    async def snooze(request: SnoozeRequest) -> Any:
+        assert manager is not None
+        return await manager.snooze(request)
 
     @command("get_active_pauses", ListRequest)
     async def get_active_pauses(request: ListRequest) -> Any:

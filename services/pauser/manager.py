@@ -18,8 +18,10 @@ from nats.js.kv import KeyValue
 from yokeflow_agent.contract import (
     ControlKeys,
     Intervention,
+    InterventionAcknowledged,
     InterventionPaused,
     InterventionResumed,
+    InterventionSnoozed,
     RetryStats,
     SessionControl,
     Subjects,
@@ -27,7 +29,13 @@ from yokeflow_agent.contract import (
 )
 
 from yokeflow_intervention.shared.bus import publish_event
-from yokeflow_intervention.shared.commands import FalseStopRequest, PauseRequest, ResumeRequest
+from yokeflow_intervention.shared.commands import (
+    AcknowledgeRequest,
+    FalseStopRequest,
+    PauseRequest,
+    ResumeRequest,
+    SnoozeRequest,
+)
 from yokeflow_intervention.shared.provenance import notes_source
 
 from .briefs import resume_brief
@@ -152,6 +160,56 @@ class PausedSessionManager:
                 extra={"intervention_id": request.intervention_id},
             )  # fmt: skip
         return _json_safe(resolved)
+
+    async def acknowledge(self, request: AcknowledgeRequest) -> dict[str, Any]:
+        """One transition however many clicks: only the first publishes (the dashboard and the
+        terminal hear core NATS, where a stream's deduplication does not reach)."""
+        row, changed = await self.store.acknowledge(
+            request.intervention_id, request.by, request.via, request.project_id
+        )
+        if changed:
+            event = InterventionAcknowledged(
+                intervention_id=row["id"],
+                project_id=row["project_id"],
+                session_id=row["session_id"],
+                acknowledged_by=row["acknowledged_by"],
+                via=row["acknowledged_via"],
+                acknowledged_at=row["acknowledged_at"],
+            )
+            subject = Subjects.acknowledged(row["project_id"])
+            await self._publish_act(subject, event, f"{row['id']}:acknowledged")
+        return {**_json_safe(row), "changed": changed}
+
+    async def snooze(self, request: SnoozeRequest) -> dict[str, Any]:
+        row, changed = await self.store.snooze(
+            request.intervention_id, request.by, request.via, request.project_id, request.minutes
+        )
+        if changed:
+            until = row["snoozed_until"]
+            event = InterventionSnoozed(
+                intervention_id=row["id"],
+                project_id=row["project_id"],
+                session_id=row["session_id"],
+                snoozed_by=request.by,
+                via=request.via,
+                until=until,
+                snoozed_at=datetime.now(UTC),
+            )
+            await self._publish_act(
+                Subjects.snoozed(row["project_id"]), event, f"{row['id']}:snoozed:{until:%s}"
+            )
+        return {**_json_safe(row), "changed": changed}
+
+    async def _publish_act(
+        self, subject: str, event: InterventionAcknowledged | InterventionSnoozed, msg_id: str
+    ) -> None:
+        try:
+            await publish_event(self.js, subject, event, msg_id=msg_id)
+        except (NatsError, TimeoutError) as exc:
+            # Committed: the act stands (and shows in the API and dashboard); only its
+            # announcement is lost, as the log says.
+            ids = {"intervention_id": event.intervention_id}
+            log.warning("recorded, announcing it failed: %r", exc, extra=ids)
 
     async def announce_resume(self, row: dict[str, Any]) -> None:
         """Set the session running and publish the resume (both idempotent)."""

@@ -287,6 +287,76 @@ class PausedSessionStore:
             await cls._action(conn, intervention_id, "false_stop", "succeeded", details)
         return row
 
+    async def _acting_on(
+        self, conn: asyncpg.Connection, intervention_id: str, project_id: str | None
+    ) -> dict[str, Any]:
+        """The row, locked; unknown unless it belongs to `project_id` (when given), so an id
+        copied from another project's notice finds nothing."""
+        row = _record(
+            await conn.fetchrow(
+                "SELECT * FROM paused_sessions WHERE id = $1 FOR UPDATE", intervention_id
+            )
+        )
+        if row is None or (project_id is not None and row["project_id"] != project_id):
+            where = f" of project {project_id!r}" if project_id is not None else ""
+            raise UnknownIntervention(f"unknown intervention {intervention_id!r}{where}")
+        if row["resolved"]:
+            raise AlreadyResolved(
+                f"intervention {intervention_id} is already resolved (by {row['resolved_by']})"
+            )
+        return row
+
+    async def acknowledge(
+        self, intervention_id: str, by: str, via: str, project_id: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Record the first acknowledgement; (row, changed). A second click, from the same or
+        another channel, changes nothing and is told who was first."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._acting_on(conn, intervention_id, project_id)
+            if row["acknowledged_at"] is not None:
+                return row, False
+            updated = _record(
+                await conn.fetchrow(
+                    """UPDATE paused_sessions SET acknowledged_at = now(), acknowledged_by = $2,
+                                                  acknowledged_via = $3
+                       WHERE id = $1 RETURNING *""",
+                    intervention_id,
+                    by,
+                    via,
+                )
+            )
+            details = {"acknowledged_by": by, "via": via}
+            await self._action(conn, intervention_id, "acknowledged", "succeeded", details)
+        assert updated is not None
+        return updated, True
+
+    async def snooze(
+        self, intervention_id: str, by: str, via: str, project_id: str | None, minutes: int
+    ) -> tuple[dict[str, Any], bool]:
+        """Put repeats off for `minutes`; (row, changed). While a snooze runs, another (a double
+        click, a second channel) changes nothing."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._acting_on(conn, intervention_id, project_id)
+            running = await conn.fetchval(
+                "SELECT snoozed_until > now() FROM paused_sessions WHERE id = $1", intervention_id
+            )
+            if running:
+                return row, False
+            updated = _record(
+                await conn.fetchrow(
+                    """UPDATE paused_sessions
+                       SET snoozed_until = now() + make_interval(mins => $2)
+                       WHERE id = $1 RETURNING *""",
+                    intervention_id,
+                    minutes,
+                )
+            )
+            assert updated is not None
+            until = updated["snoozed_until"].isoformat()
+            details = {"snoozed_by": by, "via": via, "until": until}
+            await self._action(conn, intervention_id, "snoozed", "succeeded", details)
+        return updated, True
+
     async def mark_resume_announced(self, intervention_id: str) -> None:
         await self.pool.execute(
             """UPDATE paused_sessions SET resume_announced_at = now()

@@ -195,7 +195,8 @@ async def test_rate_limit_holds_across_three_replicas(nc, db, services, unique, 
     project = unique("storm")
     url = http.slack_url()
     await save_preferences(db, project, NotificationPreferences(
-        webhook_enabled=True, webhook_url=url, min_notification_interval=4))  # fmt: skip
+        webhook_enabled=True, webhook_url=url, min_notification_interval=4,
+        notification_group_window=0))  # fmt: skip
     storm = [intervention(project, unique(f"s{i}")) for i in range(9)]
     await asyncio.sleep(1.0)  # all three replicas bound
     for item in storm:
@@ -312,7 +313,8 @@ async def test_interval_zero_never_suppresses_even_under_contention(
         services.start("notifier", **notifier_env(http, smtp))
     project = unique("burst")
     await save_preferences(db, project, NotificationPreferences(
-        webhook_enabled=True, webhook_url=http.slack_url(), min_notification_interval=0))  # fmt: skip
+        webhook_enabled=True, webhook_url=http.slack_url(), min_notification_interval=0,
+        notification_group_window=0))  # fmt: skip
     await asyncio.sleep(1.0)
     burst = [intervention(project, unique(f"b{i}")) for i in range(40)]
     for item in burst:

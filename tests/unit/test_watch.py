@@ -48,6 +48,21 @@ def test_each_lifecycle_event_is_one_readable_line():
     )  # fmt: skip
 
 
+def test_a_stop_told_as_part_of_another_incident_says_which():
+    grouped = {**IDS, "decision": "suppressed", "reason": "grouped into 9f8e7d6c-1"}
+    assert said("intervention.notified.shop", grouped).endswith("0a1b2c3d: grouped into 9f8e7d6c-1")
+
+
+def test_acknowledgement_and_snooze_say_who_and_from_where():
+    acknowledged = {**IDS, "acknowledged_by": "ana@example.com", "via": "email"}
+    assert said("intervention.acknowledged.shop", acknowledged) == (
+        "09:30:15 acknowledged shop/s-1  0a1b2c3d by ana@example.com via email"
+    )
+    snooze = {**IDS, "snoozed_by": "+15551234567", "via": "sms", "until": "2026-12-05T10:30:15Z"}
+    snoozed = said("intervention.snoozed.shop", snooze)
+    assert snoozed.endswith("0a1b2c3d by +15551234567 until 2026-12-05T10:30")
+
+
 def test_a_uuid_session_is_shown_by_its_first_eight_characters():
     body = {**IDS, "session_id": UUID}
     assert " shop/2c95890a  intervention" in said("intervention.paused.shop", body)

@@ -116,7 +116,7 @@ export function App() {
       }
       if (closed) return;
       source = new EventSource(url);
-      for (const kind of ["warned", "detected", "paused", "resumed", "notified", "recovery", "fleet"]) source.addEventListener(kind, refresh);
+      for (const kind of ["warned", "detected", "paused", "acknowledged", "snoozed", "resumed", "notified", "recovery", "fleet"]) source.addEventListener(kind, refresh);
       source.onopen = () => setLive(true);
       source.onerror = () => {
         setLive(false);
@@ -361,6 +361,12 @@ function Card({
               : `paused ${since(item.paused_at, now)} ago`}
         </span>
       </div>
+      {!item.resolved && item.acknowledged_by && (
+        <p className="muted" data-testid="acknowledged">
+          acknowledged by {item.acknowledged_by} via {item.acknowledged_via}
+          {item.snoozed_until && Date.parse(item.snoozed_until) > now ? ` · snoozed until ${item.snoozed_until.slice(11, 16)} UTC` : ""}
+        </p>
+      )}
       <p className="reason">
         <AgentText text={item.pause_reason} />
       </p>

@@ -32,6 +32,9 @@ export interface Intervention {
   false_stop_by: string | null;
   false_stop_at: string | null;
   false_stop_note: string | null;
+  acknowledged_by?: string | null;
+  acknowledged_via?: string | null;
+  snoozed_until?: string | null;
 }
 
 export interface Judgement {
