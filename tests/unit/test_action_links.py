@@ -11,9 +11,11 @@ from yokeflow_agent.contract import InterventionPaused
 
 from yokeflow_intervention.services.notifier.messages import (
     DISCORD_LIMITS,
+    SMS_SEGMENTS,
     Notice,
     discord_payload,
     email_message,
+    sms_segments,
     sms_text,
 )
 from yokeflow_intervention.shared.action_links import (
@@ -95,7 +97,7 @@ def test_every_person_facing_format_carries_the_links_whole():
     with_links = notice(actions=URLS)
     text = sms_text(with_links)
     assert text.endswith(f" Acknowledge: {URLS[0][1]}") and URLS[1][1] not in text
-    assert len(text) <= 300
+    assert sms_segments(text) <= SMS_SEGMENTS  # billed segments, not characters
     discord = discord_payload(with_links)
     buttons = discord["components"][0]["components"]
     assert [(b["style"], b["label"], b["url"]) for b in buttons] == [(5, *pair) for pair in URLS]
