@@ -87,8 +87,8 @@ class NotificationPreferences(BaseModel):
         """Whether this trigger is one the project asked to be told about."""
         if trigger == "critical_error":
             return self.notify_on_critical_error
-        if trigger == "session_duration":
-            return self.notify_on_timeout
+        if trigger in ("session_duration", "tool_call_timeout", "silence"):
+            return self.notify_on_timeout  # budgets of time: the session's, a call's, silence
         if trigger == "manual":
             return self.notify_on_manual_pause
         return self.notify_on_retry_limit  # retry_limit, loop_pattern, error_rate: stuck loops

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from yokeflow_agent.contract import (
+    CLOCK_NAME,
     CONSUMERS,
     CONTROL_BUCKET,
     DETECTOR_CHECKPOINT_BUCKET,
@@ -96,7 +97,8 @@ def service_permissions(role: str) -> Permissions:
         return Permissions(
             (*pub, *history, *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
              *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "agent.verdicts.>",
-             *dead_letters),
+             *dead_letters, f"agent.events.{CLOCK_NAME}.tick.*",
+             f"{_API}.DIRECT.GET.KV_{DETECTOR_CHECKPOINT_BUCKET}"),
             (*sub, *replies),
         )  # fmt: skip
     if role == "pauser":

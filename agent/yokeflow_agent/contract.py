@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -27,12 +28,15 @@ from . import names
 __all__ = [
     "AGENT_EVENTS_STREAM",
     "AUTO_RECOVERY_RESOLVER",
+    "CLOCK_NAME",
+    "CLOCK_TICK_TTL_S",
     "CONSUMERS",
     "CONTRACT_VERSION",
     "CONTROL_BUCKET",
     "DEAD_LETTER_STREAM",
     "DETECTOR_CHECKPOINT_BUCKET",
     "DETECTOR_PARTITIONS",
+    "FIRST_TRIGGERS",
     "INTERVENTIONS_STREAM",
     "KNOWN_BLOCKER_TYPES",
     "KV_BUCKETS",
@@ -61,6 +65,7 @@ __all__ = [
     "InterventionPaused",
     "InterventionResumed",
     "InterventionWarned",
+    "OpenTrigger",
     "PathText",
     "RecoveryOutcome",
     "RetryStats",
@@ -93,8 +98,34 @@ CONTRACT_VERSION = 1
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
 Trigger = Literal[
-    "critical_error", "retry_limit", "loop_pattern", "error_rate", "session_duration", "manual"
+    "critical_error",
+    "retry_limit",
+    "loop_pattern",
+    "error_rate",
+    "session_duration",
+    "manual",
+    # Added to v1 (the watchdog): a tool call with no result past its limit; no event at all
+    # from an open session past its limit.
+    "tool_call_timeout",
+    "silence",
 ]
+
+# The triggers of the first release of contract v1: what its clients can read in a pause.
+FIRST_TRIGGERS = frozenset(
+    ("critical_error", "retry_limit", "loop_pattern", "error_rate", "session_duration", "manual")
+)
+
+
+def _known_or_text(value: object) -> object:
+    """A trigger this client does not know stays a string (clipped), so a client released
+    before a new trigger was added still obeys the pause that carries it."""
+    if isinstance(value, str) and len(value) > 64:
+        return value[:64]
+    return value
+
+
+# What an agent reads: any trigger, known or not (a newer server may send a newer one).
+OpenTrigger = Annotated[Trigger | str, BeforeValidator(_known_or_text)]
 # Built-in blocker types; configuration may add its own (snake_case) ones.
 KNOWN_BLOCKER_TYPES = (
     "prisma_schema_error",
@@ -446,7 +477,12 @@ class SessionControl(_Model):
     state: Literal["running", "paused"]
     intervention_id: Identifier | None = None
     reason: str = ""
-    trigger: Trigger | None = None
+    # One of the first release's triggers, or unset: clients released before a trigger was
+    # added read it as a closed set, and must still read the pause. Open from this release on,
+    # so a pause with a trigger this client does not know is still a pause.
+    trigger: OpenTrigger | None = None
+    # The trigger of the pause, whichever it is (`trigger` leaves the later ones unset).
+    cause: OpenTrigger | None = None
     blocker_type: BlockerType | None = None
     error_excerpt: str = ""
     retry_stats: RetryStats = Field(default_factory=RetryStats)
@@ -460,7 +496,8 @@ class SessionControl(_Model):
             state="paused",
             intervention_id=intervention.intervention_id,
             reason=intervention.reason,
-            trigger=intervention.trigger,
+            trigger=intervention.trigger if intervention.trigger in FIRST_TRIGGERS else None,
+            cause=intervention.trigger,
             blocker_type=intervention.blocker_type,
             error_excerpt=intervention.error_excerpt,
             retry_stats=intervention.retry_stats,
@@ -532,6 +569,12 @@ class CommandReply(_Model):
     error: CommandError | None = None
 
 
+# The project token of the watchdog's clock ticks (Subjects.clock): not a valid Identifier.
+CLOCK_NAME = "$clock"
+# How long a tick stays in the stream: it matters only until the partition's owner read it.
+CLOCK_TICK_TTL_S = 60
+
+
 class Subjects:
     """Subject names. Ids are validated tokens, so formatting them in is safe."""
 
@@ -563,6 +606,14 @@ class Subjects:
     def partition(index: int) -> str:
         """The stored agent events of every session in one detector partition."""
         return f"agent.events.*.*.{index}"
+
+    @staticmethod
+    def clock(partition: int) -> str:
+        """A tick of the watchdog's clock in one detector partition: an empty message whose only
+        content is the time the stream stored it at. Delivered in order with the partition's
+        agent events, so a silence is judged against everything stored before it. `$clock` is
+        no project id, so no agent (nor its events) can stand for it."""
+        return f"agent.events.{CLOCK_NAME}.tick.{partition}"
 
     @staticmethod
     def detected(project_id: str) -> str:
@@ -604,6 +655,8 @@ class StreamSpec:
     subject_transform: tuple[str, str] | None = None
     # Direct gets: any replica answers reads (a session's history, without a consumer).
     allow_direct: bool = False
+    # Messages may carry their own age limit (Nats-TTL): the watchdog's clock ticks expire.
+    allow_msg_ttl: bool = False
 
 
 @dataclass(frozen=True)
@@ -646,6 +699,7 @@ AGENT_EVENTS_STREAM = StreamSpec(
     description="Every agent event; Nats-Msg-Id = event_id, so a re-published event is dropped.",
     duplicate_window_s=600.0,
     allow_direct=True,
+    allow_msg_ttl=True,
     subject_transform=(
         Subjects.AGENT_EVENTS_PUBLISHED,
         "agent.events.{{wildcard(1)}}.{{wildcard(2)}}"

@@ -35,6 +35,8 @@ from yokeflow_agent.contract import (
 
 from yokeflow_intervention.shared.settings import Settings
 
+from .watchdog import WatchdogConfig
+
 __all__ = [
     "BUILTIN_CRITICAL_PATTERNS",
     "DetectionConfig",
@@ -144,6 +146,7 @@ class DetectionConfig:
     duration_warning_share: float = 0.8
     critical_patterns: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = ()
     auto_recovery_blockers: frozenset[str] = frozenset()
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DetectionConfig:
@@ -173,6 +176,7 @@ class DetectionConfig:
             duration_warning_share=settings.duration_warning_share,
             critical_patterns=compiled,
             auto_recovery_blockers=frozenset(settings.auto_recovery_blockers),
+            watchdog=WatchdogConfig.from_settings(settings),
         )
 
 
