@@ -390,7 +390,13 @@ _LIST_FIELDS = {
     "recovery_module_allowlist",
     "cors_origins",
 }
-_MAPPING_FIELDS = {"critical_patterns", "recovery_module_packages", "recovery_commands", "projects"}
+_MAPPING_FIELDS = {
+    "critical_patterns",
+    "recovery_module_packages",
+    "recovery_commands",
+    "projects",
+    "tool_call_timeouts",
+}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

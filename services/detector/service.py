@@ -202,6 +202,8 @@ class Detector:
                 self._changed[key] = (state, False)
             await self._stopped(intervention, state)
             stopped += 1
+        if stopped:  # at once: a restart must not find these deadlines still armed
+            await self._write_watches(partition)
         return stopped
 
     async def tick_clock(self, every_s: float) -> None:

@@ -1,0 +1,199 @@
+"""The watchdog against a real NATS server and real detector processes: a call that never
+returns and a session that goes quiet are stopped within their limits (never before), a long
+call with its own limit is not; both survive a kill -9 of the detector and a takeover by
+another replica, and are stopped once; a client released before the new triggers obeys them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from yokeflow_agent.client import AgentSession
+
+from ..helpers import collect, eventually, service_env, stream_count
+
+pytestmark = pytest.mark.integration
+
+TICK = {"YOKEFLOW_WATCHDOG_TICK_S": "0.5"}
+# A stop comes at its limit, plus at most a tick, plus a loaded machine's delays.
+SLACK_S = 6.0
+
+
+async def test_a_hung_call_and_a_quiet_session_are_stopped_and_a_long_call_with_a_limit_is_not(
+    nc, services, unique
+):
+    project = unique("watch")
+    detected = await collect(nc, f"intervention.detected.{project}")
+    services.start(
+        "detector",
+        YOKEFLOW_TOOL_CALL_TIMEOUT="4",
+        YOKEFLOW_SILENCE_TIMEOUT="3",
+        YOKEFLOW_TOOL_CALL_TIMEOUTS='{"npm run e2e": 60}',
+        **TICK,
+    )
+    hung, quiet, long_call, busy = (AgentSession(nc, project) for _ in range(4))
+    for agent in (hung, quiet, long_call, busy):
+        await agent.start()
+    await hung.tool_call("Bash", {"command": "npm run dev"})
+    hung_at = time.monotonic()
+    call = await quiet.tool_call("Bash", {"command": "npm test"})
+    await quiet.tool_result(call, "Bash", ok=True, output="48 passed")
+    quiet_at = time.monotonic()
+    e2e = await long_call.tool_call("Bash", {"command": "npm run e2e"})
+    heard: dict[str, float] = {}
+
+    def seen() -> bool:
+        for message in detected.messages:
+            heard.setdefault(message["session_id"], time.monotonic())
+        return {hung.session_id, quiet.session_id} <= set(heard)
+
+    for _ in range(16):  # the busy session works on, one step every half second
+        call = await busy.tool_call("Read", {"file_path": f"src/{_}.ts"})
+        await busy.tool_result(call, "Read", ok=True, output="...")
+        seen()
+        await asyncio.sleep(0.5)
+    await eventually(seen, timeout=20, what="the hung and the quiet session stopped")
+    await long_call.tool_result(e2e, "Bash", ok=True, output="e2e: 12 passed")
+    await asyncio.sleep(1.0)
+    by_session = {m["session_id"]: m for m in detected.messages}
+    assert set(by_session) == {hung.session_id, quiet.session_id}, services.logs()
+    assert by_session[hung.session_id]["trigger"] == "tool_call_timeout"
+    assert by_session[hung.session_id]["reason"].endswith(": Bash npm run dev")
+    assert by_session[quiet.session_id]["trigger"] == "silence"
+    assert "tool_result (ok) of Bash" in by_session[quiet.session_id]["reason"]
+    assert 4.0 - 0.3 <= heard[hung.session_id] - hung_at <= 4.0 + SLACK_S
+    assert 3.0 - 0.3 <= heard[quiet.session_id] - quiet_at <= 3.0 + SLACK_S
+
+
+async def test_deadlines_survive_a_kill_9_and_nothing_is_stopped_twice(nc, services, unique):
+    project = unique("watch")
+    limits = {"YOKEFLOW_TOOL_CALL_TIMEOUT": "9", "YOKEFLOW_SILENCE_TIMEOUT": "8", **TICK}
+    detected = await collect(nc, f"intervention.detected.{project}")
+    detector = services.start("detector", **limits)
+    hung, quiet = AgentSession(nc, project), AgentSession(nc, project)
+    await hung.start()
+    await quiet.start()
+    await hung.tool_call("Bash", {"command": "python manage.py shell"})
+    call = await quiet.tool_call("Bash", {"command": "ls"})
+    await quiet.tool_result(call, "Bash", ok=True, output="src")
+    last_at = time.monotonic()
+    await asyncio.sleep(2.0)  # the deadlines are written (at most a second after the events)
+    services.kill9(detector)  # between the last event and the deadline
+    restarted = services.start("detector", **limits)
+    await eventually(
+        lambda: len({m["session_id"] for m in detected.messages}) >= 2,
+        timeout=30,
+        what="both sessions stopped after the restart",
+    )
+    took = time.monotonic() - last_at
+    assert took >= 8.0 - 0.3, "stopped before its limit"
+    assert took <= 9.0 + SLACK_S, services.logs()
+    assert "deadlines rearmed" in services.log_of[restarted.pid].read_text()
+    # Once more: killed and restarted after the stops, nothing is stopped again.
+    await asyncio.sleep(1.5)
+    services.kill9(restarted)
+    services.start("detector", **limits)
+    await asyncio.sleep(4.0)
+    assert await stream_count(nc, "INTERVENTIONS", f"intervention.detected.{project}") == 2
+
+
+async def test_a_replica_taking_over_stops_the_silent_sessions_of_a_dead_one(nc, services, unique):
+    """Replica 0 is killed with quiet sessions in its partitions and no event to come: the
+    clock's ticks move its partitions to replica 1, which stops each session once."""
+    project = unique("pair")
+    limits = {"YOKEFLOW_SILENCE_TIMEOUT": "12", "YOKEFLOW_DETECTOR_REPLICAS": "2", **TICK}
+    detected = await collect(nc, f"intervention.detected.{project}")
+    first = services.start("detector", YOKEFLOW_DETECTOR_REPLICA="0", **limits)
+    second = services.start("detector", YOKEFLOW_DETECTOR_REPLICA="1", **limits)
+    for process in (first, second):
+        log = services.log_of[process.pid]
+        await eventually(
+            lambda log=log: "ready: consuming" in log.read_text(),
+            timeout=30,
+            what="the replicas ready",
+        )
+    agents = [AgentSession(nc, project) for _ in range(8)]
+    for agent in agents:
+        await agent.start()
+        call = await agent.tool_call("Bash", {"command": "git status"})
+        await agent.tool_result(call, "Bash", ok=True, output="clean")
+    last_at = time.monotonic()
+    await asyncio.sleep(2.0)
+    services.kill9(first)
+    await eventually(
+        lambda: len({m["session_id"] for m in detected.messages}) >= len(agents),
+        timeout=40,
+        what="every quiet session stopped",
+    )
+    took = time.monotonic() - last_at
+    assert 12.0 - 0.3 <= took <= 12.0 + SLACK_S, services.logs()
+    await asyncio.sleep(2.0)
+    assert await stream_count(nc, "INTERVENTIONS", f"intervention.detected.{project}") == len(
+        agents
+    )
+    assert "deadlines rearmed" in services.log_of[second.pid].read_text(), services.logs()
+
+
+OLD_CLIENT = """
+import asyncio, json, sys
+import nats
+import yokeflow_agent
+from yokeflow_agent.client import AgentSession, SessionPaused
+
+async def main():
+    nc = await nats.connect(sys.argv[1])
+    agent = AgentSession(nc, sys.argv[2])
+    await agent.start()
+    print(json.dumps({"agent": yokeflow_agent.__file__, "session": agent.session_id}), flush=True)
+    await agent.tool_call("Bash", {"command": "npm run dev"})  # and it never returns
+    for _ in range(300):
+        try:
+            await agent.raise_if_paused()
+        except SessionPaused as paused:
+            print(json.dumps(paused.control.model_dump(mode="json")), flush=True)
+            return 0
+        await asyncio.sleep(0.1)
+    return 1
+
+sys.exit(asyncio.run(main()))
+"""
+
+
+async def test_a_client_released_before_the_new_triggers_obeys_their_pause(
+    nc, services, unique, tmp_path: Path, infra
+):
+    """The agent package as released (main's HEAD before this change), imported from a copy,
+    against the new detector and pauser: it is paused on a tool_call_timeout."""
+    release = tmp_path / "release"
+    release.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", "/work/main", "archive", "dbdb681", "agent"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(release)], input=archive, check=True)
+    assert "OpenTrigger" not in (release / "agent/yokeflow_agent/contract.py").read_text()
+    project = unique("old")
+    services.start("pauser")
+    services.start("detector", YOKEFLOW_TOOL_CALL_TIMEOUT="3", **TICK)
+    env = service_env(infra, PYTHONPATH=str(release / "agent"))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        OLD_CLIENT,
+        infra.nats_url,
+        project,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, (out + err).decode() + services.logs()
+    first, control = (json.loads(line) for line in out.decode().splitlines())
+    assert first["agent"].startswith(str(release))  # the released copy, not this one
+    assert control["state"] == "paused"
+    assert control["trigger"] is None  # a closed set in that client: left unset
+    assert "Tool call open for" in control["reason"]
