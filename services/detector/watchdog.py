@@ -26,9 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from yokeflow_agent.contract import (
     AgentEvent,
-    Heartbeat,
     Intervention,
-    SessionEnded,
     ToolCall,
     ToolResult,
     Trigger,
@@ -117,15 +115,6 @@ class Watch(NamedTuple):
     calls: tuple[OpenCall, ...]
 
 
-def _describe(event: AgentEvent) -> str:
-    if isinstance(event, ToolCall):
-        return f"tool_call {call_label(event.tool, event.input)}"
-    if isinstance(event, ToolResult):
-        outcome = "ok" if event.result.ok else "failed"
-        return f"tool_result ({outcome}) of {event.tool or event.call_id or 'a call'}"
-    return event.type
-
-
 def _arm(
     last_at: float,
     stream_seq: int,
@@ -167,27 +156,32 @@ def observe(
 ) -> tuple[Any, ...] | None:
     """The session's watch after `event`, stored at bus time `at`; None once it ended (or when
     no limit is on). A heartbeat moves no deadline: it says the agent's process lives, not that
-    the session moves (users report hangs of hours kept looking healthy by one)."""
-    if isinstance(event, SessionEnded) or not (
+    the session moves (users report hangs of hours kept looking healthy by one). Dispatches on
+    `type`: an isinstance check of a pydantic model costs more than the rest of the work."""
+    kind = event.type
+    if kind == "session_ended" or not (
         config.silence_timeout > 0 or config.tool_call_timeout > 0 or config.tool_call_timeouts
     ):
         return None
-    if watch is not None:
-        held = Watch._make(watch)
-        if isinstance(event, Heartbeat):
+    if kind == "heartbeat":
+        if watch is not None:
             return (*watch[:3], stream_seq, *watch[4:])
-        calls = held.calls
-    elif isinstance(event, Heartbeat):  # the first this watchdog hears of an open session
-        return _arm(at, stream_seq, event.seq, event.event_id, event.type, (), config)
-    else:
-        calls = ()
-    if isinstance(event, ToolCall):
+        # The first this watchdog hears of an open session.
+        return _arm(at, stream_seq, event.seq, event.event_id, kind, (), config)
+    calls: tuple[OpenCall, ...] = watch[7] if watch is not None else ()
+    last: str = kind
+    if kind == "tool_call":
+        assert isinstance(event, ToolCall)
         label = call_label(event.tool, event.input)
         key = event.call_id or f"seq:{event.seq}"
         calls = (*(c for c in calls if c[0] != key), (key, at, label, config.call_limit(label)))
-    elif isinstance(event, ToolResult):
+        last = f"tool_call {label}"
+    elif kind == "tool_result":
+        assert isinstance(event, ToolResult)
         calls = _close(calls, event)
-    return _arm(at, stream_seq, event.seq, event.event_id, _describe(event), calls, config)
+        outcome = "ok" if event.result.ok else "failed"
+        last = f"tool_result ({outcome}) of {event.tool or event.call_id or 'a call'}"
+    return _arm(at, stream_seq, event.seq, event.event_id, last, calls, config)
 
 
 def expire(project_id: str, session_id: str, watch: tuple[Any, ...], now: float) -> Intervention:
