@@ -87,8 +87,9 @@ class NotificationPreferences(BaseModel):
         """Whether this trigger is one the project asked to be told about."""
         if trigger == "critical_error":
             return self.notify_on_critical_error
-        if trigger in ("session_duration", "tool_call_timeout", "silence"):
-            return self.notify_on_timeout  # budgets of time: the session's, a call's, silence
+        if trigger in ("session_duration", "tool_call_timeout", "silence", "waiting"):
+            # Budgets of time: the session's, a call's, silence's, a person's answer's.
+            return self.notify_on_timeout
         if trigger == "manual":
             return self.notify_on_manual_pause
         return self.notify_on_retry_limit  # retry_limit, loop_pattern, error_rate: stuck loops

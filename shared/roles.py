@@ -96,7 +96,7 @@ def service_permissions(role: str) -> Permissions:
         history = (f"{_API}.DIRECT.GET.AGENT_EVENTS", f"{_API}.STREAM.MSG.GET.AGENT_EVENTS")
         return Permissions(
             (*pub, *history, *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
-             *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "agent.verdicts.>",
+             *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "intervention.waiting.>", "agent.verdicts.>",
              *dead_letters, f"agent.events.{CLOCK_NAME}.tick.*",
              f"{_API}.DIRECT.GET.KV_{DETECTOR_CHECKPOINT_BUCKET}"),
             (*sub, *replies),
@@ -110,7 +110,7 @@ def service_permissions(role: str) -> Permissions:
             allow_responses=True,
         )  # fmt: skip
     if role == "notifier":
-        pub, sub = _consuming(c.notifier_paused, c.notifier_recovery)
+        pub, sub = _consuming(c.notifier_paused, c.notifier_recovery, c.notifier_waiting)
         return Permissions((*pub, "intervention.notified.>", *dead_letters), (*sub, *replies))
     if role == "recovery":
         pub, sub = _consuming(c.recovery_paused)

@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     # stopped: its next event is the model's next turn, which comes in seconds or a few minutes
     # of thinking. Heartbeats do not count: they say the process lives, not that it moves.
     silence_timeout: float = Field(default=300.0, ge=0)
+    # A session that waits for a person (a permission prompt, a question) is never stopped for
+    # its silence; after this long a human is told what is asked (0: never). Two minutes: a
+    # person at the terminal answers a prompt within one; after two, nobody is watching it.
+    waiting_notification_after: float = Field(default=120.0, ge=0)
     # How often the watchdog's clock ticks in each partition: a deadline is seen at most this
     # late. Each tick is an empty message that expires from the stream after a minute.
     watchdog_tick_s: float = Field(default=5.0, gt=0, le=60)

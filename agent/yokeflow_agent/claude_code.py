@@ -205,6 +205,22 @@ class HookState:
             pass
 
 
+def waiting_of(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields of a `waiting` event for a hook payload that says a person is waited for: a
+    PermissionRequest (a permission dialog is shown), or a Notification of a permission prompt,
+    of 60 s idle after a turn, or of a question; None for anything else."""
+    if payload.get("hook_event_name") == "PermissionRequest":
+        tool = str(payload.get("tool_name") or "tool")[:200]
+        tool_input = payload.get("tool_input")
+        command = tool_input.get("command") if isinstance(tool_input, dict) else None
+        prompt = f"Allow {tool}: {command}" if isinstance(command, str) else f"Allow {tool}?"
+        return {"kind": "permission", "prompt": prompt[:2000], "tool": tool}
+    kind = _WAITING_NOTICES.get(str(payload.get("notification_type") or ""))
+    if kind is None:
+        return None
+    return {"kind": kind, "prompt": str(payload.get("message") or "")[:2000]}
+
+
 class Reply:
     """What the hook tells Claude Code: an exit code, stdout (JSON) and stderr."""
 
@@ -330,6 +346,8 @@ class _Hook:
             "SessionStart": self._session_start,
             "Stop": self._stop_hook,
             "SessionEnd": self._session_end,
+            "PermissionRequest": self._waiting,
+            "Notification": self._waiting,
         }.get(self.event)
         return handler() if handler is not None else Reply()
 
@@ -409,6 +427,16 @@ class _Hook:
         self._publish("agent_message", text=last_reply(self.payload))
         return Reply()
 
+    def _waiting(self) -> Reply:
+        """A permission dialog, or Claude Code telling the user it waits for them: the session
+        waits for a person. No decision is given here: the person decides."""
+        fields = waiting_of(self.payload)
+        if fields is None:
+            return Reply()
+        self._connect()
+        self._publish("waiting", **fields)
+        return Reply()
+
     def _session_end(self) -> Reply:
         self._connect()
         paused = self.state.update(lambda state: bool(state.get("blockers_written")))
@@ -444,7 +472,13 @@ def run_hook(stdin: str, config: HookConfig | None = None) -> Reply:
 
 
 _REQUIRED_HOOKS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
-_USEFUL_HOOKS = ("SessionStart", "Stop", "SessionEnd")
+_USEFUL_HOOKS = ("SessionStart", "Stop", "SessionEnd", "PermissionRequest", "Notification")
+# Claude Code's `notification_type`s that mean a person is waited for, and the waiting kind.
+_WAITING_NOTICES = {
+    "permission_prompt": "permission",
+    "idle_prompt": "idle",
+    "elicitation_dialog": "question",
+}
 
 
 def claude_settings(root: str) -> tuple[dict[str, str], dict[str, list[Any]], list[str]]:

@@ -85,6 +85,8 @@ __all__ = [
     "ToolResultBody",
     "Trigger",
     "Verdict",
+    "Waiting",
+    "WaitingKind",
     "agent_inbox_prefix",
     "intervention_id_for",
     "parse_agent_event",
@@ -108,6 +110,9 @@ Trigger = Literal[
     # from an open session past its limit.
     "tool_call_timeout",
     "silence",
+    # Not a stop: the notice that a session has waited long for a person (`Waiting`), on
+    # intervention.waiting; it never pauses the session.
+    "waiting",
 ]
 
 # The triggers of the first release of contract v1: what its clients can read in a pause.
@@ -270,8 +275,35 @@ class AgentMessage(_EventBase):
     text: Text = ""
 
 
+# What a session waits for a person for: a permission or approval prompt, a question (an
+# elicitation), or its next instruction (idle). Open: an adapter may report a later kind.
+WaitingKind = Annotated[
+    Literal["permission", "question", "idle"] | str, BeforeValidator(_known_or_text)
+]
+
+
+class Waiting(_EventBase):
+    """The agent waits for a person (added to v1): a permission or approval prompt nobody has
+    answered, a question, or its next instruction. Cleared by the agent's next event (any but a
+    heartbeat). While it waits, its silence is no stall; after `waiting_notification_after` a
+    human is told what is asked, and the session is not paused. Consumers that do not know the
+    type ignore it."""
+
+    type: Literal["waiting"] = "waiting"
+    kind: WaitingKind = "question"
+    prompt: SummaryText = ""  # what is asked, as the agent shows it (agent text: untrusted)
+    tool: ShortText | None = None  # for a permission: the tool it is for
+
+
 AgentEvent = Annotated[
-    SessionStarted | ToolCall | ToolResult | ErrorEvent | Heartbeat | SessionEnded | AgentMessage,
+    SessionStarted
+    | ToolCall
+    | ToolResult
+    | ErrorEvent
+    | Heartbeat
+    | SessionEnded
+    | AgentMessage
+    | Waiting,
     Field(discriminator="type"),
 ]
 _agent_event_adapter: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)
@@ -554,6 +586,9 @@ class SessionSummary(_Model):
     shares: dict[RiskKind, float] = Field(default_factory=dict)
     risk: float = Field(ge=0)
     nearest: RiskKind | None = None
+    # Added to v1: what the session waits for a person for (a `waiting` event not yet
+    # cleared), as "<kind>: <prompt>"; None when it does not wait.
+    waiting: SummaryText | None = None
 
 
 class CommandError(_Model):
@@ -588,6 +623,7 @@ class Subjects:
     RESUMED_ALL = "intervention.resumed.>"
     NOTIFIED_ALL = "intervention.notified.>"
     RECOVERY_ALL = "intervention.recovery.>"
+    WAITING_ALL = "intervention.waiting.>"
     WARNED_ALL = "intervention.warned.>"
     VERDICTS_ALL = "agent.verdicts.>"
     # Request/reply commands served by the pauser (core NATS, queue group "pauser").
@@ -634,6 +670,12 @@ class Subjects:
     @staticmethod
     def recovery(project_id: str) -> str:
         return f"intervention.recovery.{project_id}"
+
+    @staticmethod
+    def waiting(project_id: str) -> str:
+        """An Intervention with trigger `waiting`: a session has waited long for a person.
+        Never a pause: the pauser does not read it; the notifier tells the project's humans."""
+        return f"intervention.waiting.{project_id}"
 
     @staticmethod
     def warned(project_id: str) -> str:
@@ -715,6 +757,7 @@ INTERVENTIONS_STREAM = StreamSpec(
         Subjects.NOTIFIED_ALL,
         Subjects.RECOVERY_ALL,
         Subjects.WARNED_ALL,
+        Subjects.WAITING_ALL,
     ),
     description="The public intervention lifecycle; Nats-Msg-Id keeps every step unique.",
     duplicate_window_s=3600.0,
@@ -791,6 +834,17 @@ class Consumers:
             "INTERVENTIONS", "notifier-recovery", Subjects.RECOVERY_ALL, ack_wait_s=15.0
         )
     )
+    # A waiting notice is delivered at most once (a crash mid-send drops it, never repeats it):
+    # it pauses nothing, and the session's next waiting event earns another.
+    notifier_waiting: ConsumerSpec = field(
+        default=ConsumerSpec(
+            "INTERVENTIONS",
+            "notifier-waiting",
+            Subjects.WAITING_ALL,
+            max_deliver=1,
+            ack_wait_s=30.0,
+        )
+    )
     recovery_paused: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "recovery", Subjects.PAUSED_ALL, ack_wait_s=15.0)
     )
@@ -805,6 +859,7 @@ class Consumers:
             self.orchestrator_resumes,
             self.notifier_paused,
             self.notifier_recovery,
+            self.notifier_waiting,
             self.recovery_paused,
         )
 

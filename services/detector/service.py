@@ -45,6 +45,7 @@ from yokeflow_agent.contract import (
     SessionControl,
     SessionEnded,
     SessionStarted,
+    SessionSummary,
     Subjects,
     Verdict,
     parse_agent_event,
@@ -60,7 +61,7 @@ from yokeflow_intervention.shared.metrics import (
 
 from .rules import DetectionConfig, SessionState, evaluate, foresee, summarise
 from .sessions import SessionBook, SessionKey
-from .watchdog import observe, watch_from_json, watch_json
+from .watchdog import observe, waiting_text, watch_from_json, watch_json
 
 __all__ = ["Detector"]
 
@@ -169,8 +170,10 @@ class Detector:
         else:
             checkpoint = await self._checkpoint(intervention.project_id, intervention.session_id)
             checkpoint["intervention_id"] = intervention.intervention_id
-            if "state" in checkpoint:
+            if "state" in checkpoint:  # evicted: its summary says stopped too
                 checkpoint["state"]["intervened"] = intervention.intervention_id
+                held = SessionState.from_snapshot(checkpoint["state"])
+                self._changed[(held.project_id, held.session_id)] = (held, False)
             key = _checkpoint_key(intervention.project_id, intervention.session_id)
             await self.checkpoints.put(key, json.dumps(checkpoint).encode())
         INTERVENTIONS.labels(intervention.trigger).inc()
@@ -200,7 +203,16 @@ class Detector:
             self._unwritten.setdefault(partition, set()).add(key)
             if state is not None:
                 self._changed[key] = (state, False)
-            await self._stopped(intervention, state)
+            if intervention.trigger == "waiting":  # a person is told; nothing is paused
+                await publish_event(
+                    self.js,
+                    Subjects.waiting(intervention.project_id),
+                    intervention,
+                    msg_id=intervention.intervention_id,
+                )
+                log.info("waiting %s/%s: %s", *key, intervention.reason)
+            else:
+                await self._stopped(intervention, state)
             stopped += 1
         if stopped:  # at once: a restart must not find these deadlines still armed
             await self._write_watches(partition)
@@ -363,7 +375,9 @@ class Detector:
                  else SessionState.new(*key, self.book.config))  # fmt: skip
         state.epoch_start = epoch_start
         await self._save_checkpoint(state, None)
-        self._changed[key] = (state, False)
+        # No summary until the session's next event: a resumed session usually ended at its
+        # pause and goes on as a new one (its summary says ended); shown as running with no
+        # event, it would stay on the fleet view for good.
 
     async def _resumed_elsewhere(self, state: SessionState) -> SessionState:
         """A stopped session's memory, or a fresh epoch if another replica heard its resume."""
@@ -382,7 +396,6 @@ class Detector:
         if not self._changed:
             return 0
         changed, self._changed = self._changed, {}
-        config = self.book.config
         items = list(changed.items())
         for start in range(0, len(items), _SUMMARY_PUTS_IN_FLIGHT):
             batch = items[start : start + _SUMMARY_PUTS_IN_FLIGHT]
@@ -390,7 +403,7 @@ class Detector:
                 *(
                     self.summaries.put(
                         _checkpoint_key(*key),
-                        summarise(state, config, ended).model_dump_json().encode(),
+                        self._summary(state, ended).model_dump_json().encode(),
                     )
                     for key, (state, ended) in batch
                 ),
@@ -400,6 +413,15 @@ class Detector:
             if failed:
                 log.warning("%d session summaries not published: %r", len(failed), failed[0])
         return len(items)
+
+    def _summary(self, state: SessionState, ended: bool) -> SessionSummary:
+        """The rules' summary of the session, and what it waits for a person for, if it does."""
+        summary = summarise(state, self.book.config, ended)
+        if ended or state.partition is None:
+            return summary
+        key = (state.project_id, state.session_id)
+        waiting = waiting_text(self.book.watches_of(state.partition).get(key))
+        return summary.model_copy(update={"waiting": waiting}) if waiting else summary
 
     async def _save_checkpoint(
         self, state: SessionState, intervention_id: str | None, snapshot: bool = False

@@ -22,7 +22,7 @@ from yokeflow_agent.contract import (
 )
 
 from .rules import DetectionConfig, SessionState, evaluate, foresee
-from .watchdog import Watches, expire, observe
+from .watchdog import Watches, expire, notified, observe
 
 __all__ = [
     "Clock",
@@ -118,7 +118,7 @@ class SessionBook:
         self._states[key] = (state, self._clock())
         watches = self.watches_of(partition)
         watch = watches.get(key)
-        if watch is not None and watch[0] < at and state.intervened is None:
+        if watch is not None and watch[0] < at and watch[1] != "waiting" and not state.intervened:
             return Outcome(self.stop_silent(partition, key, at))
         intervention = evaluate(state, event, self.config)
         warning = None if intervention is not None else foresee(state, event, self.config)
@@ -132,16 +132,21 @@ class SessionBook:
         return Outcome(intervention, warning)
 
     def stop_silent(self, partition: int, key: SessionKey, now: float) -> Intervention:
-        """The watchdog's stop of a session whose deadline passed at bus time `now`; with the
-        session's task and workspace when its state is in memory."""
+        """The watchdog's stop of a session whose deadline passed at bus time `now` (or its
+        notice that the session has waited long for a person); with the session's task and
+        workspace when its state is in memory."""
         watches = self.watches_of(partition)
         watch = watches.get(key)
         assert watch is not None
         intervention = expire(*key, watch, now)
-        watches.set(key, None)
         state = self.get(*key)
+        if intervention.trigger == "waiting":  # told, not stopped: it waits on
+            watches.set(key, notified(watch, self.config.watchdog))
+        else:
+            watches.set(key, None)
+            if state is not None:
+                state.intervened = intervention.intervention_id
         if state is not None:
-            state.intervened = intervention.intervention_id
             intervention = intervention.model_copy(
                 update={
                     "task": state.task,
@@ -222,15 +227,17 @@ def replay(
             print(f"line {item.line}: skipped: {item.reason}", file=sys.stderr)
             continue
         at = item.at if isinstance(item, Clock) else item.ts
-        # What fell due by this moment (an event: strictly before it, as the service judges).
-        yield from book.tick(0, at.timestamp(), inclusive=isinstance(item, Clock))
+        # What fell due by this moment (an event: strictly before it, as the service judges);
+        # a waiting notice tells a person, it is no verdict.
+        due = book.tick(0, at.timestamp(), inclusive=isinstance(item, Clock))
+        yield from (found for found in due if found.trigger != "waiting")
         if isinstance(item, Clock):
             continue
         intervention = book.feed(item).intervention
         if intervention is not None:
             yield intervention
     if now is not None:
-        yield from book.tick(0, now.timestamp())
+        yield from (found for found in book.tick(0, now.timestamp()) if found.trigger != "waiting")
 
 
 def intervention_json(intervention: Intervention) -> str:

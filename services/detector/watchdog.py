@@ -30,6 +30,7 @@ from yokeflow_agent.contract import (
     ToolCall,
     ToolResult,
     Trigger,
+    Waiting,
     intervention_id_for,
 )
 
@@ -58,6 +59,10 @@ SUGGESTIONS: dict[str, str] = {
     "silence": (
         "Check the agent's process and its connection to its model, then resume the session."
     ),
+    "waiting": (
+        "Answer it where the agent runs (its terminal or its app); the session goes on by "
+        "itself. It is not paused."
+    ),
 }
 
 
@@ -67,6 +72,7 @@ class WatchdogConfig:
 
     tool_call_timeout: float = 900.0
     silence_timeout: float = 300.0
+    waiting_notification_after: float = 120.0
     # (pattern searched in "<tool> <command>", that call's limit); the first match wins.
     tool_call_timeouts: tuple[tuple[re.Pattern[str], float], ...] = ()
 
@@ -75,6 +81,7 @@ class WatchdogConfig:
         return cls(
             tool_call_timeout=settings.tool_call_timeout,
             silence_timeout=settings.silence_timeout,
+            waiting_notification_after=settings.waiting_notification_after,
             tool_call_timeouts=tuple(
                 (re.compile(pattern), limit)
                 for pattern, limit in settings.tool_call_timeouts.items()
@@ -100,6 +107,8 @@ def call_label(tool: str, tool_input: dict[str, Any]) -> str:
 
 
 OpenCall = tuple[str, float, str, float]  # (call key, opened at, label, limit)
+# (since, kind, prompt, event id, event seq, notified), or () when not waiting.
+Wait = tuple[Any, ...]
 
 
 class Watch(NamedTuple):
@@ -113,6 +122,7 @@ class Watch(NamedTuple):
     event_id: str
     last: str  # what that event was, for the reason
     calls: tuple[OpenCall, ...]
+    waiting: Wait  # what a person is asked, while they are
 
 
 def _arm(
@@ -123,16 +133,22 @@ def _arm(
     last: str,
     calls: tuple[OpenCall, ...],
     config: WatchdogConfig,
+    waiting: Wait = (),
 ) -> tuple[Any, ...]:
-    """The watch with its deadline: the open call due first, or else the silence."""
+    """The watch with its deadline: while a person is asked, only the notice that they have
+    not answered (no stop: silence is expected); else the open call due first, or the
+    silence."""
     deadline, trigger = math.inf, ""
-    if calls:
+    if waiting:
+        if not waiting[5] and config.waiting_notification_after > 0:
+            deadline, trigger = waiting[0] + config.waiting_notification_after, "waiting"
+    elif calls:
         timed = [opened + limit for _, opened, _, limit in calls if limit > 0]
         if timed:
             deadline, trigger = min(timed), "tool_call_timeout"
     elif config.silence_timeout > 0:
         deadline, trigger = last_at + config.silence_timeout, "silence"
-    return (deadline, trigger, last_at, stream_seq, event_seq, event_id, last, calls)
+    return (deadline, trigger, last_at, stream_seq, event_seq, event_id, last, calls, waiting)
 
 
 def _close(calls: tuple[OpenCall, ...], event: ToolResult) -> tuple[OpenCall, ...]:
@@ -156,11 +172,16 @@ def observe(
 ) -> tuple[Any, ...] | None:
     """The session's watch after `event`, stored at bus time `at`; None once it ended (or when
     no limit is on). A heartbeat moves no deadline: it says the agent's process lives, not that
-    the session moves (users report hangs of hours kept looking healthy by one). Dispatches on
-    `type`: an isinstance check of a pydantic model costs more than the rest of the work."""
+    the session moves (users report hangs of hours kept looking healthy by one). A `waiting`
+    event holds every stop until the agent's next event, which starts its open calls' clocks
+    again (a call waited for its permission, it did not run). Dispatches on `type`: an
+    isinstance check of a pydantic model costs more than the rest of the work."""
     kind = event.type
     if kind == "session_ended" or not (
-        config.silence_timeout > 0 or config.tool_call_timeout > 0 or config.tool_call_timeouts
+        config.silence_timeout > 0
+        or config.tool_call_timeout > 0
+        or config.tool_call_timeouts
+        or config.waiting_notification_after > 0
     ):
         return None
     if kind == "heartbeat":
@@ -169,7 +190,17 @@ def observe(
         # The first this watchdog hears of an open session.
         return _arm(at, stream_seq, event.seq, event.event_id, kind, (), config)
     calls: tuple[OpenCall, ...] = watch[7] if watch is not None else ()
+    waiting: Wait = watch[8] if watch is not None else ()
     last: str = kind
+    if kind == "waiting":
+        assert isinstance(event, Waiting)
+        asked = f"{event.kind}: {event.prompt or event.tool or 'no text'}"
+        if not waiting:
+            waiting = (at, event.kind, asked, event.event_id, event.seq, False)
+        last = f"waiting ({asked})"
+        return _arm(at, stream_seq, event.seq, event.event_id, last, calls, config, waiting)
+    if waiting:  # answered: what waited starts again now
+        calls = tuple((key, at, label, limit) for key, _, label, limit in calls)
     if kind == "tool_call":
         assert isinstance(event, ToolCall)
         label = call_label(event.tool, event.input)
@@ -184,14 +215,43 @@ def observe(
     return _arm(at, stream_seq, event.seq, event.event_id, last, calls, config)
 
 
-def expire(project_id: str, session_id: str, watch: tuple[Any, ...], now: float) -> Intervention:
-    """The stop of a session whose deadline passed at bus time `now`. Its id comes from the
-    session and its last event: a second replica, or a restart, stopping the same silence
-    makes the same intervention, which the stream keeps once."""
+def notified(watch: tuple[Any, ...], config: WatchdogConfig) -> tuple[Any, ...]:
+    """The watch once its waiting notice went out: nothing more is due until an answer."""
     held = Watch._make(watch)
-    trigger: Trigger = "tool_call_timeout" if held.trigger == "tool_call_timeout" else "silence"
-    excerpt = ""
-    if trigger == "tool_call_timeout":
+    waiting = (*held.waiting[:5], True)
+    return _arm(
+        held.last_at,
+        held.stream_seq,
+        held.event_seq,
+        held.event_id,
+        held.last,
+        held.calls,
+        config,
+        waiting,
+    )
+
+
+def waiting_text(watch: tuple[Any, ...] | None) -> str | None:
+    """What the session waits for a person for, or None."""
+    return str(watch[8][2]) if watch is not None and watch[8] else None
+
+
+def expire(project_id: str, session_id: str, watch: tuple[Any, ...], now: float) -> Intervention:
+    """The stop of a session whose deadline passed at bus time `now` (or, for a session that
+    waits for a person, the notice that it has waited long: trigger `waiting`, no stop). Its id
+    comes from the session and its last event (the first of a wait): a second replica, or a
+    restart, stopping the same silence makes the same intervention, which the stream keeps
+    once."""
+    held = Watch._make(watch)
+    trigger: Trigger = "silence"
+    if held.trigger in ("tool_call_timeout", "waiting"):
+        trigger = "tool_call_timeout" if held.trigger == "tool_call_timeout" else "waiting"
+    excerpt, event_id, event_seq = "", held.event_id, held.event_seq
+    if trigger == "waiting":
+        since, _, asked, event_id, event_seq, _ = held.waiting
+        reason = f"Waiting {now - since:.0f} s for a person: {asked}"
+        excerpt = asked
+    elif trigger == "tool_call_timeout":
         _, opened, label, limit = min(
             (c for c in held.calls if c[3] > 0), key=lambda c: c[1] + c[3]
         )
@@ -205,14 +265,14 @@ def expire(project_id: str, session_id: str, watch: tuple[Any, ...], now: float)
             f"s) since its last event, seq {held.event_seq}: {held.last}"
         )
     return Intervention(
-        intervention_id=intervention_id_for(project_id, session_id, f"{trigger}:{held.event_id}"),
+        intervention_id=intervention_id_for(project_id, session_id, f"{trigger}:{event_id}"),
         project_id=project_id,
         session_id=session_id,
         trigger=trigger,
         reason=reason,
         error_excerpt=excerpt,
-        event_seq=held.event_seq,
-        event_id=held.event_id,
+        event_seq=event_seq,
+        event_id=event_id,
         detected_at=datetime.fromtimestamp(now, UTC),
         suggested_recovery=SUGGESTIONS[trigger],
     )
@@ -221,23 +281,20 @@ def expire(project_id: str, session_id: str, watch: tuple[Any, ...], now: float)
 def watch_json(watch: tuple[Any, ...]) -> bytes:
     """A watch as stored in the checkpoint bucket (an infinite deadline as null)."""
     deadline = watch[0] if math.isfinite(watch[0]) else None
-    return json.dumps([deadline, *watch[1:7], [list(c) for c in watch[7]]]).encode()
+    calls = [list(c) for c in watch[7]]
+    return json.dumps([deadline, *watch[1:7], calls, list(watch[8])]).encode()
 
 
 def watch_from_json(data: bytes) -> tuple[Any, ...]:
     raw = json.loads(data)
     deadline = math.inf if raw[0] is None else float(raw[0])
     calls = tuple((str(k), float(t), str(label), float(limit)) for k, t, label, limit in raw[7])
-    return (
-        deadline,
-        str(raw[1]),
-        float(raw[2]),
-        int(raw[3]),
-        int(raw[4]),
-        str(raw[5]),
-        str(raw[6]),
-        calls,
-    )
+    waiting: Wait = ()
+    if len(raw) > 8 and raw[8]:
+        since, kind, asked, event_id, event_seq, told = raw[8]
+        waiting = (float(since), str(kind), str(asked), str(event_id), int(event_seq), bool(told))
+    head = (deadline, str(raw[1]), float(raw[2]), int(raw[3]), int(raw[4]), str(raw[5]))
+    return (*head, str(raw[6]), calls, waiting)
 
 
 SessionKey = tuple[str, str]
@@ -270,5 +327,5 @@ class Watches:
         """The sessions whose deadline is before bus time `now` (or at it, if `inclusive`): one
         comparison each."""
         if inclusive:
-            return [key for key, watch in self._watches.items() if watch[0] <= now]
-        return [key for key, watch in self._watches.items() if watch[0] < now]
+            return [k for k, watch in self._watches.items() if watch[0] <= now and watch[1]]
+        return [k for k, watch in self._watches.items() if watch[0] < now and watch[1]]

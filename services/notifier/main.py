@@ -12,6 +12,7 @@ import httpx
 from faststream import FastStream
 from yokeflow_agent.contract import (
     CONSUMERS,
+    Intervention,
     InterventionPaused,
     RecoveryOutcome,
 )
@@ -30,7 +31,7 @@ __all__ = ["create_app"]
 def create_app(context: ServiceContext) -> FastStream:
     broker = context.broker()
     app = FastStream(broker)
-    consumers = (CONSUMERS.notifier_paused, CONSUMERS.notifier_recovery)
+    consumers = (CONSUMERS.notifier_paused, CONSUMERS.notifier_recovery, CONSUMERS.notifier_waiting)
     notifier: Notifier | None = None
     consumer = CONSUMERS.notifier_paused
 
@@ -73,6 +74,22 @@ def create_app(context: ServiceContext) -> FastStream:
         broker, follow_ups, "Tells the same people what automatic recovery did.", concurrency
     )(contract_handler(RecoveryOutcome, lambda: broker.connection.jetstream(), on_recovery,
                        keepalive=follow_ups.ack_wait_s / 3))  # fmt: skip
+
+    async def on_waiting(waiting: Intervention) -> None:
+        assert notifier is not None
+        await notifier.tell_waiting(waiting)
+
+    asked = CONSUMERS.notifier_waiting
+    durable_subscriber(
+        broker, asked, "Tells the project's humans a session has long waited for them.", concurrency
+    )(
+        contract_handler(
+            Intervention,
+            lambda: broker.connection.jetstream(),
+            on_waiting,
+            keepalive=asked.ack_wait_s / 3,
+        )
+    )
 
     context.instrument(app, lambda: broker.connection.jetstream(), consumers)
 

@@ -79,6 +79,8 @@ class Notice:
     def link(self) -> str | None:
         if not self.dashboard_url:
             return None
+        if self.intervention.trigger == "waiting":  # no pause to open: the live sessions
+            return f"{self.dashboard_url.rstrip('/')}/"
         return (
             f"{self.dashboard_url.rstrip('/')}/#/interventions/{self.intervention.intervention_id}"
         )

@@ -205,3 +205,45 @@ def test_detect_judges_the_end_of_a_file_at_now(tmp_path: Path):
     items = list(read_event_file(path))
     assert isinstance(items[-1], Clock)
     assert [s.trigger for s in replay(items, limits())] == ["silence"]
+
+
+def test_a_session_waiting_for_a_person_is_not_stalled_and_a_human_is_told_once():
+    book, agent = SessionBook(limits(waiting_notification_after=120.0)), Agent()
+    book.feed(agent.start())
+    book.feed(agent.event("tool_call", tool="Bash", input={"command": "rm -rf dist"}, call_id="c"))
+    asked = agent.event(
+        "waiting", kind="permission", prompt="Allow Bash: rm -rf dist?", tool="Bash"
+    )
+    book.feed(asked)
+    since = agent.clock.timestamp()
+    assert book.tick(0, since + 119) == []  # past the call's limit and silence: no stop
+    [notice] = book.tick(0, since + 120)
+    assert notice.trigger == "waiting" and notice.event_seq == 3
+    assert notice.reason == "Waiting 120 s for a person: permission: Allow Bash: rm -rf dist?"
+    assert book.tick(0, since + 400) == []  # told once; still not stopped
+    assert book.get("p1", "s1") is not None and book.get("p1", "s1").intervened is None
+    # Answered: the call runs from now, with its own limit again.
+    answered = agent.event("tool_result", advance=300, call_id="c", result={"ok": True})
+    book.feed(answered)
+    [stop] = book.tick(0, agent.clock.timestamp() + 30)
+    assert stop.trigger == "silence"
+
+
+def test_an_answered_wait_gives_the_waiting_call_its_whole_limit_again():
+    book, agent = SessionBook(limits()), Agent()
+    book.feed(agent.start())
+    book.feed(agent.event("tool_call", tool="Bash", input={"command": "make"}, call_id="c"))
+    book.feed(agent.event("waiting", advance=2, kind="permission", prompt="Allow make?"))
+    book.feed(agent.event("heartbeat", advance=400))  # still waiting: a heartbeat answers nothing
+    assert [n.trigger for n in book.tick(0, agent.clock.timestamp())] == ["waiting"]  # no stop
+    book.feed(agent.event("agent_message", advance=1, text="Approved, running make"))
+    resumed = agent.clock.timestamp()
+    assert book.tick(0, resumed + 59) == []
+    [stop] = book.tick(0, resumed + 60)
+    assert stop.trigger == "tool_call_timeout"
+
+
+def test_a_replay_reports_no_waiting_notice_as_a_verdict():
+    agent = Agent()
+    events = [agent.start(), agent.event("waiting", kind="idle", prompt="Claude is waiting")]
+    assert list(replay(events, limits(), now=agent.clock + timedelta(hours=3))) == []
