@@ -1,5 +1,6 @@
-"""One line per lifecycle event as it happens: detected, warned, paused, notified, recovery step,
-resumed, next session started, dead letter. `up` prints them (unless `--quiet`), and
+"""One line per lifecycle event as it happens: detected, warned, waiting (a session has long
+waited for a person), paused, notified, recovery step, resumed, next session started, dead
+letter. `up` prints them (unless `--quiet`), and
 `yokeflow-intervention interventions watch` does the same from a second terminal.
 
 Coloured on a terminal, plain when piped (or with NO_COLOR set). `describe` is pure, so what a
@@ -93,6 +94,8 @@ def describe(subject: str, data: bytes) -> Line | None:
     if kind == "warned":
         return Line("warned", "warn", _where(body),
                     f"{body.get('trigger')}: {_clip(body.get('reason', ''))}")  # fmt: skip
+    if kind == "waiting":  # told to a person, nothing paused
+        return Line("waiting", "warn", _where(body), _clip(body.get("reason", "")))
     if kind == "paused":
         return Line("paused", "bad", _where(body), f"intervention {ref}{blocker}")
     if kind == "notified":

@@ -197,3 +197,80 @@ async def test_a_client_released_before_the_new_triggers_obeys_their_pause(
     assert control["state"] == "paused"
     assert control["trigger"] is None  # a closed set in that client: left unset
     assert "Tool call open for" in control["reason"]
+
+
+async def test_a_permission_wait_is_no_stall_and_a_human_is_told_what_is_asked(
+    nc, services, unique, tmp_path: Path, infra
+):
+    """Through the Claude Code hook as Claude Code runs it (a process per hook): a call waits
+    for its permission past every limit; it is not stopped, the fleet summary says what it
+    waits for, and the webhook is told once. Answered, the session is judged again."""
+    from tests.peers import HttpPeer
+
+    from ..helpers import cli
+
+    project, session = unique("asked"), unique("claude")
+    detected = await collect(nc, f"intervention.detected.{project}")
+    waiting = await collect(nc, f"intervention.waiting.{project}")
+    with HttpPeer() as http:
+        services.start(
+            "notifier",
+            YOKEFLOW_WEBHOOK_URL=http.webhook_url(),
+            YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS="true",
+        )
+        services.start(
+            "detector",
+            YOKEFLOW_TOOL_CALL_TIMEOUT="4",
+            YOKEFLOW_SILENCE_TIMEOUT="3",
+            YOKEFLOW_WAITING_NOTIFICATION_AFTER="3",
+            **TICK,
+        )
+        env = service_env(
+            infra,
+            YOKEFLOW_PROJECT_ID=project,
+            YOKEFLOW_VERDICT_TIMEOUT="5",
+            YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state"),
+        )
+        base = {
+            "session_id": session,
+            "cwd": str(tmp_path),
+            "permission_mode": "default",
+            "transcript_path": str(tmp_path / "t.jsonl"),
+        }
+        call = {
+            "tool_name": "Bash",
+            "tool_input": {"command": "npm start"},
+            "tool_use_id": "toolu_01",
+        }
+
+        def hook(event: str, **fields: object) -> None:
+            payload = json.dumps({**base, "hook_event_name": event, **fields})
+            assert cli("hook", env=env, stdin=payload).returncode == 0
+
+        hook("SessionStart", source="startup")
+        hook("PreToolUse", **call)
+        hook("PermissionRequest", tool_name="Bash", tool_input={"command": "npm start"})
+        hook(
+            "Notification",
+            notification_type="permission_prompt",
+            message="Claude needs your permission to use Bash",
+        )
+        told = await eventually(
+            lambda: [r for r in http.accepted("webhook") if project in json.dumps(r.body)],
+            timeout=30,
+            what="the webhook told of the wait",
+        )
+        await asyncio.sleep(4.0)  # past the call's limit and the silence: still not stopped
+        assert detected.messages == [], services.logs()
+        assert len(told) == 1 and len(waiting.messages) == 1
+        assert "Allow Bash: npm start" in json.dumps(told[0].body)
+        assert waiting.messages[0]["trigger"] == "waiting"
+        summaries = await nc.jetstream().key_value("session_summaries")
+        summary = json.loads((await summaries.get(f"{project}.{session}")).value)
+        assert summary["state"] == "running"
+        assert summary["waiting"] == "permission: Allow Bash: npm start"
+
+        # Answered and run: the session is watched again, and goes quiet.
+        hook("PostToolUse", **call, tool_response={"stdout": "listening on 3000"})
+        stop = await eventually(lambda: detected.messages, timeout=20, what="the silence")
+        assert stop[0]["trigger"] == "silence"

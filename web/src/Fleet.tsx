@@ -56,6 +56,11 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                   <strong>{s.project_id}</strong>
                   <div className="muted">{s.session_id}</div>
                   {s.task && <div className="muted">task {s.task.id}: {s.task.description}</div>}
+                  {s.waiting && (
+                    <div className="waiting" data-testid="waiting">
+                      <span className="badge near">waiting for a person</span> {s.waiting}
+                    </div>
+                  )}
                 </td>
                 <td data-testid="nearest">
                   <span className={`badge risk ${level(s.risk)}`}>{Math.round(s.risk * 100)} %</span>{" "}
