@@ -107,7 +107,7 @@ def call_label(tool: str, tool_input: dict[str, Any]) -> str:
 
 
 OpenCall = tuple[str, float, str, float]  # (call key, opened at, label, limit)
-# (since, kind, prompt, event id, event seq, notified), or () when not waiting.
+# (since, kind, prompt, event id, event seq, notified, tool or ""), or () when not waiting.
 Wait = tuple[Any, ...]
 
 
@@ -163,6 +163,16 @@ def _close(calls: tuple[OpenCall, ...], event: ToolResult) -> tuple[OpenCall, ..
     return calls if index is None else calls[:index] + calls[index + 1 :]
 
 
+def _denied(calls: tuple[OpenCall, ...], tool: str) -> tuple[OpenCall, ...]:
+    """The open calls without the one a permission was asked for, when the agent went on
+    with neither its result nor another call: it was denied (Claude Code reports no result for
+    a denied call), or the turn ended without it. The latest call of its tool, else none."""
+    prefix = f"{tool} " if tool else None
+    latest = range(len(calls) - 1, -1, -1)
+    index = next((i for i in latest if prefix and calls[i][2].startswith(prefix)), None)
+    return calls if index is None else calls[:index] + calls[index + 1 :]
+
+
 def observe(
     watch: tuple[Any, ...] | None,
     event: AgentEvent,
@@ -196,11 +206,13 @@ def observe(
         assert isinstance(event, Waiting)
         asked = f"{event.kind}: {event.prompt or event.tool or 'no text'}"
         if not waiting:
-            waiting = (at, event.kind, asked, event.event_id, event.seq, False)
+            waiting = (at, event.kind, asked, event.event_id, event.seq, False, event.tool or "")
         last = f"waiting ({asked})"
         return _arm(at, stream_seq, event.seq, event.event_id, last, calls, config, waiting)
     if waiting:  # answered: what waited starts again now
         calls = tuple((key, at, label, limit) for key, _, label, limit in calls)
+        if waiting[1] == "permission" and kind not in ("tool_call", "tool_result"):
+            calls = _denied(calls, str(waiting[6]))
     if kind == "tool_call":
         assert isinstance(event, ToolCall)
         label = call_label(event.tool, event.input)
@@ -218,7 +230,7 @@ def observe(
 def notified(watch: tuple[Any, ...], config: WatchdogConfig) -> tuple[Any, ...]:
     """The watch once its waiting notice went out: nothing more is due until an answer."""
     held = Watch._make(watch)
-    waiting = (*held.waiting[:5], True)
+    waiting = (*held.waiting[:5], True, *held.waiting[6:])
     return _arm(
         held.last_at,
         held.stream_seq,
@@ -248,7 +260,7 @@ def expire(project_id: str, session_id: str, watch: tuple[Any, ...], now: float)
         trigger = "tool_call_timeout" if held.trigger == "tool_call_timeout" else "waiting"
     excerpt, event_id, event_seq = "", held.event_id, held.event_seq
     if trigger == "waiting":
-        since, _, asked, event_id, event_seq, _ = held.waiting
+        since, _, asked, event_id, event_seq = held.waiting[:5]
         reason = f"Waiting {now - since:.0f} s for a person: {asked}"
         excerpt = asked
     elif trigger == "tool_call_timeout":
@@ -291,8 +303,9 @@ def watch_from_json(data: bytes) -> tuple[Any, ...]:
     calls = tuple((str(k), float(t), str(label), float(limit)) for k, t, label, limit in raw[7])
     waiting: Wait = ()
     if len(raw) > 8 and raw[8]:
-        since, kind, asked, event_id, event_seq, told = raw[8]
-        waiting = (float(since), str(kind), str(asked), str(event_id), int(event_seq), bool(told))
+        since, kind, asked, event_id, event_seq, told, tool = raw[8]
+        asked_for = (str(kind), str(asked), str(event_id), int(event_seq), bool(told), str(tool))
+        waiting = (float(since), *asked_for)
     head = (deadline, str(raw[1]), float(raw[2]), int(raw[3]), int(raw[4]), str(raw[5]))
     return (*head, str(raw[6]), calls, waiting)
 

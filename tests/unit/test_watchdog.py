@@ -247,3 +247,16 @@ def test_a_replay_reports_no_waiting_notice_as_a_verdict():
     agent = Agent()
     events = [agent.start(), agent.event("waiting", kind="idle", prompt="Claude is waiting")]
     assert list(replay(events, limits(), now=agent.clock + timedelta(hours=3))) == []
+
+
+def test_a_denied_permission_leaves_no_call_open():
+    """Claude Code reports no result for a call whose permission was denied: when the turn
+    ends without it, the call asked about is no longer open (silence applies, not its limit)."""
+    book, agent = SessionBook(limits()), Agent()
+    book.feed(agent.start())
+    book.feed(agent.event("tool_call", tool="Bash", input={"command": "rm -rf /"}, call_id="c"))
+    book.feed(agent.event("waiting", kind="permission", prompt="Allow Bash: rm -rf /", tool="Bash"))
+    book.feed(agent.event("agent_message", advance=5, text="I was not allowed to run it."))
+    assert book.watches_of(0).get(("p1", "s1"))[7] == ()  # type: ignore[index]
+    [stop] = book.tick(0, agent.clock.timestamp() + 30)
+    assert stop.trigger == "silence"
