@@ -38,6 +38,8 @@ def readme_settings(nats_url: str, **env: str) -> dict[str, Any]:
             "PostToolUseFailure": [{"matcher": "*", "hooks": hook}],
             "Stop": [{"hooks": hook}],
             "SessionEnd": [{"hooks": [{**hook[0], "timeout": 10}]}],
+            "PermissionRequest": [{"matcher": "*", "hooks": hook}],
+            "Notification": [{"hooks": hook}],
         },
     }
 
@@ -195,11 +197,9 @@ async def test_real_claude_code_waiting_on_a_permission_is_reported_and_a_human_
     detected = await collect(nc, f"intervention.detected.{name}")
     waiting = await collect(nc, f"intervention.waiting.{name}")
     settings = readme_settings(infra.nats_url)
-    hook = [{"type": "command", "command": "yokeflow-hook"}]
-    settings["hooks"]["PermissionRequest"] = [
-        {"matcher": "*", "hooks": [*hook, {"type": "command", "command": "sleep 6"}]}
-    ]
-    settings["hooks"]["Notification"] = [{"hooks": hook}]
+    settings["hooks"]["PermissionRequest"][0]["hooks"].append(
+        {"type": "command", "command": "sleep 6"}
+    )
     root = project(tmp_path, name, settings)
     marker = tmp_path / "ran"
     with HttpPeer() as http:

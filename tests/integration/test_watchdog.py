@@ -6,6 +6,7 @@ another replica, and are stopped once; a client released before the new triggers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -39,11 +40,11 @@ async def test_a_hung_call_and_a_quiet_session_are_stopped_and_a_long_call_with_
     hung, quiet, long_call, busy = (AgentSession(nc, project) for _ in range(4))
     for agent in (hung, quiet, long_call, busy):
         await agent.start()
+    hung_at = time.monotonic()  # before the event is stored: a stop is never sooner
     await hung.tool_call("Bash", {"command": "npm run dev"})
-    hung_at = time.monotonic()
     call = await quiet.tool_call("Bash", {"command": "npm test"})
-    await quiet.tool_result(call, "Bash", ok=True, output="48 passed")
     quiet_at = time.monotonic()
+    await quiet.tool_result(call, "Bash", ok=True, output="48 passed")
     e2e = await long_call.tool_call("Bash", {"command": "npm run e2e"})
     heard: dict[str, float] = {}
 
@@ -80,8 +81,8 @@ async def test_deadlines_survive_a_kill_9_and_nothing_is_stopped_twice(nc, servi
     await quiet.start()
     await hung.tool_call("Bash", {"command": "python manage.py shell"})
     call = await quiet.tool_call("Bash", {"command": "ls"})
-    await quiet.tool_result(call, "Bash", ok=True, output="src")
     last_at = time.monotonic()
+    await quiet.tool_result(call, "Bash", ok=True, output="src")
     await asyncio.sleep(2.0)  # the deadlines are written (at most a second after the events)
     services.kill9(detector)  # between the last event and the deadline
     restarted = services.start("detector", **limits)
@@ -274,3 +275,81 @@ async def test_a_permission_wait_is_no_stall_and_a_human_is_told_what_is_asked(
         hook("PostToolUse", **call, tool_response={"stdout": "listening on 3000"})
         stop = await eventually(lambda: detected.messages, timeout=20, what="the silence")
         assert stop[0]["trigger"] == "silence"
+
+
+async def test_an_evicted_idle_session_keeps_its_deadline_and_shows_stopped(nc, services, unique):
+    """Evicted from memory after a second of silence (its state goes to its checkpoint), the
+    session is still stopped at its limit, and the fleet summary says so."""
+    from nats.js.errors import KeyNotFoundError
+
+    project = unique("evicted")
+    detected = await collect(nc, f"intervention.detected.{project}")
+    detector = services.start(
+        "detector", YOKEFLOW_DETECTOR_IDLE_EVICT_S="1", YOKEFLOW_SILENCE_TIMEOUT="6", **TICK
+    )
+    agent = AgentSession(nc, project)
+    await agent.start()
+    call = await agent.tool_call("Bash", {"command": "ls"})
+    await agent.tool_result(call, "Bash", ok=True, output="src")
+    log = services.log_of[detector.pid]
+    await eventually(
+        lambda: "evicted 1 idle sessions" in log.read_text(),
+        timeout=15,
+        what="the idle session evicted",
+    )
+    [stop] = await eventually(lambda: detected.messages, timeout=20, what="the silence")
+    assert stop["trigger"] == "silence"
+    summaries = await nc.jetstream().key_value("session_summaries")
+
+    async def stopped() -> bool:
+        with contextlib.suppress(KeyNotFoundError):
+            entry = await summaries.get(f"{project}.{agent.session_id}")
+            return bool(json.loads(entry.value)["state"] == "stopped")
+        return False
+
+    await eventually(stopped, what="the summary stopped")
+
+
+async def test_a_resumed_session_is_not_left_running_with_no_event(nc, services, unique, infra):
+    """The agent stops at its pause (session_ended, paused) and a human resumes it: the
+    session goes on as a new one, so the fleet keeps the old one as ended, not running."""
+    from nats.js.errors import KeyNotFoundError
+    from yokeflow_agent.client import SessionPaused
+
+    from ..helpers import cli
+
+    project = unique("resumed")
+    for process in (services.start("detector", **TICK), services.start("pauser")):
+        log = services.log_of[process.pid]
+        await eventually(
+            lambda log=log: "ready: consuming" in log.read_text(),
+            timeout=30,
+            what="the services ready",
+        )
+    agent = AgentSession(nc, project)
+    await agent.start()
+    with pytest.raises(SessionPaused) as paused:
+        for _ in range(10):
+            call = await agent.tool_call("Bash", {"command": "npm test"})
+            await agent.tool_result(call, "Bash", ok=False, exit_code=1, error="FAIL a.test.ts")
+            await asyncio.sleep(0.2)
+    await agent.end("paused")
+    summaries = await nc.jetstream().key_value("session_summaries")
+    key = f"{project}.{agent.session_id}"
+
+    async def state() -> str:
+        try:
+            return str(json.loads((await summaries.get(key)).value)["state"])
+        except KeyNotFoundError:
+            return "none yet"
+
+    async def ended() -> bool:
+        return await state() == "ended"
+
+    await eventually(ended, what="the session ended")
+    intervention = paused.value.control.intervention_id
+    env = service_env(infra)
+    resumed = cli("interventions", "resume", str(intervention), "--by", "ana", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    await asyncio.sleep(3.0)
+    assert await state() == "ended"
