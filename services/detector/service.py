@@ -81,8 +81,10 @@ def _watch_key(partition: int, project_id: str, session_id: str) -> str:
 SUMMARY_INTERVAL_S = 1.0
 _SUMMARY_PUTS_IN_FLIGHT = 256
 EVICTION_INTERVAL_S = 30.0
-# Changed deadlines are written at most this often (a new session's at once).
-WATCH_WRITE_INTERVAL_S = 1.0  # how often idle sessions are looked for (detector_idle_evict_s)
+# Changed deadlines are written at most this often (a new session's at once), and a deadline
+# that only moved later is rewritten once its stored one is this close (`Detector._note`).
+WATCH_WRITE_INTERVAL_S = 1.0
+WATCH_REWRITE_BEFORE_S = 60.0  # how often idle sessions are looked for (detector_idle_evict_s)
 
 
 class Detector:
@@ -104,6 +106,7 @@ class Detector:
         # bucket that the stream has not confirmed yet (`_catch_up`).
         self._armed: set[int] = set()
         self._unwritten: dict[int, set[SessionKey]] = {}
+        self._stored: dict[SessionKey, float] = {}  # the deadline each stored entry holds
         self._unconfirmed: set[SessionKey] = set()
         # Whether this replica owns a partition now (one replica: all of them, always).
         self.owns: Callable[[int], bool] = lambda partition: True
@@ -140,9 +143,8 @@ class Detector:
             return None
         outcome = self.book.feed(event, stored_at, partition, stream_seq)
         state.last_seq = stream_seq
-        self._unwritten.setdefault(partition, set()).add(key)
-        if isinstance(event, SessionStarted):  # written at once: no open session is missed
-            await self._write_watches(partition)
+        if self._note(partition, key, stored_at):  # a new entry: at once, no session missed
+            await self._write_watches(partition, {key})
         intervention, warning = outcome.intervention, outcome.warning
         self._changed[key] = (state, isinstance(event, SessionEnded))
         if intervention is not None:
@@ -191,7 +193,7 @@ class Detector:
         whose deadline passed (after every event stored before the tick was applied: the
         partition delivers in order). Returns how many were stopped."""
         watches = self.book.watches_of(partition)
-        stopped = 0
+        stopped: set[SessionKey] = set()
         for key in watches.due(now):
             if key in self._unconfirmed:  # read from the bucket: the stream may know better
                 await self._catch_up(partition, key, None)
@@ -213,10 +215,10 @@ class Detector:
                 log.info("waiting %s/%s: %s", *key, intervention.reason)
             else:
                 await self._stopped(intervention, state)
-            stopped += 1
+            stopped.add(key)
         if stopped:  # at once: a restart must not find these deadlines still armed
-            await self._write_watches(partition)
-        return stopped
+            await self._write_watches(partition, stopped)
+        return len(stopped)
 
     async def tick_clock(self, every_s: float) -> None:
         """Publish this round's tick into every partition. Every replica does, under the same
@@ -251,7 +253,9 @@ class Detector:
             _, _, project_id, session_id = subject[len(prefix) :].split(".")
             key = (project_id, session_id)
             if watches.get(key) is None:
-                watches.set(key, watch_from_json(value))
+                watch = watch_from_json(value)
+                watches.set(key, watch)
+                self._stored[key] = watch[0]
                 self._unconfirmed.add(key)
         self._armed.add(partition)
         if found:
@@ -287,6 +291,25 @@ class Detector:
         watches.set(key, watch)
         self._unwritten.setdefault(partition, set()).add(key)
 
+    def _note(self, partition: int, key: SessionKey, now: float) -> bool:
+        """Whether the session's stored entry needs writing, and so marked: a new one (True:
+        write it at once), a removed one, or one whose deadline came earlier or is close
+        (stored, it would stop the session late, or leave a long catch-up to a new owner).
+        A deadline that only moved later is left stored until then: the catch-up before any
+        stop corrects it, so a busy session costs a write every few minutes, not every second."""
+        watch = self.book.watches_of(partition).get(key)
+        stored = self._stored.get(key)
+        if watch is None and stored is None:
+            return False
+        if (
+            watch is None
+            or stored is None
+            or watch[0] < stored
+            or stored - now < WATCH_REWRITE_BEFORE_S
+        ):
+            self._unwritten.setdefault(partition, set()).add(key)
+        return stored is None and watch is not None
+
     async def write_watches(self) -> int:
         """Write the deadlines that changed in the partitions this replica owns; returns how
         many. A failed write is retried with the next round."""
@@ -298,8 +321,12 @@ class Detector:
                 self._unwritten.pop(partition, None)
         return written
 
-    async def _write_watches(self, partition: int) -> int:
-        keys = self._unwritten.pop(partition, set())
+    async def _write_watches(self, partition: int, only: set[SessionKey] | None = None) -> int:
+        """Write the partition's marked entries (or only those of `only`)."""
+        marked = self._unwritten.pop(partition, set())
+        keys = marked if only is None else marked & only
+        if only is not None and marked - only:
+            self._unwritten[partition] = marked - only
         watches = self.book.watches_of(partition)
 
         async def write(key: SessionKey) -> None:
@@ -307,8 +334,10 @@ class Detector:
             name = _watch_key(partition, *key)
             if watch is None:
                 await self.checkpoints.purge(name)
+                self._stored.pop(key, None)
             else:
                 await self.checkpoints.put(name, watch_json(watch))
+                self._stored[key] = watch[0]
 
         results = await asyncio.gather(*(write(key) for key in keys), return_exceptions=True)
         failed = [key for key, r in zip(keys, results, strict=True) if isinstance(r, BaseException)]
@@ -352,8 +381,10 @@ class Detector:
     def forget_partition(self, partition: int) -> None:
         """Another replica owns the partition now: its sessions are rebuilt there."""
         dropped = self.book.drop_if(lambda state: state.partition == partition)
-        held = self.book.watches.pop(partition, None)
-        self._unconfirmed.difference_update(held or ())
+        held = list(self.book.watches.pop(partition, None) or ())
+        self._unconfirmed.difference_update(held)
+        for key in held:
+            self._stored.pop(key, None)
         self._armed.discard(partition)
         self._unwritten.pop(partition, None)
         SESSIONS_IN_MEMORY.set(len(self.book))

@@ -24,14 +24,18 @@ __all__ = [
 ]
 
 TITLE = "YokeFlow Session Blocked"
-# Colours per trigger: red for infrastructure, orange for loops, yellow for budgets, blue manual.
+# Colours per trigger: red for infrastructure, orange for loops, yellow for budgets (of time:
+# the session's, a call's, silence's), blue for a person (a manual pause, a waiting notice).
 COLOURS = {
     "critical_error": 0xD92D20,
     "retry_limit": 0xF79009,
     "loop_pattern": 0xF79009,
     "error_rate": 0xF79009,
     "session_duration": 0xEAAA08,
+    "tool_call_timeout": 0xEAAA08,
+    "silence": 0xEAAA08,
     "manual": 0x2E90FA,
+    "waiting": 0x2E90FA,  # a person is asked something: nothing is stopped
 }
 # Discord's documented embed limits.
 DISCORD_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024,
