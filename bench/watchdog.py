@@ -1,7 +1,7 @@
 """What the watchdog costs per open session (not a test): memory and the sweep's CPU.
 
-1. Memory: the bytes one open session's deadline holds (its watch tuple, its strings and its
-   dictionary slot), measured with tracemalloc over N sessions: half idle after a tool result
+1. Memory: the bytes one open session's deadline holds (its watch tuple, its strings, its
+   dictionary slot, and the service's note of the deadline it last wrote), measured with tracemalloc over N sessions: half idle after a tool result
    (waiting on silence), half with a call open. In-run baseline: the bytes of the session's
    state in the detector (SessionState after the same events), which an evicted session gives
    up while its deadline stays.
@@ -82,11 +82,14 @@ def main() -> None:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     watches = Watches()
+    stored: dict[tuple[str, str], float] = {}  # the service's note of each written deadline
     for session, events in sessions:
         watch = None
         for seq, event in enumerate(events, start=1):
             watch = observe(watch, event, now + seq, seq, config.watchdog)
         watches.set(("bench", session), watch)
+        if watch is not None:
+            stored[("bench", session)] = watch[0]
     watch_bytes = (tracemalloc.get_traced_memory()[0] - before) / n
     tracemalloc.stop()
 
