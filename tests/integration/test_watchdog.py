@@ -353,3 +353,24 @@ async def test_a_resumed_session_is_not_left_running_with_no_event(nc, services,
     assert resumed.returncode == 0, resumed.stderr
     await asyncio.sleep(3.0)
     assert await state() == "ended"
+
+
+def test_detect_replays_a_silence_from_a_file_with_now(tmp_path: Path):
+    """`detect` as operators run it: the silent example as written (a clock line), and without
+    its clock line, judged at --now; a bad --now is refused by name."""
+    from ..helpers import cli
+
+    examples = Path(__file__).resolve().parents[2] / "docs" / "contract" / "examples"
+    replayed = cli("detect", str(examples / "silent_session.jsonl"))
+    assert [json.loads(line)["trigger"] for line in replayed.stdout.splitlines()] == ["silence"]
+    lines = (examples / "silent_session.jsonl").read_text().splitlines()
+    quiet = tmp_path / "quiet.jsonl"
+    quiet.write_text("\n".join(line for line in lines if '"clock"' not in line) + "\n")
+    assert cli("detect", str(quiet)).stdout == ""  # nothing in the file says time passed
+    early = cli("detect", "--now", "2026-10-05T14:06:09Z", str(quiet))
+    assert early.returncode == 0 and early.stdout == ""  # 299 s after its last event
+    late = cli("detect", "--now", "2026-10-05T14:06:10Z", str(quiet))
+    [stop] = [json.loads(line) for line in late.stdout.splitlines()]
+    assert stop["trigger"] == "silence" and stop["event_seq"] == 3
+    bad = cli("detect", "--now", "yesterday", str(quiet))
+    assert bad.returncode == 2 and "--now 'yesterday'" in bad.stderr
