@@ -7,6 +7,7 @@ import asyncio
 import functools
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +30,22 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
     if not path.is_file():
         print(f"detect: {path}: no such file", file=sys.stderr)
         return 2
+    now = None
+    if args.now is not None:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            pass
+        if now is None or now.tzinfo is None:
+            print(
+                f"detect: --now {args.now!r} is not an RFC 3339 time with a timezone",
+                file=sys.stderr,
+            )
+            return 2
+    config = DetectionConfig.from_settings(settings)
     try:
         events = read_transcript(path, args.format, args.project)
-        config = DetectionConfig.from_settings(settings)
-        for intervention in replay(events, config, project_configs(settings)):
+        for intervention in replay(events, config, project_configs(settings), now):
             print(intervention_json(intervention))
     except (OSError, UnicodeDecodeError) as exc:
         print(f"detect: {path}: cannot read: {exc}", file=sys.stderr)
@@ -43,7 +56,11 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
 async def _publish(path: Path, settings: Settings) -> int:
     from yokeflow_agent.contract import Subjects
 
-    from yokeflow_intervention.services.detector.sessions import ReplayProblem, read_event_file
+    from yokeflow_intervention.services.detector.sessions import (
+        Clock,
+        ReplayProblem,
+        read_event_file,
+    )
     from yokeflow_intervention.shared.bus import connect
     from yokeflow_intervention.shared.runtime import ServiceContext
 
@@ -55,6 +72,8 @@ async def _publish(path: Path, settings: Settings) -> int:
             if isinstance(item, ReplayProblem):
                 print(f"line {item.line}: skipped: {item.reason}", file=sys.stderr)
                 skipped += 1
+                continue
+            if isinstance(item, Clock):  # the bus keeps its own time
                 continue
             body = item.model_dump_json(exclude_none=True).encode()
             subject = Subjects.agent_events(item.project_id, item.session_id)
@@ -351,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument(
         "--project", default=None, help="project id for a transcript's events (default: its cwd)"
+    )
+    detect.add_argument(
+        "--now",
+        metavar="TIME",
+        help="judge silences as of TIME (RFC 3339), as if a clock line ended the "
+        "file; without it only the file's own events and clock lines pass time",
     )
     publish = command("publish", help="publish a JSONL file of agent events to NATS")
     publish.add_argument("events")

@@ -1,7 +1,7 @@
 """One line per lifecycle event as it happens: detected (or, in observe mode, "would stop"),
-warned, paused, notified, recovery step, acknowledged, snoozed, resumed, next session started,
-dead letter. `up` prints them (unless `--quiet`), and `yokeflow-intervention interventions watch`
-does the same from a second terminal.
+warned, waiting (a session has long waited for a person), paused, notified, recovery step,
+acknowledged, snoozed, resumed, next session started, dead letter. `up` prints them (unless
+`--quiet`), and `yokeflow-intervention interventions watch` does the same from a second terminal.
 
 Coloured on a terminal, plain when piped (or with NO_COLOR set). `describe` is pure, so what a
 line says is tested without a bus; `watch` is the subscription around it.
@@ -104,6 +104,8 @@ def describe(subject: str, data: bytes) -> Line | None:
     if kind == "warned":
         return Line("warned", "warn", _where(body),
                     f"{body.get('trigger')}: {_quoted(body.get('reason', ''))}")  # fmt: skip
+    if kind == "waiting":  # told to a person, nothing paused
+        return Line("waiting", "warn", _where(body), _quoted(body.get("reason", "")))
     if kind == "paused":
         return Line("paused", "bad", _where(body), f"intervention {ref}{blocker}")
     if kind == "notified":

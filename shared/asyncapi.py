@@ -43,7 +43,9 @@ broker = NatsBroker(
         "Nats-Msg-Id = event_id: a re-published event is dropped. The stream stores it as "
         "agent.events.{project_id}.{session_id}.{partition} (the detector partition of the "
         "session, 0-15): read a session's events with the filter "
-        "agent.events.{project_id}.{session_id}.*. Consumed by the detector."
+        "agent.events.{project_id}.{session_id}.*. Consumed by the detector. The detector's "
+        "clock ticks share the stream as empty messages on agent.events.$clock.tick.{partition} "
+        "(no session: skip them); the watchdog counts time by the stream's timestamps."
     ),
 )
 async def agent_event(event: AgentEvent) -> None:
@@ -71,6 +73,10 @@ _LIFECYCLE = (
     ("intervention.snoozed.{project_id}", InterventionSnoozed,
      "A human put the incident's repeated notices off until `until`; the session stays paused. "
      "Added to v1. Nats-Msg-Id = <id>:snoozed:<until>."),
+    ("intervention.waiting.{project_id}", Intervention,
+     "A session has waited waiting_notification_after for a person (a permission prompt, a "
+     "question): trigger waiting, the reason says what is asked. Nothing is paused; the notifier "
+     "tells the project's humans. Added to v1. Nats-Msg-Id = intervention_id."),
     ("agent.verdicts.{project_id}.{session_id}", Verdict,
      "The detector's answer to each agent event, for the agent that published it (core NATS, "
      "not stored): continue, warn, or stop with the pause. Added to v1."),

@@ -166,6 +166,7 @@ def _stream_config(spec: StreamSpec, replicas: int, max_bytes: int) -> StreamCon
     return StreamConfig(
         name=spec.name,
         allow_direct=spec.allow_direct,
+        allow_msg_ttl=spec.allow_msg_ttl or None,
         subjects=list(spec.subjects),
         description=spec.description,
         storage=StorageType.FILE,
@@ -293,6 +294,39 @@ async def read_range(
                 await asyncio.sleep(0.05)
     finally:
         await sub.unsubscribe()
+
+
+async def read_last_values(
+    nc: Client, stream: str, subject: str, timeout: float = 5.0
+) -> list[tuple[str, bytes]]:
+    """(subject, payload) of the last message of every subject matching `subject` (wildcards
+    allowed), read in stream order by batched direct gets (no consumer, and no cap on how many
+    subjects match, unlike a multi-last get); a KV entry deleted or purged is left out."""
+    found: dict[str, bytes] = {}
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    seq = 1
+    try:
+        while True:
+            request = {"seq": seq, "next_by_subj": subject, "batch": _PAGE}
+            await nc.publish(
+                f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
+            )
+            got = 0
+            while True:  # a batch ends with a status (204 end of batch, 404 nothing found)
+                msg = await sub.next_msg(timeout)
+                headers = msg.headers or {}
+                if "Status" in headers:
+                    break
+                got += 1
+                seq = int(headers["Nats-Sequence"]) + 1
+                deleted = headers.get("KV-Operation") in ("DEL", "PURGE")
+                found[headers["Nats-Subject"]] = b"" if deleted else msg.data
+            if got < _PAGE:
+                break
+    finally:
+        await sub.unsubscribe()
+    return [(name, data) for name, data in found.items() if data]
 
 
 def _encode(model: BaseModel) -> bytes:

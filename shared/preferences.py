@@ -121,7 +121,8 @@ class NotificationPreferences(BaseModel):
         """Whether this trigger is one the project asked to be told about."""
         if trigger == "critical_error":
             return self.notify_on_critical_error
-        if trigger == "session_duration":
+        if trigger in ("session_duration", "tool_call_timeout", "silence", "waiting"):
+            # Budgets of time: the session's, a call's, silence's, a person's answer's.
             return self.notify_on_timeout
         if trigger == "manual":
             return self.notify_on_manual_pause

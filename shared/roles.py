@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from yokeflow_agent.contract import (
+    CLOCK_NAME,
     CONSUMERS,
     CONTROL_BUCKET,
     DETECTOR_CHECKPOINT_BUCKET,
@@ -134,8 +135,9 @@ def service_permissions(role: str) -> Permissions:
         )
         return Permissions(
             (*pub, *history, *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
-             *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "agent.verdicts.>",
-             *dead_letters),
+             *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "intervention.waiting.>", "agent.verdicts.>",
+             *dead_letters, f"agent.events.{CLOCK_NAME}.tick.*",
+             f"{_API}.DIRECT.GET.KV_{DETECTOR_CHECKPOINT_BUCKET}"),
             (*sub, *replies),
         )  # fmt: skip
     if role == "pauser":
@@ -154,6 +156,7 @@ def service_permissions(role: str) -> Permissions:
             c.notifier_acknowledged,
             c.notifier_snoozed,
             c.notifier_resumed,
+            c.notifier_waiting,
         )
         return Permissions((*pub, "intervention.notified.>", *dead_letters), (*sub, *replies))
     if role == "recovery":

@@ -102,6 +102,10 @@ DETECTION_KEYS = (
     "duration_warning_share",
     "critical_patterns",
     "auto_recovery_blockers",
+    "tool_call_timeout",
+    "tool_call_timeouts",
+    "silence_timeout",
+    "waiting_notification_after",
 )
 
 
@@ -215,6 +219,26 @@ class Settings(BaseSettings):
     # A session with no event for this long (seconds, wall clock) leaves the detector's memory:
     # its state goes to its checkpoint and comes back, exactly, with its next event.
     detector_idle_evict_s: float = Field(default=600.0, gt=0)
+    # The watchdog (docs/architecture.md, "Timers"): limits in seconds of the bus's clock (the
+    # stream's timestamps, never an agent's `ts`); 0 turns one off. A tool call with no result
+    # for `tool_call_timeout` is stopped: 15 minutes outlasts the test suites, builds and
+    # installs of agent sessions, and stops a foreground dev server or a command waiting on
+    # stdin in a quarter of an hour rather than the hours users report.
+    tool_call_timeout: float = Field(default=900.0, ge=0)
+    # Calls known to run longer: a regular expression searched in "<tool> <command>" (e.g.
+    # "Bash npm run e2e") -> that call's limit; the first that matches wins.
+    tool_call_timeouts: dict[str, float] = Field(default_factory=dict)
+    # An open session (started, not ended) with no call open and no event for this long is
+    # stopped: its next event is the model's next turn, which comes in seconds or a few minutes
+    # of thinking. Heartbeats do not count: they say the process lives, not that it moves.
+    silence_timeout: float = Field(default=300.0, ge=0)
+    # A session that waits for a person (a permission prompt, a question) is never stopped for
+    # its silence; after this long a human is told what is asked (0: never). Two minutes: a
+    # person at the terminal answers a prompt within one; after two, nobody is watching it.
+    waiting_notification_after: float = Field(default=120.0, ge=0)
+    # How often the watchdog's clock ticks in each partition: a deadline is seen at most this
+    # late. Each tick is an empty message that expires from the stream after a minute.
+    watchdog_tick_s: float = Field(default=5.0, gt=0, le=60)
     # Detector replicas share the partitions of agent sessions: replica i of n owns the
     # partitions whose index is i mod n and stands by for the others (taking one over when its
     # owner stops). Any count works without them; they balance the work.
@@ -367,6 +391,18 @@ class Settings(BaseSettings):
                     ) from exc
         return value
 
+    @field_validator("tool_call_timeouts")
+    @classmethod
+    def _timeouts_compile(cls, value: dict[str, float]) -> dict[str, float]:
+        for pattern, limit in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
+            if limit < 0:
+                raise ValueError(f"{pattern!r}: a limit is seconds, 0 or more, not {limit}")
+        return value
+
     @field_validator("webhook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
@@ -488,7 +524,13 @@ _LIST_FIELDS = {
     "recovery_module_allowlist",
     "cors_origins",
 }
-_MAPPING_FIELDS = {"critical_patterns", "recovery_module_packages", "recovery_commands", "projects"}
+_MAPPING_FIELDS = {
+    "critical_patterns",
+    "recovery_module_packages",
+    "recovery_commands",
+    "projects",
+    "tool_call_timeouts",
+}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

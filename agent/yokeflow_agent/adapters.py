@@ -47,7 +47,7 @@ __all__ = ["CLIENTS", "check", "client", "connect", "main"]
 _EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "claude": (
         ("PreToolUse", "PostToolUse", "PostToolUseFailure"),
-        ("SessionStart", "Stop", "SessionEnd"),
+        ("SessionStart", "Stop", "SessionEnd", "PermissionRequest", "Notification"),
         "*",
     ),
     "gemini": (("BeforeTool", "AfterTool"), ("SessionStart", "AfterAgent", "SessionEnd"), ".*"),

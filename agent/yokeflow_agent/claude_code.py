@@ -3,7 +3,8 @@
 Claude Code starts this program for every hook; the engine it shares with the other clients'
 adapters (`hooks`) publishes the events and waits for the verdicts. This module is what is
 Claude Code's own: how its hooks read (`PreToolUse`, `PostToolUse`, `PostToolUseFailure`,
-`SessionStart`, `Stop`, `SessionEnd`) and how a verdict is said back. On a pause it blocks the
+`SessionStart`, `Stop`, `SessionEnd`, and `PermissionRequest` and `Notification` for a session
+that waits for a person) and how a verdict is said back. On a pause it blocks the
 call and halts the session, as Claude Code documents it (exit 0 with `continue: false` and a
 `deny` decision); a warning and the resume brief go in as `additionalContext`. The project is
 the stable root (`CLAUDE_PROJECT_DIR`), never the folder the agent `cd`-ed to.
@@ -31,7 +32,7 @@ TYPE_CHECKING = False  # typing is not imported: it costs the hook milliseconds
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ClaudeCode", "failure_of", "last_reply"]
+__all__ = ["ClaudeCode", "failure_of", "last_reply", "waiting_of"]
 
 
 def failure_of(error: Any) -> tuple[int, str]:
@@ -72,6 +73,28 @@ def last_reply(payload: dict[str, Any], tail_bytes: int = 256 * 1024) -> str:
     return "\n".join(reversed(texts)).strip()[:OUTPUT_LIMIT]
 
 
+def waiting_of(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields of a `waiting` event for a hook payload that says a person is waited for: a
+    PermissionRequest (a permission dialog is shown), or a Notification of a permission prompt,
+    of 60 s idle after a turn, or of a question; None for anything else."""
+    if payload.get("hook_event_name") == "PermissionRequest":
+        tool = str(payload.get("tool_name") or "tool")[:200]
+        tool_input = payload.get("tool_input")
+        command = tool_input.get("command") if isinstance(tool_input, dict) else None
+        prompt = f"Allow {tool}: {command}" if isinstance(command, str) else f"Allow {tool}?"
+        return {"kind": "permission", "prompt": prompt[:2000], "tool": tool}
+    kind = _WAITING_NOTICES.get(str(payload.get("notification_type") or ""))
+    if kind is None:
+        return None
+    return {"kind": kind, "prompt": str(payload.get("message") or "")[:2000]}
+
+
+# Claude Code's `notification_type`s that mean a person is waited for, and the waiting kind.
+_WAITING_NOTICES = {
+    "permission_prompt": "permission",
+    "idle_prompt": "idle",
+    "elicitation_dialog": "question",
+}
 _KINDS = {
     "PreToolUse": "call",
     "PostToolUse": "result",
@@ -79,6 +102,8 @@ _KINDS = {
     "SessionStart": "start",
     "Stop": "turn",
     "SessionEnd": "end",
+    "PermissionRequest": "waiting",
+    "Notification": "waiting",
 }
 
 
@@ -115,6 +140,10 @@ class ClaudeCode(Client):
             hooked.text = last_reply(payload)
         elif kind == "end":
             hooked.reason = str(payload.get("reason") or "completed")
+        elif kind == "waiting":
+            hooked.waiting = waiting_of(payload)
+            if hooked.waiting is None:
+                hooked.kind = ""  # a notification that waits for nobody
         return hooked
 
     def stop(self, hooked: Hooked, reason: str) -> Reply:

@@ -44,7 +44,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError
 
-from .claude_code import failure_of, last_reply
+from .claude_code import failure_of, last_reply, waiting_of
 from .client import AgentSession, SessionPaused, connect
 from .contract import CONTROL_BUCKET, ControlKeys, InterventionResumed, Task, Verdict
 from .events import PROGRESS_FILE, blocker_entry
@@ -130,7 +130,9 @@ class ClaudeSdkHooks:
         for event, callback in (("PreToolUse", self.pre_tool_use),
                                 ("PostToolUse", self.post_tool_use),
                                 ("PostToolUseFailure", self.post_tool_use),
-                                ("Stop", self.stop)):  # fmt: skip
+                                ("Stop", self.stop),
+                                ("PermissionRequest", self.waiting),
+                                ("Notification", self.waiting)):  # fmt: skip
             hooks.setdefault(event, []).append(HookMatcher(matcher=None, hooks=[callback]))
         system_prompt = options.system_prompt
         if self.brief:
@@ -199,6 +201,19 @@ class ClaudeSdkHooks:
         self, given: HookInput, tool_use_id: str | None, context: HookContext
     ) -> HookJSONOutput:
         return await self._bounded(self._stop(dict(given)))
+
+    async def waiting(
+        self, given: HookInput, tool_use_id: str | None, context: HookContext
+    ) -> HookJSONOutput:
+        """A permission dialog, or a notice that the agent waits for its user: the session
+        waits for a person. No decision is given: the person decides."""
+        return await self._bounded(self._waiting(dict(given)))
+
+    async def _waiting(self, data: _Output) -> _Output:
+        fields = waiting_of(data)
+        if fields is not None:
+            await self.session.waiting(**fields)
+        return {}
 
     async def _pre_tool_use(self, data: _Output, tool_use_id: str | None) -> _Output:
         tool_input = data.get("tool_input")

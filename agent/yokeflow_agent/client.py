@@ -220,6 +220,11 @@ class AgentSession:
         """What the agent said in a turn (its text, not its tool calls)."""
         await self._publish("agent_message", text=text)
 
+    async def waiting(self, kind: str, prompt: str, tool: str | None = None) -> None:
+        """The session waits for a person (`kind`: permission, question or idle; `prompt`:
+        what is asked). Its next event says the wait is over."""
+        await self._publish("waiting", kind=kind, prompt=prompt[:2000], tool=tool)
+
     async def heartbeat(self) -> None:
         await self._publish("heartbeat")
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -27,12 +28,15 @@ from . import names
 __all__ = [
     "AGENT_EVENTS_STREAM",
     "AUTO_RECOVERY_RESOLVER",
+    "CLOCK_NAME",
+    "CLOCK_TICK_TTL_S",
     "CONSUMERS",
     "CONTRACT_VERSION",
     "CONTROL_BUCKET",
     "DEAD_LETTER_STREAM",
     "DETECTOR_CHECKPOINT_BUCKET",
     "DETECTOR_PARTITIONS",
+    "FIRST_TRIGGERS",
     "INTERVENTIONS_STREAM",
     "KNOWN_BLOCKER_TYPES",
     "KV_BUCKETS",
@@ -66,6 +70,7 @@ __all__ = [
     "InterventionResumed",
     "InterventionSnoozed",
     "InterventionWarned",
+    "OpenTrigger",
     "PathText",
     "RecoveryOutcome",
     "RetryStats",
@@ -85,6 +90,8 @@ __all__ = [
     "ToolResultBody",
     "Trigger",
     "Verdict",
+    "Waiting",
+    "WaitingKind",
     "agent_inbox_prefix",
     "incident_key",
     "intervention_id_for",
@@ -106,10 +113,34 @@ Trigger = Literal[
     "session_duration",
     "manual",
     "no_progress",  # added in contract v1: results that bring nothing new (detection rules)
+    # Added to v1 (the watchdog): a tool call with no result past its limit; no event at all
+    # from an open session past its limit.
+    "tool_call_timeout",
+    "silence",
+    # Not a stop: the notice that a session has waited long for a person (`Waiting`), on
+    # intervention.waiting; it never pauses the session.
+    "waiting",
 ]
 # A project's detection mode: enforce stops stuck sessions, observe only records the stops it
 # would have made (projects.<id>.detection_mode in the configuration).
 DetectionMode = Literal["enforce", "observe"]
+
+# The triggers of the first release of contract v1: what its clients can read in a pause.
+FIRST_TRIGGERS = frozenset(
+    ("critical_error", "retry_limit", "loop_pattern", "error_rate", "session_duration", "manual")
+)
+
+
+def _known_or_text(value: object) -> object:
+    """A trigger this client does not know stays a string (clipped), so a client released
+    before a new trigger was added still obeys the pause that carries it."""
+    if isinstance(value, str) and len(value) > 64:
+        return value[:64]
+    return value
+
+
+# What an agent reads: any trigger, known or not (a newer server may send a newer one).
+OpenTrigger = Annotated[Trigger | str, BeforeValidator(_known_or_text)]
 # Built-in blocker types; configuration may add its own (snake_case) ones.
 KNOWN_BLOCKER_TYPES = (
     "prisma_schema_error",
@@ -262,8 +293,35 @@ class AgentMessage(_EventBase):
     text: Text = ""
 
 
+# What a session waits for a person for: a permission or approval prompt, a question (an
+# elicitation), or its next instruction (idle). Open: an adapter may report a later kind.
+WaitingKind = Annotated[
+    Literal["permission", "question", "idle"] | str, BeforeValidator(_known_or_text)
+]
+
+
+class Waiting(_EventBase):
+    """The agent waits for a person (added to v1): a permission or approval prompt nobody has
+    answered, a question, or its next instruction. Cleared by the agent's next event (any but a
+    heartbeat). While it waits, its silence is no stall; after `waiting_notification_after` a
+    human is told what is asked, and the session is not paused. Consumers that do not know the
+    type ignore it."""
+
+    type: Literal["waiting"] = "waiting"
+    kind: WaitingKind = "question"
+    prompt: SummaryText = ""  # what is asked, as the agent shows it (agent text: untrusted)
+    tool: ShortText | None = None  # for a permission: the tool it is for
+
+
 AgentEvent = Annotated[
-    SessionStarted | ToolCall | ToolResult | ErrorEvent | Heartbeat | SessionEnded | AgentMessage,
+    SessionStarted
+    | ToolCall
+    | ToolResult
+    | ErrorEvent
+    | Heartbeat
+    | SessionEnded
+    | AgentMessage
+    | Waiting,
     Field(discriminator="type"),
 ]
 _agent_event_adapter: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)
@@ -525,7 +583,12 @@ class SessionControl(_Model):
     state: Literal["running", "paused"]
     intervention_id: Identifier | None = None
     reason: str = ""
-    trigger: Trigger | None = None
+    # One of the first release's triggers, or unset: clients released before a trigger was
+    # added read it as a closed set, and must still read the pause. Open from this release on,
+    # so a pause with a trigger this client does not know is still a pause.
+    trigger: OpenTrigger | None = None
+    # The trigger of the pause, whichever it is (`trigger` leaves the later ones unset).
+    cause: OpenTrigger | None = None
     blocker_type: BlockerType | None = None
     error_excerpt: str = ""
     retry_stats: RetryStats = Field(default_factory=RetryStats)
@@ -539,7 +602,8 @@ class SessionControl(_Model):
             state="paused",
             intervention_id=intervention.intervention_id,
             reason=intervention.reason,
-            trigger=intervention.trigger,
+            trigger=intervention.trigger if intervention.trigger in FIRST_TRIGGERS else None,
+            cause=intervention.trigger,
             blocker_type=intervention.blocker_type,
             error_excerpt=intervention.error_excerpt,
             retry_stats=intervention.retry_stats,
@@ -597,6 +661,9 @@ class SessionSummary(_Model):
     risk: float = Field(ge=0)
     nearest: RiskKind | None = None
     client: ShortText | None = None  # the agent CLI the session runs, when its hook says
+    # Added to v1: what the session waits for a person for (a `waiting` event not yet
+    # cleared), as "<kind>: <prompt>"; None when it does not wait.
+    waiting: SummaryText | None = None
 
 
 class CommandError(_Model):
@@ -612,6 +679,12 @@ class CommandReply(_Model):
     error: CommandError | None = None
 
 
+# The project token of the watchdog's clock ticks (Subjects.clock): not a valid Identifier.
+CLOCK_NAME = "$clock"
+# How long a tick stays in the stream: it matters only until the partition's owner read it.
+CLOCK_TICK_TTL_S = 60
+
+
 class Subjects:
     """Subject names. Ids are validated tokens, so formatting them in is safe."""
 
@@ -625,6 +698,7 @@ class Subjects:
     RESUMED_ALL = "intervention.resumed.>"
     NOTIFIED_ALL = "intervention.notified.>"
     RECOVERY_ALL = "intervention.recovery.>"
+    WAITING_ALL = "intervention.waiting.>"
     WARNED_ALL = "intervention.warned.>"
     ACKNOWLEDGED_ALL = "intervention.acknowledged.>"
     SNOOZED_ALL = "intervention.snoozed.>"
@@ -647,6 +721,14 @@ class Subjects:
         return f"agent.events.*.*.{index}"
 
     @staticmethod
+    def clock(partition: int) -> str:
+        """A tick of the watchdog's clock in one detector partition: an empty message whose only
+        content is the time the stream stored it at. Delivered in order with the partition's
+        agent events, so a silence is judged against everything stored before it. `$clock` is
+        no project id, so no agent (nor its events) can stand for it."""
+        return f"agent.events.{CLOCK_NAME}.tick.{partition}"
+
+    @staticmethod
     def detected(project_id: str) -> str:
         return f"intervention.detected.{project_id}"
 
@@ -665,6 +747,12 @@ class Subjects:
     @staticmethod
     def recovery(project_id: str) -> str:
         return f"intervention.recovery.{project_id}"
+
+    @staticmethod
+    def waiting(project_id: str) -> str:
+        """An Intervention with trigger `waiting`: a session has waited long for a person.
+        Never a pause: the pauser does not read it; the notifier tells the project's humans."""
+        return f"intervention.waiting.{project_id}"
 
     @staticmethod
     def warned(project_id: str) -> str:
@@ -699,6 +787,8 @@ class StreamSpec:
     # Bounded by bytes (the deployment's setting), the stream discards its oldest messages to
     # make room: a flood from one tenant never refuses the others' new messages.
     bounded: bool = False
+    # Messages may carry their own age limit (Nats-TTL): the watchdog's clock ticks expire.
+    allow_msg_ttl: bool = False
 
 
 @dataclass(frozen=True)
@@ -743,6 +833,7 @@ AGENT_EVENTS_STREAM = StreamSpec(
     allow_direct=True,
     max_msg_size=MAX_EVENT_BYTES,
     bounded=True,
+    allow_msg_ttl=True,
     subject_transform=(
         Subjects.AGENT_EVENTS_PUBLISHED,
         "agent.events.{{wildcard(1)}}.{{wildcard(2)}}"
@@ -760,6 +851,7 @@ INTERVENTIONS_STREAM = StreamSpec(
         Subjects.WARNED_ALL,
         Subjects.ACKNOWLEDGED_ALL,
         Subjects.SNOOZED_ALL,
+        Subjects.WAITING_ALL,
     ),
     description="The public intervention lifecycle; Nats-Msg-Id keeps every step unique.",
     duplicate_window_s=3600.0,
@@ -848,6 +940,17 @@ class Consumers:
     notifier_resumed: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "notifier-resumed", Subjects.RESUMED_ALL)
     )
+    # A waiting notice is delivered at most once (a crash mid-send drops it, never repeats it):
+    # it pauses nothing, and the session's next waiting event earns another.
+    notifier_waiting: ConsumerSpec = field(
+        default=ConsumerSpec(
+            "INTERVENTIONS",
+            "notifier-waiting",
+            Subjects.WAITING_ALL,
+            max_deliver=1,
+            ack_wait_s=30.0,
+        )
+    )
     recovery_paused: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "recovery", Subjects.PAUSED_ALL, ack_wait_s=15.0)
     )
@@ -865,6 +968,7 @@ class Consumers:
             self.notifier_acknowledged,
             self.notifier_snoozed,
             self.notifier_resumed,
+            self.notifier_waiting,
             self.recovery_paused,
         )
 

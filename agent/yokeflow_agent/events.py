@@ -103,7 +103,9 @@ def blocker_entry(session_id: str, control: Mapping[str, Any], when: datetime) -
     task_line = (
         f"{task.get('id')} - {task.get('description', '')}" if task else "(no task recorded)"
     )
-    root_cause = str(control.get("blocker_type") or control.get("trigger") or "unknown")
+    root_cause = str(
+        control.get("blocker_type") or control.get("cause") or control.get("trigger") or "unknown"
+    )
     excerpt = str(control.get("error_excerpt") or "").strip()
     if excerpt:
         root_cause += f": {excerpt.splitlines()[0][:300]}"

@@ -219,7 +219,8 @@ class Reply:
 class Hooked:
     """One hook of any client, in the contract's terms. `kind` is one of: `start` (a session
     begins), `call` (a tool is about to run), `result` (it ran: `result` is the contract's
-    ToolResultBody), `turn` (the agent finished a turn: `text`), `end` (`reason`), or "" (a
+    ToolResultBody), `turn` (the agent finished a turn: `text`), `end` (`reason`), `waiting`
+    (the session waits for a person: `waiting` holds the contract's Waiting fields), or "" (a
     hook the product does not record), or `permission` (the client asks whether a call may
     run: where a halt is said)."""
 
@@ -234,6 +235,7 @@ class Hooked:
         "text",
         "tool",
         "tool_input",
+        "waiting",
     )
 
     def __init__(self, kind: str, event: str, session: str, root: str) -> None:
@@ -247,6 +249,7 @@ class Hooked:
         self.result: dict[str, Any] = {}
         self.text = ""
         self.reason = "completed"
+        self.waiting: dict[str, Any] | None = None
 
 
 class Client:
@@ -406,6 +409,7 @@ class _Hook:
             "start": self._session_start,
             "turn": self._turn,
             "end": self._session_end,
+            "waiting": self._waiting,
         }[kind]
         return handler()
 
@@ -519,6 +523,13 @@ class _Hook:
     def _turn(self) -> Reply:  # the agent finished a turn: what it said
         self._connect()
         self._publish("agent_message", text=self.hooked.text[:OUTPUT_LIMIT])
+        return Reply()
+
+    def _waiting(self) -> Reply:
+        """A permission dialog, or the client telling its user it waits for them: the session
+        waits for a person. No decision is given here: the person decides."""
+        self._connect()
+        self._publish("waiting", **(self.hooked.waiting or {}))
         return Reply()
 
     def _session_end(self) -> Reply:

@@ -31,7 +31,7 @@ from yokeflow_intervention.shared.runtime import (
 )
 
 from .rules import DetectionConfig
-from .service import EVICTION_INTERVAL_S, SUMMARY_INTERVAL_S, Detector
+from .service import EVICTION_INTERVAL_S, SUMMARY_INTERVAL_S, WATCH_WRITE_INTERVAL_S, Detector
 from .sessions import project_configs
 
 __all__ = ["create_app"]
@@ -69,7 +69,13 @@ def create_app(context: ServiceContext) -> FastStream:
             raw,
             detector.js,
             Subjects.AGENT_DLQ,
-            partial(detector.on_event, raw.data, raw.subject, raw.metadata.sequence.stream),
+            partial(
+                detector.on_event,
+                raw.data,
+                raw.subject,
+                raw.metadata.sequence.stream,
+                raw.metadata.timestamp.timestamp(),
+            ),
             on_failure=partial(detector.forget, raw.subject),
         )
 
@@ -106,6 +112,18 @@ def create_app(context: ServiceContext) -> FastStream:
             await detector.publish_summaries()
 
     run_periodically(app, SUMMARY_INTERVAL_S, publish_summaries, "publishing session summaries")
+
+    async def write_watches() -> None:
+        if detector is not None:
+            await detector.write_watches()
+
+    run_periodically(app, WATCH_WRITE_INTERVAL_S, write_watches, "writing the watchdog's deadlines")
+
+    async def tick() -> None:
+        if detector is not None:
+            await detector.tick_clock(context.settings.watchdog_tick_s)
+
+    run_periodically(app, context.settings.watchdog_tick_s, tick, "ticking the watchdog's clock")
 
     async def evict_idle() -> None:
         if detector is not None:

@@ -16,6 +16,13 @@ its session is stopped at most once as there, but the stop is only observed: it 
 with `mode: "observe"` (the pauser records it, pauses nothing, and so nobody is paged), the
 agent is told to continue, and its fleet summary stays running. Warnings are given as in
 enforce, so what observe records is what enforce would have stopped.
+
+The watchdog's deadlines (watchdog.py) live with the partition's owner too, one small entry per
+open session, and are written to the checkpoint bucket (`watch.<partition>.<project>.<session>`,
+at once for a new session, else at most once a second): a new owner, or a restarted replica,
+rearms them from there before it handles the partition's first message. An entry may be up to a
+second behind the stream, so one read from there is checked against the session's stored events
+before it stops anything.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from yokeflow_agent.contract import (
     AGENT_EVENTS_STREAM,
+    CLOCK_NAME,
+    CLOCK_TICK_TTL_S,
+    DETECTOR_CHECKPOINT_BUCKET,
+    DETECTOR_PARTITIONS,
     AgentEvent,
     ContractError,
     Intervention,
@@ -46,7 +57,7 @@ from yokeflow_agent.contract import (
     parse_agent_event,
 )
 
-from yokeflow_intervention.shared.bus import publish_event, read_range
+from yokeflow_intervention.shared.bus import publish_event, read_last_values, read_range
 from yokeflow_intervention.shared.metrics import (
     INTERVENTIONS,
     SESSIONS_EVICTED,
@@ -55,7 +66,8 @@ from yokeflow_intervention.shared.metrics import (
 )
 
 from .rules import DetectionConfig, SessionState, evaluate, foresee, summarise
-from .sessions import SessionBook
+from .sessions import SessionBook, SessionKey
+from .watchdog import observe, waiting_text, watch_from_json, watch_json
 
 __all__ = ["Detector"]
 
@@ -66,11 +78,19 @@ def _checkpoint_key(project_id: str, session_id: str) -> str:
     return f"{project_id}.{session_id}"
 
 
+def _watch_key(partition: int, project_id: str, session_id: str) -> str:
+    return f"watch.{partition}.{project_id}.{session_id}"
+
+
 # Session summaries for the fleet view go out at most this often per session, in batches, off
 # the hot path: an event only marks its session as changed.
 SUMMARY_INTERVAL_S = 1.0
 _SUMMARY_PUTS_IN_FLIGHT = 256
-EVICTION_INTERVAL_S = 30.0  # how often idle sessions are looked for (detector_idle_evict_s)
+EVICTION_INTERVAL_S = 30.0
+# Changed deadlines are written at most this often (a new session's at once), and a deadline
+# that only moved later is rewritten once its stored one is this close (`Detector._note`).
+WATCH_WRITE_INTERVAL_S = 1.0
+WATCH_REWRITE_BEFORE_S = 60.0  # how often idle sessions are looked for (detector_idle_evict_s)
 
 
 class Detector:
@@ -90,53 +110,54 @@ class Detector:
         self.checkpoints = checkpoints
         self.summaries = summaries
         self._changed: dict[tuple[str, str], tuple[SessionState, bool]] = {}
+        # The watchdog: partitions whose stored deadlines were read since this replica got
+        # them, deadlines changed since they were last written, and deadlines read from the
+        # bucket that the stream has not confirmed yet (`_catch_up`).
+        self._armed: set[int] = set()
+        self._unwritten: dict[int, set[SessionKey]] = {}
+        self._stored: dict[SessionKey, float] = {}  # the deadline each stored entry holds
+        self._unconfirmed: set[SessionKey] = set()
         # Whether this replica owns a partition now (one replica: all of them, always).
         self.owns: Callable[[int], bool] = lambda partition: True
 
-    async def on_event(self, data: bytes, subject: str, stream_seq: int) -> Intervention | None:
-        """One stored agent event (`subject` ends with its partition)."""
+    async def on_event(
+        self, data: bytes, subject: str, stream_seq: int, stored_at: float
+    ) -> Intervention | None:
+        """One stored message of a partition (`subject` ends with it): an agent event, or a
+        tick of the watchdog's clock. `stored_at` is when the stream stored it (epoch s)."""
+        published, _, index = subject.rpartition(".")
+        partition = int(index)
+        await self._arm(partition)
+        if published.startswith(f"agent.events.{CLOCK_NAME}."):
+            await self.on_tick(partition, stored_at)
+            return None
         event = parse_agent_event(data)
-        published, _, partition = subject.rpartition(".")
         expected = Subjects.agent_events(event.project_id, event.session_id)
         if published != expected:
             raise ContractError(f"published on {published} but its ids say {expected}")
+        key = (event.project_id, event.session_id)
+        if key in self._unconfirmed:
+            await self._catch_up(partition, key, stream_seq)
         state = self.book.get(event.project_id, event.session_id)
         if state is None:
             state = await self._restore(event, stream_seq)
         elif state.intervened is not None and event.project_id not in self.observing:
             state = await self._resumed_elsewhere(state)  # an observed stop is never resumed
-        state.partition = int(partition)
+        state.partition = partition
         if stream_seq < state.epoch_start:
             return None  # from before the session was resumed
         if stream_seq <= state.last_seq:  # applied already (redelivered after a takeover)
             if not isinstance(event, SessionEnded):
                 await self._answer(event, state, None, None)
             return None
-        outcome = self.book.feed(event)
+        outcome = self.book.feed(event, stored_at, partition, stream_seq)
         state.last_seq = stream_seq
-        intervention, warning = self._in_mode(outcome.intervention), outcome.warning
-        self._changed[(event.project_id, event.session_id)] = (
-            state,
-            isinstance(event, SessionEnded),
-        )
+        if self._note(partition, key, stored_at):  # a new entry: at once, no session missed
+            await self._write_watches(partition, {key})
+        intervention, warning = outcome.intervention, outcome.warning
+        self._changed[key] = (state, isinstance(event, SessionEnded))
         if intervention is not None:
-            await publish_event(
-                self.js,
-                Subjects.detected(intervention.project_id),
-                intervention,
-                msg_id=intervention.intervention_id,
-            )
-            await self._save_checkpoint(state, intervention.intervention_id)
-            INTERVENTIONS.labels(intervention.trigger).inc()
-            log.info(
-                "intervention %s%s: %s %s/%s: %s",
-                intervention.intervention_id,
-                " (observed: would have stopped)" if intervention.mode == "observe" else "",
-                intervention.trigger,
-                intervention.project_id,
-                intervention.session_id,
-                intervention.reason,
-            )
+            await self._stopped(intervention, state)
         if warning is not None:
             await publish_event(self.js, Subjects.warned(warning.project_id), warning,
                                 msg_id=warning.warning_id)  # fmt: skip
@@ -145,6 +166,197 @@ class Detector:
         if not isinstance(event, SessionEnded):
             await self._answer(event, state, intervention, warning)
         return intervention
+
+    async def _stopped(self, stop: Intervention, state: SessionState | None) -> None:
+        """Publish a stop (observed, in an observe-mode project) and record it in the session's
+        checkpoint (for the state in memory, or in the checkpoint as it is when the session is
+        out of memory)."""
+        intervention = self._in_mode(stop)
+        await publish_event(
+            self.js,
+            Subjects.detected(intervention.project_id),
+            intervention,
+            msg_id=intervention.intervention_id,
+        )
+        if state is not None:
+            await self._save_checkpoint(state, intervention.intervention_id)
+        else:
+            checkpoint = await self._checkpoint(intervention.project_id, intervention.session_id)
+            checkpoint["intervention_id"] = intervention.intervention_id
+            if "state" in checkpoint:  # evicted: its summary says stopped too
+                checkpoint["state"]["intervened"] = intervention.intervention_id
+                held = SessionState.from_snapshot(checkpoint["state"])
+                self._changed[(held.project_id, held.session_id)] = (held, False)
+            key = _checkpoint_key(intervention.project_id, intervention.session_id)
+            await self.checkpoints.put(key, json.dumps(checkpoint).encode())
+        INTERVENTIONS.labels(intervention.trigger).inc()
+        log.info(
+            "intervention %s%s: %s %s/%s: %s",
+            intervention.intervention_id,
+            " (observed: would have stopped)" if intervention.mode == "observe" else "",
+            intervention.trigger,
+            intervention.project_id,
+            intervention.session_id,
+            intervention.reason,
+        )
+
+    async def on_tick(self, partition: int, now: float) -> int:
+        """A tick of the bus's clock in `partition`, stored at `now`: stop every session of it
+        whose deadline passed (after every event stored before the tick was applied: the
+        partition delivers in order). Returns how many were stopped."""
+        watches = self.book.watches_of(partition)
+        stopped: set[SessionKey] = set()
+        for key in watches.due(now):
+            if key in self._unconfirmed:  # read from the bucket: the stream may know better
+                await self._catch_up(partition, key, None)
+                watch = watches.get(key)
+                if watch is None or watch[0] > now:
+                    continue
+            state = self.book.get(*key)
+            intervention = self.book.stop_silent(partition, key, now)
+            self._unwritten.setdefault(partition, set()).add(key)
+            if state is not None:
+                self._changed[key] = (state, False)
+            if intervention.trigger == "waiting":  # a person is told; nothing is paused
+                await publish_event(
+                    self.js,
+                    Subjects.waiting(intervention.project_id),
+                    intervention,
+                    msg_id=intervention.intervention_id,
+                )
+                log.info("waiting %s/%s: %s", *key, intervention.reason)
+            else:
+                await self._stopped(intervention, state)
+            stopped.add(key)
+        if stopped:  # at once: a restart must not find these deadlines still armed
+            await self._write_watches(partition, stopped)
+        return len(stopped)
+
+    async def tick_clock(self, every_s: float) -> None:
+        """Publish this round's tick into every partition. Every replica does, under the same
+        message ids, so the stream keeps one tick a partition a round; each expires after
+        CLOCK_TICK_TTL_S. Only the stream's timestamp of a tick is read, never this clock."""
+        round_ = int(time.time() // every_s)
+        headers = {"Nats-TTL": f"{CLOCK_TICK_TTL_S}s"}
+        await asyncio.gather(
+            *(
+                self.js.publish(
+                    Subjects.clock(partition),
+                    b"",
+                    headers={**headers, "Nats-Msg-Id": f"clock:{partition}:{round_}"},
+                )
+                for partition in range(DETECTOR_PARTITIONS)
+            )
+        )
+
+    async def _arm(self, partition: int) -> None:
+        """Before this replica's first message of a partition (at start, or after taking it
+        over): the partition's stored deadlines, each to be confirmed by the stream."""
+        if partition in self._armed:
+            return
+        prefix = f"$KV.{DETECTOR_CHECKPOINT_BUCKET}."
+        found = await read_last_values(
+            self.nc,
+            f"KV_{DETECTOR_CHECKPOINT_BUCKET}",
+            f"{prefix}{_watch_key(partition, '*', '*')}",
+        )
+        watches = self.book.watches_of(partition)
+        for subject, value in found:
+            _, _, project_id, session_id = subject[len(prefix) :].split(".")
+            key = (project_id, session_id)
+            if watches.get(key) is None:
+                watch = watch_from_json(value)
+                watches.set(key, watch)
+                self._stored[key] = watch[0]
+                self._unconfirmed.add(key)
+        self._armed.add(partition)
+        if found:
+            log.info("partition %d: %d open sessions' deadlines rearmed", partition, len(found))
+
+    async def _catch_up(self, partition: int, key: SessionKey, end: int | None) -> None:
+        """Bring a deadline read from the bucket up to the stream: apply the session's events
+        it had not seen (those before stream sequence `end`; all of them with None), each at
+        the time the stream stored it. Read from the stream's leader, which is never behind."""
+        self._unconfirmed.discard(key)
+        watches = self.book.watches_of(partition)
+        watch = watches.get(key)
+        if watch is None:
+            return
+        subject = Subjects.agent_events_stored(*key)
+        cursor = watch[3] + 1
+        while end is None or cursor < end:
+            try:
+                msg = await self.js.get_msg(AGENT_EVENTS_STREAM.name, cursor, subject, next=True)
+            except NotFoundError:
+                break
+            if msg.seq is None or (end is not None and msg.seq >= end):
+                break
+            cursor = msg.seq + 1
+            try:
+                event = parse_agent_event(msg.data or b"")
+            except ContractError:
+                continue
+            stored = msg.time.timestamp() if msg.time else time.time()
+            watch = observe(watch, event, stored, msg.seq, self.book.config.watchdog)
+            if watch is None:
+                break
+        watches.set(key, watch)
+        self._unwritten.setdefault(partition, set()).add(key)
+
+    def _note(self, partition: int, key: SessionKey, now: float) -> bool:
+        """Whether the session's stored entry needs writing, and so marked: a new one (True:
+        write it at once), a removed one, or one whose deadline came earlier or is close
+        (stored, it would stop the session late, or leave a long catch-up to a new owner).
+        A deadline that only moved later is left stored until then: the catch-up before any
+        stop corrects it, so a busy session costs a write every few minutes, not every second."""
+        watch = self.book.watches_of(partition).get(key)
+        stored = self._stored.get(key)
+        if watch is None and stored is None:
+            return False
+        if (
+            watch is None
+            or stored is None
+            or watch[0] < stored
+            or stored - now < WATCH_REWRITE_BEFORE_S
+        ):
+            self._unwritten.setdefault(partition, set()).add(key)
+        return stored is None and watch is not None
+
+    async def write_watches(self) -> int:
+        """Write the deadlines that changed in the partitions this replica owns; returns how
+        many. A failed write is retried with the next round."""
+        written = 0
+        for partition in list(self._unwritten):
+            if self.owns(partition):
+                written += await self._write_watches(partition)
+            else:
+                self._unwritten.pop(partition, None)
+        return written
+
+    async def _write_watches(self, partition: int, only: set[SessionKey] | None = None) -> int:
+        """Write the partition's marked entries (or only those of `only`)."""
+        marked = self._unwritten.pop(partition, set())
+        keys = marked if only is None else marked & only
+        if only is not None and marked - only:
+            self._unwritten[partition] = marked - only
+        watches = self.book.watches_of(partition)
+
+        async def write(key: SessionKey) -> None:
+            watch = watches.get(key)
+            name = _watch_key(partition, *key)
+            if watch is None:
+                await self.checkpoints.purge(name)
+                self._stored.pop(key, None)
+            else:
+                await self.checkpoints.put(name, watch_json(watch))
+                self._stored[key] = watch[0]
+
+        results = await asyncio.gather(*(write(key) for key in keys), return_exceptions=True)
+        failed = [key for key, r in zip(keys, results, strict=True) if isinstance(r, BaseException)]
+        if failed:
+            log.warning("%d deadlines not written, retried: %r", len(failed), results[0])
+            self._unwritten.setdefault(partition, set()).update(failed)
+        return len(keys) - len(failed)
 
     async def _answer(
         self,
@@ -172,9 +384,9 @@ class Detector:
         subject = Subjects.verdicts(event.project_id, event.session_id)
         await self.nc.publish(subject, verdict.model_dump_json(exclude_none=True).encode())
 
-    def _in_mode(self, intervention: Intervention | None) -> Intervention | None:
+    def _in_mode(self, intervention: Intervention) -> Intervention:
         """The stop as its project's mode makes it: observed in an observe-mode project."""
-        if intervention is None or intervention.project_id not in self.observing:
+        if intervention.project_id not in self.observing:
             return intervention
         return intervention.model_copy(update={"mode": "observe"})
 
@@ -188,6 +400,12 @@ class Detector:
     def forget_partition(self, partition: int) -> None:
         """Another replica owns the partition now: its sessions are rebuilt there."""
         dropped = self.book.drop_if(lambda state: state.partition == partition)
+        held = list(self.book.watches.pop(partition, None) or ())
+        self._unconfirmed.difference_update(held)
+        for key in held:
+            self._stored.pop(key, None)
+        self._armed.discard(partition)
+        self._unwritten.pop(partition, None)
         SESSIONS_IN_MEMORY.set(len(self.book))
         log.info("partition %d handed over: %d sessions forgotten here", partition, dropped)
 
@@ -206,7 +424,9 @@ class Detector:
         state = self.book.start_epoch(*key) if held is not None else SessionState.new(*key, config)
         state.epoch_start = epoch_start
         await self._save_checkpoint(state, None)
-        self._changed[key] = (state, False)
+        # No summary until the session's next event: a resumed session usually ended at its
+        # pause and goes on as a new one (its summary says ended); shown as running with no
+        # event, it would stay on the fleet view for good.
 
     async def _resumed_elsewhere(self, state: SessionState) -> SessionState:
         """A stopped session's memory, or a fresh epoch if another replica heard its resume."""
@@ -244,10 +464,15 @@ class Detector:
         return len(items)
 
     def _summary(self, state: SessionState, ended: bool) -> SessionSummary:
+        """The rules' summary of the session, and what it waits for a person for, if it does."""
         summary = summarise(state, self.book.config_for(state.project_id), ended)
         if summary.state == "stopped" and state.project_id in self.observing:
-            return summary.model_copy(update={"state": "running"})  # it would have been stopped
-        return summary
+            summary = summary.model_copy(update={"state": "running"})  # it would have stopped
+        if ended or state.partition is None:
+            return summary
+        key = (state.project_id, state.session_id)
+        waiting = waiting_text(self.book.watches_of(state.partition).get(key))
+        return summary.model_copy(update={"waiting": waiting}) if waiting else summary
 
     async def _save_checkpoint(
         self, state: SessionState, intervention_id: str | None, snapshot: bool = False
@@ -337,7 +562,7 @@ class Detector:
             found = evaluate(state, earlier, config)
             if found is None:
                 foresee(state, earlier, config)  # what it was warned of, warned once
-            verdict = self._in_mode(found) or verdict
+            verdict = (self._in_mode(found) if found is not None else None) or verdict
             replayed += 1
         if intervention_id:
             state.intervened = intervention_id

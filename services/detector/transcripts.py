@@ -32,7 +32,7 @@ from yokeflow_agent.contract import (
     ToolResultBody,
 )
 
-from .sessions import ReplayProblem, read_event_file
+from .sessions import Clock, ReplayProblem, read_event_file
 
 __all__ = [
     "FORMATS",
@@ -594,8 +594,9 @@ def _json_lines(text: str) -> Iterator[dict[str, Any]]:
 
 def read_transcript(
     path: Path, fmt: TranscriptFormat | None = None, project_id: str | None = None
-) -> Iterator[AgentEvent | ReplayProblem]:
-    """The events of a file of contract events or of an agent transcript (auto-detected)."""
+) -> Iterator[AgentEvent | Clock | ReplayProblem]:
+    """The events of a file of contract events (with its clock lines) or of an agent transcript
+    (auto-detected)."""
     if fmt is None:
         with path.open(encoding="utf-8") as handle:
             first = next((line for line in handle if line.strip()), "")

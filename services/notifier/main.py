@@ -12,6 +12,7 @@ import httpx
 from faststream import FastStream
 from yokeflow_agent.contract import (
     CONSUMERS,
+    Intervention,
     InterventionAcknowledged,
     InterventionPaused,
     InterventionResumed,
@@ -48,6 +49,7 @@ def create_app(context: ServiceContext) -> FastStream:
         acknowledged,
         snoozed,
         resumed,
+        CONSUMERS.notifier_waiting,
     )
     notifier: Notifier | None = None
     consumer = CONSUMERS.notifier_paused
@@ -125,6 +127,22 @@ def create_app(context: ServiceContext) -> FastStream:
 
     run_periodically(
         app, context.settings.notification_sweep_interval, sweep, "repeating and escalating"
+    )
+
+    async def on_waiting(waiting: Intervention) -> None:
+        assert notifier is not None
+        await notifier.tell_waiting(waiting)
+
+    asked = CONSUMERS.notifier_waiting
+    durable_subscriber(
+        broker, asked, "Tells the project's humans a session has long waited for them.", concurrency
+    )(
+        contract_handler(
+            Intervention,
+            lambda: broker.connection.jetstream(),
+            on_waiting,
+            keepalive=asked.ack_wait_s / 3,
+        )
     )
 
     context.instrument(app, lambda: broker.connection.jetstream(), consumers)

@@ -38,7 +38,8 @@ __all__ = [
 
 TITLE = "YokeFlow Session Blocked"
 GROUPED_FACT = "Same Blocker"
-# Colours per trigger: red for infrastructure, orange for loops, yellow for budgets, blue manual.
+# Colours per trigger: red for infrastructure, orange for loops, yellow for budgets (of time:
+# the session's, a call's, silence's), blue for a person (a manual pause, a waiting notice).
 COLOURS = {
     "critical_error": 0xD92D20,
     "retry_limit": 0xF79009,
@@ -46,7 +47,10 @@ COLOURS = {
     "error_rate": 0xF79009,
     "session_duration": 0xEAAA08,
     "no_progress": 0xF79009,
+    "tool_call_timeout": 0xEAAA08,
+    "silence": 0xEAAA08,
     "manual": 0x2E90FA,
+    "waiting": 0x2E90FA,  # a person is asked something: nothing is stopped
 }
 DISCORD_BUTTON_URL = 512  # a link button's URL, at most
 # Discord's documented embed limits.
@@ -134,6 +138,8 @@ class Notice:
     def link(self) -> str | None:
         if not self.dashboard_url:
             return None
+        if self.intervention.trigger == "waiting":  # no pause to open: the live sessions
+            return f"{self.dashboard_url.rstrip('/')}/"
         return (
             f"{self.dashboard_url.rstrip('/')}/#/interventions/{self.intervention.intervention_id}"
         )

@@ -16,6 +16,7 @@ from yokeflow_agent.contract import (
     AUTO_RECOVERY_RESOLVER,
     ActingChannel,
     ChannelOutcome,
+    Intervention,
     InterventionNotified,
     InterventionPaused,
     RecoveryOutcome,
@@ -39,6 +40,7 @@ __all__ = ["NotDecidedYet", "Notifier", "deliveries_for"]
 log = logging.getLogger(__name__)
 
 
+WAITING_TITLE = "YokeFlow Session Waiting for a Person"
 FOLLOW_UPS = {
     "succeeded": "YokeFlow Session Resumed Automatically",
     "failed": "YokeFlow Automatic Fix Failed",
@@ -421,6 +423,30 @@ class Notifier:
             for action, label in LINK_ACTIONS
         )
         return replace(notice, actions=actions)
+
+    async def tell_waiting(self, waiting: Intervention) -> list[Outcome]:
+        """A session has waited long for a person (trigger `waiting`): tell the project's
+        humans what is asked, on the channels a pause would use. Nothing is paused, so there is
+        no pause to record: the consumer delivers each notice at most once instead."""
+        preferences = await load_preferences(self.pool, waiting.project_id)
+        if preferences is None:
+            preferences = NotificationPreferences.from_settings(self.settings)
+        if not preferences.wants(waiting.trigger):
+            NOTIFICATIONS.labels("all", "muted").inc()
+            return []
+        asked = InterventionPaused(**waiting.model_dump(), paused_at=waiting.detected_at)
+        notice = Notice(asked, 0, self.settings.dashboard_url, WAITING_TITLE)
+        deliveries = deliveries_for(preferences, "waiting")
+        results = await asyncio.gather(*(self.senders.send(d, notice) for d in deliveries))
+        for delivery, outcome in zip(deliveries, results, strict=True):
+            NOTIFICATIONS.labels(delivery.ledger_channel, outcome.status).inc()
+        log.info(
+            "waiting notice %s: %s",
+            waiting.intervention_id,
+            ", ".join(f"{d.channel} {o.status}" for d, o in zip(deliveries, results, strict=True))
+            or "no channels",
+        )
+        return list(results)
 
     async def _deliver(
         self, paused: InterventionPaused, delivery: Delivery, notice: Notice

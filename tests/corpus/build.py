@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,26 @@ def session_events(session: Session) -> tuple[list[dict[str, Any]], int | None]:
         if isinstance(item, ReplayProblem):
             raise ValueError(f"{session.id}: {item.reason}")
         events.append(item.model_dump(mode="json", exclude_none=True))
+    for cut in session.cuts:
+        _close_the_cut(events, cut)
     stuck_from = None
     if session.stuck_from_call is not None:
         calls = [e["seq"] for e in events if e["type"] == "tool_call"]
         stuck_from = calls[session.stuck_from_call - 1]
     return events, stuck_from
+
+
+def _close_the_cut(events: list[dict[str, Any]], cut: int) -> None:
+    """Move the events after seq `cut` to follow it by one second, keeping their spacing."""
+    before = next(e for e in events if e["seq"] == cut)
+    after = [e for e in events if e["seq"] > cut]
+    if not after:
+        return
+    shift = datetime.fromisoformat(after[0]["ts"]) - datetime.fromisoformat(before["ts"])
+    shift -= timedelta(seconds=1)
+    for event in after:
+        moved = datetime.fromisoformat(event["ts"]) - shift
+        event["ts"] = moved.isoformat().replace("+00:00", "Z")
 
 
 def render() -> dict[str, str]:

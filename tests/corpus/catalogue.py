@@ -56,6 +56,10 @@ class Session:
     # The date a held-out session's verdict was written, before it was ever replayed; None for
     # the tuning set the rules were developed against.
     heldout: str | None = None
+    # For a transcript cut into windows: the seqs after which the excerpt leaves events out.
+    # The events after a cut are moved to follow it by one second (their spacing kept), so
+    # the time the omitted events took does not read as a silent session.
+    cuts: tuple[int, ...] = ()
 
 
 def _s(session_id: str) -> Script:
@@ -2167,6 +2171,7 @@ SESSIONS: tuple[Session, ...] = (
         "tests, which pass. A 42-minute gap between the windows is the excerpt, not a stall.",
         raw="chat-claude-code-meridian.json",
         raw_format="openai-chat",
+        cuts=(13,),
         heldout=HELDOUT,
     ),
     Session(

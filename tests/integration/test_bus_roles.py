@@ -115,6 +115,9 @@ async def test_an_agent_reports_and_is_paused_and_can_do_nothing_else(bus, uniqu
         # choosing its session's partition (the stream appends it), or taking a detector
         # partition over: pulling from it, unpinning its owner;
         await refused(js.publish(f"{Subjects.agent_events(project, 'chosen')}.3", b"{}"))
+        # ticking the watchdog's clock, or a waiting notice (a human told without a stop);
+        await refused(js.publish(Subjects.clock(3), b""))
+        await refused(js.publish(Subjects.waiting(project), b"{}"))
         await refused(agent_nc.request("$JS.API.CONSUMER.UNPIN.AGENT_EVENTS.detector-3",
                                        b'{"group": "detector"}', timeout=1))  # fmt: skip
         await refused(agent_nc.request("$JS.API.CONSUMER.MSG.NEXT.AGENT_EVENTS.detector-3",

@@ -6,6 +6,7 @@ run appends to), whether the session halted, what it sent the model."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ..helpers import cli, eventually, service_env
+from ..helpers import cli, collect, eventually, service_env
 from ..model_api import ModelApi, Turn, model_api
 
 pytestmark = pytest.mark.integration
@@ -37,6 +38,8 @@ def readme_settings(nats_url: str, **env: str) -> dict[str, Any]:
             "PostToolUseFailure": [{"matcher": "*", "hooks": hook}],
             "Stop": [{"hooks": hook}],
             "SessionEnd": [{"hooks": [{**hook[0], "timeout": 10}]}],
+            "PermissionRequest": [{"matcher": "*", "hooks": hook}],
+            "Notification": [{"hooks": hook}],
         },
     }
 
@@ -178,3 +181,63 @@ async def test_the_agent_sdk_in_process_hooks_stop_the_fourth_call(
                "Use PORT=4000 here.", env=env).returncode == 0  # fmt: skip
     api, _ = await session([Turn(text="Starting on port 4000.")])
     assert "Use PORT=4000 here." in json.dumps(api.tool_requests[0].get("system", ""))
+
+
+async def test_real_claude_code_waiting_on_a_permission_is_reported_and_a_human_told(
+    infra, nc, services, unique, tmp_path
+):
+    """Bash is not allowed up front, so the real client asks for permission: its
+    PermissionRequest hook reports the session as waiting. Headless (`-p`) it cannot show the
+    dialog and denies the call once the hooks return; a second hook that holds the prompt for 6
+    s stands for the person who does not answer. The project's webhook is told what is asked,
+    nothing is stopped, and the call never runs."""
+    from tests.peers import HttpPeer
+
+    name = unique("asks")
+    detected = await collect(nc, f"intervention.detected.{name}")
+    waiting = await collect(nc, f"intervention.waiting.{name}")
+    settings = readme_settings(infra.nats_url)
+    settings["hooks"]["PermissionRequest"][0]["hooks"].append(
+        {"type": "command", "command": "sleep 6"}
+    )
+    root = project(tmp_path, name, settings)
+    marker = tmp_path / "ran"
+    with HttpPeer() as http:
+        services.start(
+            "notifier",
+            YOKEFLOW_WEBHOOK_URL=http.webhook_url(),
+            YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS="true",
+        )
+        services.start(
+            "detector", YOKEFLOW_WAITING_NOTIFICATION_AFTER="2", YOKEFLOW_WATCHDOG_TICK_S="0.5"
+        )
+        call = Turn(tool="Bash", input={"command": f"echo ran >> {marker}"})
+        with model_api([call, Turn(text="I may not run it.")]) as api:
+            home, state = tmp_path / "home", tmp_path / "state"
+            home.mkdir()
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [str(CLAUDE), "-p", "Start the app.", "--output-format", "json"],
+                cwd=root,
+                env=client_env(api, home, state),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        assert done.returncode == 0, done.stderr
+        told = await eventually(
+            lambda: [r for r in http.accepted("webhook") if name in json.dumps(r.body)],
+            timeout=30,
+            what="the webhook told of the wait",
+        )
+    assert not marker.exists()  # denied: it never ran
+    assert [d["tool_name"] for d in json.loads(done.stdout)["permission_denials"]] == ["Bash"]
+    assert len(told) == 1 and "Allow Bash: echo ran" in json.dumps(told[0].body)
+    [notice] = waiting.messages
+    assert notice["trigger"] == "waiting" and notice["reason"].startswith("Waiting ")
+    stored = await nc.jetstream().stream_info(
+        "AGENT_EVENTS", subjects_filter=f"agent.events.{name}.>"
+    )
+    assert stored.state.messages >= 4  # started, call, waiting, ..., ended
+    await asyncio.sleep(1.0)
+    assert detected.messages == [], services.logs()

@@ -26,6 +26,10 @@ def test_each_lifecycle_event_is_one_readable_line():
     )  # fmt: skip
     assert said("intervention.warned.shop", {**IDS, "trigger": "retry_limit",
                 "reason": "This call failed 3 times"}).endswith("retry_limit: “This call failed 3 times”")  # fmt: skip
+    waiting = {**IDS, "trigger": "waiting", "reason": "Waiting 120 s for a person: permission"}
+    assert said("intervention.waiting.shop", waiting) == (
+        "09:30:15 waiting      shop/s-1  “Waiting 120 s for a person: permission”"
+    )
     assert said("intervention.paused.shop", {**IDS, "blocker_type": "port_conflict"}) == (
         "09:30:15 paused       shop/s-1  intervention 0a1b2c3d [port_conflict]"
     )

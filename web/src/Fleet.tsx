@@ -72,6 +72,11 @@ export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total
                       would have stopped
                     </span>
                   )}
+                  {s.waiting && (
+                    <div className="waiting" data-testid="waiting">
+                      <span className="badge near">waiting for a person</span> <AgentText text={s.waiting} />
+                    </div>
+                  )}
                 </td>
                 <td data-testid="nearest">
                   <span className={`badge risk ${level(s.risk)}`}>{Math.round(s.risk * 100)} %</span>{" "}

@@ -118,6 +118,7 @@ export interface SessionSummary {
   shares: Partial<Record<RiskKind, number>>; // how much of each limit is used (1: the next step stops)
   risk: number;
   nearest: RiskKind | null;
+  waiting?: string | null; // what it waits for a person for ("permission: Allow Bash: …"); agent text
 }
 
 export interface Cost {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from yokeflow_intervention.shared.settings import Settings
+
+from ..watchdog import WatchdogConfig
 
 # Checked in this order; the first blocker type whose pattern matches wins.
 BUILTIN_CRITICAL_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -84,6 +86,7 @@ class DetectionConfig:
     duration_warning_share: float = 0.8
     critical_patterns: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = ()
     auto_recovery_blockers: frozenset[str] = frozenset()
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DetectionConfig:
@@ -115,4 +118,5 @@ class DetectionConfig:
             duration_warning_share=settings.duration_warning_share,
             critical_patterns=compiled,
             auto_recovery_blockers=frozenset(settings.auto_recovery_blockers),
+            watchdog=WatchdogConfig.from_settings(settings),
         )
