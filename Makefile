@@ -8,7 +8,7 @@ WEB    := services/api/dashboard/index.html
 SCHEMAS := deploy/schemas/node_modules/.package-lock.json
 CLIENTS := tests/clients/node_modules/.package-lock.json
 
-.PHONY: run test lint typecheck unit demo bench lock clean openapi asyncapi browser bus-config
+.PHONY: run test lint typecheck unit demo bench lock clean openapi asyncapi browser bus-config web-client
 
 $(STAMP): requirements.lock pyproject.toml agent/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -19,7 +19,7 @@ $(STAMP): requirements.lock pyproject.toml agent/pyproject.toml
 	@touch $(STAMP)
 
 # The dashboard, built with Vite from the committed package-lock.json; the API serves it.
-$(WEB): web/package.json web/package-lock.json web/index.html web/vite.config.ts $(wildcard web/src/*)
+$(WEB): web/package.json web/package-lock.json web/index.html web/vite.config.ts $(wildcard web/src/* web/src/client/* web/src/client/*/*)
 	@if command -v npm >/dev/null; then \
 		echo "building the dashboard ..."; \
 		cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
@@ -83,9 +83,17 @@ lock:
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
 
-## openapi: regenerate the committed OpenAPI document
+## openapi: regenerate the committed OpenAPI document and the dashboard's client made from it
 openapi: $(STAMP)
 	$(BIN)/python -c "import json; from yokeflow_intervention.services.api.app import create_api; from yokeflow_intervention.shared.settings import Settings; print(json.dumps(create_api(Settings(), 'nats://unused', 'postgresql://unused').openapi(), indent=2))" > docs/openapi.json
+	$(MAKE) web-client
+
+## web-client: regenerate the dashboard's TypeScript client (web/src/client) from docs/openapi.json
+web-client: web/node_modules/.package-lock.json
+	cd web && npm run --silent client
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
 
 ## bus-config: regenerate the NATS users and permissions of every role for deployments
 bus-config: $(STAMP)

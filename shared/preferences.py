@@ -48,7 +48,8 @@ class UnsafeWebhookError(ValueError):
 class NotificationPreferences(BaseModel):
     """The columns of notification_preferences; bad values are refused with the field named."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Shown in full (every field, those with a default too): the schema of a response says so.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
     webhook_enabled: bool = False
     webhook_url: str | None = Field(default=None, max_length=2048)

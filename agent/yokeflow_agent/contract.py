@@ -207,8 +207,12 @@ class ContractError(ValueError):
 
 
 class _Model(BaseModel):
-    # Unknown fields are ignored so that a newer producer never breaks an older consumer.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Unknown fields are ignored so that a newer producer never breaks an older consumer. A
+    # field with a default is always there in what is sent, so the schema of what is sent (the
+    # API's responses, the dashboard's generated types) says it is.
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, json_schema_serialization_defaults_required=True
+    )
 
 
 class Task(_Model):

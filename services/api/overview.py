@@ -11,26 +11,32 @@ from datetime import datetime
 from typing import Literal
 
 import asyncpg
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, ConfigDict, computed_field
 from yokeflow_agent.contract import AUTO_RECOVERY_RESOLVER
 
 __all__ = ["Judgement", "Overview", "overview"]
 
 
-class TriggerCount(BaseModel):
+class _Figures(BaseModel):
+    # Every figure is in every answer (those with a default too): the dashboard's generated
+    # types say so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class TriggerCount(_Figures):
     bucket: datetime
     trigger: str
     count: int
 
 
-class ResumeTimes(BaseModel):
+class ResumeTimes(_Figures):
     kind: Literal["human", "automatic"]
     count: int
     p50_s: float
     p90_s: float
 
 
-class RecoveryOutcomes(BaseModel):
+class RecoveryOutcomes(_Figures):
     succeeded: int = 0
     failed: int = 0
     refused: int = 0
@@ -45,19 +51,19 @@ class RecoveryOutcomes(BaseModel):
         return round(self.succeeded / decided, 4) if decided else None
 
 
-class Cost(BaseModel):
+class Cost(_Figures):
     name: str
     interventions: int
     paused_s: float  # time its sessions spent paused (until resumed, or until now)
 
 
-class ChannelOutcomeCount(BaseModel):
+class ChannelOutcomeCount(_Figures):
     channel: str
     status: str
     count: int
 
 
-class Totals(BaseModel):
+class Totals(_Figures):
     interventions: int  # stops made (enforce mode); the figures below count only these
     active: int
     resolved: int
@@ -66,7 +72,7 @@ class Totals(BaseModel):
     false_stops: int  # stops, made or observed, a human marked false
 
 
-class Judgement(BaseModel):
+class Judgement(_Figures):
     """How right the detector was for one project and trigger: the stops it made, the ones it
     would have made in observe mode, and how many of either a human marked false."""
 
@@ -77,7 +83,7 @@ class Judgement(BaseModel):
     false_stops: int
 
 
-class Overview(BaseModel):
+class Overview(_Figures):
     since: datetime
     bucket: Literal["hour", "day"]
     totals: Totals

@@ -28,6 +28,7 @@ from yokeflow_agent.contract import (
     Task,
 )
 
+from yokeflow_intervention.shared import interventions
 from yokeflow_intervention.shared.bus import publish_event
 from yokeflow_intervention.shared.commands import (
     AcknowledgeRequest,
@@ -265,12 +266,17 @@ class PausedSessionManager:
     async def list(
         self, project_id: str | None, active_only: bool, limit: int, offset: int
     ) -> list[dict[str, Any]]:
-        rows = await self.store.list_interventions(project_id, active_only, limit, offset)
-        return [_json_safe(r) for r in rows]
+        rows, _ = await interventions.list_interventions(
+            self.store.pool, project_id, active_only, limit, offset
+        )
+        return [_json_safe(r.model_dump()) for r in rows]
 
     async def get_intervention(self, intervention_id: str) -> dict[str, Any]:
-        row = await self.store.get(intervention_id)
+        row = await interventions.get_intervention(self.store.pool, intervention_id)
         if row is None:
             raise UnknownIntervention(f"unknown intervention {intervention_id!r}")
-        actions = await self.store.actions(intervention_id)
-        return {**_json_safe(row), "actions": [_json_safe(a) for a in actions]}
+        actions = await interventions.intervention_actions(self.store.pool, intervention_id)
+        return {
+            **_json_safe(row.model_dump()),
+            "actions": [_json_safe(a.model_dump()) for a in actions],
+        }

@@ -393,25 +393,3 @@ class PausedSessionStore:
             await self._action(conn, intervention_id, "next_session", "started",
                                {"session_id": session_id})  # fmt: skip
         return True
-
-    async def list_interventions(
-        self, project_id: str | None, active_only: bool, limit: int, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        view = "active_interventions" if active_only else "intervention_history"
-        rows = await self.pool.fetch(
-            f"""SELECT * FROM {view}
-                WHERE ($1::text IS NULL OR project_id = $1)
-                ORDER BY paused_at DESC, id LIMIT $2 OFFSET $3""",  # noqa: S608 - fixed names
-            project_id,
-            limit,
-            offset,
-        )
-        return [r for r in map(_record, rows) if r is not None]
-
-    async def actions(self, intervention_id: str) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            """SELECT id, action_type, action_status, action_details, created_at
-               FROM intervention_actions WHERE paused_session_id = $1 ORDER BY created_at, id""",
-            intervention_id,
-        )
-        return [{**dict(r), "action_details": json.loads(r["action_details"])} for r in rows]

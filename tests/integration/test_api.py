@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -192,4 +194,33 @@ def test_committed_openapi_document_is_current():
     committed = json.loads(OPENAPI.read_text()) if OPENAPI.exists() else None
     assert committed == json.loads(json.dumps(document)), (
         "docs/openapi.json is stale: run `make openapi` and commit it"
+    )
+
+
+WEB = OPENAPI.parents[1] / "web"
+OPENAPI_TS = WEB / "node_modules" / ".bin" / "openapi-ts"
+
+
+@pytest.mark.skipif(
+    not OPENAPI_TS.exists(), reason="web/node_modules is not installed (make web-client)"
+)
+def test_committed_web_client_is_current(tmp_path):
+    """The dashboard's client is generated from docs/openapi.json: regenerated here into a
+    temporary folder, it must be what is committed under web/src/client."""
+    output = tmp_path / "client"
+    subprocess.run(
+        [str(OPENAPI_TS)],
+        cwd=WEB,
+        env={**os.environ, "CLIENT_OUTPUT": str(output)},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    committed = WEB / "src" / "client"
+
+    def files(root: Path) -> dict[str, str]:
+        return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+    assert files(committed) == files(output), (
+        "web/src/client is stale: run `make web-client` (after `make openapi`) and commit it"
     )

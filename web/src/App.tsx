@@ -4,11 +4,11 @@ import {
   ApiError,
   token,
   type Detail,
+  type FleetView,
   type Intervention,
   type Overview as OverviewData,
   type Preferences,
-  type SessionSummary,
-  type Warning,
+  type WarningsBody,
 } from "./api";
 import { Fleet } from "./Fleet";
 import { TRIGGER_COLOURS, neutralise, since } from "./format";
@@ -16,7 +16,6 @@ import { Overview } from "./Overview";
 import { AgentText } from "./Quoted";
 
 type Tab = "overview" | "fleet" | "active" | "history" | "warnings" | "preferences";
-type FleetBody = { sessions: SessionSummary[]; total: number; ready: boolean };
 const REFRESH_MS = 30_000;
 const INTERVENTION_LINK = /^#\/interventions\/([^/]+)$/;
 
@@ -45,10 +44,10 @@ export function App() {
   const [project, setProject] = useState("");
   const [projects, setProjects] = useState<string[]>([]);
   const [items, setItems] = useState<Intervention[] | null>(null);
-  const [warnings, setWarnings] = useState<{ warnings: Warning[]; total: number } | null>(null);
+  const [warnings, setWarnings] = useState<WarningsBody | null>(null);
   const [overview, setOverview] = useState<OverviewData | null>(null);
   const [days, setDays] = useState(7);
-  const [fleet, setFleet] = useState<FleetBody | null>(null);
+  const [fleet, setFleet] = useState<FleetView | null>(null);
   const [version, setVersion] = useState(0); // bumped by every live event: the linked view reloads
   const linked = INTERVENTION_LINK.exec(useHash())?.[1];
   const [error, setError] = useState("");
@@ -226,7 +225,7 @@ const TAB_NAMES: Record<Tab, string> = {
 };
 
 /** Sessions told they were one step from a stop, and whether they changed course in time. */
-function Warnings({ body, now }: { body: { warnings: Warning[]; total: number } | null; now: number }) {
+function Warnings({ body, now }: { body: WarningsBody | null; now: number }) {
   if (body === null) return <p className="state">Loading…</p>;
   if (body.warnings.length === 0)
     return (

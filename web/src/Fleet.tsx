@@ -1,4 +1,4 @@
-import type { RiskKind, SessionSummary } from "./api";
+import type { FleetView, RiskKind } from "./api";
 import { duration, since } from "./format";
 import { AgentText } from "./Quoted";
 
@@ -23,7 +23,7 @@ function Meter({ share, label }: { share: number; label: string }) {
 }
 
 /** Running sessions and how close each is to a stop (the detector's summaries, live). */
-export function Fleet({ body, now }: { body: { sessions: SessionSummary[]; total: number; ready: boolean } | null; now: number }) {
+export function Fleet({ body, now }: { body: FleetView | null; now: number }) {
   if (body === null) return <p className="state">Loading…</p>;
   if (body.sessions.length === 0)
     return (
