@@ -13,6 +13,7 @@ import asyncpg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -130,6 +131,11 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
 
 
+def operation_id(route: APIRoute) -> str:
+    """`<tag>-<function>` (interventions-resume): the generated client's names for the calls."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the API's resources once, for every route (through `deps`), and close them."""
@@ -157,6 +163,7 @@ def create_api(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         version="1.0.0",
         description="Active and past interventions, resume with notes, notification preferences.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     state = ApiState(settings)
     app.state.api = state

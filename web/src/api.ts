@@ -65,30 +65,30 @@ const id = (intervention_id: string) => ({ path: { intervention_id } });
 
 export const api = {
   // A single-use ticket for the live stream: an EventSource cannot send the token as a header.
-  eventsTicket: () => ok(sdk.eventsTicketApiEventsTicketPost()),
-  active: (project?: string) => ok(sdk.activeApiInterventionsActiveGet({ query: { project_id: project } })),
+  eventsTicket: () => ok(sdk.eventsTicket()),
+  active: (project?: string) => ok(sdk.interventionsActive({ query: { project_id: project } })),
   history: (project?: string, limit = 50, offset = 0) =>
-    ok(sdk.historyApiInterventionsHistoryGet({ query: { project_id: project, limit, offset } })),
-  warnings: (project?: string, limit = 50) => ok(sdk.warningsApiWarningsGet({ query: { project_id: project, limit } })),
-  overview: (project?: string, days = 7) => ok(sdk.getOverviewApiOverviewGet({ query: { project_id: project, days } })),
+    ok(sdk.interventionsHistory({ query: { project_id: project, limit, offset } })),
+  warnings: (project?: string, limit = 50) => ok(sdk.warningsList({ query: { project_id: project, limit } })),
+  overview: (project?: string, days = 7) => ok(sdk.overviewGet({ query: { project_id: project, days } })),
   fleet: (project?: string, include: "running" | "all" = "running") =>
-    ok(sdk.fleetApiFleetGet({ query: { project_id: project, include } })),
-  detail: (intervention: string) => ok(sdk.detailApiInterventionsInterventionIdGet(id(intervention))),
+    ok(sdk.fleetList({ query: { project_id: project, include } })),
+  detail: (intervention: string) => ok(sdk.interventionsDetail(id(intervention))),
   resume: (intervention: string, resolved_by: string, resolution_notes: string, false_stop = false, false_stop_note = "") =>
     ok(
-      sdk.resumeApiInterventionsInterventionIdResumePost({
+      sdk.interventionsResume({
         ...id(intervention),
         body: { resolved_by, resolution_notes, false_stop, false_stop_note },
       }),
     ),
   markFalseStop: (intervention: string, marked_by: string, note: string) =>
-    ok(sdk.markFalseStopApiInterventionsInterventionIdFalseStopPost({ ...id(intervention), body: { marked_by, note } })),
-  projects: () => ok(sdk.projectsApiProjectsGet()),
+    ok(sdk.interventionsMarkFalseStop({ ...id(intervention), body: { marked_by, note } })),
+  projects: () => ok(sdk.projectsList()),
   preferences: (project: string) =>
-    ok(sdk.getPreferencesApiProjectsProjectIdNotificationsPreferencesGet({ path: { project_id: project } })),
+    ok(sdk.projectsGetPreferences({ path: { project_id: project } })),
   savePreferences: (project: string, preferences: NotificationPreferencesInput) =>
     ok(
-      sdk.setPreferencesApiProjectsProjectIdNotificationsPreferencesPost({
+      sdk.projectsSetPreferences({
         path: { project_id: project },
         body: preferences,
       }),

@@ -22,7 +22,7 @@ class EventTicket(BaseModel):
     expires_in: int  # seconds
 
 
-@router.post("/ticket", dependencies=Authorised, response_model=EventTicket)
+@router.post("/ticket", dependencies=Authorised, response_model=EventTicket, name="ticket")
 async def events_ticket(state: StateDep) -> EventTicket:
     """A ticket for one connection to /api/events, valid for 60 seconds."""
     now = time.monotonic()
@@ -33,7 +33,7 @@ async def events_ticket(state: StateDep) -> EventTicket:
     return EventTicket(ticket=ticket, expires_in=TICKET_SECONDS)
 
 
-@router.get("", response_class=StreamingResponse)
+@router.get("", response_class=StreamingResponse, name="stream")
 async def events(
     request: Request, state: StateDep, hub: HubDep, ticket: str | None = None
 ) -> StreamingResponse:

@@ -19,7 +19,7 @@ class FleetView(BaseModel):
     ready: bool  # False until the watch has read the bucket once (an empty list is not news)
 
 
-@router.get("/fleet", response_model=FleetView)
+@router.get("/fleet", response_model=FleetView, name="list")
 async def fleet(
     watch: FleetDep,
     project_id: Identifier | None = None,

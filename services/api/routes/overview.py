@@ -36,7 +36,7 @@ class Warnings(BaseModel):
     total: int  # warnings in all, before the limit
 
 
-@router.get("/warnings", tags=["warnings"], response_model=Warnings)
+@router.get("/warnings", tags=["warnings"], response_model=Warnings, name="list")
 async def warnings(
     pool: PoolDep,
     project_id: Identifier | None = None,
@@ -60,7 +60,7 @@ async def warnings(
     return Warnings(warnings=[Warning.model_validate(dict(r)) for r in rows], total=total)
 
 
-@router.get("/overview", tags=["overview"], response_model=Overview)
+@router.get("/overview", tags=["overview"], response_model=Overview, name="get")
 async def get_overview(
     pool: PoolDep,
     project_id: Identifier | None = None,

@@ -31,7 +31,7 @@ class PauseBody(BaseModel):
     paused_by: Text = Field(default="human", min_length=1, max_length=200)
 
 
-@router.get("", tags=["projects"], response_model=Projects)
+@router.get("", tags=["projects"], response_model=Projects, name="list")
 async def projects(pool: PoolDep) -> Projects:
     async with postgres():
         rows = await pool.fetch(

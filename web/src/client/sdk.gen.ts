@@ -2,7 +2,7 @@
 
 import type { Client, Options as Options2, TDataShape } from './client';
 import { client } from './client.gen';
-import type { AcknowledgeApiInterventionsInterventionIdAcknowledgePostData, AcknowledgeApiInterventionsInterventionIdAcknowledgePostErrors, AcknowledgeApiInterventionsInterventionIdAcknowledgePostResponses, ActiveApiInterventionsActiveGetData, ActiveApiInterventionsActiveGetErrors, ActiveApiInterventionsActiveGetResponses, DetailApiInterventionsInterventionIdGetData, DetailApiInterventionsInterventionIdGetErrors, DetailApiInterventionsInterventionIdGetResponses, EventsApiEventsGetData, EventsApiEventsGetErrors, EventsApiEventsGetResponses, EventsTicketApiEventsTicketPostData, EventsTicketApiEventsTicketPostResponses, FleetApiFleetGetData, FleetApiFleetGetErrors, FleetApiFleetGetResponses, GetOverviewApiOverviewGetData, GetOverviewApiOverviewGetErrors, GetOverviewApiOverviewGetResponses, GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetData, GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetErrors, GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetResponses, HealthzHealthzGetData, HealthzHealthzGetResponses, HistoryApiInterventionsHistoryGetData, HistoryApiInterventionsHistoryGetErrors, HistoryApiInterventionsHistoryGetResponses, InteractionsApiIntegrationsSlackInteractionsPostData, InteractionsApiIntegrationsSlackInteractionsPostResponses, MarkFalseStopApiInterventionsInterventionIdFalseStopPostData, MarkFalseStopApiInterventionsInterventionIdFalseStopPostErrors, MarkFalseStopApiInterventionsInterventionIdFalseStopPostResponses, MetricsMetricsGetData, MetricsMetricsGetResponses, PauseApiProjectsProjectIdSessionsSessionIdPausePostData, PauseApiProjectsProjectIdSessionsSessionIdPausePostErrors, PauseApiProjectsProjectIdSessionsSessionIdPausePostResponses, ProjectsApiProjectsGetData, ProjectsApiProjectsGetResponses, ReadyzReadyzGetData, ReadyzReadyzGetResponses, ResumeApiInterventionsInterventionIdResumePostData, ResumeApiInterventionsInterventionIdResumePostErrors, ResumeApiInterventionsInterventionIdResumePostResponses, SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostData, SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostErrors, SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostResponses, WarningsApiWarningsGetData, WarningsApiWarningsGetErrors, WarningsApiWarningsGetResponses } from './types.gen';
+import type { EventsStreamData, EventsStreamErrors, EventsStreamResponses, EventsTicketData, EventsTicketResponses, FleetListData, FleetListErrors, FleetListResponses, IntegrationsInteractionsData, IntegrationsInteractionsResponses, InterventionsAcknowledgeData, InterventionsAcknowledgeErrors, InterventionsAcknowledgeResponses, InterventionsActiveData, InterventionsActiveErrors, InterventionsActiveResponses, InterventionsDetailData, InterventionsDetailErrors, InterventionsDetailResponses, InterventionsHistoryData, InterventionsHistoryErrors, InterventionsHistoryResponses, InterventionsMarkFalseStopData, InterventionsMarkFalseStopErrors, InterventionsMarkFalseStopResponses, InterventionsResumeData, InterventionsResumeErrors, InterventionsResumeResponses, OperationsHealthzData, OperationsHealthzResponses, OperationsMetricsData, OperationsMetricsResponses, OperationsReadyzData, OperationsReadyzResponses, OverviewGetData, OverviewGetErrors, OverviewGetResponses, ProjectsGetPreferencesData, ProjectsGetPreferencesErrors, ProjectsGetPreferencesResponses, ProjectsListData, ProjectsListResponses, ProjectsSetPreferencesData, ProjectsSetPreferencesErrors, ProjectsSetPreferencesResponses, SessionsPauseData, SessionsPauseErrors, SessionsPauseResponses, WarningsListData, WarningsListErrors, WarningsListResponses } from './types.gen';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -21,7 +21,7 @@ export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends 
 /**
  * Active
  */
-export const activeApiInterventionsActiveGet = <ThrowOnError extends boolean = false>(options?: Options<ActiveApiInterventionsActiveGetData, ThrowOnError>) => (options?.client ?? client).get<ActiveApiInterventionsActiveGetResponses, ActiveApiInterventionsActiveGetErrors, ThrowOnError>({
+export const interventionsActive = <ThrowOnError extends boolean = false>(options?: Options<InterventionsActiveData, ThrowOnError>) => (options?.client ?? client).get<InterventionsActiveResponses, InterventionsActiveErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/interventions/active',
     ...options
@@ -30,7 +30,7 @@ export const activeApiInterventionsActiveGet = <ThrowOnError extends boolean = f
 /**
  * History
  */
-export const historyApiInterventionsHistoryGet = <ThrowOnError extends boolean = false>(options?: Options<HistoryApiInterventionsHistoryGetData, ThrowOnError>) => (options?.client ?? client).get<HistoryApiInterventionsHistoryGetResponses, HistoryApiInterventionsHistoryGetErrors, ThrowOnError>({
+export const interventionsHistory = <ThrowOnError extends boolean = false>(options?: Options<InterventionsHistoryData, ThrowOnError>) => (options?.client ?? client).get<InterventionsHistoryResponses, InterventionsHistoryErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/interventions/history',
     ...options
@@ -39,7 +39,7 @@ export const historyApiInterventionsHistoryGet = <ThrowOnError extends boolean =
 /**
  * Detail
  */
-export const detailApiInterventionsInterventionIdGet = <ThrowOnError extends boolean = false>(options: Options<DetailApiInterventionsInterventionIdGetData, ThrowOnError>) => (options.client ?? client).get<DetailApiInterventionsInterventionIdGetResponses, DetailApiInterventionsInterventionIdGetErrors, ThrowOnError>({
+export const interventionsDetail = <ThrowOnError extends boolean = false>(options: Options<InterventionsDetailData, ThrowOnError>) => (options.client ?? client).get<InterventionsDetailResponses, InterventionsDetailErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/interventions/{intervention_id}',
     ...options
@@ -48,7 +48,7 @@ export const detailApiInterventionsInterventionIdGet = <ThrowOnError extends boo
 /**
  * Resume
  */
-export const resumeApiInterventionsInterventionIdResumePost = <ThrowOnError extends boolean = false>(options: Options<ResumeApiInterventionsInterventionIdResumePostData, ThrowOnError>) => (options.client ?? client).post<ResumeApiInterventionsInterventionIdResumePostResponses, ResumeApiInterventionsInterventionIdResumePostErrors, ThrowOnError>({
+export const interventionsResume = <ThrowOnError extends boolean = false>(options: Options<InterventionsResumeData, ThrowOnError>) => (options.client ?? client).post<InterventionsResumeResponses, InterventionsResumeErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/interventions/{intervention_id}/resume',
     ...options,
@@ -64,7 +64,7 @@ export const resumeApiInterventionsInterventionIdResumePost = <ThrowOnError exte
  * Mark a stop a false stop after the fact (resumed already, by a human or by recovery,
  * or recorded by observe mode). The first mark stands: marking again returns it.
  */
-export const markFalseStopApiInterventionsInterventionIdFalseStopPost = <ThrowOnError extends boolean = false>(options: Options<MarkFalseStopApiInterventionsInterventionIdFalseStopPostData, ThrowOnError>) => (options.client ?? client).post<MarkFalseStopApiInterventionsInterventionIdFalseStopPostResponses, MarkFalseStopApiInterventionsInterventionIdFalseStopPostErrors, ThrowOnError>({
+export const interventionsMarkFalseStop = <ThrowOnError extends boolean = false>(options: Options<InterventionsMarkFalseStopData, ThrowOnError>) => (options.client ?? client).post<InterventionsMarkFalseStopResponses, InterventionsMarkFalseStopErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/interventions/{intervention_id}/false-stop',
     ...options,
@@ -81,7 +81,7 @@ export const markFalseStopApiInterventionsInterventionIdFalseStopPost = <ThrowOn
  * Idempotent: `changed` is false when someone had acknowledged it before (named in
  * `acknowledged_by`).
  */
-export const acknowledgeApiInterventionsInterventionIdAcknowledgePost = <ThrowOnError extends boolean = false>(options: Options<AcknowledgeApiInterventionsInterventionIdAcknowledgePostData, ThrowOnError>) => (options.client ?? client).post<AcknowledgeApiInterventionsInterventionIdAcknowledgePostResponses, AcknowledgeApiInterventionsInterventionIdAcknowledgePostErrors, ThrowOnError>({
+export const interventionsAcknowledge = <ThrowOnError extends boolean = false>(options: Options<InterventionsAcknowledgeData, ThrowOnError>) => (options.client ?? client).post<InterventionsAcknowledgeResponses, InterventionsAcknowledgeErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/interventions/{intervention_id}/acknowledge',
     ...options,
@@ -92,48 +92,48 @@ export const acknowledgeApiInterventionsInterventionIdAcknowledgePost = <ThrowOn
 });
 
 /**
- * Warnings
+ * List
  *
  * Warnings given sessions one step before a stop (newest first), with how many there
  * were in all and how many of those sessions were stopped afterwards anyway.
  */
-export const warningsApiWarningsGet = <ThrowOnError extends boolean = false>(options?: Options<WarningsApiWarningsGetData, ThrowOnError>) => (options?.client ?? client).get<WarningsApiWarningsGetResponses, WarningsApiWarningsGetErrors, ThrowOnError>({
+export const warningsList = <ThrowOnError extends boolean = false>(options?: Options<WarningsListData, ThrowOnError>) => (options?.client ?? client).get<WarningsListResponses, WarningsListErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/warnings',
     ...options
 });
 
 /**
- * Get Overview
+ * Get
  *
  * What the last `days` days of interventions cost: interventions over time by trigger,
  * time to resume (human and automatic), recovery outcomes, the projects and blockers that
  * kept sessions paused longest, notification outcomes by channel; and how right the
  * detector was: its stops, observed stops and false stops per project and trigger.
  */
-export const getOverviewApiOverviewGet = <ThrowOnError extends boolean = false>(options?: Options<GetOverviewApiOverviewGetData, ThrowOnError>) => (options?.client ?? client).get<GetOverviewApiOverviewGetResponses, GetOverviewApiOverviewGetErrors, ThrowOnError>({
+export const overviewGet = <ThrowOnError extends boolean = false>(options?: Options<OverviewGetData, ThrowOnError>) => (options?.client ?? client).get<OverviewGetResponses, OverviewGetErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/overview',
     ...options
 });
 
 /**
- * Fleet
+ * List
  *
  * Sessions the detector is watching, nearest to a stop first, with their risk signals
  * (from the detector's summaries: retry streak, error rate, time used, warnings).
  * `running` leaves out ended and stopped sessions.
  */
-export const fleetApiFleetGet = <ThrowOnError extends boolean = false>(options?: Options<FleetApiFleetGetData, ThrowOnError>) => (options?.client ?? client).get<FleetApiFleetGetResponses, FleetApiFleetGetErrors, ThrowOnError>({
+export const fleetList = <ThrowOnError extends boolean = false>(options?: Options<FleetListData, ThrowOnError>) => (options?.client ?? client).get<FleetListResponses, FleetListErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/fleet',
     ...options
 });
 
 /**
- * Projects
+ * List
  */
-export const projectsApiProjectsGet = <ThrowOnError extends boolean = false>(options?: Options<ProjectsApiProjectsGetData, ThrowOnError>) => (options?.client ?? client).get<ProjectsApiProjectsGetResponses, unknown, ThrowOnError>({
+export const projectsList = <ThrowOnError extends boolean = false>(options?: Options<ProjectsListData, ThrowOnError>) => (options?.client ?? client).get<ProjectsListResponses, unknown, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/projects',
     ...options
@@ -145,7 +145,7 @@ export const projectsApiProjectsGet = <ThrowOnError extends boolean = false>(opt
  * Pause a running session by hand. A session is (project, session): ids are chosen by
  * agents, so one never names another project's session.
  */
-export const pauseApiProjectsProjectIdSessionsSessionIdPausePost = <ThrowOnError extends boolean = false>(options: Options<PauseApiProjectsProjectIdSessionsSessionIdPausePostData, ThrowOnError>) => (options.client ?? client).post<PauseApiProjectsProjectIdSessionsSessionIdPausePostResponses, PauseApiProjectsProjectIdSessionsSessionIdPausePostErrors, ThrowOnError>({
+export const sessionsPause = <ThrowOnError extends boolean = false>(options: Options<SessionsPauseData, ThrowOnError>) => (options.client ?? client).post<SessionsPauseResponses, SessionsPauseErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/projects/{project_id}/sessions/{session_id}/pause',
     ...options,
@@ -158,7 +158,7 @@ export const pauseApiProjectsProjectIdSessionsSessionIdPausePost = <ThrowOnError
 /**
  * Get Preferences
  */
-export const getPreferencesApiProjectsProjectIdNotificationsPreferencesGet = <ThrowOnError extends boolean = false>(options: Options<GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetData, ThrowOnError>) => (options.client ?? client).get<GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetResponses, GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetErrors, ThrowOnError>({
+export const projectsGetPreferences = <ThrowOnError extends boolean = false>(options: Options<ProjectsGetPreferencesData, ThrowOnError>) => (options.client ?? client).get<ProjectsGetPreferencesResponses, ProjectsGetPreferencesErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/projects/{project_id}/notifications/preferences',
     ...options
@@ -167,7 +167,7 @@ export const getPreferencesApiProjectsProjectIdNotificationsPreferencesGet = <Th
 /**
  * Set Preferences
  */
-export const setPreferencesApiProjectsProjectIdNotificationsPreferencesPost = <ThrowOnError extends boolean = false>(options: Options<SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostData, ThrowOnError>) => (options.client ?? client).post<SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostResponses, SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostErrors, ThrowOnError>({
+export const projectsSetPreferences = <ThrowOnError extends boolean = false>(options: Options<ProjectsSetPreferencesData, ThrowOnError>) => (options.client ?? client).post<ProjectsSetPreferencesResponses, ProjectsSetPreferencesErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/projects/{project_id}/notifications/preferences',
     ...options,
@@ -178,42 +178,42 @@ export const setPreferencesApiProjectsProjectIdNotificationsPreferencesPost = <T
 });
 
 /**
- * Events Ticket
+ * Ticket
  *
  * A ticket for one connection to /api/events, valid for 60 seconds.
  */
-export const eventsTicketApiEventsTicketPost = <ThrowOnError extends boolean = false>(options?: Options<EventsTicketApiEventsTicketPostData, ThrowOnError>) => (options?.client ?? client).post<EventsTicketApiEventsTicketPostResponses, unknown, ThrowOnError>({
+export const eventsTicket = <ThrowOnError extends boolean = false>(options?: Options<EventsTicketData, ThrowOnError>) => (options?.client ?? client).post<EventsTicketResponses, unknown, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/events/ticket',
     ...options
 });
 
 /**
- * Events
+ * Stream
  *
  * Server-sent events: every message on intervention.> as it happens. With a token
  * configured, pass `?ticket=` from POST /api/events/ticket (or the bearer header).
  */
-export const eventsApiEventsGet = <ThrowOnError extends boolean = false>(options?: Options<EventsApiEventsGetData, ThrowOnError>) => (options?.client ?? client).get<EventsApiEventsGetResponses, EventsApiEventsGetErrors, ThrowOnError>({ url: '/api/events', ...options });
+export const eventsStream = <ThrowOnError extends boolean = false>(options?: Options<EventsStreamData, ThrowOnError>) => (options?.client ?? client).get<EventsStreamResponses, EventsStreamErrors, ThrowOnError>({ url: '/api/events', ...options });
 
 /**
  * Healthz
  */
-export const healthzHealthzGet = <ThrowOnError extends boolean = false>(options?: Options<HealthzHealthzGetData, ThrowOnError>) => (options?.client ?? client).get<HealthzHealthzGetResponses, unknown, ThrowOnError>({ url: '/healthz', ...options });
+export const operationsHealthz = <ThrowOnError extends boolean = false>(options?: Options<OperationsHealthzData, ThrowOnError>) => (options?.client ?? client).get<OperationsHealthzResponses, unknown, ThrowOnError>({ url: '/healthz', ...options });
 
 /**
  * Readyz
  */
-export const readyzReadyzGet = <ThrowOnError extends boolean = false>(options?: Options<ReadyzReadyzGetData, ThrowOnError>) => (options?.client ?? client).get<ReadyzReadyzGetResponses, unknown, ThrowOnError>({ url: '/readyz', ...options });
+export const operationsReadyz = <ThrowOnError extends boolean = false>(options?: Options<OperationsReadyzData, ThrowOnError>) => (options?.client ?? client).get<OperationsReadyzResponses, unknown, ThrowOnError>({ url: '/readyz', ...options });
 
 /**
  * Metrics
  */
-export const metricsMetricsGet = <ThrowOnError extends boolean = false>(options?: Options<MetricsMetricsGetData, ThrowOnError>) => (options?.client ?? client).get<MetricsMetricsGetResponses, unknown, ThrowOnError>({ url: '/metrics', ...options });
+export const operationsMetrics = <ThrowOnError extends boolean = false>(options?: Options<OperationsMetricsData, ThrowOnError>) => (options?.client ?? client).get<OperationsMetricsResponses, unknown, ThrowOnError>({ url: '/metrics', ...options });
 
 /**
  * Interactions
  *
  * Slack's interactivity request URL (signed by Slack; no API token).
  */
-export const interactionsApiIntegrationsSlackInteractionsPost = <ThrowOnError extends boolean = false>(options?: Options<InteractionsApiIntegrationsSlackInteractionsPostData, ThrowOnError>) => (options?.client ?? client).post<InteractionsApiIntegrationsSlackInteractionsPostResponses, unknown, ThrowOnError>({ url: '/api/integrations/slack/interactions', ...options });
+export const integrationsInteractions = <ThrowOnError extends boolean = false>(options?: Options<IntegrationsInteractionsData, ThrowOnError>) => (options?.client ?? client).post<IntegrationsInteractionsResponses, unknown, ThrowOnError>({ url: '/api/integrations/slack/interactions', ...options });

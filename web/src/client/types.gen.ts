@@ -1877,7 +1877,7 @@ export type RecoveryOutcomesWritable = {
     attempted: number;
 };
 
-export type ActiveApiInterventionsActiveGetData = {
+export type InterventionsActiveData = {
     body?: never;
     path?: never;
     query?: {
@@ -1889,25 +1889,25 @@ export type ActiveApiInterventionsActiveGetData = {
     url: '/api/interventions/active';
 };
 
-export type ActiveApiInterventionsActiveGetErrors = {
+export type InterventionsActiveErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type ActiveApiInterventionsActiveGetError = ActiveApiInterventionsActiveGetErrors[keyof ActiveApiInterventionsActiveGetErrors];
+export type InterventionsActiveError = InterventionsActiveErrors[keyof InterventionsActiveErrors];
 
-export type ActiveApiInterventionsActiveGetResponses = {
+export type InterventionsActiveResponses = {
     /**
      * Successful Response
      */
     200: ActiveInterventions;
 };
 
-export type ActiveApiInterventionsActiveGetResponse = ActiveApiInterventionsActiveGetResponses[keyof ActiveApiInterventionsActiveGetResponses];
+export type InterventionsActiveResponse = InterventionsActiveResponses[keyof InterventionsActiveResponses];
 
-export type HistoryApiInterventionsHistoryGetData = {
+export type InterventionsHistoryData = {
     body?: never;
     path?: never;
     query?: {
@@ -1927,25 +1927,25 @@ export type HistoryApiInterventionsHistoryGetData = {
     url: '/api/interventions/history';
 };
 
-export type HistoryApiInterventionsHistoryGetErrors = {
+export type InterventionsHistoryErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type HistoryApiInterventionsHistoryGetError = HistoryApiInterventionsHistoryGetErrors[keyof HistoryApiInterventionsHistoryGetErrors];
+export type InterventionsHistoryError = InterventionsHistoryErrors[keyof InterventionsHistoryErrors];
 
-export type HistoryApiInterventionsHistoryGetResponses = {
+export type InterventionsHistoryResponses = {
     /**
      * Successful Response
      */
     200: InterventionHistory;
 };
 
-export type HistoryApiInterventionsHistoryGetResponse = HistoryApiInterventionsHistoryGetResponses[keyof HistoryApiInterventionsHistoryGetResponses];
+export type InterventionsHistoryResponse = InterventionsHistoryResponses[keyof InterventionsHistoryResponses];
 
-export type DetailApiInterventionsInterventionIdGetData = {
+export type InterventionsDetailData = {
     body?: never;
     path: {
         /**
@@ -1957,25 +1957,25 @@ export type DetailApiInterventionsInterventionIdGetData = {
     url: '/api/interventions/{intervention_id}';
 };
 
-export type DetailApiInterventionsInterventionIdGetErrors = {
+export type InterventionsDetailErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type DetailApiInterventionsInterventionIdGetError = DetailApiInterventionsInterventionIdGetErrors[keyof DetailApiInterventionsInterventionIdGetErrors];
+export type InterventionsDetailError = InterventionsDetailErrors[keyof InterventionsDetailErrors];
 
-export type DetailApiInterventionsInterventionIdGetResponses = {
+export type InterventionsDetailResponses = {
     /**
      * Successful Response
      */
     200: InterventionDetail;
 };
 
-export type DetailApiInterventionsInterventionIdGetResponse = DetailApiInterventionsInterventionIdGetResponses[keyof DetailApiInterventionsInterventionIdGetResponses];
+export type InterventionsDetailResponse = InterventionsDetailResponses[keyof InterventionsDetailResponses];
 
-export type ResumeApiInterventionsInterventionIdResumePostData = {
+export type InterventionsResumeData = {
     body: ResumeBody;
     path: {
         /**
@@ -1987,25 +1987,25 @@ export type ResumeApiInterventionsInterventionIdResumePostData = {
     url: '/api/interventions/{intervention_id}/resume';
 };
 
-export type ResumeApiInterventionsInterventionIdResumePostErrors = {
+export type InterventionsResumeErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type ResumeApiInterventionsInterventionIdResumePostError = ResumeApiInterventionsInterventionIdResumePostErrors[keyof ResumeApiInterventionsInterventionIdResumePostErrors];
+export type InterventionsResumeError = InterventionsResumeErrors[keyof InterventionsResumeErrors];
 
-export type ResumeApiInterventionsInterventionIdResumePostResponses = {
+export type InterventionsResumeResponses = {
     /**
      * Successful Response
      */
     200: Intervention;
 };
 
-export type ResumeApiInterventionsInterventionIdResumePostResponse = ResumeApiInterventionsInterventionIdResumePostResponses[keyof ResumeApiInterventionsInterventionIdResumePostResponses];
+export type InterventionsResumeResponse = InterventionsResumeResponses[keyof InterventionsResumeResponses];
 
-export type MarkFalseStopApiInterventionsInterventionIdFalseStopPostData = {
+export type InterventionsMarkFalseStopData = {
     body: FalseStopBody;
     path: {
         /**
@@ -2017,25 +2017,25 @@ export type MarkFalseStopApiInterventionsInterventionIdFalseStopPostData = {
     url: '/api/interventions/{intervention_id}/false-stop';
 };
 
-export type MarkFalseStopApiInterventionsInterventionIdFalseStopPostErrors = {
+export type InterventionsMarkFalseStopErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type MarkFalseStopApiInterventionsInterventionIdFalseStopPostError = MarkFalseStopApiInterventionsInterventionIdFalseStopPostErrors[keyof MarkFalseStopApiInterventionsInterventionIdFalseStopPostErrors];
+export type InterventionsMarkFalseStopError = InterventionsMarkFalseStopErrors[keyof InterventionsMarkFalseStopErrors];
 
-export type MarkFalseStopApiInterventionsInterventionIdFalseStopPostResponses = {
+export type InterventionsMarkFalseStopResponses = {
     /**
      * Successful Response
      */
     200: FalseStopMark;
 };
 
-export type MarkFalseStopApiInterventionsInterventionIdFalseStopPostResponse = MarkFalseStopApiInterventionsInterventionIdFalseStopPostResponses[keyof MarkFalseStopApiInterventionsInterventionIdFalseStopPostResponses];
+export type InterventionsMarkFalseStopResponse = InterventionsMarkFalseStopResponses[keyof InterventionsMarkFalseStopResponses];
 
-export type AcknowledgeApiInterventionsInterventionIdAcknowledgePostData = {
+export type InterventionsAcknowledgeData = {
     body: AcknowledgeBody;
     path: {
         /**
@@ -2047,25 +2047,25 @@ export type AcknowledgeApiInterventionsInterventionIdAcknowledgePostData = {
     url: '/api/interventions/{intervention_id}/acknowledge';
 };
 
-export type AcknowledgeApiInterventionsInterventionIdAcknowledgePostErrors = {
+export type InterventionsAcknowledgeErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type AcknowledgeApiInterventionsInterventionIdAcknowledgePostError = AcknowledgeApiInterventionsInterventionIdAcknowledgePostErrors[keyof AcknowledgeApiInterventionsInterventionIdAcknowledgePostErrors];
+export type InterventionsAcknowledgeError = InterventionsAcknowledgeErrors[keyof InterventionsAcknowledgeErrors];
 
-export type AcknowledgeApiInterventionsInterventionIdAcknowledgePostResponses = {
+export type InterventionsAcknowledgeResponses = {
     /**
      * Successful Response
      */
     200: Acknowledged;
 };
 
-export type AcknowledgeApiInterventionsInterventionIdAcknowledgePostResponse = AcknowledgeApiInterventionsInterventionIdAcknowledgePostResponses[keyof AcknowledgeApiInterventionsInterventionIdAcknowledgePostResponses];
+export type InterventionsAcknowledgeResponse = InterventionsAcknowledgeResponses[keyof InterventionsAcknowledgeResponses];
 
-export type WarningsApiWarningsGetData = {
+export type WarningsListData = {
     body?: never;
     path?: never;
     query?: {
@@ -2081,25 +2081,25 @@ export type WarningsApiWarningsGetData = {
     url: '/api/warnings';
 };
 
-export type WarningsApiWarningsGetErrors = {
+export type WarningsListErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type WarningsApiWarningsGetError = WarningsApiWarningsGetErrors[keyof WarningsApiWarningsGetErrors];
+export type WarningsListError = WarningsListErrors[keyof WarningsListErrors];
 
-export type WarningsApiWarningsGetResponses = {
+export type WarningsListResponses = {
     /**
      * Successful Response
      */
     200: Warnings;
 };
 
-export type WarningsApiWarningsGetResponse = WarningsApiWarningsGetResponses[keyof WarningsApiWarningsGetResponses];
+export type WarningsListResponse = WarningsListResponses[keyof WarningsListResponses];
 
-export type GetOverviewApiOverviewGetData = {
+export type OverviewGetData = {
     body?: never;
     path?: never;
     query?: {
@@ -2115,25 +2115,25 @@ export type GetOverviewApiOverviewGetData = {
     url: '/api/overview';
 };
 
-export type GetOverviewApiOverviewGetErrors = {
+export type OverviewGetErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type GetOverviewApiOverviewGetError = GetOverviewApiOverviewGetErrors[keyof GetOverviewApiOverviewGetErrors];
+export type OverviewGetError = OverviewGetErrors[keyof OverviewGetErrors];
 
-export type GetOverviewApiOverviewGetResponses = {
+export type OverviewGetResponses = {
     /**
      * Successful Response
      */
     200: Overview;
 };
 
-export type GetOverviewApiOverviewGetResponse = GetOverviewApiOverviewGetResponses[keyof GetOverviewApiOverviewGetResponses];
+export type OverviewGetResponse = OverviewGetResponses[keyof OverviewGetResponses];
 
-export type FleetApiFleetGetData = {
+export type FleetListData = {
     body?: never;
     path?: never;
     query?: {
@@ -2153,41 +2153,41 @@ export type FleetApiFleetGetData = {
     url: '/api/fleet';
 };
 
-export type FleetApiFleetGetErrors = {
+export type FleetListErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type FleetApiFleetGetError = FleetApiFleetGetErrors[keyof FleetApiFleetGetErrors];
+export type FleetListError = FleetListErrors[keyof FleetListErrors];
 
-export type FleetApiFleetGetResponses = {
+export type FleetListResponses = {
     /**
      * Successful Response
      */
     200: FleetView;
 };
 
-export type FleetApiFleetGetResponse = FleetApiFleetGetResponses[keyof FleetApiFleetGetResponses];
+export type FleetListResponse = FleetListResponses[keyof FleetListResponses];
 
-export type ProjectsApiProjectsGetData = {
+export type ProjectsListData = {
     body?: never;
     path?: never;
     query?: never;
     url: '/api/projects';
 };
 
-export type ProjectsApiProjectsGetResponses = {
+export type ProjectsListResponses = {
     /**
      * Successful Response
      */
     200: Projects;
 };
 
-export type ProjectsApiProjectsGetResponse = ProjectsApiProjectsGetResponses[keyof ProjectsApiProjectsGetResponses];
+export type ProjectsListResponse = ProjectsListResponses[keyof ProjectsListResponses];
 
-export type PauseApiProjectsProjectIdSessionsSessionIdPausePostData = {
+export type SessionsPauseData = {
     body: PauseBody;
     path: {
         /**
@@ -2203,25 +2203,25 @@ export type PauseApiProjectsProjectIdSessionsSessionIdPausePostData = {
     url: '/api/projects/{project_id}/sessions/{session_id}/pause';
 };
 
-export type PauseApiProjectsProjectIdSessionsSessionIdPausePostErrors = {
+export type SessionsPauseErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type PauseApiProjectsProjectIdSessionsSessionIdPausePostError = PauseApiProjectsProjectIdSessionsSessionIdPausePostErrors[keyof PauseApiProjectsProjectIdSessionsSessionIdPausePostErrors];
+export type SessionsPauseError = SessionsPauseErrors[keyof SessionsPauseErrors];
 
-export type PauseApiProjectsProjectIdSessionsSessionIdPausePostResponses = {
+export type SessionsPauseResponses = {
     /**
      * Successful Response
      */
     200: Intervention;
 };
 
-export type PauseApiProjectsProjectIdSessionsSessionIdPausePostResponse = PauseApiProjectsProjectIdSessionsSessionIdPausePostResponses[keyof PauseApiProjectsProjectIdSessionsSessionIdPausePostResponses];
+export type SessionsPauseResponse = SessionsPauseResponses[keyof SessionsPauseResponses];
 
-export type GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetData = {
+export type ProjectsGetPreferencesData = {
     body?: never;
     path: {
         /**
@@ -2233,25 +2233,25 @@ export type GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetData = 
     url: '/api/projects/{project_id}/notifications/preferences';
 };
 
-export type GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetErrors = {
+export type ProjectsGetPreferencesErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetError = GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetErrors[keyof GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetErrors];
+export type ProjectsGetPreferencesError = ProjectsGetPreferencesErrors[keyof ProjectsGetPreferencesErrors];
 
-export type GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetResponses = {
+export type ProjectsGetPreferencesResponses = {
     /**
      * Successful Response
      */
     200: ProjectPreferences;
 };
 
-export type GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetResponse = GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetResponses[keyof GetPreferencesApiProjectsProjectIdNotificationsPreferencesGetResponses];
+export type ProjectsGetPreferencesResponse = ProjectsGetPreferencesResponses[keyof ProjectsGetPreferencesResponses];
 
-export type SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostData = {
+export type ProjectsSetPreferencesData = {
     body: NotificationPreferencesInput;
     path: {
         /**
@@ -2263,41 +2263,41 @@ export type SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostData =
     url: '/api/projects/{project_id}/notifications/preferences';
 };
 
-export type SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostErrors = {
+export type ProjectsSetPreferencesErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostError = SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostErrors[keyof SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostErrors];
+export type ProjectsSetPreferencesError = ProjectsSetPreferencesErrors[keyof ProjectsSetPreferencesErrors];
 
-export type SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostResponses = {
+export type ProjectsSetPreferencesResponses = {
     /**
      * Successful Response
      */
     200: ProjectPreferences;
 };
 
-export type SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostResponse = SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostResponses[keyof SetPreferencesApiProjectsProjectIdNotificationsPreferencesPostResponses];
+export type ProjectsSetPreferencesResponse = ProjectsSetPreferencesResponses[keyof ProjectsSetPreferencesResponses];
 
-export type EventsTicketApiEventsTicketPostData = {
+export type EventsTicketData = {
     body?: never;
     path?: never;
     query?: never;
     url: '/api/events/ticket';
 };
 
-export type EventsTicketApiEventsTicketPostResponses = {
+export type EventsTicketResponses = {
     /**
      * Successful Response
      */
     200: EventTicket;
 };
 
-export type EventsTicketApiEventsTicketPostResponse = EventsTicketApiEventsTicketPostResponses[keyof EventsTicketApiEventsTicketPostResponses];
+export type EventsTicketResponse = EventsTicketResponses[keyof EventsTicketResponses];
 
-export type EventsApiEventsGetData = {
+export type EventsStreamData = {
     body?: never;
     path?: never;
     query?: {
@@ -2309,76 +2309,76 @@ export type EventsApiEventsGetData = {
     url: '/api/events';
 };
 
-export type EventsApiEventsGetErrors = {
+export type EventsStreamErrors = {
     /**
      * Validation Error
      */
     422: HttpValidationError;
 };
 
-export type EventsApiEventsGetError = EventsApiEventsGetErrors[keyof EventsApiEventsGetErrors];
+export type EventsStreamError = EventsStreamErrors[keyof EventsStreamErrors];
 
-export type EventsApiEventsGetResponses = {
+export type EventsStreamResponses = {
     /**
      * Successful Response
      */
     200: unknown;
 };
 
-export type HealthzHealthzGetData = {
+export type OperationsHealthzData = {
     body?: never;
     path?: never;
     query?: never;
     url: '/healthz';
 };
 
-export type HealthzHealthzGetResponses = {
+export type OperationsHealthzResponses = {
     /**
      * Successful Response
      */
     200: Health;
 };
 
-export type HealthzHealthzGetResponse = HealthzHealthzGetResponses[keyof HealthzHealthzGetResponses];
+export type OperationsHealthzResponse = OperationsHealthzResponses[keyof OperationsHealthzResponses];
 
-export type ReadyzReadyzGetData = {
+export type OperationsReadyzData = {
     body?: never;
     path?: never;
     query?: never;
     url: '/readyz';
 };
 
-export type ReadyzReadyzGetResponses = {
+export type OperationsReadyzResponses = {
     /**
      * Successful Response
      */
     200: Readiness;
 };
 
-export type ReadyzReadyzGetResponse = ReadyzReadyzGetResponses[keyof ReadyzReadyzGetResponses];
+export type OperationsReadyzResponse = OperationsReadyzResponses[keyof OperationsReadyzResponses];
 
-export type MetricsMetricsGetData = {
+export type OperationsMetricsData = {
     body?: never;
     path?: never;
     query?: never;
     url: '/metrics';
 };
 
-export type MetricsMetricsGetResponses = {
+export type OperationsMetricsResponses = {
     /**
      * Successful Response
      */
     200: unknown;
 };
 
-export type InteractionsApiIntegrationsSlackInteractionsPostData = {
+export type IntegrationsInteractionsData = {
     body?: never;
     path?: never;
     query?: never;
     url: '/api/integrations/slack/interactions';
 };
 
-export type InteractionsApiIntegrationsSlackInteractionsPostResponses = {
+export type IntegrationsInteractionsResponses = {
     /**
      * Successful Response
      */
