@@ -45,7 +45,7 @@ from .commands import run_command
 from .manager import PausedSessionManager
 from .store import PausedSessionStore
 
-__all__ = ["COMMANDS", "build", "main"]
+__all__ = ["COMMANDS", "build", "command_reply", "main"]
 
 _LIFECYCLE_MARKERS = (b'"session_started"', b'"session_ended"')
 RESUME_OUTBOX_EVERY_S = 2.0
@@ -58,13 +58,17 @@ async def _can_auto_resume(manager: PausedSessionManager, request: IdRequest) ->
     return bool(row["can_auto_resume"]) and not row["resolved"]
 
 
-# Each command the pauser serves on `Subjects.command(name)`: its request model and operation.
+# Each command the pauser serves on `Subjects.command(name)`: its request model and operation
+# (called on the manager by name, so a fake manager serves in the unit tests).
 COMMANDS: dict[str, tuple[type[BaseModel], Operation]] = {
-    "pause_session": (PauseRequest, PausedSessionManager.pause_session),
-    "resume_session": (ResumeRequest, PausedSessionManager.resume_session),
-    "mark_false_stop": (FalseStopRequest, PausedSessionManager.mark_false_stop),
-    "acknowledge": (AcknowledgeRequest, PausedSessionManager.acknowledge),
-    "snooze": (SnoozeRequest, PausedSessionManager.snooze),
+    "pause_session": (PauseRequest, lambda manager, request: manager.pause_session(request)),
+    "resume_session": (ResumeRequest, lambda manager, request: manager.resume_session(request)),
+    "mark_false_stop": (
+        FalseStopRequest,
+        lambda manager, request: manager.mark_false_stop(request),
+    ),
+    "acknowledge": (AcknowledgeRequest, lambda manager, request: manager.acknowledge(request)),
+    "snooze": (SnoozeRequest, lambda manager, request: manager.snooze(request)),
     "get_active_pauses": (
         ListRequest,
         lambda manager, request: manager.list(
@@ -91,9 +95,9 @@ COMMANDS: dict[str, tuple[type[BaseModel], Operation]] = {
 }
 
 
-def _command(
-    manager: PausedSessionManager, name: str, model: type[BaseModel], operation: Operation
-) -> Reply:
+def command_reply(manager: PausedSessionManager, name: str) -> Reply:
+    """The command `name` of the table, served for `manager`."""
+    model, operation = COMMANDS[name]
     return Reply(
         Subjects.command(name),
         "pauser",
@@ -139,7 +143,7 @@ async def build(resources: Resources) -> Sequence[Binding]:
         ),
         # The resume outbox: see PausedSessionManager.announce_missed_resumes.
         Every(RESUME_OUTBOX_EVERY_S, manager.announce_missed_resumes, "announcing missed resumes"),
-        *(_command(manager, name, *command) for name, command in COMMANDS.items()),
+        *(command_reply(manager, name) for name in COMMANDS),
     ]
 
 
