@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
-from faststream import FastStream
 from nats.aio.msg import Msg
 from yokeflow_agent.contract import (
     AGENT_EVENTS_STREAM,
@@ -16,55 +16,43 @@ from yokeflow_agent.contract import (
     Subjects,
 )
 
-from yokeflow_intervention.shared.bus import wait_until_ready
-from yokeflow_intervention.shared.handling import (
-    contract_handler,
-    durable_subscriber,
-    handle_durably,
-)
+from yokeflow_intervention.shared.handling import handle_durably
 from yokeflow_intervention.shared.metrics import read_stream_fill
 from yokeflow_intervention.shared.pinned import PinnedConsumer
-from yokeflow_intervention.shared.runtime import (
-    ServiceContext,
-    run_periodically,
-    service_context,
+from yokeflow_intervention.shared.service import (
+    Binding,
+    Consume,
+    Every,
+    Resources,
+    Running,
+    run_service,
 )
 
 from .rules import DetectionConfig
 from .service import EVICTION_INTERVAL_S, SUMMARY_INTERVAL_S, WATCH_WRITE_INTERVAL_S, Detector
 from .sessions import project_configs
 
-__all__ = ["create_app"]
+__all__ = ["build", "main"]
+
+# How full the streams agents can fill are: a flood shows there, and in the log.
+FILLED = (AGENT_EVENTS_STREAM.name, DEAD_LETTER_STREAM.name)
 
 
-def create_app(context: ServiceContext) -> FastStream:
-    broker = context.broker()
-    app = FastStream(broker)
-    consumers = (*CONSUMERS.detector_events, CONSUMERS.detector_resumes)
-    replica, replicas = context.settings.detector_replica, context.settings.detector_replicas
-    detector: Detector | None = None
+async def build(resources: Resources) -> Sequence[Binding]:
+    settings = resources.settings
+    detector = Detector(
+        DetectionConfig.from_settings(settings),
+        resources.nc,
+        await resources.bucket(DETECTOR_CHECKPOINT_BUCKET),
+        await resources.bucket(SESSION_SUMMARY_BUCKET),
+        project_configs(settings),
+        observing=frozenset(
+            p for p in settings.projects if settings.detection_mode(p) == "observe"
+        ),
+    )
     partitions: list[PinnedConsumer] = []
 
-    @app.on_startup
-    async def connect() -> None:
-        nonlocal detector
-        await broker.connect()
-        js = broker.connection.jetstream()
-        await wait_until_ready(js, consumers, (DETECTOR_CHECKPOINT_BUCKET, SESSION_SUMMARY_BUCKET))
-        settings = context.settings
-        detector = Detector(
-            DetectionConfig.from_settings(settings),
-            broker.connection,
-            await js.key_value(DETECTOR_CHECKPOINT_BUCKET),
-            await js.key_value(SESSION_SUMMARY_BUCKET),
-            project_configs(settings),
-            observing=frozenset(
-                p for p in settings.projects if settings.detection_mode(p) == "observe"
-            ),
-        )
-
     async def on_agent_event(raw: Msg) -> None:
-        assert detector is not None
         await handle_durably(
             raw,
             detector.js,
@@ -79,72 +67,46 @@ def create_app(context: ServiceContext) -> FastStream:
             on_failure=partial(detector.forget, raw.subject),
         )
 
-    @app.after_startup
     async def own_partitions() -> None:
         """Pull every partition: this replica's share (index mod replicas) at once, the others
         as a standby, taking one over when its owner stops pulling."""
-        assert detector is not None
+        replica, replicas = settings.detector_replica, settings.detector_replicas
         for index, spec in enumerate(CONSUMERS.detector_events):
             partition = PinnedConsumer(
-                broker.connection, spec, on_agent_event,
+                resources.nc,
+                spec,
+                on_agent_event,
                 partial(detector.forget_partition, index),
                 preferred=index % replicas == replica,
-            )  # fmt: skip
+            )
             partitions.append(partition)
             await partition.start()
         detector.owns = lambda index: partitions[index].owned
 
-    @app.on_shutdown
     async def release_partitions() -> None:
         for partition in partitions:
             await partition.stop()
 
-    async def on_resumed(resumed: InterventionResumed) -> None:
-        assert detector is not None
-        await detector.on_resumed(resumed)
-
-    durable_subscriber(
-        broker, CONSUMERS.detector_resumes, "Resumed sessions get a fresh epoch of detector state."
-    )(contract_handler(InterventionResumed, lambda: broker.connection.jetstream(), on_resumed))
-
-    async def publish_summaries() -> None:
-        if detector is not None:
-            await detector.publish_summaries()
-
-    run_periodically(app, SUMMARY_INTERVAL_S, publish_summaries, "publishing session summaries")
-
-    async def write_watches() -> None:
-        if detector is not None:
-            await detector.write_watches()
-
-    run_periodically(app, WATCH_WRITE_INTERVAL_S, write_watches, "writing the watchdog's deadlines")
-
-    async def tick() -> None:
-        if detector is not None:
-            await detector.tick_clock(context.settings.watchdog_tick_s)
-
-    run_periodically(app, context.settings.watchdog_tick_s, tick, "ticking the watchdog's clock")
-
-    async def evict_idle() -> None:
-        if detector is not None:
-            await detector.evict_idle(context.settings.detector_idle_evict_s)
-
-    sweep = min(EVICTION_INTERVAL_S, max(context.settings.detector_idle_evict_s / 2, 0.5))
-    run_periodically(app, sweep, evict_idle, "evicting idle sessions")
-    # How full the streams agents can fill are: a flood shows there, and in the log.
-    filled = (AGENT_EVENTS_STREAM.name, DEAD_LETTER_STREAM.name)
-    run_periodically(
-        app,
-        10.0,
-        lambda: read_stream_fill(broker.connection.jetstream(), filled),
-        "reading the streams' fill",
-    )
-    context.instrument(app, lambda: broker.connection.jetstream(), consumers)
-
-    return app
+    tick_s, idle_s = settings.watchdog_tick_s, settings.detector_idle_evict_s
+    return [
+        Running(CONSUMERS.detector_events, own_partitions, release_partitions),
+        Consume(
+            CONSUMERS.detector_resumes,
+            InterventionResumed,
+            detector.on_resumed,
+            "Resumed sessions get a fresh epoch of detector state.",
+        ),
+        Every(SUMMARY_INTERVAL_S, detector.publish_summaries, "publishing session summaries"),
+        Every(WATCH_WRITE_INTERVAL_S, detector.write_watches, "writing the watchdog's deadlines"),
+        Every(tick_s, partial(detector.tick_clock, tick_s), "ticking the watchdog's clock"),
+        Every(
+            min(EVICTION_INTERVAL_S, max(idle_s / 2, 0.5)),
+            partial(detector.evict_idle, idle_s),
+            "evicting idle sessions",
+        ),
+        Every(10.0, partial(read_stream_fill, resources.js, FILLED), "reading the streams' fill"),
+    ]
 
 
 def main() -> None:
-    import asyncio
-
-    asyncio.run(create_app(service_context("detector")).run())
+    run_service("detector", build)

@@ -2,71 +2,39 @@
 
 from __future__ import annotations
 
-from faststream import FastStream
-from yokeflow_agent.contract import (
-    CONSUMERS,
-    InterventionPaused,
-)
+from collections.abc import Sequence
 
-from yokeflow_intervention.shared.bus import wait_until_ready
+from yokeflow_agent.contract import CONSUMERS, InterventionPaused
+
 from yokeflow_intervention.shared.commands import PauserClient
-from yokeflow_intervention.shared.db import create_pool
-from yokeflow_intervention.shared.handling import contract_handler, durable_subscriber
-from yokeflow_intervention.shared.runtime import ServiceContext, service_context
+from yokeflow_intervention.shared.service import Binding, Consume, Resources, run_service
 
 from .service import Recovery
 
-__all__ = ["create_app"]
+__all__ = ["build", "main"]
 
 
-def create_app(context: ServiceContext) -> FastStream:
-    broker = context.broker()
-    app = FastStream(broker)
-    consumers = (CONSUMERS.recovery_paused,)
-    recovery: Recovery | None = None
-    consumer = CONSUMERS.recovery_paused
-
-    @app.on_startup
-    async def connect() -> None:
-        nonlocal recovery
-        database_url = context.require_database()
-        # Each running recovery holds a connection for its locks and briefly takes another.
-        pool = await create_pool(
-            database_url, max_size=2 * context.settings.recovery_concurrency + 2
-        )
-        await broker.connect()
-        await wait_until_ready(broker.connection.jetstream(), consumers)
-        recovery = Recovery(
-            context.settings,
-            pool,
-            broker.connection.jetstream(),
-            PauserClient(broker.connection, timeout=15),
-        )
-
-    @app.after_shutdown
-    async def close() -> None:
-        if recovery is not None:
-            await recovery.pool.close()
+async def build(resources: Resources) -> Sequence[Binding]:
+    settings = resources.settings
+    # Each running recovery holds a connection for its locks and briefly takes another.
+    pool = await resources.database(max_size=2 * settings.recovery_concurrency + 2)
+    recovery = Recovery(settings, pool, resources.js, PauserClient(resources.nc, timeout=15))
 
     async def on_paused(paused: InterventionPaused) -> None:
-        assert recovery is not None
-        if context.settings.recovery_enabled:
+        if settings.recovery_enabled:
             await recovery.handle(paused)
 
-    durable_subscriber(
-        broker,
-        consumer,
-        "Tries the allow-listed fix for each paused intervention.",
-        context.settings.recovery_concurrency,
-    )(contract_handler(InterventionPaused, lambda: broker.connection.jetstream(), on_paused,
-                       keepalive=consumer.ack_wait_s / 3))  # fmt: skip
-
-    context.instrument(app, lambda: broker.connection.jetstream(), consumers)
-
-    return app
+    return [
+        Consume(
+            CONSUMERS.recovery_paused,
+            InterventionPaused,
+            on_paused,
+            "Tries the allow-listed fix for each paused intervention.",
+            settings.recovery_concurrency,
+            keepalive=True,
+        )
+    ]
 
 
 def main() -> None:
-    import asyncio
-
-    asyncio.run(create_app(service_context("recovery")).run())
+    run_service("recovery", build)
