@@ -210,6 +210,10 @@ class Settings(BaseSettings):
     # A session with no event for this long (seconds, wall clock) leaves the detector's memory:
     # its state goes to its checkpoint and comes back, exactly, with its next event.
     detector_idle_evict_s: float = Field(default=600.0, gt=0)
+    # Every this many seconds the detector collects what is new and freezes what survived
+    # (`gc.freeze`), so full collections never walk the sessions it holds: their pauses stay
+    # bounded by the event rate instead of growing with the fleet (docs/performance.md). 0: off.
+    detector_gc_freeze_s: float = Field(default=5.0, ge=0)
     # Detector replicas share the partitions of agent sessions: replica i of n owns the
     # partitions whose index is i mod n and stands by for the others (taking one over when its
     # owner stops). Any count works without them; they balance the work.

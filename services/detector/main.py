@@ -15,6 +15,7 @@ from yokeflow_agent.contract import (
 )
 
 from yokeflow_intervention.shared.bus import wait_until_ready
+from yokeflow_intervention.shared.collector import freeze_survivors, tune_collector
 from yokeflow_intervention.shared.handling import (
     contract_handler,
     durable_subscriber,
@@ -107,6 +108,12 @@ def create_app(context: ServiceContext) -> FastStream:
     async def evict_idle() -> None:
         if detector is not None:
             await detector.evict_idle(context.settings.detector_idle_evict_s)
+
+    if context.settings.detector_gc_freeze_s:
+        tune_collector()
+        run_periodically(
+            app, context.settings.detector_gc_freeze_s, freeze_survivors, "freezing sessions"
+        )
 
     sweep = min(EVICTION_INTERVAL_S, max(context.settings.detector_idle_evict_s / 2, 0.5))
     run_periodically(app, sweep, evict_idle, "evicting idle sessions")
