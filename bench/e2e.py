@@ -210,21 +210,24 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(values)} samples)"
 
 
-def gc_pauses(port: int) -> tuple[int, int, float]:
+def gc_figures(port: int) -> tuple[int, int, float, int]:
     """A detector's full collections (generation 2) from its /metrics: how many, how many took
-    over 50 ms, and the upper bound of the slowest one's bucket in ms."""
+    over 50 ms, the upper bound of the slowest one's bucket in ms; and the objects it froze."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     buckets: list[tuple[float, float]] = []
+    frozen = 0
     for line in text.splitlines():
         if line.startswith('yokeflow_gc_pause_seconds_bucket{generation="2"'):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith("yokeflow_gc_frozen_objects "):
+            frozen = int(float(line.rsplit(" ", 1)[1]))
     if not buckets:
-        return 0, 0, 0.0
+        return 0, 0, 0.0, frozen
     total = int(buckets[-1][1])
     within = next((count for bound, count in buckets if bound == 0.05), 0.0)
     slowest = next((bound for bound, count in buckets if count >= total), float("inf"))
-    return total, total - int(within), slowest * 1000
+    return total, total - int(within), slowest * 1000, frozen
 
 
 async def measure(
@@ -305,7 +308,7 @@ async def measure(
             fields = {f["title"]: f["value"] for f in received.body["attachments"][0]["fields"]}
             delivered.setdefault(fields["Session"], received.at)
         to_peer = [(delivered[s] - t) * 1000 for s, t in sent.items() if s in delivered]
-        collections = {name: gc_pauses(port) for name, port in metrics.items()}
+        collections = {name: gc_figures(port) for name, port in metrics.items()}
         for process in processes.values():
             process.terminate()
             process.wait(10)
@@ -328,10 +331,10 @@ async def measure(
     print(f"triggering event -> webhook peer received:  {percentiles(to_peer)}")
     print("peak memory: " + ", ".join(f"{n} {rss / 2**20:.0f} MiB" for n, rss in peak.items()))
     pauses = ", ".join(
-        f"{n} {count} ({slow}, <= {worst:.0f} ms)"
-        for n, (count, slow, worst) in collections.items()
+        f"{n} {count} ({slow}, <= {worst:.0f} ms; {frozen:,} objects frozen)"
+        for n, (count, slow, worst, frozen) in collections.items()
     )
-    print(f"full collections (> 50 ms, slowest): {pauses}")
+    print(f"full collections (> 50 ms, slowest; frozen at the end): {pauses}")
     return {
         "sessions": args.sessions,
         "events": total,

@@ -138,7 +138,7 @@ def trend(runs: list[dict[str, Any]]) -> None:
         detectors = {n: rss for n, rss in run["peak"].items() if n.startswith("detector")}
         rss = " + ".join(f"{r / 2**20:.0f}" for r in detectors.values())
         collections = " + ".join(
-            f"{count} ({slow})" for count, slow, _ in run["collections"].values()
+            f"{count} ({slow})" for count, slow, _, _ in run["collections"].values()
         )
         print(
             f"{run['sessions']:,} | {run['events']:,} | {run['rate']:,.0f}/s | "

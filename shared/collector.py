@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gc
 
+from .metrics import GC_FROZEN
+
 __all__ = ["YOUNG_THRESHOLD", "freeze_survivors", "tune_collector"]
 
 # Allocations (minus deallocations) between young collections: the default 700 runs one about
@@ -36,3 +38,4 @@ async def freeze_survivors() -> None:
     """Collect what is not frozen yet, then freeze what survived (a round of `run_periodically`)."""
     gc.collect()
     gc.freeze()
+    GC_FROZEN.set(gc.get_freeze_count())

@@ -71,6 +71,8 @@ def _checkpoint_key(project_id: str, session_id: str) -> str:
 SUMMARY_INTERVAL_S = 1.0
 _SUMMARY_PUTS_IN_FLIGHT = 256
 EVICTION_INTERVAL_S = 30.0  # how often idle sessions are looked for (detector_idle_evict_s)
+# The verdict most events earn, as `Verdict(seq=..., decision="continue")` dumps it.
+_CONTINUE = b'{"v":1,"seq":%d,"decision":"continue"}'
 
 
 class Detector:
@@ -155,6 +157,7 @@ class Detector:
     ) -> None:
         """Tell the agent at once what its event earned (it may be waiting before a call runs).
         Only after what it announces is durable: a stop is published, a warning too."""
+        subject = Subjects.verdicts(event.project_id, event.session_id)
         control: SessionControl | None = None
         enforced = event.project_id not in self.observing  # observe: it runs on, stop or not
         if intervention is not None and enforced:
@@ -167,9 +170,9 @@ class Detector:
         elif warning is not None:
             verdict = Verdict(seq=event.seq, decision="warn",
                               warning=f"YokeFlow: {warning.reason}. {warning.advice}")  # fmt: skip
-        else:
-            verdict = Verdict(seq=event.seq, decision="continue")
-        subject = Subjects.verdicts(event.project_id, event.session_id)
+        else:  # most events: the answer without building and dumping a model
+            await self.nc.publish(subject, _CONTINUE % event.seq)
+            return
         await self.nc.publish(subject, verdict.model_dump_json(exclude_none=True).encode())
 
     def _in_mode(self, intervention: Intervention | None) -> Intervention | None:
