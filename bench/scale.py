@@ -1,5 +1,9 @@
 """Scale figures on the embedded stack (not a test).
 
+0. A full garbage collection with that many sessions held (`--collections`), in this process on
+   the detector's own session book: with the sessions tracked (the in-run baseline) and frozen
+   as the detector freezes them (`detector_gc_freeze_s`), where a round's collection walks only
+   what came since the last round (here: 10,000 events, 5 s at 2,000 events/s).
 1. Pauses per second with 1 and 2 pauser replicas, in the same run: a burst of interventions
    (distinct sessions) is published to `intervention.detected`; the time from the first publish
    until every session's KV control state says `paused`.
@@ -15,15 +19,18 @@
    publisher did not offer every planned event (a lost connection, a publish given up) stops
    the benchmark with the reason instead of printing figures about another load.
 
-Usage: python bench/scale.py [--pauses 3000] [--detector-events 60000]
+Usage: python bench/scale.py [--collections 10000,50000,100000] [--pauses 3000]
+                             [--detector-events 60000]
                              [--sessions 10000,50000,100000] [--events 5] [--detector-replicas 2]
-       (0 skips a part: --pauses 0 --detector-events 0 measures only the sessions)
+       (0 skips a part: --collections 0 --pauses 0 --detector-events 0 measures only the
+       sessions)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -41,12 +48,46 @@ sys.path.insert(0, str(ROOT))
 
 from detector import detector_throughput, interleave, percentile, session_events  # noqa: E402
 from e2e import measure  # noqa: E402  (bench/ is this script's folder)
-from yokeflow_agent.contract import Intervention, Subjects  # noqa: E402
+from yokeflow_agent.contract import Intervention, Subjects, parse_agent_event  # noqa: E402
 
+from yokeflow_intervention.services.detector.rules import DetectionConfig  # noqa: E402
+from yokeflow_intervention.services.detector.sessions import SessionBook  # noqa: E402
 from yokeflow_intervention.shared.bus import provision  # noqa: E402
 from yokeflow_intervention.shared.db import migrate  # noqa: E402
 from yokeflow_intervention.shared.embedded import throwaway_stack  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
+from yokeflow_intervention.shared.settings import Settings  # noqa: E402
+
+
+def collection_pauses(sizes: list[int]) -> None:
+    """A full collection's pause with `size` sessions of 5 events held, tracked and frozen."""
+    config = DetectionConfig.from_settings(Settings())
+
+    def feed(book: SessionBook, prefix: str, sessions: int) -> None:
+        for n in range(sessions):
+            for event in session_events("scale", f"{prefix}{n}", 5):
+                book.feed(parse_agent_event(event))
+
+    def timed_collection() -> float:
+        began = time.perf_counter()
+        gc.collect()
+        return (time.perf_counter() - began) * 1000
+
+    print(
+        "sessions held | full collection, tracked | the same, frozen (one round's 10,000 new events)"
+    )
+    for size in sizes:
+        book = SessionBook(config)
+        feed(book, "s", size)
+        gc.collect()
+        tracked = timed_collection()
+        gc.freeze()
+        feed(book, "r", 2_000)  # a round's events: 2,000 new sessions of 5
+        frozen = timed_collection()
+        gc.unfreeze()
+        del book
+        gc.collect()
+        print(f"{size:,} | {tracked:.0f} ms | {frozen:.1f} ms", flush=True)
 
 
 async def pause_rate(
@@ -151,6 +192,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--collections",
+        default="10000,50000,100000",
+        help="sessions held for the collection pauses, comma-separated",
+    )
     parser.add_argument("--pauses", type=int, default=3000)
     parser.add_argument("--detector-events", type=int, default=60_000)
     parser.add_argument(
@@ -174,6 +220,9 @@ def main() -> None:
         help="detector processes sharing the many sessions",
     )
     args = parser.parse_args()
+    sizes = [int(n) for n in args.collections.split(",") if int(n)]
+    if sizes:
+        collection_pauses(sizes)
     with tempfile.TemporaryDirectory(prefix="yokeflow-scale-") as folder:
         temp = Path(folder)
         if args.pauses or args.detector_events:
