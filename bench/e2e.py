@@ -152,7 +152,7 @@ async def run_session(
 ) -> None:
     project, session = f"e2e-p{index % 50}", f"e2e-s{index}"
     subject = Subjects.agent_events(project, session)
-    trip_at = random.randint(3, events - 2) if stuck else -1
+    trip_at = random.randint(3, max(events - 2, 3)) if stuck else -1  # a result's seq is odd
     last = 1 + 2 * ((events - 1) // 2)  # a healthy session's last seq
     publisher.load.planned += min(trip_at | 1, last) if stuck else last  # results: odd seqs
 
@@ -281,12 +281,15 @@ async def measure(
         js = nc.jetstream()
         began = time.perf_counter()
         stuck_every = args.stuck_every or max(args.sessions // 100, 1)
-        await asyncio.gather(*(
+        outcomes = await asyncio.gather(*(
             run_session(publisher, i, args.events, i % stuck_every == 0, sent, args.gap)
             for i in range(args.sessions)
         ), return_exceptions=True)  # fmt: skip
         published_in = time.perf_counter() - began
         broken = load.problems()
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if len(failed) > load.gave_up:  # anything else that stopped a session is the bench's own
+            broken.append(f"{len(failed)} sessions failed, e.g. {failed[0]!r}")
         while not broken:  # until the detector has handled every event, in every partition
             infos = [await js.consumer_info(c.stream, c.durable) for c in CONSUMERS.detector_events]
             if not any(i.num_pending or i.num_ack_pending for i in infos):
@@ -314,6 +317,8 @@ async def measure(
             process.wait(10)
     await publisher.close()
     await nc.close()
+    if not broken and not sent:
+        broken.append("no session got stuck: there is no latency to measure")
     if not broken and len(stored) < len(sent):
         broken.append(f"only {len(stored)} of {len(sent)} stuck sessions were paused")
     if broken:
