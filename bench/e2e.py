@@ -99,7 +99,7 @@ class Publisher:
     connection of a single connection carrying 100,000 agents), each retried under its
     `Nats-Msg-Id` until `patience` runs out (the stream drops a repeat)."""
 
-    def __init__(self, load: Load, in_flight: int = 512, patience: float = 60.0) -> None:
+    def __init__(self, load: Load, in_flight: int = 512, patience: float = 180.0) -> None:
         self.load = load
         self.connections: list[Any] = []
         self._limit = asyncio.Semaphore(in_flight)
