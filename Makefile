@@ -68,8 +68,13 @@ unit: $(STAMP) $(SCHEMAS)
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo --json
 
+## bench: every benchmark in turn (docs/performance.md); one alone: $(BIN)/python bench/<name>.py
+## (bench/recovery.py needs root: its hanging installs run as nobody; without root it is skipped)
+BENCHES = detector hook detection notifier e2e api_limits scale
 bench: $(STAMP)
-	$(BIN)/python bench/detector.py
+	@set -e; for name in $(BENCHES); do echo "== bench/$$name.py"; $(BIN)/python bench/$$name.py; done
+	@if [ "$$(id -u)" = 0 ]; then echo "== bench/recovery.py"; $(BIN)/python bench/recovery.py; \
+	 else echo "== bench/recovery.py skipped: it needs root"; fi
 
 ## lock: re-pin every package after changing pyproject.toml
 lock:

@@ -22,22 +22,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from detector import percentile  # noqa: E402  (bench/ is this script's folder)
 from yokeflow_agent.contract import CONSUMERS, CONTROL_BUCKET, ControlKeys, Subjects  # noqa: E402
 
 from tests.peers import HttpPeer  # noqa: E402
 from yokeflow_intervention.shared.bus import provision  # noqa: E402
 from yokeflow_intervention.shared.db import migrate  # noqa: E402
-from yokeflow_intervention.shared.embedded import throwaway_stack  # noqa: E402
+from yokeflow_intervention.shared.embedded import free_port, throwaway_stack  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 SERVICES = ("detector", "pauser", "notifier")
@@ -60,23 +64,100 @@ def event(project: str, session: str, seq: int, kind: str, **fields: Any) -> dic
             "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **fields}  # fmt: skip
 
 
+class BrokenLoad(SystemExit):
+    """The benchmark did not offer the load it describes: its figures would be about another."""
+
+
+@dataclass
+class Load:
+    """What the publisher planned and what it got out, so a broken load is said, not printed
+    as figures."""
+
+    planned: int = 0
+    offered: int = 0
+    retries: int = 0
+    gave_up: int = 0
+    disconnects: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.disconnects:
+            found.append(f"the publisher lost its NATS connection {self.disconnects} times")
+        if self.gave_up:
+            found.append(f"{self.gave_up} sessions gave up on a publish")
+        if self.offered != self.planned:
+            found.append(f"{self.offered:,} of {self.planned:,} planned events were offered")
+        if found and self.errors:
+            found.append("publish errors: " + ", ".join(f"{n} {e}" for e, n in self.errors.items()))
+        return found
+
+
+class Publisher:
+    """Many agents' publishes over a few connections, with a bound on publishes in flight (so
+    neither this process nor the server's outbound buffers to it overflow, which reset the
+    connection of a single connection carrying 100,000 agents), each retried under its
+    `Nats-Msg-Id` until `patience` runs out (the stream drops a repeat)."""
+
+    def __init__(self, load: Load, in_flight: int = 512, patience: float = 180.0) -> None:
+        self.load = load
+        self.connections: list[Any] = []
+        self._limit = asyncio.Semaphore(in_flight)
+        self._patience = patience
+
+    async def connect(self, nats_url: str, connections: int) -> None:
+        async def disconnected() -> None:
+            self.load.disconnects += 1
+
+        for _ in range(connections):
+            connection = await nats.connect(
+                nats_url,
+                disconnected_cb=disconnected,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.2,
+                pending_size=8 * 2**20,
+            )
+            self.connections.append(connection)
+
+    async def close(self) -> None:
+        for connection in self.connections:
+            await connection.close()
+
+    async def publish(self, index: int, subject: str, payload: dict[str, Any]) -> None:
+        js = self.connections[index % len(self.connections)].jetstream()
+        data, headers = json.dumps(payload).encode(), {"Nats-Msg-Id": payload["event_id"]}
+        give_up = time.monotonic() + self._patience
+        while True:
+            try:
+                async with self._limit:
+                    await js.publish(subject, data, headers=headers, timeout=10)
+                self.load.offered += 1
+                return
+            except (nats.errors.Error, TimeoutError, OSError) as exc:
+                self.load.errors[type(exc).__name__] += 1
+                if time.monotonic() > give_up:
+                    self.load.gave_up += 1
+                    raise
+                self.load.retries += 1
+                await asyncio.sleep(0.5)
+
+
 async def run_session(
-    js: Any, index: int, events: int, stuck: bool, sent: dict[str, float], gap: float = 0.5
-) -> int:
+    publisher: Publisher,
+    index: int,
+    events: int,
+    stuck: bool,
+    sent: dict[str, float],
+    gap: float = 0.5,
+) -> None:
     project, session = f"e2e-p{index % 50}", f"e2e-s{index}"
     subject = Subjects.agent_events(project, session)
-    trip_at = random.randint(3, events - 2) if stuck else -1
-    published = 0
+    trip_at = random.randint(3, max(events - 2, 3)) if stuck else -1  # a result's seq is odd
+    last = 1 + 2 * ((events - 1) // 2)  # a healthy session's last seq
+    publisher.load.planned += min(trip_at | 1, last) if stuck else last  # results: odd seqs
 
     async def publish(payload: dict[str, Any]) -> None:
-        nonlocal published
-        await js.publish(
-            subject,
-            json.dumps(payload).encode(),
-            headers={"Nats-Msg-Id": payload["event_id"]},
-            timeout=30,
-        )
-        published += 1
+        await publisher.publish(index, subject, payload)
 
     await asyncio.sleep(random.uniform(0, gap))  # agents start over time, not all at once
     await publish(event(project, session, 1, "session_started", workspace="/w"))
@@ -96,8 +177,7 @@ async def run_session(
             event(project, session, seq, "tool_result", call_id=f"c{n}", tool="Bash", result=result)
         )
         if failing:
-            return published  # a stopped agent stops
-    return published
+            return  # a stopped agent stops
 
 
 async def stored_latencies(js: Any, sessions: dict[str, float]) -> list[float]:
@@ -126,12 +206,35 @@ async def stored_latencies(js: Any, sessions: dict[str, float]) -> list[float]:
 def percentiles(values: list[float]) -> str:
     if not values:
         return "no samples"
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return f"p50 {statistics.median(ordered):.0f} ms, p99 {p99:.0f} ms ({len(ordered)} samples)"
+    p50, p99 = statistics.median(values), percentile(values, 0.99)
+    return f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(values)} samples)"
 
 
-async def measure(args: argparse.Namespace, nats_url: str, database_url: str, temp: Path) -> None:
+def gc_figures(port: int) -> tuple[int, int, float, int]:
+    """A detector's full collections (generation 2) from its /metrics: how many, how many took
+    over 50 ms, the upper bound of the slowest one's bucket in ms; and the objects it froze."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    buckets: list[tuple[float, float]] = []
+    frozen = 0
+    for line in text.splitlines():
+        if line.startswith('yokeflow_gc_pause_seconds_bucket{generation="2"'):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith("yokeflow_gc_frozen_objects "):
+            frozen = int(float(line.rsplit(" ", 1)[1]))
+    if not buckets:
+        return 0, 0, 0.0, frozen
+    total = int(buckets[-1][1])
+    within = next((count for bound, count in buckets if bound == 0.05), 0.0)
+    slowest = next((bound for bound, count in buckets if count >= total), float("inf"))
+    return total, total - int(within), slowest * 1000, frozen
+
+
+async def measure(
+    args: argparse.Namespace, nats_url: str, database_url: str, temp: Path
+) -> dict[str, Any]:
+    """Run the load and print its figures; returns them. Raises BrokenLoad, printing no
+    figures, when the load offered was not the load planned."""
     nc = await nats.connect(nats_url)
     await provision(nc)
     await migrate(database_url)
@@ -142,16 +245,25 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
             paused_at.setdefault(msg.subject.rsplit(".", 1)[-1], time.perf_counter())
 
     await nc.subscribe("$KV.session_control.>", cb=on_control)
+    load = Load()
+    publisher = Publisher(load)
+    await publisher.connect(nats_url, args.connections)
     with HttpPeer() as peer:
         env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url,
                "YOKEFLOW_WEBHOOK_URL": peer.slack_url(), "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
                "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0", "YOKEFLOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}  # fmt: skip
+        roles = service_processes(getattr(args, "detector_replicas", 1))
+        metrics = {name: free_port() for name, role, _ in roles if role == "detector"}
         processes = {
-            name: subprocess.Popen(product_command(f"services.{role}"), env={**env, **extra},
-                                   cwd=ROOT, stdout=(temp / f"{name}.log").open("wb"),
-                                   stderr=subprocess.STDOUT)
-            for name, role, extra in service_processes(getattr(args, "detector_replicas", 1))
-        }  # fmt: skip
+            name: subprocess.Popen(
+                product_command(f"services.{role}"),
+                env={**env, **extra, "YOKEFLOW_METRICS_PORT": str(metrics.get(name, 0))},
+                cwd=ROOT,
+                stdout=(temp / f"{name}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for name, role, extra in roles
+        }
         await asyncio.sleep(3.0)
         peak = dict.fromkeys(processes, 0)
 
@@ -168,25 +280,28 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
         sent: dict[str, float] = {}
         js = nc.jetstream()
         began = time.perf_counter()
+        stuck_every = args.stuck_every or max(args.sessions // 100, 1)
         outcomes = await asyncio.gather(*(
-            run_session(js, i, args.events, i % args.stuck_every == 0, sent, args.gap)
+            run_session(publisher, i, args.events, i % stuck_every == 0, sent, args.gap)
             for i in range(args.sessions)
         ), return_exceptions=True)  # fmt: skip
-        counts = [n for n in outcomes if isinstance(n, int)]
-        if len(counts) < len(
-            outcomes
-        ):  # a publish not acknowledged in 30 s: the server is saturated
-            print(f"{len(outcomes) - len(counts)} sessions gave up on a publish")
         published_in = time.perf_counter() - began
-        total = sum(counts)
-        while True:  # until the detector has handled every event, in every partition
+        broken = load.problems()
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if len(failed) > load.gave_up:  # anything else that stopped a session is the bench's own
+            broken.append(f"{len(failed)} sessions failed, e.g. {failed[0]!r}")
+        while not broken:  # until the detector has handled every event, in every partition
             infos = [await js.consumer_info(c.stream, c.durable) for c in CONSUMERS.detector_events]
             if not any(i.num_pending or i.num_ack_pending for i in infos):
                 break
             await asyncio.sleep(0.05)
         absorbed_in = time.perf_counter() - began
         deadline = time.perf_counter() + 30
-        while len(peer.accepted("slack")) < len(sent) and time.perf_counter() < deadline:
+        while (
+            not broken
+            and len(peer.accepted("slack")) < len(sent)
+            and time.perf_counter() < deadline
+        ):
             await asyncio.sleep(0.1)
         sampler.cancel()
         to_pause = [(paused_at[s] - t) * 1000 for s, t in sent.items() if s in paused_at]
@@ -196,18 +311,45 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
             fields = {f["title"]: f["value"] for f in received.body["attachments"][0]["fields"]}
             delivered.setdefault(fields["Session"], received.at)
         to_peer = [(delivered[s] - t) * 1000 for s, t in sent.items() if s in delivered]
+        collections = {name: gc_figures(port) for name, port in metrics.items()}
         for process in processes.values():
             process.terminate()
             process.wait(10)
+    await publisher.close()
     await nc.close()
+    if not broken and not sent:
+        broken.append("no session got stuck: there is no latency to measure")
+    if not broken and len(stored) < len(sent):
+        broken.append(f"only {len(stored)} of {len(sent)} stuck sessions were paused")
+    if broken:
+        raise BrokenLoad(
+            f"{args.sessions:,} sessions: the load broke, so no figures: " + "; ".join(broken)
+        )
+    total = load.offered
     print(f"{args.sessions} concurrent sessions, {total} events published in {published_in:.1f} s "
-          f"({total / published_in:,.0f} events/s offered); the detector absorbed them all "
-          f"{absorbed_in - published_in:.2f} s after the last publish")  # fmt: skip
+          f"({total / published_in:,.0f} events/s offered; {load.retries} publishes retried); "
+          f"the detector absorbed them all {absorbed_in - published_in:.2f} s after the last "
+          "publish")  # fmt: skip
     print(f"{len(sent)} sessions got stuck")
     print(f"triggering event -> KV state paused:        {percentiles(to_pause)}")
     print(f"  the same, as the server stored them:      {percentiles(stored)}")
     print(f"triggering event -> webhook peer received:  {percentiles(to_peer)}")
     print("peak memory: " + ", ".join(f"{n} {rss / 2**20:.0f} MiB" for n, rss in peak.items()))
+    pauses = ", ".join(
+        f"{n} {count} ({slow}, <= {worst:.0f} ms; {frozen:,} objects frozen)"
+        for n, (count, slow, worst, frozen) in collections.items()
+    )
+    print(f"full collections (> 50 ms, slowest; frozen at the end): {pauses}")
+    return {
+        "sessions": args.sessions,
+        "events": total,
+        "rate": total / published_in,
+        "seen": to_pause,
+        "stored": stored,
+        "webhook": to_peer,
+        "peak": peak,
+        "collections": collections,
+    }
 
 
 def main() -> None:
@@ -217,6 +359,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--events", type=int, default=30, help="events per healthy session")
     parser.add_argument("--stuck-every", type=int, default=10, help="1 session in N gets stuck")
+    parser.add_argument("--connections", type=int, default=4, help="the publisher's connections")
     parser.add_argument("--gap", type=float, default=0.5, help="mean seconds between tool calls")
     parser.add_argument("--detector-replicas", type=int, default=1)
     args = parser.parse_args()

@@ -1,24 +1,36 @@
 """Scale figures on the embedded stack (not a test).
 
+0. A full garbage collection with that many sessions held (`--collections`), in this process on
+   the detector's own session book: with the sessions tracked (the in-run baseline) and frozen
+   as the detector freezes them (`detector_gc_freeze_s`), where a round's collection walks only
+   what came since the last round (here: 10,000 events, 5 s at 2,000 events/s).
 1. Pauses per second with 1 and 2 pauser replicas, in the same run: a burst of interventions
    (distinct sessions) is published to `intervention.detected`; the time from the first publish
    until every session's KV control state says `paused`.
 2. Detector throughput with 1 and 2 replicas, in the same run: a backlog of busy sessions'
    events (bench/detector.py's load) drained by that many detector processes sharing the
    partitions.
-3. Many concurrent sessions (`--sessions`, default 100,000) through the detector replicas
-   (`--detector-replicas`, default 2), a pauser and a notifier with realistic gaps between
-   events (bench/e2e.py's load: a tool call about every 20 s per session, 1 session in 1,000
-   stuck): peak memory (RSS) per service and the latency from a triggering event to KV `paused`.
+3. Many concurrent sessions (`--sessions`, default 10,000, 50,000 and 100,000, each on a fresh
+   stack) through the detector replicas (`--detector-replicas`, default 2), a pauser and a
+   notifier with realistic gaps between events (bench/e2e.py's load: each session starts in the
+   first `--gap` seconds and makes two tool calls about `--gap` apart; 100 sessions of each run
+   get stuck): peak memory (RSS) per service, the detectors' full garbage collections, and the
+   latency from a triggering event to KV `paused`; then the trend over the sizes. A run whose
+   publisher did not offer every planned event (a lost connection, a publish given up) stops
+   the benchmark with the reason instead of printing figures about another load.
 
-Usage: python bench/scale.py [--pauses 3000] [--detector-events 60000] [--sessions 100000]
-                             [--events 5] [--detector-replicas 2]
+Usage: python bench/scale.py [--collections 10000,50000,100000] [--pauses 3000]
+                             [--detector-events 60000]
+                             [--sessions 10000,50000,100000] [--events 5] [--detector-replicas 2]
+       (0 skips a part: --collections 0 --pauses 0 --detector-events 0 measures only the
+       sessions)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -27,20 +39,55 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import nats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detector import detector_throughput, interleave, session_events  # noqa: E402
+from detector import detector_throughput, interleave, percentile, session_events  # noqa: E402
 from e2e import measure  # noqa: E402  (bench/ is this script's folder)
-from yokeflow_agent.contract import Intervention, Subjects  # noqa: E402
+from yokeflow_agent.contract import Intervention, Subjects, parse_agent_event  # noqa: E402
 
+from yokeflow_intervention.services.detector.rules import DetectionConfig  # noqa: E402
+from yokeflow_intervention.services.detector.sessions import SessionBook  # noqa: E402
 from yokeflow_intervention.shared.bus import provision  # noqa: E402
 from yokeflow_intervention.shared.db import migrate  # noqa: E402
 from yokeflow_intervention.shared.embedded import throwaway_stack  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
+from yokeflow_intervention.shared.settings import Settings  # noqa: E402
+
+
+def collection_pauses(sizes: list[int]) -> None:
+    """A full collection's pause with `size` sessions of 5 events held, tracked and frozen."""
+    config = DetectionConfig.from_settings(Settings())
+
+    def feed(book: SessionBook, prefix: str, sessions: int) -> None:
+        for n in range(sessions):
+            for event in session_events("scale", f"{prefix}{n}", 5):
+                book.feed(parse_agent_event(event))
+
+    def timed_collection() -> float:
+        began = time.perf_counter()
+        gc.collect()
+        return (time.perf_counter() - began) * 1000
+
+    print(
+        "sessions held | full collection, tracked | the same, frozen (one round's 10,000 new events)"
+    )
+    for size in sizes:
+        book = SessionBook(config)
+        feed(book, "s", size)
+        gc.collect()
+        tracked = timed_collection()
+        gc.freeze()
+        feed(book, "r", 2_000)  # a round's events: 2,000 new sessions of 5
+        frozen = timed_collection()
+        gc.unfreeze()
+        del book
+        gc.collect()
+        print(f"{size:,} | {tracked:.0f} ms | {frozen:.1f} ms", flush=True)
 
 
 async def pause_rate(
@@ -122,28 +169,75 @@ async def detector_figures(args: argparse.Namespace, nats_url: str, temp: Path) 
           f"(x{rates[2] / rates[1]:.2f})", flush=True)  # fmt: skip
 
 
+def trend(runs: list[dict[str, Any]]) -> None:
+    """The figures of every size side by side, so growth with the fleet is visible."""
+    print(
+        "\nsessions | events | offered | trigger -> paused p50 / p99 (server-stored) | "
+        "p99 (seen) | peak RSS per detector | full collections (> 50 ms)"
+    )
+    for run in runs:
+        detectors = {n: rss for n, rss in run["peak"].items() if n.startswith("detector")}
+        rss = " + ".join(f"{r / 2**20:.0f}" for r in detectors.values())
+        collections = " + ".join(
+            f"{count} ({slow})" for count, slow, _, _ in run["collections"].values()
+        )
+        print(
+            f"{run['sessions']:,} | {run['events']:,} | {run['rate']:,.0f}/s | "
+            f"{percentile(run['stored'], 0.5):.0f} / {percentile(run['stored'], 0.99):.0f} ms | "
+            f"{percentile(run['seen'], 0.99):.0f} ms | {rss} MiB | {collections}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--collections",
+        default="10000,50000,100000",
+        help="sessions held for the collection pauses, comma-separated",
+    )
     parser.add_argument("--pauses", type=int, default=3000)
     parser.add_argument("--detector-events", type=int, default=60_000)
-    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument(
+        "--sessions",
+        default="10000,50000,100000",
+        help="concurrent sessions, comma-separated: one run each",
+    )
     parser.add_argument("--events", type=int, default=5, help="events per healthy session")
-    parser.add_argument("--stuck-every", type=int, default=1000, help="1 session in N gets stuck")
-    parser.add_argument("--gap", type=float, default=20.0, help="mean seconds between tool calls")
-    parser.add_argument("--detector-replicas", type=int, default=2,
-                        help="detector processes sharing the many sessions")  # fmt: skip
+    parser.add_argument(
+        "--stuck-every",
+        type=int,
+        default=0,
+        help="1 session in N gets stuck (default: 100 sessions a run)",
+    )
+    parser.add_argument("--gap", type=float, default=60.0, help="mean seconds between tool calls")
+    parser.add_argument("--connections", type=int, default=4, help="the publisher's connections")
+    parser.add_argument(
+        "--detector-replicas",
+        type=int,
+        default=2,
+        help="detector processes sharing the many sessions",
+    )
     args = parser.parse_args()
+    sizes = [int(n) for n in args.collections.split(",") if int(n)]
+    if sizes:
+        collection_pauses(sizes)
     with tempfile.TemporaryDirectory(prefix="yokeflow-scale-") as folder:
         temp = Path(folder)
-        with throwaway_stack(temp / "pausers") as (nats_url, database_url):
-            asyncio.run(pauser_figures(args, nats_url, database_url, temp))
-            if args.detector_events:
-                asyncio.run(detector_figures(args, nats_url, temp))
-        if args.sessions:
-            with throwaway_stack(temp / "sessions") as (nats_url, database_url):
-                asyncio.run(measure(args, nats_url, database_url, temp))
+        if args.pauses or args.detector_events:
+            with throwaway_stack(temp / "pausers") as (nats_url, database_url):
+                if args.pauses:
+                    asyncio.run(pauser_figures(args, nats_url, database_url, temp))
+                if args.detector_events:
+                    asyncio.run(detector_figures(args, nats_url, temp))
+        runs = []
+        for size in (int(n) for n in args.sessions.split(",") if int(n)):
+            with throwaway_stack(temp / f"sessions-{size}") as (nats_url, database_url):
+                run = argparse.Namespace(**{**vars(args), "sessions": size})
+                runs.append(asyncio.run(measure(run, nats_url, database_url, temp)))
+        if runs:
+            trend(runs)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ __all__ = [
     "CONSUMER_ACK_PENDING",
     "CONSUMER_PENDING",
     "CONSUMER_PINNED",
+    "GC_FROZEN",
     "GC_PAUSE",
     "HANDLED",
     "HANDLER_SECONDS",
@@ -106,6 +107,11 @@ GC_PAUSE = Histogram(
     "collection walks every live object: a detector's pauses grow with the sessions it holds).",
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+GC_FROZEN = Gauge(
+    "yokeflow_gc_frozen_objects",
+    "Objects moved out of the collector's reach (gc.freeze) at the last round: about the state "
+    "a detector holds; steady growth with a steady fleet would be cycles kept past their use.",
 )
 _gc_started = [0.0]
 

@@ -239,6 +239,10 @@ class Settings(BaseSettings):
     # How often the watchdog's clock ticks in each partition: a deadline is seen at most this
     # late. Each tick is an empty message that expires from the stream after a minute.
     watchdog_tick_s: float = Field(default=5.0, gt=0, le=60)
+    # Every this many seconds the detector collects what is new and freezes what survived
+    # (`gc.freeze`), so full collections never walk the sessions it holds: their pauses stay
+    # bounded by the event rate instead of growing with the fleet (docs/performance.md). 0: off.
+    detector_gc_freeze_s: float = Field(default=5.0, ge=0)
     # Detector replicas share the partitions of agent sessions: replica i of n owns the
     # partitions whose index is i mod n and stands by for the others (taking one over when its
     # owner stops). Any count works without them; they balance the work.

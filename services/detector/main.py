@@ -16,6 +16,7 @@ from yokeflow_agent.contract import (
     Subjects,
 )
 
+from yokeflow_intervention.shared.collector import freeze_survivors, tune_collector
 from yokeflow_intervention.shared.handling import handle_durably
 from yokeflow_intervention.shared.metrics import read_stream_fill
 from yokeflow_intervention.shared.pinned import PinnedConsumer
@@ -88,6 +89,10 @@ async def build(resources: Resources) -> Sequence[Binding]:
             await partition.stop()
 
     tick_s, idle_s = settings.watchdog_tick_s, settings.detector_idle_evict_s
+    freezing: list[Every] = []
+    if settings.detector_gc_freeze_s:
+        tune_collector()
+        freezing.append(Every(settings.detector_gc_freeze_s, freeze_survivors, "freezing sessions"))
     return [
         Running(CONSUMERS.detector_events, own_partitions, release_partitions),
         Consume(
@@ -105,6 +110,7 @@ async def build(resources: Resources) -> Sequence[Binding]:
             "evicting idle sessions",
         ),
         Every(10.0, partial(read_stream_fill, resources.js, FILLED), "reading the streams' fill"),
+        *freezing,
     ]
 
 

@@ -86,11 +86,13 @@ def _watch_key(partition: int, project_id: str, session_id: str) -> str:
 # the hot path: an event only marks its session as changed.
 SUMMARY_INTERVAL_S = 1.0
 _SUMMARY_PUTS_IN_FLIGHT = 256
-EVICTION_INTERVAL_S = 30.0
+EVICTION_INTERVAL_S = 30.0  # how often idle sessions are looked for (detector_idle_evict_s)
 # Changed deadlines are written at most this often (a new session's at once), and a deadline
 # that only moved later is rewritten once its stored one is this close (`Detector._note`).
 WATCH_WRITE_INTERVAL_S = 1.0
-WATCH_REWRITE_BEFORE_S = 60.0  # how often idle sessions are looked for (detector_idle_evict_s)
+WATCH_REWRITE_BEFORE_S = 60.0
+# The verdict most events earn, as `Verdict(seq=..., decision="continue")` dumps it.
+_CONTINUE = b'{"v":1,"seq":%d,"decision":"continue"}'
 
 
 class Detector:
@@ -367,6 +369,7 @@ class Detector:
     ) -> None:
         """Tell the agent at once what its event earned (it may be waiting before a call runs).
         Only after what it announces is durable: a stop is published, a warning too."""
+        subject = Subjects.verdicts(event.project_id, event.session_id)
         control: SessionControl | None = None
         enforced = event.project_id not in self.observing  # observe: it runs on, stop or not
         if intervention is not None and enforced:
@@ -379,9 +382,9 @@ class Detector:
         elif warning is not None:
             verdict = Verdict(seq=event.seq, decision="warn",
                               warning=f"YokeFlow: {warning.reason}. {warning.advice}")  # fmt: skip
-        else:
-            verdict = Verdict(seq=event.seq, decision="continue")
-        subject = Subjects.verdicts(event.project_id, event.session_id)
+        else:  # most events: the answer without building and dumping a model
+            await self.nc.publish(subject, _CONTINUE % event.seq)
+            return
         await self.nc.publish(subject, verdict.model_dump_json(exclude_none=True).encode())
 
     def _in_mode(self, intervention: Intervention) -> Intervention:
