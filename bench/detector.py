@@ -49,19 +49,30 @@ def session_events(project: str, session: str, count: int) -> list[dict[str, Any
 
     def add(kind: str, **fields: Any) -> None:
         seq = len(events) + 1
-        events.append({
-            "v": 1, "event_id": f"{session}-{seq}", "type": kind, "project_id": project,
-            "session_id": session, "seq": seq,
-            "ts": (T0 + timedelta(seconds=seq)).isoformat().replace("+00:00", "Z"), **fields,
-        })  # fmt: skip
+        events.append(
+            {
+                "v": 1,
+                "event_id": f"{session}-{seq}",
+                "type": kind,
+                "project_id": project,
+                "session_id": session,
+                "seq": seq,
+                "ts": (T0 + timedelta(seconds=seq)).isoformat().replace("+00:00", "Z"),
+                **fields,
+            }
+        )
 
     add("session_started", workspace="/w", task={"id": "1", "description": "bench"})
     n = 0
     while len(events) < count - 1:
         call_id = f"c{n}"
         add("tool_call", tool="Bash", input={"command": f"step {n}"}, call_id=call_id)
-        add("tool_result", call_id=call_id, tool="Bash",
-            result={"ok": n % 17 != 0, "exit_code": 0, "output": f"done {n}", "error": ""})  # fmt: skip
+        add(
+            "tool_result",
+            call_id=call_id,
+            tool="Bash",
+            result={"ok": n % 17 != 0, "exit_code": 0, "output": f"done {n}", "error": ""},
+        )
         n += 1
     add("heartbeat")
     return events[:count]
@@ -84,8 +95,13 @@ async def publish_all(nc: Client, events: list[dict[str, Any]], subject_of: Any)
     js = nc.jetstream()
     window: list[Any] = []
     for event in events:
-        window.append(js.publish(subject_of(event), json.dumps(event).encode(),
-                                 headers={"Nats-Msg-Id": event["event_id"]}))  # fmt: skip
+        window.append(
+            js.publish(
+                subject_of(event),
+                json.dumps(event).encode(),
+                headers={"Nats-Msg-Id": event["event_id"]},
+            )
+        )
         if len(window) >= 500:
             await asyncio.gather(*window)
             window.clear()
@@ -98,9 +114,11 @@ async def raw_baseline(nc: Client, events: list[dict[str, Any]]) -> tuple[float,
     await js.add_stream(StreamConfig(name="BENCH_RAW", subjects=["bench.raw.>"]))
     await publish_all(nc, events, lambda e: f"bench.raw.{e['project_id']}.{e['session_id']}")
     sub = await js.pull_subscribe(
-        "bench.raw.>", durable="raw", stream="BENCH_RAW",
+        "bench.raw.>",
+        durable="raw",
+        stream="BENCH_RAW",
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000),
-    )  # fmt: skip
+    )
     consumed = 0
     start, cpu = time.perf_counter(), time.process_time()
     while consumed < len(events):
@@ -128,9 +146,16 @@ def start_detector(
         "YOKEFLOW_DETECTOR_REPLICAS": str(replicas),
     }
     return subprocess.Popen(
-        [sys.executable, *os.environ.get("BENCH_PROFILE", "").split(), *product_command("services.detector")[1:]], env=env, cwd=ROOT,
-        stdout=(log_dir / f"detector-{replica}-of-{replicas}.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            *os.environ.get("BENCH_PROFILE", "").split(),
+            *product_command("services.detector")[1:],
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=(log_dir / f"detector-{replica}-of-{replicas}.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def drained(nc: Client) -> tuple[int, int]:
@@ -202,8 +227,11 @@ async def latency(nc: Client, url: str, seconds: float, rate: int, log_dir: Path
                 event = background[k][cursors[k]]
                 cursors[k] += 1
                 i += 1
-                batch.append(js.publish(Subjects.agent_events("bg", event["session_id"]),
-                                        json.dumps(event).encode()))  # fmt: skip
+                batch.append(
+                    js.publish(
+                        Subjects.agent_events("bg", event["session_id"]), json.dumps(event).encode()
+                    )
+                )
             await asyncio.gather(*batch)
             await asyncio.sleep(max(0.0, tick - (time.perf_counter() - began)))
 
@@ -212,8 +240,13 @@ async def latency(nc: Client, url: str, seconds: float, rate: int, log_dir: Path
         while time.perf_counter() < end:
             session = f"trig-{uuid.uuid4().hex[:8]}"
             start, call, _ = session_events("lat", session, 3)
-            result = {**call, "event_id": f"{session}-3", "type": "tool_result", "seq": 3,
-                      "result": {"ok": False, "error": "Error: listen EADDRINUSE :::3000"}}  # fmt: skip
+            result = {
+                **call,
+                "event_id": f"{session}-3",
+                "type": "tool_result",
+                "seq": 3,
+                "result": {"ok": False, "error": "Error: listen EADDRINUSE :::3000"},
+            }
             for event in (start, call):
                 await js.publish(Subjects.agent_events("lat", session), json.dumps(event).encode())
             sent[session] = time.perf_counter()
@@ -260,9 +293,11 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"throughput ratio detector/raw:    {ratios}")
             samples = await latency(nc, server.url, args.seconds, args.rate, Path(temp))
             if samples:
-                print(f"latency trigger -> intervention with {args.rate} events/s background, "
-                      f"{len(samples)} samples: p50 {statistics.median(samples):.1f} ms, "
-                      f"p99 {percentile(samples, 0.99):.1f} ms  (target p99 < 10 ms)")  # fmt: skip
+                print(
+                    f"latency trigger -> intervention with {args.rate} events/s background, "
+                    f"{len(samples)} samples: p50 {statistics.median(samples):.1f} ms, "
+                    f"p99 {percentile(samples, 0.99):.1f} ms  (target p99 < 10 ms)"
+                )
             else:
                 print("latency: no intervention arrived; see the detector log")
             await nc.close()

@@ -51,17 +51,27 @@ def service_processes(replicas: int) -> list[tuple[str, str, dict[str, str]]]:
     """(name, role, extra environment) of every process: `replicas` detectors sharing the
     partitions, one pauser, one notifier."""
     detectors = [
-        (f"detector-{n + 1}" if replicas > 1 else "detector", "detector",
-         {"YOKEFLOW_DETECTOR_REPLICA": str(n), "YOKEFLOW_DETECTOR_REPLICAS": str(replicas)})
+        (
+            f"detector-{n + 1}" if replicas > 1 else "detector",
+            "detector",
+            {"YOKEFLOW_DETECTOR_REPLICA": str(n), "YOKEFLOW_DETECTOR_REPLICAS": str(replicas)},
+        )
         for n in range(replicas)
-    ]  # fmt: skip
+    ]
     return [*detectors, *((role, role, {}) for role in SERVICES if role != "detector")]
 
 
 def event(project: str, session: str, seq: int, kind: str, **fields: Any) -> dict[str, Any]:
-    return {"v": 1, "event_id": f"{session}-{seq}", "type": kind, "project_id": project,
-            "session_id": session, "seq": seq,
-            "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **fields}  # fmt: skip
+    return {
+        "v": 1,
+        "event_id": f"{session}-{seq}",
+        "type": kind,
+        "project_id": project,
+        "session_id": session,
+        "seq": seq,
+        "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        **fields,
+    }
 
 
 class BrokenLoad(SystemExit):
@@ -165,12 +175,25 @@ async def run_session(
     for n in range((events - 1) // 2):
         await asyncio.sleep(random.uniform(0.4 * gap, 1.6 * gap))
         seq += 1
-        await publish(event(project, session, seq, "tool_call", tool="Bash",
-                            input={"command": f"step {n}"}, call_id=f"c{n}"))  # fmt: skip
+        await publish(
+            event(
+                project,
+                session,
+                seq,
+                "tool_call",
+                tool="Bash",
+                input={"command": f"step {n}"},
+                call_id=f"c{n}",
+            )
+        )
         seq += 1
         failing = seq >= trip_at > 0
-        result = {"ok": not failing, "exit_code": 1 if failing else 0, "output": f"done {n}",
-                  "error": "Error: connect ECONNREFUSED 127.0.0.1:6379" if failing else ""}  # fmt: skip
+        result = {
+            "ok": not failing,
+            "exit_code": 1 if failing else 0,
+            "output": f"done {n}",
+            "error": "Error: connect ECONNREFUSED 127.0.0.1:6379" if failing else "",
+        }
         if failing:
             sent[session] = time.perf_counter()
         await publish(
@@ -249,9 +272,15 @@ async def measure(
     publisher = Publisher(load)
     await publisher.connect(nats_url, args.connections)
     with HttpPeer() as peer:
-        env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url,
-               "YOKEFLOW_WEBHOOK_URL": peer.slack_url(), "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
-               "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0", "YOKEFLOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}  # fmt: skip
+        env = {
+            **os.environ,
+            "NATS_URL": nats_url,
+            "DATABASE_URL": database_url,
+            "YOKEFLOW_WEBHOOK_URL": peer.slack_url(),
+            "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
+            "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0",
+            "YOKEFLOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        }
         roles = service_processes(getattr(args, "detector_replicas", 1))
         metrics = {name: free_port() for name, role, _ in roles if role == "detector"}
         processes = {
@@ -281,10 +310,13 @@ async def measure(
         js = nc.jetstream()
         began = time.perf_counter()
         stuck_every = args.stuck_every or max(args.sessions // 100, 1)
-        outcomes = await asyncio.gather(*(
-            run_session(publisher, i, args.events, i % stuck_every == 0, sent, args.gap)
-            for i in range(args.sessions)
-        ), return_exceptions=True)  # fmt: skip
+        outcomes = await asyncio.gather(
+            *(
+                run_session(publisher, i, args.events, i % stuck_every == 0, sent, args.gap)
+                for i in range(args.sessions)
+            ),
+            return_exceptions=True,
+        )
         published_in = time.perf_counter() - began
         broken = load.problems()
         failed = [o for o in outcomes if isinstance(o, BaseException)]
@@ -326,10 +358,12 @@ async def measure(
             f"{args.sessions:,} sessions: the load broke, so no figures: " + "; ".join(broken)
         )
     total = load.offered
-    print(f"{args.sessions} concurrent sessions, {total} events published in {published_in:.1f} s "
-          f"({total / published_in:,.0f} events/s offered; {load.retries} publishes retried); "
-          f"the detector absorbed them all {absorbed_in - published_in:.2f} s after the last "
-          "publish")  # fmt: skip
+    print(
+        f"{args.sessions} concurrent sessions, {total} events published in {published_in:.1f} s "
+        f"({total / published_in:,.0f} events/s offered; {load.retries} publishes retried); "
+        f"the detector absorbed them all {absorbed_in - published_in:.2f} s after the last "
+        "publish"
+    )
     print(f"{len(sent)} sessions got stuck")
     print(f"triggering event -> KV state paused:        {percentiles(to_pause)}")
     print(f"  the same, as the server stored them:      {percentiles(stored)}")

@@ -53,8 +53,16 @@ def install_hook(venv: Path) -> tuple[Path, list[str]]:
     (the hook imports nothing else; `--no-deps` keeps the install offline but the build)."""
     print("installing the agent package into a fresh venv ...", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-           "--disable-pip-version-check", "--no-deps", str(ROOT / "agent")]  # fmt: skip
+    pip = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        str(ROOT / "agent"),
+    ]
     subprocess.run(pip, check=True)
     python = str(venv / "bin" / "python")
     return venv / "bin" / "yokeflow-hook", [python, "-c", "import sys; sys.stdin.read()"]
@@ -157,15 +165,24 @@ def free_port() -> int:
 def process_path(
     hook: Path, url: str, runs: int, temp: Path, rows: list[str], baseline: float, label: str
 ) -> None:
-    env = {**os.environ, "NATS_URL": url, "YOKEFLOW_HOOK_STATE_DIR": str(temp / "state"),
-           "CLAUDE_PROJECT_DIR": str(temp / "shop")}  # fmt: skip
+    env = {
+        **os.environ,
+        "NATS_URL": url,
+        "YOKEFLOW_HOOK_STATE_DIR": str(temp / "state"),
+        "CLAUDE_PROJECT_DIR": str(temp / "shop"),
+    }
     session = uuid.uuid4().hex
-    for name, event in (("session_start", "SessionStart"), ("pre_tool_use", "PreToolUse"),
-                        ("post_tool_use", "PostToolUse"),
-                        ("post_tool_use_failure", "PostToolUseFailure")):  # fmt: skip
+    for name, event in (
+        ("session_start", "SessionStart"),
+        ("pre_tool_use", "PreToolUse"),
+        ("post_tool_use", "PostToolUse"),
+        ("post_tool_use_failure", "PostToolUseFailure"),
+    ):
         count = runs if name != "session_start" else max(5, runs // 4)
-        samples = [time_process([str(hook)], json.dumps(payload(name, session, temp, n)), env)
-                   for n in range(count)]  # fmt: skip
+        samples = [
+            time_process([str(hook)], json.dumps(payload(name, session, temp, n)), env)
+            for n in range(count)
+        ]
         rows.append(row("hook process", f"{label}: {event}", samples, baseline))
 
 
@@ -222,8 +239,10 @@ async def in_process_path(
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    rows = ["| path | case | hooks | p50 ms | p99 ms | max ms | p50 / no-op Python |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    rows = [
+        "| path | case | hooks | p50 ms | p99 ms | max ms | p50 / no-op Python |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     with tempfile.TemporaryDirectory(prefix="yokeflow-bench-") as name:
         temp = Path(name)
         (temp / "shop").mkdir()
@@ -234,9 +253,13 @@ async def main_async(args: argparse.Namespace) -> None:
             await provision(nc)
             await nc.close()
             env = {**os.environ, "NATS_URL": server.url, "DATABASE_URL": "unused"}
-            detector = subprocess.Popen(product_command("services.detector"), env=env, cwd=ROOT,
-                                        stdout=(temp / "detector.log").open("wb"),
-                                        stderr=subprocess.STDOUT)  # fmt: skip
+            detector = subprocess.Popen(
+                product_command("services.detector"),
+                env=env,
+                cwd=ROOT,
+                stdout=(temp / "detector.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
             await asyncio.sleep(3)
             stdin = json.dumps(payload("pre_tool_use", "s", temp, 0))
             noop = [time_process(noop_hook, stdin, dict(os.environ)) for _ in range(args.runs)]
@@ -251,10 +274,10 @@ async def main_async(args: argparse.Namespace) -> None:
             client_paths(hook, noop_hook, down, args.runs, temp, rows, "NATS down")
             detector.kill()
             detector.wait()
-            process_path(hook, server.url, max(5, args.runs // 4), temp, rows, baseline,
-                         "detector down")  # fmt: skip
-            await in_process_path(server.url, 5, temp, rows, "NATS lost mid-session",
-                                  server.stop)  # fmt: skip
+            process_path(
+                hook, server.url, max(5, args.runs // 4), temp, rows, baseline, "detector down"
+            )
+            await in_process_path(server.url, 5, temp, rows, "NATS lost mid-session", server.stop)
         finally:
             server.stop()
     print("\n".join(rows))

@@ -41,21 +41,30 @@ from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 def start(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        product_command(f"services.{service}"), env=env, cwd=ROOT,
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        product_command(f"services.{service}"),
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def _publish(js: object, prefix: str, projects: list[str], count: int) -> list[str]:
     ids = []
     for i in range(count):
         item = Intervention(
-            intervention_id=f"{prefix}-{i}", project_id=projects[i % len(projects)],
-            session_id=f"{prefix}-s{i}", trigger="retry_limit", reason="bench",
+            intervention_id=f"{prefix}-{i}",
+            project_id=projects[i % len(projects)],
+            session_id=f"{prefix}-s{i}",
+            trigger="retry_limit",
+            reason="bench",
             detected_at=datetime.now(UTC),
-        )  # fmt: skip
-        await js.publish(Subjects.detected(item.project_id), item.model_dump_json().encode(),  # type: ignore[attr-defined]
-                         headers={"Nats-Msg-Id": item.intervention_id})  # fmt: skip
+        )
+        await js.publish(
+            Subjects.detected(item.project_id),
+            item.model_dump_json().encode(),  # type: ignore[attr-defined]
+            headers={"Nats-Msg-Id": item.intervention_id},
+        )
         ids.append(item.intervention_id)
     return ids
 
@@ -68,8 +77,13 @@ async def run(
     assert pool is not None
     projects = [f"bench{replicas}-p{i}" for i in range(20)]
     for project in projects:
-        await save_preferences(pool, project, NotificationPreferences(
-            webhook_enabled=True, webhook_url=peer.slack_url(), min_notification_interval=0))  # fmt: skip
+        await save_preferences(
+            pool,
+            project,
+            NotificationPreferences(
+                webhook_enabled=True, webhook_url=peer.slack_url(), min_notification_interval=0
+            ),
+        )
     await pool.close()
     nc = await nats.connect(env["NATS_URL"])
     paused_at: dict[str, float] = {}
@@ -144,9 +158,14 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
     await provision(nc)
     await nc.close()
     await migrate(database_url)
-    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url,
-           "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true", "YOKEFLOW_LOG_LEVEL": "WARNING",
-           "YOKEFLOW_NOTIFIER_CONCURRENCY": str(args.concurrency)}  # fmt: skip
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
+        "YOKEFLOW_LOG_LEVEL": "WARNING",
+        "YOKEFLOW_NOTIFIER_CONCURRENCY": str(args.concurrency),
+    }
     print(f"{args.interventions} notifications per run, {args.concurrency} in flight per replica")
     with HttpPeer() as peer:
         peer.delay["slack"] = args.delay
@@ -154,12 +173,14 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
         for replicas in (1, 2, 4):
             rate, latencies = await run(replicas, args.interventions, env, peer, temp)
             results[replicas] = rate
-            print(f"{replicas} replica(s): {rate:6.1f} notifications/s  "
-                  f"scaling x{rate / results[1]:.2f}  paused->peer p50 "
-                  f"{statistics.median(latencies):.0f} ms, p99 "
-                  f"{sorted(latencies)[int(0.99 * (len(latencies) - 1))]:.0f} ms at 20/s "
-                  f"({len(latencies)} samples, peer answers after {args.delay * 1000:.0f} ms)",
-                  flush=True)  # fmt: skip
+            print(
+                f"{replicas} replica(s): {rate:6.1f} notifications/s  "
+                f"scaling x{rate / results[1]:.2f}  paused->peer p50 "
+                f"{statistics.median(latencies):.0f} ms, p99 "
+                f"{sorted(latencies)[int(0.99 * (len(latencies) - 1))]:.0f} ms at 20/s "
+                f"({len(latencies)} samples, peer answers after {args.delay * 1000:.0f} ms)",
+                flush=True,
+            )
 
 
 def main() -> None:

@@ -109,10 +109,15 @@ async def pause_rate(
     env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url}
     logs = [temp / f"pauser-{replicas}-{n}.log" for n in range(replicas)]
     processes = [
-        subprocess.Popen(product_command("services.pauser"), env=env, cwd=ROOT,
-                         stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            product_command("services.pauser"),
+            env=env,
+            cwd=ROOT,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         for log in logs
-    ]  # fmt: skip
+    ]
     try:
         deadline = time.monotonic() + 60
         while not all(b'"msg": "ready' in log.read_bytes() for log in logs):  # bound its consumers
@@ -123,14 +128,25 @@ async def pause_rate(
         now = datetime.now(UTC)
         began = time.perf_counter()
         for start in range(0, count, 500):
-            await asyncio.gather(*(
-                js.publish(Subjects.detected(project), Intervention(
-                    intervention_id=f"{project}-i{n}", project_id=project, session_id=f"s{n}",
-                    trigger="retry_limit", reason="Command attempted 4 times: npm test",
-                    detected_at=now).model_dump_json().encode(),
-                    headers={"Nats-Msg-Id": f"{project}-i{n}"})
-                for n in range(start, min(start + 500, count))
-            ))  # fmt: skip
+            await asyncio.gather(
+                *(
+                    js.publish(
+                        Subjects.detected(project),
+                        Intervention(
+                            intervention_id=f"{project}-i{n}",
+                            project_id=project,
+                            session_id=f"s{n}",
+                            trigger="retry_limit",
+                            reason="Command attempted 4 times: npm test",
+                            detected_at=now,
+                        )
+                        .model_dump_json()
+                        .encode(),
+                        headers={"Nats-Msg-Id": f"{project}-i{n}"},
+                    )
+                    for n in range(start, min(start + 500, count))
+                )
+            )
         await asyncio.wait_for(done.wait(), 300)
         return count / (time.perf_counter() - began)
     finally:
@@ -149,8 +165,11 @@ async def pauser_figures(
     await migrate(database_url)
     one = await pause_rate(nats_url, database_url, temp, 1, args.pauses)
     two = await pause_rate(nats_url, database_url, temp, 2, args.pauses)
-    print(f"pauses per second, {args.pauses} interventions: 1 pauser {one:,.0f}/s, "
-          f"2 pausers {two:,.0f}/s (x{two / one:.2f})", flush=True)  # fmt: skip
+    print(
+        f"pauses per second, {args.pauses} interventions: 1 pauser {one:,.0f}/s, "
+        f"2 pausers {two:,.0f}/s (x{two / one:.2f})",
+        flush=True,
+    )
 
 
 async def detector_figures(args: argparse.Namespace, nats_url: str, temp: Path) -> None:
@@ -158,15 +177,20 @@ async def detector_figures(args: argparse.Namespace, nats_url: str, temp: Path) 
     rates = {}
     for replicas in (1, 2):
         # Sessions of their own per run (event ids too: the stream would drop repeats).
-        events = interleave([
-            session_events("bench", f"r{replicas}-s{n}", args.detector_events // 1000)
-            for n in range(1000)
-        ])  # fmt: skip
+        events = interleave(
+            [
+                session_events("bench", f"r{replicas}-s{n}", args.detector_events // 1000)
+                for n in range(1000)
+            ]
+        )
         rates[replicas] = await detector_throughput(nc, nats_url, events, temp, replicas)
     await nc.close()
-    print(f"detector events per second, {args.detector_events} events of 1,000 sessions: "
-          f"1 replica {rates[1]:,.0f}/s, 2 replicas {rates[2]:,.0f}/s "
-          f"(x{rates[2] / rates[1]:.2f})", flush=True)  # fmt: skip
+    print(
+        f"detector events per second, {args.detector_events} events of 1,000 sessions: "
+        f"1 replica {rates[1]:,.0f}/s, 2 replicas {rates[2]:,.0f}/s "
+        f"(x{rates[2] / rates[1]:.2f})",
+        flush=True,
+    )
 
 
 def trend(runs: list[dict[str, Any]]) -> None:

@@ -53,8 +53,10 @@ def _stale_dev_server(workspace: Path, port: int) -> subprocess.Popen[bytes] | N
             probe.bind(("127.0.0.1", port))
         except OSError:
             return None
-    hold = (f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); "
-            "s.listen(); time.sleep(600)")  # fmt: skip
+    hold = (
+        f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); "
+        "s.listen(); time.sleep(600)"
+    )
     server = subprocess.Popen([sys.executable, "-c", hold], cwd=workspace, start_new_session=True)
     for _ in range(100):  # until it listens: the conflict the agent reports is real
         with socket.socket() as probe:
@@ -101,9 +103,12 @@ async def main_async(loop: bool) -> None:
         context_file = os.environ.get(CONTEXT_ENV)
         if context_file:
             session = AgentSession(
-                nc, project, os.environ.get("YOKEFLOW_SESSION_ID") or str(uuid.uuid4()),
-                workspace=workspace.resolve(), task=task,
-            )  # fmt: skip
+                nc,
+                project,
+                os.environ.get("YOKEFLOW_SESSION_ID") or str(uuid.uuid4()),
+                workspace=workspace.resolve(),
+                task=task,
+            )
             await run_resumed_session(
                 session, Path(context_file), os.environ.get(RESUMED_FROM_ENV, "")
             )

@@ -115,8 +115,10 @@ async def _status(settings: Settings) -> int:
             print(f"stream    {spec.name:14} {info.state.messages:>8} messages{held}")
         for consumer in CONSUMERS.all():
             c = await js.consumer_info(consumer.stream, consumer.durable)
-            print(f"consumer  {consumer.durable:18} pending {c.num_pending:>6}  "
-                  f"unacked {c.num_ack_pending:>4}  delivered to: {'yes' if c.push_bound else 'no one'}")  # fmt: skip
+            print(
+                f"consumer  {consumer.durable:18} pending {c.num_pending:>6}  "
+                f"unacked {c.num_ack_pending:>4}  delivered to: {'yes' if c.push_bound else 'no one'}"
+            )
         try:
             active = await PauserClient(nc, timeout=3).get_active_pauses()
             print(f"pauser    answering; {len(active)} active intervention(s)")
@@ -174,8 +176,10 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
                     state = "WOULD HAVE STOPPED (observe mode)"
                 if row.get("false_stop"):
                     state += f", false stop (marked by {row['false_stop_by']})"
-                print(f"{row['id']}  {row['paused_at'][:19]}  {row['project_id']}/{row['session_id']}  "
-                      f"{row['pause_type']:16} {state}\n    {AGENT_MARK}: {quoted_line(row['pause_reason'])}")  # fmt: skip
+                print(
+                    f"{row['id']}  {row['paused_at'][:19]}  {row['project_id']}/{row['session_id']}  "
+                    f"{row['pause_type']:16} {state}\n    {AGENT_MARK}: {quoted_line(row['pause_reason'])}"
+                )
         elif args.action == "show":
             print(json.dumps(await client.get_intervention(args.id), indent=2))
         elif args.action == "resume":
@@ -346,15 +350,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = command("up", help="start infrastructure and every service (Ctrl-C stops all)")
     up.add_argument("--demo", action="store_true", help="also run a demo agent that gets stuck")
-    up.add_argument("--quiet", action="store_true",
-                    help="no line per intervention event on the terminal")  # fmt: skip
-    up.add_argument("--detector-replicas", type=int, default=1, metavar="N",
-                    help="detector processes sharing the sessions' partitions, each standing by "
-                         "for the others (default 1)")  # fmt: skip
-    up.add_argument("--notifier-replicas", type=int, default=1, metavar="N",
-                    help="notifier processes sharing the work (default 1)")  # fmt: skip
-    up.add_argument("--pauser-replicas", type=int, default=1, metavar="N",
-                    help="pauser processes sharing the work (default 1)")  # fmt: skip
+    up.add_argument(
+        "--quiet", action="store_true", help="no line per intervention event on the terminal"
+    )
+    up.add_argument(
+        "--detector-replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="detector processes sharing the sessions' partitions, each standing by "
+        "for the others (default 1)",
+    )
+    up.add_argument(
+        "--notifier-replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="notifier processes sharing the work (default 1)",
+    )
+    up.add_argument(
+        "--pauser-replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="pauser processes sharing the work (default 1)",
+    )
     command("provision", help="create streams, consumers, KV buckets and tables; exit")
     detect = command("detect", help="replay agent events or an agent's transcript offline")
     detect.add_argument(
@@ -383,8 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     service = command("service", help="run one service in the foreground")
     service.add_argument("name", choices=SERVICE_ROLES)
     hook = command("hook", help="the agent CLIs' hooks adapter (reads the hook JSON on stdin)")
-    hook.add_argument("--check", nargs="?", const="", metavar="SESSION",
-                      help="tell whether this project's hooks are wired, and exit")  # fmt: skip
+    hook.add_argument(
+        "--check",
+        nargs="?",
+        const="",
+        metavar="SESSION",
+        help="tell whether this project's hooks are wired, and exit",
+    )
     hook.add_argument("--client", default="claude", help="claude, gemini, codex or copilot")
     hook.add_argument("--env", help="a settings file (what agents connect wrote for Codex)")
     hook.add_argument("--event", help="the hook's event, for Copilot (its payloads omit it)")
@@ -456,8 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
     watching = actions.add_parser(
         "watch", parents=[config], help="a line per intervention event as it happens"
     )
-    watching.add_argument("--colour", "--color", choices=["auto", "always", "never"],
-                          default="auto", help="auto: on a terminal, unless NO_COLOR is set")  # fmt: skip
+    watching.add_argument(
+        "--colour",
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="auto: on a terminal, unless NO_COLOR is set",
+    )
     pause = actions.add_parser("pause", parents=[config])
     pause.add_argument("project")
     pause.add_argument("session")
@@ -512,15 +542,21 @@ def _run(args: argparse.Namespace, settings: Settings, config_file: Path | None)
 
         from .up import run_up
 
-        replicas = {"detector": args.detector_replicas, "notifier": args.notifier_replicas,
-                    "pauser": args.pauser_replicas}  # fmt: skip
+        replicas = {
+            "detector": args.detector_replicas,
+            "notifier": args.notifier_replicas,
+            "pauser": args.pauser_replicas,
+        }
         for role, count in replicas.items():
             if count < 1:
                 print(f"up: --{role}-replicas must be at least 1", file=sys.stderr)
                 return 2
         if args.detector_replicas > DETECTOR_PARTITIONS:
-            print(f"up: --detector-replicas is at most {DETECTOR_PARTITIONS}, the number of "
-                  "partitions (a further replica would own none)", file=sys.stderr)  # fmt: skip
+            print(
+                f"up: --detector-replicas is at most {DETECTOR_PARTITIONS}, the number of "
+                "partitions (a further replica would own none)",
+                file=sys.stderr,
+            )
             return 2
         return run_up(settings, args.demo, replicas, config_file, args.quiet)
     if command == "embedded-postgres":

@@ -94,12 +94,19 @@ def prepare_infrastructure(
         else:
             started.append(server)
         nats_url = with_credentials(server.url, "admin", credentials.roles["admin"])
-        service_urls = {role: with_credentials(server.url, role, credentials.roles[role])
-                        for role in SERVICE_ROLES}  # fmt: skip
-        agent_urls = {project: with_credentials(server.url, f"agent-{project}",
-                                                credentials.agents[project]) for project in agents}  # fmt: skip
-        _say(report, f"NATS (embedded, JetStream)  {server.url}  data: {server.data_dir}  "
-                     "(a user per service and agent project)")  # fmt: skip
+        service_urls = {
+            role: with_credentials(server.url, role, credentials.roles[role])
+            for role in SERVICE_ROLES
+        }
+        agent_urls = {
+            project: with_credentials(server.url, f"agent-{project}", credentials.agents[project])
+            for project in agents
+        }
+        _say(
+            report,
+            f"NATS (embedded, JetStream)  {server.url}  data: {server.data_dir}  "
+            "(a user per service and agent project)",
+        )
     else:
         _say(report, f"NATS (configured)           {redact_credentials(nats_url)}")
     database_url = settings.database_url
@@ -332,8 +339,10 @@ def _run(
         # A line per intervention event, here, as it happens (the watcher inherits this
         # terminal, so it colours its lines when this is one).
         supervisor.start(ServiceSpec("watch", product_command("cli.watch"), console=True))
-    print("Running. Ctrl-C stops everything." + ("" if quiet else " Interventions as they happen:"),
-          flush=True)  # fmt: skip
+    print(
+        "Running. Ctrl-C stops everything." + ("" if quiet else " Interventions as they happen:"),
+        flush=True,
+    )
 
     stopping = False
 

@@ -87,11 +87,19 @@ def describe(subject: str, data: bytes) -> Line | None:
         )
     if subject in (Subjects.AGENT_DLQ, Subjects.INTERVENTION_DLQ):
         consumer = f" ({body['consumer']})" if body.get("consumer") else ""
-        return Line("dead letter", "bad", _clip(body.get("original_subject", subject), 80),
-                    f"{_quoted(body.get('reason', ''))}{consumer}")  # fmt: skip
+        return Line(
+            "dead letter",
+            "bad",
+            _clip(body.get("original_subject", subject), 80),
+            f"{_quoted(body.get('reason', ''))}{consumer}",
+        )
     if subject == Subjects.command("record_next_session"):
-        return Line("next session", "good", _short(body.get("intervention_id")),
-                    f"session {_session(body.get('session_id'))} started with the resume brief")  # fmt: skip
+        return Line(
+            "next session",
+            "good",
+            _short(body.get("intervention_id")),
+            f"session {_session(body.get('session_id'))} started with the resume brief",
+        )
     kind = subject.split(".")[1] if subject.count(".") >= 2 else ""
     blocker = f" [{body['blocker_type']}]" if body.get("blocker_type") else ""
     ref = _short(body.get("intervention_id"))
@@ -99,11 +107,19 @@ def describe(subject: str, data: bytes) -> Line | None:
         what = f"{body.get('trigger')}{blocker}: {_quoted(body.get('reason', ''))}"
         return Line("would stop", "warn", _where(body), f"{what} (observe mode: not stopped)")
     if kind == "detected":
-        return Line("detected", "bad", _where(body),
-                    f"{body.get('trigger')}{blocker}: {_quoted(body.get('reason', ''))}")  # fmt: skip
+        return Line(
+            "detected",
+            "bad",
+            _where(body),
+            f"{body.get('trigger')}{blocker}: {_quoted(body.get('reason', ''))}",
+        )
     if kind == "warned":
-        return Line("warned", "warn", _where(body),
-                    f"{body.get('trigger')}: {_quoted(body.get('reason', ''))}")  # fmt: skip
+        return Line(
+            "warned",
+            "warn",
+            _where(body),
+            f"{body.get('trigger')}: {_quoted(body.get('reason', ''))}",
+        )
     if kind == "waiting":  # told to a person, nothing paused
         return Line("waiting", "warn", _where(body), _quoted(body.get("reason", "")))
     if kind == "paused":
@@ -185,8 +201,18 @@ async def watch(nats_url: str, out: TextIO, colour: bool, stop: asyncio.Event) -
         for subject in WATCHED:
             await nc.subscribe(subject, cb=show)
         await nc.flush()
-        out.write(render(Line("watching", "info", "all projects",
-                              "interventions as they happen (Ctrl-C stops)"), colour) + "\n")  # fmt: skip
+        out.write(
+            render(
+                Line(
+                    "watching",
+                    "info",
+                    "all projects",
+                    "interventions as they happen (Ctrl-C stops)",
+                ),
+                colour,
+            )
+            + "\n"
+        )
         out.flush()
         await stop.wait()
     finally:

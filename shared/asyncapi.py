@@ -53,36 +53,70 @@ async def agent_event(event: AgentEvent) -> None:
 
 
 _LIFECYCLE = (
-    ("intervention.detected.{project_id}", Intervention,
-     "A session is stuck (detector, or a manual pause). Nats-Msg-Id = intervention_id."),
-    ("intervention.paused.{project_id}", InterventionPaused,
-     "The pause is durable: row written, session_control set to paused. Nats-Msg-Id = <id>:paused."),
-    ("intervention.resumed.{project_id}", InterventionResumed,
-     "A human or automatic recovery resumed the session; resume_context is the next session's brief."),
-    ("intervention.notified.{project_id}", InterventionNotified,
-     "Every channel has an outcome (or the notice was rate-limited or muted)."),
-    ("intervention.recovery.{project_id}", RecoveryOutcome,
-     "A step of an automatic fix: attempted, succeeded, failed or refused."),
-    ("intervention.warned.{project_id}", InterventionWarned,
-     "A session one step from a stop was warned (its agent told what to try instead), once per "
-     "pattern, before any human is paged. Added to v1. Nats-Msg-Id = warning_id."),
-    ("intervention.acknowledged.{project_id}", InterventionAcknowledged,
-     "A human took the incident (who, and from where: API, CLI, a signed link in an email, SMS "
-     "or Discord notice, a Slack button). Once per intervention, however many clicks. Added to "
-     "v1. Nats-Msg-Id = <id>:acknowledged."),
-    ("intervention.snoozed.{project_id}", InterventionSnoozed,
-     "A human put the incident's repeated notices off until `until`; the session stays paused. "
-     "Added to v1. Nats-Msg-Id = <id>:snoozed:<until>."),
-    ("intervention.waiting.{project_id}", Intervention,
-     "A session has waited waiting_notification_after for a person (a permission prompt, a "
-     "question): trigger waiting, the reason says what is asked. Nothing is paused; the notifier "
-     "tells the project's humans. Added to v1. Nats-Msg-Id = intervention_id."),
-    ("agent.verdicts.{project_id}.{session_id}", Verdict,
-     "The detector's answer to each agent event, for the agent that published it (core NATS, "
-     "not stored): continue, warn, or stop with the pause. Added to v1."),
+    (
+        "intervention.detected.{project_id}",
+        Intervention,
+        "A session is stuck (detector, or a manual pause). Nats-Msg-Id = intervention_id.",
+    ),
+    (
+        "intervention.paused.{project_id}",
+        InterventionPaused,
+        "The pause is durable: row written, session_control set to paused. Nats-Msg-Id = <id>:paused.",
+    ),
+    (
+        "intervention.resumed.{project_id}",
+        InterventionResumed,
+        "A human or automatic recovery resumed the session; resume_context is the next session's brief.",
+    ),
+    (
+        "intervention.notified.{project_id}",
+        InterventionNotified,
+        "Every channel has an outcome (or the notice was rate-limited or muted).",
+    ),
+    (
+        "intervention.recovery.{project_id}",
+        RecoveryOutcome,
+        "A step of an automatic fix: attempted, succeeded, failed or refused.",
+    ),
+    (
+        "intervention.warned.{project_id}",
+        InterventionWarned,
+        "A session one step from a stop was warned (its agent told what to try instead), once per "
+        "pattern, before any human is paged. Added to v1. Nats-Msg-Id = warning_id.",
+    ),
+    (
+        "intervention.acknowledged.{project_id}",
+        InterventionAcknowledged,
+        "A human took the incident (who, and from where: API, CLI, a signed link in an email, SMS "
+        "or Discord notice, a Slack button). Once per intervention, however many clicks. Added to "
+        "v1. Nats-Msg-Id = <id>:acknowledged.",
+    ),
+    (
+        "intervention.snoozed.{project_id}",
+        InterventionSnoozed,
+        "A human put the incident's repeated notices off until `until`; the session stays paused. "
+        "Added to v1. Nats-Msg-Id = <id>:snoozed:<until>.",
+    ),
+    (
+        "intervention.waiting.{project_id}",
+        Intervention,
+        "A session has waited waiting_notification_after for a person (a permission prompt, a "
+        "question): trigger waiting, the reason says what is asked. Nothing is paused; the notifier "
+        "tells the project's humans. Added to v1. Nats-Msg-Id = intervention_id.",
+    ),
+    (
+        "agent.verdicts.{project_id}.{session_id}",
+        Verdict,
+        "The detector's answer to each agent event, for the agent that published it (core NATS, "
+        "not stored): continue, warn, or stop with the pause. Added to v1.",
+    ),
     ("agent.dlq", DeadLetter, "An agent event that breaks the contract, with the reason."),
-    ("intervention.dlq", DeadLetter, "An intervention message that could not be processed, with the reason."),
-)  # fmt: skip
+    (
+        "intervention.dlq",
+        DeadLetter,
+        "An intervention message that could not be processed, with the reason.",
+    ),
+)
 
 for _subject, _model, _description in _LIFECYCLE:
     broker.publisher(

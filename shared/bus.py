@@ -204,9 +204,11 @@ async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> 
     if consumer.priority_group is None:
         config |= {"deliver_subject": consumer.deliver_subject, "deliver_group": consumer.group}
     else:
-        config |= {"priority_groups": [consumer.priority_group],
-                   "priority_policy": "pinned_client",
-                   "priority_timeout": int(consumer.priority_timeout_s * 1e9)}  # fmt: skip
+        config |= {
+            "priority_groups": [consumer.priority_group],
+            "priority_policy": "pinned_client",
+            "priority_timeout": int(consumer.priority_timeout_s * 1e9),
+        }
     subject = f"$JS.API.CONSUMER.CREATE.{consumer.stream}.{consumer.durable}"
     request = {"stream_name": consumer.stream, "config": config}
     reply = json.loads((await nc.request(subject, json.dumps(request).encode(), 5.0)).data)
@@ -244,11 +246,20 @@ async def provision(
             # session's last event.
             summaries = bucket == SESSION_SUMMARY_BUCKET
             await js.create_key_value(
-                KeyValueConfig(bucket=bucket, history=1 if summaries else 5, replicas=replicas,
-                               direct=True, ttl=SESSION_SUMMARY_TTL_S if summaries else None)
-            )  # fmt: skip
-    log.info("provisioned %d streams, %d consumers, %d buckets",
-             len(STREAMS), len(CONSUMERS.all()), len(KV_BUCKETS))  # fmt: skip
+                KeyValueConfig(
+                    bucket=bucket,
+                    history=1 if summaries else 5,
+                    replicas=replicas,
+                    direct=True,
+                    ttl=SESSION_SUMMARY_TTL_S if summaries else None,
+                )
+            )
+    log.info(
+        "provisioned %d streams, %d consumers, %d buckets",
+        len(STREAMS),
+        len(CONSUMERS.all()),
+        len(KV_BUCKETS),
+    )
 
 
 _PAGE = 256
@@ -270,8 +281,9 @@ async def read_range(
     try:
         while True:
             request = {"seq": seq, "next_by_subj": subject, "batch": _PAGE}
-            await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(),
-                             reply=inbox)  # fmt: skip
+            await nc.publish(
+                f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
+            )
             got, reached = 0, False
             while True:  # a batch ends with a status (204 end of batch, 404 nothing found)
                 msg = await sub.next_msg(timeout)

@@ -192,9 +192,13 @@ class PauserClient:
         self, project_id: str, session_id: str, reason: str, paused_by: str = "human"
     ) -> Any:
         return await self._call(
-            "pause_session", PauseRequest, project_id=project_id, session_id=session_id,
-            reason=reason, paused_by=paused_by,
-        )  # fmt: skip
+            "pause_session",
+            PauseRequest,
+            project_id=project_id,
+            session_id=session_id,
+            reason=reason,
+            paused_by=paused_by,
+        )
 
     async def resume_session(
         self,

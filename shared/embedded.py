@@ -146,11 +146,15 @@ class EmbeddedNats:
             args = [
                 _nats_binary(),
                 "--jetstream",
-                "--store_dir", str(self.data_dir / "jetstream"),
-                "--addr", self.host,
-                "--port", str(self.port),
-                "--server_name", self.server_name,
-            ]  # fmt: skip
+                "--store_dir",
+                str(self.data_dir / "jetstream"),
+                "--addr",
+                self.host,
+                "--port",
+                str(self.port),
+                "--server_name",
+                self.server_name,
+            ]
         if self.cluster_name:
             self.cluster_port = self.cluster_port or free_port(self.host)
             args += ["--cluster_name", self.cluster_name]

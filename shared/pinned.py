@@ -127,8 +127,14 @@ class PinnedConsumer:
         the consumer could win it from the replica that prefers it."""
         subject = f"$JS.API.CONSUMER.INFO.{self.spec.stream}.{self.spec.durable}"
         info = json.loads((await self._nc.request(subject, b"", 2.0)).data)
-        pinned = next((group.get("pinned_client_id") for group in info.get("priority_groups") or ()
-                       if group.get("group") == self.group), None)  # fmt: skip
+        pinned = next(
+            (
+                group.get("pinned_client_id")
+                for group in info.get("priority_groups") or ()
+                if group.get("group") == self.group
+            ),
+            None,
+        )
         waiting = bool(info.get("num_pending")) and not pinned
         if self._preferred:
             if pinned and pinned != self.pin and not self._contested:

@@ -101,20 +101,27 @@ def _consuming(*specs: ConsumerSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     publish: list[str] = []
     subscribe: list[str] = []
     for spec in specs:
-        publish += [f"{_API}.CONSUMER.INFO.{spec.stream}.{spec.durable}",
-                    f"$JS.ACK.{spec.stream}.{spec.durable}.>"]  # fmt: skip
+        publish += [
+            f"{_API}.CONSUMER.INFO.{spec.stream}.{spec.durable}",
+            f"$JS.ACK.{spec.stream}.{spec.durable}.>",
+        ]
         if spec.priority_group is None:
             subscribe.append(spec.deliver_subject)
         else:
-            publish += [f"{_API}.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}",
-                        f"{_API}.CONSUMER.UNPIN.{spec.stream}.{spec.durable}"]  # fmt: skip
+            publish += [
+                f"{_API}.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}",
+                f"{_API}.CONSUMER.UNPIN.{spec.stream}.{spec.durable}",
+            ]
     return tuple(publish), tuple(subscribe)
 
 
 def _bucket(bucket: str, write: bool) -> tuple[str, ...]:
     stream = f"KV_{bucket}"
-    read = (f"{_API}.STREAM.INFO.{stream}", f"{_API}.DIRECT.GET.{stream}.>",
-            f"{_API}.STREAM.MSG.GET.{stream}")  # fmt: skip
+    read = (
+        f"{_API}.STREAM.INFO.{stream}",
+        f"{_API}.DIRECT.GET.{stream}.>",
+        f"{_API}.STREAM.MSG.GET.{stream}",
+    )
     return (*read, f"$KV.{bucket}.>") if write else read
 
 
@@ -134,21 +141,37 @@ def service_permissions(role: str) -> Permissions:
             f"{_API}.STREAM.INFO.DEAD_LETTERS",
         )
         return Permissions(
-            (*pub, *history, *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
-             *_bucket(SESSION_SUMMARY_BUCKET, write=True), "intervention.detected.>", "intervention.warned.>", "intervention.waiting.>", "agent.verdicts.>",
-             *dead_letters, f"agent.events.{CLOCK_NAME}.tick.*",
-             f"{_API}.DIRECT.GET.KV_{DETECTOR_CHECKPOINT_BUCKET}"),
+            (
+                *pub,
+                *history,
+                *_bucket(DETECTOR_CHECKPOINT_BUCKET, write=True),
+                *_bucket(SESSION_SUMMARY_BUCKET, write=True),
+                "intervention.detected.>",
+                "intervention.warned.>",
+                "intervention.waiting.>",
+                "agent.verdicts.>",
+                *dead_letters,
+                f"agent.events.{CLOCK_NAME}.tick.*",
+                f"{_API}.DIRECT.GET.KV_{DETECTOR_CHECKPOINT_BUCKET}",
+            ),
             (*sub, *replies),
-        )  # fmt: skip
+        )
     if role == "pauser":
         pub, sub = _consuming(c.pauser_detected, c.pauser_sessions, c.pauser_warnings)
         return Permissions(
-            (*pub, *_bucket(CONTROL_BUCKET, write=True), "intervention.detected.>",
-             "intervention.paused.>", "intervention.resumed.>", "intervention.acknowledged.>",
-             "intervention.snoozed.>", *dead_letters),
+            (
+                *pub,
+                *_bucket(CONTROL_BUCKET, write=True),
+                "intervention.detected.>",
+                "intervention.paused.>",
+                "intervention.resumed.>",
+                "intervention.acknowledged.>",
+                "intervention.snoozed.>",
+                *dead_letters,
+            ),
             (*sub, *replies, "intervention.cmd.>"),
             allow_responses=True,
-        )  # fmt: skip
+        )
     if role == "notifier":
         pub, sub = _consuming(
             c.notifier_paused,
@@ -171,9 +194,14 @@ def service_permissions(role: str) -> Permissions:
     if role == "api":
         # The fleet view: a watch of the session summaries (an ordered consumer of its own).
         summaries = f"KV_{SESSION_SUMMARY_BUCKET}"
-        watch = (f"{_API}.STREAM.INFO.{summaries}", f"{_API}.CONSUMER.CREATE.{summaries}",
-                 f"{_API}.CONSUMER.CREATE.{summaries}.>", f"{_API}.CONSUMER.INFO.{summaries}.>",
-                 f"{_API}.CONSUMER.DELETE.{summaries}.>", f"$JS.FC.{summaries}.>")  # fmt: skip
+        watch = (
+            f"{_API}.STREAM.INFO.{summaries}",
+            f"{_API}.CONSUMER.CREATE.{summaries}",
+            f"{_API}.CONSUMER.CREATE.{summaries}.>",
+            f"{_API}.CONSUMER.INFO.{summaries}.>",
+            f"{_API}.CONSUMER.DELETE.{summaries}.>",
+            f"$JS.FC.{summaries}.>",
+        )
         return Permissions(("intervention.cmd.>", *watch), ("intervention.>", *replies))
     raise ValueError(f"unknown role {role!r}")
 
@@ -259,12 +287,17 @@ def consumer_permissions(name: str) -> Permissions:
     """A downstream consumer: its own durable pull consumer on the INTERVENTIONS stream."""
     stream = "INTERVENTIONS"
     return Permissions(
-        (f"{_API}.STREAM.INFO.{stream}", f"{_API}.CONSUMER.INFO.{stream}.{name}",
-         f"{_API}.CONSUMER.CREATE.{stream}.{name}", f"{_API}.CONSUMER.CREATE.{stream}.{name}.>",
-         f"{_API}.CONSUMER.DURABLE.CREATE.{stream}.{name}",
-         f"{_API}.CONSUMER.MSG.NEXT.{stream}.{name}", f"$JS.ACK.{stream}.{name}.>"),
+        (
+            f"{_API}.STREAM.INFO.{stream}",
+            f"{_API}.CONSUMER.INFO.{stream}.{name}",
+            f"{_API}.CONSUMER.CREATE.{stream}.{name}",
+            f"{_API}.CONSUMER.CREATE.{stream}.{name}.>",
+            f"{_API}.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+            f"{_API}.CONSUMER.MSG.NEXT.{stream}.{name}",
+            f"$JS.ACK.{stream}.{name}.>",
+        ),
         (f"_INBOX.consumer-{name}.>",),
-    )  # fmt: skip
+    )
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
@@ -309,8 +342,9 @@ class Credentials:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"roles": self.roles, "agents": self.agents,
-                           "consumers": self.consumers}, indent=2)  # fmt: skip
+        body = json.dumps(
+            {"roles": self.roles, "agents": self.agents, "consumers": self.consumers}, indent=2
+        )
         descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as out:
             out.write(body)
@@ -319,8 +353,14 @@ class Credentials:
     def accounts(self) -> dict[str, Any]:
         """Every account with its users, as the server configuration lists them."""
         users: list[dict[str, Any]] = [{"user": "admin", "password": self.roles["admin"]}]
-        users += [{"user": role, "password": self.roles[role],
-                   "permissions": service_permissions(role).as_config()} for role in SERVICE_ROLES]  # fmt: skip
+        users += [
+            {
+                "user": role,
+                "password": self.roles[role],
+                "permissions": service_permissions(role).as_config(),
+            }
+            for role in SERVICE_ROLES
+        ]
         accounts: dict[str, Any] = {
             SERVICES_ACCOUNT: {
                 "jetstream": "enabled",
@@ -351,10 +391,12 @@ def render_deployment_config() -> str:
     for role in ("admin", *SERVICE_ROLES):  # a variable reference is unquoted in NATS's format
         name = f"YOKEFLOW_NATS_PASSWORD_{role.upper()}"
         text = text.replace(f'"${name}"', f"${name}")
-    header = ("# Generated by `make bus-config` from shared/roles.py: the users and permissions of\n"
-              "# every role. Passwords come from the NATS server's environment. Agents (an\n"
-              "# account each) and consumers are added with `yokeflow-intervention\n"
-              "# agents|consumers add`.\n")  # fmt: skip
+    header = (
+        "# Generated by `make bus-config` from shared/roles.py: the users and permissions of\n"
+        "# every role. Passwords come from the NATS server's environment. Agents (an\n"
+        "# account each) and consumers are added with `yokeflow-intervention\n"
+        "# agents|consumers add`.\n"
+    )
     return header + text
 
 

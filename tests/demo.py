@@ -40,8 +40,10 @@ def _progress(line: str) -> None:
 
 def _hold_port(port: int, workspace: Path) -> subprocess.Popen[bytes]:
     """A real process listening on the port, as a forgotten dev server would."""
-    code = (f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); "
-            "time.sleep(600)")  # fmt: skip
+    code = (
+        f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); "
+        "time.sleep(600)"
+    )
     process = subprocess.Popen([sys.executable, "-c", code], cwd=workspace)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -73,20 +75,33 @@ TWILIO_SID, TWILIO_TOKEN, TWILIO_FROM = "AC" + "d" * 32, "demo-token", "+1555000
 
 def _peer_settings(http: HttpPeer, smtp: SmtpPeer) -> dict[str, str]:
     """Point every channel at the local stand-ins the demo runs."""
-    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "YOKEFLOW_SMTP_SECURITY": "none",
-            "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-            "TWILIO_FROM_NUMBER": TWILIO_FROM, "YOKEFLOW_TWILIO_API_BASE_URL": http.base_url,
-            "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true"}  # fmt: skip
+    return {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "YOKEFLOW_SMTP_SECURITY": "none",
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM_NUMBER": TWILIO_FROM,
+        "YOKEFLOW_TWILIO_API_BASE_URL": http.base_url,
+        "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
+    }
 
 
 async def _set_preferences(database_url: str, http: HttpPeer) -> dict[str, NotificationPreferences]:
     chosen = {
         DEMO_PROJECT: NotificationPreferences(
-            webhook_enabled=True, webhook_url=http.slack_url(), email_enabled=True,
-            email_addresses=["oncall@example.com"], sms_enabled=True, sms_numbers=["+15551230000"]),
-        "demo-discord": NotificationPreferences(webhook_enabled=True, webhook_url=http.discord_url()),
+            webhook_enabled=True,
+            webhook_url=http.slack_url(),
+            email_enabled=True,
+            email_addresses=["oncall@example.com"],
+            sms_enabled=True,
+            sms_numbers=["+15551230000"],
+        ),
+        "demo-discord": NotificationPreferences(
+            webhook_enabled=True, webhook_url=http.discord_url()
+        ),
         "demo-hooks": NotificationPreferences(webhook_enabled=True, webhook_url=http.webhook_url()),
-    }  # fmt: skip
+    }
     conn = await asyncpg.connect(database_url)
     try:
         for project, preferences in chosen.items():
@@ -101,20 +116,36 @@ def _notification_counts(http: HttpPeer, smtp: SmtpPeer) -> dict[str, dict[str, 
     # A message is identified by its intervention and its title: a recovery follow-up is not a
     # duplicate of the notice that the session was blocked.
     keys: dict[str, list[str]] = {
-        "slack": [f"{r.body['text']}|{r.body['attachments'][0]['footer']}" for r in http.accepted("slack")],
-        "discord": [f"{e['title']}|{e['footer']['text']}" for r in http.accepted("discord") for e in r.body["embeds"]],
-        "webhook": [f"{r.body['type']}|{r.body['intervention']['intervention_id']}" for r in http.accepted("webhook")],
+        "slack": [
+            f"{r.body['text']}|{r.body['attachments'][0]['footer']}" for r in http.accepted("slack")
+        ],
+        "discord": [
+            f"{e['title']}|{e['footer']['text']}"
+            for r in http.accepted("discord")
+            for e in r.body["embeds"]
+        ],
+        "webhook": [
+            f"{r.body['type']}|{r.body['intervention']['intervention_id']}"
+            for r in http.accepted("webhook")
+        ],
         "sms": [f"{r.body['To']}|{r.body['Body']}" for r in http.accepted("twilio")],
-        "email": [f"{m['To']}|{m['Subject']}|{m['X-YokeFlow-Intervention']}" for m in smtp.messages],
-    }  # fmt: skip
+        "email": [
+            f"{m['To']}|{m['Subject']}|{m['X-YokeFlow-Intervention']}" for m in smtp.messages
+        ],
+    }
     return {c: {"sent": len(k), "duplicates": len(k) - len(set(k))} for c, k in keys.items()}
 
 
 async def _flow(nats_url: str, workspace: Path, port: int) -> dict[str, Any]:
     summary: dict[str, Any] = {
-        "intervention_id": None, "trigger": None, "paused_row": False, "agent_blocked": False,
-        "blocker_doc": None, "resumed": False, "new_session_started_with_context": False,
-    }  # fmt: skip
+        "intervention_id": None,
+        "trigger": None,
+        "paused_row": False,
+        "agent_blocked": False,
+        "blocker_doc": None,
+        "resumed": False,
+        "new_session_started_with_context": False,
+    }
     nc = await connect(nats_url, "yokeflow-demo")
     try:
         pauser = PauserClient(nc, timeout=5)
@@ -214,15 +245,26 @@ def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer)
         _progress("starting infrastructure")
         infra = prepare_infrastructure(settings, report=False, agents=(DEMO_PROJECT,))
         registered = {
-            "demo-hooks": {"workspace_root": str(workspace), "dev_ports": [port],
-                           "recovery_actions": ["free_port"]},
+            "demo-hooks": {
+                "workspace_root": str(workspace),
+                "dev_ports": [port],
+                "recovery_actions": ["free_port"],
+            },
             # Its next session starts there, with its agents' credentials.
-            DEMO_PROJECT: {"workspace_root": str(workspace),
-                           "agent_nats_url": infra.agent_urls.get(DEMO_PROJECT)},
-        }  # fmt: skip
-        env = {**os.environ, "NATS_URL": infra.nats_url, "DATABASE_URL": infra.database_url,
-               "YOKEFLOW_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
-               "YOKEFLOW_PROJECTS": json.dumps(registered), **_peer_settings(http, smtp)}  # fmt: skip
+            DEMO_PROJECT: {
+                "workspace_root": str(workspace),
+                "agent_nats_url": infra.agent_urls.get(DEMO_PROJECT),
+            },
+        }
+        env = {
+            **os.environ,
+            "NATS_URL": infra.nats_url,
+            "DATABASE_URL": infra.database_url,
+            "YOKEFLOW_DATA_DIR": str(data_dir),
+            "PYTHONUNBUFFERED": "1",
+            "YOKEFLOW_PROJECTS": json.dumps(registered),
+            **_peer_settings(http, smtp),
+        }
         asyncio.run(_set_preferences(infra.database_url, http))
         supervisor = Supervisor(env, data_dir / "logs")
         try:
@@ -248,11 +290,22 @@ def _run_demo(settings: Settings, as_json: bool, http: HttpPeer, smtp: SmtpPeer)
             infra.stop()
     notifications = summary.get("notifications", {})
     recovery = summary.get("recovery", {})
-    ok = bool(recovery.get("succeeded") and recovery.get("auto_resumed")) and all(summary[key] for key in (
-        "intervention_id", "paused_row", "agent_blocked", "blocker_doc", "resumed",
-        "new_session_started_with_context")) and all(
-        n["sent"] >= 1 and n["duplicates"] == 0 for n in notifications.values()
-    ) and len(notifications) == 5  # fmt: skip
+    ok = (
+        bool(recovery.get("succeeded") and recovery.get("auto_resumed"))
+        and all(
+            summary[key]
+            for key in (
+                "intervention_id",
+                "paused_row",
+                "agent_blocked",
+                "blocker_doc",
+                "resumed",
+                "new_session_started_with_context",
+            )
+        )
+        and all(n["sent"] >= 1 and n["duplicates"] == 0 for n in notifications.values())
+        and len(notifications) == 5
+    )
     if as_json:
         print(json.dumps(summary, indent=2))
     else:

@@ -57,8 +57,13 @@ def cli(
     """`yokeflow-intervention ARGS` as a user runs it, in a process of its own."""
     return subprocess.run(
         product_command("cli", *args),
-        capture_output=True, text=True, env=env, input=stdin, timeout=timeout, cwd=cwd,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 async def publish_events(nc: Client, events: list[dict[str, Any]]) -> None:
@@ -193,8 +198,9 @@ async def recorded_intervention(
     """An intervention as the pauser records it (its project and session rows too), for tests of
     what reads them: the overview's figures and the dashboard's charts. Returns its id."""
     ident = str(uuid.uuid4())
-    await db.execute("INSERT INTO projects (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
-                     project)  # fmt: skip
+    await db.execute(
+        "INSERT INTO projects (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", project
+    )
     await db.execute("INSERT INTO sessions (id, project_id) VALUES ($1, $2)", session, project)
     resolved_at = (
         None if resolved_after_s is None else paused_at + timedelta(seconds=resolved_after_s)
@@ -203,9 +209,16 @@ async def recorded_intervention(
         """INSERT INTO paused_sessions (id, session_id, project_id, pause_reason, pause_type,
                blocker_type, paused_at, resolved, resolved_at, resolved_by, intervention)
            VALUES ($1, $2, $3, 'r', $4, $5, $6, $7, $8, $9, '{}')""",
-        ident, session, project, trigger, blocker, paused_at, resolved_at is not None,
-        resolved_at, resolved_by,
-    )  # fmt: skip
+        ident,
+        session,
+        project,
+        trigger,
+        blocker,
+        paused_at,
+        resolved_at is not None,
+        resolved_at,
+        resolved_by,
+    )
     return ident
 
 

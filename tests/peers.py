@@ -393,9 +393,16 @@ class HttpPeer(_LoopbackServer):
                 form,
             )
         sid = "SM" + uuid.uuid4().hex
-        reply = {"sid": sid, "account_sid": self.twilio_sid, "to": to, "from": form["From"],
-                 "body": form["Body"], "status": "queued", "num_segments": "1",
-                 "uri": f"{expected_path[:-5]}/{sid}.json"}  # fmt: skip
+        reply = {
+            "sid": sid,
+            "account_sid": self.twilio_sid,
+            "to": to,
+            "from": form["From"],
+            "body": form["Body"],
+            "status": "queued",
+            "num_segments": "1",
+            "uri": f"{expected_path[:-5]}/{sid}.json",
+        }
         return 201, json.dumps(reply), "", form
 
 

@@ -99,8 +99,9 @@ class ClaudeSdkHooks:
 
     async def finish(self, reason: str = "completed") -> None:
         try:
-            await asyncio.wait_for(self.session.end("paused" if self._blockers else reason),
-                                   self.budget)  # fmt: skip
+            await asyncio.wait_for(
+                self.session.end("paused" if self._blockers else reason), self.budget
+            )
         except (NatsError, OSError, TimeoutError) as exc:  # the agent's work is done anyway
             log.warning("YokeFlow: session end not recorded: %r", exc)
         finally:
@@ -127,27 +128,31 @@ class ClaudeSdkHooks:
         id, and the resume brief appended to the system prompt."""
         options = base if base is not None else ClaudeAgentOptions(**fields)
         hooks: dict[Any, list[HookMatcher]] = {k: list(v) for k, v in (options.hooks or {}).items()}
-        for event, callback in (("PreToolUse", self.pre_tool_use),
-                                ("PostToolUse", self.post_tool_use),
-                                ("PostToolUseFailure", self.post_tool_use),
-                                ("Stop", self.stop),
-                                ("PermissionRequest", self.waiting),
-                                ("Notification", self.waiting)):  # fmt: skip
+        for event, callback in (
+            ("PreToolUse", self.pre_tool_use),
+            ("PostToolUse", self.post_tool_use),
+            ("PostToolUseFailure", self.post_tool_use),
+            ("Stop", self.stop),
+            ("PermissionRequest", self.waiting),
+            ("Notification", self.waiting),
+        ):
             hooks.setdefault(event, []).append(HookMatcher(matcher=None, hooks=[callback]))
         system_prompt = options.system_prompt
         if self.brief:
             if isinstance(system_prompt, str):
                 system_prompt = f"{system_prompt}\n\n{self.brief}"
             elif system_prompt is None:
-                system_prompt = SystemPromptPreset(type="preset", preset="claude_code",
-                                                   append=self.brief)  # fmt: skip
+                system_prompt = SystemPromptPreset(
+                    type="preset", preset="claude_code", append=self.brief
+                )
             elif system_prompt.get("type") == "preset":
                 preset = cast("dict[str, Any]", dict(system_prompt))
                 append = preset.get("append")
                 preset["append"] = f"{append}\n\n{self.brief}" if append else self.brief
                 system_prompt = cast("SystemPromptPreset", preset)
-        return replace(options, hooks=hooks, session_id=self.session.session_id,
-                       system_prompt=system_prompt)  # fmt: skip
+        return replace(
+            options, hooks=hooks, session_id=self.session.session_id, system_prompt=system_prompt
+        )
 
     # -- the hooks ---------------------------------------------------------------------------
 
@@ -156,24 +161,30 @@ class ClaudeSdkHooks:
         if control.intervention_id not in self._blockers and self.session.workspace is not None:
             self._blockers.add(str(control.intervention_id))
             path = self.session.workspace / PROGRESS_FILE
-            entry = blocker_entry(self.session.session_id, control.model_dump(mode="json"),
-                                  datetime.now(UTC))  # fmt: skip
+            entry = blocker_entry(
+                self.session.session_id, control.model_dump(mode="json"), datetime.now(UTC)
+            )
             with path.open("a", encoding="utf-8") as progress:
                 progress.write("\n" + entry)
-        reason = (f"YokeFlow intervention: {paused}. Stop and wait for a human; the blocker is "
-                  f"recorded in {PROGRESS_FILE}.")  # fmt: skip
+        reason = (
+            f"YokeFlow intervention: {paused}. Stop and wait for a human; the blocker is "
+            f"recorded in {PROGRESS_FILE}."
+        )
         output: _Output = {"continue_": False, "stopReason": reason}
         if event == "PreToolUse":
-            output["hookSpecificOutput"] = {"hookEventName": "PreToolUse",
-                                            "permissionDecision": "deny",
-                                            "permissionDecisionReason": reason}  # fmt: skip
+            output["hookSpecificOutput"] = {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            }
         return output
 
     @staticmethod
     def _said(verdict: Verdict | None, event: str) -> _Output:
         if verdict is not None and verdict.decision == "warn" and verdict.warning:
-            return {"hookSpecificOutput": {"hookEventName": event,
-                                           "additionalContext": verdict.warning}}  # fmt: skip
+            return {
+                "hookSpecificOutput": {"hookEventName": event, "additionalContext": verdict.warning}
+            }
         return {}
 
     @staticmethod
@@ -235,8 +246,11 @@ class ClaudeSdkHooks:
         ok = event == "PostToolUse"
         response = data.get("tool_response")
         exit_code, error = (0, "") if ok else failure_of(data.get("error") or response)
-        output = "" if not ok or response is None else (
-            response if isinstance(response, str) else json.dumps(response, default=str))  # fmt: skip
+        output = (
+            ""
+            if not ok or response is None
+            else (response if isinstance(response, str) else json.dumps(response, default=str))
+        )
         duration = data.get("duration_ms")
         verdict = await self.session.tool_result(
             str(tool_use_id or data.get("tool_use_id") or ""),
@@ -260,8 +274,15 @@ class ClaudeSdkHooks:
 class _Opening:
     """`async with ClaudeSdkHooks.open(...) as hooks`: connected, started, then ended."""
 
-    def __init__(self, kind: type[ClaudeSdkHooks], url: str, project_id: str, workspace: Path,
-                 task: Task | None, session_id: str | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kind: type[ClaudeSdkHooks],
+        url: str,
+        project_id: str,
+        workspace: Path,
+        task: Task | None,
+        session_id: str | None,
+    ) -> None:
         self._args = (kind, url, project_id, workspace, task, session_id)
         self._hooks: ClaudeSdkHooks | None = None
 
@@ -269,9 +290,15 @@ class _Opening:
         kind, url, project_id, workspace, task, session_id = self._args
         nc: Client = await connect(url, project_id)
         # A publish retries only within a hook's budget: a hook never waits out an outage.
-        session = AgentSession(nc, project_id, session_id or str(uuid.uuid4()),
-                               workspace=Path(workspace), task=task, publish_deadline=0.5,
-                               publish_timeout=0.25)  # fmt: skip
+        session = AgentSession(
+            nc,
+            project_id,
+            session_id or str(uuid.uuid4()),
+            workspace=Path(workspace),
+            task=task,
+            publish_deadline=0.5,
+            publish_timeout=0.25,
+        )
         self._hooks = kind(session, owns_connection=True)
         try:
             await self._hooks.begin()

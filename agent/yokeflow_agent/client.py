@@ -50,8 +50,12 @@ async def connect(url: str, project_id: str, **options: Any) -> Client:
     """Connect as an agent of `project_id`: with the inbox prefix its credentials allow, so
     JetStream acknowledgements and control-state reads reach it. `url` carries the agent's
     credentials (`yokeflow-intervention agents add PROJECT` prints it)."""
-    settings: dict[str, Any] = {"name": f"yokeflow-agent-{project_id}", "connect_timeout": 2,
-                                "max_reconnect_attempts": 5, "reconnect_time_wait": 0.5}  # fmt: skip
+    settings: dict[str, Any] = {
+        "name": f"yokeflow-agent-{project_id}",
+        "connect_timeout": 2,
+        "max_reconnect_attempts": 5,
+        "reconnect_time_wait": 0.5,
+    }
     settings.update(options)
     return await nats.connect(
         servers=[s.strip() for s in url.split(",")],
@@ -106,8 +110,9 @@ class AgentSession:
         while True:
             try:
                 wait = max(0.05, min(self.publish_timeout, deadline - time.monotonic()))
-                await js.publish(self.subject, payload, timeout=wait,
-                                 headers={"Nats-Msg-Id": event["event_id"]})  # fmt: skip
+                await js.publish(
+                    self.subject, payload, timeout=wait, headers={"Nats-Msg-Id": event["event_id"]}
+                )
                 break
             except (NatsError, TimeoutError):
                 # Same id on every try: the stream keeps exactly one copy. A closed connection
@@ -184,8 +189,13 @@ class AgentSession:
     ) -> Verdict | None:
         """Publish the call and wait for the detector's verdict on it; raise SessionPaused if
         it stops the call. Without a verdict in time the control state decides."""
-        verdict = await self._publish_and_hear(self.verdict_timeout, "tool_call", tool=tool,
-                                               input=clip_input(tool_input), call_id=call_id)  # fmt: skip
+        verdict = await self._publish_and_hear(
+            self.verdict_timeout,
+            "tool_call",
+            tool=tool,
+            input=clip_input(tool_input),
+            call_id=call_id,
+        )
         if verdict is None:
             await self.raise_if_paused()
         elif verdict.decision == "stop" and verdict.control is not None:
@@ -205,8 +215,13 @@ class AgentSession:
     ) -> Verdict | None:
         """Report a call's result. With `hear`, wait (up to `warning_wait`) for the detector's
         verdict on it: a warning to pass on to the model, or a stop."""
-        result = {"ok": ok, "exit_code": exit_code, "output": output, "error": error,
-                  "duration_ms": duration_ms}  # fmt: skip
+        result = {
+            "ok": ok,
+            "exit_code": exit_code,
+            "output": output,
+            "error": error,
+            "duration_ms": duration_ms,
+        }
         fields = {"call_id": call_id, "tool": tool, "result": result}
         if hear:
             return await self._publish_and_hear(self.warning_wait, "tool_result", **fields)

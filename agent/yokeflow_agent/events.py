@@ -118,8 +118,10 @@ def blocker_entry(session_id: str, control: Mapping[str, Any], when: datetime) -
         f"{intervention} --by NAME --notes TEXT` (or from the dashboard)"
     )
     stats = control.get("retry_stats") or {}
-    retry_stats = {key: stats.get(key, 0) for key in
-                   ("total_retries", "max_retries_on_single_command", "unique_errors")}  # fmt: skip
+    retry_stats = {
+        key: stats.get(key, 0)
+        for key in ("total_retries", "max_retries_on_single_command", "unique_errors")
+    }
     return "\n".join(
         [
             f"## BLOCKER - Session {session_id} - {when:%Y-%m-%d %H:%M:%S} UTC",

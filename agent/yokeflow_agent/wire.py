@@ -146,10 +146,16 @@ class Wire:
                 sock.settimeout(_remaining(deadline))
                 wire._sock = context.wrap_socket(sock, server_hostname=host)
             options: dict[str, Any] = {
-                "verbose": False, "pedantic": False, "tls_required": tls, "name": name,
-                "lang": "python-stdlib", "version": "1", "protocol": 1, "headers": True,
+                "verbose": False,
+                "pedantic": False,
+                "tls_required": tls,
+                "name": name,
+                "lang": "python-stdlib",
+                "version": "1",
+                "protocol": 1,
+                "headers": True,
                 "no_responders": True,
-            }  # fmt: skip
+            }
             if parts.user and parts.password is not None:
                 options.update(user=parts.user, **{"pass": parts.password})
             elif parts.user:
@@ -252,8 +258,9 @@ class Wire:
     def publish(self, subject: str, data: bytes, reply: str = "", **headers: str) -> None:
         reply_part = f" {reply}" if reply else ""
         if headers:
-            head = ("NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                    + "\r\n").encode()  # fmt: skip
+            head = (
+                "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            ).encode()
             verb = f"HPUB {subject}{reply_part} {len(head)} {len(head) + len(data)}"
             self._send(verb.encode() + _CRLF + head + data + _CRLF)
         else:

@@ -65,8 +65,11 @@ class Fleet:
         sessions come first, then the rest by risk. Risk is computed from the agent's own
         event times (a backdated `ts` makes a session look old), so one project's agent could
         otherwise fill the whole page and hide every other project's sessions."""
-        found = [s for s in self.sessions.values()
-                 if s.state in states and (project_id is None or s.project_id == project_id)]  # fmt: skip
+        found = [
+            s
+            for s in self.sessions.values()
+            if s.state in states and (project_id is None or s.project_id == project_id)
+        ]
         found.sort(key=lambda s: (-s.risk, s.project_id, s.session_id))
         fair = found
         if len(found) > limit:
@@ -110,8 +113,9 @@ class Fleet:
         else:
             try:
                 summary = SessionSummary.model_validate_json(value)
-                self.sessions[key] = _Held(summary.risk, summary.project_id,
-                                           summary.session_id, summary.state, value)  # fmt: skip
+                self.sessions[key] = _Held(
+                    summary.risk, summary.project_id, summary.session_id, summary.state, value
+                )
             except ValidationError as exc:
                 log.warning("ignored a session summary under %s: %s", key, exc.errors()[:1])
                 return

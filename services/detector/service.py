@@ -161,8 +161,9 @@ class Detector:
         if intervention is not None:
             await self._stopped(intervention, state)
         if warning is not None:
-            await publish_event(self.js, Subjects.warned(warning.project_id), warning,
-                                msg_id=warning.warning_id)  # fmt: skip
+            await publish_event(
+                self.js, Subjects.warned(warning.project_id), warning, msg_id=warning.warning_id
+            )
             WARNINGS.labels(warning.trigger).inc()
             log.info("warned %s/%s: %s", warning.project_id, warning.session_id, warning.reason)
         if not isinstance(event, SessionEnded):
@@ -375,13 +376,19 @@ class Detector:
         if intervention is not None and enforced:
             control = SessionControl.paused_by(intervention, intervention.detected_at)
         elif state.intervened is not None and enforced:  # the pause may not be visible yet
-            control = SessionControl(state="paused", intervention_id=state.intervened,
-                                     reason=f"paused by intervention {state.intervened}")  # fmt: skip
+            control = SessionControl(
+                state="paused",
+                intervention_id=state.intervened,
+                reason=f"paused by intervention {state.intervened}",
+            )
         if control is not None:
             verdict = Verdict(seq=event.seq, decision="stop", control=control)
         elif warning is not None:
-            verdict = Verdict(seq=event.seq, decision="warn",
-                              warning=f"YokeFlow: {warning.reason}. {warning.advice}")  # fmt: skip
+            verdict = Verdict(
+                seq=event.seq,
+                decision="warn",
+                warning=f"YokeFlow: {warning.reason}. {warning.advice}",
+            )
         else:  # most events: the answer without building and dumping a model
             await self.nc.publish(subject, _CONTINUE % event.seq)
             return
@@ -483,8 +490,10 @@ class Detector:
         """The session's epoch and intervention; with `snapshot`, its whole state too (when it
         leaves memory). Any other write replaces a snapshot: a snapshot is valid only while the
         session is out of memory, so a crash never restores a state older than its events."""
-        checkpoint: dict[str, object] = {"epoch_start": state.epoch_start,
-                                         "intervention_id": intervention_id}  # fmt: skip
+        checkpoint: dict[str, object] = {
+            "epoch_start": state.epoch_start,
+            "intervention_id": intervention_id,
+        }
         if snapshot:
             checkpoint["state"] = state.snapshot()
         await self.checkpoints.put(
@@ -574,8 +583,12 @@ class Detector:
             # intervention went out (a failover between the publish and the checkpoint, or the
             # event was dead-lettered). A session is handled only once its intervention is
             # published, so publish it now: under its own id, a repeat is dropped by the stream.
-            await publish_event(self.js, Subjects.detected(verdict.project_id), verdict,
-                                msg_id=verdict.intervention_id)  # fmt: skip
+            await publish_event(
+                self.js,
+                Subjects.detected(verdict.project_id),
+                verdict,
+                msg_id=verdict.intervention_id,
+            )
             await self._save_checkpoint(state, verdict.intervention_id)
         if replayed:
             log.info(

@@ -321,9 +321,10 @@ class Senders:
             )
         if self._twilio is None:
             self._twilio = TwilioClient(
-                s.twilio_account_sid, s.twilio_auth_token.get_secret_value(),
+                s.twilio_account_sid,
+                s.twilio_auth_token.get_secret_value(),
                 http_client=self._twilio_http,
-            )  # fmt: skip
+            )
             if s.twilio_api_base_url:
                 self._twilio.api.base_url = s.twilio_api_base_url
         return self._twilio

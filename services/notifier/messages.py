@@ -54,8 +54,15 @@ COLOURS = {
 }
 DISCORD_BUTTON_URL = 512  # a link button's URL, at most
 # Discord's documented embed limits.
-DISCORD_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024,
-                  "fields": 25, "footer": 2048, "total": 6000}  # fmt: skip
+DISCORD_LIMITS = {
+    "title": 256,
+    "description": 4096,
+    "field_name": 256,
+    "field_value": 1024,
+    "fields": 25,
+    "footer": 2048,
+    "total": 6000,
+}
 
 
 # Slack: no documented limit per attachment field, 40,000 characters per message; keep each
@@ -167,10 +174,16 @@ class Notice:
             Fact("Trigger", i.trigger),
             Fact("Blocker Type", i.blocker_type or "none"),
             Fact("Error", _clip(i.error_excerpt or i.reason, 900), agent=True),
-            Fact("Retry Statistics", f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one command, {stats.unique_errors} unique errors"),
-            Fact("Action Required", i.suggested_recovery or "Review the blocker and resume the session with notes."),
+            Fact(
+                "Retry Statistics",
+                f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one command, {stats.unique_errors} unique errors",
+            ),
+            Fact(
+                "Action Required",
+                i.suggested_recovery or "Review the blocker and resume the session with notes.",
+            ),
             Fact(LINK_FACT, self.where),
-        ]  # fmt: skip
+        ]
         if self.detail:
             facts.insert(0, Fact("Recovery Detail", _clip(self.detail, 900), agent=True))
         if i.task is not None:
@@ -257,10 +270,14 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
         budget -= len("Act") + len(act)
     for fact in notice.facts()[: limits["fields"]]:
         name, value = fact.label, fact.shown
-        field: dict[str, Any] = {"name": _clip(name, limits["field_name"]),
-                 "value": _clip((value if fact.name == LINK_FACT else discord_escape(value)) or "-",
-                                min(limits["field_value"], max(budget - len(name), 1))),
-                 "inline": len(value) < 40}  # fmt: skip
+        field: dict[str, Any] = {
+            "name": _clip(name, limits["field_name"]),
+            "value": _clip(
+                (value if fact.name == LINK_FACT else discord_escape(value)) or "-",
+                min(limits["field_value"], max(budget - len(name), 1)),
+            ),
+            "inline": len(value) < 40,
+        }
         budget -= len(field["name"]) + len(field["value"])
         if budget < 0:
             break

@@ -126,10 +126,15 @@ class Notifier:
             deliveries = deliveries_for(preferences, slack_app=self.senders.slack is not None)
             results = await asyncio.gather(*(self._deliver(paused, d, notice) for d in deliveries))
             outcomes = [
-                ChannelOutcome(channel=d.channel, recipient=d.recipient, status=o.status,
-                               detail=o.detail, attempts=o.attempts)
+                ChannelOutcome(
+                    channel=d.channel,
+                    recipient=d.recipient,
+                    status=o.status,
+                    detail=o.detail,
+                    attempts=o.attempts,
+                )
                 for d, o in zip(deliveries, results, strict=True)
-            ]  # fmt: skip
+            ]
         else:
             NOTIFICATIONS.labels("all", decision).inc()
         if decision == "suppressed":
@@ -138,10 +143,17 @@ class Notifier:
             )
         if decided.grouped_into is not None:
             await self.refresh(decided.grouped_into)  # its Slack message lists this session
-        status = decision if decision != "notify" else (
-            "sent" if outcomes and all(o.status == "sent" for o in outcomes) else "failed"
-            if outcomes else "no_channels"
-        )  # fmt: skip
+        status = (
+            decision
+            if decision != "notify"
+            else (
+                "sent"
+                if outcomes and all(o.status == "sent" for o in outcomes)
+                else "failed"
+                if outcomes
+                else "no_channels"
+            )
+        )
         await self.ledger.audit(
             paused.intervention_id,
             status,
@@ -169,9 +181,11 @@ class Notifier:
             msg_id=f"{paused.intervention_id}:notified",
         )
         log.info(
-            "%s: %s", decision, ", ".join(f"{o.channel} {o.status}" for o in outcomes) or "no channels",
+            "%s: %s",
+            decision,
+            ", ".join(f"{o.channel} {o.status}" for o in outcomes) or "no channels",
             extra={"intervention_id": paused.intervention_id, "project_id": paused.project_id},
-        )  # fmt: skip
+        )
         return notified
 
     async def follow_up(self, outcome: RecoveryOutcome) -> list[Outcome]:

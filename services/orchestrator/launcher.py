@@ -75,8 +75,11 @@ class NextSessionLauncher:
             env = scrubbed_environment(project.user if project else None, **extra)
             confined = run_as(project.user if project else None)
         except ConfinementError as exc:
-            log.warning("next session not started: %s", exc,
-                        extra={"intervention_id": resumed.intervention_id})  # fmt: skip
+            log.warning(
+                "next session not started: %s",
+                exc,
+                extra={"intervention_id": resumed.intervention_id},
+            )
             return None
         if not await self.pauser.record_next_session(resumed.intervention_id, session_id):
             log.info(

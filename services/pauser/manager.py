@@ -63,9 +63,11 @@ class PausedSessionManager:
             log.info(
                 "session already paused by another intervention; %s not recorded",
                 intervention.intervention_id,
-                extra={"intervention_id": intervention.intervention_id,
-                       "session_id": intervention.session_id},
-            )  # fmt: skip
+                extra={
+                    "intervention_id": intervention.intervention_id,
+                    "session_id": intervention.session_id,
+                },
+            )
             return None
         if intervention.mode == "observe":
             if created:
@@ -98,9 +100,11 @@ class PausedSessionManager:
                 "paused session %s: %s",
                 intervention.session_id,
                 intervention.reason,
-                extra={"intervention_id": intervention.intervention_id,
-                       "session_id": intervention.session_id},
-            )  # fmt: skip
+                extra={
+                    "intervention_id": intervention.intervention_id,
+                    "session_id": intervention.session_id,
+                },
+            )
         return row
 
     async def pause_session(self, request: PauseRequest) -> dict[str, Any]:
@@ -157,9 +161,10 @@ class PausedSessionManager:
         except (NatsError, TimeoutError) as exc:
             # Committed: the resume stands, and the outbox announces it once NATS answers.
             log.warning(
-                "resume committed, announcing it failed (the outbox retries): %r", exc,
+                "resume committed, announcing it failed (the outbox retries): %r",
+                exc,
                 extra={"intervention_id": request.intervention_id},
-            )  # fmt: skip
+            )
         return _json_safe(resolved)
 
     async def acknowledge(self, request: AcknowledgeRequest) -> dict[str, Any]:

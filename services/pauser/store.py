@@ -175,9 +175,13 @@ class PausedSessionStore:
                 OBSERVE_RESOLVER,
             )
             if inserted is not None:
-                await self._action(conn, intervention.intervention_id,
-                                   "observed" if observed else "paused", "succeeded",
-                                   {"trigger": intervention.trigger, "reason": intervention.reason})  # fmt: skip
+                await self._action(
+                    conn,
+                    intervention.intervention_id,
+                    "observed" if observed else "paused",
+                    "succeeded",
+                    {"trigger": intervention.trigger, "reason": intervention.reason},
+                )
                 return _record(inserted), True
         existing = await self.get(intervention.intervention_id)
         return existing, False
@@ -245,8 +249,13 @@ class PausedSessionStore:
                 raise AlreadyResolved(
                     f"intervention {intervention_id} is already resolved (by {exists})"
                 )
-            await self._action(conn, intervention_id, "resumed", "succeeded",
-                               {"resolved_by": resolved_by, "notes": notes})  # fmt: skip
+            await self._action(
+                conn,
+                intervention_id,
+                "resumed",
+                "succeeded",
+                {"resolved_by": resolved_by, "notes": notes},
+            )
             if false_stop_note is not None:  # kept as it is if it was marked before the resume
                 marking = (conn, intervention_id, resolved_by, false_stop_note)
                 row = await self._mark_false_stop(*marking) or row
@@ -390,6 +399,7 @@ class PausedSessionStore:
                 ):
                     return False
                 raise UnknownIntervention(f"unknown intervention {intervention_id!r}")
-            await self._action(conn, intervention_id, "next_session", "started",
-                               {"session_id": session_id})  # fmt: skip
+            await self._action(
+                conn, intervention_id, "next_session", "started", {"session_id": session_id}
+            )
         return True

@@ -74,8 +74,14 @@ _NPMRC_LIMIT = 1 << 20
 # a different name from the user configuration's /dev/null, which npm will not load twice.
 _NO_NPMRC = os.path.join(os.devnull, "npmrc")
 _NPM_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
-_PYTHON_PACKAGES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "Pillow",
-                    "sklearn": "scikit-learn", "bs4": "beautifulsoup4", "dotenv": "python-dotenv"}  # fmt: skip
+_PYTHON_PACKAGES = {
+    "yaml": "PyYAML",
+    "cv2": "opencv-python",
+    "PIL": "Pillow",
+    "sklearn": "scikit-learn",
+    "bs4": "beautifulsoup4",
+    "dotenv": "python-dotenv",
+}
 _OUTPUT_EXCERPT = 2000
 # Redis commands that write files, load code, reconfigure or replicate: renamed away in the Redis
 # recovery starts (6.2 has no enable-*-command directives). It runs as the project's user anyway;
@@ -103,8 +109,12 @@ class NoAction(Refused):
 
 # Actions on infrastructure other projects may share: at most one run per intervention.
 SHARED_ACTIONS = ("start_redis", "restart_postgres")
-_ACTION_FOR = {"port_conflict": "free_port", "redis_unavailable": "start_redis",
-               "db_connection": "restart_postgres", "module_not_found": "install_module"}  # fmt: skip
+_ACTION_FOR = {
+    "port_conflict": "free_port",
+    "redis_unavailable": "start_redis",
+    "db_connection": "restart_postgres",
+    "module_not_found": "install_module",
+}
 
 
 @dataclass(frozen=True)
@@ -210,13 +220,27 @@ def _module_plan(
                 f"the registered interpreter {python} can be changed by the project's user "
                 f"({part}): register one the operator owns"
             )
-        command = [python, "-I", "-m", "pip", "install", "--no-input",
-                   *settings.recovery_pip_options, "--", package]  # fmt: skip
-        return Plan("install_module", f"python:{python}", f"pip install {package}", command,
-                    cwd=workspace, params={"ecosystem": "python", "module": module,
-                                           "package": package, "python": python},
-                    user=project.user, env=scrubbed_environment(
-                        project.user, PIP_NO_INPUT="1", PIP_CONFIG_FILE=os.devnull))  # fmt: skip
+        command = [
+            python,
+            "-I",
+            "-m",
+            "pip",
+            "install",
+            "--no-input",
+            *settings.recovery_pip_options,
+            "--",
+            package,
+        ]
+        return Plan(
+            "install_module",
+            f"python:{python}",
+            f"pip install {package}",
+            command,
+            cwd=workspace,
+            params={"ecosystem": "python", "module": module, "package": package, "python": python},
+            user=project.user,
+            env=scrubbed_environment(project.user, PIP_NO_INPUT="1", PIP_CONFIG_FILE=os.devnull),
+        )
     if match := _JS_MODULE.search(text):
         name = match.group(1)
         if name.startswith((".", "/")):
@@ -240,13 +264,29 @@ def _module_plan(
             {*_npmrc_scopes(workspace), *([package.split("/")[0]] if "/" in package else [])}
         )
         scripts = [] if settings.recovery_npm_scripts else ["--ignore-scripts"]
-        command = [npm, "install", f"--prefix={workspace}", f"--registry={registry}",
-                   f"--userconfig={os.devnull}", f"--globalconfig={_NO_NPMRC}",
-                   *(f"--{scope}:registry={registry}" for scope in scopes), *scripts,
-                   *settings.recovery_npm_options, "--", package]  # fmt: skip
-        return Plan("install_module", f"npm:{workspace}", f"npm install {package}", command,
-                    cwd=workspace, params={"ecosystem": "npm", "package": package},
-                    user=project.user, env=scrubbed_environment(project.user, PIP_NO_INPUT="1"))  # fmt: skip
+        command = [
+            npm,
+            "install",
+            f"--prefix={workspace}",
+            f"--registry={registry}",
+            f"--userconfig={os.devnull}",
+            f"--globalconfig={_NO_NPMRC}",
+            *(f"--{scope}:registry={registry}" for scope in scopes),
+            *scripts,
+            *settings.recovery_npm_options,
+            "--",
+            package,
+        ]
+        return Plan(
+            "install_module",
+            f"npm:{workspace}",
+            f"npm install {package}",
+            command,
+            cwd=workspace,
+            params={"ecosystem": "npm", "package": package},
+            user=project.user,
+            env=scrubbed_environment(project.user, PIP_NO_INPUT="1"),
+        )
     raise Refused("the error names no module")
 
 
@@ -307,14 +347,24 @@ def plan_recovery(intervention: Intervention, settings: Settings) -> Plan:
     if action in ("install_module", "run_command") and project.user is None:
         raise Refused(f"{action} runs in the workspace: register the project's user for it")
     if custom is not None:
-        return Plan("run_command", f"command:{blocker}", f"configured command for {blocker}",
-                    list(custom), cwd=workspace, user=project.user,
-                    env=scrubbed_environment(project.user, PIP_NO_INPUT="1"))  # fmt: skip
+        return Plan(
+            "run_command",
+            f"command:{blocker}",
+            f"configured command for {blocker}",
+            list(custom),
+            cwd=workspace,
+            user=project.user,
+            env=scrubbed_environment(project.user, PIP_NO_INPUT="1"),
+        )
     if blocker == "port_conflict":
         port = _port_from(text, project)
-        return Plan("free_port", f"port:{port}", f"stop the process listening on port {port}",
-                    params={"port": port, "workspace_root": os.path.realpath(project.workspace_root)},
-                    user=project.user)  # fmt: skip
+        return Plan(
+            "free_port",
+            f"port:{port}",
+            f"stop the process listening on port {port}",
+            params={"port": port, "workspace_root": os.path.realpath(project.workspace_root)},
+            user=project.user,
+        )
     if blocker == "redis_unavailable":
         match = _REDIS_PORT.search(text)
         port = int(next(g for g in match.groups() if g)) if match else 6379
@@ -507,10 +557,15 @@ async def _start_redis(plan: Plan, settings: Settings) -> Result:
     os.chown(folder, identity["user"], identity["group"])
     log = folder / "redis.log"
     process = await asyncio.create_subprocess_exec(
-        *_substitute(plan.command, dir=folder), cwd=folder, env=plan.env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        stdin=asyncio.subprocess.DEVNULL, start_new_session=True, **identity,
-    )  # fmt: skip
+        *_substitute(plan.command, dir=folder),
+        cwd=folder,
+        env=plan.env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+        **identity,
+    )
     _track(settings, f"redis-{port}", process.pid, folder)
     for _ in range(100):
         if _ping_redis(port):

@@ -177,10 +177,12 @@ class Recovery:
                 f"an earlier attempt fixed it: {result.detail.removeprefix('nothing to do: ')}"
             )
         if result.nothing_to_do:
-            await self._audit(paused.intervention_id, "nothing_to_do",
-                              {**details, "detail": result.detail})  # fmt: skip
-            return await self._publish(paused, "nothing_to_do", plan, result.detail,
-                                       result.verification)  # fmt: skip
+            await self._audit(
+                paused.intervention_id, "nothing_to_do", {**details, "detail": result.detail}
+            )
+            return await self._publish(
+                paused, "nothing_to_do", plan, result.detail, result.verification
+            )
         await self._audit(
             paused.intervention_id,
             "succeeded" if result.succeeded else "failed",
@@ -212,8 +214,10 @@ class Recovery:
         verification = result.verification if result else ""
         resumed = False
         if self.settings.recovery_auto_resume:
-            notes = (f"Automatic recovery: {plan.description}. {detail}. "
-                     f"Verified: {verification or 'see the audit trail'}.")  # fmt: skip
+            notes = (
+                f"Automatic recovery: {plan.description}. {detail}. "
+                f"Verified: {verification or 'see the audit trail'}."
+            )
             try:
                 await self.pauser.resume_session(
                     paused.intervention_id, AUTO_RECOVERY_RESOLVER, notes

@@ -30,8 +30,16 @@ SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-quic"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
 
 if not Path(CHROMIUM).exists() or not (DASHBOARD / "index.html").exists():
     pytest.skip(
@@ -225,15 +233,26 @@ async def seed_costs(db, project: str) -> None:
     channels = [("slack", "sent"), ("email", "sent"), ("sms", "failed")]
     for n, (trigger, blocker, ago, after, by, recovery, notices) in enumerate(plan):
         paused_at = now - timedelta(days=ago)
-        ident = await recorded_intervention(db, project, f"session-{n}", trigger, blocker,
-                                            paused_at, after, by)  # fmt: skip
+        ident = await recorded_intervention(
+            db, project, f"session-{n}", trigger, blocker, paused_at, after, by
+        )
         if recovery:
-            await db.execute("""INSERT INTO intervention_actions (paused_session_id, action_type,
-                                action_status) VALUES ($1, 'recovery', $2)""", ident, recovery)  # fmt: skip
+            await db.execute(
+                """INSERT INTO intervention_actions (paused_session_id, action_type,
+                                action_status) VALUES ($1, 'recovery', $2)""",
+                ident,
+                recovery,
+            )
         for channel, status in channels[:notices]:
-            await db.execute("""INSERT INTO notification_deliveries (intervention_id, project_id,
+            await db.execute(
+                """INSERT INTO notification_deliveries (intervention_id, project_id,
                                 channel, recipient, status, created_at) VALUES ($1, $2, $3, 'x', $4, $5)""",
-                             ident, project, channel, status, paused_at)  # fmt: skip
+                ident,
+                project,
+                channel,
+                status,
+                paused_at,
+            )
 
 
 async def test_the_overview_charts_what_interventions_cost(stack, page, db, unique):
@@ -268,10 +287,13 @@ async def test_a_notification_links_to_its_intervention(stack, services, page, n
     project = unique("linked")
     with HttpPeer(webhook_secret=SECRET) as peer:
         services.start(
-            "notifier", YOKEFLOW_DASHBOARD_URL=stack, YOKEFLOW_WEBHOOK_URL=peer.webhook_url(),
-            YOKEFLOW_WEBHOOK_SECRET=SECRET, YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS="true",
+            "notifier",
+            YOKEFLOW_DASHBOARD_URL=stack,
+            YOKEFLOW_WEBHOOK_URL=peer.webhook_url(),
+            YOKEFLOW_WEBHOOK_SECRET=SECRET,
+            YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS="true",
             YOKEFLOW_MIN_NOTIFICATION_INTERVAL="0",
-        )  # fmt: skip
+        )
         intervention_id = await stuck_session(nc, project)
 
         def notice():

@@ -45,8 +45,17 @@ from ..infra import TestInfra
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-SERVICES = ("detector-1", "detector-2", "pauser-1", "pauser-2", "notifier-1", "notifier-2",
-            "recovery", "orchestrator", "api")  # fmt: skip
+SERVICES = (
+    "detector-1",
+    "detector-2",
+    "pauser-1",
+    "pauser-2",
+    "notifier-1",
+    "notifier-2",
+    "recovery",
+    "orchestrator",
+    "api",
+)
 # One replica of each replicated stage at once, left dead for longer than a detector takeover
 # takes (the consumers' priority_timeout): the survivors do all the work meanwhile.
 PAIR_FAULT = "detector-1 and pauser-1"
@@ -102,11 +111,16 @@ class FaultStack:
         self.waves = {fault: plan_wave(fault) for fault in FAULTS}
         self.workspaces = folder / "workspaces"
         self.workspaces.mkdir()
-        self.registered = json.dumps({
-            wave.project: {"workspace_root": str(self.workspaces), "recovery_actions": ["free_port"],
-                           "dev_ports": list(wave.port_conflicts.values())}
-            for wave in self.waves.values()
-        })  # fmt: skip
+        self.registered = json.dumps(
+            {
+                wave.project: {
+                    "workspace_root": str(self.workspaces),
+                    "recovery_actions": ["free_port"],
+                    "dev_ports": list(wave.port_conflicts.values()),
+                }
+                for wave in self.waves.values()
+            }
+        )
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.processes: ServiceProcesses | None = None
 
@@ -126,8 +140,11 @@ class FaultStack:
     def start_service(self, name: str) -> None:
         assert self.processes is not None
         role, _, number = name.partition("-")
-        replica = ({"YOKEFLOW_DETECTOR_REPLICA": str(int(number) - 1),
-                    "YOKEFLOW_DETECTOR_REPLICAS": "2"} if role == "detector" else {})  # fmt: skip
+        replica = (
+            {"YOKEFLOW_DETECTOR_REPLICA": str(int(number) - 1), "YOKEFLOW_DETECTOR_REPLICAS": "2"}
+            if role == "detector"
+            else {}
+        )
         self.running[name] = self.processes.start(
             role,
             **replica,
@@ -497,8 +514,11 @@ async def dead_letters(nc: Client, original_subject: str) -> list[dict[str, obje
     finally:
         await sub.unsubscribe()
     # Stored subjects end with the session's partition.
-    return [letter for letter in letters
-            if str(letter["original_subject"]).rpartition(".")[0] == original_subject]  # fmt: skip
+    return [
+        letter
+        for letter in letters
+        if str(letter["original_subject"]).rpartition(".")[0] == original_subject
+    ]
 
 
 def settled(tally: Tally, wave: Wave, ids: dict[str, str]) -> bool:

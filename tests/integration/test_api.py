@@ -36,16 +36,24 @@ async def api(services):
 
 def stuck(project: str, session: str) -> Intervention:
     return Intervention(
-        intervention_id=f"{session}-i", project_id=project, session_id=session, trigger="retry_limit",
-        reason="Command attempted 4 times: npm start", error_excerpt="Error: boom",
+        intervention_id=f"{session}-i",
+        project_id=project,
+        session_id=session,
+        trigger="retry_limit",
+        reason="Command attempted 4 times: npm start",
+        error_excerpt="Error: boom",
         retry_stats=RetryStats(total_retries=3, max_retries_on_single_command=3, unique_errors=1),
-        task=Task(id="42", description="Add checkout API"), detected_at=datetime.now(UTC),
-    )  # fmt: skip
+        task=Task(id="42", description="Add checkout API"),
+        detected_at=datetime.now(UTC),
+    )
 
 
 async def detect(nc, item: Intervention) -> None:
-    await nc.jetstream().publish(Subjects.detected(item.project_id), item.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": item.intervention_id})  # fmt: skip
+    await nc.jetstream().publish(
+        Subjects.detected(item.project_id),
+        item.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": item.intervention_id},
+    )
 
 
 async def test_interventions_resume_and_errors(api, nc, unique):
@@ -76,8 +84,11 @@ async def test_interventions_resume_and_errors(api, nc, unique):
     missing = await api.post("/api/interventions/nope/resume", json=resume, headers=auth)
     assert missing.status_code == 404
     assert (await api.get("/api/interventions/nope")).status_code == 404
-    bad = await api.post(f"/api/interventions/{items[1].intervention_id}/resume",
-                         json={"resolved_by": "ana", "resolution_notes": ""}, headers=auth)  # fmt: skip
+    bad = await api.post(
+        f"/api/interventions/{items[1].intervention_id}/resume",
+        json={"resolved_by": "ana", "resolution_notes": ""},
+        headers=auth,
+    )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "resolution_notes"
 
     # History is what is resolved (one of three), active what is not (the other two).
@@ -85,8 +96,11 @@ async def test_interventions_resume_and_errors(api, nc, unique):
         await api.get("/api/interventions/history", params={"project_id": project, "limit": 1})
     ).json()
     assert page["total"] == 1 and [i["id"] for i in page["interventions"]] == [target]
-    rest = (await api.get("/api/interventions/history",
-                          params={"project_id": project, "limit": 1, "offset": 1})).json()  # fmt: skip
+    rest = (
+        await api.get(
+            "/api/interventions/history", params={"project_id": project, "limit": 1, "offset": 1}
+        )
+    ).json()
     assert rest["interventions"] == []
     assert (await api.get("/api/interventions/active", params={"project_id": project})).json()[
         "count"
@@ -106,15 +120,23 @@ async def test_preferences_round_trip_and_validation(api, db, unique):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     defaults = (await api.get(f"/api/projects/{project}/notifications/preferences")).json()
     assert defaults["source"] == "defaults"
-    bad = await api.post(f"/api/projects/{project}/notifications/preferences",
-                         json={"sms_enabled": True, "sms_numbers": ["12345"]}, headers=auth)  # fmt: skip
+    bad = await api.post(
+        f"/api/projects/{project}/notifications/preferences",
+        json={"sms_enabled": True, "sms_numbers": ["12345"]},
+        headers=auth,
+    )
     problem = bad.json()["detail"][0]
     assert (
         bad.status_code == 422 and problem["loc"][-1] == "sms_numbers" and "E.164" in problem["msg"]
     )
-    chosen = {"webhook_enabled": True, "webhook_url": "https://hooks.slack.com/services/T/B/x",
-              "email_enabled": True, "email_addresses": ["ana@example.com"], "min_notification_interval": 60,
-              "notify_on_manual_pause": True}  # fmt: skip
+    chosen = {
+        "webhook_enabled": True,
+        "webhook_url": "https://hooks.slack.com/services/T/B/x",
+        "email_enabled": True,
+        "email_addresses": ["ana@example.com"],
+        "min_notification_interval": 60,
+        "notify_on_manual_pause": True,
+    }
     saved = await api.post(
         f"/api/projects/{project}/notifications/preferences", json=chosen, headers=auth
     )
@@ -128,8 +150,10 @@ async def test_preferences_round_trip_and_validation(api, db, unique):
     # The webhook URL is a secret: shown masked, and sending the masked value back keeps it.
     assert shown["webhook_url"].startswith("https://hooks.slack.com/…#")
     assert "/services/T/B/x" not in json.dumps(read)
-    again = await api.post(f"/api/projects/{project}/notifications/preferences",
-                           json={**shown, "email_addresses": ["bo@example.com"]})  # fmt: skip
+    again = await api.post(
+        f"/api/projects/{project}/notifications/preferences",
+        json={**shown, "email_addresses": ["bo@example.com"]},
+    )
     assert again.status_code == 200
     stored = await load_preferences(db, project)
     assert stored is not None and stored.webhook_url == chosen["webhook_url"]
@@ -140,9 +164,14 @@ async def test_with_a_token_every_read_and_the_stream_need_it(api, unique):
     """Reads return agent output, addresses and phone numbers: no token, no data."""
     plain = httpx.AsyncClient(base_url=str(api.base_url), timeout=10)
     async with plain:
-        for path in ("/api/interventions/active", "/api/interventions/history",
-                     f"/api/interventions/{unique('i')}", "/api/projects",
-                     f"/api/projects/{unique('p')}/notifications/preferences", "/api/events"):  # fmt: skip
+        for path in (
+            "/api/interventions/active",
+            "/api/interventions/history",
+            f"/api/interventions/{unique('i')}",
+            "/api/projects",
+            f"/api/projects/{unique('p')}/notifications/preferences",
+            "/api/events",
+        ):
             response = await plain.get(path)
             assert response.status_code == 401, path
         wrong = await plain.get("/api/projects", headers={"Authorization": "Bearer nope"})

@@ -74,8 +74,9 @@ async def quiet(error: Exception) -> None:
 def cli(folder, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS_"))}
     env["YOKEFLOW_DATA_DIR"] = str(folder)
-    return subprocess.run(product_command("cli", *args), capture_output=True, text=True,
-                          env=env, timeout=60)  # fmt: skip
+    return subprocess.run(
+        product_command("cli", *args), capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 async def test_an_agent_reports_and_is_paused_and_can_do_nothing_else(bus, unique):
@@ -118,12 +119,26 @@ async def test_an_agent_reports_and_is_paused_and_can_do_nothing_else(bus, uniqu
         # ticking the watchdog's clock, or a waiting notice (a human told without a stop);
         await refused(js.publish(Subjects.clock(3), b""))
         await refused(js.publish(Subjects.waiting(project), b"{}"))
-        await refused(agent_nc.request("$JS.API.CONSUMER.UNPIN.AGENT_EVENTS.detector-3",
-                                       b'{"group": "detector"}', timeout=1))  # fmt: skip
-        await refused(agent_nc.request("$JS.API.CONSUMER.MSG.NEXT.AGENT_EVENTS.detector-3",
-                                       b'{"batch": 1, "group": "detector"}', timeout=1))  # fmt: skip
-        for subject in (Subjects.agent_events_stored(other, "s1"), Subjects.detected(project),
-                        Subjects.paused(project), f"{Subjects.agent_events(project, 'chosen')}.3"):  # fmt: skip
+        await refused(
+            agent_nc.request(
+                "$JS.API.CONSUMER.UNPIN.AGENT_EVENTS.detector-3",
+                b'{"group": "detector"}',
+                timeout=1,
+            )
+        )
+        await refused(
+            agent_nc.request(
+                "$JS.API.CONSUMER.MSG.NEXT.AGENT_EVENTS.detector-3",
+                b'{"batch": 1, "group": "detector"}',
+                timeout=1,
+            )
+        )
+        for subject in (
+            Subjects.agent_events_stored(other, "s1"),
+            Subjects.detected(project),
+            Subjects.paused(project),
+            f"{Subjects.agent_events(project, 'chosen')}.3",
+        ):
             stream = "AGENT_EVENTS" if subject.startswith("agent.") else "INTERVENTIONS"
             try:
                 stored = await admin_js.get_last_msg(stream, subject)
@@ -274,18 +289,27 @@ def test_hook_check_reads_the_projects_claude_settings_and_its_agent_credentials
     root = tmp_path / project
     (root / ".claude").mkdir(parents=True)
     hook = [{"type": "command", "command": "yokeflow-hook"}]
-    settings = {"env": {"NATS_URL": agent_url},
-                "hooks": {"PreToolUse": [{"matcher": "*", "hooks": hook}],
-                          "PostToolUse": [{"matcher": "*", "hooks": hook}],
-                          "SessionEnd": [{"hooks": hook}]}}  # fmt: skip
+    settings = {
+        "env": {"NATS_URL": agent_url},
+        "hooks": {
+            "PreToolUse": [{"matcher": "*", "hooks": hook}],
+            "PostToolUse": [{"matcher": "*", "hooks": hook}],
+            "SessionEnd": [{"hooks": hook}],
+        },
+    }
     (root / ".claude" / "settings.json").write_text(json.dumps(settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS_"))}
     env["HOME"] = str(tmp_path)  # no user-level settings
 
     def check(**extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(Path(sys.executable).parent / "yokeflow-hook"), "--check"],
-                              cwd=root, env={**env, **extra}, capture_output=True, text=True,
-                              timeout=30)  # fmt: skip
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "yokeflow-hook"), "--check"],
+            cwd=root,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     wired = check()
     assert wired.returncode == 0, wired.stdout

@@ -64,8 +64,12 @@ async def test_the_fourth_identical_failing_call_is_refused_and_the_session_halt
     # A verdict is heard only within its wait (0.5 s for a call, 0.2 s for a result, by
     # default); on a loaded 2-core CI machine the detector may answer later, so this test
     # waits longer: it checks what is said and when, not how fast (bench/hook.py does that).
-    env = service_env(infra, YOKEFLOW_PROJECT_ID=project, YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state"),
-                      **PATIENT)  # fmt: skip
+    env = service_env(
+        infra,
+        YOKEFLOW_PROJECT_ID=project,
+        YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state"),
+        **PATIENT,
+    )
 
     def hook(name: str, tool_use_id: str = "toolu_01", session_id: str = session):
         return run_hook(env, hook_payload(name, session_id, workspace, tool_use_id))
@@ -98,8 +102,13 @@ async def test_the_fourth_identical_failing_call_is_refused_and_the_session_halt
 
     # Stored events: one per hook call that reports something, nothing duplicated, and the
     # session ended as paused.
-    last = json.loads((await nc.jetstream().get_last_msg(
-        "AGENT_EVENTS", Subjects.agent_events_stored(project, session))).data)  # fmt: skip
+    last = json.loads(
+        (
+            await nc.jetstream().get_last_msg(
+                "AGENT_EVENTS", Subjects.agent_events_stored(project, session)
+            )
+        ).data
+    )
     assert last["type"] == "session_ended" and last["reason"] == "paused"
     assert last["seq"] == 1 + 4 + 3 + 1
 
@@ -108,8 +117,19 @@ async def test_the_fourth_identical_failing_call_is_refused_and_the_session_halt
         cli("interventions", "list", "--project", project, "--json", env=env).stdout
     )
     assert len(listing) == 1
-    assert cli("interventions", "resume", listing[0]["id"], "--by", "ana", "--notes",
-               "Use PORT=4000", env=env).returncode == 0  # fmt: skip
+    assert (
+        cli(
+            "interventions",
+            "resume",
+            listing[0]["id"],
+            "--by",
+            "ana",
+            "--notes",
+            "Use PORT=4000",
+            env=env,
+        ).returncode
+        == 0
+    )
     start = hook("session_start", session_id=unique("next"))
     context = json.loads(start.stdout)["hookSpecificOutput"]
     assert context["hookEventName"] == "SessionStart"
@@ -122,15 +142,19 @@ async def test_parallel_calls_do_not_wait_for_one_another(infra, nc, services, u
     their call (no lock is held across network I/O, so none waits out another's)."""
     services.start("detector")
     project, session = unique("parallel"), unique("claude")
-    env = service_env(infra, YOKEFLOW_PROJECT_ID=project,
-                      YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state"))  # fmt: skip
+    env = service_env(
+        infra, YOKEFLOW_PROJECT_ID=project, YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state")
+    )
     procs = []
     for n in range(4):
         payload = json.loads(hook_payload("pre_tool_use", session, tmp_path, f"toolu_{n}"))
         payload["tool_name"], payload["tool_input"] = "Read", {"file_path": f"/src/{n}.py"}
         command = [sys.executable, "-P", "-m", "yokeflow_intervention.cli", "hook"]
-        procs.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      env=env, text=True))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
+            )
+        )
         procs[-1].stdin.write(json.dumps(payload))  # type: ignore[union-attr]
         procs[-1].stdin.close()  # type: ignore[union-attr]
     assert all(p.wait(timeout=30) == 0 for p in procs)
@@ -138,7 +162,8 @@ async def test_parallel_calls_do_not_wait_for_one_another(infra, nc, services, u
     info = await js.stream_info("AGENT_EVENTS", subjects_filter=f"agent.events.{project}.>")
     # Stored with the session's partition appended.
     assert [(s.rpartition(".")[0], n) for s, n in (info.state.subjects or {}).items()] == [
-        (f"agent.events.{project}.{session}", 4)]  # fmt: skip
+        (f"agent.events.{project}.{session}", 4)
+    ]
 
 
 def test_nats_down_lets_the_agent_work_and_says_why(tmp_path):
@@ -161,8 +186,14 @@ def test_a_bad_configuration_never_blocks_the_agent(tmp_path, problem):
         (tmp_path / ".yokeflow.yaml").write_text("intervention:\n  colour: blue\n")
     else:
         stdin = "{not json"
-    result = subprocess.run([sys.executable, "-P", "-m", "yokeflow_intervention.cli", "hook"],
-                            input=stdin, capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-P", "-m", "yokeflow_intervention.cli", "hook"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0
     shown = json.loads(result.stdout)["systemMessage"]
     assert "not recorded" in shown
@@ -195,7 +226,9 @@ def test_check_tells_whether_the_hooks_are_wired(infra, unique, tmp_path):
 
 def test_claude_code_failures_keep_their_exit_code_and_root_cause():
     assert failure_of("Exit code 127\nbash: pnpm: command not found") == (
-        127, "bash: pnpm: command not found")  # fmt: skip
+        127,
+        "bash: pnpm: command not found",
+    )
     assert failure_of("Exit code 2") == (2, "Exit code 2")
     assert failure_of("File has not been read yet") == (1, "File has not been read yet")
 
@@ -208,8 +241,9 @@ async def test_the_project_is_the_root_not_the_folder_the_agent_cd_to(
     root = tmp_path / unique("shop")
     (root / "web").mkdir(parents=True)
     session = unique("claude")
-    env = service_env(infra, CLAUDE_PROJECT_DIR=str(root),
-                      YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state"))  # fmt: skip
+    env = service_env(
+        infra, CLAUDE_PROJECT_DIR=str(root), YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state")
+    )
 
     def hook(name: str, tool_use_id: str = "toolu_01", cwd=root / "web", session_id=session):
         return run_hook(env, hook_payload(name, session_id, cwd, tool_use_id))
@@ -230,8 +264,19 @@ async def test_the_project_is_the_root_not_the_folder_the_agent_cd_to(
     failed = cli("interventions", "list", "--project", root.name, "--json", env=env)
     intervention = json.loads(failed.stdout)[0]
     assert intervention["blocker_info"]["error_excerpt"].startswith("Error: Command failed")
-    assert cli("interventions", "resume", intervention["id"], "--by", "ana", "--notes",
-               "Use PORT=4000", env=env).returncode == 0  # fmt: skip
+    assert (
+        cli(
+            "interventions",
+            "resume",
+            intervention["id"],
+            "--by",
+            "ana",
+            "--notes",
+            "Use PORT=4000",
+            env=env,
+        ).returncode
+        == 0
+    )
     # A compaction elsewhere in the project neither takes the brief nor starts a session...
     payload = json.loads(hook_payload("session_start", unique("c"), root))
     payload["source"] = "compact"
@@ -248,12 +293,16 @@ def test_the_stop_hook_reports_the_last_reply_from_the_transcript(tmp_path):
     transcript = tmp_path / "t.jsonl"
     entries = [
         {"type": "user", "message": {"role": "user", "content": "fix the build"}},
-        {"type": "assistant", "message": {"content": [{"type": "text", "text": "Looking."},
-                                                      {"type": "tool_use", "id": "t1"}]}},
+        {
+            "type": "assistant",
+            "message": {
+                "content": [{"type": "text", "text": "Looking."}, {"type": "tool_use", "id": "t1"}]
+            },
+        },
         {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1"}]}},
         {"type": "assistant", "message": {"content": [{"type": "text", "text": "I will now run"}]}},
         {"type": "assistant", "message": {"content": [{"type": "text", "text": "the tests."}]}},
-    ]  # fmt: skip
+    ]
     transcript.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
     assert last_reply({"transcript_path": str(transcript)}) == "I will now run\nthe tests."
     assert last_reply({"last_assistant_message": "Done."}) == "Done."
@@ -266,12 +315,18 @@ async def test_repeated_replies_through_the_stop_hook_pause_the_session(
     services.start("detector")
     services.start("pauser")
     project, session = unique("talk"), unique("claude")
-    env = service_env(infra, YOKEFLOW_PROJECT_ID=project,
-                      YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state"))  # fmt: skip
+    env = service_env(
+        infra, YOKEFLOW_PROJECT_ID=project, YOKEFLOW_HOOK_STATE_DIR=str(tmp_path / "state")
+    )
     assert run_hook(env, hook_payload("session_start", session, tmp_path)).returncode == 0
     for _ in range(3):
-        stop = {"session_id": session, "cwd": str(tmp_path), "hook_event_name": "Stop",
-                "stop_hook_active": False, "last_assistant_message": "I will now run the tests."}  # fmt: skip
+        stop = {
+            "session_id": session,
+            "cwd": str(tmp_path),
+            "hook_event_name": "Stop",
+            "stop_hook_active": False,
+            "last_assistant_message": "I will now run the tests.",
+        }
         assert run_hook(env, json.dumps(stop)).returncode == 0
     listing = await eventually_listing(env, project)
     assert listing[0]["pause_type"] == "loop_pattern"

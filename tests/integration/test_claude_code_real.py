@@ -46,10 +46,15 @@ def readme_settings(nats_url: str, **env: str) -> dict[str, Any]:
 
 def client_env(api: ModelApi, home: Path, state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS_"))}
-    env.update(HOME=str(home), ANTHROPIC_BASE_URL=api.url, ANTHROPIC_API_KEY="sk-local-stand-in",
-               DISABLE_TELEMETRY="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-               YOKEFLOW_HOOK_STATE_DIR=str(state))  # fmt: skip
+    env.update(
+        HOME=str(home),
+        ANTHROPIC_BASE_URL=api.url,
+        ANTHROPIC_API_KEY="sk-local-stand-in",
+        DISABLE_TELEMETRY="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        YOKEFLOW_HOOK_STATE_DIR=str(state),
+    )
     return env
 
 
@@ -58,8 +63,12 @@ def run_claude(root: Path, api: ModelApi, home: Path, state: Path) -> dict[str, 
     home.mkdir(exist_ok=True)
     done = subprocess.run(
         [str(CLAUDE), "-p", "Start the app.", "--allowedTools", "Bash", "--output-format", "json"],
-        cwd=root, env=client_env(api, home, state), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=root,
+        env=client_env(api, home, state),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -110,8 +119,19 @@ async def test_real_claude_code_never_runs_the_fourth_identical_failing_call(
     assert "Error: listen failed" in listing[0]["blocker_info"]["error_excerpt"]  # the stderr
 
     # A human resumes with notes; the next session's first model request carries them.
-    assert cli("interventions", "resume", listing[0]["id"], "--by", "ana", "--notes",
-               "Port 3000 is taken on this machine: use PORT=4000.", env=env).returncode == 0  # fmt: skip
+    assert (
+        cli(
+            "interventions",
+            "resume",
+            listing[0]["id"],
+            "--by",
+            "ana",
+            "--notes",
+            "Port 3000 is taken on this machine: use PORT=4000.",
+            env=env,
+        ).returncode
+        == 0
+    )
     with model_api([Turn(text="Starting on port 4000.")]) as api:
         run_claude(root, api, tmp_path / "home", tmp_path / "state")
         first = api.tool_requests[0]
@@ -155,9 +175,11 @@ async def test_the_agent_sdk_in_process_hooks_stop_the_fourth_call(
         with model_api(script) as api:
             async with ClaudeSdkHooks.open(infra.nats_url, name, workspace=root) as watch:
                 options = watch.options(
-                    cli_path=str(CLAUDE), cwd=str(root), allowed_tools=["Bash"],
+                    cli_path=str(CLAUDE),
+                    cwd=str(root),
+                    allowed_tools=["Bash"],
                     env=client_env(api, home, tmp_path / "state"),
-                )  # fmt: skip
+                )
                 async with ClaudeSDKClient(options) as client:
                     await client.query("Start the app.")
                     messages = [m async for m in client.receive_response()]
@@ -177,8 +199,19 @@ async def test_the_agent_sdk_in_process_hooks_stop_the_fourth_call(
         return json.loads(cli("interventions", "list", "--project", name, "--json", env=env).stdout)
 
     listing = await eventually(paused)
-    assert cli("interventions", "resume", listing[0]["id"], "--by", "ana", "--notes",
-               "Use PORT=4000 here.", env=env).returncode == 0  # fmt: skip
+    assert (
+        cli(
+            "interventions",
+            "resume",
+            listing[0]["id"],
+            "--by",
+            "ana",
+            "--notes",
+            "Use PORT=4000 here.",
+            env=env,
+        ).returncode
+        == 0
+    )
     api, _ = await session([Turn(text="Starting on port 4000.")])
     assert "Use PORT=4000 here." in json.dumps(api.tool_requests[0].get("system", ""))
 

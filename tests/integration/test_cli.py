@@ -24,8 +24,15 @@ def test_detect_gives_the_contract_examples_expected_verdicts(name, tmp_path):
     assert len(found) == len(expected)
     for got, want in zip(found, expected, strict=True):
         assert {k: got[k] for k in want} == want
-        for key in ("session_id", "project_id", "trigger", "blocker_type", "event_seq", "reason",
-                    "retry_stats"):  # fmt: skip
+        for key in (
+            "session_id",
+            "project_id",
+            "trigger",
+            "blocker_type",
+            "event_seq",
+            "reason",
+            "retry_stats",
+        ):
             assert key in got
 
 
@@ -219,8 +226,14 @@ def test_publish_and_status(infra, nc, services, unique, tmp_path):
 
 def test_demo_runs_the_whole_flow_unattended(tmp_path):
     env = {**service_env_plain(), "YOKEFLOW_DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "tests.demo", "--json"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=110)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.demo", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["trigger"] == "retry_limit"

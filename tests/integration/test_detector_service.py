@@ -41,18 +41,26 @@ async def test_malformed_events_go_to_the_dead_letter_subject(nc, services, uniq
         subject, json.dumps({"v": 1, "type": "tool_call", "project_id": project}).encode()
     )
     bad_type = {
-        "v": 1, "event_id": "e1", "type": "tool_result", "project_id": project,
-        "session_id": session, "seq": "three", "ts": "2026-10-05T14:00:00Z",
+        "v": 1,
+        "event_id": "e1",
+        "type": "tool_result",
+        "project_id": project,
+        "session_id": session,
+        "seq": "three",
+        "ts": "2026-10-05T14:00:00Z",
         "result": {"ok": False},
-    }  # fmt: skip
+    }
     await js.publish(subject, json.dumps(bad_type).encode())
 
     letters = await eventually(
         lambda: len(dlq.messages) >= 3 and dlq.messages, what="3 dead letters"
     )
     # Named as stored: the subject published on, and the session's partition.
-    reasons = [letter["reason"] for letter in letters
-               if letter["original_subject"].rpartition(".")[0] == subject]  # fmt: skip
+    reasons = [
+        letter["reason"]
+        for letter in letters
+        if letter["original_subject"].rpartition(".")[0] == subject
+    ]
     assert any("not valid JSON" in r for r in reasons)
     assert any("session_id" in r and "Field required" in r for r in reasons)
     assert any(r.startswith("seq:") for r in reasons)
@@ -115,8 +123,9 @@ async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
     text = await eventually(scrape, timeout=20, what="metrics")
     assert 'yokeflow_interventions_total{trigger="critical_error"} 1.0' in text
     # Per partition: which one a session's events went to, and which this replica owns.
-    assert re.search(r'yokeflow_messages_handled_total\{consumer="detector-\d+",outcome="acked"\}',
-                     text)  # fmt: skip
+    assert re.search(
+        r'yokeflow_messages_handled_total\{consumer="detector-\d+",outcome="acked"\}', text
+    )
     assert text.count("yokeflow_consumer_pinned{") == DETECTOR_PARTITIONS
     # The server pins a partition's consumer to a replica with its first message.
     assert re.search(r'yokeflow_consumer_pinned\{consumer="detector-\d+"\} 1.0', text)
@@ -141,8 +150,11 @@ async def test_an_idle_session_leaves_memory_and_comes_back_exactly_without_a_re
         call = await agent.tool_call("Bash", {"command": "npm test"})
         await agent.tool_result(call, "Bash", ok=False, exit_code=1, error="FAIL src/a.test.ts")
     log = services.log_of[detector.pid]
-    await eventually(lambda: "evicted 1 idle sessions" in log.read_text(), timeout=15,
-                     what="the idle session evicted")  # fmt: skip
+    await eventually(
+        lambda: "evicted 1 idle sessions" in log.read_text(),
+        timeout=15,
+        what="the idle session evicted",
+    )
     kv = await nc.jetstream().key_value("detector_checkpoints")
     checkpoint = json.loads((await kv.get(f"{project}.{agent.session_id}")).value)
     assert checkpoint["state"]["events"] == 5
@@ -182,8 +194,9 @@ async def test_restoring_many_sessions_after_a_restart_holds_no_consumers(nc, se
         call = await agent.tool_call("Bash", {"command": "make"})
         await agent.tool_result(call, "Bash", ok=False, exit_code=2, error="make: *** Error 2")
     log = services.log_of[restarted.pid]
-    await eventually(lambda: log.read_text().count("restored ") >= 30, timeout=30,
-                     what="30 sessions restored")  # fmt: skip
+    await eventually(
+        lambda: log.read_text().count("restored ") >= 30, timeout=30, what="30 sessions restored"
+    )
     assert (await js.stream_info("AGENT_EVENTS")).state.consumer_count <= baseline
 
 
@@ -213,8 +226,11 @@ async def test_two_replicas_share_the_partitions_and_take_over_a_dead_ones(nc, s
     for session in sessions:  # the fourth attempt: the survivor must know the first three
         await publish_events(nc, events[session][9:])
     try:
-        await eventually(lambda: len(detected.messages) >= len(sessions), timeout=30,
-                         what="every session stopped")  # fmt: skip
+        await eventually(
+            lambda: len(detected.messages) >= len(sessions),
+            timeout=30,
+            what="every session stopped",
+        )
     except AssertionError:
         print(services.logs())
         raise
@@ -233,7 +249,10 @@ async def test_two_replicas_share_the_partitions_and_take_over_a_dead_ones(nc, s
     later = [unique(f"later{n}") for n in range(16)]
     for session in later:
         await publish_events(nc, example_events("retry_limit.jsonl", project, session))
-    await eventually(lambda: len(detected.messages) >= len(sessions) + len(later), timeout=30,
-                     what="the later sessions stopped")  # fmt: skip
+    await eventually(
+        lambda: len(detected.messages) >= len(sessions) + len(later),
+        timeout=30,
+        what="the later sessions stopped",
+    )
     assert "pinned here" in back.read_text()
     assert "handed over" in logs[1].read_text()

@@ -45,9 +45,12 @@ def _nested(depth: int) -> str:
 
 
 json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+)
 json_value = st.recursive(
     json_leaf,
     lambda inner: st.one_of(
@@ -74,9 +77,13 @@ CRITICAL = [
     "ModuleNotFoundError: No module named 'x' ",
 ]
 numbers = st.one_of(
-    st.integers(1, 40), st.integers(-3, 0), st.sampled_from([2**31 - 1, 2**31, 2**63, 10**30]),
-    st.floats(allow_nan=True), st.text(max_size=3), st.none(),
-)  # fmt: skip
+    st.integers(1, 40),
+    st.integers(-3, 0),
+    st.sampled_from([2**31 - 1, 2**31, 2**63, 10**30]),
+    st.floats(allow_nan=True),
+    st.text(max_size=3),
+    st.none(),
+)
 
 
 @st.composite
@@ -89,10 +96,14 @@ def agent_message(draw: st.DrawFn, project: str) -> tuple[str, bytes, str | None
     well_formed = draw(st.booleans())
     if well_formed:  # valid in shape, hostile in content: it must be processed
         event: dict[str, Any] = {
-            "v": 1, "event_id": str(draw(st.uuids())), "type": draw(st.sampled_from(TYPES)),
-            "project_id": project, "session_id": session, "seq": draw(st.integers(1, 2**31 - 1)),
+            "v": 1,
+            "event_id": str(draw(st.uuids())),
+            "type": draw(st.sampled_from(TYPES)),
+            "project_id": project,
+            "session_id": session,
+            "seq": draw(st.integers(1, 2**31 - 1)),
             "ts": "2026-11-01T10:00:00Z",
-        }  # fmt: skip
+        }
     else:
         event = {
             "v": draw(st.sampled_from([1, 1, 2, "1"])),
@@ -102,23 +113,31 @@ def agent_message(draw: st.DrawFn, project: str) -> tuple[str, bytes, str | None
             "session_id": draw(st.sampled_from([session, session, "x" * 200])),
             "seq": draw(numbers),
             "ts": draw(st.sampled_from(["2026-11-01T10:00:00Z", "2026-11-01T10:00:00", "soon"])),
-        }  # fmt: skip
+        }
     if draw(st.booleans()):
         event["task"] = {"id": draw(hostile_text), "description": draw(hostile_text)}
     if well_formed:
         event["tool"] = draw(st.sampled_from(["Bash", "Read", "Edit"]))
         event["input"] = draw(st.dictionaries(st.text(max_size=8), json_value, max_size=4))
-        event["result"] = {"ok": draw(st.booleans()), "exit_code": draw(st.integers(-255, 255)),
-                           "output": draw(hostile_text), "error": draw(hostile_text),
-                           "duration_ms": draw(st.integers(0, 10**9))}  # fmt: skip
+        event["result"] = {
+            "ok": draw(st.booleans()),
+            "exit_code": draw(st.integers(-255, 255)),
+            "output": draw(hostile_text),
+            "error": draw(hostile_text),
+            "duration_ms": draw(st.integers(0, 10**9)),
+        }
     else:
         event["tool"] = draw(st.sampled_from(["Bash", ""]))
         event["input"] = draw(
             st.one_of(json_value, st.integers(3, 3_000).map(lambda d: f"NESTED:{d}"))
         )
-        event["result"] = {"ok": draw(st.booleans()), "exit_code": draw(numbers),
-                           "output": draw(hostile_text), "error": draw(hostile_text),
-                           "duration_ms": draw(numbers)}  # fmt: skip
+        event["result"] = {
+            "ok": draw(st.booleans()),
+            "exit_code": draw(numbers),
+            "output": draw(hostile_text),
+            "error": draw(hostile_text),
+            "duration_ms": draw(numbers),
+        }
     event["call_id"] = draw(st.sampled_from(["c1", "c2", None]))
     event["message"] = draw(st.sampled_from(CRITICAL)) + draw(hostile_text)
     event["workspace"] = draw(hostile_text)
@@ -157,8 +176,9 @@ async def _settled(js: Any, durables: tuple[str, ...], timeout: float = 60) -> N
         await asyncio.sleep(0.2)
 
 
-async def _run_batch(nats_url: str, database_url: str, project: str,
-                     batch: list[tuple[str, bytes, str | None]]) -> None:  # fmt: skip
+async def _run_batch(
+    nats_url: str, database_url: str, project: str, batch: list[tuple[str, bytes, str | None]]
+) -> None:
     nc = await nats.connect(nats_url)
     db = await asyncpg.connect(database_url)
     letters: list[dict[str, Any]] = []
@@ -186,26 +206,45 @@ async def _run_batch(nats_url: str, database_url: str, project: str,
             await js.publish(subject, body, headers=headers)
             expected_refused += _refused(subject, body)
             COUNTS["messages"] += 1
-        await _settled(js, (*((c.stream, c.durable) for c in CONSUMERS.detector_events),
-                            ("AGENT_EVENTS", "pauser-sessions"), ("INTERVENTIONS", "pauser")))  # fmt: skip
+        await _settled(
+            js,
+            (
+                *((c.stream, c.durable) for c in CONSUMERS.detector_events),
+                ("AGENT_EVENTS", "pauser-sessions"),
+                ("INTERVENTIONS", "pauser"),
+            ),
+        )
         await asyncio.sleep(0.3)
-        mine = [m for m in letters
-                if str(m.get("consumer")).startswith("detector-")
-                and f".{project}." in m["original_subject"]]  # fmt: skip
+        mine = [
+            m
+            for m in letters
+            if str(m.get("consumer")).startswith("detector-")
+            and f".{project}." in m["original_subject"]
+        ]
         assert len(mine) == expected_refused, (len(mine), expected_refused)
         assert all(m["reason"] for m in mine)
         assert not [m for m in pauser_letters if project in m["original_subject"]], pauser_letters
         COUNTS["dead_lettered"] += len(mine)
         # The pauser's session registry may refuse only what the contract refuses.
-        registry = [m for m in letters if m.get("consumer") == "pauser-sessions"
-                    and f".{project}." in m["original_subject"]]  # fmt: skip
+        registry = [
+            m
+            for m in letters
+            if m.get("consumer") == "pauser-sessions" and f".{project}." in m["original_subject"]
+        ]
         assert all(_refused(m["original_subject"], m["payload"].encode()) for m in registry)
         # Both services answer, and an ordinary stuck session is still paused within seconds.
         await PauserClient(nc, timeout=5).get_active_pauses(project)
         session = f"after-{uuid.uuid4().hex[:8]}"
-        event = {"v": 1, "event_id": str(uuid.uuid4()), "type": "error", "project_id": project,
-                 "session_id": session, "seq": 1, "ts": "2026-11-01T10:00:00Z",
-                 "message": "Error: connect ECONNREFUSED 127.0.0.1:6379"}  # fmt: skip
+        event = {
+            "v": 1,
+            "event_id": str(uuid.uuid4()),
+            "type": "error",
+            "project_id": project,
+            "session_id": session,
+            "seq": 1,
+            "ts": "2026-11-01T10:00:00Z",
+            "message": "Error: connect ECONNREFUSED 127.0.0.1:6379",
+        }
         await js.publish(Subjects.agent_events(project, session), json.dumps(event).encode())
         deadline = time.monotonic() + 10
         while not await db.fetchval("SELECT 1 FROM paused_sessions WHERE session_id = $1", session):
@@ -221,8 +260,13 @@ def test_generated_agent_events_are_all_handled_or_dead_lettered(infra, services
     services.start("detector")
     services.start("pauser")
 
-    @settings(max_examples=4, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), database=None)  # fmt: skip
+    @settings(
+        max_examples=4,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
     @given(data=st.data())
     def batch(data: st.DataObject) -> None:
         project = unique(f"fuzz{COUNTS['batches']}")
@@ -231,6 +275,8 @@ def test_generated_agent_events_are_all_handled_or_dead_lettered(infra, services
         asyncio.run(_run_batch(infra.nats_url, infra.database_url, project, messages))
 
     batch()
-    print(f"\nfuzz: {COUNTS['batches']} batches, {COUNTS['messages']} messages, "
-          f"{COUNTS['dead_lettered']} dead-lettered with a reason, the rest processed")  # fmt: skip
+    print(
+        f"\nfuzz: {COUNTS['batches']} batches, {COUNTS['messages']} messages, "
+        f"{COUNTS['dead_lettered']} dead-lettered with a reason, the rest processed"
+    )
     assert COUNTS["messages"] >= 200

@@ -23,13 +23,26 @@ TS = "2026-11-01T10:00:00Z"
 
 
 def agent_event(project: str, session: str, seq: int, **fields: object) -> dict:
-    return {"v": 1, "event_id": str(uuid.uuid4()), "project_id": project, "session_id": session,
-            "seq": seq, "ts": TS, **fields}  # fmt: skip
+    return {
+        "v": 1,
+        "event_id": str(uuid.uuid4()),
+        "project_id": project,
+        "session_id": session,
+        "seq": seq,
+        "ts": TS,
+        **fields,
+    }
 
 
 def port_conflict(project: str, session: str, seq: int = 1, **extra: object) -> dict:
-    return agent_event(project, session, seq, type="error",
-                       message="Error: listen EADDRINUSE: address already in use :::3000", **extra)  # fmt: skip
+    return agent_event(
+        project,
+        session,
+        seq,
+        type="error",
+        message="Error: listen EADDRINUSE: address already in use :::3000",
+        **extra,
+    )
 
 
 async def paused_row(db, session: str) -> dict | None:
@@ -47,8 +60,11 @@ async def test_deeply_nested_events_never_stall_the_detector(nc, db, services, u
     js = nc.jetstream()
     nested = ("[" * 2000 + "]" * 2000).encode()
     for n in range(1000):
-        body = json.dumps(agent_event(project, f"s{n}", 1, type="tool_call", tool="Bash",
-                                      input={"command": "PLACEHOLDER"})).encode()  # fmt: skip
+        body = json.dumps(
+            agent_event(
+                project, f"s{n}", 1, type="tool_call", tool="Bash", input={"command": "PLACEHOLDER"}
+            )
+        ).encode()
         await js.publish(f"agent.events.{project}.s{n}", body.replace(b'"PLACEHOLDER"', nested))
     session = unique("s")
     await publish_events(nc, [port_conflict(victim, session)])
@@ -142,12 +158,16 @@ async def test_bad_preferences_and_ids_are_refused_with_the_field_named(services
     project = unique("prefs")
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         for url in ("https://example.com:99999/hook", "https://example.com/x\r\nX-Evil: 1"):
-            reply = await client.post(f"/api/projects/{project}/notifications/preferences",
-                                     json={"webhook_enabled": True, "webhook_url": url})  # fmt: skip
+            reply = await client.post(
+                f"/api/projects/{project}/notifications/preferences",
+                json={"webhook_enabled": True, "webhook_url": url},
+            )
             assert reply.status_code == 422, reply.text
             assert "webhook_url" in reply.text
-        reply = await client.post(f"/api/projects/{project}/notifications/preferences",
-                                 json={"email_enabled": True, "email_addresses": ["a,b@c.d"]})  # fmt: skip
+        reply = await client.post(
+            f"/api/projects/{project}/notifications/preferences",
+            json={"email_enabled": True, "email_addresses": ["a,b@c.d"]},
+        )
         assert reply.status_code == 422 and "email_addresses" in reply.text
         for path in ("/api/interventions/a%00b", "/api/interventions/..%2F..%2Fetc"):
             assert (await client.get(path)).status_code in (404, 422), path
@@ -160,24 +180,36 @@ async def test_agent_text_reaches_slack_and_discord_escaped_and_clipped(nc, db, 
         services.start("detector")
         services.start("pauser")
         services.start("notifier", YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS="true")
-        await save_preferences(db, project_slack, NotificationPreferences(
-            webhook_enabled=True, webhook_url=http.slack_url()))  # fmt: skip
-        await save_preferences(db, project_discord, NotificationPreferences(
-            webhook_enabled=True, webhook_url=http.discord_url()))  # fmt: skip
-        hostile = ("<!channel> <@U0123> <https://evil.example|click here> @everyone "
-                   "[click](https://evil.example)")  # fmt: skip
+        await save_preferences(
+            db,
+            project_slack,
+            NotificationPreferences(webhook_enabled=True, webhook_url=http.slack_url()),
+        )
+        await save_preferences(
+            db,
+            project_discord,
+            NotificationPreferences(webhook_enabled=True, webhook_url=http.discord_url()),
+        )
+        hostile = (
+            "<!channel> <@U0123> <https://evil.example|click here> @everyone "
+            "[click](https://evil.example)"
+        )
         task = {"id": "T", "description": hostile + " " + "t" * 200_000}
         for n, project in enumerate((project_slack, project_discord)):
             event = port_conflict(project, unique(f"s{n}"), task=task)
             event["message"] += " " + hostile
             await publish_events(nc, [event])
 
-        slack = await eventually(lambda: [r for r in http.accepted("slack")
-                                          if project_slack in json.dumps(r.body)], timeout=30,
-                                 what="the Slack notice")  # fmt: skip
-        discord = await eventually(lambda: [r for r in http.accepted("discord")
-                                            if project_discord in json.dumps(r.body)], timeout=30,
-                                   what="the Discord notice")  # fmt: skip
+        slack = await eventually(
+            lambda: [r for r in http.accepted("slack") if project_slack in json.dumps(r.body)],
+            timeout=30,
+            what="the Slack notice",
+        )
+        discord = await eventually(
+            lambda: [r for r in http.accepted("discord") if project_discord in json.dumps(r.body)],
+            timeout=30,
+            what="the Discord notice",
+        )
     text = json.dumps(slack[0].body)
     for control in ("<!channel>", "<@U0123>", "<https://evil.example|click here>"):
         assert control not in text
@@ -194,16 +226,29 @@ async def test_one_broken_channel_does_not_take_the_others_with_it(nc, db, servi
     with SmtpPeer() as smtp:
         services.start("detector")
         services.start("pauser")
-        services.start("notifier", SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port),
-                       YOKEFLOW_SMTP_SECURITY="none", SMTP_USERNAME="")  # fmt: skip
-        await save_preferences(db, project, NotificationPreferences(
-            webhook_enabled=True, webhook_url="https://example.com/hook",
-            email_enabled=True, email_addresses=["ops@example.com"]))  # fmt: skip
+        services.start(
+            "notifier",
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp.port),
+            YOKEFLOW_SMTP_SECURITY="none",
+            SMTP_USERNAME="",
+        )
+        await save_preferences(
+            db,
+            project,
+            NotificationPreferences(
+                webhook_enabled=True,
+                webhook_url="https://example.com/hook",
+                email_enabled=True,
+                email_addresses=["ops@example.com"],
+            ),
+        )
         # Stored as an older release could have saved it (no longer accepted at save).
         await db.execute(
             "UPDATE notification_preferences SET webhook_url = $2 WHERE project_id = $1",
-            project, "http://127.0.0.1:99999/hook",
-        )  # fmt: skip
+            project,
+            "http://127.0.0.1:99999/hook",
+        )
         session = unique("s")
         await publish_events(nc, [port_conflict(project, session)])
         row = await eventually(lambda: paused_row(db, session), timeout=30, what="the pause")
@@ -211,8 +256,9 @@ async def test_one_broken_channel_does_not_take_the_others_with_it(nc, db, servi
         async def outcomes() -> dict[str, dict] | None:
             rows = await db.fetch(
                 "SELECT channel, status, detail FROM notification_deliveries "
-                "WHERE intervention_id = $1", row["id"],
-            )  # fmt: skip
+                "WHERE intervention_id = $1",
+                row["id"],
+            )
             settled = len(rows) == 2 and all(r["status"] != "sending" for r in rows)
             return {r["channel"]: dict(r) for r in rows} if settled else None
 

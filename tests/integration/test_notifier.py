@@ -34,13 +34,20 @@ def peers():
 
 def notifier_env(http: HttpPeer, smtp: SmtpPeer, **extra: str) -> dict[str, str]:
     return {
-        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "YOKEFLOW_SMTP_SECURITY": "none",
-        "SMTP_USERNAME": "", "TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN,
-        "TWILIO_FROM_NUMBER": FROM, "YOKEFLOW_TWILIO_API_BASE_URL": http.base_url,
-        "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true", "YOKEFLOW_WEBHOOK_SECRET": SECRET,
-        "YOKEFLOW_DASHBOARD_URL": "http://127.0.0.1:8765", "YOKEFLOW_NOTIFICATION_TIMEOUT": "5",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "YOKEFLOW_SMTP_SECURITY": "none",
+        "SMTP_USERNAME": "",
+        "TWILIO_ACCOUNT_SID": SID,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_FROM_NUMBER": FROM,
+        "YOKEFLOW_TWILIO_API_BASE_URL": http.base_url,
+        "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
+        "YOKEFLOW_WEBHOOK_SECRET": SECRET,
+        "YOKEFLOW_DASHBOARD_URL": "http://127.0.0.1:8765",
+        "YOKEFLOW_NOTIFICATION_TIMEOUT": "5",
         **extra,
-    }  # fmt: skip
+    }
 
 
 def mine(received: list, project: str) -> list:
@@ -65,9 +72,10 @@ def intervention(project: str, session: str, trigger: str = "retry_limit") -> In
 
 async def detect(nc, item: Intervention) -> None:
     await nc.jetstream().publish(
-        Subjects.detected(item.project_id), item.model_dump_json().encode(),
+        Subjects.detected(item.project_id),
+        item.model_dump_json().encode(),
         headers={"Nats-Msg-Id": item.intervention_id},
-    )  # fmt: skip
+    )
 
 
 async def ledger(db, intervention_id: str) -> list[dict]:
@@ -108,16 +116,32 @@ async def test_every_channel_is_delivered_in_its_own_format(nc, db, services, un
         unique("discord"),
         unique("hook"),
     )
-    await save_preferences(db, slack_project, NotificationPreferences(
-        webhook_enabled=True, webhook_url=http.slack_url(), email_enabled=True,
-        email_addresses=["ana@example.com", "bob@example.com"], sms_enabled=True,
-        sms_numbers=["+15557654321"]))  # fmt: skip
-    await save_preferences(db, discord_project, NotificationPreferences(
-        webhook_enabled=True, webhook_url=http.discord_url()))  # fmt: skip
-    await save_preferences(db, generic_project, NotificationPreferences(
-        webhook_enabled=True, webhook_url=http.webhook_url()))  # fmt: skip
-    items = [intervention(p, unique(f"s{i}"), "critical_error")
-             for i, p in enumerate((slack_project, discord_project, generic_project))]  # fmt: skip
+    await save_preferences(
+        db,
+        slack_project,
+        NotificationPreferences(
+            webhook_enabled=True,
+            webhook_url=http.slack_url(),
+            email_enabled=True,
+            email_addresses=["ana@example.com", "bob@example.com"],
+            sms_enabled=True,
+            sms_numbers=["+15557654321"],
+        ),
+    )
+    await save_preferences(
+        db,
+        discord_project,
+        NotificationPreferences(webhook_enabled=True, webhook_url=http.discord_url()),
+    )
+    await save_preferences(
+        db,
+        generic_project,
+        NotificationPreferences(webhook_enabled=True, webhook_url=http.webhook_url()),
+    )
+    items = [
+        intervention(p, unique(f"s{i}"), "critical_error")
+        for i, p in enumerate((slack_project, discord_project, generic_project))
+    ]
     for item in items:
         await detect(nc, item)
 
@@ -171,9 +195,16 @@ async def test_preferences_decide_which_triggers_are_told(nc, db, services, uniq
     services.start("pauser")
     services.start("notifier", **notifier_env(http, smtp))
     project = unique("prefs")
-    await save_preferences(db, project, NotificationPreferences(
-        webhook_enabled=True, webhook_url=http.slack_url(), notify_on_retry_limit=False,
-        min_notification_interval=0))  # fmt: skip
+    await save_preferences(
+        db,
+        project,
+        NotificationPreferences(
+            webhook_enabled=True,
+            webhook_url=http.slack_url(),
+            notify_on_retry_limit=False,
+            min_notification_interval=0,
+        ),
+    )
     quiet, loud = (
         intervention(project, unique("a")),
         intervention(project, unique("b"), "critical_error"),
@@ -181,8 +212,12 @@ async def test_preferences_decide_which_triggers_are_told(nc, db, services, uniq
     await detect(nc, quiet)
     await detect(nc, loud)
     await settled(db, loud.intervention_id, 1)
-    decisions = dict(await db.fetch(
-        "SELECT intervention_id, decision FROM notification_decisions WHERE project_id = $1", project))  # fmt: skip
+    decisions = dict(
+        await db.fetch(
+            "SELECT intervention_id, decision FROM notification_decisions WHERE project_id = $1",
+            project,
+        )
+    )
     assert decisions == {quiet.intervention_id: "muted", loud.intervention_id: "notify"}
     assert len(mine(http.accepted("slack"), project)) == 1
 
@@ -194,9 +229,16 @@ async def test_rate_limit_holds_across_three_replicas(nc, db, services, unique, 
         services.start("notifier", **notifier_env(http, smtp))
     project = unique("storm")
     url = http.slack_url()
-    await save_preferences(db, project, NotificationPreferences(
-        webhook_enabled=True, webhook_url=url, min_notification_interval=4,
-        notification_group_window=0))  # fmt: skip
+    await save_preferences(
+        db,
+        project,
+        NotificationPreferences(
+            webhook_enabled=True,
+            webhook_url=url,
+            min_notification_interval=4,
+            notification_group_window=0,
+        ),
+    )
     storm = [intervention(project, unique(f"s{i}")) for i in range(9)]
     await asyncio.sleep(1.0)  # all three replicas bound
     for item in storm:
@@ -279,8 +321,9 @@ async def test_killed_replica_never_delivers_twice(
     for i in range(4):
         project = unique(f"k{i}")
         url = http.slack_url() if kind == "slack" else http.webhook_url()
-        await save_preferences(db, project, NotificationPreferences(
-            webhook_enabled=True, webhook_url=url))  # fmt: skip
+        await save_preferences(
+            db, project, NotificationPreferences(webhook_enabled=True, webhook_url=url)
+        )
         items.append(intervention(project, unique(f"k{i}")))
     await asyncio.sleep(1.0)
     for item in items:
@@ -312,9 +355,16 @@ async def test_interval_zero_never_suppresses_even_under_contention(
     for _ in range(2):
         services.start("notifier", **notifier_env(http, smtp))
     project = unique("burst")
-    await save_preferences(db, project, NotificationPreferences(
-        webhook_enabled=True, webhook_url=http.slack_url(), min_notification_interval=0,
-        notification_group_window=0))  # fmt: skip
+    await save_preferences(
+        db,
+        project,
+        NotificationPreferences(
+            webhook_enabled=True,
+            webhook_url=http.slack_url(),
+            min_notification_interval=0,
+            notification_group_window=0,
+        ),
+    )
     await asyncio.sleep(1.0)
     burst = [intervention(project, unique(f"b{i}")) for i in range(40)]
     for item in burst:
@@ -336,15 +386,25 @@ async def test_recovery_outcomes_are_followed_up_on_the_same_channels(
     port, project = free_port(), unique("follow")
     services.start("pauser")
     services.start("notifier", **notifier_env(http, smtp))
-    services.start("recovery", **registered(project, tmp_path, dev_ports=[port],
-                                            recovery_actions=["free_port"]))  # fmt: skip
-    holder = subprocess.Popen([sys.executable, "-c", (
-        f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(120)")],
-        cwd=tmp_path)  # fmt: skip
+    services.start(
+        "recovery",
+        **registered(project, tmp_path, dev_ports=[port], recovery_actions=["free_port"]),
+    )
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(120)"
+            ),
+        ],
+        cwd=tmp_path,
+    )
     try:
         await asyncio.sleep(0.5)
-        await save_preferences(db, project, NotificationPreferences(
-            webhook_enabled=True, webhook_url=http.slack_url()))  # fmt: skip
+        await save_preferences(
+            db, project, NotificationPreferences(webhook_enabled=True, webhook_url=http.slack_url())
+        )
         item = intervention(project, unique("s"), "critical_error").model_copy(
             update={
                 "error_excerpt": f"Error: listen EADDRINUSE: address already in use 127.0.0.1:{port}"

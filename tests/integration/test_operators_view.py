@@ -74,8 +74,10 @@ async def test_a_session_approaching_its_limit_is_seen_in_the_fleet_and_in_the_t
         read_until(out, "watching")
         agent = AgentSession(nc, project)
         await agent.start()
-        calm = await eventually(lambda: fleet_entry(api, project, agent.session_id),
-                                what="the session in the fleet view")  # fmt: skip
+        calm = await eventually(
+            lambda: fleet_entry(api, project, agent.session_id),
+            what="the session in the fleet view",
+        )
         assert calm["state"] == "running" and calm["retry_streak"] == 0
 
         for _ in range(2):
@@ -109,8 +111,10 @@ async def test_a_session_approaching_its_limit_is_seen_in_the_fleet_and_in_the_t
 
         # A malformed event of the project is dead-lettered, and the terminal says so.
         await nc.jetstream().publish(Subjects.agent_events(project, "broken"), b'{"v": 1}')
-        resumed = await api.post(f"/api/interventions/{intervention}/resume",
-                                 json={"resolved_by": "ana", "resolution_notes": "Fixed the test"})  # fmt: skip
+        resumed = await api.post(
+            f"/api/interventions/{intervention}/resume",
+            json={"resolved_by": "ana", "resolution_notes": "Fixed the test"},
+        )
         assert resumed.status_code == 200
         printed = read_until(out, "by ana: Fixed the test")
         printed += read_until(out, "dead letter") if "dead letter" not in printed else ""
@@ -141,8 +145,13 @@ def test_the_terminal_form_is_coloured(infra):
             import nats
 
             client = await nats.connect(infra.nats_url)
-            letter = {"v": 1, "reason": "seq: must be at least 1", "payload": "{}",
-                      "original_subject": "agent.events.tty.s1", "received_at": "2026-12-05T09:00:00Z"}  # fmt: skip
+            letter = {
+                "v": 1,
+                "reason": "seq: must be at least 1",
+                "payload": "{}",
+                "original_subject": "agent.events.tty.s1",
+                "received_at": "2026-12-05T09:00:00Z",
+            }
             await client.publish(Subjects.AGENT_DLQ, json.dumps(letter).encode())
             await client.flush()
             await client.close()
@@ -180,12 +189,21 @@ async def test_the_overview_aggregates_what_interventions_cost(api, db, unique):
         (ids[3], "refused"),
     ]
     for ident, status in actions:
-        await db.execute("""INSERT INTO intervention_actions (paused_session_id, action_type,
-                            action_status) VALUES ($1, 'recovery', $2)""", ident, status)  # fmt: skip
+        await db.execute(
+            """INSERT INTO intervention_actions (paused_session_id, action_type,
+                            action_status) VALUES ($1, 'recovery', $2)""",
+            ident,
+            status,
+        )
     for channel, status in (("slack", "sent"), ("email", "sent"), ("sms", "failed")):
-        await db.execute("""INSERT INTO notification_deliveries (intervention_id, project_id,
+        await db.execute(
+            """INSERT INTO notification_deliveries (intervention_id, project_id,
                             channel, recipient, status) VALUES ($1, $2, $3, 'x', $4)""",
-                         ids[2], project, channel, status)  # fmt: skip
+            ids[2],
+            project,
+            channel,
+            status,
+        )
 
     await db.execute(
         """UPDATE paused_sessions SET blocker_info = '{"client": "gemini"}'
@@ -210,8 +228,14 @@ async def test_the_overview_aggregates_what_interventions_cost(api, db, unique):
     assert times["automatic"]["count"] == 2 and times["automatic"]["p50_s"] == pytest.approx(90)
     assert times["human"]["count"] == 1 and times["human"]["p50_s"] == pytest.approx(600)
     # Per intervention, its best attempt: two fixed (one after a failed try), one refused.
-    assert body["recovery"] == {"succeeded": 2, "failed": 0, "refused": 1, "nothing_to_do": 0,
-                                "attempted": 0, "success_rate": 1.0}  # fmt: skip
+    assert body["recovery"] == {
+        "succeeded": 2,
+        "failed": 0,
+        "refused": 1,
+        "nothing_to_do": 0,
+        "attempted": 0,
+        "success_rate": 1.0,
+    }
     # The still-paused Prisma error has cost the most: 20 minutes and counting.
     assert body["blockers"][0]["name"] == "prisma_schema_error"
     assert body["blockers"][0]["paused_s"] == pytest.approx(1200, abs=30)

@@ -86,8 +86,14 @@ async def test_agent_is_paused_blocked_documented_and_resumed(nc, db, services, 
     blocker_doc = await agent.stop_for_pause(stopped.value)
     text = blocker_doc.read_text()
     assert text.startswith(f"\n## BLOCKER - Session {agent.session_id} - ")
-    for heading in ("**Task**: 7 - build", "**Issue**: Command attempted 4 times: npm start",
-                    "**Root Cause**", "**Retry Statistics**", "**Requires**", "**Impact**"):  # fmt: skip
+    for heading in (
+        "**Task**: 7 - build",
+        "**Issue**: Command attempted 4 times: npm start",
+        "**Root Cause**",
+        "**Retry Statistics**",
+        "**Requires**",
+        "**Impact**",
+    ):
         assert heading in text
 
     # The row, its audit trail and the public event. The agent was stopped by the detector's
@@ -209,8 +215,11 @@ async def test_killed_pauser_loses_nothing_and_duplicates_nothing(nc, db, servic
         assert state["state"] == "paused" and state["intervention_id"] == item.intervention_id
     # A pause committed just before the kill is announced when its message comes back, after
     # the consumer's ack_wait (30 s): the rows above can be complete well before that.
-    await eventually(lambda: len({m["intervention_id"] for m in paused_events.messages}) == 30,
-                     timeout=45, what="30 paused events")  # fmt: skip
+    await eventually(
+        lambda: len({m["intervention_id"] for m in paused_events.messages}) == 30,
+        timeout=45,
+        what="30 paused events",
+    )
     assert await stream_count(nc, "INTERVENTIONS", f"intervention.paused.{project}") == 30
 
 

@@ -38,16 +38,19 @@ async def test_one_owner_in_order_a_standby_takes_over_and_the_owner_hears_it_lo
     stream, subjects = unique("PINNED").upper(), f"{unique('pinned')}.>"
     js = nc.jetstream()
     await js.add_stream(StreamConfig(name=stream, subjects=[subjects]))
-    spec = ConsumerSpec(stream, "work", subjects, ack_wait_s=5.0, priority_group="workers",
-                        priority_timeout_s=1.0)  # fmt: skip
+    spec = ConsumerSpec(
+        stream, "work", subjects, ack_wait_s=5.0, priority_group="workers", priority_timeout_s=1.0
+    )
     await create_consumer(nc, spec, replicas=1)
     subject = subjects.replace(">", "job")
 
     first, second = Replica("first"), Replica("second")
-    owner = PinnedConsumer(nc, spec, first.on_message, first.on_lost, preferred=True,
-                           expires_s=0.5, standby_s=0.5)  # fmt: skip
-    standby = PinnedConsumer(nc, spec, second.on_message, second.on_lost, preferred=False,
-                             expires_s=0.5, standby_s=0.5)  # fmt: skip
+    owner = PinnedConsumer(
+        nc, spec, first.on_message, first.on_lost, preferred=True, expires_s=0.5, standby_s=0.5
+    )
+    standby = PinnedConsumer(
+        nc, spec, second.on_message, second.on_lost, preferred=False, expires_s=0.5, standby_s=0.5
+    )
     await owner.start()
     await standby.start()
     await asyncio.sleep(1.0)  # both pulls wait: the server pins whichever it serves first

@@ -21,9 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def _rendered(tmp_path: Path, hash_seed: str) -> str:
     """The document as `make asyncapi` writes it, generated away from the repository."""
     return subprocess.run(
-        product_command("shared.asyncapi"), check=True, capture_output=True, text=True,
-        cwd=tmp_path, env={**os.environ, "PYTHONHASHSEED": hash_seed},
-    ).stdout  # fmt: skip
+        product_command("shared.asyncapi"),
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+    ).stdout
 
 
 def test_committed_asyncapi_document_is_current(tmp_path):
@@ -44,10 +48,19 @@ async def test_the_sample_downstream_subscriber_reads_the_stream(infra, nc, serv
         follow(infra.nats_url, durable=unique("bot"), subject=f"intervention.*.{project}", limit=2)
     )
     await asyncio.sleep(1.0)
-    item = Intervention(intervention_id=f"{session}-i", project_id=project, session_id=session,
-                        trigger="manual", reason="sample", detected_at=datetime.now(UTC))  # fmt: skip
-    await nc.jetstream().publish(Subjects.detected(project), item.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": item.intervention_id})  # fmt: skip
+    item = Intervention(
+        intervention_id=f"{session}-i",
+        project_id=project,
+        session_id=session,
+        trigger="manual",
+        reason="sample",
+        detected_at=datetime.now(UTC),
+    )
+    await nc.jetstream().publish(
+        Subjects.detected(project),
+        item.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": item.intervention_id},
+    )
     seen = await asyncio.wait_for(reader, 30)
     assert [(e["kind"], e["intervention_id"]) for e in seen] == [
         ("detected", item.intervention_id),

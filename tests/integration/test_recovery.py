@@ -41,17 +41,25 @@ def stuck(
     project: str, session: str, blocker: str, error: str, workspace: str | None = None
 ) -> Intervention:
     return Intervention(
-        intervention_id=f"{session}-i", project_id=project, session_id=session,
-        trigger="critical_error", blocker_type=blocker, reason=f"Critical infrastructure error ({blocker})",
-        error_excerpt=error, detected_at=datetime.now(UTC), can_auto_resume=True, workspace=workspace,
-    )  # fmt: skip
+        intervention_id=f"{session}-i",
+        project_id=project,
+        session_id=session,
+        trigger="critical_error",
+        blocker_type=blocker,
+        reason=f"Critical infrastructure error ({blocker})",
+        error_excerpt=error,
+        detected_at=datetime.now(UTC),
+        can_auto_resume=True,
+        workspace=workspace,
+    )
 
 
 async def detect(nc, item: Intervention) -> None:
     await nc.jetstream().publish(
-        Subjects.detected(item.project_id), item.model_dump_json().encode(),
+        Subjects.detected(item.project_id),
+        item.model_dump_json().encode(),
         headers={"Nats-Msg-Id": item.intervention_id},
-    )  # fmt: skip
+    )
 
 
 async def recovery_rows(db, intervention_id: str) -> list[tuple[str, dict]]:
@@ -71,8 +79,11 @@ async def resolved_by(db, intervention_id: str) -> str | None:
 
 def registered(project: str, workspace_root: Path, **fields: object) -> dict[str, str]:
     """The environment that registers one project for recovery, as an operator would."""
-    return {"YOKEFLOW_PROJECTS": json.dumps({project: {"workspace_root": str(workspace_root),
-                                                       **fields}})}  # fmt: skip
+    return {
+        "YOKEFLOW_PROJECTS": json.dumps(
+            {project: {"workspace_root": str(workspace_root), **fields}}
+        )
+    }
 
 
 def listener(port: int, cwd: Path | None = None) -> subprocess.Popen[bytes]:
@@ -102,13 +113,21 @@ async def test_port_conflict_is_freed_verified_and_the_session_resumed(
         "orchestrator", YOKEFLOW_AGENT_COMMAND=",".join(product_command("cli.demo_agent")), **env
     )
     holder = listener(port, cwd=tmp_path)  # the project's stale dev server, in its workspace
-    item = stuck(project, unique("s"), "port_conflict",
-                 f"Error: listen EADDRINUSE: address already in use 127.0.0.1:{port}")  # fmt: skip
+    item = stuck(
+        project,
+        unique("s"),
+        "port_conflict",
+        f"Error: listen EADDRINUSE: address already in use 127.0.0.1:{port}",
+    )
     outcomes = await collect(nc, f"intervention.recovery.{item.project_id}")
     await detect(nc, item)
 
-    assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=30,
-                            what="automatic resume") == "auto-recovery"  # fmt: skip
+    assert (
+        await eventually(
+            lambda: resolved_by(db, item.intervention_id), timeout=30, what="automatic resume"
+        )
+        == "auto-recovery"
+    )
     assert holder.wait(5) is not None  # the real process is gone
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))  # and the port is free
@@ -163,8 +182,12 @@ async def test_redis_is_started_answers_ping_and_is_tracked(
     )
     await detect(nc, item)
     try:
-        assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=30,
-                                what="automatic resume") == "auto-recovery"  # fmt: skip
+        assert (
+            await eventually(
+                lambda: resolved_by(db, item.intervention_id), timeout=30, what="automatic resume"
+            )
+            == "auto-recovery"
+        )
         with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
             sock.sendall(b"PING\r\n")
             assert sock.recv(16).startswith(b"+PONG")
@@ -223,12 +246,20 @@ async def test_postgres_is_restarted_as_the_projects_user_and_answers_a_query(
         YOKEFLOW_RECOVERY_POSTGRES_COMMAND=",".join([*pg_ctl, "restart"]),
         YOKEFLOW_RECOVERY_POSTGRES_URL=url,
     )
-    item = stuck(project, unique("s"), "db_connection",
-                 "Error: P1001: Can't reach database server at `localhost`:`5432`")  # fmt: skip
+    item = stuck(
+        project,
+        unique("s"),
+        "db_connection",
+        "Error: P1001: Can't reach database server at `localhost`:`5432`",
+    )
     await detect(nc, item)
     try:
-        assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=60,
-                                what="automatic resume") == "auto-recovery"  # fmt: skip
+        assert (
+            await eventually(
+                lambda: resolved_by(db, item.intervention_id), timeout=60, what="automatic resume"
+            )
+            == "auto-recovery"
+        )
         conn = await asyncpg.connect(url)
         assert await conn.fetchval("SELECT 1") == 1
         await conn.close()
@@ -289,13 +320,24 @@ async def test_missing_module_is_installed_from_a_local_wheel(
         YOKEFLOW_RECOVERY_PIP_OPTIONS=f"--no-index,--find-links,{wheels}",
         YOKEFLOW_RECOVERY_MODULE_PACKAGES='{"yokeflow_fixture_pkg": "yokeflow-fixture-pkg"}',
     )
-    item = stuck(project, unique("s"), "module_not_found",
-                 "ModuleNotFoundError: No module named 'yokeflow_fixture_pkg'")  # fmt: skip
+    item = stuck(
+        project,
+        unique("s"),
+        "module_not_found",
+        "ModuleNotFoundError: No module named 'yokeflow_fixture_pkg'",
+    )
     await detect(nc, item)
-    assert await eventually(lambda: resolved_by(db, item.intervention_id), timeout=90,
-                            what="automatic resume") == "auto-recovery"  # fmt: skip
-    check = subprocess.run([python, "-c", "import yokeflow_fixture_pkg as p; print(p.VALUE)"],
-                           capture_output=True, text=True)  # fmt: skip
+    assert (
+        await eventually(
+            lambda: resolved_by(db, item.intervention_id), timeout=90, what="automatic resume"
+        )
+        == "auto-recovery"
+    )
+    check = subprocess.run(
+        [python, "-c", "import yokeflow_fixture_pkg as p; print(p.VALUE)"],
+        capture_output=True,
+        text=True,
+    )
     assert check.stdout.strip() == "42"
     rows = await recovery_rows(db, item.intervention_id)
     assert rows[-1][1]["command"][-2:] == ["--", "yokeflow-fixture-pkg"]
@@ -325,9 +367,17 @@ async def test_hostile_inputs_are_refused_audited_and_nothing_runs(
 ):
     project = unique("p")
     services.start("pauser")
-    services.start("recovery", **registered(
-        project, tmp_path, user=getpass.getuser(), python=sys.executable, dev_ports=[3000],
-        recovery_actions=["free_port", "install_module"]))  # fmt: skip
+    services.start(
+        "recovery",
+        **registered(
+            project,
+            tmp_path,
+            user=getpass.getuser(),
+            python=sys.executable,
+            dev_ports=[3000],
+            recovery_actions=["free_port", "install_module"],
+        ),
+    )
     item = stuck(project, unique("s"), blocker, error, workspace=str(tmp_path))
     outcomes = await collect(nc, f"intervention.recovery.{item.project_id}")
     await detect(nc, item)
@@ -343,8 +393,11 @@ async def test_hostile_inputs_are_refused_audited_and_nothing_runs(
 async def test_a_process_off_the_allow_list_is_not_touched(nc, db, services, unique, tmp_path):
     port, project = free_port(), unique("p")
     services.start("pauser")
-    services.start("recovery", YOKEFLOW_RECOVERY_PROCESS_PATTERN=r"^node$", **registered(
-        project, tmp_path, dev_ports=[port], recovery_actions=["free_port"]))  # fmt: skip
+    services.start(
+        "recovery",
+        YOKEFLOW_RECOVERY_PROCESS_PATTERN=r"^node$",
+        **registered(project, tmp_path, dev_ports=[port], recovery_actions=["free_port"]),
+    )
     holder = listener(port, cwd=tmp_path)
     try:
         item = stuck(project, unique("s"), "port_conflict", f"EADDRINUSE 127.0.0.1:{port}")

@@ -12,8 +12,10 @@ from yokeflow_agent.names import event_id_for
 from yokeflow_agent.wire import Server, mask_url
 
 
-@pytest.mark.parametrize(("project", "session", "seq"),
-                         [("shop", "s-1", 0), ("ß-ünïcode", "claude/1", 2**40), ("", "", -1)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("project", "session", "seq"),
+    [("shop", "s-1", 0), ("ß-ünïcode", "claude/1", 2**40), ("", "", -1)],
+)
 def test_event_ids_are_uuid5_of_the_events_place(project: str, session: str, seq: int) -> None:
     name = f"yokeflow:{project}/{session}/{seq}"
     assert event_id_for(project, session, seq) == str(uuid.uuid5(uuid.NAMESPACE_URL, name))
@@ -31,14 +33,17 @@ def test_timestamps_are_iso_utc_with_microseconds() -> None:
         ("nats://127.0.0.1:4222", ("nats", None, None, "127.0.0.1", 4222)),
         ("localhost", ("nats", None, None, "localhost", 4222)),
         ("localhost:5000", ("nats", None, None, "localhost", 5000)),
-        ("tls://agent-shop:p%40ss:w@nats.example:443", ("tls", "agent-shop", "p@ss:w", "nats.example", 443)),
+        (
+            "tls://agent-shop:p%40ss:w@nats.example:443",
+            ("tls", "agent-shop", "p@ss:w", "nats.example", 443),
+        ),
         ("nats://s3cr3t-token@host", ("nats", "s3cr3t-token", None, "host", 4222)),
         ("nats://u:@host:1", ("nats", "u", "", "host", 1)),
         ("nats://[::1]:4223", ("nats", None, None, "::1", 4223)),
         ("nats://[::1]", ("nats", None, None, "::1", 4222)),
         (" nats://a@b@host:7/ ", ("nats", "a@b", None, "host", 7)),
     ],
-)  # fmt: skip
+)
 def test_servers_parse_as_nats_clients_read_them(url: str, expected: tuple[object, ...]) -> None:
     server = Server(url)
     assert (server.scheme, server.user, server.password, server.host, server.port) == expected

@@ -19,9 +19,17 @@ from yokeflow_intervention.shared.settings import ProjectRegistration, Settings
 def stuck(
     blocker: str, error: str, workspace: str | None = None, project: str = "shop"
 ) -> Intervention:
-    return Intervention(intervention_id="i-1", project_id=project, session_id="s-1",
-                        trigger="critical_error", blocker_type=blocker, reason="stuck",
-                        error_excerpt=error, detected_at=datetime.now(UTC), workspace=workspace)  # fmt: skip
+    return Intervention(
+        intervention_id="i-1",
+        project_id=project,
+        session_id="s-1",
+        trigger="critical_error",
+        blocker_type=blocker,
+        reason="stuck",
+        error_excerpt=error,
+        detected_at=datetime.now(UTC),
+        workspace=workspace,
+    )
 
 
 def settings_for(root: Path, **fields: object) -> Settings:
@@ -119,15 +127,26 @@ def test_an_interpreter_the_projects_user_can_change_is_refused(tmp_path):
 
 
 def test_workspace_actions_need_the_projects_user(tmp_path):
-    settings = Settings(projects={"shop": ProjectRegistration(
-        workspace_root=tmp_path, recovery_actions=["install_module"], python="/usr/bin/python3")})  # fmt: skip
+    settings = Settings(
+        projects={
+            "shop": ProjectRegistration(
+                workspace_root=tmp_path,
+                recovery_actions=["install_module"],
+                python="/usr/bin/python3",
+            )
+        }
+    )
     with pytest.raises(Refused, match="register the project's user"):
         plan_recovery(stuck("module_not_found", "No module named 'x'"), settings)
 
 
 def test_ports_and_redis_ports_are_the_projects_own(tmp_path):
-    settings = settings_for(tmp_path, recovery_actions=["free_port", "start_redis"],
-                            dev_ports=[5173], redis_ports=[6380])  # fmt: skip
+    settings = settings_for(
+        tmp_path,
+        recovery_actions=["free_port", "start_redis"],
+        dev_ports=[5173],
+        redis_ports=[6380],
+    )
     assert (
         plan_recovery(stuck("port_conflict", "EADDRINUSE :::5173"), settings).params["port"] == 5173
     )

@@ -89,8 +89,9 @@ def test_compose_runs_every_role_after_provisioning():
     assert services["notifier"]["deploy"]["replicas"] == 3
     assert services["pauser"]["deploy"]["replicas"] == 2
     detectors = [s["environment"] for s in workers.values() if s["command"][1] == "detector"]
-    assert [(e["YOKEFLOW_DETECTOR_REPLICA"], e["YOKEFLOW_DETECTOR_REPLICAS"]) for e in detectors] == [
-        ("0", "2"), ("1", "2")]  # fmt: skip
+    assert [
+        (e["YOKEFLOW_DETECTOR_REPLICA"], e["YOKEFLOW_DETECTOR_REPLICAS"]) for e in detectors
+    ] == [("0", "2"), ("1", "2")]
     for env in detectors:
         assert env["YOKEFLOW_STREAM_REPLICAS"] == "3" and env["NATS_URL"].count("nats://") == 3
         assert env["NATS_USER"] == "detector"
@@ -110,8 +111,9 @@ def test_kubernetes_manifests_deploy_every_role_with_probes():
         "Service",
         "HorizontalPodAutoscaler",
     } <= set(kinds)
-    deployments = {d["metadata"]["name"]: d for d in documents
-                   if d["kind"] in ("Deployment", "StatefulSet")}  # fmt: skip
+    deployments = {
+        d["metadata"]["name"]: d for d in documents if d["kind"] in ("Deployment", "StatefulSet")
+    }
     assert set(deployments) == {f"yokeflow-{role}" for role in SERVICE_ROLES}
     for name, deployment in deployments.items():
         spec = deployment["spec"]["template"]["spec"]
@@ -166,9 +168,10 @@ def test_up_runs_detectors_pausers_and_notifiers_as_replicas_each_with_its_roles
     names = [s.name for s in specs]
     detectors = [s for s in specs if s.name.startswith("detector")]
     # Each detector knows its share of the partitions: replica i of n.
-    assert [(s.name, s.env["YOKEFLOW_DETECTOR_REPLICA"], s.env["YOKEFLOW_DETECTOR_REPLICAS"])
-            for s in detectors] == [("detector-1", "0", "3"), ("detector-2", "1", "3"),
-                                    ("detector-3", "2", "3")]  # fmt: skip
+    assert [
+        (s.name, s.env["YOKEFLOW_DETECTOR_REPLICA"], s.env["YOKEFLOW_DETECTOR_REPLICAS"])
+        for s in detectors
+    ] == [("detector-1", "0", "3"), ("detector-2", "1", "3"), ("detector-3", "2", "3")]
     assert [n for n in names if n.startswith("pauser")] == ["pauser-1", "pauser-2"]
     assert [n for n in names if n.startswith("notifier")] == [
         "notifier-1",
@@ -192,8 +195,10 @@ def test_the_deployment_nats_users_are_current_and_the_server_accepts_them(tmp_p
     env = {f"YOKEFLOW_NATS_PASSWORD_{r.upper()}": f"pw-{r}" for r in ("admin", *SERVICE_ROLES)}
     check = __import__("subprocess").run(
         [_nats_binary(), "-c", str(tmp_path / "server.conf"), "-t"],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert check.returncode == 0, check.stderr
 
 
@@ -205,8 +210,11 @@ def test_every_deployed_service_connects_as_its_own_role():
     assert compose["services"]["provision"]["environment"]["NATS_USER"] == "admin"
     for name in ("nats-1", "nats-2", "nats-3"):
         assert "/etc/nats/roles/auth.conf" in compose["services"][name]["command"]
-    deployments = {d["metadata"]["name"]: d for d in kubernetes_documents()
-                   if d["kind"] in ("Deployment", "StatefulSet")}  # fmt: skip
+    deployments = {
+        d["metadata"]["name"]: d
+        for d in kubernetes_documents()
+        if d["kind"] in ("Deployment", "StatefulSet")
+    }
     for role in SERVICE_ROLES:
         container = deployments[f"yokeflow-{role}"]["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e for e in container["env"]}

@@ -68,19 +68,34 @@ def test_nul_and_lone_surrogates_become_replacement_characters():
 
 def test_intervention_fields_are_clipped_so_every_intervention_fits():
     huge = "x" * 2_000_000
-    item = Intervention(intervention_id="i", project_id="p", session_id="s", trigger="manual",
-                        reason=huge, error_excerpt=huge, suggested_recovery=huge, workspace=huge,
-                        task=Task(id=huge, description=huge), detected_at=NOW)  # fmt: skip
+    item = Intervention(
+        intervention_id="i",
+        project_id="p",
+        session_id="s",
+        trigger="manual",
+        reason=huge,
+        error_excerpt=huge,
+        suggested_recovery=huge,
+        workspace=huge,
+        task=Task(id=huge, description=huge),
+        detected_at=NOW,
+    )
     assert len(item.model_dump_json()) < 64 * 1024
     assert item.reason.endswith("characters clipped]")
 
 
 def notice(text: str, task: str = "t") -> Notice:
     paused = InterventionPaused(
-        intervention_id="i-1", project_id="p", session_id="s", trigger="retry_limit",
-        reason=text, error_excerpt=text, task=Task(id="T1", description=task),
-        detected_at=NOW, paused_at=datetime.now(UTC),
-    )  # fmt: skip
+        intervention_id="i-1",
+        project_id="p",
+        session_id="s",
+        trigger="retry_limit",
+        reason=text,
+        error_excerpt=text,
+        task=Task(id="T1", description=task),
+        detected_at=NOW,
+        paused_at=datetime.now(UTC),
+    )
     return Notice(paused, dashboard_url="https://dash.example.com")
 
 

@@ -43,8 +43,13 @@ def test_webhook_kind_is_detected_and_can_be_forced():
 
 
 async def test_internal_webhook_targets_are_refused_unless_allowed():
-    for url in ("http://127.0.0.1:8080/x", "http://10.0.0.5/x", "http://169.254.169.254/latest",
-                "http://[::1]:9/x", "http://localhost:9/x"):  # fmt: skip
+    for url in (
+        "http://127.0.0.1:8080/x",
+        "http://10.0.0.5/x",
+        "http://169.254.169.254/latest",
+        "http://[::1]:9/x",
+        "http://localhost:9/x",
+    ):
         with pytest.raises(UnsafeWebhookError):
             await resolve_webhook_target(url, allow_private=False)
         await resolve_webhook_target(url, allow_private=True)
@@ -102,8 +107,15 @@ def test_settings_layers_and_errors(tmp_path):
     config.write_text(
         "intervention:\n  max_retries: 5\n  webhook_url: ${HOOK}\n  min_notification_interval: 60\n"
     )
-    settings = load_settings(config, {"HOOK": "https://example.com/h", "YOKEFLOW_MAX_RETRIES": "7",
-                                       "EMAIL_ADDRESSES": "a@x.io, b@x.io", "SMTP_PASSWORD": "pw"})  # fmt: skip
+    settings = load_settings(
+        config,
+        {
+            "HOOK": "https://example.com/h",
+            "YOKEFLOW_MAX_RETRIES": "7",
+            "EMAIL_ADDRESSES": "a@x.io, b@x.io",
+            "SMTP_PASSWORD": "pw",
+        },
+    )
     assert settings.max_retries == 7  # environment beats the file
     assert settings.webhook_url == "https://example.com/h"
     assert settings.email_addresses == ["a@x.io", "b@x.io"]

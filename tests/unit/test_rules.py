@@ -41,10 +41,15 @@ class Agent:
         self.clock += timedelta(seconds=advance)
         seq = next(self.seq)
         payload = {
-            "v": 1, "event_id": f"{self.session}-{seq}", "type": type_,
-            "project_id": self.project, "session_id": self.session, "seq": seq,
-            "ts": self.clock.isoformat(), **fields,
-        }  # fmt: skip
+            "v": 1,
+            "event_id": f"{self.session}-{seq}",
+            "type": type_,
+            "project_id": self.project,
+            "session_id": self.session,
+            "seq": seq,
+            "ts": self.clock.isoformat(),
+            **fields,
+        }
         return parse_agent_event(payload)
 
     def start(self):
@@ -62,10 +67,17 @@ class Agent:
         call_id = f"c{next(self.calls)}"
         call = self.event("tool_call", tool="Bash", input={"command": command}, call_id=call_id)
         result = self.event(
-            "tool_result", advance=took, call_id=call_id, tool="Bash",
-            result={"ok": ok, "exit_code": (0 if ok else 1) if exit_code is None else exit_code,
-                    "output": output, "error": error},
-        )  # fmt: skip
+            "tool_result",
+            advance=took,
+            call_id=call_id,
+            tool="Bash",
+            result={
+                "ok": ok,
+                "exit_code": (0 if ok else 1) if exit_code is None else exit_code,
+                "output": output,
+                "error": error,
+            },
+        )
         return [call, result]
 
 
@@ -403,12 +415,18 @@ def test_polling_a_build_whose_output_changes_is_progress_the_same_output_is_a_l
 
 def test_one_typo_is_not_a_missing_dependency_the_same_missing_command_again_is():
     agent, book = Agent(), SessionBook(config())
-    events = [agent.start(), *agent.run("pnpx vite", False, error="bash: pnpx: command not found"),
-              *agent.run("npx vite", True, output="ready")]  # fmt: skip
+    events = [
+        agent.start(),
+        *agent.run("pnpx vite", False, error="bash: pnpx: command not found"),
+        *agent.run("npx vite", True, output="ready"),
+    ]
     assert feed(book, events) == []
     stuck, book2 = Agent("s2"), SessionBook(config())
-    events = [stuck.start(), *stuck.run("pnpm i", False, error="bash: pnpm: command not found"),
-              *stuck.run("pnpm install", False, error="bash: pnpm: command not found")]  # fmt: skip
+    events = [
+        stuck.start(),
+        *stuck.run("pnpm i", False, error="bash: pnpm: command not found"),
+        *stuck.run("pnpm install", False, error="bash: pnpm: command not found"),
+    ]
     found = feed(book2, events)
     assert found[0].blocker_type == "missing_dependency"
     once, typo = SessionBook(config(missing_dependency_repeats=1)), Agent("s3")  # at once again
@@ -422,8 +440,9 @@ def test_the_same_error_event_again_and_again_is_a_loop():
         events.append(agent.event("error", message=f"API error {n}: overloaded"))
     events.append(agent.event("error", message="prompt is too long: 210000 tokens > 200000"))
     assert feed(book, events) == []
-    repeated = [agent.event("error", message="prompt is too long: 210000 tokens > 200000")
-                for _ in range(3)]  # fmt: skip
+    repeated = [
+        agent.event("error", message="prompt is too long: 210000 tokens > 200000") for _ in range(3)
+    ]
     found = feed(book, repeated)
     assert found[0].trigger == "loop_pattern" and "same error 4 times" in found[0].reason
 
@@ -432,11 +451,19 @@ def test_commentary_fields_do_not_make_identical_calls_distinct():
     def run(agent: Agent, description: str):
         call_id = f"c{next(agent.calls)}"
         return [
-            agent.event("tool_call", tool="Bash", call_id=call_id,
-                        input={"command": "npm start", "description": description}),
-            agent.event("tool_result", call_id=call_id, tool="Bash",
-                        result={"ok": False, "exit_code": 1, "error": "Error: boom"}),
-        ]  # fmt: skip
+            agent.event(
+                "tool_call",
+                tool="Bash",
+                call_id=call_id,
+                input={"command": "npm start", "description": description},
+            ),
+            agent.event(
+                "tool_result",
+                call_id=call_id,
+                tool="Bash",
+                result={"ok": False, "exit_code": 1, "error": "Error: boom"},
+            ),
+        ]
 
     agent, book = Agent(), SessionBook(config())
     events = [agent.start()]
@@ -491,13 +518,21 @@ def test_a_failing_call_whose_error_text_rotates_is_still_stopped():
 def test_the_same_parallel_round_again_and_again_is_a_loop_new_rounds_are_not():
     def round_of(agent: Agent, paths: list[str]):
         calls = [(f"c{next(agent.calls)}", p) for p in paths]
-        events = [agent.event("tool_call", tool="Read", call_id=c, input={"file_path": p})
-                  for c, p in calls]  # fmt: skip
+        events = [
+            agent.event("tool_call", tool="Read", call_id=c, input={"file_path": p})
+            for c, p in calls
+        ]
         # Parallel results come back in any order (so no cycle of results shows).
         turn = next(agent.calls) % len(calls)
-        events += [agent.event("tool_result", call_id=c, tool="Read",
-                               result={"ok": True, "output": f"contents of {p}"})
-                   for c, p in calls[turn:] + calls[:turn]]  # fmt: skip
+        events += [
+            agent.event(
+                "tool_result",
+                call_id=c,
+                tool="Read",
+                result={"ok": True, "output": f"contents of {p}"},
+            )
+            for c, p in calls[turn:] + calls[:turn]
+        ]
         return events
 
     agent, book = Agent(), SessionBook(config())
@@ -618,8 +653,9 @@ def test_the_session_budget_warns_at_eighty_percent_and_not_before():
 
 def test_text_turns_warn_one_reply_before_the_stop():
     agent, book = Agent(), SessionBook(config())
-    events = [agent.start()] + [agent.event("agent_message", text="Working on it.")
-                                for _ in range(2)]  # fmt: skip
+    events = [agent.start()] + [
+        agent.event("agent_message", text="Working on it.") for _ in range(2)
+    ]
     found = warnings(book, events)
     assert [w[1] for w in found] == ["loop_pattern"] and "same reply 2 times" in found[0][2]
 
@@ -728,8 +764,10 @@ def test_a_snapshot_restores_a_session_exactly():
     assert restored.snapshot() == kept.snapshot()
     other = SessionBook(cfg)
     other.adopt(restored)
-    rest = [*agent.run("npm start", ok=False, error="Error: boom"),
-            agent.event("tool_call", tool="Bash", input={"command": "npm start"})]  # fmt: skip
+    rest = [
+        *agent.run("npm start", ok=False, error="Error: boom"),
+        agent.event("tool_call", tool="Bash", input={"command": "npm start"}),
+    ]
     outcomes = [book.feed(e) for e in rest]
     again = [other.feed(e) for e in rest]
     assert [o.warning is not None for o in outcomes] == [o.warning is not None for o in again]
