@@ -6,8 +6,9 @@ against) and the held-out set (collected afterwards, verdicts written before rep
 class, per kind of source and per agent: sessions, agree, false stops (healthy sessions stopped),
 misses (stuck sessions never stopped) and early stops (stuck sessions stopped before their stuck
 part began: the right verdict for the wrong reason); then every disagreement with the reason the
-detector gave. Only the held-out figures say how the rules do on sessions they were not fitted to. Exits non-zero only on a usage error: the figures are for
-reading, tests/unit/test_corpus.py holds the assertions.
+detector gave. Only the held-out figures say how the rules do on sessions they were not fitted
+to. Exits non-zero only on a usage error: the figures are for reading, tests/unit/test_corpus.py
+holds the assertions.
 
 Usage: python bench/detection.py [--config FILE] [--corpus DIR]
 """

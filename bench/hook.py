@@ -147,7 +147,10 @@ def percentile(values: list[float], q: float) -> float:
 def row(path: str, case: str, samples: list[float], baseline: float | None) -> str:
     p50, p99 = statistics.median(samples), percentile(samples, 0.99)
     ratio = f"{p50 / baseline:.2f}" if baseline else "1.00"
-    return f"| {path} | {case} | {len(samples)} | {p50:.1f} | {p99:.1f} | {max(samples):.1f} | {ratio} |"
+    return (
+        f"| {path} | {case} | {len(samples)} | {p50:.1f} | {p99:.1f} | {max(samples):.1f} "
+        f"| {ratio} |"
+    )
 
 
 def time_process(command: list[str], stdin: str, env: dict[str, str]) -> float:

@@ -112,8 +112,9 @@ async def run(
         pool = await asyncpg.create_pool(env["DATABASE_URL"])
         assert pool is not None
         rows = await pool.fetch(
-            """SELECT d.intervention_id, d.status, d.detail, d.attempts FROM notification_deliveries d
-               WHERE d.project_id LIKE $1 AND d.status <> 'sent'""",
+            "SELECT d.intervention_id, d.status, d.detail, d.attempts"
+            " FROM notification_deliveries d"
+            " WHERE d.project_id LIKE $1 AND d.status <> 'sent'",
             f"bench{replicas}-%",
         )
         decisions = await pool.fetchval(

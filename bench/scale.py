@@ -74,7 +74,8 @@ def collection_pauses(sizes: list[int]) -> None:
         return (time.perf_counter() - began) * 1000
 
     print(
-        "sessions held | full collection, tracked | the same, frozen (one round's 10,000 new events)"
+        "sessions held | full collection, tracked "
+        "| the same, frozen (one round's 10,000 new events)"
     )
     for size in sizes:
         book = SessionBook(config)

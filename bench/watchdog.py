@@ -1,8 +1,9 @@
 """What the watchdog costs per open session (not a test): memory and the sweep's CPU.
 
 1. Memory: the bytes one open session's deadline holds (its watch tuple, its strings, its
-   dictionary slot, and the service's note of the deadline it last wrote), measured with tracemalloc over N sessions: half idle after a tool result
-   (waiting on silence), half with a call open. In-run baseline: the bytes of the session's
+   dictionary slot, and the service's note of the deadline it last wrote), measured with
+   tracemalloc over N sessions: half idle after a tool result (waiting on silence), half with a
+   call open. In-run baseline: the bytes of the session's
    state in the detector (SessionState after the same events), which an evicted session gives
    up while its deadline stays.
 2. CPU: one sweep of a partition's deadlines when nothing is due (what every clock tick costs)

@@ -28,7 +28,10 @@ from yokeflow_intervention.shared.settings import DEMO_PROJECT, load_settings
 
 __all__ = ["retry_loop_session", "run_resumed_session"]
 
-CRASH = "Error: Command failed: npm start\nTypeError: Cannot read properties of undefined (reading 'port')"
+CRASH = (
+    "Error: Command failed: npm start\n"
+    "TypeError: Cannot read properties of undefined (reading 'port')"
+)
 
 
 async def retry_loop_session(session: AgentSession, attempts: int = 8) -> SessionPaused | None:

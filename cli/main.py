@@ -117,14 +117,16 @@ async def _status(settings: Settings) -> int:
             c = await js.consumer_info(consumer.stream, consumer.durable)
             print(
                 f"consumer  {consumer.durable:18} pending {c.num_pending:>6}  "
-                f"unacked {c.num_ack_pending:>4}  delivered to: {'yes' if c.push_bound else 'no one'}"
+                f"unacked {c.num_ack_pending:>4}  "
+                f"delivered to: {'yes' if c.push_bound else 'no one'}"
             )
         try:
             active = await PauserClient(nc, timeout=3).get_active_pauses()
             print(f"pauser    answering; {len(active)} active intervention(s)")
             for row in active[:10]:
                 print(
-                    f"  - {row['id']}  {row['project_id']}/{row['session_id']}  {row['pause_reason'][:70]}"
+                    f"  - {row['id']}  {row['project_id']}/{row['session_id']}  "
+                    f"{row['pause_reason'][:70]}"
                 )
         except CommandFailed as exc:
             print(f"pauser    {exc}")
@@ -177,8 +179,10 @@ async def _interventions(args: argparse.Namespace, settings: Settings) -> int:
                 if row.get("false_stop"):
                     state += f", false stop (marked by {row['false_stop_by']})"
                 print(
-                    f"{row['id']}  {row['paused_at'][:19]}  {row['project_id']}/{row['session_id']}  "
-                    f"{row['pause_type']:16} {state}\n    {AGENT_MARK}: {quoted_line(row['pause_reason'])}"
+                    f"{row['id']}  {row['paused_at'][:19]}  "
+                    f"{row['project_id']}/{row['session_id']}  "
+                    f"{row['pause_type']:16} {state}\n"
+                    f"    {AGENT_MARK}: {quoted_line(row['pause_reason'])}"
                 )
         elif args.action == "show":
             print(json.dumps(await client.get_intervention(args.id), indent=2))

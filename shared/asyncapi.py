@@ -61,12 +61,14 @@ _LIFECYCLE = (
     (
         "intervention.paused.{project_id}",
         InterventionPaused,
-        "The pause is durable: row written, session_control set to paused. Nats-Msg-Id = <id>:paused.",
+        "The pause is durable: row written, session_control set to paused. "
+        "Nats-Msg-Id = <id>:paused.",
     ),
     (
         "intervention.resumed.{project_id}",
         InterventionResumed,
-        "A human or automatic recovery resumed the session; resume_context is the next session's brief.",
+        "A human or automatic recovery resumed the session; "
+        "resume_context is the next session's brief.",
     ),
     (
         "intervention.notified.{project_id}",
@@ -101,8 +103,8 @@ _LIFECYCLE = (
         "intervention.waiting.{project_id}",
         Intervention,
         "A session has waited waiting_notification_after for a person (a permission prompt, a "
-        "question): trigger waiting, the reason says what is asked. Nothing is paused; the notifier "
-        "tells the project's humans. Added to v1. Nats-Msg-Id = intervention_id.",
+        "question): trigger waiting, the reason says what is asked. Nothing is paused; "
+        "the notifier tells the project's humans. Added to v1. Nats-Msg-Id = intervention_id.",
     ),
     (
         "agent.verdicts.{project_id}.{session_id}",

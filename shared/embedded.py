@@ -138,7 +138,8 @@ class EmbeddedNats:
             config = self.data_dir / "server.conf"
             config.write_text(
                 f"server_name: {json.dumps(self.server_name)}\nhost: {json.dumps(self.host)}\n"
-                f"port: {self.port}\njetstream: {{store_dir: {json.dumps(str(self.data_dir / 'jetstream'))}}}\n"
+                f"port: {self.port}\n"
+                f"jetstream: {{store_dir: {json.dumps(str(self.data_dir / 'jetstream'))}}}\n"
                 f"include {json.dumps(os.path.relpath(self.include, self.data_dir))}\n"
             )
             args = [_nats_binary(), "--config", str(config)]

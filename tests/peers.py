@@ -683,7 +683,8 @@ class SlackPeer(_LoopbackServer):
         user: str = "U0ANA",
         team: str = "T0TEAM",
     ) -> dict[str, Any]:
-        """The modal `view` (as opened) submitted with its inputs' `values` (block_id = action_id)."""
+        """The modal `view` (as opened) submitted with its inputs' `values`
+        (block_id = action_id)."""
         state = {k: {k: {"type": "plain_text_input", "value": v}} for k, v in values.items()}
         return {
             "type": "view_submission",

@@ -5,7 +5,8 @@ paused; `yokeflow_agent.contract` is the public contract (events, subjects, buck
 server and every downstream consumer read too; `yokeflow-hook` (`yokeflow_agent.adapters`) is
 the hooks adapter of the agent CLIs (Claude Code, Gemini CLI, Codex CLI, Copilot CLI: one
 module each, one engine in `yokeflow_agent.hooks`) and `yokeflow_agent.claude_sdk` the
-in-process hooks for the Claude Agent SDK. It depends on nats-py and pydantic only (the SDK hooks: `[claude-sdk]`).
+in-process hooks for the Claude Agent SDK. It depends on nats-py and pydantic only (the SDK
+hooks: `[claude-sdk]`).
 
 The names below load on first use, so the hooks adapter, which imports only plain Python,
 starts in milliseconds.

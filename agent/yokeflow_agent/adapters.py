@@ -2,10 +2,10 @@
 client's configuration lives, and `--check`.
 
 `--client` picks the adapter (`claude`, the default, `gemini`, `codex`, `copilot`); only that
-module is imported, so a hook pays for one client. `connect` writes a client's hook configuration where
-the client really reads it (`agents connect` calls it with the project's credentials), and
-`check` reads it back: which hooks are wired, with which settings, and whether the bus takes
-an event with them.
+module is imported, so a hook pays for one client. `connect` writes a client's hook
+configuration where the client really reads it (`agents connect` calls it with the project's
+credentials), and `check` reads it back: which hooks are wired, with which settings, and whether
+the bus takes an event with them.
 
 Where each client reads its hooks, and what gates them:
 - claude: `.claude/settings.json` of the project, or `~/.claude/settings.json`; settings in

@@ -21,8 +21,9 @@ app-server's turn interrupt, or ending the `codex` process).
 
 Codex runs no hook at all, silently, until its hooks are trusted (by a hash it computes for
 each): `yokeflow-intervention agents connect PROJECT codex` records that trust for its own
-hooks, as `/hooks` in an interactive `codex` would. Its hook configuration has no environment of its own: the hook reads `--env FILE`, which
-`agents connect` writes readable by its owner only.
+hooks, as `/hooks` in an interactive `codex` would. Its hook configuration has no environment
+of its own: the hook reads `--env FILE`, which `agents connect` writes readable by its owner
+only.
 """
 
 from __future__ import annotations

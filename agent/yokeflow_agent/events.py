@@ -41,9 +41,15 @@ def _clip(value: Any, depth: int) -> Any:
             return value
         # The clipped text keeps a fingerprint of what was cut, so two different long inputs
         # stay different calls.
-        return f"{value[:_STRING_LIMIT]} … [{len(value) - _STRING_LIMIT} characters clipped, {hash_text(value)}]"
+        return (
+            f"{value[:_STRING_LIMIT]} … [{len(value) - _STRING_LIMIT} characters clipped, "
+            f"{hash_text(value)}]"
+        )
     if depth >= _DEPTH_LIMIT and isinstance(value, dict | list):
-        return f"[nested deeper than {_DEPTH_LIMIT} levels, {hash_text(json.dumps(value, default=str))}]"
+        return (
+            f"[nested deeper than {_DEPTH_LIMIT} levels, "
+            f"{hash_text(json.dumps(value, default=str))}]"
+        )
     if isinstance(value, dict):
         return {str(k)[:200]: _clip(v, depth + 1) for k, v in list(value.items())[:_ITEMS_LIMIT]}
     if isinstance(value, list):

@@ -44,7 +44,8 @@ async def follow(
                 event = json.loads(msg.data)
                 kind = msg.subject.split(".")[1]  # detected, paused, resumed, notified, recovery
                 print(
-                    f"{kind:9} {event['project_id']}/{event['session_id']} {event.get('reason', '')}"
+                    f"{kind:9} {event['project_id']}/{event['session_id']} "
+                    f"{event.get('reason', '')}"
                 )
                 seen.append({"kind": kind, **event})
                 await msg.ack()

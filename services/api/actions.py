@@ -176,7 +176,8 @@ def mount_action_links(
 <p>What stopped it, in the session's own words (untrusted):</p>
 <blockquote style="white-space:pre-wrap">{html.escape(row["pause_reason"][:2000])}</blockquote>
 <form method="post">{notes}
-<button id="confirm" type="submit" style="font-size:1rem;padding:8px 16px">{html.escape(verb)}</button>
+<button id="confirm" type="submit"
+ style="font-size:1rem;padding:8px 16px">{html.escape(verb)}</button>
 </form>
 <p style="color:#667085">This link works once and expires.</p>"""
         return _page(200, f"{verb}: {row['project_id']}", body)

@@ -66,7 +66,8 @@ class Ledger:
             throttle = await conn.fetchrow(
                 """SELECT last_notified_at, suppressed_since,
                           last_notified_at IS NULL
-                          OR last_notified_at <= clock_timestamp() - make_interval(secs => $2) AS due
+                          OR last_notified_at
+                             <= clock_timestamp() - make_interval(secs => $2) AS due
                    FROM notification_throttle WHERE project_id = $1 FOR UPDATE""",
                 project_id,
                 float(preferences.min_notification_interval),
@@ -189,7 +190,8 @@ class Ledger:
                     "the replica sending it stopped mid-send; not sent again to avoid a duplicate"
                 )
                 await conn.execute(
-                    """UPDATE notification_deliveries SET status = 'unknown', detail = $4, updated_at = now()
+                    """UPDATE notification_deliveries
+                       SET status = 'unknown', detail = $4, updated_at = now()
                        WHERE intervention_id = $1 AND channel = $2 AND recipient = $3""",
                     intervention_id,
                     delivery.ledger_channel,

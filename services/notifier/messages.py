@@ -176,7 +176,8 @@ class Notice:
             Fact("Error", _clip(i.error_excerpt or i.reason, 900), agent=True),
             Fact(
                 "Retry Statistics",
-                f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one command, {stats.unique_errors} unique errors",
+                f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one "
+                f"command, {stats.unique_errors} unique errors",
             ),
             Fact(
                 "Action Required",
@@ -415,7 +416,10 @@ def _html_actions(actions: tuple[tuple[str, str], ...]) -> str:
         f"text-decoration:none'>{html.escape(label)}</a>"
         for label, url in actions
     )
-    return f"<p>{buttons}</p><p style='color:#667085'>Each link asks you to confirm and works once.</p>"
+    return (
+        f"<p>{buttons}</p>"
+        "<p style='color:#667085'>Each link asks you to confirm and works once.</p>"
+    )
 
 
 def sms_text(notice: Notice) -> str:

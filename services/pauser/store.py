@@ -143,7 +143,8 @@ class PausedSessionStore:
                        mode, resolved, resolved_at, resolved_by, resume_announced_at)
                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12,
                            $13, $14, $15::jsonb, $16, $17::boolean,
-                           CASE WHEN $17 THEN $10::timestamptz END, CASE WHEN $17 THEN $18::text END,
+                           CASE WHEN $17 THEN $10::timestamptz END,
+                           CASE WHEN $17 THEN $18::text END,
                            CASE WHEN $17 THEN $10::timestamptz END)
                    ON CONFLICT DO NOTHING
                    RETURNING *""",

@@ -505,11 +505,13 @@ async def _free_port(plan: Plan, settings: Settings) -> Result:
     root = plan.params["workspace_root"]
     if os.path.commonpath([root, cwd]) != root:
         raise Refused(
-            f"process {process.pid} on port {port} works in {cwd!r}, outside the project's workspace"
+            f"process {process.pid} on port {port} works in {cwd!r}, "
+            "outside the project's workspace"
         )
     if not re.search(settings.recovery_process_pattern, name):
         raise Refused(
-            f"process {process.pid} on port {port} ({name!r}) does not match recovery_process_pattern"
+            f"process {process.pid} on port {port} ({name!r}) "
+            "does not match recovery_process_pattern"
         )
     process.send_signal(signal.SIGTERM)
     how = "SIGTERM"

@@ -246,7 +246,8 @@ async def seed_costs(db, project: str) -> None:
         for channel, status in channels[:notices]:
             await db.execute(
                 """INSERT INTO notification_deliveries (intervention_id, project_id,
-                                channel, recipient, status, created_at) VALUES ($1, $2, $3, 'x', $4, $5)""",
+                                channel, recipient, status, created_at)
+                   VALUES ($1, $2, $3, 'x', $4, $5)""",
                 ident,
                 project,
                 channel,

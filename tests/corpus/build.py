@@ -1,4 +1,5 @@
-"""Write the corpus's event files and manifest from `catalogue.py` (run: python -m tests.corpus.build).
+"""Write the corpus's event files and manifest from `catalogue.py`
+(run: python -m tests.corpus.build).
 
 Transcripts go through exactly the converter `yokeflow-intervention detect` uses on a user's own
 files; scripted sessions are written as they are built. The output is committed, so a reader

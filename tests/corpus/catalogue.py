@@ -117,7 +117,10 @@ def _oh_unterminated_not_at_end(sid: str) -> Script:
         "Last line of output",
     )
     for line, tail in zip((1, 1, 3, 2), tails, strict=True):
-        err = f'print("hello\n       ^\nSyntaxError: unterminated string literal (detected at line {line})\n{tail}'
+        err = (
+            f'print("hello\n       ^\n'
+            f"SyntaxError: unterminated string literal (detected at line {line})\n{tail}"
+        )
         s.call("run_ipython", {"code": 'print("hello'}, ok=False, err=err)
     return s
 
@@ -234,8 +237,8 @@ def _cindy_2721(sid: str) -> Script:
     )
     note = "\nShell cwd was reset to /repo"
     hit = (
-        "apps/desktop/src/main/maker-host/base-agent.ts:731:  getShellCommandPolicy(): ShellCommandPolicy"
-        + note
+        "apps/desktop/src/main/maker-host/base-agent.ts:731:  "
+        "getShellCommandPolicy(): ShellCommandPolicy" + note
     )
     for i in range(24):
         if i == 2:
@@ -420,14 +423,20 @@ def _xum_1046(sid: str) -> Script:
     for i in range(12):
         if i == 1:
             s.stuck_here()
-        out = f"process proc_7f3a (pid 48211) exited with code 0\nno new output\nelapsed_ms: {2 + i % 5}"
+        out = (
+            "process proc_7f3a (pid 48211) exited with code 0\nno new output\n"
+            f"elapsed_ms: {2 + i % 5}"
+        )
         s.call("bash_output", {"process_id": "proc_7f3a"}, out, secs=0.01, gap=1)
     return s
 
 
 def _repo_agent_680(sid: str) -> Script:
     s = _s(sid)
-    failure = "generate.sh: line 41: pkg/clients/generated/zz_types.go: conflicting definition of ComputeAddress\nexit status 1"
+    failure = (
+        "generate.sh: line 41: pkg/clients/generated/zz_types.go: "
+        "conflicting definition of ComputeAddress\nexit status 1"
+    )
     s.call(
         "run_shell_command",
         {"command": "./scripts/generate.sh"},
@@ -597,7 +606,8 @@ def _anon_kode_94(sid: str) -> Script:
             err="String to replace not found in file.",
         )
     s.say(
-        "It seems I'm repeatedly failing to match the text. I'll use the Replace tool instead to overwrite "
+        "It seems I'm repeatedly failing to match the text. "
+        "I'll use the Replace tool instead to overwrite "
         "the file with the intended changes."
     )
     s.call(
@@ -628,7 +638,9 @@ def _open_design_3375(sid: str) -> Script:
         s.call(
             "Bash",
             {
-                "command": "grep -q 'titlebar-left .*SidebarToggle' src/components/Titlebar.tsx && echo OK"
+                "command": (
+                    "grep -q 'titlebar-left .*SidebarToggle' src/components/Titlebar.tsx && echo OK"
+                )
             },
             ok=False,
             err="Error: Exit code 1",
@@ -650,8 +662,10 @@ def _gemini_18370(sid: str) -> Script:
         "new_string": "import XCTest\nimport SwiftData\n@testable import Analogger",
     }
     err = (
-        "Failed to edit, 0 occurrences found for old_string in AnaloggerTests/NotesListViewModelTests.swift. "
-        "Ensure you're not escaping content incorrectly and check whitespace, indentation, and context. "
+        "Failed to edit, 0 occurrences found for old_string in "
+        "AnaloggerTests/NotesListViewModelTests.swift. "
+        "Ensure you're not escaping content incorrectly and check whitespace, "
+        "indentation, and context. "
         "Use read_file tool to verify."
     )
     for i in range(6):
@@ -998,7 +1012,8 @@ def _qwen_3236(sid: str) -> Script:
     for path, text in files.items():
         s.call("read_file", {"absolute_path": f"/work/toy/{path}"}, text, secs=0.05, gap=0.1)
     s.say(
-        "The project is a small TypeScript CLI: index.ts runs main with config.ts's settings; utils.ts holds helpers."
+        "The project is a small TypeScript CLI: index.ts runs main with config.ts's settings; "
+        "utils.ts holds helpers."
     )
     return s
 
@@ -1085,8 +1100,10 @@ def _classla_239(sid: str) -> Script:
     versions = (
         "Photosynthesis converts light to chemical energy.",
         "Photosynthesis converts light energy into chemical energy stored in glucose.",
-        "Photosynthesis, in the chloroplast, converts light energy into chemical energy stored in glucose.",
-        "Photosynthesis, in the chloroplast, converts light energy into chemical energy stored in glucose; oxygen is released.",
+        "Photosynthesis, in the chloroplast, converts light energy into chemical energy "
+        "stored in glucose.",
+        "Photosynthesis, in the chloroplast, converts light energy into chemical energy "
+        "stored in glucose; oxygen is released.",
     )
     for text in versions:
         s.call(
@@ -1096,7 +1113,8 @@ def _classla_239(sid: str) -> Script:
             gap=6,
         )
     s.say(
-        "I tightened the introduction in four passes; it now names the organelle and the by-product."
+        "I tightened the introduction in four passes; "
+        "it now names the organelle and the by-product."
     )
     return s
 
@@ -1168,7 +1186,10 @@ def _bdfinst_708(sid: str) -> Script:
         {"file_path": "src/rates.py", "old_string": "round(x, 2)", "new_string": "round(x, 4)"},
         "ok",
     )
-    failing = "FAILED tests/test_rates.py::test_compound - assert 1.1025 == 1.1\n1 failed, 41 passed in 3.21s"
+    failing = (
+        "FAILED tests/test_rates.py::test_compound - assert 1.1025 == 1.1\n"
+        "1 failed, 41 passed in 3.21s"
+    )
     for i in range(6):
         if i == 1:
             s.stuck_here()
@@ -1191,7 +1212,8 @@ def _open_science_121(sid: str) -> Script:
         if i == 1:
             s.stuck_here()
         s.say(
-            "I should run the grep again to check where the NA values are before changing the parser."
+            "I should run the grep again to check where the NA values are "
+            "before changing the parser."
         )
         s.call("bash", grep, hits, gap=5)
     return s
@@ -1312,8 +1334,15 @@ def _nixmac_518(sid: str) -> Script:
 
 def _assemblyzero_1842(sid: str) -> Script:
     s = _s(sid)
-    broken = "def test_default_config_path_posix():\n    assert str(default_config_path()) == '/home/u/.boostgauge/config.toml'\n"
-    failure = "FAILED tests/unit/test_config.py::test_default_config_path_posix - AssertionError: assert 'WindowsPath(...)' == '/home/u/.boostgauge/config.toml'\n1 failed, 52 passed"
+    broken = (
+        "def test_default_config_path_posix():\n"
+        "    assert str(default_config_path()) == '/home/u/.boostgauge/config.toml'\n"
+    )
+    failure = (
+        "FAILED tests/unit/test_config.py::test_default_config_path_posix - "
+        "AssertionError: assert 'WindowsPath(...)' == '/home/u/.boostgauge/config.toml'\n"
+        "1 failed, 52 passed"
+    )
     for i in range(3):
         if i == 1:
             s.stuck_here()
@@ -1331,7 +1360,10 @@ def _assemblyzero_1842(sid: str) -> Script:
 
 def _chef_476(sid: str) -> Script:
     s = _s(sid)
-    error = "convex/http.ts:3:22 - error TS2307: Cannot find module './auth' or its corresponding type declarations."
+    error = (
+        "convex/http.ts:3:22 - error TS2307: Cannot find module './auth' "
+        "or its corresponding type declarations."
+    )
     edits = (
         (
             "convex/http.ts",
@@ -1371,7 +1403,8 @@ SESSIONS: tuple[Session, ...] = (
         "claude-code",
         "github.com/palimondo/BookMinder claude-dev-log-diary/jsonl/cloud-2026/"
         "a42b9c92-c0e6-588e-bc6f-3d5e4f37b895/subagents/agent-a05d358b0666d872d.jsonl"
-        " @df2279b2e96c699ec886716492d736a31539a3fe (the whole session, 26 tool calls; bookkeeping records dropped, outputs trimmed)",
+        " @df2279b2e96c699ec886716492d736a31539a3fe (the whole session, 26 tool calls; "
+        "bookkeeping records dropped, outputs trimmed)",
         "MIT",
         "real_run",
         "healthy",
@@ -1466,7 +1499,8 @@ SESSIONS: tuple[Session, ...] = (
         "transcript",
         "openhands",
         "github.com/All-Hands-AI/OpenHands tests/runtime/trajs/wrong_initial_state.json"
-        " @95a15760523f0ada116cd759a3d6bb2f1a63a044 (a recorded CodeActAgent run, the whole trajectory; model responses dropped)",
+        " @95a15760523f0ada116cd759a3d6bb2f1a63a044 (a recorded CodeActAgent run, "
+        "the whole trajectory; model responses dropped)",
         "MIT",
         "real_run",
         "healthy",
@@ -1480,7 +1514,8 @@ SESSIONS: tuple[Session, ...] = (
         "transcript",
         "openhands",
         "github.com/All-Hands-AI/OpenHands tests/runtime/trajs/basic.json"
-        " @dad59de570b5c1b5973c3b22265736b308e4c27f (a recorded CodeActAgent run, the whole trajectory; model responses dropped, the file text trimmed)",
+        " @dad59de570b5c1b5973c3b22265736b308e4c27f (a recorded CodeActAgent run, "
+        "the whole trajectory; model responses dropped, the file text trimmed)",
         "MIT",
         "real_run",
         "healthy",
@@ -1493,7 +1528,8 @@ SESSIONS: tuple[Session, ...] = (
         "transcript",
         "openhands",
         "github.com/All-Hands-AI/OpenHands tests/runtime/trajs/basic_interactions.json"
-        " @8e6943db0a8af6351fd4a8ac9d14006a7a388ed7 (a recorded CodeActAgent run, the whole trajectory; model response dropped)",
+        " @8e6943db0a8af6351fd4a8ac9d14006a7a388ed7 (a recorded CodeActAgent run, "
+        "the whole trajectory; model response dropped)",
         "MIT",
         "real_run",
         "healthy",

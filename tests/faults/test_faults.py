@@ -313,7 +313,10 @@ def hold_ports(ports: list[int], workspace: Path) -> list[subprocess.Popen[bytes
     stop (its name matches recovery_process_pattern)."""
     holders = []
     for port in ports:
-        stale_server = f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)"
+        stale_server = (
+            "import socket, time; s = socket.socket(); "
+            f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)"
+        )
         holders.append(subprocess.Popen([sys.executable, "-c", stale_server], cwd=workspace))
     deadline = time.monotonic() + 10
     while any(port_is_free(port) for port in ports) and time.monotonic() < deadline:

@@ -86,7 +86,8 @@ async def row_of(db, ident: str) -> dict:
 
 async def audit_of(db, ident: str | None) -> list[tuple[str, str]]:
     rows = await db.fetch(
-        "SELECT outcome, reason FROM action_link_audit WHERE intervention_id IS NOT DISTINCT FROM $1 ORDER BY id",
+        "SELECT outcome, reason FROM action_link_audit"
+        " WHERE intervention_id IS NOT DISTINCT FROM $1 ORDER BY id",
         ident,
     )
     return [(r["outcome"], r["reason"]) for r in rows]

@@ -178,7 +178,8 @@ async def test_every_channel_is_delivered_in_its_own_format(nc, db, services, un
     # The audit trail (written once every channel has an outcome) and the public event.
     async def notification_actions() -> list[str]:
         rows = await db.fetch(
-            "SELECT action_status FROM intervention_actions WHERE paused_session_id = $1 AND action_type = 'notification'",
+            "SELECT action_status FROM intervention_actions"
+            " WHERE paused_session_id = $1 AND action_type = 'notification'",
             items[0].intervention_id,
         )
         return [a["action_status"] for a in rows]
@@ -395,7 +396,8 @@ async def test_recovery_outcomes_are_followed_up_on_the_same_channels(
             sys.executable,
             "-c",
             (
-                f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(120)"
+                "import socket,time; s=socket.socket(); "
+                f"s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(120)"
             ),
         ],
         cwd=tmp_path,
@@ -407,7 +409,9 @@ async def test_recovery_outcomes_are_followed_up_on_the_same_channels(
         )
         item = intervention(project, unique("s"), "critical_error").model_copy(
             update={
-                "error_excerpt": f"Error: listen EADDRINUSE: address already in use 127.0.0.1:{port}"
+                "error_excerpt": (
+                    f"Error: listen EADDRINUSE: address already in use 127.0.0.1:{port}"
+                )
             }
         )
         await detect(nc, item)

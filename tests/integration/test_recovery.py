@@ -279,7 +279,9 @@ def build_wheel(tmp: Path) -> Path:
     files = {
         "yokeflow_fixture_pkg/__init__.py": "VALUE = 42\n",
         f"{info}/METADATA": "Metadata-Version: 2.1\nName: yokeflow-fixture-pkg\nVersion: 1.0\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     record = []
     for name, text in files.items():

@@ -244,7 +244,8 @@ async def test_the_next_session_gets_no_secrets_no_planted_code_and_its_register
     probe = tmp_path / "probe.py"
     probe.write_text(
         "import json, os, pathlib\n"
-        f"out = pathlib.Path({str(tmp_path)!r}) / (os.environ.get('YOKEFLOW_PROJECT_ID', '') + '.json')\n"
+        f"out = pathlib.Path({str(tmp_path)!r}) "
+        "/ (os.environ.get('YOKEFLOW_PROJECT_ID', '') + '.json')\n"
         "json.dump({'env': dict(os.environ), 'cwd': os.getcwd()}, out.open('w'))\n"
     )
     secrets = {

@@ -209,7 +209,8 @@ def test_critical_error_triggers_immediately_on_failed_result_and_error_event():
 @pytest.mark.parametrize(
     "text",
     [
-        "src/server.ts(3,22): error TS2307: Cannot find module './auth' or its corresponding type declarations.",
+        "src/server.ts(3,22): error TS2307: Cannot find module './auth' "
+        "or its corresponding type declarations.",
         "Error: Cannot find module '../lib/config'",
         "Module not found: Error: Can't resolve './components/Header' in '/app/src'",
         "Error: Cannot find module '/work/app/dist/cli.js'",

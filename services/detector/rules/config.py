@@ -48,7 +48,9 @@ BUILTIN_CRITICAL_PATTERNS: dict[str, tuple[str, ...]] = {
 }
 
 SUGGESTED_RECOVERY = {
-    "prisma_schema_error": "Fix the Prisma schema (run `prisma validate`) and regenerate the client.",
+    "prisma_schema_error": (
+        "Fix the Prisma schema (run `prisma validate`) and regenerate the client."
+    ),
     "port_conflict": "Stop the process holding the port, or configure the app to use a free port.",
     "redis_unavailable": "Start Redis (redis-server) and check it answers PING.",
     "db_connection": "Start or restart PostgreSQL and check the connection settings.",
