@@ -38,9 +38,10 @@ from tests.peers import HttpPeer, SmtpPeer
 from yokeflow_intervention.shared.bus import provision
 from yokeflow_intervention.shared.db import migrate
 from yokeflow_intervention.shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from yokeflow_intervention.shared.owners import apply_table_owners
 
 from ..helpers import FAULT_REPORT, ServiceProcesses, eventually
-from ..infra import TestInfra
+from ..infra import ROLE_PASSWORDS, TestInfra
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -157,6 +158,8 @@ class FaultStack:
             YOKEFLOW_WEBHOOK_SECRET=SECRET,
             YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS="true",
             YOKEFLOW_MIN_NOTIFICATION_INTERVAL="0",
+            # Every stop is its own notice here: the suite counts each one across faults.
+            YOKEFLOW_NOTIFICATION_GROUP_WINDOW="0",
             YOKEFLOW_NOTIFICATION_TIMEOUT="5",
             YOKEFLOW_AGENT_COMMAND=f"{sys.executable},{self.folder / 'next_session.py'}",
             YOKEFLOW_API_PORT=str(self.api_port),
@@ -221,6 +224,7 @@ async def prepare(stack: FaultStack) -> None:
     finally:
         await nc.close()
     await migrate(stack.postgres.url)
+    await apply_table_owners(stack.postgres.url, ROLE_PASSWORDS)  # each service as its role
 
 
 @pytest.fixture(scope="module")
