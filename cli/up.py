@@ -333,7 +333,7 @@ def _run(
     print(f"  API:       {dashboard}docs (OpenAPI)")
     if infra.service_urls:
         print(
-            "  Agents:    `yokeflow-intervention agents add PROJECT` prints a project's agent URL"
+            "  Agents:    `yokeflow-intervention agents connect PROJECT CLIENT` wires an agent CLI"
         )
     if not quiet:
         # A line per intervention event, here, as it happens (the watcher inherits this
