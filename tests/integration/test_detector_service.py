@@ -116,6 +116,8 @@ async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
         except httpx.TransportError:
             return None
         ready = "yokeflow_consumer_pending{" in text and 'trigger="critical_error"' in text
+        # Every partition's lag is read by the same periodic round: wait for the last one's.
+        ready = ready and 'yokeflow_consumer_ack_pending{consumer="detector-15"}' in text
         # A collection timed (the state-freezing round runs a full one every few seconds).
         ready = ready and "yokeflow_gc_pause_seconds_count{" in text
         return text if ready else None
