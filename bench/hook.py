@@ -1,17 +1,20 @@
 """Hook figures (not a test): what watching costs an agent CLI's tool call.
 
-Both paths, on the embedded NATS with the detector running, payloads captured from the real
-Claude Code (tests/fixtures/hooks):
+On the embedded NATS with the detector running, payloads as the real clients send them
+(Claude Code's captured in tests/fixtures/hooks):
 
-- the hook process, `yokeflow-hook`, one process per hook as Claude Code runs it, from a copy
-  installed as a user installs it (`pip install ./agent` into a fresh venv: compiled, no
-  editable-install finders on the import path), against a no-op Python hook (`python -c`
-  reading stdin) of that venv measured in the same run: the ratio is what the adapter adds to
-  Python's own start;
-- the Agent SDK's in-process hooks (`ClaudeSdkHooks` callbacks), one connection per session;
-- the same hook process for the other clients (`--client gemini|codex|copilot`), with their
-  payloads as the real clients send them (see `CLIENT_PAYLOADS`): the call hook and the result
-  hook of each.
+- the hook process, one process per hook as the clients run it, from a copy installed as a
+  user installs it (`pip install ./agent` into a fresh venv), started two ways: the command
+  `agents connect` writes (that venv's Python running `yokeflow_hook.py` with `-I -S`) and
+  pip's `yokeflow-hook` console script (a hand-written configuration); every hook is timed right
+  after a no-op Python hook (`python -c` reading stdin) on the same input, and the ratio is to
+  those: what the adapter adds to Python's own start;
+- the same for the other clients (`--client gemini|codex|copilot`, see `CLIENT_PAYLOADS`): the
+  call hook and the result hook of each;
+- inside the real client: Claude Code (bundled with claude-agent-sdk) runs a session of Bash
+  calls against the local stand-in of its model API once with each command (and once with the
+  no-op), every hook wrapped in a shell timer;
+- the Agent SDK's in-process hooks (`ClaudeSdkHooks` callbacks), one connection per session.
 
 Cases: NATS up; NATS down (a refused port); the detector down (NATS up, no verdict comes: the
 verdict deadline bounds the wait).
@@ -25,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import socket
 import statistics
 import subprocess
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from yokeflow_agent.contract import AGENT_EVENTS_STREAM
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,24 +53,29 @@ from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 FIXTURES = ROOT / "tests" / "fixtures" / "hooks"
 
 
-def install_hook(venv: Path) -> tuple[Path, list[str]]:
-    """`yokeflow-hook` and a no-op hook, both from a fresh venv holding only the agent package
-    (the hook imports nothing else; `--no-deps` keeps the install offline but the build)."""
+def install_hook(venv: Path) -> dict[str, list[str]]:
+    """The hook's commands, from a fresh venv holding only the agent package (the hook imports
+    nothing else; `--no-deps` keeps the install offline but the build): `connect` (what `agents
+    connect` writes: the venv's Python running `yokeflow_hook.py` with `-I -S`), `script`
+    (pip's `yokeflow-hook` console script, as a hand-written configuration names it) and
+    `no-op` (that Python reading stdin and nothing else: the baseline)."""
     print("installing the agent package into a fresh venv ...", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [
-        str(venv / "bin" / "python"),
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-deps",
-        str(ROOT / "agent"),
-    ]
-    subprocess.run(pip, check=True)
     python = str(venv / "bin" / "python")
-    return venv / "bin" / "yokeflow-hook", [python, "-c", "import sys; sys.stdin.read()"]
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
+    subprocess.run([*pip, str(ROOT / "agent")], check=True)
+    where = "import os, yokeflow_agent; print(os.path.dirname(yokeflow_agent.__file__))"
+    package = subprocess.run(
+        [python, "-c", where],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "connect": [python, "-I", "-S", str(Path(package) / "yokeflow_hook.py")],
+        "script": [str(venv / "bin" / "yokeflow-hook")],
+        "no-op": [python, "-c", "import sys; sys.stdin.read()"],
+    }
 
 
 def payload(name: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
@@ -146,7 +156,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def row(path: str, case: str, samples: list[float], baseline: float | None) -> str:
     p50, p99 = statistics.median(samples), percentile(samples, 0.99)
-    ratio = f"{p50 / baseline:.2f}" if baseline else "1.00"
+    ratio = f"{p50 / baseline:.2f}" if baseline else ""
     return (
         f"| {path} | {case} | {len(samples)} | {p50:.1f} | {p99:.1f} | {max(samples):.1f} "
         f"| {ratio} |"
@@ -165,37 +175,48 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def timed_beside_noop(
+    command: list[str], noop: list[str], stdins: list[str], env: dict[str, str]
+) -> tuple[list[float], float]:
+    """Each hook timed right after a no-op hook on the same input: (samples, no-op median). On
+    a shared, loaded machine a baseline taken minutes earlier says little."""
+    samples, noops = [], []
+    for stdin in stdins:
+        noops.append(time_process(noop, stdin, env))
+        samples.append(time_process(command, stdin, env))
+    return samples, statistics.median(noops)
+
+
 def process_path(
-    hook: Path, url: str, runs: int, temp: Path, rows: list[str], baseline: float, label: str
+    hooks: dict[str, list[str]], url: str, runs: int, temp: Path, rows: list[str], label: str
 ) -> None:
+    """Claude Code's hooks, by the command `agents connect` writes and by the console script."""
     env = {
         **os.environ,
         "NATS_URL": url,
         "YOKEFLOW_HOOK_STATE_DIR": str(temp / "state"),
         "CLAUDE_PROJECT_DIR": str(temp / "shop"),
     }
-    session = uuid.uuid4().hex
-    for name, event in (
-        ("session_start", "SessionStart"),
-        ("pre_tool_use", "PreToolUse"),
-        ("post_tool_use", "PostToolUse"),
-        ("post_tool_use_failure", "PostToolUseFailure"),
-    ):
-        count = runs if name != "session_start" else max(5, runs // 4)
-        samples = [
-            time_process([str(hook)], json.dumps(payload(name, session, temp, n)), env)
-            for n in range(count)
-        ]
-        rows.append(row("hook process", f"{label}: {event}", samples, baseline))
+    for way, path in (("connect", "hook (agents connect)"), ("script", "hook (console script)")):
+        session = uuid.uuid4().hex
+        for name, event in (
+            ("session_start", "SessionStart"),
+            ("pre_tool_use", "PreToolUse"),
+            ("post_tool_use", "PostToolUse"),
+            ("post_tool_use_failure", "PostToolUseFailure"),
+        ):
+            count = runs if name != "session_start" else max(5, runs // 4)
+            stdins = [json.dumps(payload(name, session, temp, n)) for n in range(count)]
+            samples, noop = timed_beside_noop(hooks[way], hooks["no-op"], stdins, env)
+            rows.append(row(path, f"{label}: {event}", samples, noop))
 
 
 def client_paths(
-    hook: Path, noop: list[str], url: str, runs: int, temp: Path, rows: list[str], label: str
+    hooks: dict[str, list[str]], url: str, runs: int, temp: Path, rows: list[str], label: str
 ) -> None:
-    """The hook process as each client runs it: `--client NAME` (and Copilot's `--event`),
-    settings in the environment as `agents connect` gives them. Each hook is timed right after
-    a no-op hook on the same input, and the ratio is to those no-op hooks: on a shared, loaded
-    machine a baseline taken minutes earlier says little."""
+    """The hook process as each client runs it (the command `agents connect` writes, with
+    `--client NAME` and Copilot's `--event`), settings in the environment as `agents connect`
+    gives them."""
     env = {
         **os.environ,
         "NATS_URL": url,
@@ -206,13 +227,109 @@ def client_paths(
     for name, call, result, build in CLIENT_PAYLOADS:
         session = uuid.uuid4().hex
         for event in (call, result):
-            command = [str(hook), "--client", name, "--event", event]
-            samples, noops = [], []
-            for n in range(runs):
-                stdin = json.dumps(build(event, session, temp / "shop", n))
-                noops.append(time_process(noop, stdin, env))
-                samples.append(time_process(command, stdin, env))
-            rows.append(row(f"{name} hook", f"{label}: {event}", samples, statistics.median(noops)))
+            command = [*hooks["connect"], "--client", name, "--event", event]
+            stdins = [json.dumps(build(event, session, temp / "shop", n)) for n in range(runs)]
+            samples, noop = timed_beside_noop(command, hooks["no-op"], stdins, env)
+            rows.append(row(f"{name} hook", f"{label}: {event}", samples, noop))
+
+
+TIMER = """#!/bin/sh
+# $1: the hook's event, $2: the file to append "<event> <nanoseconds>" to; the rest: the hook.
+event=$1 log=$2
+shift 2
+start=$(date +%s%N)
+"$@"
+code=$?
+echo "$event $(($(date +%s%N) - start))" >> "$log"
+exit $code
+"""
+
+
+def real_claude(
+    hooks: dict[str, list[str]], url: str, runs: int, temp: Path, rows: list[str]
+) -> None:
+    """The hooks inside the real client: Claude Code (the CLI bundled with claude-agent-sdk)
+    runs a session of `runs` Bash calls against the local stand-in of its model API, once with
+    each hook command. Each hook is wrapped in a shell timer, so every PreToolUse is timed as
+    the client starts it (its environment, its stdin, its shell's exec of the command)."""
+    try:
+        import claude_agent_sdk
+    except ImportError:
+        rows.append("| real Claude Code | not measured: claude-agent-sdk is not installed | |")
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    from model_api import Turn, model_api
+
+    claude = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    timer = temp / "timer.sh"
+    timer.write_text(TIMER)
+    timer.chmod(0o755)
+    measured: dict[str, dict[str, list[float]]] = {}
+    for way in ("no-op", "connect", "script"):
+        root, log = temp / f"real-{way}", temp / f"real-{way}.times"
+        (root / ".claude").mkdir(parents=True)
+        command = " ".join(shlex.quote(part) for part in hooks[way])
+        wired = {
+            event: [
+                {
+                    "matcher": "*",
+                    "hooks": [{"type": "command", "command": f"{timer} {event} {log} {command}"}],
+                }
+            ]
+            for event in ("PreToolUse", "PostToolUse")
+        }
+        settings = {
+            "env": {
+                "NATS_URL": url,
+                "YOKEFLOW_PROJECT_ID": "bench",
+                "YOKEFLOW_HOOK_STATE_DIR": str(temp / "state"),
+            },
+            "hooks": wired,
+        }
+        (root / ".claude" / "settings.json").write_text(json.dumps(settings))
+        script = [Turn(tool="Bash", input={"command": f"echo {n}"}) for n in range(runs)]
+        home = temp / f"home-{way}"
+        home.mkdir()
+        with model_api([*script, Turn(text="Done.")]) as api:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("YOKEFLOW_", "NATS"))}
+            env.update(
+                HOME=str(home),
+                ANTHROPIC_BASE_URL=api.url,
+                ANTHROPIC_API_KEY="sk-local-stand-in",
+                DISABLE_TELEMETRY="1",
+                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+            )
+            subprocess.run(
+                [str(claude), "-p", "Run the checks.", "--allowedTools", "Bash"],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                check=True,
+                timeout=600,
+            )
+        times = measured.setdefault(way, {})
+        for line in log.read_text().splitlines():
+            event, nanoseconds = line.split()
+            times.setdefault(event, []).append(int(nanoseconds) / 1e6)
+    for way, times in measured.items():
+        for event, samples in sorted(times.items(), reverse=True):
+            noop = statistics.median(measured["no-op"][event])
+            rows.append(row(f"real Claude Code, hook: {way}", event, samples, noop))
+
+
+async def recorded_by_real_claude(url: str, expected: int) -> None:
+    """Fail, not print, when the real client's hooks did not record their calls (a hook that
+    failed open would look fast)."""
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().stream_info(
+            AGENT_EVENTS_STREAM.name, subjects_filter="agent.events.bench.>"
+        )
+        stored = sum((info.state.subjects or {}).values())
+    finally:
+        await nc.close()
+    if stored < expected:
+        raise SystemExit(f"the real Claude Code's hooks recorded {stored} of {expected} events")
 
 
 async def in_process_path(
@@ -249,7 +366,7 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="yokeflow-bench-") as name:
         temp = Path(name)
         (temp / "shop").mkdir()
-        hook, noop_hook = install_hook(temp / "venv")
+        hooks = install_hook(temp / "venv")
         server = EmbeddedNats(temp / "nats").start(reuse=False)
         try:
             nc = await nats.connect(server.url)
@@ -264,22 +381,19 @@ async def main_async(args: argparse.Namespace) -> None:
                 stderr=subprocess.STDOUT,
             )
             await asyncio.sleep(3)
-            stdin = json.dumps(payload("pre_tool_use", "s", temp, 0))
-            noop = [time_process(noop_hook, stdin, dict(os.environ)) for _ in range(args.runs)]
-            baseline = statistics.median(noop)
-            rows.append(row("no-op Python hook", "baseline", noop, baseline))
             print(f"measuring the hook process ({args.runs} hooks a case) ...", file=sys.stderr)
-            process_path(hook, server.url, args.runs, temp, rows, baseline, "NATS up")
-            client_paths(hook, noop_hook, server.url, args.runs, temp, rows, "NATS up")
+            process_path(hooks, server.url, args.runs, temp, rows, "NATS up")
+            client_paths(hooks, server.url, args.runs, temp, rows, "NATS up")
+            print("measuring inside the real Claude Code ...", file=sys.stderr)
+            real_claude(hooks, server.url, args.runs, temp, rows)
+            await recorded_by_real_claude(server.url, 2 * 2 * args.runs)
             await in_process_path(server.url, args.runs * 5, temp, rows, "NATS up", None)
             down = f"nats://127.0.0.1:{free_port()}"
-            process_path(hook, down, args.runs, temp, rows, baseline, "NATS down")
-            client_paths(hook, noop_hook, down, args.runs, temp, rows, "NATS down")
+            process_path(hooks, down, args.runs, temp, rows, "NATS down")
+            client_paths(hooks, down, args.runs, temp, rows, "NATS down")
             detector.kill()
             detector.wait()
-            process_path(
-                hook, server.url, max(5, args.runs // 4), temp, rows, baseline, "detector down"
-            )
+            process_path(hooks, server.url, max(5, args.runs // 4), temp, rows, "detector down")
             await in_process_path(server.url, 5, temp, rows, "NATS lost mid-session", server.stop)
         finally:
             server.stop()

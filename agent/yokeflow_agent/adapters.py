@@ -27,11 +27,11 @@ Where each client reads its hooks, and what gates them:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
+from . import jsonlite as json
 from .hooks import Client, HookConfig, HookConfigError, identifier, run_client_hook, settings_file
 from .names import CONTROL_BUCKET, agent_events_subject, agent_inbox_prefix, session_key
 from .wire import Wire, WireError, mask_url
@@ -109,23 +109,26 @@ def env_file(home: str, project: str) -> str:
 
 
 def _hook_command() -> str:
-    """`yokeflow-hook` by its full path when it sits beside this Python (the agent user's PATH
-    may not have it), else as a name on PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), "yokeflow-hook")
+    """This Python running `yokeflow_hook.py` by path with `-I -S` (that file says why), both by
+    full path: the agent user's PATH may have neither."""
     from shlex import quote  # here, not at the top: it imports `re`, which every hook would pay
 
-    return quote(beside) if os.access(beside, os.X_OK) else "yokeflow-hook"
+    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "yokeflow_hook.py")
+    return f"{quote(sys.executable)} -I -S {quote(launcher)}"
 
 
 def _ours(hook: Any) -> bool:
     command = (hook.get("command") or hook.get("bash") or "") if isinstance(hook, dict) else ""
-    return "yokeflow-hook" in command or "yokeflow-intervention hook" in command
+    return any(
+        name in command
+        for name in ("yokeflow_hook.py", "yokeflow-hook", "yokeflow-intervention hook")
+    )
 
 
 def _read_json(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as file:
-            data = json.load(file)
+            data = json.loads(file.read())
     except FileNotFoundError:
         return {}
     if not isinstance(data, dict):

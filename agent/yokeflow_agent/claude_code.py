@@ -14,9 +14,9 @@ Settings: the `env` of `.claude/settings.json` (see `hooks` for the names).
 
 from __future__ import annotations
 
-import json
 import os
 
+from . import jsonlite as json
 from .hooks import (
     OUTPUT_LIMIT,
     Client,

@@ -23,8 +23,7 @@ exits 0. The resume brief is `additionalContext` of `sessionStart`.
 
 from __future__ import annotations
 
-import json
-
+from . import jsonlite as json
 from .hooks import Client, HookConfig, Hooked, Reply, read_transcript_tail, root_of, text_of
 
 TYPE_CHECKING = False

@@ -5,9 +5,9 @@ the same messages.
 
 from __future__ import annotations
 
-import json
 import time
 
+from . import jsonlite as json
 from .names import event_id_for
 
 TYPE_CHECKING = False  # typing is not imported: it costs the hook milliseconds

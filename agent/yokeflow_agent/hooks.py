@@ -34,10 +34,10 @@ YOKEFLOW_WARNING_WAIT (0.2 s), YOKEFLOW_HOOK_BUDGET (0.9 s).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 
+from . import jsonlite as json
 from .events import PROGRESS_FILE, agent_event, blocker_entry, clip_input, hash_text
 from .names import (
     CONTEXT_ENV,
@@ -105,7 +105,7 @@ def settings_file(path: str) -> dict[str, str]:
     """The settings `agents connect` wrote for a client whose hook configuration has no place
     for an environment (Codex): a JSON object of strings, readable by its owner only."""
     with open(path, encoding="utf-8") as file:
-        data = json.load(file)
+        data = json.loads(file.read())
     if not isinstance(data, dict):
         raise HookConfigError(f"{path}: expected a JSON object of settings")
     return {str(k): str(v) for k, v in data.items()}

@@ -8,14 +8,18 @@ deadline, so a hook costs milliseconds when NATS is up and fails at once when it
 
 It covers what agents' credentials use: user and password or a token in the URL, `tls://`
 (the system's trust store, or `SSL_CERT_FILE`), several servers separated by commas.
+
+It opens its socket with `_socket`, not `socket` (which imports `enum` and `selectors`, a few
+milliseconds of every hook), and reads JSON with `jsonlite`, for the same reason.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
-import socket
 import time
+
+from . import jsonlite as json
 
 TYPE_CHECKING = False  # neither typing nor dataclasses: each costs the hook milliseconds
 if TYPE_CHECKING:
@@ -92,6 +96,25 @@ def mask_url(url: str) -> str:
     return ",".join(masked)
 
 
+def _open(host: str, port: int, timeout: float) -> Any:
+    """`socket.create_connection((host, port), timeout)` with `_socket`; the host is handed to
+    getaddrinfo as bytes, which spares an ASCII name the `idna` codec (and `stringprep`)."""
+    name = host.encode("idna") if not host.isascii() else host.encode()
+    error: OSError = OSError(f"{host}: no address")
+    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        return sock
+    raise error
+
+
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -102,7 +125,7 @@ def _remaining(deadline: float) -> float:
 class Wire:
     """One connection. Every call takes an absolute `time.monotonic()` deadline."""
 
-    def __init__(self, sock: socket.socket | Any, info: dict[str, Any], inbox: str) -> None:
+    def __init__(self, sock: Any, info: dict[str, Any], inbox: str) -> None:
         self._sock = sock
         self.info = info
         self._buffer = b""
@@ -130,8 +153,7 @@ class Wire:
         if parts.scheme not in ("nats", "tls"):
             raise WireError(f"unsupported scheme {parts.scheme!r} (nats:// or tls://)")
         host, port = parts.host, parts.port
-        sock: Any = socket.create_connection((host, port), timeout=min(_remaining(deadline), 1.0))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = _open(host, port, min(_remaining(deadline), 1.0))
         wire = cls(sock, {}, f"{inbox_prefix}.{os.urandom(8).hex()}")
         try:
             kind, line, _ = wire._read_op(deadline)
@@ -140,8 +162,10 @@ class Wire:
             wire.info = json.loads(line[5:])
             tls = parts.scheme == "tls" or bool(wire.info.get("tls_required"))
             if tls:
+                import socket
                 import ssl
 
+                sock = socket.socket(fileno=sock.detach())  # what `ssl` wraps
                 context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"))
                 sock.settimeout(_remaining(deadline))
                 wire._sock = context.wrap_socket(sock, server_hostname=host)

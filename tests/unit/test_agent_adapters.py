@@ -73,14 +73,16 @@ def test_connecting_twice_leaves_one_entry_and_keeps_the_users_own_hooks(name, t
     path.parent.mkdir()
     event = {"claude": "PreToolUse", "gemini": "BeforeTool", "codex": "PreToolUse"}[name]
     theirs = {"matcher": "*", "hooks": [{"type": "command", "command": "audit.sh"}]}
-    path.write_text(json.dumps({"hooks": {event: [theirs]}, "theme": "dark"}))
+    # An entry of ours as an earlier version wrote it (the console script): replaced too.
+    earlier = {"matcher": "*", "hooks": [{"type": "command", "command": "yokeflow-hook"}]}
+    path.write_text(json.dumps({"hooks": {event: [theirs, earlier]}, "theme": "dark"}))
     for _ in range(2):
         written = connect(name, "project", str(root), str(home), SETTINGS)
     assert str(path) in written[0]
     data = json.loads(path.read_text())
     assert data["theme"] == "dark" and data["hooks"][event][0] == theirs
-    ours = [h for g in data["hooks"][event] for h in g["hooks"] if "yokeflow-hook" in h["command"]]
-    assert len(ours) == 1
+    ours = [h for g in data["hooks"][event] for h in g["hooks"] if "yokeflow" in h["command"]]
+    assert len(ours) == 1 and " -I -S " in ours[0]["command"]
     assert oct(path.stat().st_mode & 0o777) == "0o600"  # it holds the agent's credentials
     settings, wired, _ = installed_settings(name, str(root), str(home))
     assert settings["NATS_URL"] == SETTINGS["NATS_URL"] and event in wired
