@@ -25,10 +25,12 @@ __all__ = [
     "Fact",
     "Notice",
     "canonical_json",
+    "clip",
     "discord_escape",
     "discord_payload",
     "email_message",
     "generic_payload",
+    "headline_text",
     "pagerduty_event",
     "slack_escape",
     "slack_payload",
@@ -80,7 +82,8 @@ _GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 _DISCORD_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`|>[]()#"})
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
+    """`text` within a channel's `limit` of characters, an ellipsis marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -173,7 +176,7 @@ class Notice:
             Fact("Time", i.paused_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
             Fact("Trigger", i.trigger),
             Fact("Blocker Type", i.blocker_type or "none"),
-            Fact("Error", _clip(i.error_excerpt or i.reason, 900), agent=True),
+            Fact("Error", clip(i.error_excerpt or i.reason, 900), agent=True),
             Fact(
                 "Retry Statistics",
                 f"{stats.total_retries} retries, max {stats.max_retries_on_single_command} on one "
@@ -186,14 +189,14 @@ class Notice:
             Fact(LINK_FACT, self.where),
         ]
         if self.detail:
-            facts.insert(0, Fact("Recovery Detail", _clip(self.detail, 900), agent=True))
+            facts.insert(0, Fact("Recovery Detail", clip(self.detail, 900), agent=True))
         if i.task is not None:
             facts.insert(2, Fact("Task", f"{i.task.id} - {i.task.description}", agent=True))
         if i.client is not None:
             # Our own words for a client we know; any other name is what the agent said it was.
             known = i.client in AGENT_NOTES
             facts.insert(
-                2, Fact("Agent", _clip(AGENT_NOTES.get(i.client, i.client), 300), agent=not known)
+                2, Fact("Agent", clip(AGENT_NOTES.get(i.client, i.client), 300), agent=not known)
             )
         if self.grouped:
             shown = ", ".join(self.grouped[:10])
@@ -227,12 +230,12 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
         "attachments": [
             {
                 "color": f"#{notice.colour:06x}",
-                "title": slack_escape(_clip(_headline(notice), 150)),
+                "title": slack_escape(clip(headline_text(notice), 150)),
                 "title_link": notice.link,
                 "fields": [
                     {
                         "title": fact.label,
-                        "value": slack_escape(_clip(fact.shown, SLACK_FIELD_LIMIT)),
+                        "value": slack_escape(clip(fact.shown, SLACK_FIELD_LIMIT)),
                         "short": fact.name in short,
                     }
                     for fact in notice.facts()
@@ -249,11 +252,11 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
     i = notice.intervention
     limits = DISCORD_LIMITS
     embed: dict[str, Any] = {
-        "title": _clip(notice.title, limits["title"]),
-        "description": _clip(discord_escape(_headline(notice)), limits["description"]),
+        "title": clip(notice.title, limits["title"]),
+        "description": clip(discord_escape(headline_text(notice)), limits["description"]),
         "color": notice.colour,
         "timestamp": i.paused_at.isoformat(),
-        "footer": {"text": _clip(f"intervention {i.intervention_id}", limits["footer"])},
+        "footer": {"text": clip(f"intervention {i.intervention_id}", limits["footer"])},
         "fields": [],
     }
     if notice.link:
@@ -272,8 +275,8 @@ def discord_payload(notice: Notice) -> dict[str, Any]:
     for fact in notice.facts()[: limits["fields"]]:
         name, value = fact.label, fact.shown
         field: dict[str, Any] = {
-            "name": _clip(name, limits["field_name"]),
-            "value": _clip(
+            "name": clip(name, limits["field_name"]),
+            "value": clip(
                 (value if fact.name == LINK_FACT else discord_escape(value)) or "-",
                 min(limits["field_value"], max(budget - len(name), 1)),
             ),
@@ -322,7 +325,8 @@ def generic_payload(notice: Notice) -> dict[str, Any]:
     }
 
 
-def _headline(notice: Notice) -> str:
+def headline_text(notice: Notice) -> str:
+    """The notice's headline as every channel shows it: agent text labelled as the agent's."""
     headline = notice.headline
     return f"{AGENT_MARK}: {headline.shown}" if headline.agent else headline.shown
 
@@ -341,7 +345,7 @@ def pagerduty_event(routing_key: str, action: str, notice: Notice) -> dict[str, 
     }
     if action == "trigger":
         event["payload"] = {
-            "summary": _clip(f"{i.project_id}/{i.session_id}: {_headline(notice)}", 1024),
+            "summary": clip(f"{i.project_id}/{i.session_id}: {headline_text(notice)}", 1024),
             "source": i.project_id,
             "severity": PAGERDUTY_SEVERITY.get(i.trigger, "error"),
             "timestamp": i.paused_at.isoformat(),

@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 
 from yokeflow_intervention.shared.slack import BUTTONS
 
-from .messages import GROUPED_FACT, Notice, _clip, _headline, slack_escape
+from .messages import GROUPED_FACT, Notice, clip, headline_text, slack_escape
 
 __all__ = ["IncidentState", "incident_blocks", "incident_text"]
 
@@ -73,14 +73,14 @@ def incident_blocks(notice: Notice, state: IncidentState, now: datetime) -> list
     blocker = f" · {i.blocker_type}" if i.blocker_type else ""
     title = "YokeFlow Session Resolved" if state.resolved_by else notice.title
     blocks: list[Block] = [
-        HeaderBlock(text=_clip(title, 150)),
+        HeaderBlock(text=clip(title, 150)),
         SectionBlock(
             text=MarkdownTextObject(
                 text=f"*{i.project_id}* / `{i.session_id}` · {i.trigger}{blocker}\n"
-                + slack_escape(_clip(_headline(notice), 2500))
+                + slack_escape(clip(headline_text(notice), 2500))
             ),
             fields=[
-                MarkdownTextObject(text=f"*{fact.label}*\n{slack_escape(_clip(fact.shown, 1900))}")
+                MarkdownTextObject(text=f"*{fact.label}*\n{slack_escape(clip(fact.shown, 1900))}")
                 for fact in notice.facts()
                 if fact.name
                 in ("Task", "Retry Statistics", "Time", "Action Required", GROUPED_FACT)
