@@ -119,6 +119,7 @@ class _Builder:
         self.session_id = session_id
         self.seq = 0
         self.last_ts = datetime(1970, 1, 1, tzinfo=UTC)
+        self.pending: dict[str, tuple[str, datetime]] = {}  # call id -> (tool, called at)
 
     def common(self, ts: datetime) -> dict[str, Any]:
         self.seq += 1
@@ -131,6 +132,19 @@ class _Builder:
             "seq": self.seq,
             "ts": self.last_ts,
         }
+
+    def call(self, ts: datetime, call_id: Any, tool: Any, tool_input: Any) -> ToolCall:
+        """A tool call (an id made up where the format gives none), kept until its result
+        names it, since results are paired with calls by id."""
+        key = f"call-{self.seq + 1}" if call_id is None or call_id == "" else str(call_id)
+        name = str(tool or "tool")
+        self.pending[key] = (name, ts)
+        data = tool_input if isinstance(tool_input, dict) else {}
+        return ToolCall(**self.common(ts), tool=name, input=data, call_id=key)
+
+    def answered(self, call_id: Any, ts: datetime) -> tuple[str, datetime]:
+        """(tool, called at) of the call a result answers: ("", ts) for an unknown id."""
+        return self.pending.pop("" if call_id is None else str(call_id), ("", ts))
 
 
 def from_claude_code(
@@ -150,7 +164,6 @@ def from_claude_code(
     """
     builder: _Builder | None = None
     main_session = True
-    pending: dict[str, tuple[str, datetime]] = {}
     for record in records:
         kind = record.get("type")
         message = record.get("message")
@@ -184,20 +197,10 @@ def from_claude_code(
             elif kind == "assistant" and text_block:
                 yield AgentMessage(**builder.common(ts), text=str(block["text"]))
             elif kind == "assistant" and block_type == "tool_use":
-                call_id = str(block.get("id") or f"call-{builder.seq + 1}")
-                name = str(block.get("name") or "tool")
-                pending[call_id] = (name, ts)
-                tool_input = block.get("input")
-                yield ToolCall(
-                    **builder.common(ts),
-                    tool=name,
-                    input=tool_input if isinstance(tool_input, dict) else {},
-                    call_id=call_id,
-                )
+                yield builder.call(ts, block.get("id"), block.get("name"), block.get("input"))
             elif kind == "user" and block_type == "tool_result":
                 call_id = str(block.get("tool_use_id") or "")
-                name, started = pending.get(call_id, ("", ts))
-                pending.pop(call_id, None)
+                name, started = builder.answered(call_id, ts)
                 text = _text_of(block.get("content"))
                 failed = bool(block.get("is_error"))
                 exit_match = _EXIT_CODE.match(text) if failed else None
@@ -246,7 +249,6 @@ def from_openhands(
         _identifier(project_id or "openhands", "openhands"), _identifier(session_id, "openhands")
     )
     started = False
-    pending: dict[str, tuple[str, datetime]] = {}
     for event in events:
         ts = _parse_ts(event.get("timestamp"), builder.last_ts if started else datetime.now(UTC))
         if not started:
@@ -262,19 +264,16 @@ def from_openhands(
         elif action == "finish":
             yield SessionEnded(**builder.common(ts), reason="finish")
         elif isinstance(action, str) and action not in ("system", "change_agent_state", "recall"):
-            call_id = str(event.get("id", f"oh-{builder.seq + 1}"))
-            pending[call_id] = (action, ts)
-            yield ToolCall(
-                **builder.common(ts), tool=action, input=_openhands_input(event), call_id=call_id
-            )
+            call_id = event.get("id", f"oh-{builder.seq + 1}")
+            yield builder.call(ts, call_id, action, _openhands_input(event))
         elif (
             isinstance(observation, str)
             and observation not in ("null", "agent_state_changed", "recall")
-            and pending
+            and builder.pending
         ):
             cause = str(event.get("cause", ""))
-            call_id = cause if cause in pending else next(iter(pending))
-            name, called = pending.pop(call_id)
+            call_id = cause if cause in builder.pending else next(iter(builder.pending))
+            name, called = builder.answered(call_id, ts)
             extras = _mapping(event.get("extras"))
             metadata = _mapping(extras.get("metadata"))
             exit_code = metadata.get("exit_code", extras.get("exit_code"))
@@ -350,7 +349,6 @@ def from_openai_chat(
     items = [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
     times = (_mapping(m.get("_metadata")).get("timestamp") for m in items)
     yield SessionStarted(**builder.common(_parse_ts(next(filter(None, times), None), _NO_TIME)))
-    pending: dict[str, tuple[str, datetime]] = {}
     for message in items:
         ts = _parse_ts(_mapping(message.get("_metadata")).get("timestamp"), builder.last_ts)
         role = message.get("role")
@@ -361,18 +359,15 @@ def from_openai_chat(
             calls = message.get("tool_calls")
             for call in calls if isinstance(calls, list) else []:
                 function = _mapping(_mapping(call).get("function"))
-                call_id = str(_mapping(call).get("id") or f"call-{builder.seq + 1}")
-                name = str(function.get("name") or "tool")
-                pending[call_id] = (name, ts)
-                yield ToolCall(
-                    **builder.common(ts),
-                    tool=name,
-                    input=_chat_arguments(function.get("arguments")),
-                    call_id=call_id,
+                yield builder.call(
+                    ts,
+                    _mapping(call).get("id"),
+                    function.get("name"),
+                    _chat_arguments(function.get("arguments")),
                 )
         elif role == "tool":
             call_id = str(message.get("tool_call_id") or "")
-            name, called = pending.pop(call_id, ("", ts))
+            name, called = builder.answered(call_id, ts)
             text = _chat_text(message.get("content"))
             code = _chat_exit_code(message, text)
             failed = text.lstrip().startswith(_TOOL_USE_ERROR) or (code is not None and code != 0)
@@ -411,7 +406,6 @@ def from_gemini_cli(
         _identifier(project_id or "gemini", "gemini"), _identifier(session_id, "gemini")
     )
     started = False
-    pending: dict[str, tuple[str, datetime]] = {}
     reply: list[str] = []
     reply_ts = _NO_TIME
 
@@ -442,19 +436,12 @@ def from_gemini_cli(
             continue
         yield from flush()
         if kind == "tool_use":
-            call_id = str(record.get("tool_id") or f"call-{builder.seq + 1}")
-            name = str(record.get("tool_name") or "tool")
-            pending[call_id] = (name, ts)
-            parameters = record.get("parameters")
-            yield ToolCall(
-                **builder.common(ts),
-                tool=name,
-                input=parameters if isinstance(parameters, dict) else {},
-                call_id=call_id,
+            yield builder.call(
+                ts, record.get("tool_id"), record.get("tool_name"), record.get("parameters")
             )
         elif kind == "tool_result":
             call_id = str(record.get("tool_id") or "")
-            name, called = pending.pop(call_id, ("", ts))
+            name, called = builder.answered(call_id, ts)
             failed = record.get("status") != "success"
             text = str(record.get("output") or "")
             if failed:
