@@ -97,15 +97,16 @@ def _parse_ts(value: Any, fallback: datetime) -> datetime:
     return fallback
 
 
-def _text_of(content: Any) -> str:
-    """A tool result's or message's text: a string, or the text blocks of a block list."""
+def _text_of(content: Any, kinds: tuple[str, ...] = ("text",)) -> str:
+    """A tool result's or message's text: a string, or the blocks of a block list whose type
+    is one of `kinds`."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         parts = [
             str(block.get("text", ""))
             for block in content
-            if isinstance(block, dict) and block.get("type") == "text"
+            if isinstance(block, dict) and block.get("type") in kinds
         ]
         return "\n".join(part for part in parts if part)
     return ""
@@ -295,18 +296,7 @@ def from_openhands(
             )
 
 
-def _chat_text(content: Any) -> str:
-    """A chat message's text: a string, or its `text` / `tool_output` blocks."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            str(block.get("text", ""))
-            for block in content
-            if isinstance(block, dict) and block.get("type") in ("text", "tool_output")
-        ]
-        return "\n".join(part for part in parts if part)
-    return ""
+_CHAT_BLOCKS = ("text", "tool_output")  # a chat message's blocks that carry its text
 
 
 def _chat_arguments(raw: Any) -> dict[str, Any]:
@@ -353,7 +343,7 @@ def from_openai_chat(
         ts = _parse_ts(_mapping(message.get("_metadata")).get("timestamp"), builder.last_ts)
         role = message.get("role")
         if role == "assistant":
-            text = _chat_text(message.get("content"))
+            text = _text_of(message.get("content"), _CHAT_BLOCKS)
             if text.strip() and not _THINKING_ONLY.match(text):
                 yield AgentMessage(**builder.common(ts), text=text)
             calls = message.get("tool_calls")
@@ -368,7 +358,7 @@ def from_openai_chat(
         elif role == "tool":
             call_id = str(message.get("tool_call_id") or "")
             name, called = builder.answered(call_id, ts)
-            text = _chat_text(message.get("content"))
+            text = _text_of(message.get("content"), _CHAT_BLOCKS)
             code = _chat_exit_code(message, text)
             failed = text.lstrip().startswith(_TOOL_USE_ERROR) or (code is not None and code != 0)
             seconds = _mapping(message.get("metadata")).get("duration_seconds")
