@@ -70,7 +70,7 @@ demo: $(STAMP)
 
 ## bench: every benchmark in turn (docs/performance.md); one alone: $(BIN)/python bench/<name>.py
 ## (bench/recovery.py needs root: its hanging installs run as nobody; without root it is skipped)
-BENCHES = detector hook detection notifier e2e api_limits scale
+BENCHES = detector hook detection watchdog notifier incidents e2e api_limits flood scale
 bench: $(STAMP)
 	@set -e; for name in $(BENCHES); do echo "== bench/$$name.py"; $(BIN)/python bench/$$name.py; done
 	@if [ "$$(id -u)" = 0 ]; then echo "== bench/recovery.py"; $(BIN)/python bench/recovery.py; \
