@@ -271,14 +271,21 @@ async def test_a_resume_committed_but_never_announced_is_announced_by_the_outbox
     )
     await eventually(lambda: resumed_events.messages, timeout=20, what="the resume announced")
     assert resumed_events.messages[0]["resolved_by"] == "ops"
-    assert await db.fetchval(
-        "SELECT resume_announced_at IS NOT NULL FROM paused_sessions WHERE id = $1",
-        item.intervention_id,
+    # The announcement is marked, and the control state written, once the publish is acked:
+    # just after the message arrives, not before it.
+    await eventually(
+        lambda: db.fetchval(
+            "SELECT resume_announced_at IS NOT NULL FROM paused_sessions WHERE id = $1",
+            item.intervention_id,
+        ),
+        what="the announcement marked",
     )
     kv = await nc.jetstream().key_value(CONTROL_BUCKET)
-    assert (
-        json.loads((await kv.get(ControlKeys.session(item.project_id, session))).value)["state"]
-        == "running"
-    )
+
+    async def running() -> bool:
+        entry = await kv.get(ControlKeys.session(item.project_id, session))
+        return bool(json.loads(entry.value or b"{}").get("state") == "running")
+
+    await eventually(running, what="the control state running")
     await asyncio.sleep(3)  # another round of the outbox announces nothing more
     assert len(resumed_events.messages) == 1
