@@ -138,14 +138,29 @@ def _copilot(event: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
     return base
 
 
+def _opencode(event: str, session: str, cwd: Path, n: int) -> dict[str, Any]:
+    """As the OpenCode plugin (agent/yokeflow_agent/opencode_plugin.js) sends them."""
+    call = {"tool": "bash", "sessionID": session, "callID": f"call_{n}"}
+    args = {"command": f"npm test -- --shard {n}", "description": "Run the tests"}
+    base: dict[str, Any] = {"hook": event, "sessionID": session, "directory": str(cwd)}
+    if event == "tool.execute.before":
+        return {**base, "input": call, "output": {"args": args}}
+    return {
+        **base,
+        "input": {**call, "args": args},
+        "output": {"output": "ok\n", "metadata": {"exit": 0}},
+    }
+
+
 # (client, its call hook, its result hook, the payload of each), as the real clients send them
 # (Claude Code's captured in tests/fixtures/hooks; Gemini CLI 0.61, Codex CLI 0.171, Copilot
-# CLI 1.0.102).
+# CLI 1.0.102, OpenCode 1.18.33 through its plugin).
 CLIENT_PAYLOADS: list[tuple[str, str, str, Callable[[str, str, Path, int], dict[str, Any]]]] = [
     ("claude", "PreToolUse", "PostToolUse", _claude),
     ("gemini", "BeforeTool", "AfterTool", _gemini),
     ("codex", "PreToolUse", "PostToolUse", _codex),
     ("copilot", "preToolUse", "postToolUse", _copilot),
+    ("opencode", "tool.execute.before", "tool.execute.after", _opencode),
 ]
 
 

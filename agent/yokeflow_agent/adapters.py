@@ -1,8 +1,8 @@
 """`yokeflow-hook [--client NAME] [--env FILE]`: the hook program of every agent CLI, where each
 client's configuration lives, and `--check`.
 
-`--client` picks the adapter (`claude`, the default, `gemini`, `codex`, `copilot`); only that
-module is imported, so a hook pays for one client. `connect` writes a client's hook
+`--client` picks the adapter (`claude`, the default, `gemini`, `codex`, `copilot`, `opencode`);
+only that module is imported, so a hook pays for one client. `connect` writes a client's hook
 configuration where the client really reads it (`agents connect` calls it with the project's
 credentials), and `check` reads it back: which hooks are wired, with which settings, and whether
 the bus takes an event with them.
@@ -23,6 +23,10 @@ Where each client reads its hooks, and what gates them:
   Copilot reads only in a trusted folder (`trusted_folders` in `~/.copilot/config.json`:
   `connect` adds it), or `~/.copilot/hooks/yokeflow-intervention.json`; settings in each hook's
   `env`; each entry names its event (`--event`), which Copilot's payloads do not.
+- opencode: a plugin, `.opencode/plugins/yokeflow-intervention.js` of the project or
+  `~/.config/opencode/plugins/yokeflow-intervention.js` (OpenCode's hooks are JS), which runs
+  the hook for each of its hooks; settings in a file of the agent user's (`--env FILE`, mode
+  0600), as for Codex: a plugin has no environment of its own to give.
 """
 
 from __future__ import annotations
@@ -57,6 +61,19 @@ _EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         ("sessionStart", "agentStop", "sessionEnd"),
         "",
     ),
+    "opencode": (
+        ("tool.execute.before", "tool.execute.after"),
+        (
+            "tool.error",
+            "session.start",
+            "session.idle",
+            "session.deleted",
+            "session.exit",
+            "permission.asked",
+            "question.asked",
+        ),
+        "",
+    ),
 }
 CLIENTS = tuple(_EVENTS)
 _TOOL_EVENTS = frozenset(
@@ -83,6 +100,10 @@ def client(name: str, event: str = "") -> Client:
         from .copilot import CopilotCli
 
         return CopilotCli(event)
+    if name == "opencode":
+        from .opencode import OpenCode
+
+        return OpenCode()
     raise HookConfigError(f"unknown client {name!r} (one of: {', '.join(CLIENTS)})")
 
 
@@ -99,6 +120,9 @@ def config_path(name: str, scope: str, root: str, home: str) -> str:
             else os.path.join(".github", "hooks")
         )
         return os.path.join(base, folder, "yokeflow-intervention.json")
+    if name == "opencode":  # a plugin of its own among the folder's plugins
+        folder = os.path.join(".config", "opencode") if scope == "user" else ".opencode"
+        return os.path.join(base, folder, "plugins", "yokeflow-intervention.js")
     folder = {"claude": ".claude", "gemini": ".gemini", "codex": ".codex"}[name]
     return os.path.join(base, folder, "hooks.json" if name == "codex" else "settings.json")
 
@@ -175,6 +199,8 @@ def connect(name: str, scope: str, root: str, home: str, settings: dict[str, str
     root, home = os.path.abspath(root), os.path.abspath(home)
     project = settings["YOKEFLOW_PROJECT_ID"]
     path = config_path(name, scope, root, home)
+    if name == "opencode":
+        return _connect_opencode(path, scope, _write_settings(home, project, settings))
     data = _read_json(path)
     command = _hook_command()
     written: list[str] = []
@@ -207,13 +233,8 @@ def connect(name: str, scope: str, root: str, home: str, settings: dict[str, str
             },
         }
     else:
-        settings_path = env_file(home, project)
-        _write(settings_path, json.dumps(settings, indent=2) + "\n", 0o600)
-        os.chmod(settings_path, 0o600)
-        written.append(
-            f"{settings_path}: the hook's settings (mode 0600: they hold the "
-            "project's agent credentials)"
-        )
+        settings_path = _write_settings(home, project, settings)
+        written.append(settings_path + _SETTINGS_WRITTEN)
         hook = {
             "type": "command",
             "command": f"{command} --client codex --env {quote(settings_path)}",
@@ -235,6 +256,60 @@ def connect(name: str, scope: str, root: str, home: str, settings: dict[str, str
             "refused; interrupt its turn or end the codex process to stop it"
         )
     return written
+
+
+def _write_settings(home: str, project: str, settings: dict[str, str]) -> str:
+    """The hook's settings for a client whose hooks have no environment (`--env FILE`); the
+    file's path."""
+    path = env_file(home, project)
+    _write(path, json.dumps(settings, indent=2) + "\n", 0o600)
+    os.chmod(path, 0o600)
+    return path
+
+
+_SETTINGS_WRITTEN = ": the hook's settings (mode 0600: they hold the project's agent credentials)"
+
+
+_PLUGIN_COMMAND = "const COMMAND = "
+
+
+def _connect_opencode(path: str, scope: str, settings_path: str) -> list[str]:
+    """OpenCode's hooks are a JS plugin: ours (package data), with the hook's command line, in
+    a plugin folder OpenCode loads every file of."""
+    from importlib.resources import files
+    from shlex import quote
+
+    command = f"{_hook_command()} --client opencode --env {quote(settings_path)}"
+    source = files(__package__).joinpath("opencode_plugin.js").read_text(encoding="utf-8")
+    lines = source.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith(_PLUGIN_COMMAND))
+    lines[at] = f"{_PLUGIN_COMMAND}{json.dumps(command)};\n"
+    _write(path, "".join(lines))
+    required, useful, _ = _EVENTS["opencode"]
+    written = [
+        f"{path}: a plugin reporting {', '.join(required + useful)}",
+        settings_path + _SETTINGS_WRITTEN,
+    ]
+    if scope == "project":
+        written.append(
+            f"OpenCode installs its plugin package into {os.path.dirname(os.path.dirname(path))} "
+            "at its next start, as into every config folder it reads (the npm registry, once)"
+        )
+    return written
+
+
+def _opencode_hooks(path: str) -> dict[str, Any]:
+    """The OpenCode plugin at `path` read as a hooks configuration (each hook it names, run by
+    its COMMAND), for `--check`; {} when there is none."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            source = file.read()
+    except FileNotFoundError:
+        return {}
+    line = next((ln for ln in source.splitlines() if ln.startswith(_PLUGIN_COMMAND)), "")
+    command = json.loads(line[len(_PLUGIN_COMMAND) :].rstrip(";")) if line else ""
+    required, useful, _ = _EVENTS["opencode"]
+    return {"hooks": {e: [{"command": command}] for e in required + useful if f'"{e}"' in source}}
 
 
 def _trust_gemini_folder(home: str, root: str) -> str:
@@ -380,7 +455,7 @@ def installed_settings(
     read: list[str] = []
     for scope in ("user", "project"):
         path = config_path(name, scope, root, home)
-        data = _read_json(path)
+        data = _opencode_hooks(path) if name == "opencode" else _read_json(path)
         if not data:
             continue
         read.append(path)

@@ -361,7 +361,119 @@ def test_a_broken_copilot_configuration_never_blocks_a_call(bus, installed, uniq
     assert marker.read_text().splitlines() == ["ran"] * 2  # nothing was blocked
 
 
-@pytest.mark.parametrize("client", ["claude", "gemini", "codex", "copilot"])
+# -- OpenCode ----------------------------------------------------------------------------------
+
+OPENCODE = CLIENTS / "node_modules" / "opencode-linux-x64" / "bin" / "opencode"
+_PLUGIN_PACKAGE = "@opencode-ai/plugin"
+
+
+def opencode_home(root: Path, home: Path, api: ModelApi) -> None:
+    """The model provider (the stand-in, on this run's port): the only OpenCode setting that is
+    not the plugin's. OpenCode installs its plugin package into each config folder it reads
+    (the user's and the project's `.opencode/`) unless it is there: both are seeded with the
+    one pinned in the lockfile, so that it starts offline in seconds."""
+    config = home / ".config" / "opencode"
+    provider = {
+        "npm": "@ai-sdk/openai-compatible",
+        "name": "stand-in",
+        "options": {"baseURL": f"{api.url}/v1", "apiKey": "stand-in"},
+        "models": {"stand-in": {"name": "stand-in", "tool_call": True}},
+    }
+    settings = {"model": "standin/stand-in", "autoupdate": False, "provider": {"standin": provider}}
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "opencode.json").write_text(json.dumps(settings))
+    version = json.loads((CLIENTS / "package.json").read_text())["dependencies"][_PLUGIN_PACKAGE]
+    for folder in (config, root / ".opencode"):
+        package = folder / "node_modules" / _PLUGIN_PACKAGE
+        if package.exists():
+            continue
+        package.parent.mkdir(parents=True, exist_ok=True)
+        package.symlink_to(CLIENTS / "node_modules" / _PLUGIN_PACKAGE)
+        dependencies = {"dependencies": {_PLUGIN_PACKAGE: version}}
+        (folder / "package.json").write_text(json.dumps(dependencies))
+        lock = {"lockfileVersion": 3, "requires": True, "packages": {"": dependencies}}
+        (folder / "package-lock.json").write_text(json.dumps(lock))
+
+
+def run_opencode(root: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """`opencode run` offline: no update check, no models.dev; XDG folders are HOME's. OpenCode
+    runs its session in `$PWD`, as a shell would have set it."""
+    env = {
+        k: v
+        for k, v in client_env(
+            home,
+            OPENCODE_DISABLE_AUTOUPDATE="1",
+            OPENCODE_DISABLE_MODELS_FETCH="1",
+            PWD=str(root),
+        ).items()
+        if not k.startswith("XDG_")
+    }
+    return subprocess.run(
+        [str(OPENCODE), "run", "Start the app."],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.fixture
+def opencode(installed) -> Path:
+    if not OPENCODE.exists():
+        pytest.skip("OpenCode's binary package is for Linux x64 only (tests/clients)")
+    return OPENCODE
+
+
+def test_real_opencode_never_runs_the_fourth_identical_failing_call(
+    bus, opencode, unique, tmp_path
+):
+    _, folder = bus
+    project = unique("oshop")
+    root, home = new_project(tmp_path, project)
+    marker = tmp_path / "ran"
+    with model_api([failing(marker)] * 6 + [Turn(text="Giving up.")]) as api:
+        opencode_home(root, home, api)
+        printed = connect(folder, project, "opencode", root, home)
+        assert "plugins/yokeflow-intervention.js: a plugin" in printed
+        done = run_opencode(root, home)
+        asked = api.tool_requests
+    assert done.returncode == 1 and "Aborted" in done.stdout + done.stderr, done.stderr
+    intervention = assert_paused_once(folder, project, root, marker, "opencode")
+    assert len(asked) == 4  # halted: the model was not asked again after the 4th call
+    assert "failed 3 times with the same error" in json.dumps(asked[3]["messages"])  # warned
+    assert "Giving up." not in done.stdout
+
+    resume(folder, intervention, "Port 3000 is taken on this machine: use PORT=4000.")
+    with model_api([Turn(text="Starting on port 4000.")]) as api:
+        opencode_home(root, home, api)
+        again = run_opencode(root, home)
+        first = api.tool_requests[0]
+    assert again.returncode == 0, again.stderr
+    assert "use PORT=4000" in json.dumps(first["messages"])  # the brief reached the next session
+    assert interventions(folder, project) == []
+
+
+def test_a_broken_opencode_configuration_never_blocks_a_call(bus, opencode, unique, tmp_path):
+    _, folder = bus
+    project = unique("obroken")
+    root, home = new_project(tmp_path, project)
+    marker = tmp_path / "ran"
+    call = Turn(tool="Bash", input={"command": f"echo ran >> {marker}"})
+    with model_api([call, call, Turn(text="Done.")]) as api:
+        opencode_home(root, home, api)
+        connect(folder, project, "opencode", root, home)
+        settings = home / ".config" / "yokeflow-intervention" / f"agent-{project}.json"
+        settings.write_text(
+            json.dumps({**json.loads(settings.read_text()), "NATS_URL": "nats://127.0.0.1:1"})
+        )  # NATS is down
+        done = run_opencode(root, home)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text().splitlines() == ["ran"] * 2  # nothing was blocked
+
+
+@pytest.mark.parametrize("client", ["claude", "gemini", "codex", "copilot", "opencode"])
 def test_hook_check_reads_what_agents_connect_wrote(bus, unique, tmp_path, client):
     """`yokeflow-hook --check --client NAME` in the project, as the agent's user: the settings
     come from the client's configuration, and one synthetic event reaches the stream."""

@@ -143,6 +143,7 @@ def test_every_adapter_fails_open_fast_on_its_own_errors(name, tmp_path: Path):
         "gemini": "BeforeTool",
         "codex": "PreToolUse",
         "copilot": "preToolUse",
+        "opencode": "tool.execute.before",
     }[name]
     payload = {
         "hook_event_name": event,
@@ -151,6 +152,14 @@ def test_every_adapter_fails_open_fast_on_its_own_errors(name, tmp_path: Path):
         "tool_name": "Bash",
         "tool_input": {"command": "ls"},
     }
+    if name == "opencode":  # as its plugin sends it
+        payload = {
+            "hook": event,
+            "sessionID": "s1",
+            "directory": str(tmp_path),
+            "input": {"tool": "bash", "sessionID": "s1", "callID": "c1"},
+            "output": {"args": {"command": "ls"}},
+        }
     for stdin in (json.dumps(payload), "not json", "[]"):
         reply = run_client_hook(client(name, event), stdin, config)
         assert reply.code == 0 and reply.output is not None  # the call goes on
