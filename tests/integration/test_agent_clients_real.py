@@ -1,10 +1,10 @@
-"""The real Gemini CLI and Codex CLI, offline: each client, pinned in
+"""The real Gemini CLI, Codex CLI, Copilot CLI and OpenCode, offline: each client, pinned in
 tests/clients/package-lock.json (`make test` installs them with `npm ci`), runs headless in a
 temporary HOME against a local stand-in of its model API (Gemini: its own
-`--fake-responses-non-strict` file; Codex: the Responses API of tests/model_api.py), with its
-hooks written only by `yokeflow-intervention agents connect`, on an embedded NATS with roles
-(the agent holds only its project's credentials). Every assertion is on what the real client
-did: which commands really ran (a marker file each run appends to), whether the session halted,
+`--fake-responses-non-strict` file; Codex: the Responses API of tests/model_api.py; Copilot and
+OpenCode: its Chat Completions), with its hooks written only by `yokeflow-intervention agents
+connect`, on an embedded NATS with roles (the agent holds only its project's credentials).
+Every assertion is on what the real client did: which commands really ran (a marker file each run appends to), whether the session halted,
 what it sent the model, what the operator sees.
 
 A hook on this loaded 2-core machine may hear a verdict later than the default waits (0.5 s for
@@ -444,6 +444,8 @@ def test_real_opencode_never_runs_the_fourth_identical_failing_call(
     assert len(asked) == 4  # halted: the model was not asked again after the 4th call
     assert "failed 3 times with the same error" in json.dumps(asked[3]["messages"])  # warned
     assert "Giving up." not in done.stdout
+    state = home / ".local" / "state" / "yokeflow-intervention" / "hooks"
+    assert not list(state.glob(f"{project}.*.json"))  # the session's end was told as it exited
 
     resume(folder, intervention, "Port 3000 is taken on this machine: use PORT=4000.")
     with model_api([Turn(text="Starting on port 4000.")]) as api:
