@@ -4,8 +4,8 @@ temporary HOME against a local stand-in of its model API (Gemini: its own
 `--fake-responses-non-strict` file; Codex: the Responses API of tests/model_api.py; Copilot and
 OpenCode: its Chat Completions), with its hooks written only by `yokeflow-intervention agents
 connect`, on an embedded NATS with roles (the agent holds only its project's credentials).
-Every assertion is on what the real client did: which commands really ran (a marker file each run appends to), whether the session halted,
-what it sent the model, what the operator sees.
+Every assertion is on what the real client did: which commands really ran (a marker file each
+run appends to), whether the session halted, what it sent the model, what the operator sees.
 
 A hook on this loaded 2-core machine may hear a verdict later than the default waits (0.5 s for
 a call): the clients' environment gives the hooks longer waits, so the tests check what is said
