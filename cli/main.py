@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     hook.add_argument(
         "--client", default="claude", help="claude, gemini, codex, copilot or opencode"
     )
-    hook.add_argument("--env", help="a settings file (what agents connect wrote for Codex, OpenCode)")
+    hook.add_argument("--env", help="a settings file (for Codex and OpenCode)")
     hook.add_argument("--event", help="the hook's event, for Copilot (its payloads omit it)")
     embedded = command("embedded-postgres", help="start, stop or restart an embedded PostgreSQL")
     embedded.add_argument("action", choices=["start", "stop", "restart"])
