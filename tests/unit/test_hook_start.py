@@ -99,6 +99,12 @@ PAYLOADS = {
         "tool_use_id": "call_1",
     },
     "copilot": {"sessionId": "s", "timestamp": 0, "toolName": "bash", "toolArgs": {}},
+    "opencode": {  # as its plugin sends it
+        "hook": "tool.execute.before",
+        "sessionID": "s",
+        "input": {"tool": "bash", "sessionID": "s", "callID": "call_1"},
+        "output": {"args": {"command": "npm test"}},
+    },
 }
 
 PROBE = """
