@@ -22,7 +22,7 @@ LAUNCHER = AGENT / "yokeflow_agent" / "yokeflow_hook.py"
 VALUES: list[Any] = [
     {"tool_name": "Bash", "tool_input": {"command": "npm test -- --shard 3"}, "n": None},
     {"é": "naïve ✓ 𝄞", "nested": [1, 2.5, -3e-7, 10**30, True, False, None, [], {}]},
-    ["\u202e", "\x00\x1f", "quote \" and back\\slash", "line\nbreak"],
+    ["\u202e", "\x00\x1f", 'quote " and back\\slash', "line\nbreak"],
     "a bare string ✓",
     12345,
     -0.0,
