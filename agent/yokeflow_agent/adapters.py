@@ -54,11 +54,19 @@ _EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         ("SessionStart", "Stop", "SessionEnd", "PermissionRequest", "Notification"),
         "*",
     ),
-    "gemini": (("BeforeTool", "AfterTool"), ("SessionStart", "AfterAgent", "SessionEnd"), ".*"),
-    "codex": (("PreToolUse", "PostToolUse"), ("SessionStart", "Stop", "SessionEnd"), "*"),
+    "gemini": (
+        ("BeforeTool", "AfterTool"),
+        ("SessionStart", "AfterAgent", "SessionEnd", "Notification"),
+        ".*",
+    ),
+    "codex": (
+        ("PreToolUse", "PostToolUse"),
+        ("SessionStart", "Stop", "SessionEnd", "PermissionRequest"),
+        "*",
+    ),
     "copilot": (
         ("preToolUse", "postToolUse", "permissionRequest"),
-        ("sessionStart", "agentStop", "sessionEnd"),
+        ("sessionStart", "agentStop", "sessionEnd", "notification"),
         "",
     ),
     "opencode": (

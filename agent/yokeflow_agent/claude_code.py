@@ -23,7 +23,9 @@ from .hooks import (
     HookConfig,
     Hooked,
     Reply,
+    permission_asked,
     read_transcript_tail,
+    result_of,
     root_of,
     text_of,
 )
@@ -78,11 +80,9 @@ def waiting_of(payload: dict[str, Any]) -> dict[str, Any] | None:
     PermissionRequest (a permission dialog is shown), or a Notification of a permission prompt,
     of 60 s idle after a turn, or of a question; None for anything else."""
     if payload.get("hook_event_name") == "PermissionRequest":
-        tool = str(payload.get("tool_name") or "tool")[:200]
         tool_input = payload.get("tool_input")
         command = tool_input.get("command") if isinstance(tool_input, dict) else None
-        prompt = f"Allow {tool}: {command}" if isinstance(command, str) else f"Allow {tool}?"
-        return {"kind": "permission", "prompt": prompt[:2000], "tool": tool}
+        return permission_asked(str(payload.get("tool_name") or "tool"), command)
     kind = _WAITING_NOTICES.get(str(payload.get("notification_type") or ""))
     if kind is None:
         return None
@@ -127,15 +127,11 @@ class ClaudeCode(Client):
         if kind == "result":
             ok = event == "PostToolUse"
             response = payload.get("tool_response")
-            code, error = (0, "") if ok else failure_of(payload.get("error") or response)
-            duration = payload.get("duration_ms")
-            hooked.result = {
-                "ok": ok,
-                "exit_code": code,
-                "error": error,
-                "output": text_of(response) if ok and response is not None else "",
-                "duration_ms": duration if isinstance(duration, int) and duration >= 0 else None,
-            }
+            if ok:
+                code, text = 0, "" if response is None else text_of(response)
+            else:
+                code, text = failure_of(payload.get("error") or response)
+            hooked.result = result_of(ok, code, text, payload.get("duration_ms"))
         elif kind == "turn":
             hooked.text = last_reply(payload)
         elif kind == "end":

@@ -5,7 +5,10 @@ or the project's `.codex/hooks.json` in a trusted project), with Claude-style fi
 `turn_id` and `tool_use_id`; its shell tool is reported as `Bash`. What they say, in the
 contract's terms: `PreToolUse` is a call, `PostToolUse` its result, `SessionStart` and
 `SessionEnd` the session's ends, `Stop` the agent's reply of a turn
-(`last_assistant_message`).
+(`last_assistant_message`): the turn ended, it is its user's turn. `PermissionRequest` runs
+when Codex is about to ask for an approval (a shell command or network access, in an
+interactive session whose approval policy asks; `codex exec` never asks): the session waits
+for a person. Codex has no hook for an idle session, nor for the approval of a patch.
 
 A command's result comes as plain output (`tool_response`, stdout and stderr merged), without
 its exit code. The exit code is in Codex's own record of the session (`transcript_path`, a
@@ -29,7 +32,17 @@ only.
 from __future__ import annotations
 
 from . import jsonlite as json
-from .hooks import Client, HookConfig, Hooked, Reply, read_transcript_tail, root_of, text_of
+from .hooks import (
+    Client,
+    HookConfig,
+    Hooked,
+    Reply,
+    permission_asked,
+    read_transcript_tail,
+    result_of,
+    root_of,
+    text_of,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,6 +56,7 @@ _KINDS = {
     "SessionStart": "start",
     "Stop": "turn",
     "SessionEnd": "end",
+    "PermissionRequest": "waiting",
 }
 _EXITED = "Process exited with code "
 
@@ -89,17 +103,13 @@ class CodexCli(Client):
         if hooked.kind == "result":
             output = text_of(payload.get("tool_response") or "")
             code = exit_code_of(payload.get("transcript_path"), str(call_id)) if call_id else None
-            ok = code in (None, 0)
-            hooked.result = {
-                "ok": ok,
-                "exit_code": code,
-                "output": output if ok else "",
-                "error": "" if ok else output,
-            }
+            hooked.result = result_of(code in (None, 0), code, output)
         elif hooked.kind == "turn":
             hooked.text = text_of(payload.get("last_assistant_message") or "")
         elif hooked.kind == "end":
             hooked.reason = str(payload.get("reason") or "completed")
+        elif hooked.kind == "waiting":  # a person is about to be asked to approve this call
+            hooked.waiting = permission_asked(hooked.tool, hooked.tool_input.get("command"))
         return hooked
 
     def stop(self, hooked: Hooked, reason: str) -> Reply:

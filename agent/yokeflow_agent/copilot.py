@@ -10,7 +10,15 @@ say, in the contract's terms:
   its text (`<shellId: N completed with exit code 3>`), which `failure_of` reads back; the
   text before it is the command's merged output;
 - `sessionStart`, `sessionEnd` (`reason`) and `agentStop` (the agent's reply, read from the
-  session's `events.jsonl`) bound the session and its turns.
+  session's `events.jsonl`) bound the session and its turns: after `agentStop` it is the
+  user's turn;
+- `notification` of type `permission_prompt` (a permission dialog is shown; headless, `-p`
+  without the tool allowed, Copilot sends it too and then denies the call itself) or
+  `elicitation_dialog` (the agent asks its user a question) says the session waits for a
+  person. It names no tool: the engine takes the one of the `permissionRequest` just before.
+  `permissionRequest` itself is no wait: it runs before Copilot's own rules, for calls they
+  allow too. Copilot sends no notice of an idle main agent (`agent_idle` is a background
+  agent's); its other notifications are not recorded.
 
 A verdict goes back in Copilot's terms. A refused call is `permissionDecision: "deny"`. The
 session is halted by `permissionRequest` answering `behavior: "deny"` with `interrupt: true`,
@@ -24,13 +32,23 @@ exits 0. The resume brief is `additionalContext` of `sessionStart`.
 from __future__ import annotations
 
 from . import jsonlite as json
-from .hooks import Client, HookConfig, Hooked, Reply, read_transcript_tail, root_of, text_of
+from .hooks import (
+    Client,
+    HookConfig,
+    Hooked,
+    Reply,
+    permission_asked,
+    read_transcript_tail,
+    result_of,
+    root_of,
+    text_of,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["CopilotCli", "failure_of"]
+__all__ = ["CopilotCli", "failure_of", "waiting_of"]
 
 _KINDS = {
     "preToolUse": "call",
@@ -39,6 +57,7 @@ _KINDS = {
     "agentStop": "turn",
     "sessionEnd": "end",
     "permissionRequest": "permission",
+    "notification": "waiting",
 }
 _EXIT = " completed with exit code "
 # Tools Copilot always puts through its permission service, where a halt can be said.
@@ -58,6 +77,17 @@ def failure_of(result: Any) -> tuple[bool, int | None, str]:
     if result.get("resultType") in ("failure", "denied", "rejected"):
         return False, code if code not in (None, 0) else 1, text
     return code in (None, 0), code if code is not None else 0, text
+
+
+def waiting_of(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The `waiting` fields of a notification that says a person is waited for (a permission
+    dialog, a question), in Copilot's own words; None for any other."""
+    kind = payload.get("notification_type")
+    if kind == "permission_prompt":
+        return permission_asked(None, None, payload.get("message"))
+    if kind == "elicitation_dialog":
+        return {"kind": "question", "prompt": str(payload.get("message") or "")[:2000]}
+    return None
 
 
 def _last_reply(transcript: Any) -> str:
@@ -89,17 +119,15 @@ class CopilotCli(Client):
         tool_input = payload.get("toolArgs", payload.get("toolInput"))
         hooked.tool_input = tool_input if isinstance(tool_input, dict) else {}
         if hooked.kind == "result":
-            ok, code, output = failure_of(payload.get("toolResult"))
-            hooked.result = {
-                "ok": ok,
-                "exit_code": code,
-                "output": output if ok else "",
-                "error": "" if ok else output,
-            }
+            hooked.result = result_of(*failure_of(payload.get("toolResult")))
         elif hooked.kind == "turn":
             hooked.text = _last_reply(payload.get("transcriptPath"))
         elif hooked.kind == "end":
             hooked.reason = str(payload.get("reason") or "completed")
+        elif hooked.kind == "waiting":
+            hooked.waiting = waiting_of(payload)
+            if hooked.waiting is None:
+                hooked.kind = ""
         return hooked
 
     def stop(self, hooked: Hooked, reason: str) -> Reply:

@@ -6,7 +6,10 @@ trusted folder). What its hooks say, in the contract's terms:
 
 - `BeforeTool` is a tool call (no call id: Gemini gives none), `AfterTool` its result;
 - `SessionStart` starts a session, `SessionEnd` ends it (`reason`), `AfterAgent` carries the
-  agent's reply of a turn (`prompt_response`);
+  agent's reply of a turn (`prompt_response`): the turn ended, it is its user's turn;
+- `Notification` of type `ToolPermission` (the only type Gemini sends) is a permission prompt
+  shown to the user (interactive sessions only: headless, Gemini refuses such a call without
+  asking): the session waits for a person. Gemini has no notice of an idle session;
 - a shell command's result has no exit-code field: `run_shell_command` reports
   `Exit Code: N` in the text it gives the model (`tool_response.llmContent`), with stdout and
   stderr merged under `Output:`; `failure_of` reads them back.
@@ -22,13 +25,22 @@ from __future__ import annotations
 
 import os
 
-from .hooks import Client, HookConfig, Hooked, Reply, root_of, text_of
+from .hooks import (
+    Client,
+    HookConfig,
+    Hooked,
+    Reply,
+    permission_asked,
+    result_of,
+    root_of,
+    text_of,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["GeminiCli", "failure_of"]
+__all__ = ["GeminiCli", "failure_of", "waiting_of"]
 
 _KINDS = {
     "BeforeTool": "call",
@@ -36,6 +48,7 @@ _KINDS = {
     "SessionStart": "start",
     "AfterAgent": "turn",
     "SessionEnd": "end",
+    "Notification": "waiting",
 }
 _LABELS = ("Output:", "Error:", "Exit Code:", "Signal:", "Background PIDs:", "Process Group PGID:")
 
@@ -68,6 +81,18 @@ def failure_of(response: Any) -> tuple[bool, int | None, str]:
     return code in (None, 0), code if code is not None else 0, output
 
 
+def waiting_of(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The `waiting` fields of a Notification: a permission prompt, for a shell command with
+    its command (`details`), for another tool (an edit, an MCP tool) in Gemini's own words;
+    None for a notification that waits for nobody."""
+    if payload.get("notification_type") != "ToolPermission":
+        return None
+    details = payload.get("details")
+    if isinstance(details, dict) and details.get("type") == "exec":
+        return permission_asked("run_shell_command", details.get("command"), payload.get("message"))
+    return permission_asked(None, None, payload.get("message"))
+
+
 class GeminiCli(Client):
     name = "gemini"
 
@@ -79,17 +104,15 @@ class GeminiCli(Client):
         tool_input = payload.get("tool_input")
         hooked.tool_input = tool_input if isinstance(tool_input, dict) else {}
         if hooked.kind == "result":
-            ok, code, output = failure_of(payload.get("tool_response"))
-            hooked.result = {
-                "ok": ok,
-                "exit_code": code,
-                "output": output if ok else "",
-                "error": "" if ok else output,
-            }
+            hooked.result = result_of(*failure_of(payload.get("tool_response")))
         elif hooked.kind == "turn":
             hooked.text = text_of(payload.get("prompt_response") or "")
         elif hooked.kind == "end":
             hooked.reason = str(payload.get("reason") or "completed")
+        elif hooked.kind == "waiting":
+            hooked.waiting = waiting_of(payload)
+            if hooked.waiting is None:
+                hooked.kind = ""
         return hooked
 
     def stop(self, hooked: Hooked, reason: str) -> Reply:

@@ -67,7 +67,9 @@ __all__ = [
     "Hooked",
     "Reply",
     "identifier",
+    "permission_asked",
     "read_transcript_tail",
+    "result_of",
     "root_of",
     "run_client_hook",
     "settings_file",
@@ -142,6 +144,32 @@ def text_of(value: Any) -> str:
     if isinstance(value, str):
         return value[:OUTPUT_LIMIT]
     return json.dumps(value, default=str)[:OUTPUT_LIMIT]
+
+
+def result_of(
+    ok: bool, exit_code: int | None, text: str, duration_ms: Any = None
+) -> dict[str, Any]:
+    """The contract's ToolResultBody of a call: its text is the output of a call that worked and
+    the error of one that failed (a client gives one text for both)."""
+    return {
+        "ok": ok,
+        "exit_code": exit_code,
+        "output": text[:OUTPUT_LIMIT] if ok else "",
+        "error": "" if ok else text[:OUTPUT_LIMIT],
+        "duration_ms": duration_ms if isinstance(duration_ms, int) and duration_ms >= 0 else None,
+    }
+
+
+def permission_asked(tool: str | None, command: Any = None, message: Any = "") -> dict[str, Any]:
+    """The contract's Waiting fields of a permission prompt a client shows its user: "Allow
+    TOOL: COMMAND" for a call that runs a command, else the client's own words, else "Allow
+    TOOL?". `tool` None: the client does not say (the engine names the tool it last asked
+    about)."""
+    if isinstance(command, str) and command:
+        prompt = f"Allow {tool or 'tool'}: {command}"
+    else:
+        prompt = str(message or "") or f"Allow {tool or 'tool'}?"
+    return {"kind": "permission", "prompt": prompt[:2000], "tool": tool[:200] if tool else None}
 
 
 def read_transcript_tail(path: Any, tail_bytes: int = 256 * 1024) -> list[str]:
@@ -437,7 +465,13 @@ class _Hook:
     def _permission(self) -> Reply:
         """A client asks whether a call it is about to run may (Copilot's permissionRequest):
         refused, and the session halted, once the session is paused."""
-        halting = self.state.update(lambda state: state.get("halting"))
+        tool = self.hooked.tool
+
+        def ask(state: dict[str, Any]) -> Any:
+            state["asked"] = tool  # for a permission prompt that will not name its tool
+            return state.get("halting")
+
+        halting = self.state.update(ask)
         if isinstance(halting, dict):
             return self._stop(halting)
         self._connect()
@@ -527,9 +561,14 @@ class _Hook:
 
     def _waiting(self) -> Reply:
         """A permission dialog, or the client telling its user it waits for them: the session
-        waits for a person. No decision is given here: the person decides."""
+        waits for a person. No decision is given here: the person decides. A permission prompt
+        that does not name its tool (Copilot's notification) is for the tool the client last
+        asked permission for (its permissionRequest, just before)."""
+        waiting = dict(self.hooked.waiting or {})
+        if waiting.get("kind") == "permission" and not waiting.get("tool"):
+            waiting["tool"] = self.state.update(lambda state: state.get("asked"))
         self._connect()
-        self._publish("waiting", **(self.hooked.waiting or {}))
+        self._publish("waiting", **waiting)
         return Reply()
 
     def _session_end(self) -> Reply:

@@ -14,6 +14,7 @@ and when, not how fast (bench/hook.py does that).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -123,6 +124,58 @@ def assert_paused_once(folder: Path, project: str, root: Path, marker: Path, cli
     return str(listing[0]["id"])
 
 
+def recorded(stack: Any, project: str) -> list[dict[str, Any]]:
+    """The project's agent events as the stream stored them, in order."""
+
+    async def read() -> list[dict[str, Any]]:
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig
+
+        nc = await nats.connect(stack.nats_url.split(","))
+        try:
+            sub = await nc.jetstream().pull_subscribe(
+                f"agent.events.{project}.>",
+                stream="AGENT_EVENTS",
+                config=ConsumerConfig(ack_policy=AckPolicy.NONE),
+            )
+            pending = (await sub.consumer_info()).num_pending or 0
+            messages = await sub.fetch(pending, timeout=5) if pending else []
+            return [json.loads(m.data) for m in messages]
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def last_session(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of the session the last stored event belongs to."""
+    return [e for e in events if e["session_id"] == events[-1]["session_id"]]
+
+
+def assert_turn_ended(events: list[dict[str, Any]], text: str | None) -> None:
+    """The client said its turn ended (the contract's agent_message, with `text` where the
+    client gives its reply in time), then the session ended.
+    Replayed through the detector's own rules and watchdog, and left open after its turn
+    (without its session_ended), the session is never stopped for its quiet, however long: it
+    is its user's turn."""
+    from datetime import timedelta
+
+    from yokeflow_agent.contract import parse_agent_event
+
+    from yokeflow_intervention.services.detector.rules import DetectionConfig
+    from yokeflow_intervention.services.detector.sessions import replay
+    from yokeflow_intervention.shared.settings import Settings
+
+    types = [e["type"] for e in events]
+    assert types[0] == "session_started" and types[-1] == "session_ended", types
+    [said] = [e["text"] for e in events if e["type"] == "agent_message"]
+    assert text is None or said == text, events
+    opened = [parse_agent_event(e) for e in events if e["type"] != "session_ended"]
+    later = opened[-1].ts + timedelta(hours=3)
+    config = DetectionConfig.from_settings(Settings())
+    assert list(replay(opened, config, now=later)) == []
+
+
 def resume(folder: Path, intervention: str, notes: str) -> None:
     done = cli(folder, "interventions", "resume", intervention, "--by", "ana", "--notes", notes)
     assert done.returncode == 0, done.stderr
@@ -182,6 +235,7 @@ def test_real_gemini_cli_never_runs_the_fourth_identical_failing_call(
     assert again.returncode == 0, again.stderr
     assert "use PORT=4000" in gemini_chats(home)  # the brief reached the next session
     assert interventions(folder, project) == []
+    assert_turn_ended(last_session(recorded(bus[0], project)), "Starting on port 4000.")
 
 
 def test_a_broken_gemini_configuration_never_blocks_a_call(bus, installed, unique, tmp_path):
@@ -274,6 +328,7 @@ def test_real_codex_cli_refuses_every_call_after_the_third_identical_failure(
         -3000:
     ]  # the brief reached the next session
     assert interventions(folder, project) == []
+    assert_turn_ended(last_session(recorded(bus[0], project)), "Starting on port 4000.")
 
 
 def test_a_broken_codex_configuration_never_blocks_a_call(bus, installed, unique, tmp_path):
@@ -297,8 +352,11 @@ def test_a_broken_codex_configuration_never_blocks_a_call(bus, installed, unique
 # -- Copilot CLI -------------------------------------------------------------------------------
 
 
-def run_copilot(root: Path, home: Path, api: ModelApi) -> subprocess.CompletedProcess[str]:
-    """`copilot -p` offline: the stand-in serves Chat Completions as its model provider."""
+def run_copilot(
+    root: Path, home: Path, api: ModelApi, allowed: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`copilot -p` offline: the stand-in serves Chat Completions as its model provider; with
+    `allowed`, every tool may run without asking."""
     env = client_env(
         home,
         COPILOT_OFFLINE="true",
@@ -307,7 +365,7 @@ def run_copilot(root: Path, home: Path, api: ModelApi) -> subprocess.CompletedPr
         COPILOT_MODEL="gpt-4o",
     )
     return subprocess.run(
-        [str(BIN / "copilot"), "-p", "Start the app.", "--allow-all-tools"],
+        [str(BIN / "copilot"), "-p", "Start the app.", *(["--allow-all-tools"] * allowed)],
         cwd=root,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -335,12 +393,23 @@ def test_real_copilot_cli_never_runs_the_fourth_identical_failing_call(
     assert "failed 3 times with the same error" in json.dumps(asked[3]["messages"])  # warned
     assert "Giving up." not in done.stdout
 
+    # The next session may not run tools unasked: headless, Copilot says it asks for the
+    # permission (its notification), then denies the call itself, and the turn goes on.
     resume(folder, intervention, "Port 3000 is taken on this machine: use PORT=4000.")
-    with model_api([Turn(text="Starting on port 4000.")]) as api:
-        assert run_copilot(root, home, api).returncode == 0
+    asked = Turn(tool="Bash", input={"command": f"echo asked >> {marker}"})
+    with model_api([asked, Turn(text="Starting on port 4000.")]) as api:
+        assert run_copilot(root, home, api, allowed=False).returncode == 0
         first = api.tool_requests[0]
     assert "use PORT=4000" in json.dumps(first["messages"])  # the brief reached the next session
     assert interventions(folder, project) == []
+    assert "asked" not in marker.read_text()  # denied: no one to approve
+    events = last_session(recorded(bus[0], project))
+    [waiting] = [e for e in events if e["type"] == "waiting"]
+    assert (waiting["kind"], waiting["tool"]) == ("permission", "bash")  # the call it asks for
+    assert waiting["prompt"] == f"Run command: echo asked >> {marker}"
+    # The denied call is not left open. Copilot's reply is read from its events.jsonl, which
+    # it often has not written yet when agentStop runs: the text is not asserted.
+    assert_turn_ended(events, None)
 
 
 def test_a_broken_copilot_configuration_never_blocks_a_call(bus, installed, unique, tmp_path):
@@ -487,7 +556,7 @@ def test_hook_check_reads_what_agents_connect_wrote(bus, unique, tmp_path, clien
     assert f"connected {client} to project {project}" in printed
     if client == "codex":  # the hooks trusted once each, by Codex's own hash
         config = (home / ".codex" / "config.toml").read_text()
-        assert config.count("[hooks.state.") == 5 == config.count("trusted_hash = ")
+        assert config.count("[hooks.state.") == 6 == config.count("trusted_hash = ")
     hook = str(Path(sys.executable).parent / "yokeflow-hook")
     done = subprocess.run(
         [hook, "--check", "--client", client],

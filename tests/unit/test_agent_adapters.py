@@ -202,3 +202,130 @@ def test_user_scope_writes_the_agent_users_home_and_no_project_file(name, tmp_pa
     settings, wired, read = installed_settings(name, str(root), str(home))
     assert read and all(path.startswith(str(home)) for path in read)
     assert settings["NATS_URL"] == SETTINGS["NATS_URL"] and wired
+
+
+# -- a session that waits for a person, or whose turn ended --------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hooks"
+ASKED = "echo hi > out.txt"
+
+
+def engine_events(name: str, fixture: str, tmp_path: Path, monkeypatch) -> list[tuple[str, dict]]:
+    """What the engine publishes for the hooks a real client ran (captured from the real CLI,
+    in its order: tests/fixtures/hooks/<client>_*.jsonl), with the bus stubbed out: no control
+    state, no verdict, no brief."""
+    from yokeflow_agent import hooks
+
+    published: list[tuple[str, dict]] = []
+
+    def publish(self, type_: str, **fields: object) -> int:
+        published.append((type_, fields))
+        return len(published)
+
+    monkeypatch.setattr(hooks._Hook, "_connect", lambda self, with_verdicts=False: None)
+    monkeypatch.setattr(hooks._Hook, "_control", lambda self: None)
+    monkeypatch.setattr(hooks._Hook, "_verdict", lambda self, seq, wait: None)
+    monkeypatch.setattr(hooks._Hook, "_brief", lambda self, wire: None)
+    monkeypatch.setattr(hooks._Hook, "_publish", publish)
+    config = HookConfig(
+        {"NATS_URL": "nats://127.0.0.1:1", "YOKEFLOW_HOOK_STATE_DIR": str(tmp_path)}
+    )
+    for line in (FIXTURES / fixture).read_text().splitlines():
+        hook = json.loads(line)
+        reply = run_client_hook(client(name, hook["event"]), json.dumps(hook["payload"]), config)
+        assert (reply.code, reply.output) == (0, None), reply.output  # nothing said back
+    return published
+
+
+@pytest.mark.parametrize(
+    ("name", "fixture", "asked"),
+    [
+        # Gemini CLI 0.61, interactive: Notification (ToolPermission), answered "Allow once".
+        (
+            "gemini",
+            "gemini_permission.jsonl",
+            {"prompt": f"Allow run_shell_command: {ASKED}", "tool": "run_shell_command"},
+        ),
+        # Codex 0.171, interactive, approval_policy "on-request": PermissionRequest, approved.
+        ("codex", "codex_permission.jsonl", {"prompt": f"Allow Bash: {ASKED}", "tool": "Bash"}),
+        # Copilot CLI 1.0.102, interactive: notification (permission_prompt), answered "Yes".
+        (
+            "copilot",
+            "copilot_permission.jsonl",
+            {"prompt": f"Run command: {ASKED}", "tool": "bash"},
+        ),
+    ],
+)
+def test_a_permission_prompt_of_each_client_is_a_wait_and_its_answer_goes_on(
+    name, fixture, asked, tmp_path: Path, monkeypatch
+):
+    events = engine_events(name, fixture, tmp_path, monkeypatch)
+    types = [type_ for type_, _ in events if type_ != "session_ended"]
+    assert types == ["session_started", "tool_call", "waiting", "tool_result", "agent_message"]
+    assert events[2][1] == {"kind": "permission", **asked}
+    call, result = events[1][1], events[3][1]
+    assert call["input"]["command"] == ASKED
+    # Codex's exit code is read from its transcript, which the fixture does not keep.
+    code = None if name == "codex" else 0
+    assert {**result["result"], "output": ""} == {
+        "ok": True,
+        "exit_code": code,
+        "output": "",
+        "error": "",
+        "duration_ms": None,
+    }
+    if name != "codex":  # a client without call ids: the result is paired with its call
+        assert result["call_id"] == call["call_id"]
+
+
+@pytest.mark.parametrize(
+    ("name", "fixture"),
+    [
+        ("gemini", "gemini_permission.jsonl"),
+        ("codex", "codex_permission.jsonl"),
+        ("copilot", "copilot_permission.jsonl"),
+        # Copilot CLI 1.0.102 headless (-p, the tool not allowed): it says it asks, then denies
+        # the call itself ("no one to approve"): no result, and the turn ends.
+        ("copilot", "copilot_denied.jsonl"),
+    ],
+)
+def test_the_watchdog_tells_of_the_wait_and_never_stops_a_session_whose_turn_ended(
+    name, fixture, tmp_path: Path, monkeypatch
+):
+    """While the prompt is unanswered a person is told, and nothing is stopped; once the turn
+    ended (the call answered, or denied and left without a result) it is the user's turn: a
+    quiet user is no stuck session, however long."""
+    from yokeflow_intervention.services.detector.sessions import SessionBook
+
+    from .test_rules import Agent
+    from .test_watchdog import limits
+
+    events = engine_events(name, fixture, tmp_path, monkeypatch)
+    events = [e for e in events if e[0] != "session_ended"]  # the session stays open
+    waits = next(i for i, (type_, _) in enumerate(events) if type_ == "waiting")
+    for upto, due in ((waits + 1, ["waiting"]), (len(events), [])):
+        book, agent = SessionBook(limits()), Agent()
+        for type_, fields in events[:upto]:
+            book.feed(agent.event(type_, **fields))
+        later = agent.clock.timestamp() + 3 * 3600
+        assert [found.trigger for found in book.tick(0, later)] == due
+
+
+def test_a_notification_that_waits_for_nobody_is_not_recorded():
+    from yokeflow_agent.copilot import waiting_of as copilot_waiting
+    from yokeflow_agent.gemini import waiting_of as gemini_waiting
+
+    config = HookConfig({})
+    for notification_type in ("shell_completed", "agent_completed", "agent_idle"):
+        payload = {"sessionId": "s1", "notification_type": notification_type, "message": "done"}
+        assert copilot_waiting(payload) is None  # a background shell's or agent's, not a wait
+        assert client("copilot", "notification").hooked(payload, config).kind == ""
+    asked = {"notification_type": "elicitation_dialog", "message": "Which port?"}
+    assert copilot_waiting(asked) == {"kind": "question", "prompt": "Which port?"}
+    assert gemini_waiting({"notification_type": "Other", "message": "x"}) is None
+    edit = {"notification_type": "ToolPermission", "message": "Tool Edit requires editing"}
+    assert gemini_waiting({**edit, "details": {"type": "edit", "fileName": "a.py"}}) == {
+        "kind": "permission",
+        "prompt": "Tool Edit requires editing",
+        "tool": None,
+    }
