@@ -30,7 +30,16 @@ The plugin has no environment of its own to give: settings come from the hook's 
 
 from __future__ import annotations
 
-from .hooks import Client, HookConfig, Hooked, Reply, root_of, text_of
+from .hooks import (
+    Client,
+    HookConfig,
+    Hooked,
+    Reply,
+    permission_asked,
+    result_of,
+    root_of,
+    text_of,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,11 +76,10 @@ def waiting_of(hook: str, properties: Any) -> dict[str, Any]:
     """The fields of a `waiting` event for OpenCode's `permission.asked` or `question.asked`."""
     properties = properties if isinstance(properties, dict) else {}
     if hook == "permission.asked":
-        tool = str(properties.get("permission") or "tool")[:200]
+        tool = str(properties.get("permission") or "tool")
         patterns = properties.get("patterns")
         what = " ".join(str(p) for p in patterns) if isinstance(patterns, list) else ""
-        prompt = f"Allow {tool}: {what}" if what else f"Allow {tool}?"
-        return {"kind": "permission", "prompt": prompt[:2000], "tool": tool}
+        return permission_asked(tool, what)
     questions = properties.get("questions")
     first = questions[0] if isinstance(questions, list) and questions else {}
     asked = first.get("question") if isinstance(first, dict) else None
@@ -96,16 +104,9 @@ class OpenCode(Client):
         args = output.get("args") if event == "tool.execute.before" else given.get("args")
         hooked.tool_input = args if isinstance(args, dict) else {}
         if event == "tool.execute.after":
-            ok, code, text = failure_of(output)
-            hooked.result = {
-                "ok": ok,
-                "exit_code": code,
-                "output": text if ok else "",
-                "error": "" if ok else text,
-            }
+            hooked.result = result_of(*failure_of(output))
         elif event == "tool.error":
-            error = text_of(payload.get("error") or "tool failed")
-            hooked.result = {"ok": False, "exit_code": 1, "output": "", "error": error}
+            hooked.result = result_of(False, 1, text_of(payload.get("error") or "tool failed"))
         elif hooked.kind == "turn":
             hooked.text = text_of(payload.get("text") or "")
         elif hooked.kind == "end":

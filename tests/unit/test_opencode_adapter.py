@@ -49,6 +49,7 @@ def test_opencode_results_keep_the_exit_code_its_shell_tool_reports():
         "exit_code": 3,
         "output": "",
         "error": "Error: listen failed\n",
+        "duration_ms": None,
     }
     assert failure_of({"output": "ready", "metadata": {"exit": 0}}) == (True, 0, "ready")
     assert failure_of({"output": "file text", "metadata": {}}) == (True, None, "file text")
@@ -61,6 +62,7 @@ def test_opencode_results_keep_the_exit_code_its_shell_tool_reports():
         "exit_code": 1,
         "output": "",
         "error": "File not found: /x",
+        "duration_ms": None,
     }
 
 
