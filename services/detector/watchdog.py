@@ -170,8 +170,11 @@ def _close(calls: tuple[OpenCall, ...], event: ToolResult) -> tuple[OpenCall, ..
 
 def _denied(calls: tuple[OpenCall, ...], tool: str) -> tuple[OpenCall, ...]:
     """The open calls without the one a permission was asked for, when the agent went on
-    with neither its result nor another call: it was denied (Claude Code reports no result for
-    a denied call), or the turn ended without it. The latest call of its tool, else none."""
+    without its result (another call, its reply, the end of the turn): it was denied, and no
+    client reports a result for a denied call. Kept open, it would stop a healthy session as a
+    hung call `tool_call_timeout` later. The latest call of its tool, else none. (A call run in
+    parallel with the one asked about could be dropped instead of it: a hang missed, never a
+    session stopped.)"""
     prefix = f"{tool} " if tool else None
     latest = range(len(calls) - 1, -1, -1)
     index = next((i for i in latest if prefix and calls[i][2].startswith(prefix)), None)
@@ -216,7 +219,7 @@ def observe(
         return _arm(at, stream_seq, event.seq, event.event_id, last, calls, config, waiting)
     if waiting:  # answered: what waited starts again now
         calls = tuple((key, at, label, limit) for key, _, label, limit in calls)
-        if waiting[1] == "permission" and kind not in ("tool_call", "tool_result"):
+        if waiting[1] == "permission" and kind != "tool_result":
             calls = _denied(calls, str(waiting[6]))
     if kind == "tool_call":
         assert isinstance(event, ToolCall)

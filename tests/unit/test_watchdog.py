@@ -264,3 +264,27 @@ def test_a_denied_permission_leaves_no_call_open():
     book.feed(agent.event("agent_message", advance=5, text="I was not allowed to run it."))
     assert book.watches_of(0).get(("p1", "s1"))[7] == ()  # type: ignore[index]
     assert book.tick(0, agent.clock.timestamp() + 3600) == []
+
+
+def test_a_denied_permission_followed_by_another_call_leaves_no_call_open():
+    """Denied, the agent tries something else at once: the call asked about gets no result
+    ever, and must not stop the session as hung a quarter of an hour later while it works."""
+    book, agent = SessionBook(limits()), Agent()
+    book.feed(agent.start())
+    book.feed(agent.event("tool_call", tool="Bash", input={"command": "rm -rf /"}, call_id="c"))
+    book.feed(agent.event("waiting", kind="permission", prompt="Allow Bash: rm -rf /", tool="Bash"))
+    book.feed(
+        agent.event("tool_call", advance=5, tool="Bash", input={"command": "ls"}, call_id="d")
+    )
+    open_calls = book.watches_of(0).get(("p1", "s1"))[7]  # type: ignore[index]
+    assert [call[0] for call in open_calls] == ["d"]
+    answered = "d"
+    for minute in range(1, 60):  # it keeps working, a call a minute, each answered
+        ok = {"ok": True}
+        book.feed(agent.event("tool_result", advance=1, tool="Bash", call_id=answered, result=ok))
+        answered = f"e{minute}"
+        command = {"command": f"make {minute}"}
+        book.feed(
+            agent.event("tool_call", advance=59, tool="Bash", input=command, call_id=answered)
+        )
+        assert book.tick(0, agent.clock.timestamp()) == []
