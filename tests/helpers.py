@@ -66,6 +66,20 @@ def cli(
     )
 
 
+def listed(project: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    """`interventions list --project PROJECT --json`: the project's active interventions."""
+    done = cli("interventions", "list", "--project", project, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    found: list[dict[str, Any]] = json.loads(done.stdout)
+    return found
+
+
+def resume_with_notes(intervention_id: str, notes: str, env: dict[str, str]) -> None:
+    """A person (ana) resumes from the terminal with notes, as the README shows."""
+    done = cli("interventions", "resume", intervention_id, "--by", "ana", "--notes", notes, env=env)
+    assert done.returncode == 0, done.stderr
+
+
 async def publish_events(nc: Client, events: list[dict[str, Any]]) -> None:
     js = nc.jetstream()
     for event in events:

@@ -14,7 +14,7 @@ import pytest
 from yokeflow_agent.claude_code import failure_of, last_reply
 from yokeflow_agent.contract import Subjects
 
-from ..helpers import cli, service_env
+from ..helpers import cli, listed, resume_with_notes, service_env
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hooks"
@@ -113,23 +113,9 @@ async def test_the_fourth_identical_failing_call_is_refused_and_the_session_halt
     assert last["seq"] == 1 + 4 + 3 + 1
 
     # The warning is a public event, and the pauser recorded it.
-    listing = json.loads(
-        cli("interventions", "list", "--project", project, "--json", env=env).stdout
-    )
+    listing = listed(project, env)
     assert len(listing) == 1
-    assert (
-        cli(
-            "interventions",
-            "resume",
-            listing[0]["id"],
-            "--by",
-            "ana",
-            "--notes",
-            "Use PORT=4000",
-            env=env,
-        ).returncode
-        == 0
-    )
+    resume_with_notes(listing[0]["id"], "Use PORT=4000", env)
     start = hook("session_start", session_id=unique("next"))
     context = json.loads(start.stdout)["hookSpecificOutput"]
     assert context["hookEventName"] == "SessionStart"
@@ -261,22 +247,9 @@ async def test_the_project_is_the_root_not_the_folder_the_agent_cd_to(
         (await js.get_last_msg("AGENT_EVENTS", f"agent.events.{root.name}.{session}.*")).data
     )
     assert last["type"] == "tool_call"  # recorded under the project root's name
-    failed = cli("interventions", "list", "--project", root.name, "--json", env=env)
-    intervention = json.loads(failed.stdout)[0]
+    intervention = listed(root.name, env)[0]
     assert intervention["blocker_info"]["error_excerpt"].startswith("Error: Command failed")
-    assert (
-        cli(
-            "interventions",
-            "resume",
-            intervention["id"],
-            "--by",
-            "ana",
-            "--notes",
-            "Use PORT=4000",
-            env=env,
-        ).returncode
-        == 0
-    )
+    resume_with_notes(intervention["id"], "Use PORT=4000", env)
     # A compaction elsewhere in the project neither takes the brief nor starts a session...
     payload = json.loads(hook_payload("session_start", unique("c"), root))
     payload["source"] = "compact"
@@ -335,9 +308,7 @@ async def test_repeated_replies_through_the_stop_hook_pause_the_session(
 
 async def eventually_listing(env: dict[str, str], project: str) -> list[dict]:
     for _ in range(100):
-        found = json.loads(
-            cli("interventions", "list", "--project", project, "--json", env=env).stdout
-        )
+        found = listed(project, env)
         if found:
             return found
         await asyncio.sleep(0.2)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ..helpers import cli, collect, eventually, service_env
+from ..helpers import collect, eventually, listed, resume_with_notes, service_env
 from ..model_api import ModelApi, Turn, model_api
 
 pytestmark = pytest.mark.integration
@@ -114,29 +114,17 @@ async def test_real_claude_code_never_runs_the_fourth_identical_failing_call(
     assert (root / "claude-progress.md").read_text().count("## BLOCKER - Session") == 1
     assert not (root / "web" / "claude-progress.md").exists()
     env = service_env(infra)
-    listing = json.loads(cli("interventions", "list", "--project", name, "--json", env=env).stdout)
+    listing = listed(name, env)
     assert [i["pause_type"] for i in listing] == ["retry_limit"]
     assert "Error: listen failed" in listing[0]["blocker_info"]["error_excerpt"]  # the stderr
 
     # A human resumes with notes; the next session's first model request carries them.
-    assert (
-        cli(
-            "interventions",
-            "resume",
-            listing[0]["id"],
-            "--by",
-            "ana",
-            "--notes",
-            "Port 3000 is taken on this machine: use PORT=4000.",
-            env=env,
-        ).returncode
-        == 0
-    )
+    resume_with_notes(listing[0]["id"], "Port 3000 is taken on this machine: use PORT=4000.", env)
     with model_api([Turn(text="Starting on port 4000.")]) as api:
         run_claude(root, api, tmp_path / "home", tmp_path / "state")
         first = api.tool_requests[0]
     assert "use PORT=4000" in text_of(first)
-    active = json.loads(cli("interventions", "list", "--project", name, "--json", env=env).stdout)
+    active = listed(name, env)
     assert active == []  # resumed, and the next session was not stopped
 
 
@@ -196,22 +184,10 @@ async def test_the_agent_sdk_in_process_hooks_stop_the_fourth_call(
     env = service_env(infra)
 
     def paused() -> list[dict[str, Any]]:
-        return json.loads(cli("interventions", "list", "--project", name, "--json", env=env).stdout)
+        return listed(name, env)
 
     listing = await eventually(paused)
-    assert (
-        cli(
-            "interventions",
-            "resume",
-            listing[0]["id"],
-            "--by",
-            "ana",
-            "--notes",
-            "Use PORT=4000 here.",
-            env=env,
-        ).returncode
-        == 0
-    )
+    resume_with_notes(listing[0]["id"], "Use PORT=4000 here.", env)
     api, _ = await session([Turn(text="Starting on port 4000.")])
     assert "Use PORT=4000 here." in json.dumps(api.tool_requests[0].get("system", ""))
 
