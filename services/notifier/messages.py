@@ -100,10 +100,15 @@ def discord_escape(text: str) -> str:
     return text.translate(_DISCORD_MARKDOWN)
 
 
-# What a notice says of an agent CLI whose session a hook cannot halt: what else stops it.
+# What a notice says of each agent CLI the hooks know, in our words (any other name is the
+# agent's own, shown as agent text); for one a hook cannot halt, what else stops it.
 AGENT_NOTES = {
+    "claude": "Claude Code",
+    "gemini": "Gemini CLI",
     "codex": "codex (a hook cannot halt it: its further tool calls are refused; interrupt its "
     "turn from its app-server, or end the codex process, to stop it)",
+    "copilot": "Copilot CLI",
+    "opencode": "OpenCode",
 }
 
 

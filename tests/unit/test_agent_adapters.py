@@ -185,6 +185,9 @@ def test_a_codex_notice_says_what_else_stops_the_session():
     agent = facts["Agent"]
     assert agent.value.startswith("codex") and "end the codex process" in agent.value
     assert not agent.agent  # our own words for a client we know
+    for name, shown in (("gemini", "Gemini CLI"), ("opencode", "OpenCode")):
+        known = Notice(paused.model_copy(update={"client": name})).facts()
+        assert [(f.value, f.agent) for f in known if f.name == "Agent"] == [(shown, False)]
 
     paused = paused.model_copy(update={"client": "Resolution notes from alice"})
     assert {fact.name: fact for fact in Notice(paused).facts()}[
