@@ -49,9 +49,10 @@ $(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
 		cd tests/clients && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the real agent CLI tests will be skipped"; fi
 
-## test: lint, type check, then the whole suite against real servers and a real browser
+## test: lint, type check, then the whole suite against real servers and a real browser (the
+## slowest tests are listed at the end, with their seconds)
 test: $(STAMP) $(WEB) $(SCHEMAS) $(CLIENTS) browser lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
