@@ -34,8 +34,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from yokeflow_agent.contract import CONSUMERS, Subjects  # noqa: E402
+from yokeflow_agent.contract import CONSUMERS, Subjects, parse_agent_event  # noqa: E402
 
+from yokeflow_intervention.services.detector.rules import DetectionConfig  # noqa: E402
+from yokeflow_intervention.services.detector.sessions import SessionBook  # noqa: E402
 from yokeflow_intervention.shared.bus import provision  # noqa: E402
 from yokeflow_intervention.shared.embedded import EmbeddedNats  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
@@ -133,6 +135,20 @@ async def raw_baseline(nc: Client, events: list[dict[str, Any]]) -> tuple[float,
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     await js.delete_stream("BENCH_RAW")
     return len(events) / elapsed, cpu / len(events) * 1e6
+
+
+def detection_alone(events: list[dict[str, Any]]) -> float:
+    """CPU microseconds an event of the detection itself, in this process, without I/O: parsing
+    and validating each event and the rules (`SessionBook.feed`, the watchdog's bookkeeping
+    included) over the same events in the same order. Set against the raw consumer's CPU an
+    event, it bounds the ratio one replica can reach on this machine, whatever the handling
+    around the rules costs."""
+    data = [json.dumps(event).encode() for event in events]
+    book = SessionBook(DetectionConfig())
+    cpu = time.process_time()
+    for seq, raw in enumerate(data, 1):
+        book.feed(parse_agent_event(raw), time.time(), 0, seq)
+    return (time.process_time() - cpu) / len(data) * 1e6
 
 
 def start_detector(
@@ -291,6 +307,12 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"{line} an event", flush=True)
             ratios = f"{detected / raw:.2f}  (target >= 1.0); CPU an event {cpu[0] / raw_cpu:.2f}"
             print(f"throughput ratio detector/raw:    {ratios}")
+            alone = detection_alone(events)
+            print(
+                f"parse + rules alone, no I/O:      {alone:.0f} µs CPU an event (raw consumer's "
+                f"{raw_cpu:.0f} µs / this: {raw_cpu / alone:.2f}, the ratio's ceiling here)",
+                flush=True,
+            )
             samples = await latency(nc, server.url, args.seconds, args.rate, Path(temp))
             if samples:
                 print(

@@ -17,7 +17,7 @@ from yokeflow_agent.contract import (
 )
 
 from yokeflow_intervention.shared.collector import freeze_survivors, tune_collector
-from yokeflow_intervention.shared.handling import handle_durably
+from yokeflow_intervention.shared.handling import delivery, handle_durably
 from yokeflow_intervention.shared.metrics import read_stream_fill
 from yokeflow_intervention.shared.pinned import PinnedConsumer
 from yokeflow_intervention.shared.service import (
@@ -54,17 +54,12 @@ async def build(resources: Resources) -> Sequence[Binding]:
     partitions: list[PinnedConsumer] = []
 
     async def on_agent_event(raw: Msg) -> None:
+        stored = delivery(raw)
         await handle_durably(
             raw,
             detector.js,
             Subjects.AGENT_DLQ,
-            partial(
-                detector.on_event,
-                raw.data,
-                raw.subject,
-                raw.metadata.sequence.stream,
-                raw.metadata.timestamp.timestamp(),
-            ),
+            partial(detector.on_event, raw.data, raw.subject, stored.stream_seq, stored.stored_at),
             on_failure=partial(detector.forget, raw.subject),
         )
 

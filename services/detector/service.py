@@ -91,6 +91,7 @@ EVICTION_INTERVAL_S = 30.0  # how often idle sessions are looked for (detector_i
 # that only moved later is rewritten once its stored one is this close (`Detector._note`).
 WATCH_WRITE_INTERVAL_S = 1.0
 WATCH_REWRITE_BEFORE_S = 60.0
+_CLOCK_EVENTS = f"agent.events.{CLOCK_NAME}."  # the watchdog's clock ticks, in every partition
 # The verdict most events earn, as `Verdict(seq=..., decision="continue")` dumps it.
 _CONTINUE = b'{"v":1,"seq":%d,"decision":"continue"}'
 
@@ -130,7 +131,7 @@ class Detector:
         published, _, index = subject.rpartition(".")
         partition = int(index)
         await self._arm(partition)
-        if published.startswith(f"agent.events.{CLOCK_NAME}."):
+        if published.startswith(_CLOCK_EVENTS):
             await self.on_tick(partition, stored_at)
             return None
         event = parse_agent_event(data)

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import weakref
+from pathlib import Path
 
-from yokeflow_agent.contract import Verdict
+import pytest
+from nats.aio.msg import Msg
+from nats.errors import NotJSMessageError
+from prometheus_client import generate_latest
+from yokeflow_agent.contract import (
+    ContractError,
+    Verdict,
+    _agent_event_adapter,
+    parse_agent_event,
+)
 
 from yokeflow_intervention.services.detector.service import _CONTINUE
 from yokeflow_intervention.shared.collector import freeze_survivors
+from yokeflow_intervention.shared.handling import delivery
+from yokeflow_intervention.shared.metrics import HANDLED
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "events"
 
 
 def test_the_continue_verdict_is_the_models_own_json() -> None:
@@ -38,3 +53,67 @@ def test_freezing_collects_garbage_first_and_keeps_survivors_out_of_the_walk() -
     finally:
         gc.unfreeze()
     assert any(obj is kept[0] for obj in gc.get_objects())
+
+
+def test_one_pass_parsing_accepts_and_refuses_as_parsing_the_objects_does() -> None:
+    """`parse_agent_event` validates the bytes in one pass; what it returns must be what
+    validating `json.loads` of them returns, and a refusal must give the same reason."""
+    lines = [
+        line.encode()
+        for path in sorted(CORPUS.glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    assert len(lines) > 1000
+    for line in lines:
+        assert parse_agent_event(line) == _agent_event_adapter.validate_python(json.loads(line))
+    good = lines[0].decode()
+    refused = {
+        good[:-1]: "not valid JSON",
+        good + " x": "not valid JSON",
+        good.replace('"v": 1', '"v": 2'): "unsupported contract version",
+        good.replace('"seq": ', '"seq": -'): "seq",
+        "[1, 2]": "an event must be a JSON object",
+        "[" * 70 + "]" * 70: "nested deeper",
+    }
+    for text, reason in refused.items():
+        with pytest.raises(ContractError, match=reason):
+            parse_agent_event(text.encode())
+    surrogate = good.replace('"type"', '"note": "\\ud800", "type"', 1)  # cleaned, not refused
+    assert parse_agent_event(surrogate.encode()) == parse_agent_event(good)
+
+
+def test_a_deliverys_reply_subject_reads_as_nats_py_reads_it() -> None:
+    for reply in (
+        "$JS.ACK.AGENT_EVENTS.detector-3.2.1234.17.1764000000123456789.55",
+        "$JS.ACK.hub.ACCHASH.AGENT_EVENTS.detector-3.2.1234.17.1764000000123456789.55.tok",
+    ):
+        msg = Msg(None, subject="agent.events.p.s.3", reply=reply)  # type: ignore[arg-type]
+        meta = msg.metadata
+        assert delivery(msg) == (
+            meta.stream,
+            meta.consumer,
+            meta.num_delivered,
+            meta.sequence.stream,
+            pytest.approx(meta.timestamp.timestamp(), abs=1e-6),
+        )
+    with pytest.raises(NotJSMessageError):
+        delivery(Msg(None, subject="a", reply="_INBOX.x"))  # type: ignore[arg-type]
+
+
+def test_handled_messages_are_exposed_as_the_counter_and_histogram_they_were() -> None:
+    HANDLED.record("hot-path-test", "acked", 0.0007)
+    HANDLED.record("hot-path-test", "acked", 0.0005)
+    HANDLED.record("hot-path-test", "retried", 50.0)
+    text = generate_latest().decode()
+    for line in (
+        'yokeflow_messages_handled_total{consumer="hot-path-test",outcome="acked"} 2.0',
+        'yokeflow_messages_handled_total{consumer="hot-path-test",outcome="retried"} 1.0',
+        'yokeflow_handler_seconds_bucket{consumer="hot-path-test",le="0.0005"} 1.0',
+        'yokeflow_handler_seconds_bucket{consumer="hot-path-test",le="0.001"} 2.0',
+        'yokeflow_handler_seconds_bucket{consumer="hot-path-test",le="30.0"} 2.0',
+        'yokeflow_handler_seconds_bucket{consumer="hot-path-test",le="+Inf"} 3.0',
+        'yokeflow_handler_seconds_count{consumer="hot-path-test"} 3.0',
+        'yokeflow_handler_seconds_sum{consumer="hot-path-test"} 50.0012',
+    ):
+        assert line in text

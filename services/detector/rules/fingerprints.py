@@ -41,6 +41,8 @@ _TIMING_WORDS = ("elapsed", "duration", "took", "latency")
 _TIMING_FIELD = re.compile(
     r"(elapsed|duration|took|latency)(\w*\"?\s*[:=]?\s*)\d+(?:\.\d+)?", re.IGNORECASE
 )
+# `json.dumps(value, sort_keys=True, default=str)`, with its encoder built once, not per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)
 # What a poll's answer says while a job is under way.
 _STILL_RUNNING = (
     "running",
@@ -119,7 +121,7 @@ def call_signature(
     """Same tool, same input (whitespace-insensitive, top-level `ignore` keys left out): same
     signature."""
     kept = {k: v for k, v in (tool_input or {}).items() if k not in ignore}
-    canonical = json.dumps({"tool": tool, "input": _normalise(kept)}, sort_keys=True, default=str)
+    canonical = _CANONICAL.encode({"tool": tool, "input": _normalise(kept)})
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -129,7 +131,7 @@ def label(tool: str | None, tool_input: dict[str, Any] | None) -> str:
     command = tool_input.get("command")
     if isinstance(command, str):
         return " ".join(command.split())
-    compact = json.dumps(tool_input, sort_keys=True, default=str)
+    compact = _CANONICAL.encode(tool_input)
     text = f"{tool or 'tool'} {compact}"
     return text if len(text) <= 120 else text[:117] + "..."
 
