@@ -157,6 +157,15 @@ def _ours(hook: Any) -> bool:
     )
 
 
+def _read_text(path: str) -> str:
+    """A configuration file's text; "" for one that does not exist yet."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except FileNotFoundError:
+        return ""
+
+
 def _read_json(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as file:
@@ -406,11 +415,7 @@ def _trust_codex_hooks(home: str, root: str) -> str:
             "--dangerously-bypass-hook-trust` where you vet the hooks yourself"
         )
     path = os.path.join(home, ".codex", "config.toml")
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except FileNotFoundError:
-        text = ""
+    text = _read_text(path)
     for hook in hooks:
         table = f"[hooks.state.{json.dumps(str(hook['key']))}]"
         if table in text:  # an earlier connect's entry: replaced
@@ -425,11 +430,7 @@ def _trust_codex_hooks(home: str, root: str) -> str:
 
 def _trust_codex_project(home: str, root: str) -> str:
     path = os.path.join(home, ".codex", "config.toml")
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except FileNotFoundError:
-        text = ""
+    text = _read_text(path)
     table = f"[projects.{json.dumps(root)}]"
     if table not in text:
         _write(

@@ -62,6 +62,22 @@ def client_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def run_client(
+    command: list[str], root: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """A client CLI run headless in the project, as each test drives it: no terminal on stdin
+    (`codex exec` waits on one), its output kept, at most 4 minutes."""
+    return subprocess.run(
+        command,
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
 def failing(marker: Path) -> Turn:
     """A shell call that really runs (it appends to `marker`) and fails the same way each time,
     after `cd web`: the project root stays where it is."""
@@ -187,7 +203,7 @@ def resume(folder: Path, intervention: str, notes: str) -> None:
 def run_gemini(root: Path, home: Path, script: list[Turn]) -> subprocess.CompletedProcess[str]:
     responses = home / f"responses-{len(list(home.glob('responses-*')))}.jsonl"
     responses.write_text(gemini_responses(script))
-    return subprocess.run(
+    return run_client(
         [
             str(BIN / "gemini"),
             "-p",
@@ -200,12 +216,8 @@ def run_gemini(root: Path, home: Path, script: list[Turn]) -> subprocess.Complet
             "-o",
             "json",
         ],
-        cwd=root,
-        env=client_env(home, GEMINI_API_KEY="stand-in"),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        root,
+        client_env(home, GEMINI_API_KEY="stand-in"),
     )
 
 
@@ -277,7 +289,7 @@ _PROVIDED = "# (the stand-in's provider ends here)\n"
 def run_codex(root: Path, home: Path) -> subprocess.CompletedProcess[str]:
     # Codex runs a hook only once it is trusted: `agents connect` trusted them (the agent
     # user's PATH has `codex`, as here).
-    return subprocess.run(
+    return run_client(
         [
             str(BIN / "codex"),
             "exec",
@@ -285,12 +297,8 @@ def run_codex(root: Path, home: Path) -> subprocess.CompletedProcess[str]:
             "--dangerously-bypass-approvals-and-sandbox",
             "Start the app.",
         ],
-        cwd=root,
-        env=client_env(home, STANDIN_API_KEY="stand-in"),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        root,
+        client_env(home, STANDIN_API_KEY="stand-in"),
     )
 
 
@@ -364,14 +372,10 @@ def run_copilot(
         COPILOT_PROVIDER_API_KEY="stand-in",
         COPILOT_MODEL="gpt-4o",
     )
-    return subprocess.run(
+    return run_client(
         [str(BIN / "copilot"), "-p", "Start the app.", *(["--allow-all-tools"] * allowed)],
-        cwd=root,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        root,
+        env,
     )
 
 
@@ -477,14 +481,10 @@ def run_opencode(root: Path, home: Path) -> subprocess.CompletedProcess[str]:
         ).items()
         if not k.startswith("XDG_")
     }
-    return subprocess.run(
+    return run_client(
         [str(OPENCODE), "run", "Start the app."],
-        cwd=root,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        root,
+        env,
     )
 
 
