@@ -106,11 +106,14 @@ async def handle_durably(
     work: Callable[[], Awaitable[object]],
     on_failure: Callable[[], None] | None = None,
     keepalive: float | None = None,
+    delivered: Delivery | None = None,
 ) -> None:
     """`keepalive` (seconds): tell the server the message is still in progress, for work that
-    can outlast the consumer's ack_wait."""
+    can outlast the consumer's ack_wait. `delivered`: the message's `delivery`, when the caller
+    read it already for its work (the detector's hot path reads it once)."""
     beat = asyncio.create_task(_keep_alive(msg, keepalive)) if keepalive else None
-    delivered = delivery(msg) if msg.reply else None
+    if delivered is None and msg.reply:
+        delivered = delivery(msg)
     durable = delivered.consumer if delivered else None
     consumer = durable or msg.subject
     started = time.perf_counter()

@@ -61,6 +61,7 @@ async def build(resources: Resources) -> Sequence[Binding]:
             Subjects.AGENT_DLQ,
             partial(detector.on_event, raw.data, raw.subject, stored.stream_seq, stored.stored_at),
             on_failure=partial(detector.forget, raw.subject),
+            delivered=stored,
         )
 
     async def own_partitions() -> None:
