@@ -233,24 +233,60 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(values)} samples)"
 
 
-def gc_figures(port: int) -> tuple[int, int, float, int]:
-    """A detector's full collections (generation 2) from its /metrics: how many, how many took
-    over 50 ms, the upper bound of the slowest one's bucket in ms; and the objects it froze."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    buckets: list[tuple[float, float]] = []
-    frozen = 0
+def _buckets(text: str, name: str, label: str = "") -> list[tuple[float, float]]:
+    """A histogram's cumulative (bound, count) buckets from /metrics text; with `label`
+    (`key="value"`), those of that series only."""
+    found = []
     for line in text.splitlines():
-        if line.startswith('yokeflow_gc_pause_seconds_bucket{generation="2"'):
+        if line.startswith(f"{name}_bucket{{") and label in line:
             bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
-        elif line.startswith("yokeflow_gc_frozen_objects "):
-            frozen = int(float(line.rsplit(" ", 1)[1]))
+            found.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    return found
+
+
+def _over(buckets: list[tuple[float, float]], bound: float) -> tuple[int, int, float]:
+    """(observations, how many above `bound` seconds, the slowest one's bucket bound in ms)."""
     if not buckets:
-        return 0, 0, 0.0, frozen
+        return 0, 0, 0.0
     total = int(buckets[-1][1])
-    within = next((count for bound, count in buckets if bound == 0.05), 0.0)
-    slowest = next((bound for bound, count in buckets if count >= total), float("inf"))
-    return total, total - int(within), slowest * 1000, frozen
+    within = next((count for b, count in buckets if b == bound), 0.0)
+    slowest = next((b for b, count in buckets if count >= total), float("inf"))
+    return total, total - int(within), slowest * 1000
+
+
+def gc_figures(text: str) -> tuple[int, int, float, int]:
+    """A detector's full collections (generation 2) from its /metrics text: how many, how many
+    took over 50 ms, the upper bound of the slowest one's bucket in ms; and the objects it
+    froze."""
+    frozen = next(
+        (
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in text.splitlines()
+            if line.startswith("yokeflow_gc_frozen_objects ")
+        ),
+        0,
+    )
+    return (*_over(_buckets(text, "yokeflow_gc_pause_seconds", 'generation="2"'), 0.05), frozen)
+
+
+def stall_figures(text: str) -> str:
+    """A service's event-loop stalls over 10 ms and its slowest periodic round, from its
+    /metrics text: what held the loop while triggers waited."""
+    _, stalls, worst = _over(_buckets(text, "yokeflow_event_loop_stall_seconds"), 0.01)
+    works = {
+        line.split('work="', 1)[1].split('"', 1)[0]
+        for line in text.splitlines()
+        if line.startswith("yokeflow_periodic_round_seconds_count{")
+    }
+    rounds = [
+        (_over(_buckets(text, "yokeflow_periodic_round_seconds", f'work="{work}"'), 0.01)[2], work)
+        for work in works
+    ]
+    slowest, work = max(rounds, default=(0.0, "none"))
+    return (
+        f"{stalls} loop stalls > 10 ms (<= {worst:.0f} ms); "
+        f"slowest periodic round: {work}, <= {slowest:.0f} ms"
+    )
 
 
 async def measure(
@@ -282,7 +318,7 @@ async def measure(
             "YOKEFLOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
         roles = service_processes(getattr(args, "detector_replicas", 1))
-        metrics = {name: free_port() for name, role, _ in roles if role == "detector"}
+        metrics = {name: free_port() for name, _, _ in roles}
         processes = {
             name: subprocess.Popen(
                 product_command(f"services.{role}"),
@@ -343,7 +379,14 @@ async def measure(
             fields = {f["title"]: f["value"] for f in received.body["attachments"][0]["fields"]}
             delivered.setdefault(fields["Session"], received.at)
         to_peer = [(delivered[s] - t) * 1000 for s, t in sent.items() if s in delivered]
-        collections = {name: gc_figures(port) for name, port in metrics.items()}
+        async with httpx.AsyncClient(timeout=5) as client:
+            scraped = {
+                name: (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                for name, port in metrics.items()
+            }
+        collections = {
+            name: gc_figures(text) for name, text in scraped.items() if name.startswith("detector")
+        }
         for process in processes.values():
             process.terminate()
             process.wait(10)
@@ -374,6 +417,8 @@ async def measure(
         for n, (count, slow, worst, frozen) in collections.items()
     )
     print(f"full collections (> 50 ms, slowest; frozen at the end): {pauses}")
+    for name, text in scraped.items():
+        print(f"  {name}: {stall_figures(text)}")
     return {
         "sessions": args.sessions,
         "events": total,

@@ -6,6 +6,7 @@ one alert rule cover a fleet: see docs/operations.md.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import gc
@@ -28,13 +29,16 @@ __all__ = [
     "GC_PAUSE",
     "HANDLED",
     "INTERVENTIONS",
+    "LOOP_STALL",
     "NOTIFICATIONS",
+    "PERIODIC_ROUND",
     "RECOVERIES",
     "SESSIONS_EVICTED",
     "SESSIONS_IN_MEMORY",
     "STREAM_BYTES",
     "STREAM_MAX_BYTES",
     "WARNINGS",
+    "probe_loop_stalls",
     "read_consumer_lag",
     "read_stream_fill",
     "serve_metrics",
@@ -155,6 +159,19 @@ GC_FROZEN = Gauge(
     "a detector holds; steady growth with a steady fleet would be cycles kept past their use.",
 )
 _gc_started = [0.0]
+LOOP_STALL = Histogram(
+    "yokeflow_event_loop_stall_seconds",
+    "How late the event loop woke a 50 ms timer: work that holds the loop this long (a "
+    "periodic round over many sessions, a collection) delays every message waiting behind it.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+PERIODIC_ROUND = Histogram(
+    "yokeflow_periodic_round_seconds",
+    "How long one round of a periodic job took, waiting on the bus included, by job.",
+    ["work"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+_STALL_PROBE_S = 0.05
 
 
 def _time_gc(phase: str, info: dict[str, Any]) -> None:
@@ -171,6 +188,15 @@ def serve_metrics(port: int) -> None:
     if port:
         start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped from outside the container
         log.info("metrics on :%d/metrics", port)
+
+
+async def probe_loop_stalls() -> None:
+    """Record, for the service's life, how late its event loop wakes a short timer."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(_STALL_PROBE_S)
+        LOOP_STALL.observe(max(loop.time() - started - _STALL_PROBE_S, 0.0))
 
 
 async def read_consumer_lag(

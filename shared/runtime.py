@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from yokeflow_agent.contract import ConsumerSpec
 
 from .bus import server_list
 from .embedded import EmbeddedPostgres
-from .metrics import read_consumer_lag, serve_metrics
+from .metrics import PERIODIC_ROUND, probe_loop_stalls, read_consumer_lag, serve_metrics
 from .roles import Credentials, with_credentials
 from .settings import Settings, load_settings
 
@@ -106,12 +107,20 @@ class ServiceContext:
         jetstream: Callable[[], JetStreamContext],
         consumers: tuple[ConsumerSpec, ...],
     ) -> None:
-        """Serve /metrics on `metrics_port` and keep this service's consumer-lag gauges current."""
+        """Serve /metrics on `metrics_port`, keep this service's consumer-lag gauges current and
+        time its event loop's stalls."""
+        probing: list[asyncio.Task[None]] = []
 
         @app.after_startup
         async def start_metrics() -> None:
             serve_metrics(self.settings.metrics_port)
+            probing.append(asyncio.create_task(probe_loop_stalls(), name="loop stalls"))
             log.info("ready: consuming %s", ", ".join(c.durable for c in consumers))
+
+        @app.on_shutdown
+        async def stop_probing() -> None:
+            for task in probing:
+                task.cancel()
 
         run_periodically(app, 10.0, lambda: read_consumer_lag(jetstream(), consumers), "lag")
 
@@ -132,11 +141,14 @@ def run_periodically(
     running: list[asyncio.Task[None]] = []
 
     async def rounds() -> None:
+        timed = PERIODIC_ROUND.labels(what)
         while True:
+            started = time.perf_counter()
             try:
                 await work()
             except Exception as exc:
                 log.warning("%s failed, trying again in %s s: %r", what, every, exc)
+            timed.observe(time.perf_counter() - started)
             await asyncio.sleep(every)
 
     @app.after_startup

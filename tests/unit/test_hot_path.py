@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.aio.msg import Msg
@@ -22,7 +24,7 @@ from yokeflow_agent.contract import (
 from yokeflow_intervention.services.detector.service import _CONTINUE
 from yokeflow_intervention.shared.collector import freeze_survivors
 from yokeflow_intervention.shared.handling import delivery
-from yokeflow_intervention.shared.metrics import HANDLED
+from yokeflow_intervention.shared.metrics import HANDLED, LOOP_STALL, probe_loop_stalls
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "events"
 
@@ -117,3 +119,19 @@ def test_handled_messages_are_exposed_as_the_counter_and_histogram_they_were() -
         'yokeflow_handler_seconds_sum{consumer="hot-path-test"} 50.0012',
     ):
         assert line in text
+
+
+async def test_a_blocked_event_loop_is_measured_as_a_stall() -> None:
+    probe = asyncio.create_task(probe_loop_stalls())
+    await asyncio.sleep(0)  # the probe's timer starts
+    before = LOOP_STALL.collect()[0]
+    time.sleep(0.12)  # what a long synchronous round does to every task waiting
+    await asyncio.sleep(0.1)
+    probe.cancel()
+    after = LOOP_STALL.collect()[0]
+
+    def over(family: Any, bound: str) -> float:
+        counts = {s.labels.get("le"): s.value for s in family.samples if s.name.endswith("_bucket")}
+        return counts["+Inf"] - counts[bound]
+
+    assert over(after, "0.05") - over(before, "0.05") >= 1
