@@ -241,8 +241,9 @@ class Settings(BaseSettings):
     watchdog_tick_s: float = Field(default=5.0, gt=0, le=60)
     # Every this many seconds the detector collects what is new and freezes what survived
     # (`gc.freeze`), so full collections never walk the sessions it holds: their pauses stay
-    # bounded by the event rate instead of growing with the fleet (docs/performance.md). 0: off.
-    detector_gc_freeze_s: float = Field(default=5.0, ge=0)
+    # bounded by the event rate instead of growing with the fleet (docs/performance.md): a round
+    # walks what the last second created. 0: off.
+    detector_gc_freeze_s: float = Field(default=1.0, ge=0)
     # Detector replicas share the partitions of agent sessions: replica i of n owns the
     # partitions whose index is i mod n and stands by for the others (taking one over when its
     # owner stops). Any count works without them; they balance the work.

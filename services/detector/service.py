@@ -67,7 +67,7 @@ from yokeflow_intervention.shared.metrics import (
 
 from .rules import DetectionConfig, SessionState, evaluate, foresee, summarise
 from .sessions import SessionBook, SessionKey
-from .watchdog import observe, waiting_text, watch_from_json, watch_json
+from .watchdog import KeptDict, observe, waiting_text, watch_from_json, watch_json
 
 __all__ = ["Detector"]
 
@@ -118,7 +118,7 @@ class Detector:
         # bucket that the stream has not confirmed yet (`_catch_up`).
         self._armed: set[int] = set()
         self._unwritten: dict[int, set[SessionKey]] = {}
-        self._stored: dict[SessionKey, float] = {}  # the deadline each stored entry holds
+        self._stored: dict[SessionKey, float] = KeptDict()  # the deadline each stored entry holds
         self._unconfirmed: set[SessionKey] = set()
         # Whether this replica owns a partition now (one replica: all of them, always).
         self.owns: Callable[[int], bool] = lambda partition: True

@@ -22,6 +22,7 @@ from yokeflow_agent.contract import (
 )
 
 from yokeflow_intervention.services.detector.service import _CONTINUE
+from yokeflow_intervention.services.detector.watchdog import KeptDict
 from yokeflow_intervention.shared.collector import freeze_survivors
 from yokeflow_intervention.shared.handling import delivery
 from yokeflow_intervention.shared.metrics import HANDLED, LOOP_STALL, probe_loop_stalls
@@ -55,6 +56,23 @@ def test_freezing_collects_garbage_first_and_keeps_survivors_out_of_the_walk() -
     finally:
         gc.unfreeze()
     assert any(obj is kept[0] for obj in gc.get_objects())
+
+
+@pytest.mark.parametrize("table_type", [dict, KeptDict])
+def test_a_partitions_deadlines_stay_frozen_when_a_session_comes(table_type: type) -> None:
+    """A plain dict of atomic entries leaves the frozen generation for the youngest one when a
+    new entry comes (every young collection then walks all of it); the detector's tables do
+    not."""
+    table = table_type((("p", f"s{n}"), (float(n), "call", n)) for n in range(1000))
+    gc.collect()
+    gc.freeze()
+    try:
+        n = len(table)
+        table[("p", f"s{n}")] = (float(n), "call", n)  # built at run time, as a session's are
+        walked = any(obj is table for obj in gc.get_objects(generation=0))
+    finally:
+        gc.unfreeze()
+    assert walked is (table_type is dict)
 
 
 def test_one_pass_parsing_accepts_and_refuses_as_parsing_the_objects_does() -> None:
