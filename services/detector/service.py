@@ -31,8 +31,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError, NotFoundError
@@ -72,6 +72,7 @@ from .watchdog import KeptDict, observe, waiting_text, watch_from_json, watch_js
 __all__ = ["Detector"]
 
 log = logging.getLogger(__name__)
+ItemT = TypeVar("ItemT")
 
 
 def _checkpoint_key(project_id: str, session_id: str) -> str:
@@ -85,7 +86,11 @@ def _watch_key(partition: int, project_id: str, session_id: str) -> str:
 # Session summaries for the fleet view go out at most this often per session, in batches, off
 # the hot path: an event only marks its session as changed.
 SUMMARY_INTERVAL_S = 1.0
-_SUMMARY_PUTS_IN_FLIGHT = 256
+# Bucket writes a periodic round keeps in flight. Each takes the loop a few tens of µs to send
+# (a summary's building included), and the loop runs what is ready in order: at 100,000
+# sessions a round that sent its thousands of writes at once held every event behind it for a
+# large part of a second.
+_WRITES_IN_FLIGHT = 64
 EVICTION_INTERVAL_S = 30.0  # how often idle sessions are looked for (detector_idle_evict_s)
 # Changed deadlines are written at most this often (a new session's at once), and a deadline
 # that only moved later is rewritten once its stored one is this close (`Detector._note`).
@@ -94,6 +99,22 @@ WATCH_REWRITE_BEFORE_S = 60.0
 _CLOCK_EVENTS = f"agent.events.{CLOCK_NAME}."  # the watchdog's clock ticks, in every partition
 # The verdict most events earn, as `Verdict(seq=..., decision="continue")` dumps it.
 _CONTINUE = b'{"v":1,"seq":%d,"decision":"continue"}'
+
+
+async def _in_flight(
+    items: list[ItemT], write: Callable[[ItemT], Awaitable[object]]
+) -> list[tuple[ItemT, BaseException]]:
+    """`write` every item, `_WRITES_IN_FLIGHT` at a time; the items that failed, and why."""
+    failed: list[tuple[ItemT, BaseException]] = []
+    for start in range(0, len(items), _WRITES_IN_FLIGHT):
+        batch = items[start : start + _WRITES_IN_FLIGHT]
+        results = await asyncio.gather(*(write(item) for item in batch), return_exceptions=True)
+        failed.extend(
+            (item, result)
+            for item, result in zip(batch, results, strict=True)
+            if isinstance(result, BaseException)
+        )
+    return failed
 
 
 class Detector:
@@ -355,11 +376,10 @@ class Detector:
                 await self.checkpoints.put(name, watch_json(watch))
                 self._stored[key] = watch[0]
 
-        results = await asyncio.gather(*(write(key) for key in keys), return_exceptions=True)
-        failed = [key for key, r in zip(keys, results, strict=True) if isinstance(r, BaseException)]
+        failed = await _in_flight(list(keys), write)
         if failed:
-            log.warning("%d deadlines not written, retried: %r", len(failed), results[0])
-            self._unwritten.setdefault(partition, set()).update(failed)
+            log.warning("%d deadlines not written, retried: %r", len(failed), failed[0][1])
+            self._unwritten.setdefault(partition, set()).update(key for key, _ in failed)
         return len(keys) - len(failed)
 
     async def _answer(
@@ -456,23 +476,16 @@ class Detector:
         if not self._changed:
             return 0
         changed, self._changed = self._changed, {}
-        items = list(changed.items())
-        for start in range(0, len(items), _SUMMARY_PUTS_IN_FLIGHT):
-            batch = items[start : start + _SUMMARY_PUTS_IN_FLIGHT]
-            results = await asyncio.gather(
-                *(
-                    self.summaries.put(
-                        _checkpoint_key(*key),
-                        self._summary(state, ended).model_dump_json().encode(),
-                    )
-                    for key, (state, ended) in batch
-                ),
-                return_exceptions=True,
-            )
-            failed = [r for r in results if isinstance(r, BaseException)]
-            if failed:
-                log.warning("%d session summaries not published: %r", len(failed), failed[0])
-        return len(items)
+
+        async def put(item: tuple[SessionKey, tuple[SessionState, bool]]) -> None:
+            (key, (state, ended)) = item
+            summary = self._summary(state, ended).model_dump_json().encode()
+            await self.summaries.put(_checkpoint_key(*key), summary)
+
+        failed = await _in_flight(list(changed.items()), put)
+        if failed:
+            log.warning("%d session summaries not published: %r", len(failed), failed[0][1])
+        return len(changed)
 
     def _summary(self, state: SessionState, ended: bool) -> SessionSummary:
         """The rules' summary of the session, and what it waits for a person for, if it does."""
