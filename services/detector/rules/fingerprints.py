@@ -9,8 +9,8 @@ makes a converging one look stuck.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
+from _json import encode_basestring_ascii, make_encoder
 from typing import Any
 
 EXCERPT_LIMIT = 500
@@ -41,8 +41,16 @@ _TIMING_WORDS = ("elapsed", "duration", "took", "latency")
 _TIMING_FIELD = re.compile(
     r"(elapsed|duration|took|latency)(\w*\"?\s*[:=]?\s*)\d+(?:\.\d+)?", re.IGNORECASE
 )
-# `json.dumps(value, sort_keys=True, default=str)`, with its encoder built once, not per call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)
+# `json.dumps(value, sort_keys=True, default=str)` as chunks: the C encoder `json.dumps` builds
+# for each call, built once (without its circular reference check: what it encodes is parsed
+# JSON). Every tool call is encoded, and `json.dumps` costs twice the encoding itself.
+_CANONICAL = make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", True, False, True)
+
+
+def _canonical(value: Any) -> str:
+    return "".join(_CANONICAL(value, 0))
+
+
 # What a poll's answer says while a job is under way.
 _STILL_RUNNING = (
     "running",
@@ -120,8 +128,12 @@ def call_signature(
 ) -> str:
     """Same tool, same input (whitespace-insensitive, top-level `ignore` keys left out): same
     signature."""
-    kept = {k: v for k, v in (tool_input or {}).items() if k not in ignore}
-    canonical = _CANONICAL.encode({"tool": tool, "input": _normalise(kept)})
+    kept = {
+        k: " ".join(v.split()) if type(v) is str else _normalise(v)
+        for k, v in (tool_input or {}).items()
+        if k not in ignore
+    }
+    canonical = _canonical({"tool": tool, "input": kept})
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -131,7 +143,7 @@ def label(tool: str | None, tool_input: dict[str, Any] | None) -> str:
     command = tool_input.get("command")
     if isinstance(command, str):
         return " ".join(command.split())
-    compact = _CANONICAL.encode(tool_input)
+    compact = _canonical(tool_input)
     text = f"{tool or 'tool'} {compact}"
     return text if len(text) <= 120 else text[:117] + "..."
 
