@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from yokeflow_agent.contract import (
     AgentEvent,
-    AgentMessage,
-    ErrorEvent,
     Intervention,
     InterventionWarned,
     RiskKind,
-    SessionEnded,
-    SessionStarted,
     SessionSummary,
     ToolCall,
     ToolResult,
@@ -115,35 +111,38 @@ def evaluate(
     At most one intervention per session: once intervened, events are ignored until the
     service starts a new epoch for the session (after a resume).
     """
-    if state.intervened is not None or event.event_id in state.seen_event_ids:
+    if state.intervened is not None or not state.seen_event_ids.first(event.event_id):
         return None
-    state.seen_event_ids.add(event.event_id)
     state.events += 1
-    state.last_event_at = max(event.ts, state.last_event_at or event.ts)
-    if state.started_at is None or isinstance(event, SessionStarted):
-        state.started_at = event.ts
+    ts = event.ts
+    state.last_event_at = max(ts, state.last_event_at or ts)
+    # Dispatched on `type`: an isinstance check of a pydantic model costs more than a string's.
+    kind = event.type
+    if state.started_at is None or kind == "session_started":
+        state.started_at = ts
     if event.task is not None:
         state.task = event.task
-    if isinstance(event, SessionStarted) and event.workspace:
-        state.workspace = event.workspace
-    if isinstance(event, SessionStarted) and event.client:
-        state.client = event.client
+    if event.type == "session_started":
+        if event.workspace:
+            state.workspace = event.workspace
+        if event.client:
+            state.client = event.client
     if not config.enabled:
         return None
 
     verdict: Verdict | None = None
-    if isinstance(event, ToolCall):
+    if event.type == "tool_call":
         verdict = _on_tool_call(state, event, config)
-    elif isinstance(event, ToolResult):
+    elif event.type == "tool_result":
         verdict = _on_tool_result(state, event, config)
-    elif isinstance(event, ErrorEvent):
+    elif event.type == "error":
         verdict = critical(state, event.message, config) or loops.repeated_error(
             state, event, config
         )
-    elif isinstance(event, AgentMessage):
+    elif event.type == "agent_message":
         verdict = text.on_message(state, event, config)
-    if verdict is None and not isinstance(event, SessionEnded):
-        verdict = budgets.duration(state, event.ts, config)
+    if verdict is None and kind != "session_ended":
+        verdict = budgets.duration(state, ts, config)
     if verdict is None:
         return None
 
@@ -172,19 +171,20 @@ def evaluate(
 def _warning_of(state: SessionState, event: AgentEvent, config: DetectionConfig) -> Warning | None:
     """The warning earned when one more step of the same kind stops the session."""
     found: Warning | None = None
-    if isinstance(event, ToolResult) and state.completed:
-        last = Completed._make(state.completed[-1])
-        found = (
-            retries.warning(state, last, config)
-            or loops.result_warning(state, last, config)
-            or progress.warning(state, config)
-            or budgets.error_rate_warning(state, config)
-        )
-    elif isinstance(event, ErrorEvent):
+    if event.type == "tool_result":
+        if state.completed:
+            last = Completed._make(state.completed[-1])
+            found = (
+                retries.warning(state, last, config)
+                or loops.result_warning(state, last, config)
+                or progress.warning(state, config)
+                or budgets.error_rate_warning(state, config)
+            )
+    elif event.type == "error":
         found = loops.error_warning(state, event, config)
-    elif isinstance(event, AgentMessage):
+    elif event.type == "agent_message":
         found = text.warning(state, config)
-    if found is None and not isinstance(event, SessionEnded):
+    if found is None and event.type != "session_ended":
         found = budgets.duration_warning(state, event.ts, config)
     return found
 

@@ -37,7 +37,6 @@ _DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
 # that merely ends in "id" ("valid", "paid") is not one.
 _ID_FIELD = re.compile(r"(\b(?:\w*[_-])?id|[a-z]Id|ID)(\"?\s*[:=]\s*\"?)[\w.:-]+")
 # A timing reported as a field ("elapsed_ms: 3", "duration=12", "took 0.5"): a clock reading.
-_TIMING_WORDS = ("elapsed", "duration", "took", "latency")
 _TIMING_FIELD = re.compile(
     r"(elapsed|duration|took|latency)(\w*\"?\s*[:=]?\s*)\d+(?:\.\d+)?", re.IGNORECASE
 )
@@ -93,7 +92,7 @@ def failure_fingerprint(text: str) -> str:
         text = _ID_FIELD.sub(r"\1\2<id>", text)
     text = _DECIMAL_ID.sub("<num>", text)
     text = _DURATION.sub("<dur>", text)
-    if any(word in lowered for word in _TIMING_WORDS):
+    if "elapsed" in lowered or "duration" in lowered or "took" in lowered or "latency" in lowered:
         text = _TIMING_FIELD.sub(r"\1\2<dur>", text)
     return " ".join(text.split())
 
@@ -110,7 +109,10 @@ def outcome_fingerprint(output: str) -> str:
 def still_running(output: str) -> bool:
     """Whether a successful call's output says a job is still under way (a poll's answer)."""
     tail = output[-2000:].lower()
-    return any(words in tail for words in _STILL_RUNNING)
+    for words in _STILL_RUNNING:  # a loop, not any() of a generator: half the cost
+        if words in tail:
+            return True
+    return False
 
 
 def _normalise(value: Any) -> Any:
