@@ -161,6 +161,8 @@ def _close(calls: tuple[OpenCall, ...], event: ToolResult) -> tuple[OpenCall, ..
     tool, or else the oldest."""
     if not calls:
         return calls
+    if calls[0][0] == event.call_id:  # the usual answer: the one call open
+        return calls[1:]
     index = next((i for i, call in enumerate(calls) if call[0] == event.call_id), None)
     if index is None and event.call_id is None:
         tool = f"{event.tool} " if event.tool else None
@@ -225,7 +227,8 @@ def observe(
         assert isinstance(event, ToolCall)
         label = call_label(event.tool, event.input)
         key = event.call_id or f"seq:{event.seq}"
-        calls = (*(c for c in calls if c[0] != key), (key, at, label, config.call_limit(label)))
+        opened = (key, at, label, config.call_limit(label))
+        calls = (*(c for c in calls if c[0] != key), opened) if calls else (opened,)
         last = f"tool_call {label}"
     elif kind == "tool_result":
         assert isinstance(event, ToolResult)

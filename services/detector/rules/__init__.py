@@ -17,6 +17,7 @@ from yokeflow_agent.contract import (
     SessionSummary,
     ToolCall,
     ToolResult,
+    ToolResultBody,
     intervention_id_for,
     warning_id_for,
 )
@@ -82,25 +83,33 @@ def _on_tool_result(
         state.labels.setdefault(signature, event.tool or "tool")
     round_verdict = loops.close_round(state, config)
     result = event.result
-    failure = result.failure_text[:FAILURE_TEXT_LIMIT]
-    fingerprint = outcome_fingerprint(result.output) if result.ok else failure_fingerprint(failure)
-    retries.record(state, signature, result.ok, fingerprint, failure)
-    waiting = result.ok and still_running(result.output)
-    finished = (signature, result.ok, result.exit_code, fingerprint, waiting, event.ts.timestamp())
+    ok = result.ok
+    # A success's text is read only for a stop's excerpt: most results never need it.
+    failure = "" if ok else _failure(result)
+    fingerprint = outcome_fingerprint(result.output) if ok else failure_fingerprint(failure)
+    retries.record(state, signature, ok, fingerprint, failure)
+    waiting = ok and still_running(result.output)
+    finished = (signature, ok, result.exit_code, fingerprint, waiting, event.ts.timestamp())
     push(state.completed, finished, loops.remembered(config))
-    push(state.results, result.ok, state.window)
+    push(state.results, ok, state.window)
     progress.observe(state, signature, fingerprint, waiting)
 
-    if not result.ok:
+    if not ok:
         verdict = critical(state, failure, config)
         if verdict is not None:
             return verdict
     loop = loops.repeated_calls(state, config) or round_verdict
     if loop is not None:
-        return Verdict(trigger="loop_pattern", reason=loop, excerpt=excerpt(failure))
-    return progress.no_progress(state, state.label_of(signature), config) or budgets.error_rate(
-        state, excerpt(failure), config
-    )
+        return Verdict("loop_pattern", loop, excerpt(failure or _failure(result)))
+    verdict = progress.no_progress(state, signature, config)
+    if verdict is None and config.error_rate_threshold is not None:  # a budget, off unless set
+        verdict = budgets.error_rate(state, excerpt(failure or _failure(result)), config)
+    return verdict
+
+
+def _failure(result: ToolResultBody) -> str:
+    """The text a result is judged and quoted by, as far as the rules read it."""
+    return result.failure_text[:FAILURE_TEXT_LIMIT]
 
 
 def evaluate(

@@ -52,14 +52,16 @@ def again(state: SessionState) -> int:
     return state.outcomes.get(state.last_outcome, 0)
 
 
-def no_progress(state: SessionState, label: str, config: DetectionConfig) -> Verdict | None:
+def no_progress(state: SessionState, signature: str, config: DetectionConfig) -> Verdict | None:
+    """The stop once `no_progress_window` results in a row brought nothing new (`signature`:
+    the last result's call)."""
     if state.stale < config.no_progress_window:
         return None
     return Verdict(
         trigger="no_progress",
         reason=(
             f"No progress in the last {state.stale} tool results: every call returned what it "
-            f"had returned before (the last: {label})"
+            f"had returned before (the last: {state.label_of(signature)})"
         ),
     )
 
