@@ -56,12 +56,18 @@ def _label(state: SessionState, call: Call) -> str:
 _same = itemgetter(0, 1, 2, 3)
 
 
+_signature = itemgetter(0)
+
+
 def _recurs(calls: list[Call], n: int) -> bool:
     """Whether the last call, with its outcome, is among the calls before it that a run, a
-    repeat among the last 2n or a cycle is read from (one scan in C). Most results are not:
-    none of those rules can then find anything, whatever n >= 3 is."""
+    repeat among the last 2n or a cycle is read from (scans in C, of the signatures first).
+    Most results are not: none of those rules can then find anything, whatever n >= 3 is."""
+    if n < 3:
+        return True
+    last = calls[-1]
     window = calls[-max(2 * n, LONGEST_CYCLE + 1) : -1]
-    return n < 3 or _same(calls[-1]) in map(_same, window)
+    return last[0] in map(_signature, window) and _same(last) in map(_same, window)
 
 
 def _polling(calls: list[Call], config: DetectionConfig) -> bool:
