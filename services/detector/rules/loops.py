@@ -183,7 +183,7 @@ def result_warning(state: SessionState, last: Completed, config: DetectionConfig
     """After a result that one more identical one would make a loop of."""
     n = config.loop_repeat_threshold
     recurs = _recurs(state.completed, n)
-    tail = state.completed[-(n - 1) :]
+    tail = state.completed[-(n - 1) :] if recurs else []
     if recurs and len(tail) == n - 1 and len(set(map(_same, tail))) == 1:
         return (
             f"loop:{last.signature}:{last.fingerprint}",

@@ -27,14 +27,15 @@ def observe(state: SessionState, signature: str, fingerprint: str, waiting: bool
     key = int.from_bytes(
         hashlib.blake2b(f"{signature}\n{fingerprint}".encode(), digest_size=7).digest()
     )
-    seen = key in state.outcomes
-    repeats = state.outcomes.pop(key, 0)
+    outcomes = state.outcomes
+    seen = key in outcomes
+    repeats = outcomes.pop(key, 0)
     if key == state.last_outcome and not waiting:
         repeats += 1
-    state.outcomes[key] = repeats
+    outcomes[key] = repeats
     state.last_outcome = key
-    if len(state.outcomes) > OUTCOMES:
-        del state.outcomes[next(iter(state.outcomes))]
+    if len(outcomes) > OUTCOMES:
+        del outcomes[next(iter(outcomes))]
     if seen:
         state.stale += 1
         return False
