@@ -148,9 +148,9 @@ def _arm(
         if not waiting[5] and config.waiting_notification_after > 0:
             deadline, trigger = waiting[0] + config.waiting_notification_after, "waiting"
     elif calls:
-        timed = [opened + limit for _, opened, _, limit in calls if limit > 0]
-        if timed:
-            deadline, trigger = min(timed), "tool_call_timeout"
+        for _, opened, _, limit in calls:  # the earliest limit (a loop: no list an event)
+            if limit > 0 and opened + limit < deadline:
+                deadline, trigger = opened + limit, "tool_call_timeout"
     elif config.silence_timeout > 0:
         deadline, trigger = last_at + config.silence_timeout, "silence"
     return (deadline, trigger, last_at, stream_seq, event_seq, event_id, last, calls, waiting)
