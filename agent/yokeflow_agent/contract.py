@@ -6,7 +6,6 @@ schema; downstream consumers can rely on what is written here (and in docs/async
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -368,9 +367,12 @@ def parse_agent_event(data: bytes | str | dict[str, Any]) -> AgentEvent:
             # Most events: parsed and validated in one pass by pydantic's JSON parser, about
             # twice as fast as json.loads and validating the objects. What it accepts, the path
             # below accepts alike; anything it refuses is parsed again below, so an event is
-            # refused for the same reason in the same words.
-            with contextlib.suppress(ValidationError):
+            # refused for the same reason in the same words. (A try, not contextlib.suppress:
+            # that costs a tenth of the validation, on every event.)
+            try:
                 return _agent_event_adapter.validate_json(raw)
+            except ValidationError:
+                pass
         try:
             payload = json.loads(data)
         except RecursionError:

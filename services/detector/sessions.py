@@ -17,7 +17,6 @@ from yokeflow_agent.contract import (
     ContractError,
     Intervention,
     InterventionWarned,
-    SessionEnded,
     parse_agent_event,
 )
 
@@ -57,6 +56,9 @@ class Outcome:
 
     intervention: Intervention | None = None
     warning: InterventionWarned | None = None
+
+
+NOTHING = Outcome()  # what most events earn (frozen: one for all)
 
 
 class SessionBook:
@@ -148,9 +150,11 @@ class SessionBook:
             watches.set(key, None)  # paused: nothing to wait for until it is resumed
         else:
             watches.set(key, observe(watch, event, at, stream_seq, config.watchdog))
-        if isinstance(event, SessionEnded):
+        if event.type == "session_ended":
             # The session is over: its memory goes with it (a resume starts a new session).
             self._states.pop(key, None)
+        if intervention is None and warning is None:
+            return NOTHING
         return Outcome(intervention, warning)
 
     def stop_silent(self, partition: int, key: SessionKey, now: float) -> Intervention:

@@ -151,9 +151,9 @@ def _arm(
         if not waiting[5] and config.waiting_notification_after > 0:
             deadline, trigger = waiting[0] + config.waiting_notification_after, "waiting"
     elif calls:
-        timed = [opened + limit for _, opened, _, limit in calls if limit > 0]
-        if timed:
-            deadline, trigger = min(timed), "tool_call_timeout"
+        for _, opened, _, limit in calls:  # the earliest limit (a loop: no list an event)
+            if limit > 0 and opened + limit < deadline:
+                deadline, trigger = opened + limit, "tool_call_timeout"
     elif config.silence_timeout > 0:
         deadline, trigger = last_at + config.silence_timeout, "silence"
     return (deadline, trigger, last_at, stream_seq, event_seq, event_id, last, calls, waiting)
@@ -164,6 +164,8 @@ def _close(calls: tuple[OpenCall, ...], event: ToolResult) -> tuple[OpenCall, ..
     tool, or else the oldest."""
     if not calls:
         return calls
+    if calls[0][0] == event.call_id:  # the usual answer: the one call open
+        return calls[1:]
     index = next((i for i, call in enumerate(calls) if call[0] == event.call_id), None)
     if index is None and event.call_id is None:
         tool = f"{event.tool} " if event.tool else None
@@ -228,7 +230,8 @@ def observe(
         assert isinstance(event, ToolCall)
         label = call_label(event.tool, event.input)
         key = event.call_id or f"seq:{event.seq}"
-        calls = (*(c for c in calls if c[0] != key), (key, at, label, config.call_limit(label)))
+        opened = (key, at, label, config.call_limit(label))
+        calls = (*(c for c in calls if c[0] != key), opened) if calls else (opened,)
         last = f"tool_call {label}"
     elif kind == "tool_result":
         assert isinstance(event, ToolResult)

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from yokeflow_agent.contract import (
     AgentEvent,
-    AgentMessage,
-    ErrorEvent,
     Intervention,
     InterventionWarned,
     RiskKind,
-    SessionEnded,
-    SessionStarted,
     SessionSummary,
     ToolCall,
     ToolResult,
+    ToolResultBody,
     intervention_id_for,
     warning_id_for,
 )
@@ -86,25 +83,33 @@ def _on_tool_result(
         state.labels.setdefault(signature, event.tool or "tool")
     round_verdict = loops.close_round(state, config)
     result = event.result
-    failure = result.failure_text[:FAILURE_TEXT_LIMIT]
-    fingerprint = outcome_fingerprint(result.output) if result.ok else failure_fingerprint(failure)
-    retries.record(state, signature, result.ok, fingerprint, failure)
-    waiting = result.ok and still_running(result.output)
-    finished = (signature, result.ok, result.exit_code, fingerprint, waiting, event.ts.timestamp())
+    ok = result.ok
+    # A success's text is read only for a stop's excerpt: most results never need it.
+    failure = "" if ok else _failure(result)
+    fingerprint = outcome_fingerprint(result.output) if ok else failure_fingerprint(failure)
+    retries.record(state, signature, ok, fingerprint, failure)
+    waiting = ok and still_running(result.output)
+    finished = (signature, ok, result.exit_code, fingerprint, waiting, event.ts.timestamp())
     push(state.completed, finished, loops.remembered(config))
-    push(state.results, result.ok, state.window)
+    push(state.results, ok, state.window)
     progress.observe(state, signature, fingerprint, waiting)
 
-    if not result.ok:
+    if not ok:
         verdict = critical(state, failure, config)
         if verdict is not None:
             return verdict
     loop = loops.repeated_calls(state, config) or round_verdict
     if loop is not None:
-        return Verdict(trigger="loop_pattern", reason=loop, excerpt=excerpt(failure))
-    return progress.no_progress(state, state.label_of(signature), config) or budgets.error_rate(
-        state, excerpt(failure), config
-    )
+        return Verdict("loop_pattern", loop, excerpt(failure or _failure(result)))
+    verdict = progress.no_progress(state, signature, config)
+    if verdict is None and config.error_rate_threshold is not None:  # a budget, off unless set
+        verdict = budgets.error_rate(state, excerpt(failure or _failure(result)), config)
+    return verdict
+
+
+def _failure(result: ToolResultBody) -> str:
+    """The text a result is judged and quoted by, as far as the rules read it."""
+    return result.failure_text[:FAILURE_TEXT_LIMIT]
 
 
 def evaluate(
@@ -115,35 +120,38 @@ def evaluate(
     At most one intervention per session: once intervened, events are ignored until the
     service starts a new epoch for the session (after a resume).
     """
-    if state.intervened is not None or event.event_id in state.seen_event_ids:
+    if state.intervened is not None or not state.seen_event_ids.first(event.event_id):
         return None
-    state.seen_event_ids.add(event.event_id)
     state.events += 1
-    state.last_event_at = max(event.ts, state.last_event_at or event.ts)
-    if state.started_at is None or isinstance(event, SessionStarted):
-        state.started_at = event.ts
+    ts = event.ts
+    state.last_event_at = max(ts, state.last_event_at or ts)
+    # Dispatched on `type`: an isinstance check of a pydantic model costs more than a string's.
+    kind = event.type
+    if state.started_at is None or kind == "session_started":
+        state.started_at = ts
     if event.task is not None:
         state.task = event.task
-    if isinstance(event, SessionStarted) and event.workspace:
-        state.workspace = event.workspace
-    if isinstance(event, SessionStarted) and event.client:
-        state.client = event.client
+    if event.type == "session_started":
+        if event.workspace:
+            state.workspace = event.workspace
+        if event.client:
+            state.client = event.client
     if not config.enabled:
         return None
 
     verdict: Verdict | None = None
-    if isinstance(event, ToolCall):
+    if event.type == "tool_call":
         verdict = _on_tool_call(state, event, config)
-    elif isinstance(event, ToolResult):
+    elif event.type == "tool_result":
         verdict = _on_tool_result(state, event, config)
-    elif isinstance(event, ErrorEvent):
+    elif event.type == "error":
         verdict = critical(state, event.message, config) or loops.repeated_error(
             state, event, config
         )
-    elif isinstance(event, AgentMessage):
+    elif event.type == "agent_message":
         verdict = text.on_message(state, event, config)
-    if verdict is None and not isinstance(event, SessionEnded):
-        verdict = budgets.duration(state, event.ts, config)
+    if verdict is None and kind != "session_ended":
+        verdict = budgets.duration(state, ts, config)
     if verdict is None:
         return None
 
@@ -172,19 +180,20 @@ def evaluate(
 def _warning_of(state: SessionState, event: AgentEvent, config: DetectionConfig) -> Warning | None:
     """The warning earned when one more step of the same kind stops the session."""
     found: Warning | None = None
-    if isinstance(event, ToolResult) and state.completed:
-        last = Completed._make(state.completed[-1])
-        found = (
-            retries.warning(state, last, config)
-            or loops.result_warning(state, last, config)
-            or progress.warning(state, config)
-            or budgets.error_rate_warning(state, config)
-        )
-    elif isinstance(event, ErrorEvent):
+    if event.type == "tool_result":
+        if state.completed:
+            last = Completed._make(state.completed[-1])
+            found = (
+                retries.warning(state, last, config)
+                or loops.result_warning(state, last, config)
+                or progress.warning(state, config)
+                or budgets.error_rate_warning(state, config)
+            )
+    elif event.type == "error":
         found = loops.error_warning(state, event, config)
-    elif isinstance(event, AgentMessage):
+    elif event.type == "agent_message":
         found = text.warning(state, config)
-    if found is None and not isinstance(event, SessionEnded):
+    if found is None and event.type != "session_ended":
         found = budgets.duration_warning(state, event.ts, config)
     return found
 

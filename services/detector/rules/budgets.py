@@ -14,9 +14,11 @@ def error_rate(state: SessionState, excerpt: str, config: DetectionConfig) -> Ve
     """Strictly more than `error_rate_threshold` of the last `error_rate_window` results
     failed, once `error_rate_min_results` exist."""
     threshold = config.error_rate_threshold
+    if threshold is None:
+        return None
     total = len(state.results)
     failed = total - sum(state.results)
-    if threshold is None or total < config.error_rate_min_results or failed / total <= threshold:
+    if total < config.error_rate_min_results or failed / total <= threshold:
         return None
     return Verdict(
         trigger="error_rate",

@@ -9,8 +9,8 @@ makes a converging one look stuck.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
+from _json import encode_basestring_ascii, make_encoder
 from typing import Any
 
 EXCERPT_LIMIT = 500
@@ -36,13 +36,24 @@ _DURATION = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b")
 # The value of a field named as an id ("messageId": "om_5a3f1", run_id=r-12, "id": 42); a word
 # that merely ends in "id" ("valid", "paid") is not one.
 _ID_FIELD = re.compile(r"(\b(?:\w*[_-])?id|[a-z]Id|ID)(\"?\s*[:=]\s*\"?)[\w.:-]+")
+# What every match of _ID_FIELD holds: "id", "Id" or "ID" before its ":" or "=". Searched first,
+# it spares most texts _ID_FIELD's scan, which tries a word's every prefix at each word start
+# (a 4,000-character output: about 20 µs against 300).
+_ID_FIELD_HINT = re.compile(r"(?:id|Id|ID)\"?\s*[:=]")
 # A timing reported as a field ("elapsed_ms: 3", "duration=12", "took 0.5"): a clock reading.
-_TIMING_WORDS = ("elapsed", "duration", "took", "latency")
 _TIMING_FIELD = re.compile(
     r"(elapsed|duration|took|latency)(\w*\"?\s*[:=]?\s*)\d+(?:\.\d+)?", re.IGNORECASE
 )
-# `json.dumps(value, sort_keys=True, default=str)`, with its encoder built once, not per call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)
+# `json.dumps(value, sort_keys=True, default=str)` as chunks: the C encoder `json.dumps` builds
+# for each call, built once (without its circular reference check: what it encodes is parsed
+# JSON). Every tool call is encoded, and `json.dumps` costs twice the encoding itself.
+_CANONICAL = make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", True, False, True)
+
+
+def _canonical(value: Any) -> str:
+    return "".join(_CANONICAL(value, 0))
+
+
 # What a poll's answer says while a job is under way.
 _STILL_RUNNING = (
     "running",
@@ -81,11 +92,11 @@ def failure_fingerprint(text: str) -> str:
         text = _PID.sub(r"\1\2<pid>", text)
     if "[" in text:
         text = _JOB.sub("[<job>] <pid>", text)
-    if "id" in lowered:
+    if "id" in lowered and _ID_FIELD_HINT.search(text):
         text = _ID_FIELD.sub(r"\1\2<id>", text)
     text = _DECIMAL_ID.sub("<num>", text)
     text = _DURATION.sub("<dur>", text)
-    if any(word in lowered for word in _TIMING_WORDS):
+    if "elapsed" in lowered or "duration" in lowered or "took" in lowered or "latency" in lowered:
         text = _TIMING_FIELD.sub(r"\1\2<dur>", text)
     return " ".join(text.split())
 
@@ -102,7 +113,10 @@ def outcome_fingerprint(output: str) -> str:
 def still_running(output: str) -> bool:
     """Whether a successful call's output says a job is still under way (a poll's answer)."""
     tail = output[-2000:].lower()
-    return any(words in tail for words in _STILL_RUNNING)
+    for words in _STILL_RUNNING:  # a loop, not any() of a generator: half the cost
+        if words in tail:
+            return True
+    return False
 
 
 def _normalise(value: Any) -> Any:
@@ -120,8 +134,12 @@ def call_signature(
 ) -> str:
     """Same tool, same input (whitespace-insensitive, top-level `ignore` keys left out): same
     signature."""
-    kept = {k: v for k, v in (tool_input or {}).items() if k not in ignore}
-    canonical = _CANONICAL.encode({"tool": tool, "input": _normalise(kept)})
+    kept = {
+        k: " ".join(v.split()) if type(v) is str else _normalise(v)
+        for k, v in (tool_input or {}).items()
+        if k not in ignore
+    }
+    canonical = _canonical({"tool": tool, "input": kept})
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -131,7 +149,7 @@ def label(tool: str | None, tool_input: dict[str, Any] | None) -> str:
     command = tool_input.get("command")
     if isinstance(command, str):
         return " ".join(command.split())
-    compact = _CANONICAL.encode(tool_input)
+    compact = _canonical(tool_input)
     text = f"{tool or 'tool'} {compact}"
     return text if len(text) <= 120 else text[:117] + "..."
 

@@ -7,6 +7,8 @@ outcome changes (a build polled while it runs) is never part of a loop.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from yokeflow_agent.contract import ErrorEvent
 
 from . import progress
@@ -48,10 +50,24 @@ def _label(state: SessionState, call: Call) -> str:
     return state.label_of(Completed._make(call).signature)
 
 
-def _same(call: Call) -> tuple[str, bool, int | None, str]:
-    """What makes two finished calls the same: the call and its outcome (whether it was a poll
-    follows from the outcome; when it finished does not count)."""
-    return call[0], call[1], call[2], call[3]
+# What makes two finished calls the same: the call and its outcome (whether it was a poll
+# follows from the outcome; when it finished does not count). A C callable, not a function: the
+# loop rules compare the last calls on every result.
+_same = itemgetter(0, 1, 2, 3)
+
+
+_signature = itemgetter(0)
+
+
+def _recurs(calls: list[Call], n: int) -> bool:
+    """Whether the last call, with its outcome, is among the calls before it that a run, a
+    repeat among the last 2n or a cycle is read from (scans in C, of the signatures first).
+    Most results are not: none of those rules can then find anything, whatever n >= 3 is."""
+    if n < 3:
+        return True
+    last = calls[-1]
+    window = calls[-max(2 * n, LONGEST_CYCLE + 1) : -1]
+    return last[0] in map(_signature, window) and _same(last) in map(_same, window)
 
 
 def _polling(calls: list[Call], config: DetectionConfig) -> bool:
@@ -73,7 +89,7 @@ def _cycle(calls: list[Call], config: DetectionConfig, short: int = 0) -> int | 
             break
         if _same(calls[-1]) != _same(calls[-1 - period]):  # the usual case, found at once
             continue
-        tail = [_same(c) for c in calls[-span:]]
+        tail = list(map(_same, calls[-span:]))
         if len(set(tail[:period])) < 2:
             continue
         periodic = all(tail[i] == tail[i - period] for i in range(period, len(tail)))
@@ -88,18 +104,22 @@ def repeated_calls(state: SessionState, config: DetectionConfig) -> str | None:
     if not calls:
         return None
     n = config.loop_repeat_threshold
-    last = _same(calls[-1])
-    run = next((i for i, c in enumerate(reversed(calls)) if _same(c) != last), len(calls))
-    if run >= n and not _polling(calls[-run:], config):
-        return f"Same call repeated {run} times with the same outcome: {_label(state, calls[-1])}"
-    # A loop that comes back after a short detour: the same call with the same outcome at
-    # least n + 2 times among the last 2n calls (an edit-and-test cycle reaches only n).
-    matches = [c for c in calls[-2 * n :] if _same(c) == last]
-    if len(matches) >= n + 2 and not _polling(matches, config):
-        return (
-            f"Same call repeated {len(matches)} times with the same outcome "
-            f"among the last {len(calls[-2 * n :])} calls: {_label(state, calls[-1])}"
-        )
+    recurs = _recurs(calls, n)
+    if recurs:
+        last = _same(calls[-1])
+        run = next((i for i, c in enumerate(reversed(calls)) if _same(c) != last), len(calls))
+        if run >= n and not _polling(calls[-run:], config):
+            return (
+                f"Same call repeated {run} times with the same outcome: {_label(state, calls[-1])}"
+            )
+        # A loop that comes back after a short detour: the same call with the same outcome at
+        # least n + 2 times among the last 2n calls (an edit-and-test cycle reaches only n).
+        matches = [c for c in calls[-2 * n :] if _same(c) == last]
+        if len(matches) >= n + 2 and not _polling(matches, config):
+            return (
+                f"Same call repeated {len(matches)} times with the same outcome "
+                f"among the last {len(calls[-2 * n :])} calls: {_label(state, calls[-1])}"
+            )
     # A loop that comes back after a detour longer than any window: the call returned the same
     # result right after itself n times in the session, coming back to it after other work.
     if progress.again(state) >= n:
@@ -108,7 +128,7 @@ def repeated_calls(state: SessionState, config: DetectionConfig) -> str | None:
             f"times in this session, coming back to it after other work: "
             f"{_label(state, calls[-1])}"
         )
-    period = _cycle(calls, config)
+    period = _cycle(calls, config) if recurs else None
     if period == 2:
         return (
             "Alternating between two calls without progress: "
@@ -162,8 +182,9 @@ def repeated_error(
 def result_warning(state: SessionState, last: Completed, config: DetectionConfig) -> Warning | None:
     """After a result that one more identical one would make a loop of."""
     n = config.loop_repeat_threshold
-    tail = state.completed[-(n - 1) :]
-    if len(tail) == n - 1 and len({_same(c) for c in tail}) == 1:
+    recurs = _recurs(state.completed, n)
+    tail = state.completed[-(n - 1) :] if recurs else []
+    if recurs and len(tail) == n - 1 and len(set(map(_same, tail))) == 1:
         return (
             f"loop:{last.signature}:{last.fingerprint}",
             "loop_pattern",
@@ -171,7 +192,7 @@ def result_warning(state: SessionState, last: Completed, config: DetectionConfig
             f"{state.label_of(last.signature)}",
             ADVICE,
         )
-    period = _cycle(state.completed, config, short=1)
+    period = _cycle(state.completed, config, short=1) if recurs else None
     if period is not None:
         return (
             f"cycle:{period}:{last.signature}:{last.fingerprint}",

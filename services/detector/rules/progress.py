@@ -27,14 +27,15 @@ def observe(state: SessionState, signature: str, fingerprint: str, waiting: bool
     key = int.from_bytes(
         hashlib.blake2b(f"{signature}\n{fingerprint}".encode(), digest_size=7).digest()
     )
-    seen = key in state.outcomes
-    repeats = state.outcomes.pop(key, 0)
+    outcomes = state.outcomes
+    seen = key in outcomes
+    repeats = outcomes.pop(key, 0)
     if key == state.last_outcome and not waiting:
         repeats += 1
-    state.outcomes[key] = repeats
+    outcomes[key] = repeats
     state.last_outcome = key
-    if len(state.outcomes) > OUTCOMES:
-        del state.outcomes[next(iter(state.outcomes))]
+    if len(outcomes) > OUTCOMES:
+        del outcomes[next(iter(outcomes))]
     if seen:
         state.stale += 1
         return False
@@ -52,14 +53,16 @@ def again(state: SessionState) -> int:
     return state.outcomes.get(state.last_outcome, 0)
 
 
-def no_progress(state: SessionState, label: str, config: DetectionConfig) -> Verdict | None:
+def no_progress(state: SessionState, signature: str, config: DetectionConfig) -> Verdict | None:
+    """The stop once `no_progress_window` results in a row brought nothing new (`signature`:
+    the last result's call)."""
     if state.stale < config.no_progress_window:
         return None
     return Verdict(
         trigger="no_progress",
         reason=(
             f"No progress in the last {state.stale} tool results: every call returned what it "
-            f"had returned before (the last: {label})"
+            f"had returned before (the last: {state.label_of(signature)})"
         ),
     )
 

@@ -51,10 +51,15 @@ class RecentIds:
     def __iter__(self) -> Iterator[str]:
         return iter(self._ids)
 
-    def add(self, item: str) -> None:
-        self._ids[item] = None
-        if len(self._ids) > self._size:
-            del self._ids[next(iter(self._ids))]
+    def first(self, item: str) -> bool:
+        """Add `item` unless it is here; whether it was not (one call a new event, not two)."""
+        ids = self._ids
+        if item in ids:
+            return False
+        ids[item] = None
+        if len(ids) > self._size:
+            del ids[next(iter(ids))]
+        return True
 
 
 def push(items: list[T], item: T, limit: int) -> None:
@@ -244,7 +249,7 @@ class SessionState:
             stale=data.get("stale", 0),
         )
         for event_id in data["seen_event_ids"]:
-            state.seen_event_ids.add(event_id)
+            state.seen_event_ids.first(event_id)
         state.rounds = [frozenset(r) for r in data["rounds"]]
         state.completed = [
             (c[0], c[1], c[2], c[3], c[4], c[5])
