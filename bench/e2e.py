@@ -258,12 +258,12 @@ def _over(buckets: list[tuple[float, float]], bound: float) -> tuple[int, int, f
 def gc_figures(text: str) -> tuple[int, int, float, int]:
     """A detector's full collections (generation 2) from its /metrics text: how many, how many
     took over 50 ms, the upper bound of the slowest one's bucket in ms; and the objects it
-    froze."""
+    froze, in all."""
     frozen = next(
         (
             int(float(line.rsplit(" ", 1)[1]))
             for line in text.splitlines()
-            if line.startswith("yokeflow_gc_frozen_objects ")
+            if line.startswith("yokeflow_gc_frozen_objects_total ")
         ),
         0,
     )
@@ -421,7 +421,7 @@ async def measure(
         f"{n} {count} ({slow}, <= {worst:.0f} ms; {frozen:,} objects frozen)"
         for n, (count, slow, worst, frozen) in collections.items()
     )
-    print(f"full collections (> 50 ms, slowest; frozen at the end): {pauses}")
+    print(f"full collections (> 50 ms, slowest; frozen in all): {pauses}")
     for name, text in scraped.items():
         print(f"  {name}: {stall_figures(text)}")
     return {

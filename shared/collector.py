@@ -35,7 +35,9 @@ def tune_collector() -> None:
 
 
 async def freeze_survivors() -> None:
-    """Collect what is not frozen yet, then freeze what survived (a round of `run_periodically`)."""
+    """Collect what is not frozen yet, then freeze what survived (a round of `run_periodically`).
+    After a full collection the oldest generation holds exactly the survivors: counting them
+    walks only this round's objects, where `gc.get_freeze_count()` walks every frozen one."""
     gc.collect()
+    GC_FROZEN.inc(len(gc.get_objects(generation=2)))
     gc.freeze()
-    GC_FROZEN.set(gc.get_freeze_count())

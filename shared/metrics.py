@@ -153,10 +153,11 @@ GC_PAUSE = Histogram(
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-GC_FROZEN = Gauge(
+GC_FROZEN = Counter(
     "yokeflow_gc_frozen_objects",
-    "Objects moved out of the collector's reach (gc.freeze) at the last round: about the state "
-    "a detector holds; steady growth with a steady fleet would be cycles kept past their use.",
+    "Objects moved out of the collector's reach (gc.freeze): each round's survivors, in all. "
+    "How many are still held is not read (gc.get_freeze_count walks every one of them, about "
+    "100 ms at 50,000 sessions); a heap that keeps growing shows in process memory.",
 )
 _gc_started = [0.0]
 LOOP_STALL = Histogram(

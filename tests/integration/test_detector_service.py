@@ -134,7 +134,7 @@ async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
     assert re.search(r'yokeflow_handler_seconds_count\{consumer="detector-\d+"\}', text)
     assert 'yokeflow_consumer_ack_pending{consumer="detector-15"}' in text
     assert 'yokeflow_gc_pause_seconds_count{generation="2"}' in text  # pauses are timed
-    assert "yokeflow_gc_frozen_objects " in text  # and the state kept out of their reach
+    assert "yokeflow_gc_frozen_objects_total " in text  # and the state kept out of their reach
     # What holds the event loop, and for how long each periodic job's round takes.
     assert "yokeflow_event_loop_stall_seconds_count " in text
     assert 'yokeflow_periodic_round_seconds_count{work="publishing session summaries"}' in text

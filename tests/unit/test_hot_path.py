@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
-from prometheus_client import generate_latest
+from prometheus_client import REGISTRY, generate_latest
 from yokeflow_agent.contract import (
     ContractError,
     Verdict,
@@ -25,7 +25,11 @@ from yokeflow_intervention.services.detector.service import _CONTINUE
 from yokeflow_intervention.services.detector.watchdog import KeptDict
 from yokeflow_intervention.shared.collector import freeze_survivors
 from yokeflow_intervention.shared.handling import delivery
-from yokeflow_intervention.shared.metrics import HANDLED, LOOP_STALL, probe_loop_stalls
+from yokeflow_intervention.shared.metrics import (
+    HANDLED,
+    LOOP_STALL,
+    probe_loop_stalls,
+)
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "events"
 
@@ -42,16 +46,23 @@ class _Node:
         self.other: _Node | None = None
 
 
+def _frozen_in_all() -> float:
+    return REGISTRY.get_sample_value("yokeflow_gc_frozen_objects_total") or 0.0
+
+
 def test_freezing_collects_garbage_first_and_keeps_survivors_out_of_the_walk() -> None:
     cycle_a, cycle_b = _Node(), _Node()
     cycle_a.other, cycle_b.other = cycle_b, cycle_a
     gone = weakref.ref(cycle_a)
     del cycle_a, cycle_b  # garbage only a collection finds: it must not be frozen with the rest
     kept = [_Node() for _ in range(1000)]
+    counted = _frozen_in_all()
     try:
         asyncio.run(freeze_survivors())
         assert gone() is None
         assert gc.get_freeze_count() >= len(kept)
+        # The round's survivors are counted (without walking what earlier rounds froze).
+        assert _frozen_in_all() - counted >= len(kept)
         assert not any(obj is kept[0] for obj in gc.get_objects())  # no collection walks it
     finally:
         gc.unfreeze()
