@@ -37,12 +37,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detector import percentile  # noqa: E402  (bench/ is this script's folder)
-from yokeflow_agent.contract import CONSUMERS, CONTROL_BUCKET, ControlKeys, Subjects  # noqa: E402
+from yokeflow_agent.contract import (  # noqa: E402
+    CONSUMERS,
+    CONTROL_BUCKET,
+    ControlKeys,
+    Intervention,
+    Subjects,
+)
 
 from tests.peers import HttpPeer  # noqa: E402
 from yokeflow_intervention.shared.bus import provision  # noqa: E402
 from yokeflow_intervention.shared.db import migrate  # noqa: E402
 from yokeflow_intervention.shared.embedded import free_port, throwaway_stack  # noqa: E402
+from yokeflow_intervention.shared.handling import delivery  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 SERVICES = ("detector", "pauser", "notifier")
@@ -204,12 +211,16 @@ async def run_session(
             return  # a stopped agent stops
 
 
-async def stored_latencies(js: Any, sessions: dict[str, float]) -> list[float]:
+async def stored_latencies(
+    js: Any, sessions: dict[str, float], decided: dict[str, datetime]
+) -> tuple[list[float], list[float], list[float]]:
     """Trigger -> paused by the server's own timestamps: when the stream stored each stuck
     session's last event (its trigger: a stopped agent stops) and when the session's control
     state was stored. Free of the publishing process's own queueing (100,000 agents in one
-    event loop), which the latency seen from here includes."""
-    found = []
+    event loop), which the latency seen from here includes. Split where the stream stored the
+    intervention: the detector's part (trigger stored -> intervention stored) and the pauser's
+    (intervention stored -> paused stored)."""
+    total, detector, rest = [], [], []
     for session in sessions:
         project = f"e2e-p{int(session.removeprefix('e2e-s')) % 50}"
         try:
@@ -223,8 +234,11 @@ async def stored_latencies(js: Any, sessions: dict[str, float]) -> list[float]:
         except (nats.errors.Error, TimeoutError):  # never paused: not counted
             continue
         if trigger.time and paused.time:
-            found.append((paused.time - trigger.time).total_seconds() * 1000)
-    return found
+            total.append((paused.time - trigger.time).total_seconds() * 1000)
+            if session in decided:
+                detector.append((decided[session] - trigger.time).total_seconds() * 1000)
+                rest.append((paused.time - decided[session]).total_seconds() * 1000)
+    return total, detector, rest
 
 
 def percentiles(values: list[float]) -> str:
@@ -305,6 +319,13 @@ async def measure(
             paused_at.setdefault(msg.subject.rsplit(".", 1)[-1], time.perf_counter())
 
     await nc.subscribe("$KV.session_control.>", cb=on_control)
+    decided: dict[str, datetime] = {}
+
+    async def on_detected(msg: Any) -> None:
+        session = Intervention.model_validate_json(msg.data).session_id
+        decided.setdefault(session, datetime.fromtimestamp(delivery(msg).stored_at, UTC))
+
+    await nc.jetstream().subscribe(Subjects.DETECTED_ALL, cb=on_detected, ordered_consumer=True)
     load = Load()
     publisher = Publisher(load)
     await publisher.connect(nats_url, args.connections)
@@ -378,7 +399,7 @@ async def measure(
             await asyncio.sleep(0.1)
         sampler.cancel()
         to_pause = [(paused_at[s] - t) * 1000 for s, t in sent.items() if s in paused_at]
-        stored = await stored_latencies(js, sent)
+        stored, in_detector, after_detector = await stored_latencies(js, sent, decided)
         delivered = {}
         for received in peer.accepted("slack"):
             fields = {f["title"]: f["value"] for f in received.body["attachments"][0]["fields"]}
@@ -415,6 +436,8 @@ async def measure(
     print(f"{len(sent)} sessions got stuck")
     print(f"triggering event -> KV state paused:        {percentiles(to_pause)}")
     print(f"  the same, as the server stored them:      {percentiles(stored)}")
+    print(f"    trigger -> intervention (the detector): {percentiles(in_detector)}")
+    print(f"    intervention -> paused (the pauser):    {percentiles(after_detector)}")
     print(f"triggering event -> webhook peer received:  {percentiles(to_peer)}")
     print("peak memory: " + ", ".join(f"{n} {rss / 2**20:.0f} MiB" for n, rss in peak.items()))
     pauses = ", ".join(
