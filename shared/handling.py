@@ -110,7 +110,12 @@ async def handle_durably(
 ) -> None:
     """`keepalive` (seconds): tell the server the message is still in progress, for work that
     can outlast the consumer's ack_wait. `delivered`: the message's `delivery`, when the caller
-    read it already for its work (the detector's hot path reads it once)."""
+    read it already for its work (the detector's hot path reads it once).
+
+    `work` may return a future: what must still finish before the message is acked. The
+    consumer goes on to its next messages at once; this message is settled (acked, or
+    retried if the future fails) when it is done, by the same rules, without `on_failure`
+    (the work itself was done)."""
     beat = asyncio.create_task(_keep_alive(msg, keepalive)) if keepalive else None
     if delivered is None and msg.reply:
         delivered = delivery(msg)
@@ -122,7 +127,11 @@ async def handle_durably(
     reason = ""
     try:
         try:
-            await work()
+            unfinished = await work()
+            if isinstance(unfinished, asyncio.Future):
+                outcome = ""
+                _settle_later(msg, js, dlq_subject, unfinished, delivered)
+                return
         except ContractError as exc:
             reason = exc.reason
             outcome = "dead_lettered"
@@ -158,7 +167,26 @@ async def handle_durably(
     finally:
         if beat is not None:
             beat.cancel()
-        HANDLED.record(consumer, outcome, time.perf_counter() - started)
+        if outcome:
+            HANDLED.record(consumer, outcome, time.perf_counter() - started)
+
+
+_settling: set[asyncio.Task[None]] = set()  # held, so that none is collected before it is done
+
+
+def _settle_later(
+    msg: Msg,
+    js: JetStreamContext,
+    dlq_subject: str,
+    unfinished: asyncio.Future[Any],
+    delivered: Delivery | None,
+) -> None:
+    async def settle() -> None:
+        await handle_durably(msg, js, dlq_subject, lambda: unfinished, delivered=delivered)
+
+    task = asyncio.create_task(settle())
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
 
 
 def _say(exc: BaseException) -> str:

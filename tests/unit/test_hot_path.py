@@ -8,11 +8,12 @@ import json
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
+from nats.js import JetStreamContext
 from prometheus_client import REGISTRY, generate_latest
 from yokeflow_agent.contract import (
     ContractError,
@@ -24,7 +25,7 @@ from yokeflow_agent.contract import (
 from yokeflow_intervention.services.detector.service import _CONTINUE
 from yokeflow_intervention.services.detector.watchdog import KeptDict
 from yokeflow_intervention.shared.collector import freeze_survivors
-from yokeflow_intervention.shared.handling import delivery
+from yokeflow_intervention.shared.handling import delivery, handle_durably
 from yokeflow_intervention.shared.metrics import (
     HANDLED,
     LOOP_STALL,
@@ -164,3 +165,41 @@ async def test_a_blocked_event_loop_is_measured_as_a_stall() -> None:
         return counts["+Inf"] - counts[bound]
 
     assert over(after, "0.05") - over(before, "0.05") >= 1
+
+
+class _Delivered:
+    """A message as handle_durably sees one, recording how it was settled."""
+
+    subject, data, reply = "agent.events.p.s.0", b"{}", ""
+
+    def __init__(self) -> None:
+        self.settled: list[str] = []
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.settled.append("nak")
+
+
+@pytest.mark.parametrize("write_fails", [False, True])
+async def test_a_message_is_settled_once_what_its_work_left_running_is_done(
+    write_fails: bool,
+) -> None:
+    """The detector's handling goes on to the next event while a new session's deadline is
+    written; the event is acked only once it is, and comes back if it failed."""
+    msg = _Delivered()
+    unfinished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def work() -> asyncio.Future[None]:
+        return unfinished
+
+    await handle_durably(cast(Msg, msg), cast(JetStreamContext, None), "agent.dlq", work)
+    assert msg.settled == []  # handled, not yet acked
+    if write_fails:
+        unfinished.set_exception(ConnectionError("the bucket is away"))
+    else:
+        unfinished.set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert msg.settled == (["nak"] if write_fails else ["ack"])
