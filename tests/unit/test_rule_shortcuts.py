@@ -19,24 +19,16 @@ from yokeflow_intervention.services.detector.rules import (
     fingerprints,
     loops,
 )
+from yokeflow_intervention.services.detector.rules.fingerprints import _normalise
 from yokeflow_intervention.services.detector.rules.state import Call, Completed
 
 
-def _normalised(value: Any) -> Any:
-    if isinstance(value, str):
-        return " ".join(value.split())
-    if isinstance(value, dict):
-        return {k: _normalised(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normalised(v) for v in value]
-    return value
-
-
 def _plain_signature(tool: str | None, tool_input: dict[str, Any] | None) -> str:
-    """A signature as the rules have always made it (signatures are stored in snapshots)."""
+    """A signature as the rules have always made it, with a JSON encoder per call (signatures
+    are stored in snapshots): the whitespace normalisation is the rules' own."""
     ignore = DetectionConfig().signature_ignore_keys
     kept = {k: v for k, v in (tool_input or {}).items() if k not in ignore}
-    canonical = json.dumps({"tool": tool, "input": _normalised(kept)}, sort_keys=True, default=str)
+    canonical = json.dumps({"tool": tool, "input": _normalise(kept)}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
