@@ -66,7 +66,8 @@ RESOLVED = "YokeFlow Session Resolved"
 
 
 class NotDecidedYet(NotReadyYet):
-    """A recovery outcome arrived before the first notification was decided: retry shortly."""
+    """A recovery outcome arrived before the first notification was decided, or while it is
+    still being sent: retry shortly."""
 
 
 def deliveries_for(
@@ -200,6 +201,19 @@ class Notifier:
             raise NotDecidedYet(f"no notification decided yet for {outcome.intervention_id}")
         if decision != "notify":
             return []  # they were not told about the pause; do not start with its ending
+        # Its ending never reaches anyone before the pause itself: a fix can finish while the
+        # pause notice is still being sent (a slow webhook, a retry), and a person would read
+        # "resumed" above "blocked". The pause notice's own rows carry no ":purpose".
+        sending = await self.pool.fetchval(
+            """SELECT count(*) FROM notification_deliveries
+               WHERE intervention_id = $1 AND status = 'sending'
+                 AND position(':' in channel) = 0""",
+            outcome.intervention_id,
+        )
+        if sending:
+            raise NotDecidedYet(
+                f"the pause notice of {outcome.intervention_id} is still being sent"
+            )
         row = await self.pool.fetchrow(
             "SELECT intervention, paused_at FROM paused_sessions WHERE id = $1",
             outcome.intervention_id,
