@@ -32,6 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from nats.aio.client import Client
@@ -212,10 +213,7 @@ class Detector:
 
         async def write() -> None:
             try:
-                watch = self.book.watches_of(partition).get(key)
-                if watch is not None:
-                    await self.checkpoints.put(_watch_key(partition, *key), watch_json(watch))
-                    self._stored[key] = watch[0]
+                await self._write_watch(partition, key)
             except Exception:
                 self._unwritten.setdefault(partition, set()).add(key)
                 raise
@@ -390,25 +388,24 @@ class Detector:
                 self._unwritten.pop(partition, None)
         return written
 
+    async def _write_watch(self, partition: int, key: SessionKey) -> None:
+        """Store the session's deadline as it is now, or remove it when there is none."""
+        watch = self.book.watches_of(partition).get(key)
+        name = _watch_key(partition, *key)
+        if watch is None:
+            await self.checkpoints.purge(name)
+            self._stored.pop(key, None)
+        else:
+            await self.checkpoints.put(name, watch_json(watch))
+            self._stored[key] = watch[0]
+
     async def _write_watches(self, partition: int, only: set[SessionKey] | None = None) -> int:
         """Write the partition's marked entries (or only those of `only`)."""
         marked = self._unwritten.pop(partition, set())
         keys = marked if only is None else marked & only
         if only is not None and marked - only:
             self._unwritten[partition] = marked - only
-        watches = self.book.watches_of(partition)
-
-        async def write(key: SessionKey) -> None:
-            watch = watches.get(key)
-            name = _watch_key(partition, *key)
-            if watch is None:
-                await self.checkpoints.purge(name)
-                self._stored.pop(key, None)
-            else:
-                await self.checkpoints.put(name, watch_json(watch))
-                self._stored[key] = watch[0]
-
-        failed = await _in_flight(list(keys), write)
+        failed = await _in_flight(list(keys), partial(self._write_watch, partition))
         if failed:
             log.warning("%d deadlines not written, retried: %r", len(failed), failed[0][1])
             self._unwritten.setdefault(partition, set()).update(key for key, _ in failed)
