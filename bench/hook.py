@@ -46,6 +46,8 @@ from yokeflow_agent.contract import AGENT_EVENTS_STREAM
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from figures import percentile  # noqa: E402  (bench/ is this script's folder)
+
 from yokeflow_intervention.shared.bus import provision  # noqa: E402
 from yokeflow_intervention.shared.embedded import EmbeddedNats  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
@@ -162,11 +164,6 @@ CLIENT_PAYLOADS: list[tuple[str, str, str, Callable[[str, str, Path, int], dict[
     ("copilot", "preToolUse", "postToolUse", _copilot),
     ("opencode", "tool.execute.before", "tool.execute.after", _opencode),
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def row(path: str, case: str, samples: list[float], baseline: float | None) -> str:

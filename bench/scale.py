@@ -46,8 +46,9 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detector import detector_throughput, interleave, percentile, session_events  # noqa: E402
+from detector import detector_throughput, interleave, session_events  # noqa: E402
 from e2e import measure  # noqa: E402  (bench/ is this script's folder)
+from figures import percentile  # noqa: E402
 from yokeflow_agent.contract import Intervention, Subjects, parse_agent_event  # noqa: E402
 
 from yokeflow_intervention.services.detector.rules import DetectionConfig  # noqa: E402
