@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
@@ -42,6 +43,7 @@ from yokeflow_intervention.shared.service import (
 )
 
 from .commands import run_command
+from .lifecycle import LifecycleWriter
 from .manager import PausedSessionManager
 from .store import PausedSessionStore
 
@@ -111,15 +113,17 @@ async def build(resources: Resources) -> Sequence[Binding]:
     control = await resources.bucket(CONTROL_BUCKET)
     manager = PausedSessionManager(PausedSessionStore(pool), resources.js, control)
 
-    async def register(data: bytes) -> None:
+    lifecycle = LifecycleWriter(manager.store.record_lifecycle)
+
+    async def register(data: bytes) -> asyncio.Future[None] | None:
+        """The event's batch, to be acked once it is committed (see LifecycleWriter)."""
         try:
             event = parse_agent_event(data)
         except ContractError:
-            return  # the detector dead-letters malformed events; one letter is enough
-        if isinstance(event, SessionStarted):
-            await manager.store.session_started(event)
-        elif isinstance(event, SessionEnded):
-            await manager.store.session_ended(event)
+            return None  # the detector dead-letters malformed events; one letter is enough
+        if isinstance(event, SessionStarted | SessionEnded):
+            return lifecycle.add(event)
+        return None
 
     async def on_session_lifecycle(raw: Msg) -> None:
         if not any(marker in raw.data for marker in _LIFECYCLE_MARKERS):
