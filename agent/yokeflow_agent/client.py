@@ -55,6 +55,7 @@ async def connect(url: str, project_id: str, **options: Any) -> Client:
         "connect_timeout": 2,
         "max_reconnect_attempts": 5,
         "reconnect_time_wait": 0.5,
+        "error_cb": _connection_trouble,
     }
     settings.update(options)
     return await nats.connect(
@@ -62,6 +63,13 @@ async def connect(url: str, project_id: str, **options: Any) -> Client:
         inbox_prefix=agent_inbox_prefix(project_id),
         **settings,
     )
+
+
+async def _connection_trouble(exc: Exception) -> None:
+    """One line in the agent's log per connection error. nats-py's default logs each with its
+    traceback, a screenful at every reconnect attempt while NATS is away (the agent carries
+    on: calls fail open)."""
+    log.warning("YokeFlow: NATS connection trouble: %r", exc)
 
 
 class SessionPaused(RuntimeError):
