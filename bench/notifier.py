@@ -80,8 +80,13 @@ async def run(
         await save_preferences(
             pool,
             project,
+            # Every stop its own notice: no rate limit, and no grouping of the project's stops
+            # of one kind into an incident (which would notify the first of each and no other).
             NotificationPreferences(
-                webhook_enabled=True, webhook_url=peer.slack_url(), min_notification_interval=0
+                webhook_enabled=True,
+                webhook_url=peer.slack_url(),
+                min_notification_interval=0,
+                notification_group_window=0,
             ),
         )
     await pool.close()
@@ -138,7 +143,8 @@ async def run(
     for name in trickle:
         await _publish(js, f"trickle{name}", projects, 1)
         await asyncio.sleep(0.05)  # 20 interventions/s
-    while len(peer.accepted("slack")) - before < len(trickle):
+    deadline = time.perf_counter() + 60
+    while len(peer.accepted("slack")) - before < len(trickle) and time.perf_counter() < deadline:
         await asyncio.sleep(0.02)
     latencies = []
     for received in peer.accepted("slack")[before:]:
@@ -151,6 +157,12 @@ async def run(
         process.terminate()
         process.wait(10)
     await nc.close()
+    if delivered < count or len(latencies) < len(trickle):
+        raise SystemExit(
+            f"{replicas} replica(s): {delivered} of {count} notifications and "
+            f"{len(latencies)} of {len(trickle)} timed ones delivered; no figures for a run "
+            "that lost part of its load (the lines above say why)"
+        )
     return rate, latencies
 
 
