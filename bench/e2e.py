@@ -281,6 +281,9 @@ async def measure(
             "YOKEFLOW_WEBHOOK_URL": peer.slack_url(),
             "YOKEFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
             "YOKEFLOW_MIN_NOTIFICATION_INTERVAL": "0",
+            # Every stuck session its own notice, timed: grouped into an incident, only the
+            # first stop of a kind in a project would reach the peer.
+            "YOKEFLOW_NOTIFICATION_GROUP_WINDOW": "0",
             "YOKEFLOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
         roles = service_processes(getattr(args, "detector_replicas", 1))
