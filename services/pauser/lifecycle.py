@@ -1,12 +1,12 @@
 """Sessions' starts and ends, written to PostgreSQL in batches.
 
 The pauser records every session of the fleet (the dashboard and the API list them), so it
-sees a start and an end for each: hundreds a second for a large fleet. Written one commit each,
-that took the pauser and PostgreSQL a third of a core between them at 100,000 sessions, on the
-machine the detectors and the pauses share. Each event joins the batch being gathered; the
-batch is written in one transaction a moment later, and each event's message is acknowledged
-once its batch is committed (the handler hands `handle_durably` the future), so nothing is
-acknowledged before it is durable.
+sees a start and an end for each: hundreds a second for a large fleet. Written one commit
+each, they took the pauser and PostgreSQL more than half a core between them at 100,000
+sessions, on the machine the detectors and the pauses share. Each event joins the batch being
+gathered; the batch is written in one transaction a moment later, and each event's message
+is acknowledged once its batch is committed (the handler hands `handle_durably` the future),
+so nothing is acknowledged before it is durable.
 """
 
 from __future__ import annotations

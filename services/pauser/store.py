@@ -120,7 +120,7 @@ class PausedSessionStore:
     async def record_lifecycle(self, events: Sequence[SessionStarted | SessionEnded]) -> None:
         """Record sessions' starts and ends, in their order, in one transaction: a fleet starts
         sessions by the hundred a second, and a commit each (with its project's upsert) took
-        the pauser and PostgreSQL a third of a core between them at 100,000 sessions."""
+        the pauser and PostgreSQL more than half a core between them at 100,000 sessions."""
         # Rows locked in one order by every replica (a session's own events keep theirs): two
         # batches cannot deadlock.
         projects = sorted({event.project_id for event in events})
