@@ -351,7 +351,16 @@ async def test_a_session_id_never_reaches_into_another_project(nc, db, services,
     await attacker.send("session_started", workspace="/somewhere/else")
     await attacker.send("error", message="Error: listen EADDRINUSE: address already in use :::3000")
     await paused_id(db, shared_id)
-    rows = await db.fetch("SELECT project_id, workspace FROM sessions WHERE id = $1", shared_id)
+
+    async def both_registered() -> list | None:
+        """Starts are registered in batches, a moment after they arrive: the pause can come
+        first. Two rows, one for each project; what each says is the assertion below."""
+        found = await db.fetch(
+            "SELECT project_id, workspace FROM sessions WHERE id = $1", shared_id
+        )
+        return found if len(found) == 2 else None
+
+    rows = await eventually(both_registered, timeout=10, what="both sessions registered")
     assert {r["project_id"]: r["workspace"] for r in rows} == {
         victim.project_id: str(tmp_path / "b"),
         attacker.project: "/somewhere/else",
