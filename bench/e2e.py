@@ -18,7 +18,6 @@ import gc
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from figures import gc_figures, percentile, stall_figures  # noqa: E402  (bench/, this folder)
+from figures import gc_figures, percentiles, stall_figures  # noqa: E402
 from yokeflow_agent.contract import (  # noqa: E402
     CONSUMERS,
     CONTROL_BUCKET,
@@ -239,13 +238,6 @@ async def stored_latencies(
                 detector.append((decided[session] - trigger.time).total_seconds() * 1000)
                 rest.append((paused.time - decided[session]).total_seconds() * 1000)
     return total, detector, rest
-
-
-def percentiles(values: list[float]) -> str:
-    if not values:
-        return "no samples"
-    p50, p99 = statistics.median(values), percentile(values, 0.99)
-    return f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(values)} samples)"
 
 
 async def measure(

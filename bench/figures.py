@@ -3,10 +3,19 @@
 
 from __future__ import annotations
 
+import statistics
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    p50, p99 = statistics.median(values), percentile(values, 0.99)
+    return f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(values)} samples)"
 
 
 def _buckets(text: str, name: str, label: str = "") -> list[tuple[float, float]]:

@@ -27,7 +27,7 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from e2e import percentiles  # noqa: E402  (bench/ is this script's folder)
+from figures import percentiles  # noqa: E402  (bench/ is this script's folder)
 from yokeflow_agent import AgentSession, SessionPaused, connect  # noqa: E402
 from yokeflow_agent.contract import MAX_EVENT_BYTES, Subjects  # noqa: E402
 from yokeflow_agent.events import agent_event  # noqa: E402

@@ -32,6 +32,7 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from figures import percentile  # noqa: E402  (bench/ is this script's folder)
 from yokeflow_agent.contract import Intervention, Subjects  # noqa: E402
 
 from tests.peers import SlackPeer  # noqa: E402
@@ -55,9 +56,8 @@ def start(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[byte
 
 
 def quantiles(values: list[float]) -> str:
-    ordered = sorted(values)
-    p99 = ordered[int(0.99 * (len(ordered) - 1))]
-    return f"p50 {statistics.median(ordered):5.0f} ms, p99 {p99:5.0f} ms"
+    p50, p99 = statistics.median(values), percentile(values, 0.99)
+    return f"p50 {p50:5.0f} ms, p99 {p99:5.0f} ms"
 
 
 async def measure(count: int, nats_url: str, database_url: str, temp: Path) -> None:

@@ -29,6 +29,7 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from figures import percentile  # noqa: E402  (bench/ is this script's folder)
 from yokeflow_agent.contract import Intervention, Subjects  # noqa: E402
 
 from tests.peers import HttpPeer  # noqa: E402
@@ -190,7 +191,7 @@ async def measure(args: argparse.Namespace, nats_url: str, database_url: str, te
                 f"{replicas} replica(s): {rate:6.1f} notifications/s  "
                 f"scaling x{rate / results[1]:.2f}  paused->peer p50 "
                 f"{statistics.median(latencies):.0f} ms, p99 "
-                f"{sorted(latencies)[int(0.99 * (len(latencies) - 1))]:.0f} ms at 20/s "
+                f"{percentile(latencies, 0.99):.0f} ms at 20/s "
                 f"({len(latencies)} samples, peer answers after {args.delay * 1000:.0f} ms)",
                 flush=True,
             )
