@@ -4,7 +4,10 @@
 pauser, notifier, each its own process); 1 session in 10 hits a critical error at a random
 point. Prints the sustained event rate the pipeline absorbed, p50/p99 latency from each
 triggering event's publish to (a) the session's KV control state showing `paused` and (b) the
-local webhook peer receiving the notification, and the peak memory (RSS) of every service.
+local webhook peer receiving the notification, and the peak memory (RSS) of every service; with
+what each process (this bench's agents, each service, NATS, PostgreSQL) spent of the machine's
+CPU meanwhile, and what the server stored. The agents publish from one schedule at a lower CPU
+priority than the product (`Fleet`, `below_the_product`): they share its two cores here.
 
 Usage: python bench/e2e.py [--sessions 1000] [--events 30] [--stuck-every 10]
                            [--detector-replicas 1]
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import heapq
+import itertools
 import json
 import os
 import random
@@ -23,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,23 +117,45 @@ class Load:
         return found
 
 
-class Publisher:
-    """Many agents' publishes over a few connections, with a bound on publishes in flight (so
-    neither this process nor the server's outbound buffers to it overflow, which reset the
-    connection of a single connection carrying 100,000 agents), each retried under its
-    `Nats-Msg-Id` until `patience` runs out (the stream drops a repeat)."""
+class Fleet:
+    """Many agents' sessions over a few connections, driven by one schedule, as cheaply for
+    this process as the load allows: it shares the machine with what it measures (at 100,000
+    sessions, 100,000 sleeping coroutines each awaiting nats-py's JetStream publish, a request
+    with its own future, token and timer, took more than half a core).
 
-    def __init__(self, load: Load, in_flight: int = 512, patience: float = 180.0) -> None:
+    An agent publishes its next event once the stream acknowledged the last one (as an agent
+    does), after its gap. Each publish is a JetStream publish: a core publish with a reply
+    subject on its connection's ack inbox, answered by the stream; in flight at most
+    `in_flight` (so neither this process nor the server's outbound buffers to it overflow,
+    which reset the connection of a single connection carrying 100,000 agents); one refused or
+    unanswered within `ack_wait` is sent again under its `Nats-Msg-Id` (the stream drops a
+    repeat) until `patience` runs out for that agent."""
+
+    def __init__(
+        self,
+        load: Load,
+        sent: dict[str, float],
+        in_flight: int = 512,
+        patience: float = 180.0,
+        ack_wait: float = 10.0,
+    ) -> None:
         self.load = load
+        self.sent = sent  # stuck session -> when its trigger was published (perf_counter)
         self.connections: list[Any] = []
-        self._limit = asyncio.Semaphore(in_flight)
+        self._limit = in_flight
         self._patience = patience
+        self._ack_wait = ack_wait
+        self._due: list[tuple[float, int, _Agent]] = []  # (when, tiebreak, agent), a heap
+        self._waiting: dict[str, tuple[_Agent, float]] = {}  # ack token -> (agent, sent at)
+        self._tokens = itertools.count()
+        self._agents = 0  # not finished yet
+        self._woken = asyncio.Event()
 
     async def connect(self, nats_url: str, connections: int) -> None:
         async def disconnected() -> None:
             self.load.disconnects += 1
 
-        for _ in range(connections):
+        for n in range(connections):
             connection = await nats.connect(
                 nats_url,
                 disconnected_cb=disconnected,
@@ -134,65 +163,144 @@ class Publisher:
                 reconnect_time_wait=0.2,
                 pending_size=8 * 2**20,
             )
+            await connection.subscribe(f"_BENCH_ACKS.{n}.*", cb=self._acked)
             self.connections.append(connection)
 
     async def close(self) -> None:
         for connection in self.connections:
             await connection.close()
 
-    async def publish(self, index: int, subject: str, payload: dict[str, Any]) -> None:
-        js = self.connections[index % len(self.connections)].jetstream()
-        data, headers = json.dumps(payload).encode(), {"Nats-Msg-Id": payload["event_id"]}
-        give_up = time.monotonic() + self._patience
-        while True:
-            try:
-                async with self._limit:
-                    await js.publish(subject, data, headers=headers, timeout=10)
-                self.load.offered += 1
-                return
-            except (nats.errors.Error, TimeoutError, OSError) as exc:
-                self.load.errors[type(exc).__name__] += 1
-                if time.monotonic() > give_up:
-                    self.load.gave_up += 1
-                    raise
-                self.load.retries += 1
-                await asyncio.sleep(0.5)
+    def add(self, index: int, events: int, stuck: bool, gap: float) -> None:
+        """Agent `index`: `events` events (a stuck one stops at its trigger), `gap` seconds
+        apart on average, starting within the first `gap`."""
+        project, session = f"e2e-p{index % 50}", f"e2e-s{index}"
+        trip_at = random.randint(3, max(events - 2, 3)) if stuck else -1  # a result's seq is odd
+        last = 1 + 2 * ((events - 1) // 2)  # a healthy session's last seq
+        self.load.planned += min(trip_at | 1, last) if stuck else last  # results: odd seqs
+        agent = _Agent(
+            index % len(self.connections),
+            Subjects.agent_events(project, session),
+            session,
+            agent_steps(project, session, events, trip_at, gap),
+        )
+        self._agents += 1
+        self._next(agent, time.monotonic())
+
+    async def run(self) -> None:
+        """Until every agent has published its last event or given up."""
+        checked = time.monotonic()
+        while self._agents:
+            now = time.monotonic()
+            while self._due and self._due[0][0] <= now and len(self._waiting) < self._limit:
+                await self._publish(heapq.heappop(self._due)[2])
+            if now - checked > 0.1:
+                self._expire(now)
+                checked = now
+            wait = 0.05 if not self._due else min(max(self._due[0][0] - now, 0.001), 0.05)
+            self._woken.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), wait)
+
+    def _next(self, agent: _Agent, now: float) -> None:
+        step = next(agent.steps, None)
+        if step is None:
+            self._agents -= 1
+            return
+        wait, agent.trigger, agent.payload = step
+        agent.give_up = 0.0
+        heapq.heappush(self._due, (now + wait, next(self._tokens), agent))
+
+    async def _publish(self, agent: _Agent) -> None:
+        assert agent.payload is not None
+        if not agent.give_up:  # its first attempt: stamped now, as an agent sends it
+            agent.payload["ts"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            agent.data = json.dumps(agent.payload).encode()
+            agent.give_up = time.monotonic() + self._patience
+            if agent.trigger:
+                self.sent[agent.session] = time.perf_counter()
+        token = str(next(self._tokens))
+        self._waiting[token] = (agent, time.monotonic())
+        await self.connections[agent.connection].publish(
+            agent.subject,
+            agent.data,
+            reply=f"_BENCH_ACKS.{agent.connection}.{token}",
+            headers={"Nats-Msg-Id": agent.payload["event_id"]},
+        )
+
+    async def _acked(self, msg: Any) -> None:
+        waiting = self._waiting.pop(msg.subject.rpartition(".")[2], None)
+        if waiting is None:
+            return  # answered after it was given up on and sent again
+        agent, _ = waiting
+        if b'"seq"' in msg.data and b'"error"' not in msg.data:
+            self.load.offered += 1
+            self._next(agent, time.monotonic())
+        else:
+            self._failed(agent, _refusal(msg))
+        self._woken.set()
+
+    def _expire(self, now: float) -> None:
+        overdue = [t for t, (_, at) in self._waiting.items() if now - at > self._ack_wait]
+        for token in overdue:
+            self._failed(self._waiting.pop(token)[0], "TimeoutError")
+
+    def _failed(self, agent: _Agent, why: str) -> None:
+        self.load.errors[why] += 1
+        if time.monotonic() > agent.give_up:
+            self.load.gave_up += 1
+            self._agents -= 1
+            return
+        self.load.retries += 1
+        heapq.heappush(self._due, (time.monotonic() + 0.5, next(self._tokens), agent))
 
 
-async def run_session(
-    publisher: Publisher,
-    index: int,
-    events: int,
-    stuck: bool,
-    sent: dict[str, float],
-    gap: float = 0.5,
-) -> None:
-    project, session = f"e2e-p{index % 50}", f"e2e-s{index}"
-    subject = Subjects.agent_events(project, session)
-    trip_at = random.randint(3, max(events - 2, 3)) if stuck else -1  # a result's seq is odd
-    last = 1 + 2 * ((events - 1) // 2)  # a healthy session's last seq
-    publisher.load.planned += min(trip_at | 1, last) if stuck else last  # results: odd seqs
+def _refusal(msg: Any) -> str:
+    """Why the stream did not store a publish: its error, or the status nobody answered with."""
+    status = (msg.headers or {}).get("Status")
+    if status:
+        return f"status {status}"
+    try:
+        return str(json.loads(msg.data)["error"]["description"])
+    except (ValueError, KeyError, TypeError):
+        return "an answer that is not an acknowledgement"
 
-    async def publish(payload: dict[str, Any]) -> None:
-        await publisher.publish(index, subject, payload)
 
-    await asyncio.sleep(random.uniform(0, gap))  # agents start over time, not all at once
-    await publish(event(project, session, 1, "session_started", workspace="/w"))
+@dataclass(eq=False)
+class _Agent:
+    connection: int
+    subject: str
+    session: str
+    steps: Iterator[tuple[float, bool, dict[str, Any]]]
+    trigger: bool = False
+    payload: dict[str, Any] | None = None
+    data: bytes = b""
+    give_up: float = 0.0
+
+
+def agent_steps(
+    project: str, session: str, events: int, trip_at: int, gap: float
+) -> Iterator[tuple[float, bool, dict[str, Any]]]:
+    """(seconds to wait first, whether it is the trigger, the event) of one session, in turn:
+    a start within the first `gap`, then tool calls and their results `gap` apart on average;
+    a stuck session's result fails at `trip_at` and it stops there."""
+    yield (
+        random.uniform(0, gap),
+        False,
+        event(project, session, 1, "session_started", workspace="/w"),
+    )
     seq = 1
     for n in range((events - 1) // 2):
-        await asyncio.sleep(random.uniform(0.4 * gap, 1.6 * gap))
         seq += 1
-        await publish(
-            event(
-                project,
-                session,
-                seq,
-                "tool_call",
-                tool="Bash",
-                input={"command": f"step {n}"},
-                call_id=f"c{n}",
-            )
+        call = event(
+            project,
+            session,
+            seq,
+            "tool_call",
+            tool="Bash",
+            input={"command": f"step {n}"},
+            call_id=f"c{n}",
         )
+        yield random.uniform(0.4 * gap, 1.6 * gap), False, call
         seq += 1
         failing = seq >= trip_at > 0
         result = {
@@ -201,13 +309,68 @@ async def run_session(
             "output": f"done {n}",
             "error": "Error: connect ECONNREFUSED 127.0.0.1:6379" if failing else "",
         }
-        if failing:
-            sent[session] = time.perf_counter()
-        await publish(
-            event(project, session, seq, "tool_result", call_id=f"c{n}", tool="Bash", result=result)
+        yield (
+            0.0,
+            failing,
+            event(
+                project, session, seq, "tool_result", call_id=f"c{n}", tool="Bash", result=result
+            ),
         )
         if failing:
             return  # a stopped agent stops
+
+
+@contextlib.contextmanager
+def below_the_product(niceness: int = 10) -> Iterator[None]:
+    """This process (the agents) at a lower CPU priority than the product's processes while
+    it publishes: a fleet's agents do not run on the cores of its detectors, and here the
+    scheduler would otherwise make a stop wait for a core behind 100,000 agents' publishes.
+    The load is unchanged (the figures say what was offered), and the latencies that count
+    are timed by the server. Restoring the priority afterwards needs root (CAP_SYS_NICE);
+    without it, what this process starts later (the next size's stack) runs at the lower
+    priority too, as everything did before."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, before + niceness)
+    try:
+        yield
+    finally:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+        except PermissionError:
+            print("(not root: this process stays at the lower priority)", flush=True)
+
+
+def cpu_so_far(services: dict[str, int], folder: Path) -> Counter[str]:
+    """CPU seconds spent so far by this process (the agents), each service and the stack's
+    servers (NATS, PostgreSQL: the processes whose command line holds `folder`, and their
+    children), by name. They share the machine: a figure the load generator's own share
+    explains is not the product's."""
+    names = {pid: name for name, pid in services.items()}
+    names[os.getpid()] = "agents (this bench)"
+    running = {p.pid: p.info for p in psutil.process_iter(["ppid", "name", "cmdline", "cpu_times"])}
+
+    def name_of(pid: int) -> str | None:
+        for _ in range(8):  # a process, its parent, ...: the first one that is named
+            info = running.get(pid)
+            if pid in names or info is None:
+                return names.get(pid)
+            if str(folder) in " ".join(info["cmdline"] or ()):
+                return "NATS" if "nats" in (info["name"] or "") else "PostgreSQL"
+            pid = info["ppid"]
+        return None
+
+    spent: Counter[str] = Counter()
+    for pid, info in running.items():
+        name = name_of(pid)
+        if name is not None and info["cpu_times"] is not None:
+            spent[name] += info["cpu_times"].user + info["cpu_times"].system
+    return spent
+
+
+async def stream_writes(js: Any) -> Counter[str]:
+    """How many messages each stream has stored so far (its last sequence): the server's writes
+    during a run, apart from the load's own events (bucket puts are writes too)."""
+    return Counter({info.config.name: info.state.last_seq for info in await js.streams_info()})
 
 
 async def stored_latencies(
@@ -263,8 +426,9 @@ async def measure(
 
     await nc.jetstream().subscribe(Subjects.DETECTED_ALL, cb=on_detected, ordered_consumer=True)
     load = Load()
-    publisher = Publisher(load)
-    await publisher.connect(nats_url, args.connections)
+    sent: dict[str, float] = {}
+    fleet = Fleet(load, sent)
+    await fleet.connect(nats_url, args.connections)
     with HttpPeer() as peer:
         env = {
             **os.environ,
@@ -303,26 +467,25 @@ async def measure(
                 await asyncio.sleep(0.5)
 
         sampler = asyncio.create_task(sample_memory())
-        sent: dict[str, float] = {}
         js = nc.jetstream()
-        began = time.perf_counter()
         stuck_every = args.stuck_every or max(args.sessions // 100, 1)
-        agents = [
-            asyncio.ensure_future(
-                run_session(publisher, i, args.events, i % stuck_every == 0, sent, args.gap)
-            )
-            for i in range(args.sessions)
-        ]
+        for index in range(args.sessions):
+            fleet.add(index, args.events, index % stuck_every == 0, args.gap)
         # This process's own 100,000 agents, out of its collector's walk: a full collection of
         # them took 1-2 s, delaying both the load offered and the arrivals timed.
         gc.freeze()
-        outcomes = await asyncio.gather(*agents, return_exceptions=True)
+        pids = {name: process.pid for name, process in processes.items()}
+        stored_before = await stream_writes(js)
+        spent, began = cpu_so_far(pids, temp), time.perf_counter()
+        psutil.cpu_percent()
+        with below_the_product():
+            await fleet.run()
         gc.unfreeze()
         published_in = time.perf_counter() - began
+        busy = psutil.cpu_percent() * (psutil.cpu_count() or 1)
+        shares = {n: s / published_in for n, s in (cpu_so_far(pids, temp) - spent).items()}
+        writes = await stream_writes(js) - stored_before
         broken = load.problems()
-        failed = [o for o in outcomes if isinstance(o, BaseException)]
-        if len(failed) > load.gave_up:  # anything else that stopped a session is the bench's own
-            broken.append(f"{len(failed)} sessions failed, e.g. {failed[0]!r}")
         while not broken:  # until the detector has handled every event, in every partition
             infos = [await js.consumer_info(c.stream, c.durable) for c in CONSUMERS.detector_events]
             if not any(i.num_pending or i.num_ack_pending for i in infos):
@@ -339,7 +502,7 @@ async def measure(
         sampler.cancel()
         to_pause = [(paused_at[s] - t) * 1000 for s, t in sent.items() if s in paused_at]
         stored, in_detector, after_detector = await stored_latencies(js, sent, decided)
-        delivered = {}
+        delivered: dict[str, float] = {}
         for received in peer.accepted("slack"):
             fields = {f["title"]: f["value"] for f in received.body["attachments"][0]["fields"]}
             delivered.setdefault(fields["Session"], received.at)
@@ -355,7 +518,7 @@ async def measure(
         for process in processes.values():
             process.terminate()
             process.wait(10)
-    await publisher.close()
+    await fleet.close()
     await nc.close()
     if not broken and not sent:
         broken.append("no session got stuck: there is no latency to measure")
@@ -378,6 +541,15 @@ async def measure(
     print(f"    trigger -> intervention (the detector): {percentiles(in_detector)}")
     print(f"    intervention -> paused (the pauser):    {percentiles(after_detector)}")
     print(f"triggering event -> webhook peer received:  {percentiles(to_peer)}")
+    print(
+        f"CPU while publishing, share of a core (the machine: {busy:.0f} % of "
+        f"{(psutil.cpu_count() or 1) * 100} %): "
+        + ", ".join(f"{n} {share:.0%}" for n, share in sorted(shares.items(), key=lambda i: -i[1]))
+    )
+    print(
+        "stored while publishing: "
+        + ", ".join(f"{n} {count:,}" for n, count in writes.most_common() if count)
+    )
     print("peak memory: " + ", ".join(f"{n} {rss / 2**20:.0f} MiB" for n, rss in peak.items()))
     pauses = ", ".join(
         f"{n} {count} ({slow}, <= {worst:.0f} ms; {frozen:,} objects frozen)"
@@ -394,6 +566,7 @@ async def measure(
         "stored": stored,
         "webhook": to_peer,
         "peak": peak,
+        "cpu": shares,
         "collections": collections,
     }
 

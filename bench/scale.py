@@ -199,10 +199,12 @@ def trend(runs: list[dict[str, Any]]) -> None:
     """The figures of every size side by side, so growth with the fleet is visible."""
     print(
         "\nsessions | events | offered | trigger -> paused p50 / p99 (server-stored) | "
-        "p99 (seen) | peak RSS per detector | full collections (> 50 ms)"
+        "p99 (seen) | peak RSS per detector | full collections (> 50 ms) | CPU: agents / NATS / "
+        "detectors (share of a core)"
     )
     for run in runs:
         detectors = {n: rss for n, rss in run["peak"].items() if n.startswith("detector")}
+        cpu = run["cpu"]
         rss = " + ".join(f"{r / 2**20:.0f}" for r in detectors.values())
         collections = " + ".join(
             f"{count} ({slow})" for count, slow, _, _ in run["collections"].values()
@@ -210,7 +212,9 @@ def trend(runs: list[dict[str, Any]]) -> None:
         print(
             f"{run['sessions']:,} | {run['events']:,} | {run['rate']:,.0f}/s | "
             f"{percentile(run['stored'], 0.5):.0f} / {percentile(run['stored'], 0.99):.0f} ms | "
-            f"{percentile(run['seen'], 0.99):.0f} ms | {rss} MiB | {collections}"
+            f"{percentile(run['seen'], 0.99):.0f} ms | {rss} MiB | {collections} | "
+            f"{cpu.get('agents (this bench)', 0):.0%} / {cpu.get('NATS', 0):.0%} / "
+            + " + ".join(f"{share:.0%}" for n, share in cpu.items() if n.startswith("detector"))
         )
     largest = max(runs, key=lambda run: run["sessions"], default=None)
     if largest is not None and largest["sessions"] >= 100_000:  # what the targets are set for
