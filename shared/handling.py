@@ -33,6 +33,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "MAX_WAITS",
     "TRANSIENT_ERRORS",
+    "AckSoon",
     "Delivery",
     "NotReadyYet",
     "bind_in_order",
@@ -93,6 +94,41 @@ def delivery(msg: Msg) -> Delivery:
     else:
         raise nats.errors.NotJSMessageError
     return Delivery(fields[0], fields[1], int(fields[2]), int(fields[3]), int(fields[5]) / 1e9)
+
+
+class AckSoon:
+    """Acks for messages a consumer only skips, sent together at most `within` seconds later.
+
+    An ack sent as its message is handled is a socket write of its own when messages arrive
+    one at a time: at 2,000 agent events a second, the pauser's session registry (which keeps
+    one event in several) spent a quarter of its CPU writing acks, and the server as many
+    reads. Gathered, they go out in one write. Only for messages whose handling is done and
+    changes nothing: an ack lost with the process (or refused) means the message comes back
+    after the consumer's ack_wait and is skipped again; the consumer's max_ack_pending must
+    allow a window's worth."""
+
+    def __init__(self, within: float = 0.005) -> None:
+        self._within = within
+        self._due: list[Msg] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()  # held until done
+
+    def add(self, msg: Msg) -> None:
+        self._due.append(msg)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._within, self._send)
+
+    def _send(self) -> None:
+        self._timer, due, self._due = None, self._due, []
+        task = asyncio.create_task(self._ack(due))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    @staticmethod
+    async def _ack(due: list[Msg]) -> None:
+        for msg in due:  # one step: nats-py writes what was published in it at once
+            with contextlib.suppress(Exception):  # redelivered after ack_wait, skipped again
+                await msg.ack()
 
 
 def _backoff(attempt: int) -> float:

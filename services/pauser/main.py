@@ -31,7 +31,7 @@ from yokeflow_intervention.shared.commands import (
     ResumeRequest,
     SnoozeRequest,
 )
-from yokeflow_intervention.shared.handling import handle_durably
+from yokeflow_intervention.shared.handling import AckSoon, handle_durably
 from yokeflow_intervention.shared.service import (
     Binding,
     Consume,
@@ -114,6 +114,7 @@ async def build(resources: Resources) -> Sequence[Binding]:
     manager = PausedSessionManager(PausedSessionStore(pool), resources.js, control)
 
     lifecycle = LifecycleWriter(manager.store.record_lifecycle)
+    skipped = AckSoon()  # most agent events: nothing to register
 
     async def register(data: bytes) -> asyncio.Future[None] | None:
         """The event's batch, to be acked once it is committed (see LifecycleWriter)."""
@@ -127,7 +128,7 @@ async def build(resources: Resources) -> Sequence[Binding]:
 
     async def on_session_lifecycle(raw: Msg) -> None:
         if not any(marker in raw.data for marker in _LIFECYCLE_MARKERS):
-            await raw.ack()
+            skipped.add(raw)
             return
         await handle_durably(raw, manager.js, Subjects.AGENT_DLQ, partial(register, raw.data))
 

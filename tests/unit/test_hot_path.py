@@ -25,7 +25,7 @@ from yokeflow_agent.contract import (
 from yokeflow_intervention.services.detector.service import _CONTINUE
 from yokeflow_intervention.services.detector.watchdog import KeptDict
 from yokeflow_intervention.shared.collector import freeze_survivors
-from yokeflow_intervention.shared.handling import delivery, handle_durably
+from yokeflow_intervention.shared.handling import AckSoon, delivery, handle_durably
 from yokeflow_intervention.shared.metrics import (
     HANDLED,
     LOOP_STALL,
@@ -203,3 +203,25 @@ async def test_a_message_is_settled_once_what_its_work_left_running_is_done(
     for _ in range(5):
         await asyncio.sleep(0)
     assert msg.settled == (["nak"] if write_fails else ["ack"])
+
+
+class _Refused(_Delivered):
+    async def ack(self) -> None:
+        raise ConnectionError("the connection is away")
+
+
+async def test_skipped_messages_are_acked_together_once_the_window_has_passed() -> None:
+    """The pauser's registry skips most agent events: their acks go out together (one socket
+    write), a little later, every one of them, even when another's ack is refused."""
+    acks = AckSoon(within=0.02)
+    skipped = [_Delivered(), _Refused(), _Delivered(), _Delivered()]
+    for msg in skipped:
+        acks.add(cast(Msg, msg))
+    await asyncio.sleep(0)
+    assert [m.settled for m in skipped] == [[], [], [], []]  # not yet: gathered first
+    await asyncio.sleep(0.05)
+    assert [m.settled for m in skipped] == [["ack"], [], ["ack"], ["ack"]]
+    later = _Delivered()
+    acks.add(cast(Msg, later))  # a new window
+    await asyncio.sleep(0.05)
+    assert later.settled == ["ack"]
