@@ -19,7 +19,7 @@ from typing import Any, Generic
 
 import asyncpg
 from faststream import FastStream
-from faststream.nats import NatsBroker, NatsMessage
+from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -29,7 +29,7 @@ from yokeflow_agent.contract import ConsumerSpec
 
 from .bus import wait_until_ready
 from .db import create_pool
-from .handling import ModelT, bind_in_order, contract_handler, durable_subscriber
+from .handling import ModelT, bind_in_order, contract_handler, durable_subscriber, received
 from .runtime import ServiceContext, run_periodically, service_context
 from .settings import Settings
 
@@ -136,9 +136,9 @@ def _consumers(bindings: Sequence[Binding]) -> tuple[ConsumerSpec, ...]:
     return tuple(specs)
 
 
-def _serve(reply: Reply) -> Callable[[NatsMessage], Awaitable[dict[str, Any]]]:
-    async def serve(msg: NatsMessage) -> dict[str, Any]:
-        return (await reply.respond(msg.raw_message.data)).model_dump(mode="json")
+def _serve(reply: Reply, message: Callable[[], Msg]) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def serve() -> dict[str, Any]:
+        return (await reply.respond(message().data)).model_dump(mode="json")
 
     return serve
 
@@ -180,13 +180,15 @@ def _bind(app: FastStream, broker: NatsBroker, js: JetStreamContext, binding: Bi
         spec = binding.spec
         keepalive = spec.ack_wait_s / 3 if binding.keepalive else None
         durable_subscriber(broker, spec, binding.description, binding.max_workers)(
-            contract_handler(binding.model, lambda: js, binding.handle, keepalive=keepalive)
+            contract_handler(
+                binding.model, lambda: js, binding.handle, received(broker), keepalive=keepalive
+            )
         )
     elif isinstance(binding, ConsumeInOrder):
         bind_in_order(app, lambda: js, binding.spec, binding.callback)
     elif isinstance(binding, Reply):
         broker.subscriber(binding.subject, queue=binding.queue, title=binding.title)(
-            _serve(binding)
+            _serve(binding, received(broker))
         )
     elif isinstance(binding, Every):
         run_periodically(app, binding.seconds, binding.work, binding.what)
