@@ -59,6 +59,8 @@ from yokeflow_intervention.shared.handling import delivery  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 SERVICES = ("detector", "pauser", "notifier")
+# The names `cpu_so_far` gives this process and the NATS server (bench/scale.py reads them).
+AGENTS, NATS_SERVER = "agents (this bench)", "NATS"
 
 
 def service_processes(replicas: int) -> list[tuple[str, str, dict[str, str]]]:
@@ -346,7 +348,7 @@ def cpu_so_far(services: dict[str, int], folder: Path) -> Counter[str]:
     children), by name. They share the machine: a figure the load generator's own share
     explains is not the product's."""
     names = {pid: name for name, pid in services.items()}
-    names[os.getpid()] = "agents (this bench)"
+    names[os.getpid()] = AGENTS
     running = {p.pid: p.info for p in psutil.process_iter(["ppid", "name", "cmdline", "cpu_times"])}
 
     def name_of(pid: int) -> str | None:
@@ -355,7 +357,7 @@ def cpu_so_far(services: dict[str, int], folder: Path) -> Counter[str]:
             if pid in names or info is None:
                 return names.get(pid)
             if str(folder) in " ".join(info["cmdline"] or ()):
-                return "NATS" if "nats" in (info["name"] or "") else "PostgreSQL"
+                return NATS_SERVER if "nats" in (info["name"] or "") else "PostgreSQL"
             pid = info["ppid"]
         return None
 

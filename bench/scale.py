@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detector import detector_throughput, interleave, session_events  # noqa: E402
-from e2e import measure  # noqa: E402  (bench/ is this script's folder)
+from e2e import AGENTS, NATS_SERVER, measure  # noqa: E402  (bench/ is this script's folder)
 from figures import percentile  # noqa: E402
 from yokeflow_agent.contract import Intervention, Subjects, parse_agent_event  # noqa: E402
 
@@ -213,7 +213,7 @@ def trend(runs: list[dict[str, Any]]) -> None:
             f"{run['sessions']:,} | {run['events']:,} | {run['rate']:,.0f}/s | "
             f"{percentile(run['stored'], 0.5):.0f} / {percentile(run['stored'], 0.99):.0f} ms | "
             f"{percentile(run['seen'], 0.99):.0f} ms | {rss} MiB | {collections} | "
-            f"{cpu.get('agents (this bench)', 0):.0%} / {cpu.get('NATS', 0):.0%} / "
+            f"{cpu.get(AGENTS, 0):.0%} / {cpu.get(NATS_SERVER, 0):.0%} / "
             + " + ".join(f"{share:.0%}" for n, share in cpu.items() if n.startswith("detector"))
         )
     largest = max(runs, key=lambda run: run["sessions"], default=None)
