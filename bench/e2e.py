@@ -6,8 +6,9 @@ point. Prints the sustained event rate the pipeline absorbed, p50/p99 latency fr
 triggering event's publish to (a) the session's KV control state showing `paused` and (b) the
 local webhook peer receiving the notification, and the peak memory (RSS) of every service; with
 what each process (this bench's agents, each service, NATS, PostgreSQL) spent of the machine's
-CPU meanwhile, and what the server stored. The agents publish from one schedule at a lower CPU
-priority than the product (`Fleet`, `below_the_product`): they share its two cores here.
+CPU meanwhile and how long it waited for a core (Linux), and what the server stored. The agents
+publish from one schedule at a lower CPU priority than the product (`Fleet`,
+`below_the_product`): they share its two cores here.
 
 Usage: python bench/e2e.py [--sessions 1000] [--events 30] [--stuck-every 10]
                            [--detector-replicas 1]
@@ -59,7 +60,7 @@ from yokeflow_intervention.shared.handling import delivery  # noqa: E402
 from yokeflow_intervention.shared.runtime import product_command  # noqa: E402
 
 SERVICES = ("detector", "pauser", "notifier")
-# The names `cpu_so_far` gives this process and the NATS server (bench/scale.py reads them).
+# The names `spent_so_far` gives this process and the NATS server (bench/scale.py reads them).
 AGENTS, NATS_SERVER = "agents (this bench)", "NATS"
 
 
@@ -342,11 +343,23 @@ def below_the_product(niceness: int = 10) -> Iterator[None]:
             print("(not root: this process stays at the lower priority)", flush=True)
 
 
-def cpu_so_far(services: dict[str, int], folder: Path) -> Counter[str]:
-    """CPU seconds spent so far by this process (the agents), each service and the stack's
-    servers (NATS, PostgreSQL: the processes whose command line holds `folder`, and their
-    children), by name. They share the machine: a figure the load generator's own share
-    explains is not the product's."""
+def _waited(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but not running (waiting on a run
+    queue for a core), from Linux's schedstat; 0 where the kernel does not keep it."""
+    waited = 0
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                waited += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[1])
+    return waited / 1e9
+
+
+def spent_so_far(services: dict[str, int], folder: Path) -> tuple[Counter[str], Counter[str]]:
+    """CPU seconds spent so far, and seconds spent waiting for a core, by this process (the
+    agents), each service and the stack's servers (NATS, PostgreSQL: the processes whose
+    command line holds `folder`, and their children), by name. They share the machine: a
+    figure the load generator's own share explains is not the product's, and a process that
+    waits for a core as long as it runs answers late however little it spends."""
     names = {pid: name for name, pid in services.items()}
     names[os.getpid()] = AGENTS
     running = {p.pid: p.info for p in psutil.process_iter(["ppid", "name", "cmdline", "cpu_times"])}
@@ -362,11 +375,13 @@ def cpu_so_far(services: dict[str, int], folder: Path) -> Counter[str]:
         return None
 
     spent: Counter[str] = Counter()
+    waited: Counter[str] = Counter()
     for pid, info in running.items():
         name = name_of(pid)
         if name is not None and info["cpu_times"] is not None:
             spent[name] += info["cpu_times"].user + info["cpu_times"].system
-    return spent
+            waited[name] += _waited(pid)
+    return spent, waited
 
 
 async def stream_writes(js: Any) -> Counter[str]:
@@ -478,14 +493,16 @@ async def measure(
         gc.freeze()
         pids = {name: process.pid for name, process in processes.items()}
         stored_before = await stream_writes(js)
-        spent, began = cpu_so_far(pids, temp), time.perf_counter()
+        (spent, waited), began = spent_so_far(pids, temp), time.perf_counter()
         psutil.cpu_percent()
         with below_the_product():
             await fleet.run()
         gc.unfreeze()
         published_in = time.perf_counter() - began
         busy = psutil.cpu_percent() * (psutil.cpu_count() or 1)
-        shares = {n: s / published_in for n, s in (cpu_so_far(pids, temp) - spent).items()}
+        spent_after, waited_after = spent_so_far(pids, temp)
+        shares = {n: s / published_in for n, s in (spent_after - spent).items()}
+        waits = {n: s / published_in for n, s in (waited_after - waited).items()}
         writes = await stream_writes(js) - stored_before
         broken = load.problems()
         while not broken:  # until the detector has handled every event, in every partition
@@ -548,6 +565,11 @@ async def measure(
         f"{(psutil.cpu_count() or 1) * 100} %): "
         + ", ".join(f"{n} {share:.0%}" for n, share in sorted(shares.items(), key=lambda i: -i[1]))
     )
+    if any(waits.values()):  # Linux keeps it
+        print(
+            "waiting for a core while publishing (runnable, not running), share of the time: "
+            + ", ".join(f"{n} {w:.0%}" for n, w in sorted(waits.items(), key=lambda i: -i[1]))
+        )
     print(
         "stored while publishing: "
         + ", ".join(f"{n} {count:,}" for n, count in writes.most_common() if count)
@@ -569,6 +591,7 @@ async def measure(
         "webhook": to_peer,
         "peak": peak,
         "cpu": shares,
+        "waited": waits,
         "collections": collections,
     }
 

@@ -200,7 +200,7 @@ def trend(runs: list[dict[str, Any]]) -> None:
     print(
         "\nsessions | events | offered | trigger -> paused p50 / p99 (server-stored) | "
         "p99 (seen) | peak RSS per detector | full collections (> 50 ms) | CPU: agents / NATS / "
-        "detectors (share of a core)"
+        "detectors (share of a core) | waiting for a core: detectors (share of the time)"
     )
     for run in runs:
         detectors = {n: rss for n, rss in run["peak"].items() if n.startswith("detector")}
@@ -215,6 +215,10 @@ def trend(runs: list[dict[str, Any]]) -> None:
             f"{percentile(run['seen'], 0.99):.0f} ms | {rss} MiB | {collections} | "
             f"{cpu.get(AGENTS, 0):.0%} / {cpu.get(NATS_SERVER, 0):.0%} / "
             + " + ".join(f"{share:.0%}" for n, share in cpu.items() if n.startswith("detector"))
+            + " | "
+            + " + ".join(
+                f"{share:.0%}" for n, share in run["waited"].items() if n.startswith("detector")
+            )
         )
     largest = max(runs, key=lambda run: run["sessions"], default=None)
     if largest is not None and largest["sessions"] >= 100_000:  # what the targets are set for
