@@ -4,7 +4,9 @@ wants none is said to be open."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -100,3 +102,24 @@ def test_agents_and_consumers_add_print_an_account_of_their_own_for_an_existing_
             i.get("service", i.get("stream"))["account"] for i in entry[account]["imports"]
         } == {"YOKEFLOW"}
         assert f"nats://{kind[:-1]}-{name}:" in lines[-1]
+
+
+def _environment_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if item)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_the_embedded_server_leaves_the_services_a_core_unless_told_otherwise(
+    guarded_nats, monkeypatch, tmp_path
+):
+    cores = len(os.sched_getaffinity(0))
+    assert guarded_nats.pid is not None
+    assert _environment_of(guarded_nats.pid)["GOMAXPROCS"] == str(max(cores - 1, 1))
+    monkeypatch.setenv("GOMAXPROCS", "3")  # an operator's choice is kept
+    chosen = EmbeddedNats(tmp_path / "nats").start(reuse=False)
+    try:
+        assert chosen.pid is not None
+        assert _environment_of(chosen.pid)["GOMAXPROCS"] == "3"
+    finally:
+        chosen.stop()
