@@ -111,15 +111,17 @@ def _environment_of(pid: int) -> dict[str, str]:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
 def test_the_embedded_server_leaves_the_services_a_core_unless_told_otherwise(
-    guarded_nats, monkeypatch, tmp_path
+    monkeypatch, tmp_path
 ):
     cores = len(os.sched_getaffinity(0))
-    assert guarded_nats.pid is not None
-    assert _environment_of(guarded_nats.pid)["GOMAXPROCS"] == str(max(cores - 1, 1))
-    monkeypatch.setenv("GOMAXPROCS", "3")  # an operator's choice is kept
-    chosen = EmbeddedNats(tmp_path / "nats").start(reuse=False)
-    try:
-        assert chosen.pid is not None
-        assert _environment_of(chosen.pid)["GOMAXPROCS"] == "3"
-    finally:
-        chosen.stop()
+    for chosen, expected in ((None, str(max(cores - 1, 1))), ("3", "3")):  # an operator's kept
+        if chosen is None:
+            monkeypatch.delenv("GOMAXPROCS", raising=False)
+        else:
+            monkeypatch.setenv("GOMAXPROCS", chosen)
+        server = EmbeddedNats(tmp_path / f"nats-{chosen}").start(reuse=False)
+        try:
+            assert server.pid is not None
+            assert _environment_of(server.pid)["GOMAXPROCS"] == expected
+        finally:
+            server.stop()
