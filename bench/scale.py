@@ -195,6 +195,11 @@ async def detector_figures(args: argparse.Namespace, nats_url: str, temp: Path) 
     )
 
 
+def _detectors(shares: dict[str, float]) -> str:
+    """Each detector replica's share, as "a + b"."""
+    return " + ".join(f"{share:.0%}" for n, share in shares.items() if n.startswith("detector"))
+
+
 def trend(runs: list[dict[str, Any]]) -> None:
     """The figures of every size side by side, so growth with the fleet is visible."""
     print(
@@ -214,11 +219,7 @@ def trend(runs: list[dict[str, Any]]) -> None:
             f"{percentile(run['stored'], 0.5):.0f} / {percentile(run['stored'], 0.99):.0f} ms | "
             f"{percentile(run['seen'], 0.99):.0f} ms | {rss} MiB | {collections} | "
             f"{cpu.get(AGENTS, 0):.0%} / {cpu.get(NATS_SERVER, 0):.0%} / "
-            + " + ".join(f"{share:.0%}" for n, share in cpu.items() if n.startswith("detector"))
-            + " | "
-            + " + ".join(
-                f"{share:.0%}" for n, share in run["waited"].items() if n.startswith("detector")
-            )
+            f"{_detectors(cpu)} | {_detectors(run['waited'])}"
         )
     largest = max(runs, key=lambda run: run["sessions"], default=None)
     if largest is not None and largest["sessions"] >= 100_000:  # what the targets are set for
