@@ -7,9 +7,10 @@ documented protocol (ADR-42): pull requests carry `group` and, once pinned, the 
 sent in the `Nats-Pin-Id` header; a pull with a stale id is answered 423, the sign that another
 client owns the consumer now.
 
-Pulling runs apart from handling: the subscription's callback keeps pulls outstanding (so a
-long handler does not cost the pin) and queues deliveries; one task handles them in order. The
-consumer's max_ack_pending bounds the queue.
+Pulling runs apart from handling: the client's read loop hands each delivery over as it is
+parsed (`_direct`), which keeps pulls outstanding (so a long handler does not cost the pin) and
+queues the delivery; one task handles them in order. The consumer's max_ack_pending bounds the
+queue.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
@@ -31,6 +33,40 @@ from .metrics import CONSUMER_PINNED
 __all__ = ["PinnedConsumer"]
 
 log = logging.getLogger(__name__)
+
+_Deliver = Callable[[bytes, bytes, bytes, bytes], Awaitable[None]]
+# Per client: the subscriptions (by sid) whose messages skip nats-py's per-message work.
+_DIRECT: weakref.WeakKeyDictionary[Client, dict[int, _Deliver]] = weakref.WeakKeyDictionary()
+_PIN = b"\r\nNats-Pin-Id:"
+
+
+def _direct(nc: Client) -> dict[int, _Deliver]:
+    """The subscriptions of `nc` whose deliveries its read loop hands over as they are parsed
+    (subject, reply, payload and the raw header block), instead of building a `Msg` with its
+    headers parsed into a dict and queueing it for the subscription's task, a task switch a
+    message. nats-py 2.16 has no public hook for this: its parser calls the client's
+    `_process_msg`, wrapped here once per client; every other subscription goes through it as
+    before."""
+    routes = _DIRECT.get(nc)
+    if routes is None:
+        routes = _DIRECT[nc] = {}
+        generic = nc._process_msg
+        stats = nc.stats
+
+        async def process_msg(
+            sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+        ) -> None:
+            deliver = routes.get(sid)
+            if deliver is None:
+                await generic(sid, subject, reply, data, headers)
+                return
+            stats["in_msgs"] += 1
+            stats["in_bytes"] += len(data)
+            await deliver(subject, reply, data, headers)
+
+        nc._process_msg = process_msg  # type: ignore[method-assign]
+    return routes
+
 
 _LOST = object()  # queued when the pin is lost, so handling learns it in delivery order
 _WATCH_EVERY_S = 1.0  # how often a replica not owning a consumer asks who does
@@ -93,7 +129,8 @@ class PinnedConsumer:
     async def start(self) -> None:
         CONSUMER_PINNED.labels(self.spec.durable).set(0)
         self._inbox = self._nc.new_inbox()
-        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_delivery)
+        self._sub = await self._nc.subscribe(self._inbox)
+        _direct(self._nc)[self._sub._id] = self._on_delivery
         if self._preferred:
             await self._unpin()
         else:
@@ -111,6 +148,7 @@ class PinnedConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._sub is not None:
+            _direct(self._nc).pop(self._sub._id, None)
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
 
@@ -167,21 +205,22 @@ class PinnedConsumer:
         if self._owed <= self._batch // 2 and time.monotonic() >= self._pull_after:
             await self._pull()
 
-    async def _on_delivery(self, msg: Msg) -> None:
+    async def _on_delivery(self, subject: bytes, reply: bytes, data: bytes, raw: bytes) -> None:
         self._last_heard = time.monotonic()
-        headers = msg.headers or {}
-        status = headers.get("Status")
-        if status is None:
+        if raw[8:9] != b" ":  # no status: a message (`NATS/1.0 408 ...` is a status)
             self._owed -= 1
-            pin = headers.get("Nats-Pin-Id")
+            at = raw.find(_PIN)
+            pin = raw[at + 14 : raw.index(b"\r\n", at + 2)].strip().decode() if at >= 0 else None
             if pin is not None and pin != self.pin:
                 if self.pin is not None:  # re-pinned under a new id: what it held is stale
                     self._queue.put_nowait(_LOST)
                 self.pin = pin
                 CONSUMER_PINNED.labels(self.spec.durable).set(1)
                 log.info("%s: pinned here", self.spec.durable)
-            self._queue.put_nowait(msg)
+            self._queue.put_nowait(Msg(self._nc, subject.decode(), reply.decode(), data))
         else:
+            headers = await self._nc._process_headers(raw) or {}
+            status = headers.get("Status")
             undelivered = headers.get("Nats-Pending-Messages")
             self._owed = max(self._owed - int(undelivered), 0) if undelivered else 0
             if status == "423":  # another client holds the pin now
