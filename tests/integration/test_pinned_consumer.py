@@ -27,6 +27,7 @@ class Replica:
         self.lost = 0
 
     async def on_message(self, msg: Msg) -> None:
+        assert msg.subject.endswith(".job") and msg.reply.startswith("$JS.ACK."), msg
         self.received.append(int(msg.data))
         await msg.ack()
 
@@ -58,8 +59,9 @@ async def test_one_owner_in_order_a_standby_takes_over_and_the_owner_hears_it_lo
 
     async def send(count: int) -> None:
         nonlocal sent
-        for _ in range(count):
-            await js.publish(subject, str(sent).encode())
+        for _ in range(count):  # every other one with headers of its own beside the pin's
+            headers = {"Nats-Msg-Id": f"job-{sent}", "X-Note": "a: b"} if sent % 2 else None
+            await js.publish(subject, str(sent).encode(), headers=headers)
             sent += 1
 
     await send(100)
@@ -74,10 +76,11 @@ async def test_one_owner_in_order_a_standby_takes_over_and_the_owner_hears_it_lo
         return owner.owned and not standby.owned
 
     await eventually(preferred_owns, timeout=15, interval=0.3, what="the preferred owner")
-    before = len(first.received)
+    before, lost = len(first.received), first.lost
     await send(100)
     await eventually(lambda: len(first.received) == before + 100, what="100 more at the owner")
     assert first.received[before:] == list(range(sent - 100, sent))  # all of it, in order
+    assert first.lost == lost  # the pin read from each delivery's headers stayed the same
 
     # The owner stops pulling (as a dead process does): after priority_timeout the standby is
     # pinned and gets what follows, in order.
