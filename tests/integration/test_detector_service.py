@@ -7,7 +7,8 @@ import json
 import re
 
 import pytest
-from yokeflow_agent.contract import DETECTOR_PARTITIONS
+from nats.js.errors import KeyNotFoundError
+from yokeflow_agent.contract import DETECTOR_PARTITIONS, SESSION_SUMMARY_BUCKET
 
 from ..helpers import collect, eventually, example_events, publish_events
 
@@ -95,6 +96,43 @@ async def test_killed_detector_remembers_retry_counts_and_never_duplicates(nc, s
     await publish_events(nc, events)  # a re-published session is deduplicated by event_id
     await asyncio.sleep(2.0)
     assert [m["event_seq"] for m in detected.messages] == [10], services.logs()
+
+
+async def test_every_changed_sessions_summary_reaches_the_bucket(nc, services, unique):
+    """A round's summaries go out as plain publishes on the bucket's subjects, the round's
+    last one acknowledged: every one of many sessions' summaries is stored as a put, and the
+    next round's replace them."""
+    project = unique("fleet")
+    sessions = [f"s{n}" for n in range(150)]  # more than a round sends between its yields
+    services.start("detector")
+
+    def event(session: str, seq: int, kind: str) -> dict[str, object]:
+        return {
+            "v": 1,
+            "event_id": f"{session}-{seq}",
+            "type": kind,
+            "project_id": project,
+            "session_id": session,
+            "seq": seq,
+            "ts": f"2026-10-05T14:00:0{seq}Z",
+        }
+
+    kv = await nc.jetstream().key_value(SESSION_SUMMARY_BUCKET)
+
+    async def all_are(state: str) -> bool:
+        found = set()
+        for session in sessions:
+            try:
+                entry = await kv.get(f"{project}.{session}")
+            except KeyNotFoundError:
+                return False
+            found.add(json.loads(entry.value or b"{}")["state"])
+        return found == {state}
+
+    await publish_events(nc, [event(session, 1, "session_started") for session in sessions])
+    await eventually(lambda: all_are("running"), interval=0.5, what="150 summaries, running")
+    await publish_events(nc, [event(session, 2, "session_ended") for session in sessions])
+    await eventually(lambda: all_are("ended"), interval=0.5, what="150 summaries, ended")
 
 
 async def test_metrics_count_events_interventions_and_lag(nc, services, unique):
