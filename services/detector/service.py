@@ -44,7 +44,6 @@ from yokeflow_agent.contract import (
     CLOCK_TICK_TTL_S,
     DETECTOR_CHECKPOINT_BUCKET,
     DETECTOR_PARTITIONS,
-    SESSION_SUMMARY_BUCKET,
     AgentEvent,
     ContractError,
     Intervention,
@@ -88,13 +87,11 @@ def _watch_key(partition: int, project_id: str, session_id: str) -> str:
 # Session summaries for the fleet view go out at most this often per session, in batches, off
 # the hot path: an event only marks its session as changed.
 SUMMARY_INTERVAL_S = 1.0
-# Bucket writes a periodic round keeps in flight (or sends before it lets the loop run the
-# partitions' events: session summaries). Each takes the loop a few tens of µs to send
+# Bucket writes a periodic round keeps in flight. Each takes the loop a few tens of µs to send
 # (a summary's building included), and the loop runs what is ready in order: at 100,000
 # sessions a round that sent its thousands of writes at once held every event behind it for a
 # large part of a second.
 _WRITES_IN_FLIGHT = 64
-_SUMMARIES = f"$KV.{SESSION_SUMMARY_BUCKET}."  # a summary's subject: this and its key
 EVICTION_INTERVAL_S = 30.0  # how often idle sessions are looked for (detector_idle_evict_s)
 # Changed deadlines are written at most this often (a new session's at once), and a deadline
 # that only moved later is rewritten once its stored one is this close (`Detector._note`).
@@ -503,34 +500,21 @@ class Detector:
 
     async def publish_summaries(self) -> int:
         """Put the summary of every session that changed since the last round (the fleet view
-        reads them); returns how many.
-
-        A summary is a view, never a decision, so all but the round's last go out as plain
-        publishes on the bucket's subjects, which the bucket's stream stores as puts: a put
-        that waited for the server's acknowledgement cost a task, a future and an answer to
-        read each, at 100,000 sessions about a put an event. The round's last put is
-        acknowledged, so a bucket that refuses them is logged once a round; what was not sent
-        (the connection down and nats-py's buffer full) is kept for the next round."""
+        reads them); returns how many. A failed put is logged and retried with the session's
+        next change: a summary is a view, never a decision."""
         if not self._changed:
             return 0
         changed, self._changed = self._changed, {}
-        items = list(changed.items())
-        sent = 0
-        try:
-            for key, (state, ended) in items[:-1]:
-                summary = self._summary(state, ended).model_dump_json().encode()
-                await self.nc.publish(_SUMMARIES + _checkpoint_key(*key), summary)
-                sent += 1
-                if sent % _WRITES_IN_FLIGHT == 0:
-                    await asyncio.sleep(0)  # the partitions' events go on between batches
-            (key, (state, ended)) = items[-1]
+
+        async def put(item: tuple[SessionKey, tuple[SessionState, bool]]) -> None:
+            (key, (state, ended)) = item
             summary = self._summary(state, ended).model_dump_json().encode()
             await self.summaries.put(_checkpoint_key(*key), summary)
-        except Exception as exc:
-            log.warning("%d session summaries not published: %r", len(items) - sent, exc)
-            for key, item in items[sent:]:
-                self._changed.setdefault(key, item)  # unless it changed again meanwhile
-        return len(items)
+
+        failed = await _in_flight(list(changed.items()), put)
+        if failed:
+            log.warning("%d session summaries not published: %r", len(failed), failed[0][1])
+        return len(changed)
 
     def _summary(self, state: SessionState, ended: bool) -> SessionSummary:
         """The rules' summary of the session, and what it waits for a person for, if it does."""

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import NotJSMessageError, OutboundBufferLimitError
+from nats.errors import NotJSMessageError
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 from prometheus_client import REGISTRY, generate_latest
 from yokeflow_agent.contract import (
     ContractError,
@@ -24,8 +22,7 @@ from yokeflow_agent.contract import (
     parse_agent_event,
 )
 
-from yokeflow_intervention.services.detector.rules import DetectionConfig
-from yokeflow_intervention.services.detector.service import _CONTINUE, Detector
+from yokeflow_intervention.services.detector.service import _CONTINUE
 from yokeflow_intervention.services.detector.watchdog import KeptDict
 from yokeflow_intervention.shared.collector import freeze_survivors
 from yokeflow_intervention.shared.handling import AckSoon, delivery, handle_durably
@@ -228,49 +225,3 @@ async def test_skipped_messages_are_acked_together_once_the_window_has_passed() 
     acks.add(cast(Msg, later))  # a new window
     await asyncio.sleep(0.05)
     assert later.settled == ["ack"]
-
-
-class _Bus:
-    """A connection whose plain publishes fail after `fails_at` of them, as nats-py's do while
-    it reconnects with its buffer full."""
-
-    def __init__(self, fails_at: int | None) -> None:
-        self.fails_at = fails_at
-        self.published: list[str] = []
-
-    def jetstream(self) -> None:
-        return None
-
-    async def publish(self, subject: str, payload: bytes) -> None:
-        if len(self.published) == self.fails_at:
-            raise OutboundBufferLimitError
-        self.published.append(subject.removeprefix("$KV.session_summaries."))
-
-
-class _Bucket:
-    def __init__(self) -> None:
-        self.put_keys: list[str] = []
-
-    async def put(self, key: str, value: bytes) -> int:
-        self.put_keys.append(key)
-        return len(self.put_keys)
-
-
-async def test_a_rounds_summaries_not_sent_are_kept_for_the_next_round() -> None:
-    """A round's summaries go out as plain publishes, its last one as an acknowledged put;
-    what a failed publish left unsent is sent the next round, none twice."""
-    bus, bucket = _Bus(fails_at=70), _Bucket()
-    detector = Detector(
-        DetectionConfig(), cast(Client, bus), cast(KeyValue, None), cast(KeyValue, bucket)
-    )
-    keys = [f"shop.s{n}" for n in range(100)]
-    for key in keys:
-        state = detector.book.start_epoch(*key.split("."))
-        detector._changed[(state.project_id, state.session_id)] = (state, False)
-
-    assert await detector.publish_summaries() == 100
-    assert bus.published == keys[:70] and bucket.put_keys == []
-    bus.fails_at = None
-    assert await detector.publish_summaries() == 30
-    assert bus.published == keys[:99] and bucket.put_keys == keys[99:]
-    assert await detector.publish_summaries() == 0
