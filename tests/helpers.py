@@ -80,6 +80,19 @@ def resume_with_notes(intervention_id: str, notes: str, env: dict[str, str]) -> 
     assert done.returncode == 0, done.stderr
 
 
+def agent_event(project: str, session: str, seq: int, **fields: object) -> dict[str, Any]:
+    """One agent event under a fresh id; `fields` give its type and the rest."""
+    return {
+        "v": 1,
+        "event_id": str(uuid.uuid4()),
+        "project_id": project,
+        "session_id": session,
+        "seq": seq,
+        "ts": "2026-11-01T10:00:00Z",
+        **fields,
+    }
+
+
 async def publish_events(nc: Client, events: list[dict[str, Any]]) -> None:
     js = nc.jetstream()
     for event in events:

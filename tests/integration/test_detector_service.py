@@ -10,7 +10,7 @@ import pytest
 from nats.js.errors import KeyNotFoundError
 from yokeflow_agent.contract import DETECTOR_PARTITIONS, SESSION_SUMMARY_BUCKET
 
-from ..helpers import collect, eventually, example_events, publish_events
+from ..helpers import agent_event, collect, eventually, example_events, publish_events
 
 pytestmark = pytest.mark.integration
 
@@ -104,17 +104,6 @@ async def test_every_changed_sessions_summary_reaches_the_bucket(nc, services, u
     sessions = [f"s{n}" for n in range(150)]  # more than a round keeps in flight
     services.start("detector")
 
-    def event(session: str, seq: int, kind: str) -> dict[str, object]:
-        return {
-            "v": 1,
-            "event_id": f"{session}-{seq}",
-            "type": kind,
-            "project_id": project,
-            "session_id": session,
-            "seq": seq,
-            "ts": f"2026-10-05T14:00:0{seq}Z",
-        }
-
     kv = await nc.jetstream().key_value(SESSION_SUMMARY_BUCKET)
 
     async def all_are(state: str) -> bool:
@@ -127,9 +116,9 @@ async def test_every_changed_sessions_summary_reaches_the_bucket(nc, services, u
             found.add(json.loads(entry.value or b"{}")["state"])
         return found == {state}
 
-    await publish_events(nc, [event(session, 1, "session_started") for session in sessions])
+    await publish_events(nc, [agent_event(project, s, 1, type="session_started") for s in sessions])
     await eventually(lambda: all_are("running"), interval=0.5, what="150 summaries, running")
-    await publish_events(nc, [event(session, 2, "session_ended") for session in sessions])
+    await publish_events(nc, [agent_event(project, s, 2, type="session_ended") for s in sessions])
     await eventually(lambda: all_are("ended"), interval=0.5, what="150 summaries, ended")
 
 

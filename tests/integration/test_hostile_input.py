@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import uuid
 
 import httpx
 import psutil
@@ -16,22 +15,9 @@ from yokeflow_agent.contract import CONSUMERS
 from tests.peers import HttpPeer, SmtpPeer
 from yokeflow_intervention.shared.preferences import NotificationPreferences, save_preferences
 
-from ..helpers import collect, eventually, publish_events, start_api
+from ..helpers import agent_event, collect, eventually, publish_events, start_api
 
 pytestmark = pytest.mark.integration
-TS = "2026-11-01T10:00:00Z"
-
-
-def agent_event(project: str, session: str, seq: int, **fields: object) -> dict:
-    return {
-        "v": 1,
-        "event_id": str(uuid.uuid4()),
-        "project_id": project,
-        "session_id": session,
-        "seq": seq,
-        "ts": TS,
-        **fields,
-    }
 
 
 def port_conflict(project: str, session: str, seq: int = 1, **extra: object) -> dict:
