@@ -62,7 +62,10 @@ def _direct(nc: Client) -> dict[int, _Deliver]:
                 return
             stats["in_msgs"] += 1
             stats["in_bytes"] += len(data)
-            await deliver(subject, reply, data, headers)
+            try:
+                await deliver(subject, reply, data, headers)
+            except Exception:  # raised into the read loop, it would cost the connection
+                log.exception("a delivery on %r was dropped (redelivered after ack_wait)", subject)
 
         nc._process_msg = process_msg  # type: ignore[method-assign]
     return routes
@@ -209,8 +212,10 @@ class PinnedConsumer:
         self._last_heard = time.monotonic()
         if raw[8:9] != b" ":  # no status: a message (`NATS/1.0 408 ...` is a status)
             self._owed -= 1
-            at = raw.find(_PIN)
-            pin = raw[at + 14 : raw.index(b"\r\n", at + 2)].strip().decode() if at >= 0 else None
+            pin = None
+            start = raw.find(_PIN) + len(_PIN)
+            if start >= len(_PIN):  # the header is there: its value runs to the line's end
+                pin = raw[start : raw.find(b"\r\n", start)].strip().decode()
             if pin is not None and pin != self.pin:
                 if self.pin is not None:  # re-pinned under a new id: what it held is stale
                     self._queue.put_nowait(_LOST)

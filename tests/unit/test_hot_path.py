@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY, generate_latest
 from yokeflow_agent.contract import (
+    ConsumerSpec,
     ContractError,
     Verdict,
     _agent_event_adapter,
@@ -31,6 +33,7 @@ from yokeflow_intervention.shared.metrics import (
     LOOP_STALL,
     probe_loop_stalls,
 )
+from yokeflow_intervention.shared.pinned import PinnedConsumer, _direct
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "events"
 
@@ -225,3 +228,43 @@ async def test_skipped_messages_are_acked_together_once_the_window_has_passed() 
     acks.add(cast(Msg, later))  # a new window
     await asyncio.sleep(0.05)
     assert later.settled == ["ack"]
+
+
+async def _never(msg: Msg) -> None:
+    raise AssertionError("handled in a test that only delivers")
+
+
+async def test_a_partitions_delivery_is_read_from_its_raw_headers_as_nats_py_reads_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A partition's deliveries skip nats-py's header parsing: the pin id is read from the raw
+    header block among other headers, a status line is parsed as nats-py parses it, and a
+    delivery the partition cannot take is dropped (redelivered later), never raised into the
+    client's read loop, where it would cost the connection."""
+    nc = Client()
+    spec = ConsumerSpec("S", "detector-0", "a.>", priority_group="detector")
+    partition = PinnedConsumer(nc, spec, _never, lambda: None, preferred=True)
+    _direct(nc)[7] = partition._on_delivery  # as `start` registers its inbox subscription
+    partition._owed = 200  # so no pull is asked for: this client is not connected
+
+    headers = b"NATS/1.0\r\nNats-Msg-Id: e-1\r\nNats-Pin-Id: 7Xq2 \r\nX-Note: Pin\r\n\r\n"
+    await nc._process_msg(7, b"agent.events.shop.s1.0", b"$JS.ACK.x", b"{}", headers)
+    assert partition.pin == "7Xq2" and partition._owed == 199
+    queued = partition._queue.get_nowait()
+    assert isinstance(queued, Msg) and queued.headers is None
+    assert (queued.subject, queued.reply, queued.data) == (
+        "agent.events.shop.s1.0",
+        "$JS.ACK.x",
+        b"{}",
+    )
+
+    expired = b"NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 5\r\n\r\n"
+    await nc._process_msg(7, b"_INBOX.x", b"", b"", expired)
+    assert partition._owed == 194 and partition.pin == "7Xq2"
+    await nc._process_msg(7, b"_INBOX.x", b"", b"", b"NATS/1.0 423 Nats-Pin-Id mismatch\r\n\r\n")
+    assert partition.pin is None and partition._queue.qsize() == 1  # told it lost the pin
+
+    garbled = b"NATS/1.0 409 Bad\r\nNats-Pending-Messages: many\r\n\r\n"
+    await nc._process_msg(7, b"_INBOX.x", b"", b"", garbled)  # logged, not raised
+    assert "a delivery on b'_INBOX.x' was dropped" in caplog.text
+    await nc._process_msg(8, b"elsewhere", b"", b"", b"")  # not a partition's: nats-py's own way
