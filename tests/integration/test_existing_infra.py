@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from yokeflow_intervention.shared.embedded import EmbeddedNats
@@ -104,12 +104,7 @@ def test_agents_and_consumers_add_print_an_account_of_their_own_for_an_existing_
         assert f"nats://{kind[:-1]}-{name}:" in lines[-1]
 
 
-def _environment_of(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if item)
-
-
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="the cores a process may use")
 def test_the_embedded_server_leaves_the_services_a_core_unless_told_otherwise(
     monkeypatch, tmp_path
 ):
@@ -122,6 +117,6 @@ def test_the_embedded_server_leaves_the_services_a_core_unless_told_otherwise(
         server = EmbeddedNats(tmp_path / f"nats-{chosen}").start(reuse=False)
         try:
             assert server.pid is not None
-            assert _environment_of(server.pid)["GOMAXPROCS"] == expected
+            assert psutil.Process(server.pid).environ()["GOMAXPROCS"] == expected
         finally:
             server.stop()
