@@ -28,6 +28,7 @@ from yokeflow_agent.contract import ConsumerSpec, ContractError, Subjects, parse
 
 from .bus import dead_letter
 from .metrics import HANDLED
+from .nats_internals import acked
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -192,7 +193,8 @@ async def handle_durably(
                 f"{durable}:{delivered.stream}:{delivered.stream_seq}" if delivered else None
             )
             await dead_letter(js, dlq_subject, msg.subject, msg.data, reason, durable, letter_id)
-        await msg.ack()
+        if not acked(msg):
+            await msg.ack()
     except Exception as exc:
         # Whatever went wrong while failing (the dead-letter publish, the ack, a callback), the
         # message must neither stall unacknowledged nor be lost: it comes back after a backoff

@@ -8,9 +8,9 @@ sent in the `Nats-Pin-Id` header; a pull with a stale id is answered 423, the si
 client owns the consumer now.
 
 Pulling runs apart from handling: the client's read loop hands each delivery over as it is
-parsed (`_direct`), which keeps pulls outstanding (so a long handler does not cost the pin) and
-queues the delivery; one task handles them in order. The consumer's max_ack_pending bounds the
-queue.
+parsed (`nats_internals.deliveries`), which keeps pulls outstanding (so a long handler does not
+cost the pin) and queues the delivery; one task handles them in order. The consumer's
+max_ack_pending bounds the queue.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
@@ -29,48 +28,13 @@ from nats.aio.subscription import Subscription
 from yokeflow_agent.contract import ConsumerSpec
 
 from .metrics import CONSUMER_PINNED
+from .nats_internals import deliveries
 
 __all__ = ["PinnedConsumer"]
 
 log = logging.getLogger(__name__)
 
-_Deliver = Callable[[bytes, bytes, bytes, bytes], Awaitable[None]]
-# Per client: the subscriptions (by sid) whose messages skip nats-py's per-message work.
-_DIRECT: weakref.WeakKeyDictionary[Client, dict[int, _Deliver]] = weakref.WeakKeyDictionary()
 _PIN = b"\r\nNats-Pin-Id:"
-
-
-def _direct(nc: Client) -> dict[int, _Deliver]:
-    """The subscriptions of `nc` whose deliveries its read loop hands over as they are parsed
-    (subject, reply, payload and the raw header block), instead of building a `Msg` with its
-    headers parsed into a dict and queueing it for the subscription's task, a task switch a
-    message. nats-py 2.16 has no public hook for this: its parser calls the client's
-    `_process_msg`, wrapped here once per client; every other subscription goes through it as
-    before."""
-    routes = _DIRECT.get(nc)
-    if routes is None:
-        routes = _DIRECT[nc] = {}
-        generic = nc._process_msg
-        stats = nc.stats
-
-        async def process_msg(
-            sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
-        ) -> None:
-            deliver = routes.get(sid)
-            if deliver is None:
-                await generic(sid, subject, reply, data, headers)
-                return
-            stats["in_msgs"] += 1
-            stats["in_bytes"] += len(data)
-            try:
-                await deliver(subject, reply, data, headers)
-            except Exception:  # raised into the read loop, it would cost the connection
-                log.exception("a delivery on %r was dropped (redelivered after ack_wait)", subject)
-
-        nc._process_msg = process_msg  # type: ignore[method-assign]
-    return routes
-
-
 _LOST = object()  # queued when the pin is lost, so handling learns it in delivery order
 _WATCH_EVERY_S = 1.0  # how often a replica not owning a consumer asks who does
 _CONTESTED_S = 60.0  # lost again this soon after taking it back: another replica prefers it
@@ -133,7 +97,7 @@ class PinnedConsumer:
         CONSUMER_PINNED.labels(self.spec.durable).set(0)
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(self._inbox)
-        _direct(self._nc)[self._sub._id] = self._on_delivery
+        deliveries(self._nc)[self._sub._id] = self._on_delivery
         if self._preferred:
             await self._unpin()
         else:
@@ -151,7 +115,7 @@ class PinnedConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._sub is not None:
-            _direct(self._nc).pop(self._sub._id, None)
+            deliveries(self._nc).pop(self._sub._id, None)
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
 

@@ -65,6 +65,7 @@ from yokeflow_intervention.shared.metrics import (
     SESSIONS_IN_MEMORY,
     WARNINGS,
 )
+from yokeflow_intervention.shared.nats_internals import sent
 
 from .rules import DetectionConfig, SessionState, evaluate, foresee, summarise
 from .sessions import SessionBook, SessionKey
@@ -156,7 +157,8 @@ class Detector:
         (`handle_durably` settles the message once it is done)."""
         published, _, index = subject.rpartition(".")
         partition = int(index)
-        await self._arm(partition)
+        if partition not in self._armed:
+            await self._arm(partition)
         if published.startswith(_CLOCK_EVENTS):
             await self.on_tick(partition, stored_at)
             return None
@@ -176,8 +178,10 @@ class Detector:
         if stream_seq < state.epoch_start:
             return None  # from before the session was resumed
         if stream_seq <= state.last_seq:  # applied already (redelivered after a takeover)
-            if not isinstance(event, SessionEnded):
-                await self._answer(event, state, None, None)
+            if not isinstance(event, SessionEnded) and (
+                unsent := self._answer(event, state, None, None)
+            ):
+                await unsent
             return None
         outcome = self.book.feed(event, stored_at, partition, stream_seq)
         state.last_seq = stream_seq
@@ -194,8 +198,10 @@ class Detector:
             )
             WARNINGS.labels(warning.trigger).inc()
             log.info("warned %s/%s: %s", warning.project_id, warning.session_id, warning.reason)
-        if not isinstance(event, SessionEnded):
-            await self._answer(event, state, intervention, warning)
+        if not isinstance(event, SessionEnded) and (
+            unsent := self._answer(event, state, intervention, warning)
+        ):
+            await unsent
         return written
 
     def _write_new(self, partition: int, key: SessionKey) -> asyncio.Task[None]:
@@ -411,15 +417,17 @@ class Detector:
             self._unwritten.setdefault(partition, set()).update(key for key, _ in failed)
         return len(keys) - len(failed)
 
-    async def _answer(
+    def _answer(
         self,
         event: AgentEvent,
         state: SessionState,
         intervention: Intervention | None,
         warning: InterventionWarned | None,
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """Tell the agent at once what its event earned (it may be waiting before a call runs).
-        Only after what it announces is durable: a stop is published, a warning too."""
+        Only after what it announces is durable: a stop is published, a warning too. Sent as
+        it is called (no coroutine on the hot path); what is returned, when the connection
+        could not take it at once, must be awaited."""
         subject = Subjects.verdicts(event.project_id, event.session_id)
         control: SessionControl | None = None
         enforced = event.project_id not in self.observing  # observe: it runs on, stop or not
@@ -431,6 +439,7 @@ class Detector:
                 intervention_id=state.intervened,
                 reason=f"paused by intervention {state.intervened}",
             )
+        verdict: Verdict | None = None
         if control is not None:
             verdict = Verdict(seq=event.seq, decision="stop", control=control)
         elif warning is not None:
@@ -439,10 +448,12 @@ class Detector:
                 decision="warn",
                 warning=f"YokeFlow: {warning.reason}. {warning.advice}",
             )
-        else:  # most events: the answer without building and dumping a model
-            await self.nc.publish(subject, _CONTINUE % event.seq)
-            return
-        await self.nc.publish(subject, verdict.model_dump_json(exclude_none=True).encode())
+        answer = (  # most events: the answer without building and dumping a model
+            _CONTINUE % event.seq
+            if verdict is None
+            else verdict.model_dump_json(exclude_none=True).encode()
+        )
+        return None if sent(self.nc, subject, answer) else self.nc.publish(subject, answer)
 
     def _in_mode(self, intervention: Intervention) -> Intervention:
         """The stop as its project's mode makes it: observed in an observe-mode project."""

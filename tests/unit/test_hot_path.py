@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
 from nats.js import JetStreamContext
+from nats.protocol import command as prot_command
 from prometheus_client import REGISTRY, generate_latest
 from yokeflow_agent.contract import (
     ConsumerSpec,
@@ -33,7 +34,8 @@ from yokeflow_intervention.shared.metrics import (
     LOOP_STALL,
     probe_loop_stalls,
 )
-from yokeflow_intervention.shared.pinned import PinnedConsumer, _direct
+from yokeflow_intervention.shared.nats_internals import acked, deliveries, sent
+from yokeflow_intervention.shared.pinned import PinnedConsumer
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "events"
 
@@ -134,6 +136,35 @@ def test_a_deliverys_reply_subject_reads_as_nats_py_reads_it() -> None:
         )
     with pytest.raises(NotJSMessageError):
         delivery(Msg(None, subject="a", reply="_INBOX.x"))  # type: ignore[arg-type]
+
+
+async def test_a_publish_sent_by_hand_is_the_command_nats_py_sends() -> None:
+    """`sent` appends the very bytes `Client.publish` would, wakes the flusher once a step, and
+    leaves to nats-py every state it would treat otherwise; `acked` acks once, as `Msg.ack`."""
+    nc = Client()
+    assert not sent(nc, "agent.verdicts.p.s", b"{}")  # not connected: publish buffers or raises
+    flusher = asyncio.get_running_loop().create_future()  # a flusher task that sleeps
+    nc._status, nc._flush_queue, nc._flusher_task = Client.CONNECTED, asyncio.Queue(), flusher  # type: ignore[assignment]
+    nc._max_payload, nc._max_pending_size = 64, 1 << 20
+    assert sent(nc, "agent.verdicts.p.s", b'{"v":1}') and sent(nc, "$JS.ACK.S.c.1.2.3.4.5")
+    assert nc._pending == [
+        prot_command.pub_cmd("agent.verdicts.p.s", "", b'{"v":1}'),
+        prot_command.pub_cmd("$JS.ACK.S.c.1.2.3.4.5", "", b""),
+    ]
+    assert nc._pending_data_size == sum(len(c) for c in nc._pending)
+    assert nc._flush_queue.qsize() == 1 and nc.stats["out_msgs"] == 2
+    assert not sent(nc, "a", b"x" * 65)  # over the server's limit: publish raises for it
+    nc._max_pending_size = 1
+    assert not sent(nc, "a", b"x")  # a full buffer: publish flushes it first
+    assert len(nc._pending) == 2
+
+    nc._max_pending_size = 1 << 20
+    msg = Msg(nc, subject="agent.events.p.s.3", reply="$JS.ACK.S.c.1.9.9.9.0")
+    assert acked(msg) and msg._ackd
+    assert not acked(msg)  # Msg.ack raises for a second ack
+    assert not acked(Msg(nc, subject="core.subject", reply=""))  # no reply: Msg.ack raises
+    assert nc._pending[-1] == prot_command.pub_cmd("$JS.ACK.S.c.1.9.9.9.0", "", b"")
+    flusher.cancel()
 
 
 def test_handled_messages_are_exposed_as_the_counter_and_histogram_they_were() -> None:
@@ -244,7 +275,7 @@ async def test_a_partitions_delivery_is_read_from_its_raw_headers_as_nats_py_rea
     nc = Client()
     spec = ConsumerSpec("S", "detector-0", "a.>", priority_group="detector")
     partition = PinnedConsumer(nc, spec, _never, lambda: None, preferred=True)
-    _direct(nc)[7] = partition._on_delivery  # as `start` registers its inbox subscription
+    deliveries(nc)[7] = partition._on_delivery  # as `start` registers its inbox subscription
     partition._owed = 200  # so no pull is asked for: this client is not connected
 
     headers = b"NATS/1.0\r\nNats-Msg-Id: e-1\r\nNats-Pin-Id: 7Xq2 \r\nX-Note: Pin\r\n\r\n"
