@@ -130,7 +130,8 @@ class AckSoon:
     async def _ack(due: list[Msg]) -> None:
         for msg in due:  # one step: nats-py writes what was published in it at once
             with contextlib.suppress(Exception):  # redelivered after ack_wait, skipped again
-                await msg.ack()
+                if not acked(msg):
+                    await msg.ack()
 
 
 def _backoff(attempt: int) -> float:
