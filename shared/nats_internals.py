@@ -17,16 +17,16 @@ from collections.abc import Awaitable, Callable
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-__all__ = ["Deliver", "acked", "deliveries", "sent"]
+__all__ = ["acked", "deliveries", "sent"]
 
 log = logging.getLogger(__name__)
 
 # A delivery as the client's parser reads it: subject, reply, payload, raw header block.
-Deliver = Callable[[bytes, bytes, bytes, bytes], Awaitable[None]]
-_ROUTES: weakref.WeakKeyDictionary[Client, dict[int, Deliver]] = weakref.WeakKeyDictionary()
+_Deliver = Callable[[bytes, bytes, bytes, bytes], Awaitable[None]]
+_ROUTES: weakref.WeakKeyDictionary[Client, dict[int, _Deliver]] = weakref.WeakKeyDictionary()
 
 
-def deliveries(nc: Client) -> dict[int, Deliver]:
+def deliveries(nc: Client) -> dict[int, _Deliver]:
     """The subscriptions of `nc` (by sid) whose deliveries its read loop hands over as they are
     parsed (subject, reply, payload and the raw header block), instead of building a `Msg` with
     its headers parsed into a dict and queueing it for the subscription's task, a task switch a
