@@ -178,9 +178,7 @@ class Detector:
         if stream_seq < state.epoch_start:
             return None  # from before the session was resumed
         if stream_seq <= state.last_seq:  # applied already (redelivered after a takeover)
-            if not isinstance(event, SessionEnded) and (
-                unsent := self._answer(event, state, None, None)
-            ):
+            if unsent := self._answer(event, state, None, None):
                 await unsent
             return None
         outcome = self.book.feed(event, stored_at, partition, stream_seq)
@@ -198,9 +196,7 @@ class Detector:
             )
             WARNINGS.labels(warning.trigger).inc()
             log.info("warned %s/%s: %s", warning.project_id, warning.session_id, warning.reason)
-        if not isinstance(event, SessionEnded) and (
-            unsent := self._answer(event, state, intervention, warning)
-        ):
+        if unsent := self._answer(event, state, intervention, warning):
             await unsent
         return written
 
@@ -425,9 +421,12 @@ class Detector:
         warning: InterventionWarned | None,
     ) -> Awaitable[None] | None:
         """Tell the agent at once what its event earned (it may be waiting before a call runs).
-        Only after what it announces is durable: a stop is published, a warning too. Sent as
-        it is called (no coroutine on the hot path); what is returned, when the connection
-        could not take it at once, must be awaited."""
+        Only after what it announces is durable: a stop is published, a warning too. An ended
+        session is told nothing: nobody waits for it. Sent as it is called (no coroutine on the
+        hot path); what is returned, when the connection could not take it at once, must be
+        awaited."""
+        if isinstance(event, SessionEnded):
+            return None
         subject = Subjects.verdicts(event.project_id, event.session_id)
         control: SessionControl | None = None
         enforced = event.project_id not in self.observing  # observe: it runs on, stop or not
