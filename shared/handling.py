@@ -21,6 +21,7 @@ import nats.errors
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import BaseModel
@@ -28,7 +29,7 @@ from yokeflow_agent.contract import ConsumerSpec, ContractError, Subjects, parse
 
 from .bus import dead_letter
 from .metrics import HANDLED
-from .nats_internals import acked
+from .nats_internals import acked, sent, taken
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -99,7 +100,8 @@ def delivery(msg: Msg) -> Delivery:
 
 
 class AckSoon:
-    """Acks for messages a consumer only skips, sent together at most `within` seconds later.
+    """Acks for deliveries a consumer only skips (by their reply subjects), sent together at
+    most `within` seconds later.
 
     An ack sent as its message is handled is a socket write of its own when messages arrive
     one at a time: at 2,000 agent events a second, the pauser's session registry (which keeps
@@ -109,14 +111,15 @@ class AckSoon:
     after the consumer's ack_wait and is skipped again; the consumer's max_ack_pending must
     allow a window's worth."""
 
-    def __init__(self, within: float = 0.005) -> None:
+    def __init__(self, nc: Client, within: float = 0.005) -> None:
+        self._nc = nc
         self._within = within
-        self._due: list[Msg] = []
+        self._due: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()  # held until done
 
-    def add(self, msg: Msg) -> None:
-        self._due.append(msg)
+    def add(self, reply: str) -> None:
+        self._due.append(reply)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._within, self._send)
 
@@ -126,12 +129,12 @@ class AckSoon:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    @staticmethod
-    async def _ack(due: list[Msg]) -> None:
-        for msg in due:  # one step: nats-py writes what was published in it at once
+    async def _ack(self, due: list[str]) -> None:
+        nc = self._nc
+        for reply in due:  # one step: nats-py writes what was published in it at once
             with contextlib.suppress(Exception):  # redelivered after ack_wait, skipped again
-                if not acked(msg):
-                    await msg.ack()
+                if not sent(nc, reply):
+                    await nc.publish(reply)
 
 
 def _backoff(attempt: int) -> float:
@@ -244,33 +247,48 @@ async def _keep_alive(msg: Msg, every: float) -> None:
 
 def bind_in_order(
     app: FastStream,
-    jetstream: Callable[[], JetStreamContext],
+    nc: Client,
     spec: ConsumerSpec,
     callback: Callable[[Msg], Awaitable[None]],
+    skip: Callable[[bytes], bool] | None = None,
 ) -> None:
     """Bind a hot consumer (one that sees every agent event) with nats-py, for the app's life.
 
     FastStream 0.7.8 resolves each handler's context through a thread pool, which measured
     about 20x slower than this; nats-py runs the callback one message at a time, in order.
+    With `skip`, a message whose payload it says the consumer does nothing with is acked soon
+    (`AckSoon`) as the client's read loop parses it, and never reaches `callback`: nats-py
+    would parse its headers, build a message and switch to the subscription's task for each,
+    most of what the pauser's registry spent on the events it skips (docs/performance.md).
     """
     bound: list[JetStreamContext.PushSubscription] = []
 
     @app.after_startup
     async def bind() -> None:
-        bound.append(
-            await jetstream().subscribe(
-                spec.filter_subject,
-                queue=spec.group,
-                durable=spec.durable,
-                stream=spec.stream,
-                cb=callback,
-                manual_ack=True,
-            )
+        subscription = await nc.jetstream().subscribe(
+            spec.filter_subject,
+            queue=spec.group,
+            durable=spec.durable,
+            stream=spec.stream,
+            cb=callback,
+            manual_ack=True,
         )
+        bound.append(subscription)
+        if skip is not None:
+            acks = AckSoon(nc)
+
+            def take(reply: bytes, data: bytes) -> bool:
+                if not reply or not skip(data):
+                    return False
+                acks.add(reply.decode())
+                return True
+
+            taken(nc)[subscription._id] = take
 
     @app.on_shutdown
     async def unbind() -> None:
         for subscription in bound:
+            taken(nc).pop(subscription._id, None)
             await subscription.unsubscribe()
 
 

@@ -2,10 +2,10 @@
 
 A consumer that sees every agent event pays for nats-py 2.16's per-message work on each one:
 a delivery's headers parsed into a dict and a task switch to the subscription's own task
-(`deliveries`); a publish's subject validated again and three coroutines run to append one
-command to the client's buffer (`sent`). Both speak to the client's internals as the pinned
-nats-py release has them; tests against a real server (this module's, the pinned
-consumer's, the detector's) hold them there.
+(`deliveries`, and `taken` for the deliveries a consumer only acks); a publish's subject
+validated again and three coroutines run to append one command to the client's buffer
+(`sent`). Both speak to the client's internals as the pinned nats-py release has them; tests
+against a real server (this module's, the pinned consumer's, the detector's) hold them there.
 """
 
 from __future__ import annotations
@@ -17,13 +17,17 @@ from collections.abc import Awaitable, Callable
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-__all__ = ["acked", "deliveries", "sent"]
+__all__ = ["acked", "deliveries", "sent", "taken"]
 
 log = logging.getLogger(__name__)
 
 # A delivery as the client's parser reads it: subject, reply, payload, raw header block.
 _Deliver = Callable[[bytes, bytes, bytes, bytes], Awaitable[None]]
-_ROUTES: weakref.WeakKeyDictionary[Client, dict[int, _Deliver]] = weakref.WeakKeyDictionary()
+# Whether a delivery (its reply subject and payload) was dealt with before nats-py saw it.
+_Take = Callable[[bytes, bytes], bool]
+_ROUTES: weakref.WeakKeyDictionary[Client, tuple[dict[int, _Deliver], dict[int, _Take]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def deliveries(nc: Client) -> dict[int, _Deliver]:
@@ -32,28 +36,57 @@ def deliveries(nc: Client) -> dict[int, _Deliver]:
     its headers parsed into a dict and queueing it for the subscription's task, a task switch a
     message. nats-py has no public hook for this: its parser calls the client's `_process_msg`,
     wrapped here once per client; every other subscription goes through it as before."""
-    routes = _ROUTES.get(nc)
-    if routes is None:
-        routes = _ROUTES[nc] = {}
-        generic = nc._process_msg
-        stats = nc.stats
+    return _routes(nc)[0]
 
-        async def process_msg(
-            sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
-        ) -> None:
-            deliver = routes.get(sid)
-            if deliver is None:
+
+def taken(nc: Client) -> dict[int, _Take]:
+    """The subscriptions of `nc` (by sid) whose deliveries are first offered, in the read loop,
+    to a function of their reply subject and payload: when it returns True it dealt with the
+    delivery (it acks what a consumer only skips), and nats-py never builds a message of it;
+    when False, nats-py delivers it to the subscription as always (headers, task, callback).
+    The function runs in the read loop: it must not wait for anything."""
+    return _routes(nc)[1]
+
+
+def _routes(nc: Client) -> tuple[dict[int, _Deliver], dict[int, _Take]]:
+    found = _ROUTES.get(nc)
+    if found is not None:
+        return found
+    routes: dict[int, _Deliver] = {}
+    takers: dict[int, _Take] = {}
+    _ROUTES[nc] = (routes, takers)
+    generic = nc._process_msg
+    stats = nc.stats
+
+    async def process_msg(
+        sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:
+        deliver = routes.get(sid)
+        if deliver is None:
+            take = takers.get(sid)
+            if take is None or not _took(take, reply, data):
                 await generic(sid, subject, reply, data, headers)
                 return
             stats["in_msgs"] += 1
             stats["in_bytes"] += len(data)
-            try:
-                await deliver(subject, reply, data, headers)
-            except Exception:  # raised into the read loop, it would cost the connection
-                log.exception("a delivery on %r was dropped (redelivered after ack_wait)", subject)
+            return
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += len(data)
+        try:
+            await deliver(subject, reply, data, headers)
+        except Exception:  # raised into the read loop, it would cost the connection
+            log.exception("a delivery on %r was dropped (redelivered after ack_wait)", subject)
 
-        nc._process_msg = process_msg  # type: ignore[method-assign]
-    return routes
+    nc._process_msg = process_msg  # type: ignore[method-assign]
+    return routes, takers
+
+
+def _took(take: _Take, reply: bytes, data: bytes) -> bool:
+    try:
+        return take(reply, data)
+    except Exception:  # raised into the read loop, it would cost the connection
+        log.exception("a delivery was left to nats-py: its taker failed")
+        return False
 
 
 def sent(nc: Client, subject: str, payload: bytes = b"") -> bool:

@@ -87,10 +87,12 @@ class Consume(Generic[ModelT]):
 
 @dataclass(frozen=True)
 class ConsumeInOrder:
-    """A hot consumer (one that sees every agent event), bound with nats-py: see bind_in_order."""
+    """A hot consumer (one that sees every agent event), bound with nats-py: see bind_in_order.
+    The messages `skip` says nothing is done with (by their payload) are acked, unhandled."""
 
     spec: ConsumerSpec
     callback: Callable[[Msg], Awaitable[None]]
+    skip: Callable[[bytes], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ def _bind(app: FastStream, broker: NatsBroker, js: JetStreamContext, binding: Bi
             )
         )
     elif isinstance(binding, ConsumeInOrder):
-        bind_in_order(app, lambda: js, binding.spec, binding.callback)
+        bind_in_order(app, broker.connection, binding.spec, binding.callback, binding.skip)
     elif isinstance(binding, Reply):
         broker.subscriber(binding.subject, queue=binding.queue, title=binding.title)(
             _serve(binding, received(broker))

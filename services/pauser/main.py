@@ -31,7 +31,7 @@ from yokeflow_intervention.shared.commands import (
     ResumeRequest,
     SnoozeRequest,
 )
-from yokeflow_intervention.shared.handling import AckSoon, handle_durably
+from yokeflow_intervention.shared.handling import handle_durably
 from yokeflow_intervention.shared.service import (
     Binding,
     Consume,
@@ -51,6 +51,13 @@ __all__ = ["COMMANDS", "build", "command_reply", "main"]
 
 _LIFECYCLE_MARKERS = (b'"session_started"', b'"session_ended"')
 RESUME_OUTBOX_EVERY_S = 2.0
+
+
+def _not_lifecycle(data: bytes) -> bool:
+    """An event the registry has nothing to do with: most agent events (a lifecycle event names
+    its type; one that only mentions a type elsewhere is parsed and then let go)."""
+    return not any(marker in data for marker in _LIFECYCLE_MARKERS)
+
 
 Operation = Callable[[PausedSessionManager, Any], Awaitable[Any]]
 
@@ -114,7 +121,6 @@ async def build(resources: Resources) -> Sequence[Binding]:
     manager = PausedSessionManager(PausedSessionStore(pool), resources.js, control)
 
     lifecycle = LifecycleWriter(manager.store.record_lifecycle)
-    skipped = AckSoon()  # most agent events: nothing to register
 
     async def register(data: bytes) -> asyncio.Future[None] | None:
         """The event's batch, to be acked once it is committed (see LifecycleWriter)."""
@@ -127,9 +133,6 @@ async def build(resources: Resources) -> Sequence[Binding]:
         return None
 
     async def on_session_lifecycle(raw: Msg) -> None:
-        if not any(marker in raw.data for marker in _LIFECYCLE_MARKERS):
-            skipped.add(raw)
-            return
         await handle_durably(raw, manager.js, Subjects.AGENT_DLQ, partial(register, raw.data))
 
     return [
@@ -139,7 +142,7 @@ async def build(resources: Resources) -> Sequence[Binding]:
             manager.handle_detected,
             "Records each detected intervention and pauses its session.",
         ),
-        ConsumeInOrder(CONSUMERS.pauser_sessions, on_session_lifecycle),
+        ConsumeInOrder(CONSUMERS.pauser_sessions, on_session_lifecycle, skip=_not_lifecycle),
         Consume(
             CONSUMERS.pauser_warnings,
             InterventionWarned,

@@ -34,7 +34,7 @@ from yokeflow_intervention.shared.metrics import (
     LOOP_STALL,
     probe_loop_stalls,
 )
-from yokeflow_intervention.shared.nats_internals import acked, deliveries, sent
+from yokeflow_intervention.shared.nats_internals import acked, deliveries, sent, taken
 from yokeflow_intervention.shared.pinned import PinnedConsumer
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "events"
@@ -239,26 +239,70 @@ async def test_a_message_is_settled_once_what_its_work_left_running_is_done(
     assert msg.settled == (["nak"] if write_fails else ["ack"])
 
 
-class _Refused(_Delivered):
-    async def ack(self) -> None:
-        raise ConnectionError("the connection is away")
+class _Publisher:
+    """A client `sent` leaves to `publish` (not connected), which records what it publishes."""
+
+    _flush_queue = None
+    _status = Client.DISCONNECTED
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    async def publish(self, subject: str, payload: bytes = b"") -> None:
+        if subject == "$JS.ACK.refused":
+            raise ConnectionError("the connection is away")
+        self.published.append(subject)
 
 
 async def test_skipped_messages_are_acked_together_once_the_window_has_passed() -> None:
     """The pauser's registry skips most agent events: their acks go out together (one socket
     write), a little later, every one of them, even when another's ack is refused."""
-    acks = AckSoon(within=0.02)
-    skipped = [_Delivered(), _Refused(), _Delivered(), _Delivered()]
-    for msg in skipped:
-        acks.add(cast(Msg, msg))
+    client = _Publisher()
+    acks = AckSoon(cast(Client, client), within=0.02)
+    for reply in ("$JS.ACK.a", "$JS.ACK.refused", "$JS.ACK.b", "$JS.ACK.c"):
+        acks.add(reply)
     await asyncio.sleep(0)
-    assert [m.settled for m in skipped] == [[], [], [], []]  # not yet: gathered first
+    assert client.published == []  # not yet: gathered first
     await asyncio.sleep(0.05)
-    assert [m.settled for m in skipped] == [["ack"], [], ["ack"], ["ack"]]
-    later = _Delivered()
-    acks.add(cast(Msg, later))  # a new window
+    assert client.published == ["$JS.ACK.a", "$JS.ACK.b", "$JS.ACK.c"]
+    acks.add("$JS.ACK.d")  # a new window
     await asyncio.sleep(0.05)
-    assert later.settled == ["ack"]
+    assert client.published[-1] == "$JS.ACK.d"
+
+
+async def test_a_delivery_taken_in_the_read_loop_never_reaches_nats_py() -> None:
+    """A delivery its taker deals with is counted and goes no further; one it declines, one
+    of another subscription and one whose taker fails are nats-py's, exactly as parsed."""
+    nc = Client()
+    generic: list[tuple[int, bytes, bytes, bytes, bytes]] = []
+
+    async def process_msg(sid: int, subject: bytes, reply: bytes, data: bytes, hdr: bytes) -> None:
+        generic.append((sid, subject, reply, data, hdr))
+
+    nc._process_msg = process_msg  # type: ignore[method-assign]  # as nats-py's own
+    took: list[bytes] = []
+
+    def take(reply: bytes, data: bytes) -> bool:
+        if data == b"fails":
+            raise ValueError("a taker that breaks")
+        if data == b"skip":
+            took.append(reply)
+            return True
+        return False
+
+    taken(nc)[3] = take
+    headers = b"NATS/1.0\r\nNats-Msg-Id: e-1\r\n\r\n"
+    await nc._process_msg(3, b"agent.events.p.s", b"$JS.ACK.1", b"skip", headers)
+    await nc._process_msg(3, b"agent.events.p.s", b"$JS.ACK.2", b"keep", headers)
+    await nc._process_msg(3, b"agent.events.p.s", b"$JS.ACK.3", b"fails", headers)
+    await nc._process_msg(4, b"other", b"", b"skip", b"")
+    assert took == [b"$JS.ACK.1"]
+    assert nc.stats["in_msgs"] == 1 and nc.stats["in_bytes"] == 4  # nats-py counts its own
+    assert generic == [
+        (3, b"agent.events.p.s", b"$JS.ACK.2", b"keep", headers),
+        (3, b"agent.events.p.s", b"$JS.ACK.3", b"fails", headers),
+        (4, b"other", b"", b"skip", b""),
+    ]
 
 
 async def _never(msg: Msg) -> None:
