@@ -6,7 +6,9 @@
    what came since the last round (here: 10,000 events, 5 s at 2,000 events/s).
 1. Pauses per second with 1 and 2 pauser replicas, in the same run: a burst of interventions
    (distinct sessions) is published to `intervention.detected`; the time from the first publish
-   until every session's KV control state says `paused`.
+   until every session's KV control state says `paused`. Then the pauser's session registry
+   (`--registry-events`) draining a backlog of busy sessions' events: its CPU an event,
+   against a raw nats-py push consumer acking each of the same messages, in the same run.
 2. Detector throughput with 1 and 2 replicas, in the same run: a backlog of busy sessions'
    events (bench/detector.py's load) drained by that many detector processes sharing the
    partitions.
@@ -20,10 +22,10 @@
    the benchmark with the reason instead of printing figures about another load.
 
 Usage: python bench/scale.py [--collections 10000,50000,100000] [--pauses 3000]
-                             [--detector-events 60000]
+                             [--registry-events 100000] [--detector-events 60000]
                              [--sessions 10000,50000,100000] [--events 5] [--detector-replicas 2]
-       (0 skips a part: --collections 0 --pauses 0 --detector-events 0 measures only the
-       sessions)
+       (0 skips a part: --collections 0 --pauses 0 --registry-events 0 --detector-events 0
+       measures only the sessions)
 """
 
 from __future__ import annotations
@@ -42,11 +44,18 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import psutil
+from nats.js.api import StreamConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detector import detector_throughput, interleave, session_events  # noqa: E402
+from detector import (  # noqa: E402
+    detector_throughput,
+    interleave,
+    publish_all,
+    session_events,
+)
 from e2e import AGENTS, NATS_SERVER, measure  # noqa: E402  (bench/ is this script's folder)
 from figures import percentile  # noqa: E402
 from yokeflow_agent.contract import Intervention, Subjects, parse_agent_event  # noqa: E402
@@ -174,6 +183,85 @@ async def pauser_figures(
     )
 
 
+async def registry_figures(args: argparse.Namespace, nats_url: str, database_url: str) -> None:
+    """The pauser's session registry (it sees every agent event and keeps the starts and ends)
+    draining a backlog of busy sessions' events: the pauser's CPU an event, against a raw
+    nats-py durable push consumer (a deliver group, as the registry's) acking each of the same
+    messages in this process, in the same run."""
+    per_session = max(args.registry_events // 1000, 2)
+    events = interleave(
+        [session_events("bench-registry", f"reg-s{n}", per_session) for n in range(1000)]
+    )
+    await migrate(database_url)
+    nc = await nats.connect(nats_url)
+    await provision(nc)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="BENCH_REGISTRY", subjects=["bench.registry.>"]))
+    await publish_all(nc, events, lambda e: f"bench.registry.{e['session_id']}")
+    acked = 0
+    drained = asyncio.Event()
+
+    async def ack(msg: nats.aio.msg.Msg) -> None:
+        nonlocal acked
+        await msg.ack()
+        acked += 1
+        if acked == len(events):
+            drained.set()
+
+    cpu = time.process_time()
+    raw = await js.subscribe(
+        "bench.registry.>",
+        queue="raw",
+        durable="raw",
+        stream="BENCH_REGISTRY",
+        cb=ack,
+        manual_ack=True,
+    )
+    await asyncio.wait_for(drained.wait(), 300)
+    raw_cpu = (time.process_time() - cpu) / len(events) * 1e6
+    await raw.unsubscribe()
+    await js.delete_stream("BENCH_REGISTRY")
+
+    await publish_all(nc, events, lambda e: Subjects.agent_events(e["project_id"], e["session_id"]))
+    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url}
+    pauser = subprocess.Popen(
+        product_command("services.pauser"),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        counted, began = 0, 0.0
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            info = await js.consumer_info("AGENT_EVENTS", "pauser-sessions")
+            left = (info.num_pending or 0) + (info.num_ack_pending or 0)
+            if not counted and left < len(events):  # draining: counted from here on
+                counted, began = left, _cpu_seconds(pauser.pid)
+            elif counted and not left:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise SystemExit("the pauser's session registry did not drain its backlog")
+        spent = (_cpu_seconds(pauser.pid) - began) / counted * 1e6
+    finally:
+        pauser.terminate()
+        pauser.wait(10)
+    await nc.close()
+    print(
+        f"pauser's session registry, {len(events):,} events of 1,000 sessions (1 start in "
+        f"{per_session}): {spent:.1f} µs CPU an event; raw nats-py push consumer acking each, "
+        f"same run: {raw_cpu:.1f} µs (ratio raw/registry {raw_cpu / spent:.2f})",
+        flush=True,
+    )
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 async def detector_figures(args: argparse.Namespace, nats_url: str, temp: Path) -> None:
     nc = await nats.connect(nats_url)
     rates = {}
@@ -243,6 +331,12 @@ def main() -> None:
         help="sessions held for the collection pauses, comma-separated",
     )
     parser.add_argument("--pauses", type=int, default=3000)
+    parser.add_argument(
+        "--registry-events",
+        type=int,
+        default=100_000,
+        help="agent events the pauser's session registry drains (0 skips it)",
+    )
     parser.add_argument("--detector-events", type=int, default=60_000)
     parser.add_argument(
         "--sessions",
@@ -270,10 +364,12 @@ def main() -> None:
         collection_pauses(sizes)
     with tempfile.TemporaryDirectory(prefix="yokeflow-scale-") as folder:
         temp = Path(folder)
-        if args.pauses or args.detector_events:
+        if args.pauses or args.registry_events or args.detector_events:
             with throwaway_stack(temp / "pausers") as (nats_url, database_url):
                 if args.pauses:
                     asyncio.run(pauser_figures(args, nats_url, database_url, temp))
+                if args.registry_events:
+                    asyncio.run(registry_figures(args, nats_url, database_url))
                 if args.detector_events:
                     asyncio.run(detector_figures(args, nats_url, temp))
         runs = []
