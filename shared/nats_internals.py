@@ -4,8 +4,9 @@ A consumer that sees every agent event pays for nats-py 2.16's per-message work 
 a delivery's headers parsed into a dict and a task switch to the subscription's own task
 (`deliveries`, and `taken` for the deliveries a consumer only acks); a publish's subject
 validated again and three coroutines run to append one command to the client's buffer
-(`sent`). Both speak to the client's internals as the pinned nats-py release has them; tests
-against a real server (this module's, the pinned consumer's, the detector's) hold them there.
+(`sent`). Each speaks to the client's internals as the pinned nats-py release has them; tests
+against a real server (this module's, the pinned consumer's, the detector's, the pauser's) hold
+them there.
 """
 
 from __future__ import annotations
