@@ -23,6 +23,7 @@ from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 from yokeflow_agent.contract import ConsumerSpec, ContractError, Subjects, parse_message
@@ -38,6 +39,7 @@ __all__ = [
     "AckSoon",
     "Delivery",
     "NotReadyYet",
+    "ack_skipped",
     "bind_in_order",
     "contract_handler",
     "delivery",
@@ -275,21 +277,29 @@ def bind_in_order(
         )
         bound.append(subscription)
         if skip is not None:
-            acks = AckSoon(nc)
-
-            def take(reply: bytes, data: bytes) -> bool:
-                if not reply or not skip(data):
-                    return False
-                acks.add(reply.decode())
-                return True
-
-            taken(nc)[subscription._id] = take
+            ack_skipped(nc, subscription, skip)
 
     @app.on_shutdown
     async def unbind() -> None:
         for subscription in bound:
             taken(nc).pop(subscription._id, None)
             await subscription.unsubscribe()
+
+
+def ack_skipped(nc: Client, subscription: Subscription, skip: Callable[[bytes], bool]) -> None:
+    """Ack soon (`AckSoon`), as the client's read loop parses them, the deliveries of
+    `subscription` whose payload `skip` says the consumer does nothing with; every other one
+    reaches the subscription's callback as nats-py delivers it. Undone by removing the
+    subscription's sid from `taken(nc)`."""
+    acks = AckSoon(nc)
+
+    def take(reply: bytes, data: bytes) -> bool:
+        if not reply or not skip(data):
+            return False
+        acks.add(reply.decode())
+        return True
+
+    taken(nc)[subscription._id] = take
 
 
 def durable_subscriber(

@@ -13,7 +13,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from yokeflow_intervention.shared.handling import AckSoon
+from yokeflow_intervention.shared.handling import ack_skipped
 from yokeflow_intervention.shared.nats_internals import acked, sent, taken
 
 from ..helpers import eventually
@@ -93,15 +93,7 @@ async def test_deliveries_a_consumer_only_skips_are_acked_without_reaching_its_c
         manual_ack=True,
         config=ConsumerConfig(ack_wait=1.0),
     )
-    acks = AckSoon(nc)
-
-    def take(reply: bytes, data: bytes) -> bool:
-        if b"session_started" in data:
-            return False
-        acks.add(reply.decode())
-        return True
-
-    taken(nc)[subscription._id] = take
+    ack_skipped(nc, subscription, lambda data: b"session_started" not in data)
     for n in range(20):
         kind = "session_started" if n % 10 == 0 else "tool_call"
         body = f'{{"type":"{kind}","n":{n}}}'.encode()
