@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import nats
-import psutil
 from nats.js.api import StreamConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detector import (  # noqa: E402
+    cpu_seconds,
     detector_throughput,
     interleave,
     publish_all,
@@ -238,13 +238,13 @@ async def registry_figures(args: argparse.Namespace, nats_url: str, database_url
             info = await js.consumer_info("AGENT_EVENTS", "pauser-sessions")
             left = (info.num_pending or 0) + (info.num_ack_pending or 0)
             if not counted and left < len(events):  # draining: counted from here on
-                counted, began = left, _cpu_seconds(pauser.pid)
+                counted, began = left, cpu_seconds([pauser])
             elif counted and not left:
                 break
             await asyncio.sleep(0.02)
         else:
             raise SystemExit("the pauser's session registry did not drain its backlog")
-        spent = (_cpu_seconds(pauser.pid) - began) / counted * 1e6
+        spent = (cpu_seconds([pauser]) - began) / counted * 1e6
     finally:
         pauser.terminate()
         pauser.wait(10)
@@ -255,11 +255,6 @@ async def registry_figures(args: argparse.Namespace, nats_url: str, database_url
         f"same run: {raw_cpu:.1f} µs (ratio raw/registry {raw_cpu / spent:.2f})",
         flush=True,
     )
-
-
-def _cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
 
 
 async def detector_figures(args: argparse.Namespace, nats_url: str, temp: Path) -> None:
