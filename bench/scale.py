@@ -58,7 +58,12 @@ from detector import (  # noqa: E402
 )
 from e2e import AGENTS, NATS_SERVER, measure  # noqa: E402  (bench/ is this script's folder)
 from figures import percentile  # noqa: E402
-from yokeflow_agent.contract import Intervention, Subjects, parse_agent_event  # noqa: E402
+from yokeflow_agent.contract import (  # noqa: E402
+    CONSUMERS,
+    Intervention,
+    Subjects,
+    parse_agent_event,
+)
 
 from yokeflow_intervention.services.detector.rules import DetectionConfig  # noqa: E402
 from yokeflow_intervention.services.detector.sessions import SessionBook  # noqa: E402
@@ -186,8 +191,8 @@ async def pauser_figures(
 async def registry_figures(args: argparse.Namespace, nats_url: str, database_url: str) -> None:
     """The pauser's session registry (it sees every agent event and keeps the starts and ends)
     draining a backlog of busy sessions' events: the pauser's CPU an event, against a raw
-    nats-py durable push consumer (a deliver group, as the registry's) acking each of the same
-    messages in this process, in the same run."""
+    nats-py durable push consumer (a deliver group) acking each of the same messages in this
+    process, in the same run."""
     per_session = max(args.registry_events // 1000, 2)
     events = interleave(
         [session_events("bench-registry", f"reg-s{n}", per_session) for n in range(1000)]
@@ -235,7 +240,8 @@ async def registry_figures(args: argparse.Namespace, nats_url: str, database_url
         counted, began = 0, 0.0
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            info = await js.consumer_info("AGENT_EVENTS", "pauser-sessions")
+            registry = CONSUMERS.pauser_sessions
+            info = await js.consumer_info(registry.stream, registry.durable)
             left = (info.num_pending or 0) + (info.num_ack_pending or 0)
             if not counted and left < len(events):  # draining: counted from here on
                 counted, began = left, cpu_seconds([pauser])

@@ -182,15 +182,16 @@ def _stream_config(spec: StreamSpec, replicas: int, max_bytes: int) -> StreamCon
     )
 
 
-# Durable consumers earlier versions created and nothing binds any more.
-_RETIRED_CONSUMERS = (("AGENT_EVENTS", "detector"),)
+# Durable consumers earlier versions created and nothing binds any more (the registry's was a
+# push consumer, which the server cannot turn into a pull consumer: it has a new name).
+_RETIRED_CONSUMERS = (("AGENT_EVENTS", "detector"), ("AGENT_EVENTS", "pauser-sessions"))
 
 
 async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> None:
     """Create (or update) the durable consumer `consumer` describes: a push consumer with a
-    deliver group, or a pull consumer with a pinned-client priority group. Through the
-    server's API as documented, since nats-py 2.16's ConsumerConfig has no priority groups
-    (ADR-42, "Pull Consumer Priority Groups")."""
+    deliver group, a pull consumer with a pinned-client priority group, or a plain pull
+    consumer. Through the server's API as documented, since nats-py 2.16's ConsumerConfig has
+    no priority groups (ADR-42, "Pull Consumer Priority Groups")."""
     config: dict[str, object] = {
         "durable_name": consumer.durable,
         "filter_subject": consumer.filter_subject,
@@ -201,9 +202,9 @@ async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> 
         "max_ack_pending": consumer.max_ack_pending,
         "num_replicas": replicas,
     }
-    if consumer.priority_group is None:
+    if consumer.priority_group is None and not consumer.pulled:
         config |= {"deliver_subject": consumer.deliver_subject, "deliver_group": consumer.group}
-    else:
+    elif consumer.priority_group is not None:
         config |= {
             "priority_groups": [consumer.priority_group],
             "priority_policy": "pinned_client",

@@ -18,19 +18,17 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import asyncpg
 import nats.errors
-from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 from yokeflow_agent.contract import ConsumerSpec, ContractError, Subjects, parse_message
 
 from .bus import dead_letter
 from .metrics import HANDLED
-from .nats_internals import acked, sent, taken
+from .nats_internals import acked, sent
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -39,8 +37,6 @@ __all__ = [
     "AckSoon",
     "Delivery",
     "NotReadyYet",
-    "ack_skipped",
-    "bind_in_order",
     "contract_handler",
     "delivery",
     "durable_subscriber",
@@ -245,61 +241,6 @@ async def _keep_alive(msg: Msg, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         await msg.in_progress()
-
-
-def bind_in_order(
-    app: FastStream,
-    nc: Client,
-    spec: ConsumerSpec,
-    callback: Callable[[Msg], Awaitable[None]],
-    skip: Callable[[bytes], bool] | None = None,
-) -> None:
-    """Bind a hot consumer (one that sees every agent event) with nats-py, for the app's life.
-
-    FastStream 0.7.8 resolves each handler's context through a thread pool, which measured
-    about 20x slower than this; nats-py runs the callback one message at a time, in order.
-    With `skip`, a message whose payload it says the consumer does nothing with is acked soon
-    (`AckSoon`) as the client's read loop parses it, and never reaches `callback`: nats-py
-    would parse its headers, build a message and switch to the subscription's task for each,
-    most of what the pauser's registry spent on the events it skips (docs/performance.md).
-    """
-    bound: list[JetStreamContext.PushSubscription] = []
-
-    @app.after_startup
-    async def bind() -> None:
-        subscription = await nc.jetstream().subscribe(
-            spec.filter_subject,
-            queue=spec.group,
-            durable=spec.durable,
-            stream=spec.stream,
-            cb=callback,
-            manual_ack=True,
-        )
-        bound.append(subscription)
-        if skip is not None:
-            ack_skipped(nc, subscription, skip)
-
-    @app.on_shutdown
-    async def unbind() -> None:
-        for subscription in bound:
-            taken(nc).pop(subscription._id, None)
-            await subscription.unsubscribe()
-
-
-def ack_skipped(nc: Client, subscription: Subscription, skip: Callable[[bytes], bool]) -> None:
-    """Ack soon (`AckSoon`), as the client's read loop parses them, the deliveries of
-    `subscription` whose payload `skip` says the consumer does nothing with; every other one
-    reaches the subscription's callback as nats-py delivers it. Undone by removing the
-    subscription's sid from `taken(nc)`."""
-    acks = AckSoon(nc)
-
-    def take(reply: bytes, data: bytes) -> bool:
-        if not reply or not skip(data):
-            return False
-        acks.add(reply.decode())
-        return True
-
-    taken(nc)[subscription._id] = take
 
 
 def durable_subscriber(

@@ -97,7 +97,8 @@ class Permissions:
 
 def _consuming(*specs: ConsumerSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(publish, subscribe) to bind provisioned consumers, ack, and read their lag: a push
-    consumer's deliveries; a pinned pull consumer's pulls and unpin (answers come to _INBOX)."""
+    consumer's deliveries; a pull consumer's pulls, and a pinned one's unpin (answers come to
+    _INBOX)."""
     publish: list[str] = []
     subscribe: list[str] = []
     for spec in specs:
@@ -105,13 +106,12 @@ def _consuming(*specs: ConsumerSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
             f"{_API}.CONSUMER.INFO.{spec.stream}.{spec.durable}",
             f"$JS.ACK.{spec.stream}.{spec.durable}.>",
         ]
-        if spec.priority_group is None:
-            subscribe.append(spec.deliver_subject)
+        if spec.pulled or spec.priority_group is not None:
+            publish.append(f"{_API}.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}")
         else:
-            publish += [
-                f"{_API}.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}",
-                f"{_API}.CONSUMER.UNPIN.{spec.stream}.{spec.durable}",
-            ]
+            subscribe.append(spec.deliver_subject)
+        if spec.priority_group is not None:
+            publish.append(f"{_API}.CONSUMER.UNPIN.{spec.stream}.{spec.durable}")
     return tuple(publish), tuple(subscribe)
 
 

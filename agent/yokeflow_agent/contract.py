@@ -812,7 +812,8 @@ class ConsumerSpec:
 
     With a `priority_group`, a pull consumer with JetStream's pinned-client policy instead: one
     replica at a time (the pinned one) receives all its messages, in order; when it stops
-    pulling for `priority_timeout_s`, the server pins another (takeover).
+    pulling for `priority_timeout_s`, the server pins another (takeover). `pulled`: a plain
+    pull consumer, whose replicas each pull what waits, in bursts (a view that may lag).
     """
 
     stream: str
@@ -823,6 +824,7 @@ class ConsumerSpec:
     max_ack_pending: int = 1000
     priority_group: str | None = None
     priority_timeout_s: float = 0.0
+    pulled: bool = False
 
     @property
     def group(self) -> str:
@@ -925,8 +927,11 @@ class Consumers:
     pauser_detected: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "pauser", Subjects.DETECTED_ALL)
     )
+    # The session registry: every agent event, for the few it keeps, read in bursts.
     pauser_sessions: ConsumerSpec = field(
-        default=ConsumerSpec("AGENT_EVENTS", "pauser-sessions", Subjects.AGENT_EVENTS_ALL)
+        default=ConsumerSpec(
+            "AGENT_EVENTS", "pauser-registry", Subjects.AGENT_EVENTS_ALL, pulled=True
+        )
     )
     pauser_warnings: ConsumerSpec = field(
         default=ConsumerSpec("INTERVENTIONS", "pauser-warnings", Subjects.WARNED_ALL)

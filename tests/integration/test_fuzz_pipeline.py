@@ -210,7 +210,7 @@ async def _run_batch(
             js,
             (
                 *((c.stream, c.durable) for c in CONSUMERS.detector_events),
-                ("AGENT_EVENTS", "pauser-sessions"),
+                (CONSUMERS.pauser_sessions.stream, CONSUMERS.pauser_sessions.durable),
                 ("INTERVENTIONS", "pauser"),
             ),
         )
@@ -229,7 +229,8 @@ async def _run_batch(
         registry = [
             m
             for m in letters
-            if m.get("consumer") == "pauser-sessions" and f".{project}." in m["original_subject"]
+            if m.get("consumer") == CONSUMERS.pauser_sessions.durable
+            and f".{project}." in m["original_subject"]
         ]
         assert all(_refused(m["original_subject"], m["payload"].encode()) for m in registry)
         # Both services answer, and an ordinary stuck session is still paused within seconds.

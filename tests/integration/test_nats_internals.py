@@ -1,20 +1,18 @@
 """The hot consumers' way past nats-py (shared/nats_internals.py) against a real NATS server:
 what `sent` publishes arrives as `Client.publish` would have published it, an ack by `acked`
-settles the delivery, a client that cannot take it says so instead of losing it, and what a
-consumer's taker skips is acked without nats-py building a message of it."""
+settles the delivery, and a client that cannot take it says so instead of losing it. What a
+consumer's taker skips (`taken`) is held by test_bursts.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 import nats
 import pytest
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from yokeflow_intervention.shared.handling import ack_skipped
-from yokeflow_intervention.shared.nats_internals import acked, sent, taken
+from yokeflow_intervention.shared.nats_internals import acked, sent
 
 from ..helpers import eventually
 
@@ -68,47 +66,3 @@ async def test_a_client_that_is_not_connected_is_left_to_nats_py(infra, unique):
     assert not sent(client, f"{unique('internals')}.closed", b"x")  # publish raises for it instead
     with pytest.raises(nats.errors.ConnectionClosedError):
         await client.publish(f"{unique('internals')}.closed", b"x")
-
-
-async def test_deliveries_a_consumer_only_skips_are_acked_without_reaching_its_callback(nc, unique):
-    """As the pauser's registry binds: a durable push consumer with a deliver group. What the
-    taker takes is acked soon and never reaches the callback; what it declines reaches it as
-    nats-py delivers it (headers parsed), in order; nothing comes back after ack_wait."""
-    stream = unique("TAKEN").upper()
-    subjects = f"{stream.lower()}.>"
-    js = nc.jetstream()
-    await js.add_stream(StreamConfig(name=stream, subjects=[subjects]))
-    handled: list[Msg] = []
-
-    async def callback(msg: Msg) -> None:
-        handled.append(msg)
-        await msg.ack()
-
-    subscription = await js.subscribe(
-        subjects,
-        queue="registry",
-        durable="registry",
-        stream=stream,
-        cb=callback,
-        manual_ack=True,
-        config=ConsumerConfig(ack_wait=1.0),
-    )
-    ack_skipped(nc, subscription, lambda data: b"session_started" not in data)
-    for n in range(20):
-        kind = "session_started" if n % 10 == 0 else "tool_call"
-        body = f'{{"type":"{kind}","n":{n}}}'.encode()
-        await js.publish(f"{stream.lower()}.s{n}", body, headers={"Nats-Msg-Id": f"e-{n}"})
-
-    async def settled() -> bool:
-        info = await js.consumer_info(stream, "registry")
-        return info.num_ack_pending == 0 and info.num_pending == 0
-
-    await eventually(settled, what="every delivery acked")
-    assert [json.loads(m.data)["n"] for m in handled] == [0, 10]
-    assert [m.headers for m in handled] == [{"Nats-Msg-Id": "e-0"}, {"Nats-Msg-Id": "e-10"}]
-    await asyncio.sleep(1.5)  # past ack_wait: nothing comes back, to the taker or the callback
-    assert len(handled) == 2
-    assert (await js.consumer_info(stream, "registry")).num_redelivered == 0
-    taken(nc).pop(subscription._id)
-    await subscription.unsubscribe()
-    await js.delete_stream(stream)
