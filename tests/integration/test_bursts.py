@@ -1,6 +1,7 @@
 """The session registry's consumer (shared/bursts.py) against a real NATS server: a plain pull
 consumer read in bursts, whose skipped messages are acked from the read loop and whose kept
-ones reach the callback in order, shared by replicas, with nothing lost or delivered twice."""
+ones reach the callback in order, shared by replicas, with nothing lost or delivered twice; and
+the upgrade from the push consumer it replaces."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
-from yokeflow_agent.contract import ConsumerSpec
+from yokeflow_agent.contract import CONSUMERS, ConsumerSpec, Subjects
 
 from yokeflow_intervention.shared.bursts import BurstConsumer
-from yokeflow_intervention.shared.bus import create_consumer
+from yokeflow_intervention.shared.bus import create_consumer, provision
+from yokeflow_intervention.shared.embedded import EmbeddedNats
 from yokeflow_intervention.shared.nats_internals import taken
 
 from ..helpers import eventually
@@ -127,3 +129,34 @@ async def test_a_pull_the_server_refuses_is_said_and_asked_again(nc, unique, cap
     await eventually(lambda: len(handled) == 1, what="the message, once the consumer exists")
     await consumer.stop()
     await nc.jetstream().delete_stream(stream)
+
+
+async def test_an_upgrade_retires_the_push_consumer_and_the_new_one_reads_from_the_start(
+    tmp_path,
+):
+    """A bus provisioned by a release whose registry was a push consumer (`pauser-sessions`):
+    provisioning deletes it (the server cannot turn it into a pull consumer) and the registry's
+    new pull consumer reads every event the stream holds."""
+    server = EmbeddedNats(tmp_path / "nats").start(reuse=False)
+    try:
+        nc = await nats.connect(server.url)
+        await provision(nc)
+        registry = CONSUMERS.pauser_sessions
+        js = nc.jetstream()
+        await js.delete_consumer(registry.stream, registry.durable)
+        old = ConsumerSpec(registry.stream, "pauser-sessions", registry.filter_subject)
+        await create_consumer(nc, old, replicas=1)  # as the earlier release created it
+        for n in range(3):
+            await js.publish(
+                Subjects.agent_events("upgrade", f"s{n}"), b"{}", headers={"Nats-Msg-Id": str(n)}
+            )
+
+        await provision(nc)
+        names = [info.name for info in await js.consumers_info(registry.stream)]
+        assert "pauser-sessions" not in names
+        info = await js.consumer_info(registry.stream, registry.durable)
+        assert info.config.deliver_subject is None  # a pull consumer
+        assert info.num_pending == 3
+        await nc.close()
+    finally:
+        server.stop()
