@@ -237,8 +237,8 @@ async def cluster_nc(stack: FaultStack) -> AsyncIterator[Client]:
     async def bound() -> bool:
         for spec in CONSUMERS.all():
             info = await js.consumer_info(spec.stream, spec.durable)
-            if spec.priority_group is None and not info.push_bound:
-                return False  # (a pinned pull consumer is owned at its first message)
+            if spec.priority_group is None and not spec.pulled and not info.push_bound:
+                return False  # (a pull consumer is bound when it pulls, a pinned one owned then)
         return True
 
     await eventually(bound, timeout=60, interval=0.2, what="every consumer bound")
