@@ -239,8 +239,8 @@ async def registry_figures(args: argparse.Namespace, nats_url: str, database_url
     try:
         counted, began = 0, 0.0
         deadline = time.monotonic() + 300
+        registry = CONSUMERS.pauser_sessions
         while time.monotonic() < deadline:
-            registry = CONSUMERS.pauser_sessions
             info = await js.consumer_info(registry.stream, registry.durable)
             left = (info.num_pending or 0) + (info.num_ack_pending or 0)
             if not counted and left < len(events):  # draining: counted from here on

@@ -74,7 +74,8 @@ class BurstConsumer:
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._nc.new_inbox(), cb=self._deliver)
         taken(self._nc)[self._sub._id] = self._take
-        self._task = asyncio.create_task(self._keep_pulling(), name=f"pull {self.spec.durable}")
+        pulling = self._keep_pulling(self._sub.subject)
+        self._task = asyncio.create_task(pulling, name=f"pull {self.spec.durable}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -107,19 +108,19 @@ class BurstConsumer:
             # loop: a burst's kept messages would hold the pauser's stops behind all of them.
             await asyncio.sleep(0)
             return
-        status = (msg.headers or {}).get("Status")
+        headers = msg.headers or {}
+        status = headers.get("Status")
         if status in _EXPECTED_STATUSES:
             self._refused = None
-        elif status != self._refused:  # said once, not four times a second
+        elif status != self._refused:  # said once, not on every pull
             self._refused = status
-            description = (msg.headers or {}).get("Description", "")
+            description = headers.get("Description", "")
             log.warning("%s: pull answered %s %s", self.spec.durable, status, description)
 
-    async def _keep_pulling(self) -> None:
+    async def _keep_pulling(self, inbox: str) -> None:
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.spec.stream}.{self.spec.durable}"
         expires = int(_PULL_EXPIRES_S * 1e9)
         request = json.dumps({"batch": self._size, "no_wait": True, "expires": expires}).encode()
-        inbox = self._sub.subject if self._sub is not None else ""
         while True:
             self._received = 0
             self._answered.clear()

@@ -202,7 +202,7 @@ async def create_consumer(nc: Client, consumer: ConsumerSpec, replicas: int) -> 
         "max_ack_pending": consumer.max_ack_pending,
         "num_replicas": replicas,
     }
-    if consumer.priority_group is None and not consumer.pulled:
+    if consumer.push:
         config |= {"deliver_subject": consumer.deliver_subject, "deliver_group": consumer.group}
     elif consumer.priority_group is not None:
         config |= {

@@ -106,10 +106,10 @@ def _consuming(*specs: ConsumerSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
             f"{_API}.CONSUMER.INFO.{spec.stream}.{spec.durable}",
             f"$JS.ACK.{spec.stream}.{spec.durable}.>",
         ]
-        if spec.pulled or spec.priority_group is not None:
-            publish.append(f"{_API}.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}")
-        else:
+        if spec.push:
             subscribe.append(spec.deliver_subject)
+        else:
+            publish.append(f"{_API}.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}")
         if spec.priority_group is not None:
             publish.append(f"{_API}.CONSUMER.UNPIN.{spec.stream}.{spec.durable}")
     return tuple(publish), tuple(subscribe)

@@ -827,6 +827,11 @@ class ConsumerSpec:
     pulled: bool = False
 
     @property
+    def push(self) -> bool:
+        """Delivered to a subject (a deliver group), not pulled."""
+        return self.priority_group is None and not self.pulled
+
+    @property
     def group(self) -> str:
         return self.durable
 

@@ -237,7 +237,7 @@ async def cluster_nc(stack: FaultStack) -> AsyncIterator[Client]:
     async def bound() -> bool:
         for spec in CONSUMERS.all():
             info = await js.consumer_info(spec.stream, spec.durable)
-            if spec.priority_group is None and not spec.pulled and not info.push_bound:
+            if spec.push and not info.push_bound:
                 return False  # (a pull consumer is bound when it pulls, a pinned one owned then)
         return True
 
